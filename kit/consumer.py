@@ -1,0 +1,195 @@
+"""The consumer base: at-least-once delivery in, exactly-once effects out.
+
+An :class:`EventConsumer` reads its topics as one consumer group. For each event it opens
+a transaction in its own database, skips the event if its id is already recorded in
+``processed_event``, else runs the handler and records the id in that same transaction.
+Offsets are committed only after handling, so a crash re-delivers and the record drops
+the duplicate. A handler that keeps failing (``max_attempts``) sends the event to the
+dead-letter topic ``<topic>.dlq`` with the error in its headers, and the consumer carries
+on with the next event. Unreadable messages go to the dead-letter topic at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from pydantic import ValidationError
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kit.db import Database
+from kit.events import Event
+from kit.kafka import new_consumer, new_producer
+from kit.models import ProcessedEvent
+from kit.observability import CONSUMER_EVENTS
+
+logger = logging.getLogger("kit.consumer")
+
+Handler = Callable[[AsyncSession, Event], Awaitable[None]]
+DEAD_LETTER_SUFFIX = ".dlq"
+
+
+def dead_letter_topic(topic: str) -> str:
+    return topic + DEAD_LETTER_SUFFIX
+
+
+class EventConsumer:
+    """Runs ``handler`` once per distinct event id from ``topics``, until stopped."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        topics: Sequence[str],
+        database: Database,
+        bootstrap_servers: str,
+        handler: Handler,
+        max_attempts: int = 3,
+        retry_delay_s: float = 0.2,
+        max_backoff_s: float = 5.0,
+    ) -> None:
+        self.name = name
+        self.topics = tuple(topics)
+        self.database = database
+        self.bootstrap_servers = bootstrap_servers
+        self.handler = handler
+        self.max_attempts = max_attempts
+        self.retry_delay_s = retry_delay_s
+        self.max_backoff_s = max_backoff_s
+        self.handled = 0
+        self.duplicates = 0
+        self.dead_lettered = 0
+        self.last_error: str | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"consumer-{self.name}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        backoff = self.retry_delay_s
+        while True:
+            consumer = new_consumer(
+                self.bootstrap_servers, *self.topics, group_id=self.name, client_id=self.name
+            )
+            producer = new_producer(self.bootstrap_servers, client_id=f"{self.name}-dlq")
+            try:
+                await consumer.start()
+                await producer.start()
+                backoff = self.retry_delay_s
+                await self._consume(consumer, producer)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                # Uncommitted events are read again from the committed offsets on restart.
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                logger.warning(
+                    "consumer %s restarts in %.1fs: %s", self.name, backoff, self.last_error
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.max_backoff_s)
+            finally:
+                for client in (consumer, producer):
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(client.stop(), 10)
+
+    async def _consume(self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer) -> None:
+        while True:
+            batches = await consumer.getmany(timeout_ms=500, max_records=500)
+            for partition, records in batches.items():
+                for record in records:
+                    await self.process(record, producer)
+                await consumer.commit({partition: records[-1].offset + 1})
+
+    async def process(self, record: ConsumerRecord[Any, Any], producer: AIOKafkaProducer) -> None:
+        """Handle one record: once per event id, retried, dead-lettered if it keeps failing."""
+        try:
+            event = Event.from_json_bytes(record.value)
+        except (ValidationError, ValueError) as exc:
+            await self._dead_letter(producer, record, error=f"unreadable event: {exc}", attempts=0)
+            return
+        error: Exception | None = None
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                if await self._apply_once(event):
+                    self.handled += 1
+                    CONSUMER_EVENTS.labels(self.name, "handled").inc()
+                else:
+                    self.duplicates += 1
+                    CONSUMER_EVENTS.labels(self.name, "duplicate").inc()
+                return
+            except Exception as exc:
+                error = exc
+                logger.warning(
+                    "consumer %s: event %s failed (attempt %d/%d): %s",
+                    self.name,
+                    event.id,
+                    attempt,
+                    self.max_attempts,
+                    exc,
+                )
+                await asyncio.sleep(self.retry_delay_s * attempt)
+        await self._dead_letter(
+            producer, record, error=f"{type(error).__name__}: {error}", attempts=self.max_attempts
+        )
+        async with self.database.session() as session:
+            session.add(
+                ProcessedEvent(consumer=self.name, event_id=event.id, outcome="dead_letter")
+            )
+
+    async def _apply_once(self, event: Event) -> bool:
+        """Run the handler and record the event id in one transaction; False if seen."""
+        try:
+            async with self.database.session() as session:
+                if await session.get(ProcessedEvent, (self.name, event.id)) is not None:
+                    return False
+                await self.handler(session, event)
+                session.add(ProcessedEvent(consumer=self.name, event_id=event.id))
+        except IntegrityError:
+            # Another member recorded the same event id first: its effects stand, ours
+            # were rolled back with the failed insert.
+            return False
+        return True
+
+    async def _dead_letter(
+        self,
+        producer: AIOKafkaProducer,
+        record: ConsumerRecord[Any, Any],
+        *,
+        error: str,
+        attempts: int,
+    ) -> None:
+        headers = [
+            ("dlq.error", error[:2000].encode()),
+            ("dlq.consumer", self.name.encode()),
+            ("dlq.attempts", str(attempts).encode()),
+            ("dlq.topic", record.topic.encode()),
+            ("dlq.partition", str(record.partition).encode()),
+            ("dlq.offset", str(record.offset).encode()),
+        ]
+        await producer.send_and_wait(
+            dead_letter_topic(record.topic), value=record.value, key=record.key, headers=headers
+        )
+        self.dead_lettered += 1
+        CONSUMER_EVENTS.labels(self.name, "dead_letter").inc()
+        logger.error(
+            "consumer %s sent an event to %s: %s", self.name, dead_letter_topic(record.topic), error
+        )
+
+
+__all__ = ["EventConsumer", "Handler", "TopicPartition", "dead_letter_topic"]

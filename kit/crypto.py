@@ -1,0 +1,268 @@
+"""Field encryption: per-subject AES-GCM data keys, blind indexes, crypto-shredding.
+
+- :class:`FieldCipher` is built from the 32-byte master key (``settings.master_key_bytes``).
+  HKDF-SHA256 derives two independent sub-keys from it: a key-encryption key (KEK) that wraps
+  the data keys, and a blind-index key. The master key itself encrypts nothing.
+- Each subject (a user, usually) has one random 256-bit data key, stored in the kit's
+  ``subject_key`` table wrapped with AES-GCM under the KEK (associated data: the subject).
+  :meth:`FieldCipher.encrypt` creates it on first use; two sessions racing to create it end
+  with one key (the loser's insert fails inside a SAVEPOINT and it re-reads the winner's).
+- A value is encrypted with AES-GCM under its subject's data key, a random 96-bit nonce and
+  associated data ``"{context}|{subject}"``, where ``context`` names the field (such as
+  ``"orders.order.consignee_name"``). A ciphertext copied to another field or another
+  subject therefore fails to decrypt. Tokens are text: ``"v1." + base64url(nonce + ct)``
+  without padding.
+- :meth:`FieldCipher.shred` erases a subject's data key (the row stays, ``wrapped_key``
+  NULL, as a tombstone). Every value encrypted for the subject is then unreadable:
+  decrypting raises :class:`SubjectKeyShredded` (410), and encrypting for the subject again
+  is refused rather than silently starting a new key.
+- :meth:`FieldCipher.blind_index` is an HMAC-SHA256 of a normalised value, so equal values
+  can be looked up without being stored in clear.
+- A failed authentication (tampered token, wrong field, wrong subject, wrong master key) is
+  :class:`DecryptionFailed` (500), never garbage output.
+- Unwrapped data keys are cached in ``session.info`` only until the session's current
+  transaction (or savepoint) ends, never across sessions, so a shred made elsewhere takes
+  effect at the next transaction.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import unicodedata
+from typing import Any, Final
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes, hmac
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from sqlalchemy import event, insert, select, update
+from sqlalchemy.engine import CursorResult
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+from sqlmodel import col
+
+from kit.errors import DomainError
+from kit.models import SubjectKey, utcnow
+
+__all__ = [
+    "TOKEN_PREFIX",
+    "DecryptionFailed",
+    "FieldCipher",
+    "SubjectKeyShredded",
+]
+
+TOKEN_PREFIX: Final = "v1."
+KEY_BYTES: Final = 32
+NONCE_BYTES: Final = 12
+TAG_BYTES: Final = 16
+
+_KEK_INFO: Final = b"kit.crypto.v1.key-encryption-key"
+_BLIND_INDEX_INFO: Final = b"kit.crypto.v1.blind-index-key"
+_TOKEN_BODY: Final = re.compile(r"[A-Za-z0-9_-]+")
+
+# session.info keys: the per-transaction key cache and the flag that its listener is set.
+_CACHE: Final = "kit.crypto.data_keys"
+_LISTENING: Final = "kit.crypto.listening"
+
+
+class SubjectKeyShredded(DomainError):
+    """The subject's key was shredded: its encrypted data was erased for good."""
+
+    status, code, title = 410, "subject-key-shredded", "Data erased"
+
+
+class DecryptionFailed(DomainError):
+    """A ciphertext did not authenticate (tampered, moved, or another key) or has no key."""
+
+    status, code, title = 500, "decryption-failed", "Decryption failed"
+
+
+def _derive(master_key: bytes, info: bytes) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=KEY_BYTES, salt=None, info=info).derive(
+        master_key
+    )
+
+
+def _b64encode(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _b64decode(text: str) -> bytes:
+    if not _TOKEN_BODY.fullmatch(text):
+        raise ValueError("not base64url")
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _check_context(context: str) -> None:
+    if not context or "|" in context:
+        raise ValueError("context must be a non-empty field name without '|'")
+
+
+def _forget_keys(session: Session, _transaction: Any) -> None:
+    """Drop cached data keys whenever a transaction or savepoint of the session ends."""
+    session.info.pop(_CACHE, None)
+
+
+class FieldCipher:
+    """Encrypts and decrypts field values under per-subject keys wrapped by the master key."""
+
+    def __init__(self, master_key: bytes) -> None:
+        if len(master_key) != KEY_BYTES:
+            raise ValueError("master_key must be 32 bytes (AES-256)")
+        self._kek = AESGCM(_derive(master_key, _KEK_INFO))
+        self._blind_index_key = _derive(master_key, _BLIND_INDEX_INFO)
+
+    # -- public API -------------------------------------------------------------------------
+
+    async def encrypt(
+        self, session: AsyncSession, *, subject: str, value: str, context: str
+    ) -> str:
+        """``value`` encrypted for ``subject`` in the field ``context``, as a text token."""
+        _check_context(context)
+        key = await self._data_key(session, subject=subject, create=True)
+        nonce = os.urandom(NONCE_BYTES)
+        ciphertext = AESGCM(key).encrypt(nonce, value.encode("utf-8"), self._aad(context, subject))
+        return TOKEN_PREFIX + _b64encode(nonce + ciphertext)
+
+    async def decrypt(
+        self, session: AsyncSession, *, subject: str, token: str, context: str
+    ) -> str:
+        """The value in ``token``. Raises :class:`SubjectKeyShredded` if the subject's key
+        was shredded and :class:`DecryptionFailed` if the token does not authenticate."""
+        _check_context(context)
+        if not token.startswith(TOKEN_PREFIX):
+            raise DecryptionFailed("the encrypted value is not a recognised token")
+        try:
+            raw = _b64decode(token[len(TOKEN_PREFIX) :])
+        except ValueError as exc:
+            raise DecryptionFailed("the encrypted value is not a recognised token") from exc
+        if len(raw) < NONCE_BYTES + TAG_BYTES:
+            raise DecryptionFailed("the encrypted value is truncated")
+        key = await self._data_key(session, subject=subject, create=False)
+        try:
+            plaintext = AESGCM(key).decrypt(
+                raw[:NONCE_BYTES], raw[NONCE_BYTES:], self._aad(context, subject)
+            )
+        except InvalidTag as exc:
+            raise DecryptionFailed(
+                "the encrypted value failed authentication (tampered, or not for this "
+                "field and subject)"
+            ) from exc
+        return plaintext.decode("utf-8")
+
+    async def shred(self, session: AsyncSession, *, subject: str) -> bool:
+        """Erase ``subject``'s data key, leaving a tombstone. Returns whether a key existed.
+        Idempotent: shredding again keeps the first ``shredded_at`` and returns False."""
+        self._cache(session).pop(subject, None)
+        for _attempt in range(3):
+            result = await session.execute(
+                update(SubjectKey)
+                .where(
+                    col(SubjectKey.subject) == subject,
+                    col(SubjectKey.wrapped_key).is_not(None),
+                )
+                .values(wrapped_key=None, shredded_at=utcnow())
+            )
+            assert isinstance(result, CursorResult)
+            if result.rowcount:
+                return True
+            exists, _wrapped = await self._read(session, subject)
+            if exists:
+                return False  # already a tombstone
+            try:
+                async with session.begin_nested():
+                    now = utcnow()
+                    await session.execute(
+                        insert(SubjectKey).values(
+                            subject=subject, wrapped_key=None, created_at=now, shredded_at=now
+                        )
+                    )
+            except IntegrityError:
+                continue  # a key (or tombstone) was created meanwhile: shred that
+            return False
+        raise RuntimeError("could not shred the subject key under concurrent updates")
+
+    def blind_index(self, value: str, *, context: str) -> str:
+        """A keyed, deterministic index of ``value`` (NFKC-normalised and stripped) for the
+        field ``context``: equal values give equal indexes; other fields give other ones."""
+        _check_context(context)
+        normalised = unicodedata.normalize("NFKC", value).strip()
+        mac = hmac.HMAC(self._blind_index_key, hashes.SHA256())
+        mac.update(context.encode("utf-8") + b"\x00" + normalised.encode("utf-8"))
+        return mac.finalize().hex()
+
+    # -- data keys --------------------------------------------------------------------------
+
+    @staticmethod
+    def _aad(context: str, subject: str) -> bytes:
+        return f"{context}|{subject}".encode()
+
+    def _cache(self, session: AsyncSession) -> dict[str, bytes]:
+        """This cipher's unwrapped keys, for the session's current transaction only."""
+        info = session.info
+        if not info.get(_LISTENING):
+            event.listen(session.sync_session, "after_transaction_end", _forget_keys)
+            info[_LISTENING] = True
+        per_cipher: dict[FieldCipher, dict[str, bytes]] = info.setdefault(_CACHE, {})
+        return per_cipher.setdefault(self, {})
+
+    @staticmethod
+    async def _read(session: AsyncSession, subject: str) -> tuple[bool, bytes | None]:
+        """Whether the subject has a row, and its wrapped key (None once shredded)."""
+        row = (
+            await session.execute(
+                select(col(SubjectKey.wrapped_key)).where(col(SubjectKey.subject) == subject)
+            )
+        ).first()
+        return (False, None) if row is None else (True, row[0])
+
+    def _unwrap(self, subject: str, wrapped: bytes) -> bytes:
+        try:
+            return self._kek.decrypt(
+                wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:], subject.encode("utf-8")
+            )
+        except (InvalidTag, ValueError) as exc:  # ValueError: a truncated stored key
+            raise DecryptionFailed(
+                "the subject's key could not be unwrapped (another master key?)"
+            ) from exc
+
+    def _wrap(self, subject: str, key: bytes) -> bytes:
+        nonce = os.urandom(NONCE_BYTES)
+        return nonce + self._kek.encrypt(nonce, key, subject.encode("utf-8"))
+
+    async def _data_key(self, session: AsyncSession, *, subject: str, create: bool) -> bytes:
+        """The subject's unwrapped data key, created first if ``create`` and none exists."""
+        cached = self._cache(session).get(subject)
+        if cached is not None:
+            return cached
+        for _attempt in range(3):
+            exists, wrapped = await self._read(session, subject)
+            if exists:
+                if wrapped is None:
+                    raise SubjectKeyShredded(
+                        "this data was erased: the subject's encryption key was shredded"
+                    )
+                key = self._unwrap(subject, wrapped)
+                break
+            if not create:
+                raise DecryptionFailed("no encryption key exists for this subject")
+            key = AESGCM.generate_key(bit_length=KEY_BYTES * 8)
+            try:
+                async with session.begin_nested():
+                    await session.execute(
+                        insert(SubjectKey).values(
+                            subject=subject,
+                            wrapped_key=self._wrap(subject, key),
+                            created_at=utcnow(),
+                        )
+                    )
+            except IntegrityError:
+                continue  # another session created it first: use theirs
+            break
+        else:
+            raise RuntimeError("could not create the subject key under concurrent inserts")
+        self._cache(session)[subject] = key
+        return key

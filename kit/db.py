@@ -1,0 +1,126 @@
+"""Database access: one async engine per app, sessions that commit or roll back as a unit.
+
+- :func:`new_registry` gives each app its own SQLModel registry (own ``MetaData`` with the
+  naming conventions below), so one app's tables never land in another app's database.
+- :class:`Database` owns the engine and hands out sessions; ``session()`` commits on success
+  and rolls back on any error, and tells listeners (the outbox relay) after each commit.
+- :data:`SessionDep` is the FastAPI dependency; it commits before the response is sent, so a
+  failed commit is an error response, never a false success.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from sqlalchemy import MetaData, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.orm import registry
+from sqlalchemy.pool import StaticPool
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def new_registry() -> registry:
+    """A fresh SQLModel/SQLAlchemy registry whose metadata follows :data:`NAMING_CONVENTION`."""
+    return registry(metadata=MetaData(naming_convention=NAMING_CONVENTION))
+
+
+def is_sqlite(url: str) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
+    """An async engine for SQLite (aiosqlite) or PostgreSQL (asyncpg)."""
+    if not is_sqlite(url):
+        return create_async_engine(
+            url, echo=echo, pool_size=10, max_overflow=10, pool_pre_ping=True
+        )
+    in_memory = make_url(url).database in (None, "", ":memory:")
+    engine = create_async_engine(
+        url,
+        echo=echo,
+        connect_args={"timeout": 30},
+        **({"poolclass": StaticPool} if in_memory else {}),
+    )
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the driver, begin transactions, so SAVEPOINTs and DDL
+        # roll back as they do on PostgreSQL (the pysqlite/aiosqlite recipe). Transactions
+        # begin IMMEDIATE: writers queue on busy_timeout instead of failing at once when a
+        # read turns into a write (SQLite's embedded default serves one machine, not load).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        if not in_memory:
+            cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+class Database:
+    """An app's engine, its session factory, and the listeners told after each commit."""
+
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        self.url = url
+        self.engine = create_engine(url, echo=echo)
+        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._after_commit: list[Callable[[], None]] = []
+
+    def on_commit(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` after every commit made through :meth:`session`."""
+        self._after_commit.append(listener)
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        """A unit of work: commits when the block ends normally, rolls back otherwise."""
+        async with self.sessionmaker() as session:
+            try:
+                yield session
+                await session.commit()
+            except BaseException:
+                await session.rollback()
+                raise
+        for listener in self._after_commit:
+            listener()
+
+    async def ping(self) -> None:
+        async with self.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def get_database(request: Request) -> Database:
+    database: Database = request.app.state.database
+    return database
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    async with get_database(request).session() as session:
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]

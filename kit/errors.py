@@ -1,0 +1,149 @@
+"""Errors: domain errors carry their HTTP status; every error leaves as RFC 9457 problem+json.
+
+Services raise :class:`DomainError` subclasses (no HTTP in service code); the handlers
+installed by :func:`install_problem_handlers` turn them, validation errors, HTTP errors and
+unexpected exceptions into ``application/problem+json``. Validation problems list each bad
+field by its path (``errors[].field`` such as ``body.address.city``). Unexpected exceptions
+are logged with their stack trace and answered with a bare 500: no trace reaches a client.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM_JSON = "application/problem+json"
+PROBLEM_TYPE_BASE = "https://problems.signature.example/"
+
+logger = logging.getLogger("kit.errors")
+
+
+class DomainError(Exception):
+    """A failure the caller can understand. Subclasses set ``status`` and ``code``."""
+
+    status: int = 400
+    code: str = "bad-request"
+    title: str = "Bad request"
+
+    def __init__(self, detail: str, *, extra: dict[str, Any] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra or {}
+
+
+class NotFound(DomainError):
+    status, code, title = 404, "not-found", "Not found"
+
+
+class Conflict(DomainError):
+    status, code, title = 409, "conflict", "Conflict"
+
+
+class Forbidden(DomainError):
+    status, code, title = 403, "forbidden", "Forbidden"
+
+
+class Unauthorized(DomainError):
+    status, code, title = 401, "unauthorized", "Unauthorized"
+
+
+class ServiceUnavailable(DomainError):
+    status, code, title = 503, "service-unavailable", "Service unavailable"
+
+
+def problem(
+    status: int,
+    *,
+    title: str | None = None,
+    detail: str | None = None,
+    code: str | None = None,
+    instance: str | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    """An ``application/problem+json`` response."""
+    phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE_BASE + (code or phrase.lower().replace(" ", "-")),
+        "title": title or phrase,
+        "status": status,
+    }
+    if detail:
+        body["detail"] = detail
+    if instance:
+        body["instance"] = instance
+    body.update(extra)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+
+
+def field_path(location: Sequence[int | str]) -> str:
+    return ".".join(str(part) for part in location)
+
+
+def validation_problems(errors: Sequence[Any]) -> list[dict[str, str]]:
+    """Each pydantic error as ``{field, message, type}``; the input value is never echoed,
+    since it may be personal data."""
+    return [
+        {"field": field_path(error["loc"]), "message": error["msg"], "type": error["type"]}
+        for error in errors
+    ]
+
+
+async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DomainError)
+    return problem(
+        exc.status,
+        title=exc.title,
+        detail=exc.detail,
+        code=exc.code,
+        instance=request.url.path,
+        **exc.extra,
+    )
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    problems = validation_problems(exc.errors())
+    fields = ", ".join(item["field"] for item in problems)
+    return problem(
+        422,
+        title="Invalid request",
+        code="validation-error",
+        detail=f"invalid or missing fields: {fields}",
+        instance=request.url.path,
+        errors=problems,
+    )
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    response = problem(
+        exc.status_code, detail=str(exc.detail) if exc.detail else None, instance=request.url.path
+    )
+    for name, value in (exc.headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    logger.exception("unhandled error on %s %s", request.method, request.url.path)
+    return problem(
+        500,
+        title="Internal error",
+        code="internal-error",
+        detail="The server could not complete the request.",
+        instance=request.url.path,
+    )
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(DomainError, _domain_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)

@@ -1,0 +1,80 @@
+"""The kit's own tables, present in every app's database.
+
+- ``outbox``: events written in the same transaction as the state change they describe.
+- ``processed_event``: which event ids a consumer has handled (at-least-once in,
+  exactly-once effects out).
+- ``subject_key``: each subject's AES data key, wrapped by the master key; shredding
+  empties it.
+
+They live in their own registry (:data:`kit_registry`); each app's Alembic run targets
+this metadata and its own. Their migration lives once, in ``kit/migrations/versions``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Identity, Index, Integer
+from sqlmodel import Field, SQLModel
+
+from kit.db import new_registry
+
+kit_registry = new_registry()
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _timestamp(*, nullable: bool = False, index: bool = False) -> Column[datetime]:
+    return Column(DateTime(timezone=True), nullable=nullable, index=index)
+
+
+class KitModel(SQLModel, registry=kit_registry):
+    pass
+
+
+class OutboxMessage(KitModel, table=True):
+    """One event waiting to be (or already) published. ``seq`` fixes the publishing order."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_pending", "sent_at", "seq"),)
+
+    seq: int | None = Field(
+        default=None,
+        sa_column=Column(
+            BigInteger().with_variant(Integer(), "sqlite"), Identity(), primary_key=True
+        ),
+    )
+    event_id: str = Field(max_length=64, unique=True)
+    topic: str = Field(max_length=200)
+    key: str = Field(max_length=200, description="the partition key: the event's subject")
+    event_type: str = Field(max_length=200)
+    payload: dict[str, object] = Field(sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())
+    sent_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
+    attempts: int = 0
+
+
+class ProcessedEvent(KitModel, table=True):
+    """An event a consumer group has already applied; its id is never applied twice."""
+
+    __tablename__ = "processed_event"
+
+    consumer: str = Field(primary_key=True, max_length=200)
+    event_id: str = Field(primary_key=True, max_length=64)
+    outcome: str = Field(default="handled", max_length=20, description="handled or dead_letter")
+    processed_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())
+
+
+class SubjectKey(KitModel, table=True):
+    """A subject's data key, wrapped (AES-GCM) by the master key. Shredding sets it to NULL
+    and keeps the row as a tombstone, so decryption can say "shredded" rather than "unknown".
+    """
+
+    __tablename__ = "subject_key"
+
+    subject: str = Field(primary_key=True, max_length=200)
+    wrapped_key: bytes | None = Field(default=None)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())
+    shredded_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))

@@ -1,0 +1,118 @@
+"""Logs and metrics.
+
+- JSON log lines (one object per line) carrying the request id of the request that wrote
+  them; :func:`configure_logging` sets it up once per process.
+- :class:`RequestContextMiddleware` takes ``X-Request-ID`` from the caller (or makes one),
+  echoes it on the response, and counts and times every request for Prometheus.
+- The metrics are process-wide and labelled by ``app``, so several apps in one process (as
+  in tests) share them without clashing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+import time
+import uuid
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from typing import Any
+
+from prometheus_client import Counter, Gauge, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+REQUEST_ID_HEADER = "x-request-id"
+_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,128}$")
+
+request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
+
+HTTP_REQUESTS = Counter(
+    "http_requests_total", "HTTP requests answered", ["app", "method", "route", "status"]
+)
+HTTP_LATENCY = Histogram(
+    "http_request_duration_seconds", "Time to answer an HTTP request", ["app", "method", "route"]
+)
+OUTBOX_PENDING = Gauge("outbox_pending_events", "Outbox events not yet published", ["app"])
+OUTBOX_OLDEST_AGE = Gauge(
+    "outbox_oldest_pending_age_seconds", "Age of the oldest unpublished outbox event", ["app"]
+)
+OUTBOX_PUBLISHED = Counter("outbox_published_total", "Outbox events published", ["app"])
+OUTBOX_FAILURES = Counter("outbox_publish_failures_total", "Failed publish cycles", ["app"])
+CONSUMER_EVENTS = Counter(
+    "consumer_events_total", "Events a consumer took", ["consumer", "outcome"]
+)
+
+_LOG_RECORD_FIELDS = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message"}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, request id, extras."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if request_id := request_id_var.get():
+            entry["request_id"] = request_id
+        for key, value in vars(record).items():
+            if key not in _LOG_RECORD_FIELDS and not key.startswith("_"):
+                entry[key] = value
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+def configure_logging(*, level: str = "INFO", json_lines: bool = True) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        JsonFormatter() if json_lines else logging.Formatter("%(levelname)s %(name)s %(message)s")
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    logging.getLogger("aiokafka").setLevel(max(root.level, logging.WARNING))
+
+
+class RequestContextMiddleware:
+    """Request id in and out, plus request counts and latencies per route template."""
+
+    def __init__(self, app: ASGIApp, *, app_name: str) -> None:
+        self.app = app
+        self.app_name = app_name
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = dict(scope["headers"]).get(REQUEST_ID_HEADER.encode(), b"").decode("latin-1")
+        request_id = incoming if _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        token = request_id_var.set(request_id)
+        status = 500
+        started = time.perf_counter()
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (REQUEST_ID_HEADER.encode(), request_id.encode()),
+                ]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", "<unmatched>")
+            method = scope["method"]
+            HTTP_REQUESTS.labels(self.app_name, method, template, str(status)).inc()
+            HTTP_LATENCY.labels(self.app_name, method, template).observe(
+                time.perf_counter() - started
+            )
+            request_id_var.reset(token)

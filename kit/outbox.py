@@ -1,0 +1,381 @@
+"""The transactional outbox: events are written with the state change, then published.
+
+- :class:`EventWriter` builds a validated :class:`~kit.events.Event` and adds it to the
+  caller's session, so the event commits (or rolls back) with the change it describes.
+- :class:`OutboxRelay` publishes pending rows in ``seq`` order, in batches, with the
+  idempotent producer (acks=all), keyed by subject; it marks rows sent only once Kafka has
+  acknowledged them. While Kafka is down it backs off and retries by itself; nothing is lost,
+  and a crash between publishing and marking gives duplicates, which consumers drop by event
+  id. On PostgreSQL an advisory lock makes one relay per database the publisher, so several
+  workers never interleave one subject's events.
+- ``python -m kit.outbox --database-url ... --bootstrap-servers ...`` runs a relay alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import zlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, timedelta
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlmodel import col
+
+from kit.db import Database, is_sqlite
+from kit.events import Event, new_event
+from kit.kafka import TopicSpec, ensure_topics, new_producer
+from kit.models import OutboxMessage, utcnow
+from kit.observability import (
+    OUTBOX_FAILURES,
+    OUTBOX_OLDEST_AGE,
+    OUTBOX_PENDING,
+    OUTBOX_PUBLISHED,
+    configure_logging,
+)
+
+logger = logging.getLogger("kit.outbox")
+
+CLOUDEVENTS_CONTENT_TYPE = b"application/cloudevents+json; charset=UTF-8"
+SENT_ROWS_KEPT_FOR = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class EventWriter:
+    """Adds an app's events to the outbox, inside the caller's transaction."""
+
+    source: str
+    topic: str
+    personal_fields: frozenset[str] = frozenset()
+
+    def add(
+        self,
+        session: AsyncSession,
+        *,
+        type: str,
+        subject: str,
+        purpose: str,
+        data: Mapping[str, Any] | None = None,
+        categories: Iterable[str] = (),
+    ) -> Event:
+        event = new_event(
+            source=self.source,
+            type=type,
+            subject=subject,
+            purpose=purpose,
+            data=data,
+            categories=categories,
+            personal_fields=self.personal_fields,
+        )
+        add_to_outbox(session, event, topic=self.topic)
+        return event
+
+
+def add_to_outbox(session: AsyncSession, event: Event, *, topic: str) -> OutboxMessage:
+    message = OutboxMessage(
+        event_id=event.id,
+        topic=topic,
+        key=event.subject,
+        event_type=event.type,
+        payload=event.model_dump(mode="json"),
+    )
+    session.add(message)
+    return message
+
+
+@dataclass(frozen=True)
+class OutboxStats:
+    pending: int
+    oldest_pending_age_s: float | None
+
+
+async def outbox_stats(session: AsyncSession) -> OutboxStats:
+    count, oldest = (
+        await session.execute(
+            select(func.count(), func.min(col(OutboxMessage.created_at))).where(
+                col(OutboxMessage.sent_at).is_(None)
+            )
+        )
+    ).one()
+    if oldest is None:
+        return OutboxStats(pending=count, oldest_pending_age_s=None)
+    if oldest.tzinfo is None:  # SQLite returns naive UTC timestamps
+        oldest = oldest.replace(tzinfo=UTC)
+    return OutboxStats(
+        pending=count, oldest_pending_age_s=max(0.0, (utcnow() - oldest).total_seconds())
+    )
+
+
+class OutboxRelay:
+    """Publishes one database's outbox to Kafka until stopped."""
+
+    def __init__(
+        self,
+        *,
+        database: Database,
+        bootstrap_servers: str,
+        app_name: str,
+        topics: Sequence[TopicSpec] = (),
+        batch_size: int = 500,
+        poll_interval_s: float = 0.2,
+        max_backoff_s: float = 5.0,
+    ) -> None:
+        self.database = database
+        self.bootstrap_servers = bootstrap_servers
+        self.app_name = app_name
+        self.topics = tuple(topics)
+        self.batch_size = batch_size
+        self.poll_interval_s = poll_interval_s
+        self.max_backoff_s = max_backoff_s
+        self.kafka_connected = False
+        self.is_leader = False
+        self.last_error: str | None = None
+        self.published_total = 0
+        self._producer: AIOKafkaProducer | None = None
+        self._lock_connection: AsyncConnection | None = None
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._topics_ready = False
+
+    # -- lifecycle -------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def start(self) -> None:
+        self.database.on_commit(self.wake)
+        self._task = asyncio.create_task(self._run(), name=f"outbox-relay-{self.app_name}")
+
+    def wake(self) -> None:
+        """Publish soon: called after every commit, so events leave without waiting a poll."""
+        self._wake.set()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self._close_producer()
+        await self._release_leadership()
+
+    # -- the loop --------------------------------------------------------------------
+    async def _run(self) -> None:
+        backoff = self.poll_interval_s
+        while True:
+            try:
+                if not await self._hold_leadership():
+                    await asyncio.sleep(max(self.poll_interval_s, 1.0))
+                    continue
+                sent = await self.publish_batch()
+                backoff = self.poll_interval_s
+                if sent < self.batch_size:
+                    await self._sleep_until_woken(self.poll_interval_s)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                self.kafka_connected = False
+                OUTBOX_FAILURES.labels(self.app_name).inc()
+                logger.warning(
+                    "outbox relay cannot publish, retrying in %.1fs: %s",
+                    backoff,
+                    self.last_error,
+                    extra={"app": self.app_name},
+                )
+                await self._close_producer()
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.max_backoff_s)
+
+    async def _sleep_until_woken(self, timeout_s: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout_s)
+        self._wake.clear()
+
+    async def publish_batch(self) -> int:
+        """Publish up to ``batch_size`` pending events in order; return how many were acked.
+
+        A row is marked sent only when Kafka acknowledged it and every earlier row of the
+        same subject in the batch was acknowledged too, so a retry never reorders a subject.
+        """
+        async with self.database.session() as session:
+            rows = (
+                await session.execute(
+                    select(
+                        col(OutboxMessage.seq),
+                        col(OutboxMessage.topic),
+                        col(OutboxMessage.key),
+                        col(OutboxMessage.event_type),
+                        col(OutboxMessage.payload),
+                    )
+                    .where(col(OutboxMessage.sent_at).is_(None))
+                    .order_by(col(OutboxMessage.seq))
+                    .limit(self.batch_size)
+                )
+            ).all()
+            stats = await outbox_stats(session)
+        self._record_stats(stats)
+        if not rows:
+            return 0
+        producer = await self._ensure_producer()
+        deliveries: list[asyncio.Future[Any] | BaseException] = []
+        for row in rows:
+            try:
+                deliveries.append(
+                    await producer.send(
+                        row.topic,
+                        value=json.dumps(row.payload, separators=(",", ":")).encode(),
+                        key=row.key.encode(),
+                        headers=[
+                            ("content-type", CLOUDEVENTS_CONTENT_TYPE),
+                            ("ce_type", row.event_type.encode()),
+                        ],
+                    )
+                )
+            except Exception as exc:  # the rest of the batch waits for the next cycle
+                deliveries.extend([exc] * (len(rows) - len(deliveries)))
+                break
+        outcomes = await asyncio.gather(
+            *(d for d in deliveries if isinstance(d, asyncio.Future)), return_exceptions=True
+        )
+        results = iter(outcomes)
+        acked: list[int] = []
+        blocked_keys: set[str] = set()
+        first_error: BaseException | None = None
+        for row, delivery in zip(rows, deliveries, strict=True):
+            outcome = next(results) if isinstance(delivery, asyncio.Future) else delivery
+            if isinstance(outcome, BaseException) or row.key in blocked_keys:
+                blocked_keys.add(row.key)
+                first_error = first_error or (
+                    outcome if isinstance(outcome, BaseException) else None
+                )
+                continue
+            acked.append(row.seq)
+        await self._mark_sent(acked)
+        self.kafka_connected = True
+        self.published_total += len(acked)
+        OUTBOX_PUBLISHED.labels(self.app_name).inc(len(acked))
+        if first_error is not None:
+            raise first_error
+        self.last_error = None
+        return len(acked)
+
+    async def _mark_sent(self, seqs: list[int]) -> None:
+        if not seqs:
+            return
+        now = utcnow()
+        async with self.database.sessionmaker() as session, session.begin():
+            for start in range(0, len(seqs), 1000):
+                await session.execute(
+                    update(OutboxMessage)
+                    .where(col(OutboxMessage.seq).in_(seqs[start : start + 1000]))
+                    .values(sent_at=now)
+                )
+            await session.execute(
+                delete(OutboxMessage).where(col(OutboxMessage.sent_at) < now - SENT_ROWS_KEPT_FOR)
+            )
+
+    def _record_stats(self, stats: OutboxStats) -> None:
+        OUTBOX_PENDING.labels(self.app_name).set(stats.pending)
+        OUTBOX_OLDEST_AGE.labels(self.app_name).set(stats.oldest_pending_age_s or 0.0)
+
+    # -- Kafka -----------------------------------------------------------------------
+    async def _ensure_producer(self) -> AIOKafkaProducer:
+        if self._producer is not None:
+            return self._producer
+        if not self._topics_ready and self.topics:
+            await ensure_topics(self.bootstrap_servers, self.topics)
+            self._topics_ready = True
+        producer = new_producer(self.bootstrap_servers, client_id=f"{self.app_name}-outbox")
+        try:
+            await producer.start()
+        except BaseException:
+            await producer.stop()
+            raise
+        self._producer = producer
+        self.kafka_connected = True
+        logger.info("outbox relay connected to Kafka", extra={"app": self.app_name})
+        return producer
+
+    async def _close_producer(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(producer.stop(), 10)
+
+    # -- one publisher per database --------------------------------------------------
+    async def _hold_leadership(self) -> bool:
+        """SQLite serves one process; on PostgreSQL an advisory lock picks the publisher."""
+        if is_sqlite(self.database.url):
+            self.is_leader = True
+            return True
+        if self._lock_connection is not None:
+            try:
+                await self._lock_connection.exec_driver_sql("SELECT 1")
+                return True
+            except Exception:
+                await self._release_leadership()
+        connection = await self.database.engine.connect()
+        lock_id = zlib.crc32(f"outbox-relay:{self.app_name}".encode())
+        got = await connection.scalar(select(func.pg_try_advisory_lock(lock_id)))
+        await connection.commit()
+        if got:
+            self._lock_connection = connection
+            self.is_leader = True
+            logger.info("outbox relay is the publisher", extra={"app": self.app_name})
+        else:
+            await connection.close()
+        return bool(got)
+
+    async def _release_leadership(self) -> None:
+        connection, self._lock_connection = self._lock_connection, None
+        self.is_leader = False
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                await connection.close()
+
+
+# -- standalone relay ----------------------------------------------------------------
+async def _run_standalone(args: argparse.Namespace) -> None:
+    database = Database(args.database_url)
+    relay = OutboxRelay(
+        database=database,
+        bootstrap_servers=args.bootstrap_servers,
+        app_name=args.app_name,
+        batch_size=args.batch_size,
+        poll_interval_s=args.poll_interval,
+    )
+    stopped = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stopped.set)
+    relay.start()
+    try:
+        await stopped.wait()
+    finally:
+        await relay.stop()
+        await database.dispose()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m kit.outbox", description=__doc__)
+    parser.add_argument("--database-url", required=True)
+    parser.add_argument("--bootstrap-servers", default="127.0.0.1:9092")
+    parser.add_argument("--app-name", default="relay")
+    parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument("--poll-interval", type=float, default=0.2)
+    args = parser.parse_args(argv)
+    configure_logging()
+    asyncio.run(_run_standalone(args))
+
+
+if __name__ == "__main__":
+    main()

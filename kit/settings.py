@@ -1,0 +1,91 @@
+"""Settings shared by every app, read from the environment by pydantic-settings.
+
+Each app subclasses :class:`ServiceSettings` with its own ``env_prefix`` (``ORDERS_``,
+``IDENTITY_``...). Settings common to the whole suite (Kafka, the master key) may also be
+given once without a prefix as ``PRIVACY_*``; the per-service variable wins.
+Secrets are ``SecretStr`` so that logging or printing settings never shows them.
+"""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATA_DIR = REPO_ROOT / ".run" / "data"
+DEFAULT_CATALOGUE = REPO_ROOT / "policy" / "catalogue.yaml"
+
+SUITE_PREFIX = "PRIVACY_"
+
+# A development-only master key. Start-up refuses it when ``environment`` is ``production``.
+DEVELOPMENT_MASTER_KEY = base64.b64encode(b"development-master-key-32-bytes!").decode()
+
+
+class ServiceSettings(BaseSettings):
+    """What every app needs. Subclasses set ``service_name`` and ``model_config``."""
+
+    service_name: ClassVar[str] = "service"
+
+    model_config = SettingsConfigDict(env_prefix=SUITE_PREFIX, extra="ignore")
+
+    environment: str = Field(default="development", description="development, test, production")
+    database_url: str = Field(default="", description="SQLAlchemy async URL; default SQLite")
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    kafka_topic_partitions: int = Field(default=3, ge=1)
+    master_key: SecretStr = SecretStr(DEVELOPMENT_MASTER_KEY)
+    catalogue_path: Path = DEFAULT_CATALOGUE
+    outbox_batch_size: int = Field(default=500, ge=1, le=10_000)
+    outbox_poll_interval_s: float = Field(default=0.2, gt=0)
+    outbox_max_backoff_s: float = Field(default=5.0, gt=0)
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        suite_wide = EnvSettingsSource(settings_cls, env_prefix=SUITE_PREFIX)
+        return (init_settings, env_settings, suite_wide, dotenv_settings, file_secret_settings)
+
+    @field_validator("master_key")
+    @classmethod
+    def _master_key_is_32_bytes(cls, value: SecretStr) -> SecretStr:
+        try:
+            raw = base64.b64decode(value.get_secret_value(), validate=True)
+        except ValueError as exc:
+            raise ValueError("master_key must be base64") from exc
+        if len(raw) != 32:
+            raise ValueError("master_key must decode to 32 bytes (AES-256)")
+        return value
+
+    def model_post_init(self, context: Any, /) -> None:
+        if self.environment == "production" and (
+            self.master_key.get_secret_value() == DEVELOPMENT_MASTER_KEY
+        ):
+            raise ValueError("the development master key may not be used in production")
+        if not self.database_url:
+            DEFAULT_DATA_DIR.mkdir(parents=True, exist_ok=True)
+            self.database_url = f"sqlite+aiosqlite:///{DEFAULT_DATA_DIR / self.service_name}.db"
+
+    @property
+    def master_key_bytes(self) -> bytes:
+        return base64.b64decode(self.master_key.get_secret_value())
+
+    @property
+    def events_topic(self) -> str:
+        """The topic this app's outbox publishes its domain events to."""
+        return f"{self.service_name}.events"

@@ -1,0 +1,12 @@
+"""Identity settings: ``IDENTITY_*`` variables, falling back to the suite-wide ``PRIVACY_*``."""
+
+from typing import ClassVar
+
+from pydantic_settings import SettingsConfigDict
+
+from kit.settings import ServiceSettings
+
+
+class Settings(ServiceSettings):
+    service_name: ClassVar[str] = "identity"
+    model_config = SettingsConfigDict(env_prefix="IDENTITY_", extra="ignore")

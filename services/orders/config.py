@@ -1,0 +1,12 @@
+"""Orders settings: ``ORDERS_*`` variables, falling back to the suite-wide ``PRIVACY_*``."""
+
+from typing import ClassVar
+
+from pydantic_settings import SettingsConfigDict
+
+from kit.settings import ServiceSettings
+
+
+class Settings(ServiceSettings):
+    service_name: ClassVar[str] = "orders"
+    model_config = SettingsConfigDict(env_prefix="ORDERS_", extra="ignore")

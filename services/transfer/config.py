@@ -1,0 +1,12 @@
+"""Transfer settings: ``TRANSFER_*`` variables, falling back to the suite-wide ``PRIVACY_*``."""
+
+from typing import ClassVar
+
+from pydantic_settings import SettingsConfigDict
+
+from kit.settings import ServiceSettings
+
+
+class Settings(ServiceSettings):
+    service_name: ClassVar[str] = "transfer"
+    model_config = SettingsConfigDict(env_prefix="TRANSFER_", extra="ignore")
