@@ -2,6 +2,8 @@
 
 - :func:`new_registry` gives each app its own SQLModel registry (own ``MetaData`` with the
   naming conventions below), so one app's tables never land in another app's database.
+  Name it on a base class (``class OrdersModel(SQLModel, registry=registry)``) and derive
+  tables from that base: a ``table=True`` class naming the registry itself is not mapped.
 - :class:`Database` owns the engine and hands out sessions; ``session()`` commits on success
   and rolls back on any error, and tells listeners (the outbox relay) after each commit.
 - :data:`SessionDep` is the FastAPI dependency; it commits before the response is sent, so a

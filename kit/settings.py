@@ -2,7 +2,8 @@
 
 Each app subclasses :class:`ServiceSettings` with its own ``env_prefix`` (``ORDERS_``,
 ``IDENTITY_``...). Settings common to the whole suite (Kafka, the master key) may also be
-given once without a prefix as ``PRIVACY_*``; the per-service variable wins.
+given once as ``PRIVACY_*``; the per-service variable wins. The database URL is per app only:
+``PRIVACY_DATABASE_URL`` is ignored, so two apps never share a database by accident.
 Secrets are ``SecretStr`` so that logging or printing settings never shows them.
 """
 
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from pydantic import Field, SecretStr, field_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -25,9 +27,20 @@ DEFAULT_DATA_DIR = REPO_ROOT / ".run" / "data"
 DEFAULT_CATALOGUE = REPO_ROOT / "policy" / "catalogue.yaml"
 
 SUITE_PREFIX = "PRIVACY_"
+# Never taken from a suite-wide variable: each app has its own database.
+PER_APP_ONLY = frozenset({"database_url"})
 
 # A development-only master key. Start-up refuses it when ``environment`` is ``production``.
 DEVELOPMENT_MASTER_KEY = base64.b64encode(b"development-master-key-32-bytes!").decode()
+
+
+class _SuiteWideEnvironment(EnvSettingsSource):
+    """``PRIVACY_*`` variables, for every setting but those in :data:`PER_APP_ONLY`."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        if field_name in PER_APP_ONLY:
+            return None, field_name, False
+        return super().get_field_value(field, field_name)
 
 
 class ServiceSettings(BaseSettings):
@@ -58,7 +71,7 @@ class ServiceSettings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        suite_wide = EnvSettingsSource(settings_cls, env_prefix=SUITE_PREFIX)
+        suite_wide = _SuiteWideEnvironment(settings_cls, env_prefix=SUITE_PREFIX)
         return (init_settings, env_settings, suite_wide, dotenv_settings, file_secret_settings)
 
     @field_validator("master_key")

@@ -1,0 +1,70 @@
+# The two commands: `make run` (the whole suite on its embedded defaults) and `make test`.
+# Everything else: `make help`.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+APPS := services.identity services.orders services.consent services.transfer gateway
+PYTEST_ARGS ?=
+
+.PHONY: help run test lint format compliance bench migrate kafka postgres stop clean
+
+help:
+	@echo "make run         start Kafka, migrate the SQLite databases, run the 4 services + gateway"
+	@echo "make test        the whole test suite (starts Kafka and PostgreSQL when needed)"
+	@echo "make lint        ruff (lint + format check) and mypy"
+	@echo "make compliance  which policy obligations the last test run proves"
+	@echo "make bench       benchmarks, side by side, printed as figures and ratios"
+	@echo "make stop        stop the local Kafka and PostgreSQL"
+
+$(BIN)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+kafka: $(BIN)/.installed
+	bash deploy/kafka/kafka.sh start
+
+postgres:
+	bash deploy/postgres/pg.sh start
+
+migrate: $(BIN)/.installed
+	$(BIN)/python -m kit.migrations upgrade $(APPS)
+
+run: kafka migrate
+	@echo
+	@echo "  gateway   http://127.0.0.1:$${GATEWAY_PORT:-8000}   (OpenAPI: /docs)"
+	@echo "  identity  http://127.0.0.1:$${IDENTITY_PORT:-8001}"
+	@echo "  orders    http://127.0.0.1:$${ORDERS_PORT:-8002}"
+	@echo "  consent   http://127.0.0.1:$${CONSENT_PORT:-8003}"
+	@echo "  transfer  http://127.0.0.1:$${TRANSFER_PORT:-8004}"
+	@echo "  kafka     $$(bash deploy/kafka/kafka.sh bootstrap)"
+	@echo "  each app: /healthz /readyz /metrics /docs     Ctrl-C stops the apps"
+	@echo
+	$(BIN)/honcho start -f deploy/Procfile -d .
+
+test: $(BIN)/.installed
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy kit gateway services tests bench
+
+format: $(BIN)/.installed
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+compliance: $(BIN)/.installed
+	$(BIN)/python tests/compliance.py
+
+bench: kafka postgres
+	$(BIN)/python -m bench
+
+stop:
+	-bash deploy/kafka/kafka.sh stop
+	-bash deploy/postgres/pg.sh stop
+
+clean: stop
+	rm -rf .run $(VENV) deploy/kafka/lib *.egg-info .mypy_cache .ruff_cache .pytest_cache

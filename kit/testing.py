@@ -1,0 +1,162 @@
+"""Helpers for tests that run against the real broker and database.
+
+- :class:`LocalKafka` starts or stops a broker through ``deploy/kafka/kafka.sh``;
+- :class:`LocalPostgres` starts the cluster of ``deploy/postgres/pg.sh`` and makes
+  throw-away databases;
+- :func:`read_events` reads a topic from the beginning into :class:`~kit.events.Event`s;
+- :func:`eventually` waits, bounded, for a condition; :class:`TopicSizes` counts records.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from sqlalchemy.engine import make_url
+
+from kit.events import Event
+from kit.settings import REPO_ROOT
+
+KAFKA_SCRIPT = REPO_ROOT / "deploy" / "kafka" / "kafka.sh"
+POSTGRES_SCRIPT = REPO_ROOT / "deploy" / "postgres" / "pg.sh"
+
+
+@dataclass
+class LocalKafka:
+    """A broker run by ``deploy/kafka/kafka.sh`` on the given ports and data directory."""
+
+    port: int = 9092
+    controller_port: int = 9093
+    data_dir: Path = field(default_factory=lambda: REPO_ROOT / ".run" / "kafka")
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def _run(self, command: str) -> None:
+        env = dict(
+            os.environ,
+            KAFKA_PORT=str(self.port),
+            KAFKA_CONTROLLER_PORT=str(self.controller_port),
+            KAFKA_DATA_DIR=str(self.data_dir),
+        )
+        subprocess.run(["bash", str(KAFKA_SCRIPT), command], check=True, env=env)
+
+    def start(self) -> None:
+        self._run("start")
+
+    def stop(self) -> None:
+        self._run("stop")
+
+
+@dataclass
+class LocalPostgres:
+    """The cluster of ``deploy/postgres/pg.sh``; ``database()`` makes a fresh database."""
+
+    admin_url: str = ""
+
+    def start(self) -> None:
+        subprocess.run(["bash", str(POSTGRES_SCRIPT), "start"], check=True)
+        self.admin_url = subprocess.run(
+            ["bash", str(POSTGRES_SCRIPT), "url", "kit_test"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+
+    def _asyncpg_dsn(self, url: str) -> str:
+        return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+    @asynccontextmanager
+    async def database(self) -> AsyncIterator[str]:
+        """A new empty database for one test, dropped afterwards; yields its URL."""
+        name = f"t_{uuid.uuid4().hex[:12]}"
+        admin = await asyncpg.connect(self._asyncpg_dsn(self.admin_url))
+        try:
+            await admin.execute(f'CREATE DATABASE "{name}"')
+            yield make_url(self.admin_url).set(database=name).render_as_string(hide_password=False)
+        finally:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await admin.close()
+
+
+async def eventually(
+    condition: Callable[[], Awaitable[bool]], *, timeout_s: float, what: str
+) -> None:
+    """Wait until ``condition()`` holds, polling; fail naming ``what`` after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not await condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
+        await asyncio.sleep(0.1)
+
+
+class TopicSizes:
+    """How many records each topic holds (the sum of its partitions' end offsets)."""
+
+    def __init__(self, bootstrap_servers: str) -> None:
+        self._consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers)
+
+    async def __aenter__(self) -> TopicSizes:
+        await self._consumer.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self._consumer.stop()
+
+    async def size(self, topic: str) -> int:
+        partitions = self._consumer.partitions_for_topic(topic)
+        if not partitions:
+            await self._consumer._client.force_metadata_update()
+            partitions = self._consumer.partitions_for_topic(topic) or set()
+        offsets = await self._consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
+        return sum(offsets.values())
+
+
+async def read_events(
+    bootstrap_servers: str, topic: str, *, count: int, timeout_s: float = 60.0
+) -> list[Event]:
+    """Read ``topic`` from its start until ``count`` distinct event ids arrived (or fail on
+    timeout); duplicates that arrived meanwhile are returned too.
+
+    Events come back in partition order, one partition after another, as Kafka keeps them.
+    """
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers, enable_auto_commit=False, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    try:
+        partitions: set[int] | None = None
+        deadline = time.monotonic() + timeout_s
+        while not partitions:
+            partitions = consumer.partitions_for_topic(topic)
+            if not partitions:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"topic {topic} never appeared")
+                await consumer._client.force_metadata_update()
+                await asyncio.sleep(0.2)
+        consumer.assign([TopicPartition(topic, p) for p in sorted(partitions)])
+        await consumer.seek_to_beginning()
+        events: list[Event] = []
+        seen: set[str] = set()
+        while len(seen) < count:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"{len(seen)} of {count} events arrived on {topic}")
+            batches = await consumer.getmany(timeout_ms=int(min(remaining, 1.0) * 1000))
+            for records in batches.values():
+                for record in records:
+                    events.append(Event.from_json_bytes(record.value))
+                    seen.add(events[-1].id)
+        return events
+    finally:
+        await consumer.stop()

@@ -1,0 +1,60 @@
+"""Shared fixtures: the real broker and database, started once per run.
+
+- ``kafka``: the broker of ``deploy/kafka/kafka.sh`` (reused when it already runs), or the
+  one named by ``TEST_KAFKA_BOOTSTRAP_SERVERS``.
+- ``outage_kafka``: a second broker of our own on other ports, which tests stop and start
+  to prove that nothing is lost while Kafka is down.
+- ``postgres`` / ``pg_url``: the cluster of ``deploy/postgres/pg.sh`` (or the server of
+  ``TEST_POSTGRES_ADMIN_URL``), and a fresh database per test.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from kit.settings import REPO_ROOT
+from kit.testing import LocalKafka, LocalPostgres
+
+pytest_plugins = ["tests.compliance"]
+
+
+@dataclass(frozen=True)
+class Broker:
+    bootstrap_servers: str
+
+
+@pytest.fixture(scope="session")
+def kafka() -> Broker:
+    if servers := os.environ.get("TEST_KAFKA_BOOTSTRAP_SERVERS"):
+        return Broker(servers)
+    broker = LocalKafka()
+    broker.start()
+    return Broker(broker.bootstrap_servers)
+
+
+@pytest.fixture(scope="session")
+def outage_kafka() -> Iterator[LocalKafka]:
+    broker = LocalKafka(
+        port=19092, controller_port=19093, data_dir=REPO_ROOT / ".run" / "kafka-outage"
+    )
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> LocalPostgres:
+    cluster = LocalPostgres(admin_url=os.environ.get("TEST_POSTGRES_ADMIN_URL", ""))
+    if not cluster.admin_url:
+        cluster.start()
+    return cluster
+
+
+@pytest.fixture
+async def pg_url(postgres: LocalPostgres) -> AsyncIterator[str]:
+    async with postgres.database() as url:
+        yield url

@@ -1,0 +1,139 @@
+"""The consumer base on the real broker: a redelivered event has no second effect, a
+poison event goes to the dead-letter topic with its error and the consumer carries on."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kit.consumer import EventConsumer, dead_letter_topic
+from kit.db import Database
+from kit.events import Event, new_event
+from kit.kafka import TopicSpec, ensure_topics
+from kit.models import ProcessedEvent
+from kit.testing import eventually
+from tests.conftest import Broker
+from tests.kit.support import EVENT_TYPE, AppliedDeposits, create_tables
+
+pytestmark = pytest.mark.integration
+
+
+def deposit(subject: str, number: int, *, event_id: str | None = None) -> Event:
+    return new_event(
+        source="/kit-test",
+        type=EVENT_TYPE,
+        subject=subject,
+        purpose="order.fulfilment",
+        data={"number": number},
+        event_id=event_id,
+    )
+
+
+async def apply_deposit(session: AsyncSession, event: Event) -> None:
+    if event.data.get("poison"):
+        raise ValueError("this deposit cannot be applied")
+    applied = await session.get(AppliedDeposits, event.subject) or AppliedDeposits(
+        subject=event.subject
+    )
+    applied.count += 1
+    session.add(applied)
+
+
+async def publish(bootstrap: str, topic: str, messages: list[bytes]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True)
+    await producer.start()
+    try:
+        for value in messages:
+            await producer.send_and_wait(topic, value=value, key=b"acc_1")
+    finally:
+        await producer.stop()
+
+
+async def read_dead_letters(bootstrap: str, topic: str, count: int) -> list[dict[str, str]]:
+    consumer = AIOKafkaConsumer(
+        dead_letter_topic(topic),
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        group_id=uuid.uuid4().hex,
+    )
+    await consumer.start()
+    try:
+        letters: list[dict[str, str]] = []
+        while len(letters) < count:
+            batches = await consumer.getmany(timeout_ms=30_000)
+            assert batches, "the dead-letter topic stayed empty"
+            for records in batches.values():
+                letters.extend({k: v.decode() for k, v in r.headers} for r in records)
+        return letters
+    finally:
+        await consumer.stop()
+
+
+async def test_poison_events_are_dead_lettered_and_duplicates_have_no_effect(
+    kafka: Broker, tmp_path: Path
+) -> None:
+    topic = f"kit-test.consumer.{uuid.uuid4().hex[:8]}"
+    await ensure_topics(
+        kafka.bootstrap_servers, [TopicSpec(topic), TopicSpec(dead_letter_topic(topic))]
+    )
+    database = Database(f"sqlite+aiosqlite:///{tmp_path}/consumer.db")
+    await create_tables(database)
+    first = deposit("acc_1", 1)
+    poison = new_event(
+        source="/kit-test",
+        type=EVENT_TYPE,
+        subject="acc_1",
+        purpose="order.fulfilment",
+        data={"number": 2, "poison": True},
+    )
+    last = deposit("acc_1", 3)
+    await publish(
+        kafka.bootstrap_servers,
+        topic,
+        [
+            first.to_json_bytes(),
+            first.to_json_bytes(),  # redelivered: same event id
+            b"{not an event",
+            poison.to_json_bytes(),
+            last.to_json_bytes(),
+        ],
+    )
+    consumer = EventConsumer(
+        name=f"deposits-{uuid.uuid4().hex[:8]}",
+        topics=[topic],
+        database=database,
+        bootstrap_servers=kafka.bootstrap_servers,
+        handler=apply_deposit,
+        max_attempts=3,
+        retry_delay_s=0.01,
+    )
+    consumer.start()
+
+    async def all_taken() -> bool:
+        return consumer.handled + consumer.duplicates + consumer.dead_lettered >= 5
+
+    try:
+        await eventually(all_taken, timeout_s=60, what="the consumer to take all 5 messages")
+    finally:
+        await consumer.stop()
+
+    assert (consumer.handled, consumer.duplicates, consumer.dead_lettered) == (2, 1, 2)
+    async with database.session() as session:
+        applied = await session.get(AppliedDeposits, "acc_1")
+        outcomes = (
+            await session.execute(select(ProcessedEvent.event_id, ProcessedEvent.outcome))
+        ).all()
+    await database.dispose()
+    assert applied is not None and applied.count == 2
+    assert dict(outcomes) == {first.id: "handled", poison.id: "dead_letter", last.id: "handled"}
+
+    letters = await read_dead_letters(kafka.bootstrap_servers, topic, 2)
+    errors = sorted(letter["dlq.error"] for letter in letters)
+    assert errors[0].startswith("ValueError: this deposit cannot be applied")
+    assert errors[1].startswith("unreadable event")
+    assert {letter["dlq.topic"] for letter in letters} == {topic}

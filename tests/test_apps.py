@@ -1,0 +1,90 @@
+"""Every app (four services and the gateway) starts from a migrated database, answers
+``/healthz`` and ``/readyz``, serves its own OpenAPI and metrics, and says when Kafka is
+down while its events wait safely in the outbox."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from kit.migrations import upgrade
+from kit.settings import ServiceSettings
+from tests.conftest import Broker
+
+APPS = ["services.identity", "services.orders", "services.consent", "services.transfer", "gateway"]
+UNREACHABLE_KAFKA = "127.0.0.1:1"
+
+
+@asynccontextmanager
+async def running(app_package: str, url: str, bootstrap: str) -> AsyncIterator[httpx.AsyncClient]:
+    settings_class: type[ServiceSettings] = importlib.import_module(
+        f"{app_package}.config"
+    ).Settings
+    settings = settings_class(database_url=url, kafka_bootstrap_servers=bootstrap)
+    await upgrade(app_package, url)
+    app: FastAPI = importlib.import_module(f"{app_package}.main").create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+            yield client
+
+
+@pytest.mark.parametrize("app_package", APPS)
+async def test_app_is_alive_and_ready_with_kafka(
+    app_package: str, kafka: Broker, tmp_path: Path
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path}/app.db"
+    async with running(app_package, url, kafka.bootstrap_servers) as client:
+        health = await client.get("/healthz")
+        assert health.status_code == 200 and health.json()["status"] == "ok"
+        assert health.headers["x-request-id"]
+        ready = await client.get("/readyz")
+        assert ready.status_code == 200, ready.text
+        body = ready.json()
+        assert body["status"] == "ready"
+        assert body["checks"]["database"]["ok"] and body["checks"]["outbox_relay"]["ok"]
+        assert body["checks"]["kafka"]["ok"]
+        openapi = (await client.get("/openapi.json")).json()
+        assert {"/healthz", "/readyz"} <= set(openapi["paths"])
+        metrics = await client.get("/metrics")
+        assert "http_requests_total" in metrics.text
+
+
+@pytest.mark.parametrize("app_package", APPS)
+async def test_readyz_reports_the_broker_down_while_events_stay_queued(
+    app_package: str, tmp_path: Path
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path}/app.db"
+    async with running(app_package, url, UNREACHABLE_KAFKA) as client:
+        ready = await client.get("/readyz")
+        assert ready.status_code == 200
+        body = ready.json()
+        assert body["status"] == "degraded"
+        assert body["checks"]["kafka"]["ok"] is False
+        assert body["checks"]["outbox_relay"]["ok"] is True
+        assert body["checks"]["outbox_relay"]["detail"]["pending"] == 0
+
+
+async def test_request_ids_are_kept_from_the_caller(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path}/app.db"
+    async with running("services.orders", url, UNREACHABLE_KAFKA) as client:
+        response = await client.get("/healthz", headers={"X-Request-ID": "req-42"})
+        assert response.headers["x-request-id"] == "req-42"
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("app_package", APPS)
+async def test_migrations_apply_on_postgresql_and_are_idempotent(
+    app_package: str, pg_url: str
+) -> None:
+    await upgrade(app_package, pg_url)
+    await upgrade(app_package, pg_url)
+    async with running(app_package, pg_url, UNREACHABLE_KAFKA) as client:
+        ready = (await client.get("/readyz")).json()
+        assert ready["checks"]["database"]["ok"]
