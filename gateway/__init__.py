@@ -1,4 +1,5 @@
-"""The API gateway: authorisation, purpose binding, consent enforcement and minimum-necessary field filtering.
+"""The API gateway: authorisation, purpose binding, consent enforcement and minimum-necessary field
+filtering.
 
 - ``config``  settings (environment prefix ``GATEWAY_``)
 - ``models``  tables, in this app's own registry and database

@@ -88,10 +88,10 @@ class Database:
         self.url = url
         self.engine = create_engine(url, echo=echo)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
-        self._after_commit: list[Callable[[], None]] = []
+        self._after_commit: list[Callable[[AsyncSession], None]] = []
 
-    def on_commit(self, listener: Callable[[], None]) -> None:
-        """Call ``listener`` after every commit made through :meth:`session`."""
+    def on_commit(self, listener: Callable[[AsyncSession], None]) -> None:
+        """Call ``listener(session)`` after every commit made through :meth:`session`."""
         self._after_commit.append(listener)
 
     @asynccontextmanager
@@ -104,8 +104,8 @@ class Database:
             except BaseException:
                 await session.rollback()
                 raise
-        for listener in self._after_commit:
-            listener()
+            for listener in self._after_commit:
+                listener(session)
 
     async def ping(self) -> None:
         async with self.engine.connect() as connection:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import JSON, BigInteger, Column, DateTime, Identity, Index, Integer
+from sqlalchemy import BigInteger, Column, DateTime, Identity, Index, Integer, Text
 from sqlmodel import Field, SQLModel
 
 from kit.db import new_registry
@@ -50,7 +50,10 @@ class OutboxMessage(KitModel, table=True):
     topic: str = Field(max_length=200)
     key: str = Field(max_length=200, description="the partition key: the event's subject")
     event_type: str = Field(max_length=200)
-    payload: dict[str, object] = Field(sa_column=Column(JSON, nullable=False))
+    payload: str = Field(
+        sa_column=Column(Text, nullable=False),
+        description="the CloudEvent as JSON, exactly as it will be published",
+    )
     created_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())
     sent_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
     attempts: int = 0

@@ -16,9 +16,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import logging
 import signal
+import time
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -46,6 +46,9 @@ logger = logging.getLogger("kit.outbox")
 
 CLOUDEVENTS_CONTENT_TYPE = b"application/cloudevents+json; charset=UTF-8"
 SENT_ROWS_KEPT_FOR = timedelta(days=1)
+HOUSEKEEPING_INTERVAL_S = 1.0
+# Set on a session that added outbox rows: its commit wakes the relay (see kit.db).
+OUTBOX_WRITTEN = "outbox_written"
 
 
 @dataclass(frozen=True)
@@ -85,9 +88,10 @@ def add_to_outbox(session: AsyncSession, event: Event, *, topic: str) -> OutboxM
         topic=topic,
         key=event.subject,
         event_type=event.type,
-        payload=event.model_dump(mode="json"),
+        payload=event.model_dump_json(),
     )
     session.add(message)
+    session.info[OUTBOX_WRITTEN] = True
     return message
 
 
@@ -124,7 +128,7 @@ class OutboxRelay:
         bootstrap_servers: str,
         app_name: str,
         topics: Sequence[TopicSpec] = (),
-        batch_size: int = 500,
+        batch_size: int = 1000,
         poll_interval_s: float = 0.2,
         max_backoff_s: float = 5.0,
     ) -> None:
@@ -151,8 +155,12 @@ class OutboxRelay:
         return self._task is not None and not self._task.done()
 
     def start(self) -> None:
-        self.database.on_commit(self.wake)
+        self.database.on_commit(self._wake_after_outbox_commit)
         self._task = asyncio.create_task(self._run(), name=f"outbox-relay-{self.app_name}")
+
+    def _wake_after_outbox_commit(self, session: AsyncSession) -> None:
+        if session.info.get(OUTBOX_WRITTEN):
+            self.wake()
 
     def wake(self) -> None:
         """Publish soon: called after every commit, so events leave without waiting a poll."""
@@ -170,11 +178,15 @@ class OutboxRelay:
     # -- the loop --------------------------------------------------------------------
     async def _run(self) -> None:
         backoff = self.poll_interval_s
+        next_housekeeping = 0.0
         while True:
             try:
                 if not await self._hold_leadership():
                     await asyncio.sleep(max(self.poll_interval_s, 1.0))
                     continue
+                if time.monotonic() >= next_housekeeping:
+                    await self.housekeeping()
+                    next_housekeeping = time.monotonic() + HOUSEKEEPING_INTERVAL_S
                 sent = await self.publish_batch()
                 backoff = self.poll_interval_s
                 if sent < self.batch_size:
@@ -206,7 +218,7 @@ class OutboxRelay:
         A row is marked sent only when Kafka acknowledged it and every earlier row of the
         same subject in the batch was acknowledged too, so a retry never reorders a subject.
         """
-        async with self.database.session() as session:
+        async with self.database.sessionmaker() as session:
             rows = (
                 await session.execute(
                     select(
@@ -221,8 +233,6 @@ class OutboxRelay:
                     .limit(self.batch_size)
                 )
             ).all()
-            stats = await outbox_stats(session)
-        self._record_stats(stats)
         if not rows:
             return 0
         producer = await self._ensure_producer()
@@ -232,7 +242,7 @@ class OutboxRelay:
                 deliveries.append(
                     await producer.send(
                         row.topic,
-                        value=json.dumps(row.payload, separators=(",", ":")).encode(),
+                        value=row.payload.encode(),
                         key=row.key.encode(),
                         headers=[
                             ("content-type", CLOUDEVENTS_CONTENT_TYPE),
@@ -279,13 +289,19 @@ class OutboxRelay:
                     .where(col(OutboxMessage.seq).in_(seqs[start : start + 1000]))
                     .values(sent_at=now)
                 )
-            await session.execute(
-                delete(OutboxMessage).where(col(OutboxMessage.sent_at) < now - SENT_ROWS_KEPT_FOR)
-            )
 
-    def _record_stats(self, stats: OutboxStats) -> None:
+    async def housekeeping(self) -> OutboxStats:
+        """Export the backlog's size and age, and drop rows published long ago."""
+        async with self.database.sessionmaker() as session, session.begin():
+            stats = await outbox_stats(session)
+            await session.execute(
+                delete(OutboxMessage).where(
+                    col(OutboxMessage.sent_at) < utcnow() - SENT_ROWS_KEPT_FOR
+                )
+            )
         OUTBOX_PENDING.labels(self.app_name).set(stats.pending)
         OUTBOX_OLDEST_AGE.labels(self.app_name).set(stats.oldest_pending_age_s or 0.0)
+        return stats
 
     # -- Kafka -----------------------------------------------------------------------
     async def _ensure_producer(self) -> AIOKafkaProducer:
@@ -370,7 +386,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--database-url", required=True)
     parser.add_argument("--bootstrap-servers", default="127.0.0.1:9092")
     parser.add_argument("--app-name", default="relay")
-    parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--poll-interval", type=float, default=0.2)
     args = parser.parse_args(argv)
     configure_logging()

@@ -56,7 +56,7 @@ class ServiceSettings(BaseSettings):
     kafka_topic_partitions: int = Field(default=3, ge=1)
     master_key: SecretStr = SecretStr(DEVELOPMENT_MASTER_KEY)
     catalogue_path: Path = DEFAULT_CATALOGUE
-    outbox_batch_size: int = Field(default=500, ge=1, le=10_000)
+    outbox_batch_size: int = Field(default=1000, ge=1, le=10_000)
     outbox_poll_interval_s: float = Field(default=0.2, gt=0)
     outbox_max_backoff_s: float = Field(default=5.0, gt=0)
     log_level: str = "INFO"

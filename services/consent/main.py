@@ -10,5 +10,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return create_kit_app(
         settings=settings or Settings(),
         title="Consent service",
-        description="The privacy center: policy versions, consents, rights requests and the processing ledger. Policy sections 2G, 2H, 2J, 4 and 5.",
+        description=(
+            "The privacy center: policy versions, consents, rights requests and the "
+            "processing ledger. Policy sections 2G, 2H, 2J, 4 and 5."
+        ),
     )

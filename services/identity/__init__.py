@@ -1,4 +1,5 @@
-"""Real-name verification, accounts, the token issuer (JWKS) and partner clients. Policy sections 2A and 3.
+"""Real-name verification, accounts, the token issuer (JWKS) and partner clients. Policy sections
+2A and 3.
 
 - ``config``  settings (environment prefix ``IDENTITY_``)
 - ``models``  tables, in this service's own registry and database

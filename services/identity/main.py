@@ -10,5 +10,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return create_kit_app(
         settings=settings or Settings(),
         title="Identity service",
-        description="Real-name verification, accounts, the token issuer (JWKS) and partner clients. Policy sections 2A and 3.",
+        description=(
+            "Real-name verification, accounts, the token issuer (JWKS) and partner clients. "
+            "Policy sections 2A and 3."
+        ),
     )

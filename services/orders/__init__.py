@@ -1,4 +1,5 @@
-"""Cart, orders, delivery, invoices, customs data and partner assignment. Policy sections 2C, 2D and 4.
+"""Cart, orders, delivery, invoices, customs data and partner assignment. Policy sections 2C, 2D
+and 4.
 
 - ``config``  settings (environment prefix ``ORDERS_``)
 - ``models``  tables, in this service's own registry and database

@@ -10,5 +10,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return create_kit_app(
         settings=settings or Settings(),
         title="Orders service",
-        description="Cart, orders, delivery, invoices, customs data and partner assignment. Policy sections 2C, 2D and 4.",
+        description=(
+            "Cart, orders, delivery, invoices, customs data and partner assignment. Policy "
+            "sections 2C, 2D and 4."
+        ),
     )

@@ -1,4 +1,5 @@
-"""Cross-border recipients, their legal bases, and transfers that keep the law. Policy section 4 (storage location) and 3.
+"""Cross-border recipients, their legal bases, and transfers that keep the law. Policy section 4
+(storage location) and 3.
 
 - ``config``  settings (environment prefix ``TRANSFER_``)
 - ``models``  tables, in this service's own registry and database

@@ -10,5 +10,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return create_kit_app(
         settings=settings or Settings(),
         title="Transfer service",
-        description="Cross-border recipients, their legal bases, and transfers that keep the law. Policy section 4 (storage location) and 3.",
+        description=(
+            "Cross-border recipients, their legal bases, and transfers that keep the law. "
+            "Policy section 4 (storage location) and 3."
+        ),
     )

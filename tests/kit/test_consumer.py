@@ -10,6 +10,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from kit.consumer import EventConsumer, dead_letter_topic
 from kit.db import Database
@@ -126,7 +127,7 @@ async def test_poison_events_are_dead_lettered_and_duplicates_have_no_effect(
     async with database.session() as session:
         applied = await session.get(AppliedDeposits, "acc_1")
         outcomes = (
-            await session.execute(select(ProcessedEvent.event_id, ProcessedEvent.outcome))
+            await session.execute(select(col(ProcessedEvent.event_id), col(ProcessedEvent.outcome)))
         ).all()
     await database.dispose()
     assert applied is not None and applied.count == 2
