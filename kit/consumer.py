@@ -17,11 +17,12 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kit.background import BackgroundLoop
 from kit.db import Database
 from kit.events import Event
 from kit.kafka import new_consumer, new_producer
@@ -38,7 +39,7 @@ def dead_letter_topic(topic: str) -> str:
     return topic + DEAD_LETTER_SUFFIX
 
 
-class EventConsumer:
+class EventConsumer(BackgroundLoop):
     """Runs ``handler`` once per distinct event id from ``topics``, until stopped."""
 
     def __init__(
@@ -53,7 +54,7 @@ class EventConsumer:
         retry_delay_s: float = 0.2,
         max_backoff_s: float = 5.0,
     ) -> None:
-        self.name = name
+        super().__init__(name)
         self.topics = tuple(topics)
         self.database = database
         self.bootstrap_servers = bootstrap_servers
@@ -65,25 +66,10 @@ class EventConsumer:
         self.duplicates = 0
         self.dead_lettered = 0
         self.last_error: str | None = None
-        self._task: asyncio.Task[None] | None = None
 
-    @property
-    def running(self) -> bool:
-        return self._task is not None and not self._task.done()
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name=f"consumer-{self.name}")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _run(self) -> None:
+    async def run(self) -> None:
         backoff = self.retry_delay_s
-        while True:
+        while not self.stopping:
             consumer = new_consumer(
                 self.bootstrap_servers, *self.topics, group_id=self.name, client_id=self.name
             )
@@ -93,15 +79,13 @@ class EventConsumer:
                 await producer.start()
                 backoff = self.retry_delay_s
                 await self._consume(consumer, producer)
-            except asyncio.CancelledError:
-                raise
             except Exception as exc:
                 # Uncommitted events are read again from the committed offsets on restart.
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 logger.warning(
                     "consumer %s restarts in %.1fs: %s", self.name, backoff, self.last_error
                 )
-                await asyncio.sleep(backoff)
+                await self.pause(backoff)
                 backoff = min(backoff * 2, self.max_backoff_s)
             finally:
                 for client in (consumer, producer):
@@ -109,7 +93,7 @@ class EventConsumer:
                         await asyncio.wait_for(client.stop(), 10)
 
     async def _consume(self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer) -> None:
-        while True:
+        while not self.stopping:
             batches = await consumer.getmany(timeout_ms=500, max_records=500)
             for partition, records in batches.items():
                 for record in records:
@@ -192,4 +176,4 @@ class EventConsumer:
         )
 
 
-__all__ = ["EventConsumer", "Handler", "TopicPartition", "dead_letter_topic"]
+__all__ = ["EventConsumer", "Handler", "dead_letter_topic"]

@@ -30,6 +30,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import col
 
+from kit.background import BackgroundLoop
 from kit.db import Database, is_sqlite
 from kit.events import Event, new_event
 from kit.kafka import TopicSpec, ensure_topics, new_producer
@@ -47,6 +48,7 @@ logger = logging.getLogger("kit.outbox")
 CLOUDEVENTS_CONTENT_TYPE = b"application/cloudevents+json; charset=UTF-8"
 SENT_ROWS_KEPT_FOR = timedelta(days=1)
 HOUSEKEEPING_INTERVAL_S = 1.0
+LEADERSHIP_RETRY_S = 1.0
 # Set on a session that added outbox rows: its commit wakes the relay (see kit.db).
 OUTBOX_WRITTEN = "outbox_written"
 
@@ -118,7 +120,7 @@ async def outbox_stats(session: AsyncSession) -> OutboxStats:
     )
 
 
-class OutboxRelay:
+class OutboxRelay(BackgroundLoop):
     """Publishes one database's outbox to Kafka until stopped."""
 
     def __init__(
@@ -132,6 +134,7 @@ class OutboxRelay:
         poll_interval_s: float = 0.2,
         max_backoff_s: float = 5.0,
     ) -> None:
+        super().__init__(f"outbox-relay-{app_name}")
         self.database = database
         self.bootstrap_servers = bootstrap_servers
         self.app_name = app_name
@@ -145,54 +148,37 @@ class OutboxRelay:
         self.published_total = 0
         self._producer: AIOKafkaProducer | None = None
         self._lock_connection: AsyncConnection | None = None
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
         self._topics_ready = False
 
-    # -- lifecycle -------------------------------------------------------------------
-    @property
-    def running(self) -> bool:
-        return self._task is not None and not self._task.done()
-
+    # -- the loop --------------------------------------------------------------------
     def start(self) -> None:
         self.database.on_commit(self._wake_after_outbox_commit)
-        self._task = asyncio.create_task(self._run(), name=f"outbox-relay-{self.app_name}")
+        super().start()
 
     def _wake_after_outbox_commit(self, session: AsyncSession) -> None:
         if session.info.get(OUTBOX_WRITTEN):
             self.wake()
 
-    def wake(self) -> None:
-        """Publish soon: called after every commit, so events leave without waiting a poll."""
-        self._wake.set()
-
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await super().stop()
         await self._close_producer()
         await self._release_leadership()
 
-    # -- the loop --------------------------------------------------------------------
-    async def _run(self) -> None:
+    async def run(self) -> None:
         backoff = self.poll_interval_s
         next_housekeeping = 0.0
-        while True:
+        while not self.stopping:
             try:
-                if not await self._hold_leadership():
-                    await asyncio.sleep(max(self.poll_interval_s, 1.0))
-                    continue
                 if time.monotonic() >= next_housekeeping:
+                    if not await self._hold_leadership():
+                        await self.pause(LEADERSHIP_RETRY_S)
+                        continue
                     await self.housekeeping()
                     next_housekeeping = time.monotonic() + HOUSEKEEPING_INTERVAL_S
                 sent = await self.publish_batch()
                 backoff = self.poll_interval_s
                 if sent < self.batch_size:
-                    await self._sleep_until_woken(self.poll_interval_s)
-            except asyncio.CancelledError:
-                raise
+                    await self.pause(self.poll_interval_s)
             except Exception as exc:
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 self.kafka_connected = False
@@ -204,13 +190,9 @@ class OutboxRelay:
                     extra={"app": self.app_name},
                 )
                 await self._close_producer()
-                await asyncio.sleep(backoff)
+                await self.pause(backoff)
                 backoff = min(backoff * 2, self.max_backoff_s)
-
-    async def _sleep_until_woken(self, timeout_s: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout_s)
-        self._wake.clear()
+                next_housekeeping = 0.0  # check leadership again before publishing
 
     async def publish_batch(self) -> int:
         """Publish up to ``batch_size`` pending events in order; return how many were acked.
@@ -329,20 +311,25 @@ class OutboxRelay:
 
     # -- one publisher per database --------------------------------------------------
     async def _hold_leadership(self) -> bool:
-        """SQLite serves one process; on PostgreSQL an advisory lock picks the publisher."""
+        """SQLite serves one process; on PostgreSQL an advisory lock picks the publisher.
+
+        The lock lives as long as its connection, which runs in autocommit so that it never
+        sits idle in a transaction. Checked once per housekeeping interval.
+        """
         if is_sqlite(self.database.url):
             self.is_leader = True
             return True
         if self._lock_connection is not None:
             try:
-                await self._lock_connection.exec_driver_sql("SELECT 1")
+                await asyncio.wait_for(self._lock_connection.exec_driver_sql("SELECT 1"), 5)
                 return True
             except Exception:
+                logger.warning("outbox relay lost its lock connection", exc_info=True)
                 await self._release_leadership()
         connection = await self.database.engine.connect()
+        await connection.execution_options(isolation_level="AUTOCOMMIT")
         lock_id = zlib.crc32(f"outbox-relay:{self.app_name}".encode())
         got = await connection.scalar(select(func.pg_try_advisory_lock(lock_id)))
-        await connection.commit()
         if got:
             self._lock_connection = connection
             self.is_leader = True
@@ -355,8 +342,10 @@ class OutboxRelay:
         connection, self._lock_connection = self._lock_connection, None
         self.is_leader = False
         if connection is not None:
-            with contextlib.suppress(Exception):
-                await connection.close()
+            try:
+                await asyncio.wait_for(connection.close(), 5)
+            except Exception:
+                await connection.invalidate()
 
 
 # -- standalone relay ----------------------------------------------------------------

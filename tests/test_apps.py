@@ -13,8 +13,11 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from kit.catalogue import CatalogueError
 from kit.migrations import upgrade
-from kit.settings import ServiceSettings
+from kit.settings import REPO_ROOT, ServiceSettings
+from services.orders.config import Settings as OrdersSettings
+from services.orders.main import create_app as create_orders_app
 from tests.conftest import Broker
 
 APPS = ["services.identity", "services.orders", "services.consent", "services.transfer", "gateway"]
@@ -88,3 +91,23 @@ async def test_migrations_apply_on_postgresql_and_are_idempotent(
     async with running(app_package, pg_url, UNREACHABLE_KAFKA) as client:
         ready = (await client.get("/readyz")).json()
         assert ready["checks"]["database"]["ok"]
+
+
+@pytest.mark.obligation("OB-0-1")
+async def test_a_broken_catalogue_stops_start_up(tmp_path: Path) -> None:
+    broken = tmp_path / "catalogue.yaml"
+    shipped = (REPO_ROOT / "policy" / "catalogue.yaml").read_text()
+    broken.write_text(
+        shipped.replace(
+            "category: user.contact.phone_number", "category: user.contact.fax_number", 1
+        )
+    )
+    settings = OrdersSettings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path}/app.db",
+        kafka_bootstrap_servers=UNREACHABLE_KAFKA,
+        catalogue_path=broken,
+    )
+    app = create_orders_app(settings)
+    with pytest.raises(CatalogueError, match=r"catalogue\.yaml:\d+: .*fax_number"):
+        async with app.router.lifespan_context(app):
+            pass

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlmodel import col
 
 from kit.crypto import DecryptionFailed, FieldCipher, SubjectKeyShredded
@@ -242,3 +242,34 @@ async def test_concurrent_sessions_share_one_key(db: Database, cipher: FieldCiph
             assert await cipher.decrypt(session, subject="u9", token=token, context=NAME) == (
                 f"value {n}"
             )
+
+
+@pytest.mark.integration
+async def test_postgresql_tables_hold_no_plaintext_and_shredding_holds_there(
+    pg_url: str, cipher: FieldCipher
+) -> None:
+    database = Database(pg_url)
+    async with database.engine.begin() as connection:
+        await connection.run_sync(kit_registry.metadata.create_all)
+        await connection.execute(text("CREATE TABLE stored (subject text, phone text)"))
+    phone = "13812345678"
+    async with database.session() as session:
+        token = await cipher.encrypt(session, subject="acc_pg", value=phone, context=PHONE)
+        await session.execute(
+            text("INSERT INTO stored VALUES (:subject, :phone)"),
+            {"subject": "acc_pg", "phone": token},
+        )
+    async with database.engine.connect() as connection:
+        raw_rows = [
+            row[0]
+            for table in ("stored", "subject_key")
+            for row in await connection.execute(text(f"SELECT t::text FROM {table} t"))
+        ]
+    assert raw_rows and not any(phone in row for row in raw_rows)
+    async with database.session() as session:
+        assert await cipher.shred(session, subject="acc_pg")
+    async with database.session() as session:
+        stored = await session.scalar(text("SELECT phone FROM stored"))
+        with pytest.raises(SubjectKeyShredded):
+            await cipher.decrypt(session, subject="acc_pg", token=stored, context=PHONE)
+    await database.dispose()

@@ -129,27 +129,30 @@ async def test_a_relay_killed_mid_batch_gives_duplicates_at_most(
 
     app_name = f"crash-{uuid.uuid4().hex[:8]}"
     relay = start_relay_process(pg_url, kafka.bootstrap_servers, app_name)
-    # Kill it once Kafka holds a third of the events: some batches are done, one is in flight.
-    deadline = time.monotonic() + 60
-    async with TopicSizes(kafka.bootstrap_servers) as sizes:
-        while await sizes.size(topic) < EVENTS // 3:
-            assert time.monotonic() < deadline, "the relay published nothing"
-            await asyncio.sleep(0.002)
-        relay.send_signal(signal.SIGKILL)
-        relay.wait()
-    left_after_kill = await pending(database)
-    assert left_after_kill > 0, "the kill should land while the relay is working"
-
-    relay = start_relay_process(pg_url, kafka.bootstrap_servers, app_name)
     try:
+        # Kill it once Kafka holds a third of the events: some batches done, one in flight.
+        deadline = time.monotonic() + 60
+        async with TopicSizes(kafka.bootstrap_servers) as sizes:
+            while await sizes.size(topic) < EVENTS // 3:
+                assert time.monotonic() < deadline, "the relay published too little"
+                await asyncio.sleep(0.002)
+            relay.send_signal(signal.SIGKILL)
+            relay.wait()
+        left_after_kill = await pending(database)
+        assert left_after_kill > 0, "the kill should land while the relay is working"
+
+        relay = start_relay_process(pg_url, kafka.bootstrap_servers, app_name)
         await eventually(
             lambda: nothing_pending(database),
             timeout_s=60,
             what="the restarted relay to publish the rest",
         )
-    finally:
         relay.send_signal(signal.SIGTERM)
-        relay.wait(timeout=30)
+        assert relay.wait(timeout=30) == 0, "the relay stops cleanly on SIGTERM"
+    finally:
+        if relay.poll() is None:
+            relay.kill()
+            relay.wait()
     async with TopicSizes(kafka.bootstrap_servers) as sizes:
         published = await sizes.size(topic)
     assert published >= EVENTS
@@ -217,3 +220,41 @@ async def test_a_rolled_back_change_publishes_nothing(kafka: Broker, pg_url: str
     assert [event.subject for event in events] == ["acc_2"]
     async with TopicSizes(kafka.bootstrap_servers) as sizes:
         assert await sizes.size(topic) == 1
+
+
+async def test_one_relay_per_database_publishes_and_another_takes_over(
+    kafka: Broker, pg_url: str
+) -> None:
+    database = Database(pg_url)
+    await create_tables(database)
+    relays = [
+        OutboxRelay(
+            database=database,
+            bootstrap_servers=kafka.bootstrap_servers,
+            app_name="leader-test",
+            poll_interval_s=0.05,
+        )
+        for _ in range(2)
+    ]
+    for relay in relays:
+        relay.start()
+
+    async def one_leader() -> bool:
+        return sum(relay.is_leader for relay in relays) == 1
+
+    try:
+        await eventually(one_leader, timeout_s=10, what="one relay to become the publisher")
+        await asyncio.sleep(0.5)
+        assert await one_leader(), "two relays must never publish one database at once"
+        leader = next(relay for relay in relays if relay.is_leader)
+        follower = next(relay for relay in relays if not relay.is_leader)
+        await leader.stop()
+
+        async def follower_leads() -> bool:
+            return follower.is_leader
+
+        await eventually(follower_leads, timeout_s=10, what="the other relay to take over")
+    finally:
+        for relay in relays:
+            await relay.stop()
+        await database.dispose()

@@ -1,0 +1,72 @@
+"""A loop that runs beside an app and stops cleanly (the outbox relay, consumers).
+
+:meth:`BackgroundLoop.stop` asks the loop to end at its next safe point (between
+batches, never inside a database call or a Kafka request) and waits for it; only a loop
+that does not end within ``stop_timeout_s`` is cancelled. Cancelling a task in the middle
+of a database call can leave the connection unusable and hang the pool, so cancellation
+is the last resort, not the way to stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+logger = logging.getLogger("kit.background")
+
+
+class BackgroundLoop:
+    """Subclasses implement :meth:`run`, checking :attr:`stopping` and sleeping with
+    :meth:`pause` so that :meth:`stop` and :meth:`wake` reach them at once."""
+
+    stop_timeout_s = 15.0
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._stopping = False
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    def start(self) -> None:
+        self._stopping = False
+        self._task = asyncio.create_task(self.run(), name=self.name)
+
+    def wake(self) -> None:
+        """End the current :meth:`pause` early."""
+        self._wake.set()
+
+    async def pause(self, seconds: float) -> None:
+        """Sleep up to ``seconds``; a :meth:`wake` or :meth:`stop` ends it early."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), seconds)
+        self._wake.clear()
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        self._stopping = True
+        self._wake.set()
+        if task is None:
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(task), self.stop_timeout_s)
+        except TimeoutError:
+            logger.warning(
+                "%s did not stop in %.0fs; cancelling it", self.name, self.stop_timeout_s
+            )
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        except Exception:
+            logger.exception("%s ended with an error", self.name)
+
+    async def run(self) -> None:
+        raise NotImplementedError
