@@ -9,18 +9,19 @@ reachable or events safely queued in the outbox).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
 from kit.catalogue import Catalogue, load_catalogue
 from kit.consumer import EventConsumer
+from kit.crypto import FieldCipher
 from kit.db import Database
 from kit.errors import install_problem_handlers
 from kit.kafka import TopicSpec, kafka_reachable
@@ -29,6 +30,7 @@ from kit.outbox import EventWriter, OutboxRelay, outbox_stats
 from kit.settings import ServiceSettings
 
 ConsumerFactory = Callable[["AppContext"], Sequence[EventConsumer]]
+StartupHook = Callable[["AppContext"], Awaitable[None]]
 
 
 @dataclass
@@ -38,6 +40,7 @@ class AppContext:
     settings: ServiceSettings
     catalogue: Catalogue
     database: Database
+    cipher: FieldCipher
     events: EventWriter
     relay: OutboxRelay
     consumers: list[EventConsumer] = field(default_factory=list)
@@ -59,6 +62,9 @@ def app_context(request: Request) -> AppContext:
     return context
 
 
+ContextDep = Annotated[AppContext, Depends(app_context)]
+
+
 def create_app(
     *,
     settings: ServiceSettings,
@@ -67,9 +73,11 @@ def create_app(
     routers: Sequence[APIRouter] = (),
     topics: Sequence[TopicSpec] = (),
     consumers: ConsumerFactory | None = None,
+    on_startup: StartupHook | None = None,
     version: str = "0.1.0",
 ) -> FastAPI:
-    """An app with the kit's parts; ``topics`` are created at start besides its own."""
+    """An app with the kit's parts; ``topics`` are created at start besides its own;
+    ``on_startup`` runs once the context exists, before the relay and consumers start."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -90,6 +98,7 @@ def create_app(
             settings=settings,
             catalogue=catalogue,
             database=database,
+            cipher=FieldCipher(settings.master_key_bytes),
             events=EventWriter(
                 source=f"/{settings.service_name}",
                 topic=settings.events_topic,
@@ -99,6 +108,8 @@ def create_app(
         )
         app.state.context = context
         app.state.database = database
+        if on_startup is not None:
+            await on_startup(context)
         relay.start()
         context.consumers = list(consumers(context)) if consumers else []
         for consumer in context.consumers:

@@ -23,7 +23,7 @@ import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from aiokafka import AIOKafkaProducer
 from sqlalchemy import delete, func, select, update
@@ -82,6 +82,29 @@ class EventWriter:
         )
         add_to_outbox(session, event, topic=self.topic)
         return event
+
+    def processing(
+        self,
+        session: AsyncSession,
+        *,
+        subject: str,
+        actor: str,
+        action: Literal["read", "write", "delete"],
+        purpose: str,
+        resource: str,
+        categories: Iterable[str],
+    ) -> Event:
+        """Record that ``actor`` read or wrote ``subject``'s personal data: the processing
+        ledger is built from these events (who, which categories, when, for what)."""
+        service = self.source.strip("/").replace("/", "_")
+        return self.add(
+            session,
+            type=f"com.signature.{service}.personal_data.{action}.v1",
+            subject=subject,
+            purpose=purpose,
+            data={"actor": actor, "resource": resource, "action": action},
+            categories=categories,
+        )
 
 
 def add_to_outbox(session: AsyncSession, event: Event, *, topic: str) -> OutboxMessage:

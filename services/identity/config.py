@@ -1,7 +1,8 @@
 """Identity settings: ``IDENTITY_*`` variables, falling back to the suite-wide ``PRIVACY_*``."""
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from kit.settings import ServiceSettings
@@ -10,3 +11,25 @@ from kit.settings import ServiceSettings
 class Settings(ServiceSettings):
     service_name: ClassVar[str] = "identity"
     model_config = SettingsConfigDict(env_prefix="IDENTITY_", extra="ignore")
+
+    # Tokens
+    issuer: str = "http://127.0.0.1:8001"
+    audience: str = "signature-api"
+    signing_algorithm: Literal["ES256", "RS256"] = "ES256"
+    signing_key_rotation_days: int = Field(default=30, ge=1)
+    access_token_ttl_s: int = Field(default=900, ge=60, le=3600)
+    refresh_token_ttl_s: int = Field(default=30 * 24 * 3600, ge=3600)
+    partner_token_ttl_s: int = Field(default=600, ge=60, le=3600)
+
+    # Failed logins: at most ``login_max_failures`` per phone (existing or not) and per
+    # client address within ``login_window_s``; then refused until the window passes.
+    login_max_failures: int = Field(default=5, ge=1)
+    login_window_s: int = Field(default=900, ge=1)
+
+    # Real-name verification: the authority adapter.
+    authority_adapter: Literal["sandbox", "http"] = "sandbox"
+    authority_url: str = ""
+    authority_client_id: str = ""
+    authority_client_secret: SecretStr = SecretStr("")
+    authority_timeout_s: float = Field(default=5.0, gt=0)
+    authority_retries: int = Field(default=2, ge=0, le=5)

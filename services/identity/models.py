@@ -1,11 +1,127 @@
-"""Identity tables. They live in this registry, so they exist only in the identity database."""
+"""Identity tables. They live in this registry, so they exist only in the identity database.
 
-from sqlmodel import SQLModel
+Personal values (phone, real name, ID number) are stored only as ciphertext under the
+subject's key (``kit.crypto``) with a keyed blind index for look-ups; never in clear.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import JSON, Column, DateTime
+from sqlmodel import Field, SQLModel
 
 from kit.db import new_registry
+from kit.models import utcnow
 
 registry = new_registry()
 
 
+def _timestamp(*, nullable: bool = False) -> Column[datetime]:
+    return Column(DateTime(timezone=True), nullable=nullable)
+
+
 class IdentityModel(SQLModel, registry=registry):
     """Base of every identity table."""
+
+
+class Account(IdentityModel, table=True):
+    """A user or staff account. ``id`` is the pseudonymous subject used everywhere else."""
+
+    id: str = Field(primary_key=True, max_length=40)
+    kind: str = Field(max_length=10, description="user or staff")
+    phone_index: str = Field(max_length=64, unique=True)
+    phone_encrypted: str
+    password_hash: str
+    roles: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    status: str = Field(default="active", max_length=20, description="active or deleted")
+    verification_level: str = Field(default="none", max_length=20)
+    minor: bool = False
+    guardian_account_id: str | None = Field(default=None, max_length=40)
+    guardian_consent_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())
+
+    @property
+    def verified(self) -> bool:
+        return self.verification_level != "none"
+
+
+class RefreshToken(IdentityModel, table=True):
+    """One refresh token of a login's family; only its hash is kept. A used token whose
+    family is presented again revokes the whole family (reuse detection)."""
+
+    __tablename__ = "refresh_token"
+
+    id: str = Field(primary_key=True, max_length=40)
+    family_id: str = Field(index=True, max_length=40)
+    account_id: str = Field(index=True, max_length=40)
+    token_hash: str = Field(unique=True, max_length=64)
+    client_type: str = Field(max_length=20)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())
+    expires_at: datetime = Field(sa_column=_timestamp())
+    used_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
+    revoked_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
+
+
+class SigningKeyRecord(IdentityModel, table=True):
+    """A token-signing key. The private key is encrypted; the public JWK is published
+    until every token it signed has expired."""
+
+    __tablename__ = "signing_key"
+
+    kid: str = Field(primary_key=True, max_length=128)
+    alg: str = Field(max_length=10)
+    private_pem_encrypted: str
+    public_jwk: dict[str, str] = Field(sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())
+    retired_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
+
+
+class PartnerClient(IdentityModel, table=True):
+    """A partner's OAuth2 client: who it is, under which agreement, assessed when and how,
+    and the purposes it may serve. Only the secret's hash is kept."""
+
+    __tablename__ = "partner_client"
+
+    client_id: str = Field(primary_key=True, max_length=40)
+    secret_hash: str
+    name: str = Field(max_length=200)
+    contact: str = Field(max_length=200)
+    kind: str = Field(max_length=30)
+    agreement_type: str = Field(max_length=30)
+    agreement_reference: str = Field(max_length=200)
+    assessment_date: date
+    assessment_result: str = Field(max_length=20)
+    assessment_valid_until: date
+    purposes: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    scopes: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    status: str = Field(default="active", max_length=20, description="active or revoked")
+    created_by: str = Field(max_length=40)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())
+
+
+class RealNameVerification(IdentityModel, table=True):
+    """A completed real-name (or real-person) verification. Name and ID number are
+    ciphertext; ``id_number_index`` is their blind index (one account per ID number).
+    Face images are never stored."""
+
+    __tablename__ = "real_name_verification"
+
+    account_id: str = Field(primary_key=True, max_length=40)
+    real_name_encrypted: str
+    id_number_encrypted: str
+    id_number_index: str = Field(unique=True, max_length=64)
+    level: str = Field(max_length=20, description="real_name or real_person")
+    minor_until: date | None = Field(default=None, description="the day the subject turns 14")
+    verified_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())
+
+
+class LoginThrottle(IdentityModel, table=True):
+    """Failed logins per key (a phone's blind index, whether or not an account has it, or
+    a client address) within the current window."""
+
+    __tablename__ = "login_throttle"
+
+    key: str = Field(primary_key=True, max_length=100)
+    failures: int = 0
+    window_started_at: datetime = Field(sa_column=_timestamp())
