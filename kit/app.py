@@ -30,7 +30,7 @@ from kit.outbox import EventWriter, OutboxRelay, outbox_stats
 from kit.settings import ServiceSettings
 
 ConsumerFactory = Callable[["AppContext"], Sequence[EventConsumer]]
-StartupHook = Callable[["AppContext"], Awaitable[None]]
+StartupHook = Callable[[FastAPI, "AppContext"], Awaitable[None]]
 
 
 @dataclass
@@ -109,7 +109,7 @@ def create_app(
         app.state.context = context
         app.state.database = database
         if on_startup is not None:
-            await on_startup(context)
+            await on_startup(app, context)
         relay.start()
         context.consumers = list(consumers(context)) if consumers else []
         for consumer in context.consumers:

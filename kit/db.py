@@ -14,10 +14,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import MetaData, event, text
+from sqlalchemy import Column, DateTime, Dialect, MetaData, TypeDecorator, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -28,6 +29,8 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import registry
 from sqlalchemy.pool import StaticPool
 
+from kit.errors import DomainError
+
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -35,6 +38,31 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC timestamp on every database: SQLite keeps no zone, so values
+    are stored as UTC and always come back aware."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("timestamps must be timezone-aware")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None or value.tzinfo is not None:
+            return value
+        return value.replace(tzinfo=UTC)
+
+
+def timestamp_column(*, nullable: bool = False, index: bool = False) -> Column[datetime]:
+    """A column of :class:`UtcDateTime`, for ``Field(sa_column=timestamp_column())``."""
+    return Column(UtcDateTime(), nullable=nullable, index=index)
 
 
 def new_registry() -> registry:
@@ -96,11 +124,15 @@ class Database:
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
-        """A unit of work: commits when the block ends normally, rolls back otherwise."""
+        """A unit of work: commits when the block ends normally, rolls back otherwise
+        (but commits for a :class:`DomainError` whose ``keep_changes`` is set)."""
         async with self.sessionmaker() as session:
             try:
                 yield session
                 await session.commit()
+            except DomainError as error:
+                await (session.commit() if error.keep_changes else session.rollback())
+                raise
             except BaseException:
                 await session.rollback()
                 raise

@@ -31,6 +31,10 @@ class DomainError(Exception):
     status: int = 400
     code: str = "bad-request"
     title: str = "Bad request"
+    # Commit the unit of work although the request fails: for changes that are the point
+    # of the failure (a failed-login count, a token family revoked on reuse).
+    keep_changes: bool = False
+    headers: dict[str, str] = {}
 
     def __init__(self, detail: str, *, extra: dict[str, Any] | None = None) -> None:
         super().__init__(detail)
@@ -97,7 +101,7 @@ def validation_problems(errors: Sequence[Any]) -> list[dict[str, str]]:
 
 async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)
-    return problem(
+    response = problem(
         exc.status,
         title=exc.title,
         detail=exc.detail,
@@ -105,6 +109,8 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
         instance=request.url.path,
         **exc.extra,
     )
+    response.headers.update(exc.headers)
+    return response
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:

@@ -14,20 +14,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import BigInteger, Column, DateTime, Identity, Index, Integer, Text
+from sqlalchemy import BigInteger, Column, Identity, Index, Integer, Text
 from sqlmodel import Field, SQLModel
 
-from kit.db import new_registry
+from kit.db import new_registry, timestamp_column
 
 kit_registry = new_registry()
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def _timestamp(*, nullable: bool = False, index: bool = False) -> Column[datetime]:
-    return Column(DateTime(timezone=True), nullable=nullable, index=index)
 
 
 class KitModel(SQLModel, registry=kit_registry):
@@ -54,8 +50,8 @@ class OutboxMessage(KitModel, table=True):
         sa_column=Column(Text, nullable=False),
         description="the CloudEvent as JSON, exactly as it will be published",
     )
-    created_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())
-    sent_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
+    sent_at: datetime | None = Field(default=None, sa_column=timestamp_column(nullable=True))
     attempts: int = 0
 
 
@@ -67,7 +63,7 @@ class ProcessedEvent(KitModel, table=True):
     consumer: str = Field(primary_key=True, max_length=200)
     event_id: str = Field(primary_key=True, max_length=64)
     outcome: str = Field(default="handled", max_length=20, description="handled or dead_letter")
-    processed_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())
+    processed_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
 
 
 class SubjectKey(KitModel, table=True):
@@ -79,5 +75,5 @@ class SubjectKey(KitModel, table=True):
 
     subject: str = Field(primary_key=True, max_length=200)
     wrapped_key: bytes | None = Field(default=None)
-    created_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())
-    shredded_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
+    shredded_at: datetime | None = Field(default=None, sa_column=timestamp_column(nullable=True))

@@ -22,7 +22,7 @@ import time
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, timedelta
+from datetime import timedelta
 from typing import Any, Literal
 
 from aiokafka import AIOKafkaProducer
@@ -136,8 +136,6 @@ async def outbox_stats(session: AsyncSession) -> OutboxStats:
     ).one()
     if oldest is None:
         return OutboxStats(pending=count, oldest_pending_age_s=None)
-    if oldest.tzinfo is None:  # SQLite returns naive UTC timestamps
-        oldest = oldest.replace(tzinfo=UTC)
     return OutboxStats(
         pending=count, oldest_pending_age_s=max(0.0, (utcnow() - oldest).total_seconds())
     )

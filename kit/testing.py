@@ -4,12 +4,14 @@
 - :class:`LocalPostgres` starts the cluster of ``deploy/postgres/pg.sh`` and makes
   throw-away databases;
 - :func:`read_events` reads a topic from the beginning into :class:`~kit.events.Event`s;
+- :func:`serve_app` migrates and starts an app and gives an in-process client for it;
 - :func:`eventually` waits, bounded, for a condition; :class:`TopicSizes` counts records.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib
 import os
 import subprocess
 import time
@@ -20,11 +22,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
+import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 
 from kit.events import Event
-from kit.settings import REPO_ROOT
+from kit.migrations import upgrade
+from kit.settings import REPO_ROOT, ServiceSettings
 
 KAFKA_SCRIPT = REPO_ROOT / "deploy" / "kafka" / "kafka.sh"
 POSTGRES_SCRIPT = REPO_ROOT / "deploy" / "postgres" / "pg.sh"
@@ -87,6 +92,20 @@ class LocalPostgres:
         finally:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             await admin.close()
+
+
+@asynccontextmanager
+async def serve_app(
+    app_package: str, settings: ServiceSettings, *, base_url: str = "http://app"
+) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    """Migrate ``settings.database_url``, start the app (lifespan included) and give an
+    in-process client for it."""
+    await upgrade(app_package, settings.database_url)
+    app: FastAPI = importlib.import_module(f"{app_package}.main").create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url=base_url) as client:
+            yield app, client
 
 
 async def eventually(

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
 from kit.catalogue import CatalogueError
 from kit.migrations import upgrade
 from kit.settings import REPO_ROOT, ServiceSettings
+from kit.testing import serve_app
 from services.orders.config import Settings as OrdersSettings
 from services.orders.main import create_app as create_orders_app
 from tests.conftest import Broker
@@ -30,12 +30,8 @@ async def running(app_package: str, url: str, bootstrap: str) -> AsyncIterator[h
         f"{app_package}.config"
     ).Settings
     settings = settings_class(database_url=url, kafka_bootstrap_servers=bootstrap)
-    await upgrade(app_package, url)
-    app: FastAPI = importlib.import_module(f"{app_package}.main").create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
-            yield client
+    async with serve_app(app_package, settings) as (_, client):
+        yield client
 
 
 @pytest.mark.parametrize("app_package", APPS)

@@ -8,8 +8,10 @@ Create Date: ${create_date}
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel  # noqa: F401
 from alembic import op
+
+import kit.db  # noqa: F401  (custom column types such as kit.db.UtcDateTime)
 ${imports if imports else ""}
 
 revision: str = ${repr(up_revision)}

@@ -2,8 +2,29 @@
 
 from fastapi import FastAPI
 
+from kit.app import AppContext
 from kit.app import create_app as create_kit_app
+from kit.auth import TokenVerifier
+from services.identity.accounts.router import router as accounts_router
 from services.identity.config import Settings
+from services.identity.partners.router import router as partners_router
+from services.identity.tokens.router import router as tokens_router
+from services.identity.tokens.service import LocalKeySource, active_signing_key
+from services.identity.verification.authority import authority_from_settings
+from services.identity.verification.router import routers as verification_routers
+
+
+async def _start(app: FastAPI, context: AppContext) -> None:
+    settings = context.settings
+    assert isinstance(settings, Settings)
+    async with context.database.session() as session:  # the first start makes the first key
+        await active_signing_key(session, cipher=context.cipher, settings=settings)
+    app.state.authority = authority_from_settings(settings)
+    app.state.token_verifier = TokenVerifier(
+        issuer=settings.issuer,
+        audience=settings.audience,
+        key_source=LocalKeySource(context.database, settings),
+    )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -14,4 +35,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "Real-name verification, accounts, the token issuer (JWKS) and partner clients. "
             "Policy sections 2A and 3."
         ),
+        routers=[tokens_router, accounts_router, partners_router, *verification_routers],
+        on_startup=_start,
     )

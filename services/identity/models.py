@@ -8,17 +8,13 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import JSON, Column, DateTime
+from sqlalchemy import JSON, Column
 from sqlmodel import Field, SQLModel
 
-from kit.db import new_registry
+from kit.db import new_registry, timestamp_column
 from kit.models import utcnow
 
 registry = new_registry()
-
-
-def _timestamp(*, nullable: bool = False) -> Column[datetime]:
-    return Column(DateTime(timezone=True), nullable=nullable)
 
 
 class IdentityModel(SQLModel, registry=registry):
@@ -38,8 +34,10 @@ class Account(IdentityModel, table=True):
     verification_level: str = Field(default="none", max_length=20)
     minor: bool = False
     guardian_account_id: str | None = Field(default=None, max_length=40)
-    guardian_consent_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
-    created_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())
+    guardian_consent_at: datetime | None = Field(
+        default=None, sa_column=timestamp_column(nullable=True)
+    )
+    created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
 
     @property
     def verified(self) -> bool:
@@ -57,10 +55,10 @@ class RefreshToken(IdentityModel, table=True):
     account_id: str = Field(index=True, max_length=40)
     token_hash: str = Field(unique=True, max_length=64)
     client_type: str = Field(max_length=20)
-    created_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())
-    expires_at: datetime = Field(sa_column=_timestamp())
-    used_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
-    revoked_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
+    expires_at: datetime = Field(sa_column=timestamp_column())
+    used_at: datetime | None = Field(default=None, sa_column=timestamp_column(nullable=True))
+    revoked_at: datetime | None = Field(default=None, sa_column=timestamp_column(nullable=True))
 
 
 class SigningKeyRecord(IdentityModel, table=True):
@@ -73,8 +71,8 @@ class SigningKeyRecord(IdentityModel, table=True):
     alg: str = Field(max_length=10)
     private_pem_encrypted: str
     public_jwk: dict[str, str] = Field(sa_column=Column(JSON, nullable=False))
-    created_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())
-    retired_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
+    retired_at: datetime | None = Field(default=None, sa_column=timestamp_column(nullable=True))
 
 
 class PartnerClient(IdentityModel, table=True):
@@ -97,7 +95,7 @@ class PartnerClient(IdentityModel, table=True):
     scopes: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     status: str = Field(default="active", max_length=20, description="active or revoked")
     created_by: str = Field(max_length=40)
-    created_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())
+    created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
 
 
 class RealNameVerification(IdentityModel, table=True):
@@ -113,7 +111,7 @@ class RealNameVerification(IdentityModel, table=True):
     id_number_index: str = Field(unique=True, max_length=64)
     level: str = Field(max_length=20, description="real_name or real_person")
     minor_until: date | None = Field(default=None, description="the day the subject turns 14")
-    verified_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())
+    verified_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
 
 
 class LoginThrottle(IdentityModel, table=True):
@@ -124,4 +122,4 @@ class LoginThrottle(IdentityModel, table=True):
 
     key: str = Field(primary_key=True, max_length=100)
     failures: int = 0
-    window_started_at: datetime = Field(sa_column=_timestamp())
+    window_started_at: datetime = Field(sa_column=timestamp_column())

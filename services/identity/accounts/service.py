@@ -1,0 +1,251 @@
+"""Accounts: register, authenticate (throttled, without telling whether a phone exists),
+show the owner their account, grant roles, create staff. No HTTP here."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from kit.catalogue import Catalogue
+from kit.crypto import FieldCipher
+from kit.errors import Conflict, DomainError, NotFound
+from kit.masking import apply_mask
+from kit.models import utcnow
+from kit.outbox import EventWriter
+from services.identity.accounts.schemas import AccountCreated, AccountView
+from services.identity.config import Settings
+from services.identity.models import Account, LoginThrottle
+from services.identity.secrets import hash_secret, new_id, verify_secret
+from services.identity.verification.rules import Action, ensure_verified
+
+PHONE_CONTEXT = "identity.account.phone"
+RESOURCE = "identity.account"
+_MAINLAND_MOBILE = re.compile(r"^1[3-9]\d{9}$")
+EVENT_PREFIX = "com.signature.identity"
+
+
+class InvalidPhone(DomainError):
+    status, code, title = 422, "invalid-phone", "Invalid phone number"
+
+
+class LoginFailed(DomainError):
+    """Wrong phone or password: one message for both. Its failure count is kept."""
+
+    status, code, title = 401, "login-failed", "Login failed"
+    keep_changes = True
+
+
+class TooManyAttempts(DomainError):
+    status, code, title = 429, "too-many-attempts", "Too many failed logins"
+
+
+def normalise_phone(phone: str) -> str:
+    """A mainland mobile number as 11 digits (``+86``, spaces and dashes dropped)."""
+    digits = re.sub(r"[\s\-]", "", phone)
+    digits = digits.removeprefix("+86").removeprefix("0086")
+    if not _MAINLAND_MOBILE.match(digits):
+        raise InvalidPhone(
+            "the phone number must be a mainland mobile number of 11 digits",
+            extra={
+                "errors": [
+                    {
+                        "field": "body.phone",
+                        "message": "not a mainland mobile number",
+                        "type": "value_error",
+                    }
+                ]
+            },
+        )
+    return digits
+
+
+async def register(
+    session: AsyncSession,
+    *,
+    cipher: FieldCipher,
+    events: EventWriter,
+    phone: str,
+    password: str,
+    kind: str = "user",
+    roles: list[str] | None = None,
+) -> AccountCreated:
+    number = normalise_phone(phone)
+    phone_index = cipher.blind_index(number, context=PHONE_CONTEXT)
+    if await session.scalar(select(col(Account.id)).where(col(Account.phone_index) == phone_index)):
+        raise Conflict("an account with this phone number exists")
+    account_id = new_id("acc")
+    account = Account(
+        id=account_id,
+        kind=kind,
+        phone_index=phone_index,
+        phone_encrypted=await cipher.encrypt(
+            session, subject=account_id, value=number, context=PHONE_CONTEXT
+        ),
+        password_hash=hash_secret(password),
+        roles=list(roles or []),
+    )
+    session.add(account)
+    events.add(
+        session,
+        type=f"{EVENT_PREFIX}.account.created.v1",
+        subject=account_id,
+        purpose="account",
+        data={"kind": kind, "roles": account.roles},
+        categories=["user.contact.phone_number", "user.account.credentials"],
+    )
+    return AccountCreated(
+        account_id=account_id,
+        kind=kind,
+        roles=account.roles,
+    )
+
+
+async def _throttle(session: AsyncSession, key: str, *, settings: Settings) -> LoginThrottle:
+    throttle = await session.get(LoginThrottle, key)
+    now = utcnow()
+    if throttle is None:
+        throttle = LoginThrottle(key=key, failures=0, window_started_at=now)
+        session.add(throttle)
+    elif now - throttle.window_started_at >= timedelta(seconds=settings.login_window_s):
+        throttle.failures, throttle.window_started_at = 0, now
+    return throttle
+
+
+async def authenticate(
+    session: AsyncSession,
+    *,
+    cipher: FieldCipher,
+    settings: Settings,
+    phone: str,
+    password: str,
+    client_address: str,
+) -> Account:
+    """The account for these credentials. Failures count per phone (whether or not an
+    account has it) and per client address; past the limit every try is refused until the
+    window ends, right password or not."""
+    try:
+        number = normalise_phone(phone)
+    except InvalidPhone:
+        number = phone.strip()
+    phone_index = cipher.blind_index(number, context=PHONE_CONTEXT)
+    throttles = [
+        await _throttle(session, f"phone:{phone_index}", settings=settings),
+        await _throttle(session, f"addr:{client_address}", settings=settings),
+    ]
+    if any(t.failures >= settings.login_max_failures for t in throttles):
+        retry = max(
+            settings.login_window_s - (utcnow() - t.window_started_at).total_seconds()
+            for t in throttles
+            if t.failures >= settings.login_max_failures
+        )
+        error = TooManyAttempts("too many failed logins; try again later")
+        error.headers = {"Retry-After": str(max(1, int(retry)))}
+        raise error
+    account = await session.scalar(select(Account).where(col(Account.phone_index) == phone_index))
+    active = account is not None and account.status == "active"
+    if not verify_secret(password, account.password_hash if active and account else None):
+        for throttle in throttles:
+            throttle.failures += 1
+        raise LoginFailed("the phone number or the password is wrong")
+    throttles[0].failures = 0
+    assert account is not None
+    return account
+
+
+async def view_own_account(
+    session: AsyncSession,
+    *,
+    cipher: FieldCipher,
+    events: EventWriter,
+    catalogue: Catalogue,
+    account_id: str,
+) -> AccountView:
+    account = await session.get(Account, account_id)
+    if account is None or account.status != "active":
+        raise NotFound("no such account")
+    phone: str | None = None
+    rule = catalogue.masking_for(RESOURCE, "phone", "account")
+    if rule is not None:
+        phone = apply_mask(
+            await cipher.decrypt(
+                session, subject=account.id, token=account.phone_encrypted, context=PHONE_CONTEXT
+            ),
+            rule,
+        )
+    events.processing(
+        session,
+        subject=account.id,
+        actor=account.id,
+        action="read",
+        purpose="account",
+        resource=RESOURCE,
+        categories=["user.contact.phone_number"],
+    )
+    return AccountView(
+        account_id=account.id,
+        kind=account.kind,
+        phone=phone,
+        roles=account.roles,
+        verification_level=account.verification_level,
+        minor=account.minor,
+        guardian_linked=account.guardian_account_id is not None,
+        created_at=account.created_at,
+    )
+
+
+async def grant_user_role(
+    session: AsyncSession, *, events: EventWriter, account_id: str, role: str
+) -> AccountCreated:
+    """Make the user a seller or content creator: real-name verification first (2A)."""
+    account = await session.get(Account, account_id)
+    if account is None or account.status != "active" or account.kind != "user":
+        raise NotFound("no such user account")
+    action = {"seller": Action.BECOME_SELLER, "content_creator": Action.BECOME_CONTENT_CREATOR}[
+        role
+    ]
+    ensure_verified(account, action)
+    if role not in account.roles:
+        account.roles = [*account.roles, role]
+        events.add(
+            session,
+            type=f"{EVENT_PREFIX}.role.granted.v1",
+            subject=account.id,
+            purpose="account",
+            data={"role": role, "by": account.id},
+        )
+    return AccountCreated(account_id=account.id, kind="user", roles=account.roles)
+
+
+async def create_staff(
+    session: AsyncSession,
+    *,
+    cipher: FieldCipher,
+    events: EventWriter,
+    phone: str,
+    password: str,
+    roles: list[str],
+    granted_by: str,
+) -> AccountCreated:
+    """A staff account with admin roles (the first one comes from the CLI)."""
+    created = await register(
+        session,
+        cipher=cipher,
+        events=events,
+        phone=phone,
+        password=password,
+        kind="staff",
+        roles=sorted(set(roles)),
+    )
+    for role in created.roles:
+        events.add(
+            session,
+            type=f"{EVENT_PREFIX}.role.granted.v1",
+            subject=created.account_id,
+            purpose="account",
+            data={"role": role, "by": granted_by},
+        )
+    return created

@@ -1,0 +1,30 @@
+"""What identity's routers ask FastAPI for: its settings, the caller, the authority."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from kit.app import AppContext, app_context
+from services.identity.config import Settings
+from services.identity.verification.authority import AuthorityAdapter
+
+
+def identity_settings(context: Annotated[AppContext, Depends(app_context)]) -> Settings:
+    assert isinstance(context.settings, Settings)
+    return context.settings
+
+
+def authority(request: Request) -> AuthorityAdapter:
+    adapter: AuthorityAdapter = request.app.state.authority
+    return adapter
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+SettingsDep = Annotated[Settings, Depends(identity_settings)]
+AuthorityDep = Annotated[AuthorityAdapter, Depends(authority)]
+ClientAddress = Annotated[str, Depends(client_address)]

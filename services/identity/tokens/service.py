@@ -1,0 +1,278 @@
+"""Signing keys, access tokens and refresh-token families. No HTTP here.
+
+Keys: one active key signs; it is generated on first start and replaced after
+``signing_key_rotation_days``. A retired key stays in the JWKS until every token it signed
+has expired. Private keys are stored encrypted (``kit.crypto``) under a system subject.
+
+Refresh tokens are opaque and stored as hashes. Each refresh uses up the token and issues
+the next one of the same family; presenting a used token again revokes the whole family,
+since one of the two holders is not the user.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterable
+from datetime import timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from kit.auth import (
+    STAFF_ROLE_SCOPES,
+    USER_SCOPES,
+    KeySet,
+    SigningKey,
+    generate_signing_key,
+    issue_token,
+)
+from kit.crypto import FieldCipher
+from kit.db import Database
+from kit.errors import DomainError
+from kit.models import utcnow
+from services.identity.config import Settings
+from services.identity.models import Account, RefreshToken, SigningKeyRecord
+from services.identity.secrets import fingerprint, new_id, new_token
+from services.identity.tokens.schemas import TokenResponse
+
+SIGNING_KEYS_SUBJECT = "system.identity.signing_keys"
+PRIVATE_KEY_CONTEXT = "identity.signing_key.private_pem"
+
+
+class InvalidGrant(DomainError):
+    """The refresh token (or credentials) cannot be used; OAuth2's ``invalid_grant``."""
+
+    status, code, title = 401, "invalid_grant", "Invalid grant"
+
+
+class RefreshTokenReused(InvalidGrant):
+    """A used refresh token came back: its family is revoked, and that revocation stands."""
+
+    keep_changes = True
+
+
+async def _store_new_key(session: AsyncSession, *, cipher: FieldCipher, alg: str) -> SigningKey:
+    key = generate_signing_key(alg)
+    encrypted = await cipher.encrypt(
+        session,
+        subject=SIGNING_KEYS_SUBJECT,
+        value=key.private_pem.decode(),
+        context=PRIVATE_KEY_CONTEXT,
+    )
+    session.add(
+        SigningKeyRecord(
+            kid=key.kid, alg=key.alg, private_pem_encrypted=encrypted, public_jwk=key.public_jwk()
+        )
+    )
+    return key
+
+
+async def active_signing_key(
+    session: AsyncSession, *, cipher: FieldCipher, settings: Settings
+) -> SigningKey:
+    """The key that signs now: created on first use, replaced when it is due."""
+    record = await session.scalar(
+        select(SigningKeyRecord)
+        .where(col(SigningKeyRecord.retired_at).is_(None))
+        .order_by(col(SigningKeyRecord.created_at).desc())
+        .limit(1)
+    )
+    if record is None:
+        return await _store_new_key(session, cipher=cipher, alg=settings.signing_algorithm)
+    if utcnow() - record.created_at >= timedelta(days=settings.signing_key_rotation_days):
+        return await rotate_signing_key(session, cipher=cipher, settings=settings)
+    pem = await cipher.decrypt(
+        session,
+        subject=SIGNING_KEYS_SUBJECT,
+        token=record.private_pem_encrypted,
+        context=PRIVATE_KEY_CONTEXT,
+    )
+    return SigningKey(kid=record.kid, alg=record.alg, private_pem=pem.encode())
+
+
+async def rotate_signing_key(
+    session: AsyncSession, *, cipher: FieldCipher, settings: Settings
+) -> SigningKey:
+    """Retire the signing key(s) and start a new one; old tokens stay verifiable."""
+    await session.execute(
+        update(SigningKeyRecord)
+        .where(col(SigningKeyRecord.retired_at).is_(None))
+        .values(retired_at=utcnow())
+    )
+    return await _store_new_key(session, cipher=cipher, alg=settings.signing_algorithm)
+
+
+async def published_keys(session: AsyncSession, *, settings: Settings) -> KeySet:
+    """Keys whose tokens may still be alive: the active ones and those retired less than
+    the longest token lifetime ago."""
+    longest = max(settings.access_token_ttl_s, settings.partner_token_ttl_s)
+    horizon = utcnow() - timedelta(seconds=longest + 60)
+    records = (await session.scalars(select(SigningKeyRecord))).all()
+    alive = [
+        record.public_jwk
+        for record in records
+        if record.retired_at is None or record.retired_at > horizon
+    ]
+    return KeySet(alive)
+
+
+# -- access tokens -------------------------------------------------------------------
+def account_scopes(account: Account) -> frozenset[str]:
+    if account.kind == "staff":
+        return frozenset(
+            scope for role in account.roles for scope in STAFF_ROLE_SCOPES.get(role, ())
+        )
+    return frozenset(USER_SCOPES)
+
+
+def _claims(
+    *, settings: Settings, subject: str, ttl_s: int, scopes: Iterable[str], extra: dict[str, object]
+) -> dict[str, object]:
+    now = int(time.time())
+    return {
+        "iss": settings.issuer,
+        "aud": settings.audience,
+        "sub": subject,
+        "iat": now,
+        "nbf": now,
+        "exp": now + ttl_s,
+        "jti": uuid.uuid4().hex,
+        "scope": " ".join(sorted(scopes)),
+        **extra,
+    }
+
+
+async def issue_account_tokens(
+    session: AsyncSession,
+    *,
+    cipher: FieldCipher,
+    settings: Settings,
+    account: Account,
+    client_type: str,
+    family_id: str | None = None,
+) -> TokenResponse:
+    """An access token and the next refresh token of ``family_id`` (a new family if None)."""
+    scopes = account_scopes(account)
+    claims = _claims(
+        settings=settings,
+        subject=account.id,
+        ttl_s=settings.access_token_ttl_s,
+        scopes=scopes,
+        extra={
+            "kind": account.kind,
+            "client_type": client_type,
+            "verified": account.verified,
+            "minor": account.minor,
+            "guardian_consent": account.guardian_consent_at is not None,
+        },
+    )
+    key = await active_signing_key(session, cipher=cipher, settings=settings)
+    refresh = new_token("rt")
+    session.add(
+        RefreshToken(
+            id=new_id("rtk"),
+            family_id=family_id or new_id("fam"),
+            account_id=account.id,
+            token_hash=fingerprint(refresh),
+            client_type=client_type,
+            expires_at=utcnow() + timedelta(seconds=settings.refresh_token_ttl_s),
+        )
+    )
+    return TokenResponse(
+        access_token=issue_token(claims, key=key),
+        expires_in=settings.access_token_ttl_s,
+        scope=claims["scope"],
+        refresh_token=refresh,
+    )
+
+
+async def refresh_tokens(
+    session: AsyncSession, *, cipher: FieldCipher, settings: Settings, refresh_token: str
+) -> TokenResponse:
+    """Use up ``refresh_token`` and issue the next pair of its family; a reused token
+    revokes the family (:class:`RefreshTokenReused`)."""
+    record = await session.scalar(
+        select(RefreshToken).where(col(RefreshToken.token_hash) == fingerprint(refresh_token))
+    )
+    if record is None or record.revoked_at is not None or record.expires_at <= utcnow():
+        raise InvalidGrant("the refresh token is not valid")
+    if record.used_at is not None:
+        await revoke_family(session, family_id=record.family_id)
+        raise RefreshTokenReused("the refresh token was already used; this login was revoked")
+    account = await session.get(Account, record.account_id)
+    if account is None or account.status != "active":
+        raise InvalidGrant("the refresh token is not valid")
+    record.used_at = utcnow()
+    return await issue_account_tokens(
+        session,
+        cipher=cipher,
+        settings=settings,
+        account=account,
+        client_type=record.client_type,
+        family_id=record.family_id,
+    )
+
+
+async def revoke_family(session: AsyncSession, *, family_id: str) -> None:
+    await session.execute(
+        update(RefreshToken)
+        .where(col(RefreshToken.family_id) == family_id, col(RefreshToken.revoked_at).is_(None))
+        .values(revoked_at=utcnow())
+    )
+
+
+async def log_out(session: AsyncSession, *, refresh_token: str, account_id: str) -> None:
+    """Revoke the login ``refresh_token`` belongs to, if it is the caller's."""
+    record = await session.scalar(
+        select(RefreshToken).where(col(RefreshToken.token_hash) == fingerprint(refresh_token))
+    )
+    if record is not None and record.account_id == account_id:
+        await revoke_family(session, family_id=record.family_id)
+
+
+async def issue_partner_token(
+    session: AsyncSession,
+    *,
+    cipher: FieldCipher,
+    settings: Settings,
+    client_id: str,
+    scopes: frozenset[str],
+    purposes: Iterable[str],
+) -> TokenResponse:
+    claims = _claims(
+        settings=settings,
+        subject=client_id,
+        ttl_s=settings.partner_token_ttl_s,
+        scopes=scopes,
+        extra={"kind": "partner", "client_type": "server", "purposes": sorted(purposes)},
+    )
+    key = await active_signing_key(session, cipher=cipher, settings=settings)
+    return TokenResponse(
+        access_token=issue_token(claims, key=key),
+        expires_in=settings.partner_token_ttl_s,
+        scope=str(claims["scope"]),
+    )
+
+
+class LocalKeySource:
+    """Identity verifies its own tokens from its database rather than over HTTP; the key
+    set is re-read at most every ``ttl_s`` seconds, or at once for an unknown ``kid``
+    (a rotation made by another worker), but never more than once a second."""
+
+    def __init__(self, database: Database, settings: Settings, *, ttl_s: float = 30.0) -> None:
+        self.database = database
+        self.settings = settings
+        self.ttl_s = ttl_s
+        self._keys = KeySet([])
+        self._read_at = -1e9
+
+    async def __call__(self, kid: str | None = None) -> KeySet:
+        age = time.monotonic() - self._read_at
+        stale = age > self.ttl_s or (kid is not None and self._keys.get(kid) is None and age > 1)
+        if stale:
+            async with self.database.sessionmaker() as session:
+                self._keys = await published_keys(session, settings=self.settings)
+            self._read_at = time.monotonic()
+        return self._keys
