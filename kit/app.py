@@ -3,8 +3,9 @@
 :func:`create_app` wires what each app has in common: settings, the catalogue (validated at
 start; a bad one stops start-up), the database, the outbox relay and any consumers (started
 and stopped with the app), problem+json errors, request ids, JSON logs, ``/metrics``,
-``/healthz`` (alive) and ``/readyz`` (database reachable, outbox relay running, Kafka
-reachable or events safely queued in the outbox).
+a token verifier over identity's JWKS (``app.state.token_verifier``; identity replaces
+it with its own keys), ``/healthz`` (alive) and ``/readyz`` (database reachable, outbox
+relay running, Kafka reachable or events safely queued in the outbox).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
+from kit.auth import JwksClient, TokenVerifier
 from kit.catalogue import Catalogue, load_catalogue
 from kit.consumer import EventConsumer
 from kit.crypto import FieldCipher
@@ -108,6 +110,12 @@ def create_app(
         )
         app.state.context = context
         app.state.database = database
+        jwks = JwksClient(settings.auth_jwks_url)
+        app.state.token_verifier = TokenVerifier(
+            issuer=settings.auth_issuer,
+            audience=settings.auth_audience,
+            key_source=jwks.key_set,
+        )
         if on_startup is not None:
             await on_startup(app, context)
         relay.start()
@@ -120,6 +128,7 @@ def create_app(
             for consumer in context.consumers:
                 await consumer.stop()
             await relay.stop()
+            await jwks.aclose()
             await database.dispose()
 
     app = FastAPI(title=title, description=description, version=version, lifespan=lifespan)

@@ -59,6 +59,11 @@ class ServiceSettings(BaseSettings):
     outbox_batch_size: int = Field(default=1000, ge=1, le=10_000)
     outbox_poll_interval_s: float = Field(default=0.2, gt=0)
     outbox_max_backoff_s: float = Field(default=5.0, gt=0)
+    auth_issuer: str = Field(default="http://127.0.0.1:8001", description="identity's URL")
+    auth_audience: str = "signature-api"
+    auth_jwks_url: str = Field(
+        default="", description="default: <auth_issuer>/.well-known/jwks.json"
+    )
     log_level: str = "INFO"
     log_json: bool = True
 
@@ -90,6 +95,8 @@ class ServiceSettings(BaseSettings):
             self.master_key.get_secret_value() == DEVELOPMENT_MASTER_KEY
         ):
             raise ValueError("the development master key may not be used in production")
+        if not self.auth_jwks_url:
+            self.auth_jwks_url = f"{self.auth_issuer.rstrip('/')}/.well-known/jwks.json"
         if not self.database_url:
             DEFAULT_DATA_DIR.mkdir(parents=True, exist_ok=True)
             self.database_url = f"sqlite+aiosqlite:///{DEFAULT_DATA_DIR / self.service_name}.db"

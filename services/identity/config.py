@@ -12,9 +12,7 @@ class Settings(ServiceSettings):
     service_name: ClassVar[str] = "identity"
     model_config = SettingsConfigDict(env_prefix="IDENTITY_", extra="ignore")
 
-    # Tokens
-    issuer: str = "http://127.0.0.1:8001"
-    audience: str = "signature-api"
+    # Tokens (issuer and audience: ``auth_issuer`` and ``auth_audience``, suite-wide)
     signing_algorithm: Literal["ES256", "RS256"] = "ES256"
     signing_key_rotation_days: int = Field(default=30, ge=1)
     access_token_ttl_s: int = Field(default=900, ge=60, le=3600)

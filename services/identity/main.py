@@ -21,8 +21,8 @@ async def _start(app: FastAPI, context: AppContext) -> None:
         await active_signing_key(session, cipher=context.cipher, settings=settings)
     app.state.authority = authority_from_settings(settings)
     app.state.token_verifier = TokenVerifier(
-        issuer=settings.issuer,
-        audience=settings.audience,
+        issuer=settings.auth_issuer,
+        audience=settings.auth_audience,
         key_source=LocalKeySource(context.database, settings),
     )
 

@@ -97,6 +97,15 @@ async def register(
         data={"kind": kind, "roles": account.roles},
         categories=["user.contact.phone_number", "user.account.credentials"],
     )
+    events.processing(
+        session,
+        subject=account_id,
+        actor=account_id,
+        action="write",
+        purpose="account",
+        resource=RESOURCE,
+        categories=["user.contact.phone_number", "user.account.credentials"],
+    )
     return AccountCreated(
         account_id=account_id,
         kind=kind,

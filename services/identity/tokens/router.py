@@ -42,9 +42,9 @@ async def jwks(session: SessionDep, settings: SettingsDep, response: Response) -
 )
 async def issuer_metadata(settings: SettingsDep) -> IssuerMetadata:
     return IssuerMetadata(
-        issuer=settings.issuer,
-        jwks_uri=f"{settings.issuer}/.well-known/jwks.json",
-        token_endpoint=f"{settings.issuer}/oauth2/token",
+        issuer=settings.auth_issuer,
+        jwks_uri=f"{settings.auth_issuer}/.well-known/jwks.json",
+        token_endpoint=f"{settings.auth_issuer}/oauth2/token",
         grant_types_supported=["password", "refresh_token", "client_credentials"],
         token_endpoint_auth_methods_supported=["client_secret_basic", "client_secret_post"],
         scopes_supported=sorted(scope.value for scope in Scope),

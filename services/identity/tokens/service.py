@@ -132,8 +132,8 @@ def _claims(
 ) -> dict[str, object]:
     now = int(time.time())
     return {
-        "iss": settings.issuer,
-        "aud": settings.audience,
+        "iss": settings.auth_issuer,
+        "aud": settings.auth_audience,
         "sub": subject,
         "iat": now,
         "nbf": now,

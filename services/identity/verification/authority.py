@@ -45,13 +45,15 @@ MAX_REFERENCE_LENGTH: Final = 200
 
 class ProviderUnavailable(DomainError):
     """The provider could not answer (down, timing out, or answering nonsense). Nothing was
-    decided: the caller may retry after ``retry_after_s`` seconds."""
+    decided: the caller may retry after ``retry_after_s`` seconds, which the problem
+    response also sends as a ``Retry-After`` header."""
 
     status, code, title = 503, "provider-unavailable", "Verification provider unavailable"
 
     def __init__(self, detail: str, *, retry_after_s: int = DEFAULT_RETRY_AFTER_S) -> None:
         super().__init__(detail, extra={"retry_after_s": retry_after_s})
         self.retry_after_s = retry_after_s
+        self.headers = {"Retry-After": str(retry_after_s)}
 
 
 @dataclass(frozen=True)

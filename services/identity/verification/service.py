@@ -12,10 +12,11 @@
 The face image is used in memory for the provider call only: never stored, logged or put
 into an event. Events carry ids, levels and outcomes, never a name or number. Functions
 write to the session and leave the commit to the caller; whatever they raise leaves
-nothing written once the caller rolls back. :class:`ProviderUnavailable` is raised before
-anything is added to the session; on a mismatch the ``completed`` event (no personal data)
-is added before :class:`VerificationFailed` is raised, so a caller that commits anyway
-(the router does) keeps a record of the failed attempt.
+nothing written once the caller rolls back (``kit.db.Database.session`` does), with one
+exception: on a mismatch the ``completed`` event (no personal data) is added before
+:class:`VerificationFailed` is raised, whose ``keep_changes`` makes the unit of work commit
+it as the record of the failed attempt. :class:`ProviderUnavailable` is raised before
+anything is added to the session.
 """
 
 from __future__ import annotations
@@ -86,6 +87,8 @@ class VerificationFailed(DomainError):
     """The authority did not confirm that the name, ID number (and face) belong together."""
 
     status, code, title = 422, "verification-failed", "Verification failed"
+    # The outcome event (no personal data) is the record of the failed attempt: keep it.
+    keep_changes = True
 
 
 # -- verify ---------------------------------------------------------------------------------

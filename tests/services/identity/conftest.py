@@ -97,7 +97,7 @@ async def identity(tmp_path: Path) -> AsyncIterator[Identity]:
     settings = Settings(
         database_url=f"sqlite+aiosqlite:///{database_path}",
         kafka_bootstrap_servers=UNREACHABLE_KAFKA,
-        issuer=ISSUER,
+        auth_issuer=ISSUER,
         log_json=False,
     )
     async with serve_app("services.identity", settings, base_url=ISSUER) as (app, client):

@@ -80,7 +80,7 @@ async def test_partner_tokens_carry_only_its_scope_and_purposes(identity: Identi
         response.json()["access_token"],
         keys=keys,
         issuer=ISSUER,
-        audience=identity.settings.audience,
+        audience=identity.settings.auth_audience,
     )
     assert claims["scope"] == "partner:logistics"
     assert claims["purposes"] == ["logistics.delivery"]

@@ -41,7 +41,7 @@ async def test_access_tokens_carry_a_pseudonym_not_the_phone(identity: Identity)
         tokens["access_token"],
         keys=await jwks(identity),
         issuer=ISSUER,
-        audience=identity.settings.audience,
+        audience=identity.settings.auth_audience,
     )
     assert claims["sub"] == account_id and account_id.startswith("acc_")
     assert claims["client_type"] == "mini_program"
@@ -154,7 +154,7 @@ async def test_rotation_keeps_old_tokens_until_they_expire(identity: Identity) -
 async def test_forged_or_stale_tokens_are_refused(identity: Identity, attack: str) -> None:
     _, token = await identity.user()
     claims = verify_token(
-        token, keys=await jwks(identity), issuer=ISSUER, audience=identity.settings.audience
+        token, keys=await jwks(identity), issuer=ISSUER, audience=identity.settings.auth_audience
     )
     context = identity.context
     async with context.database.session() as session:  # the real key: only the claim is off
