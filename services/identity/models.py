@@ -110,6 +110,9 @@ class RealNameVerification(IdentityModel, table=True):
     id_number_encrypted: str
     id_number_index: str = Field(unique=True, max_length=64)
     level: str = Field(max_length=20, description="real_name or real_person")
+    provider_reference: str = Field(
+        default="", max_length=100, description="the authority's transaction id, for audits"
+    )
     minor_until: date | None = Field(default=None, description="the day the subject turns 14")
     verified_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
 

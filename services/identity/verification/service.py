@@ -162,6 +162,7 @@ async def verify(
                     id_number_encrypted=id_token,
                     id_number_index=index,
                     level=level,
+                    provider_reference=outcome.reference[:100],
                     minor_until=turns_14 if minor else None,
                     verified_at=verified_at,
                 )
@@ -170,6 +171,7 @@ async def verify(
                 own.real_name_encrypted = name_token
                 own.id_number_encrypted = id_token
                 own.level = level
+                own.provider_reference = outcome.reference[:100]
                 own.minor_until = turns_14 if minor else None
                 own.verified_at = verified_at
             account.verification_level = _higher(account.verification_level, level)

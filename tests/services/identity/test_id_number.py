@@ -72,7 +72,7 @@ def test_valid_numbers_are_accepted(given: str, expected: str | None) -> None:
         pytest.param("11010519A91231002X", "characters", id="letter-inside"),
         pytest.param("1101051949123100XX", "characters", id="X-not-last"),
         pytest.param("11010519491231002Y", "characters", id="Y-last"),
-        pytest.param("1101051949123100２X", "characters", id="full-width-digit"),
+        pytest.param("1101051949123100\uff12X", "characters", id="full-width-digit"),
     ],
 )
 def test_invalid_numbers_are_refused_naming_the_failure(given: str, reason: str) -> None:

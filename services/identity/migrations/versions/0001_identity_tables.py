@@ -1,19 +1,19 @@
 """identity tables
 
-Revision ID: bd1a69d51ab2
+Revision ID: 9cb2b16063aa
 Revises:
-Create Date: 2026-11-29 05:00:51.949964
+Create Date: 2026-11-29 05:05:25.115388
 """
 
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes
 from alembic import op
 
 import kit.db
 
-revision: str = "bd1a69d51ab2"
+revision: str = "9cb2b16063aa"
 down_revision: str | Sequence[str] | None = None
 branch_labels: str | Sequence[str] | None = ("identity",)
 depends_on: str | Sequence[str] | None = None
@@ -77,6 +77,9 @@ def upgrade() -> None:
         sa.Column("id_number_encrypted", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("id_number_index", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
         sa.Column("level", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+        sa.Column(
+            "provider_reference", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False
+        ),
         sa.Column("minor_until", sa.Date(), nullable=True),
         sa.Column("verified_at", kit.db.UtcDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("account_id", name=op.f("pk_real_name_verification")),
