@@ -54,6 +54,9 @@ class ServiceSettings(BaseSettings):
     database_url: str = Field(default="", description="SQLAlchemy async URL; default SQLite")
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     kafka_topic_partitions: int = Field(default=3, ge=1)
+    kafka_topic_prefix: str = Field(
+        default="", pattern=r"^[a-z0-9._-]*$", description="prepended to every topic name"
+    )
     master_key: SecretStr = SecretStr(DEVELOPMENT_MASTER_KEY)
     catalogue_path: Path = DEFAULT_CATALOGUE
     outbox_batch_size: int = Field(default=1000, ge=1, le=10_000)
@@ -108,4 +111,4 @@ class ServiceSettings(BaseSettings):
     @property
     def events_topic(self) -> str:
         """The topic this app's outbox publishes its domain events to."""
-        return f"{self.service_name}.events"
+        return f"{self.kafka_topic_prefix}{self.service_name}.events"
