@@ -5,6 +5,8 @@
   throw-away databases;
 - :func:`read_events` reads a topic from the beginning into :class:`~kit.events.Event`s;
 - :func:`serve_app` migrates and starts an app and gives an in-process client for it;
+  :func:`trust_only` and :func:`mint_token` let a test be its own token issuer;
+  :func:`outbox_events` reads what an app is about to publish;
 - :func:`eventually` waits, bounded, for a condition; :class:`TopicSizes` counts records.
 """
 
@@ -16,7 +18,7 @@ import os
 import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,10 +27,15 @@ import asyncpg
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from fastapi import FastAPI
+from sqlalchemy import select
 from sqlalchemy.engine import make_url
+from sqlmodel import col
 
+from kit.auth import KeySet, SigningKey, TokenVerifier, issue_token, static_key_source
+from kit.db import Database
 from kit.events import Event
 from kit.migrations import upgrade
+from kit.models import OutboxMessage
 from kit.settings import REPO_ROOT, ServiceSettings
 
 KAFKA_SCRIPT = REPO_ROOT / "deploy" / "kafka" / "kafka.sh"
@@ -106,6 +113,61 @@ async def serve_app(
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url=base_url) as client:
             yield app, client
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def mint_token(
+    key: SigningKey,
+    *,
+    issuer: str,
+    audience: str,
+    subject: str,
+    scopes: Iterable[str],
+    kind: str = "user",
+    client_type: str = "app",
+    ttl_s: int = 600,
+    **claims: object,
+) -> str:
+    """An access token as identity would issue it, signed by ``key`` (a test's own)."""
+    now = int(time.time())
+    return issue_token(
+        {
+            "iss": issuer,
+            "aud": audience,
+            "sub": subject,
+            "iat": now,
+            "nbf": now,
+            "exp": now + ttl_s,
+            "jti": uuid.uuid4().hex,
+            "scope": " ".join(sorted(scopes)),
+            "kind": kind,
+            "client_type": client_type,
+            **claims,
+        },
+        key=key,
+    )
+
+
+def trust_only(app: FastAPI, key: SigningKey) -> None:
+    """Make ``app`` verify tokens against ``key`` alone, instead of identity's JWKS."""
+    settings = app.state.context.settings
+    app.state.token_verifier = TokenVerifier(
+        issuer=settings.auth_issuer,
+        audience=settings.auth_audience,
+        key_source=static_key_source(KeySet.of(key)),
+    )
+
+
+async def outbox_events(database: Database) -> list[Event]:
+    """Every event in ``database``'s outbox, oldest first."""
+    async with database.session() as session:
+        payloads = await session.scalars(
+            select(col(OutboxMessage.payload)).order_by(col(OutboxMessage.seq))
+        )
+        return [Event.model_validate_json(payload) for payload in payloads]
 
 
 async def eventually(

@@ -1,11 +1,16 @@
-"""Consent tables. They live in this registry, so they exist only in the consent database."""
+"""Every consent-service table, gathered for Alembic (``services.consent.models.registry``).
 
-from sqlmodel import SQLModel
+The tables themselves live with their domain: ``policies/models.py``, ``consents/models.py``,
+``rights/models.py``, ``ledger/models.py``, ``incidents/models.py``.
+"""
 
-from kit.db import new_registry
+import contextlib
+import importlib
 
-registry = new_registry()
+from services.consent.base import ConsentModel, registry
 
+for _domain in ("policies", "consents", "rights", "ledger", "incidents"):
+    with contextlib.suppress(ModuleNotFoundError):
+        importlib.import_module(f"services.consent.{_domain}.models")
 
-class ConsentModel(SQLModel, registry=registry):
-    """Base of every consent table."""
+__all__ = ["ConsentModel", "registry"]

@@ -10,13 +10,10 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import select
-from sqlmodel import col
 
 from kit.app import AppContext
 from kit.events import Event
-from kit.models import OutboxMessage
-from kit.testing import serve_app
+from kit.testing import outbox_events, serve_app
 from services.identity.accounts.service import create_staff
 from services.identity.config import Settings
 
@@ -80,15 +77,7 @@ class Identity:
         return created.account_id, token
 
     async def outbox_events(self) -> list[Event]:
-        async with self.context.database.session() as session:
-            payloads = await session.scalars(
-                select(col(OutboxMessage.payload)).order_by(col(OutboxMessage.seq))
-            )
-            return [Event.model_validate_json(payload) for payload in payloads]
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
+        return await outbox_events(self.context.database)
 
 
 @pytest.fixture

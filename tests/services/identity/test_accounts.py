@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from kit.settings import REPO_ROOT
-from tests.services.identity.conftest import Identity, bearer
+from kit.testing import bearer
+from tests.services.identity.conftest import Identity
 
 
 @pytest.mark.obligation("OB-0-3")

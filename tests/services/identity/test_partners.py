@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from kit.auth import KeySet, verify_token
-from tests.services.identity.conftest import ISSUER, Identity, bearer
+from kit.testing import bearer
+from tests.services.identity.conftest import ISSUER, Identity
 
 TODAY = date.today()
 

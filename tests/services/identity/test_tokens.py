@@ -14,9 +14,10 @@ from sqlmodel import col
 
 from kit.auth import KeySet, generate_signing_key, issue_token, verify_token
 from kit.models import utcnow
+from kit.testing import bearer
 from services.identity.models import SigningKeyRecord
 from services.identity.tokens.service import active_signing_key, rotate_signing_key
-from tests.services.identity.conftest import ISSUER, Identity, bearer
+from tests.services.identity.conftest import ISSUER, Identity
 
 
 def header_of(token: str) -> dict[str, str]:

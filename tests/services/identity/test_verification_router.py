@@ -9,9 +9,10 @@ from datetime import date
 import pytest
 from sqlalchemy import func, select
 
+from kit.testing import bearer
 from services.identity.models import RealNameVerification
 from services.identity.verification.id_number import china_today
-from tests.services.identity.conftest import Identity, bearer
+from tests.services.identity.conftest import Identity
 
 _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 
