@@ -47,6 +47,7 @@ import logging
 import math
 import re
 import time
+import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -318,6 +319,31 @@ def generate_signing_key(alg: str = "ES256") -> SigningKey:
     )
     kid = jwk_thumbprint(_public_members(private_key.public_key()))
     return SigningKey(kid=kid, alg=alg, private_pem=pem)
+
+
+def access_claims(
+    *,
+    issuer: str,
+    audience: str,
+    subject: str,
+    scopes: Iterable[str],
+    ttl_s: int,
+    **extra: object,
+) -> dict[str, object]:
+    """The registered claims of an access token (RFC 9068) valid from now for ``ttl_s``,
+    with ``extra`` (kind, client_type, ...) beside them."""
+    now = int(time.time())
+    return {
+        "iss": issuer,
+        "aud": audience,
+        "sub": subject,
+        "iat": now,
+        "nbf": now,
+        "exp": now + ttl_s,
+        "jti": uuid.uuid4().hex,
+        "scope": " ".join(sorted(scopes)),
+        **extra,
+    }
 
 
 def issue_token(claims: Mapping[str, Any], *, key: SigningKey) -> str:

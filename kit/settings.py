@@ -108,7 +108,11 @@ class ServiceSettings(BaseSettings):
     def master_key_bytes(self) -> bytes:
         return base64.b64decode(self.master_key.get_secret_value())
 
+    def topic(self, name: str) -> str:
+        """A topic's full name: ``name`` behind this deployment's prefix."""
+        return f"{self.kafka_topic_prefix}{name}"
+
     @property
     def events_topic(self) -> str:
         """The topic this app's outbox publishes its domain events to."""
-        return f"{self.kafka_topic_prefix}{self.service_name}.events"
+        return self.topic(f"{self.service_name}.events")

@@ -31,7 +31,14 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 from sqlmodel import col
 
-from kit.auth import KeySet, SigningKey, TokenVerifier, issue_token, static_key_source
+from kit.auth import (
+    KeySet,
+    SigningKey,
+    TokenVerifier,
+    access_claims,
+    issue_token,
+    static_key_source,
+)
 from kit.db import Database
 from kit.events import Event
 from kit.migrations import upgrade
@@ -132,23 +139,17 @@ def mint_token(
     **claims: object,
 ) -> str:
     """An access token as identity would issue it, signed by ``key`` (a test's own)."""
-    now = int(time.time())
-    return issue_token(
-        {
-            "iss": issuer,
-            "aud": audience,
-            "sub": subject,
-            "iat": now,
-            "nbf": now,
-            "exp": now + ttl_s,
-            "jti": uuid.uuid4().hex,
-            "scope": " ".join(sorted(scopes)),
-            "kind": kind,
-            "client_type": client_type,
-            **claims,
-        },
-        key=key,
+    claims = access_claims(
+        issuer=issuer,
+        audience=audience,
+        subject=subject,
+        scopes=scopes,
+        ttl_s=ttl_s,
+        kind=kind,
+        client_type=client_type,
+        **claims,
     )
+    return issue_token(claims, key=key)
 
 
 def trust_only(app: FastAPI, key: SigningKey) -> None:

@@ -12,7 +12,6 @@ since one of the two holders is not the user.
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterable
 from datetime import timedelta
 
@@ -25,6 +24,7 @@ from kit.auth import (
     USER_SCOPES,
     KeySet,
     SigningKey,
+    access_claims,
     generate_signing_key,
     issue_token,
 )
@@ -127,23 +127,6 @@ def account_scopes(account: Account) -> frozenset[str]:
     return frozenset(USER_SCOPES)
 
 
-def _claims(
-    *, settings: Settings, subject: str, ttl_s: int, scopes: Iterable[str], extra: dict[str, object]
-) -> dict[str, object]:
-    now = int(time.time())
-    return {
-        "iss": settings.auth_issuer,
-        "aud": settings.auth_audience,
-        "sub": subject,
-        "iat": now,
-        "nbf": now,
-        "exp": now + ttl_s,
-        "jti": uuid.uuid4().hex,
-        "scope": " ".join(sorted(scopes)),
-        **extra,
-    }
-
-
 async def issue_account_tokens(
     session: AsyncSession,
     *,
@@ -155,18 +138,17 @@ async def issue_account_tokens(
 ) -> TokenResponse:
     """An access token and the next refresh token of ``family_id`` (a new family if None)."""
     scopes = account_scopes(account)
-    claims = _claims(
-        settings=settings,
+    claims = access_claims(
+        issuer=settings.auth_issuer,
+        audience=settings.auth_audience,
         subject=account.id,
         ttl_s=settings.access_token_ttl_s,
         scopes=scopes,
-        extra={
-            "kind": account.kind,
-            "client_type": client_type,
-            "verified": account.verified,
-            "minor": account.minor,
-            "guardian_consent": account.guardian_consent_at is not None,
-        },
+        kind=account.kind,
+        client_type=client_type,
+        verified=account.verified,
+        minor=account.minor,
+        guardian_consent=account.guardian_consent_at is not None,
     )
     key = await active_signing_key(session, cipher=cipher, settings=settings)
     refresh = new_token("rt")
@@ -241,12 +223,15 @@ async def issue_partner_token(
     scopes: frozenset[str],
     purposes: Iterable[str],
 ) -> TokenResponse:
-    claims = _claims(
-        settings=settings,
+    claims = access_claims(
+        issuer=settings.auth_issuer,
+        audience=settings.auth_audience,
         subject=client_id,
         ttl_s=settings.partner_token_ttl_s,
         scopes=scopes,
-        extra={"kind": "partner", "client_type": "server", "purposes": sorted(purposes)},
+        kind="partner",
+        client_type="server",
+        purposes=sorted(purposes),
     )
     key = await active_signing_key(session, cipher=cipher, settings=settings)
     return TokenResponse(

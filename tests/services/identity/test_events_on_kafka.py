@@ -14,7 +14,7 @@ from kit.testing import eventually, read_events, serve_app
 from services.identity.config import Settings
 from tests.conftest import Broker
 from tests.services.identity.conftest import ISSUER
-from tests.services.identity.test_verification_router import ADULT
+from tests.services.identity.ids import ADULT
 
 pytestmark = [
     pytest.mark.integration,

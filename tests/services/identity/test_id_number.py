@@ -15,15 +15,9 @@ from services.identity.verification.id_number import (
     turns_14_on,
     validate_id_number,
 )
+from tests.services.identity.ids import with_check
 
 TODAY = date(2025, 6, 1)
-_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-
-
-def with_check(first_17: str) -> str:
-    """Append the ISO 7064 MOD 11-2 check character (computed here, independently)."""
-    total = sum(int(digit) * weight for digit, weight in zip(first_17, _WEIGHTS, strict=True))
-    return first_17 + "10X98765432"[total % 11]
 
 
 GOOD_X = with_check("11010519491231002")  # the textbook example, check character X

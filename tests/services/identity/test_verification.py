@@ -48,23 +48,13 @@ from services.identity.verification.service import (
     read_own,
     verify,
 )
+from tests.services.identity.ids import ADULT, ADULT_2, DOWN, MISMATCH, with_check
 
 TODAY = date(2025, 6, 1)
-_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 
 
-def with_check(first_17: str) -> str:
-    """Append the ISO 7064 MOD 11-2 check character (computed here, independently)."""
-    total = sum(int(digit) * weight for digit, weight in zip(first_17, _WEIGHTS, strict=True))
-    return first_17 + "10X98765432"[total % 11]
-
-
-ADULT = with_check("11010519491231002")  # ends in X
-ADULT_2 = with_check("31010419850715013")
 CHILD = with_check("44030520150301024")  # 10 years old on TODAY
 TEEN = with_check("11010520090101031")  # 16 on TODAY
-MISMATCH = with_check("11010519800101999")
-DOWN = with_check("11010519800101998")
 NAME = "张三"
 CHILD_NAME = "李小明"
 FACE = b"\x89PNG\r\n-face-7f3a9c-unique-marker-" + bytes(range(64))

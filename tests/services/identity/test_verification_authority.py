@@ -21,22 +21,15 @@ from services.identity.verification.authority import (
     SandboxAuthority,
     authority_from_settings,
 )
+from tests.services.identity.ids import DOWN, MISMATCH, with_check
 
 pytestmark = pytest.mark.obligation("OB-2A-2")
 
-_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 URL = "https://authority.test/v1/verify"
 NAME = "张三"
 
 
-def with_check(first_17: str) -> str:
-    total = sum(int(digit) * weight for digit, weight in zip(first_17, _WEIGHTS, strict=True))
-    return first_17 + "10X98765432"[total % 11]
-
-
 ID_NUMBER = with_check("11010519800101123")
-MISMATCH = with_check("11010519800101999")
-DOWN = with_check("11010519800101998")
 
 
 # -- sandbox -------------------------------------------------------------------------------

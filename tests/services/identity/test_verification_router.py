@@ -13,13 +13,7 @@ from kit.testing import bearer
 from services.identity.models import RealNameVerification
 from services.identity.verification.id_number import china_today
 from tests.services.identity.conftest import Identity
-
-_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-
-
-def with_check(first_17: str) -> str:
-    total = sum(int(digit) * weight for digit, weight in zip(first_17, _WEIGHTS, strict=True))
-    return first_17 + "10X98765432"[total % 11]
+from tests.services.identity.ids import ADULT, ADULT_2, DOWN, MISMATCH, with_check
 
 
 def born(years_ago: int, sequence: str, region: str = "440305") -> str:
@@ -27,10 +21,6 @@ def born(years_ago: int, sequence: str, region: str = "440305") -> str:
     return with_check(f"{region}{date(today.year - years_ago, 1, 2):%Y%m%d}{sequence}")
 
 
-ADULT = with_check("11010519491231002")
-ADULT_2 = with_check("31010419850715013")
-DOWN = with_check("11010519800101998")
-MISMATCH = with_check("11010519800101999")
 NAME = "张三"
 
 
