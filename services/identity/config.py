@@ -23,6 +23,9 @@ class Settings(ServiceSettings):
     # client address within ``login_window_s``; then refused until the window passes.
     login_max_failures: int = Field(default=5, ge=1)
     login_window_s: int = Field(default=900, ge=1)
+    # Failed (mismatched) verifications per account: guessing name/ID pairs is refused.
+    verification_max_failures: int = Field(default=5, ge=1)
+    verification_window_s: int = Field(default=24 * 3600, ge=1)
 
     # Real-name verification: the authority adapter.
     authority_adapter: Literal["sandbox", "http"] = "sandbox"

@@ -4,7 +4,6 @@ show the owner their account, grant roles, create staff. No HTTP here."""
 from __future__ import annotations
 
 import re
-from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,12 +13,12 @@ from kit.catalogue import Catalogue
 from kit.crypto import FieldCipher
 from kit.errors import Conflict, DomainError, NotFound
 from kit.masking import apply_mask
-from kit.models import utcnow
 from kit.outbox import EventWriter
 from services.identity.accounts.schemas import AccountCreated, AccountView
 from services.identity.config import Settings
-from services.identity.models import Account, LoginThrottle
+from services.identity.models import Account
 from services.identity.secrets import hash_secret, new_id, verify_secret
+from services.identity.throttle import guard
 from services.identity.verification.rules import Action, ensure_verified
 
 PHONE_CONTEXT = "identity.account.phone"
@@ -37,10 +36,6 @@ class LoginFailed(DomainError):
 
     status, code, title = 401, "login-failed", "Login failed"
     keep_changes = True
-
-
-class TooManyAttempts(DomainError):
-    status, code, title = 429, "too-many-attempts", "Too many failed logins"
 
 
 def normalise_phone(phone: str) -> str:
@@ -113,17 +108,6 @@ async def register(
     )
 
 
-async def _throttle(session: AsyncSession, key: str, *, settings: Settings) -> LoginThrottle:
-    throttle = await session.get(LoginThrottle, key)
-    now = utcnow()
-    if throttle is None:
-        throttle = LoginThrottle(key=key, failures=0, window_started_at=now)
-        session.add(throttle)
-    elif now - throttle.window_started_at >= timedelta(seconds=settings.login_window_s):
-        throttle.failures, throttle.window_started_at = 0, now
-    return throttle
-
-
 async def authenticate(
     session: AsyncSession,
     *,
@@ -141,26 +125,19 @@ async def authenticate(
     except InvalidPhone:
         number = phone.strip()
     phone_index = cipher.blind_index(number, context=PHONE_CONTEXT)
-    throttles = [
-        await _throttle(session, f"phone:{phone_index}", settings=settings),
-        await _throttle(session, f"addr:{client_address}", settings=settings),
-    ]
-    if any(t.failures >= settings.login_max_failures for t in throttles):
-        retry = max(
-            settings.login_window_s - (utcnow() - t.window_started_at).total_seconds()
-            for t in throttles
-            if t.failures >= settings.login_max_failures
-        )
-        error = TooManyAttempts("too many failed logins; try again later")
-        error.headers = {"Retry-After": str(max(1, int(retry)))}
-        raise error
+    throttle = await guard(
+        session,
+        [f"phone:{phone_index}", f"addr:{client_address}"],
+        max_failures=settings.login_max_failures,
+        window_s=settings.login_window_s,
+        what="logins",
+    )
     account = await session.scalar(select(Account).where(col(Account.phone_index) == phone_index))
     active = account is not None and account.status == "active"
     if not verify_secret(password, account.password_hash if active and account else None):
-        for throttle in throttles:
-            throttle.failures += 1
+        throttle.fail()
         raise LoginFailed("the phone number or the password is wrong")
-    throttles[0].failures = 0
+    throttle.succeed()
     assert account is not None
     return account
 

@@ -25,7 +25,7 @@ from kit.app import ContextDep
 from kit.auth import Principal, Scope, require
 from kit.db import SessionDep
 from kit.errors import PROBLEM_JSON, NotFound
-from services.identity.dependencies import AuthorityDep
+from services.identity.dependencies import AuthorityDep, SettingsDep
 from services.identity.verification import service
 from services.identity.verification.id_number import china_today
 from services.identity.verification.schemas import (
@@ -59,10 +59,12 @@ _PROBLEM: dict[str, Any] = {"content": {PROBLEM_JSON: {}}}
     },
 )
 async def create_verification(
+    *,
     body: VerificationRequest,
     session: SessionDep,
     context: ContextDep,
     authority: AuthorityDep,
+    settings: SettingsDep,
     principal: Verifier,
 ) -> VerificationResult:
     return await service.verify(
@@ -74,6 +76,8 @@ async def create_verification(
         account_id=principal.subject,
         request=body,
         today=china_today(),
+        max_failures=settings.verification_max_failures,
+        window_s=settings.verification_window_s,
     )
 
 

@@ -39,6 +39,7 @@ from kit.masking import apply_mask
 from kit.models import utcnow
 from kit.outbox import EventWriter
 from services.identity.models import Account, RealNameVerification
+from services.identity.throttle import guard
 from services.identity.verification.authority import AuthorityAdapter, Level
 from services.identity.verification.id_number import (
     age_on,
@@ -104,6 +105,8 @@ async def verify(
     account_id: str,
     request: VerificationRequest,
     today: date,
+    max_failures: int = 5,
+    window_s: int = 24 * 3600,
 ) -> VerificationResult:
     """Verify ``account_id``'s real name and ID number (and face) with the authority.
 
@@ -111,10 +114,19 @@ async def verify(
     ``NotFound`` for an unknown or closed account, ``Conflict`` (409) if the ID number is
     bound to another account or the account to another ID number,
     :class:`~.authority.ProviderUnavailable` (503, nothing written) and
-    :class:`VerificationFailed` (422) on a mismatch.
+    :class:`VerificationFailed` (422) on a mismatch, counted: after ``max_failures``
+    mismatches in ``window_s`` the account gets ``TooManyAttempts`` (429), so the endpoint
+    cannot be used to test name/ID pairs.
     """
     id_number = validate_id_number(request.id_number, today=today)
     account = await _active_account(session, account_id, lock=True)
+    throttle = await guard(
+        session,
+        [f"verify:{account_id}"],
+        max_failures=max_failures,
+        window_s=window_s,
+        what="verifications",
+    )
     index = cipher.blind_index(id_number, context=ID_NUMBER_CONTEXT)
     holder = await _verification_by_index(session, index)
     if holder is not None and holder.account_id != account_id:
@@ -138,6 +150,7 @@ async def verify(
             data={"result": "mismatch", "level": outcome.level},
         )
         logger.info("verification mismatch for account %s (%s)", account_id, outcome.level)
+        throttle.fail()
         raise VerificationFailed(
             "the authoritative provider did not confirm this identity; check the name, "
             "the ID number" + (" and the face image" if face_checked else "")

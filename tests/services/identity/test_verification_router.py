@@ -152,3 +152,19 @@ async def test_a_guardianship_over_http(identity: Identity) -> None:
     assert linked.status_code == 201, linked.text
     assert linked.json()["ward_account_id"] == child_id
     assert linked.json()["guardian_account_id"] == guardian_id
+
+
+@pytest.mark.obligation("OB-2A-2")
+async def test_repeated_mismatches_are_throttled(identity: Identity) -> None:
+    _, token = await identity.user()
+    limit = identity.settings.verification_max_failures
+    for _ in range(limit):
+        failed = await identity.client.post(
+            "/verifications", json={"real_name": NAME, "id_number": MISMATCH}, headers=bearer(token)
+        )
+        assert failed.status_code == 422
+    blocked = await identity.client.post(
+        "/verifications", json={"real_name": NAME, "id_number": ADULT}, headers=bearer(token)
+    )
+    assert blocked.status_code == 429
+    assert int(blocked.headers["retry-after"]) > 0
