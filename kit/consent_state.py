@@ -35,7 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
@@ -247,9 +247,7 @@ class ConsentStateView(BackgroundLoop):
                 backoff = self.retry_delay_s
             except Exception as exc:
                 self.last_error = f"{type(exc).__name__}: {exc}"
-                logger.warning(
-                    "%s restarts in %.1fs: %s", self.name, backoff, self.last_error
-                )
+                logger.warning("%s restarts in %.1fs: %s", self.name, backoff, self.last_error)
                 await self.pause(backoff)
                 backoff = min(backoff * 2, self.max_backoff_s)
             finally:
@@ -279,7 +277,9 @@ class ConsentStateView(BackgroundLoop):
                 await self._check_caught_up(consumer)
             self.last_error = None
 
-    async def _assign(self, consumer: AIOKafkaConsumer, partitions: frozenset[TopicPartition]) -> None:
+    async def _assign(
+        self, consumer: AIOKafkaConsumer, partitions: frozenset[TopicPartition]
+    ) -> None:
         ordered = sorted(partitions, key=lambda tp: tp.partition)
         consumer.assign(ordered)
         new = [tp for tp in ordered if tp not in self._positions]
@@ -329,8 +329,3 @@ class ConsentStateView(BackgroundLoop):
             )
             return
         self._states[state.subject] = state
-
-    # -- helpers for callers that hold several subjects' states -----------------------
-    def granted_subjects(self, purpose: str) -> Iterable[str]:
-        """The subjects that currently grant ``purpose`` (a consent key)."""
-        return [s for s, state in self._states.items() if state.granted(purpose)]

@@ -35,6 +35,10 @@ Handler = Callable[[AsyncSession, Event], Awaitable[None]]
 DEAD_LETTER_SUFFIX = ".dlq"
 
 
+class _HandledElsewhere(Exception):
+    """Another consumer-group member committed this event id first."""
+
+
 def dead_letter_topic(topic: str) -> str:
     return topic + DEAD_LETTER_SUFFIX
 
@@ -137,16 +141,25 @@ class EventConsumer(BackgroundLoop):
             )
 
     async def _apply_once(self, event: Event) -> bool:
-        """Run the handler and record the event id in one transaction; False if seen."""
+        """Run the handler and record the event id in one transaction; False if seen.
+
+        Only a clash on the event-id record counts as "already handled"; any other
+        integrity error is the handler's failure and is retried, then dead-lettered.
+        """
         try:
             async with self.database.session() as session:
                 if await session.get(ProcessedEvent, (self.name, event.id)) is not None:
                     return False
                 await self.handler(session, event)
-                session.add(ProcessedEvent(consumer=self.name, event_id=event.id))
-        except IntegrityError:
+                await session.flush()
+                try:
+                    async with session.begin_nested():
+                        session.add(ProcessedEvent(consumer=self.name, event_id=event.id))
+                except IntegrityError as clash:
+                    raise _HandledElsewhere from clash
+        except _HandledElsewhere:
             # Another member recorded the same event id first: its effects stand, ours
-            # were rolled back with the failed insert.
+            # were rolled back.
             return False
         return True
 

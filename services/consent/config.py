@@ -2,6 +2,7 @@
 
 from typing import ClassVar
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from kit.settings import ServiceSettings
@@ -10,3 +11,31 @@ from kit.settings import ServiceSettings
 class Settings(ServiceSettings):
     service_name: ClassVar[str] = "consent"
     model_config = SettingsConfigDict(env_prefix="CONSENT_", extra="ignore")
+
+    # Topics (names behind ``kafka_topic_prefix``)
+    consent_state_topic: str = "consent.state"  # compacted, keyed by subject
+    notifications_topic: str = "notifications"
+    ledger_source_topics: list[str] = Field(
+        default=[
+            "identity.events",
+            "orders.events",
+            "consent.events",
+            "transfer.events",
+            "gateway.events",
+        ],
+        description="topics whose processing events feed the processing ledger",
+    )
+
+    # Rights requests: every participant must answer within the deadline (PIPL art. 50
+    # practice: 15 working days).
+    rights_participants: list[str] = ["identity", "orders", "transfer", "consent"]
+    rights_deadline_working_days: int = Field(default=15, ge=1)
+    service_urls: dict[str, str] = {
+        "identity": "http://127.0.0.1:8001",
+        "orders": "http://127.0.0.1:8002",
+        "consent": "http://127.0.0.1:8003",
+        "transfer": "http://127.0.0.1:8004",
+    }
+
+    # Incidents: above this many affected users, a public announcement replaces notices.
+    incident_announcement_threshold: int = Field(default=10_000, ge=1)

@@ -1,17 +1,59 @@
-"""The consent app: ``uvicorn --factory services.consent.main:create_app``."""
+"""The consent app (the privacy center): ``uvicorn --factory services.consent.main:create_app``."""
 
 from fastapi import FastAPI
 
+from kit.app import AppContext
 from kit.app import create_app as create_kit_app
+from kit.consumer import EventConsumer
+from kit.kafka import TopicSpec
+from services.consent import models  # noqa: F401  (every table registered)
 from services.consent.config import Settings
+from services.consent.consents import consumers as consents_consumers
+from services.consent.consents.router import router as consents_router
+from services.consent.incidents import consumers as incidents_consumers
+from services.consent.incidents.router import router as incidents_router
+from services.consent.ledger import consumers as ledger_consumers
+from services.consent.ledger.router import router as ledger_router
+from services.consent.policies import consumers as policies_consumers
+from services.consent.policies.router import router as policies_router
+from services.consent.rights import consumers as rights_consumers
+from services.consent.rights.router import router as rights_router
+
+
+def _consumers(context: AppContext) -> list[EventConsumer]:
+    return [
+        consumer
+        for domain in (
+            policies_consumers,
+            consents_consumers,
+            rights_consumers,
+            ledger_consumers,
+            incidents_consumers,
+        )
+        for consumer in domain.consumers(context)
+    ]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
     return create_kit_app(
-        settings=settings or Settings(),
-        title="Consent service",
+        settings=settings,
+        title="Consent service (privacy center)",
         description=(
-            "The privacy center: policy versions, consents, rights requests and the "
-            "processing ledger. Policy sections 2G, 2H, 2J, 4 and 5."
+            "The privacy center: policy versions, consents, rights requests, the processing "
+            "ledger, incidents and cessation. Policy sections 2G, 2H, 2J, 4 and 5."
         ),
+        routers=[policies_router, consents_router, rights_router, ledger_router, incidents_router],
+        topics=[
+            TopicSpec(
+                settings.topic(settings.consent_state_topic),
+                partitions=settings.kafka_topic_partitions,
+                compacted=True,
+            ),
+            TopicSpec(
+                settings.topic(settings.notifications_topic),
+                partitions=settings.kafka_topic_partitions,
+            ),
+        ],
+        consumers=_consumers,
     )

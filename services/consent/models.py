@@ -1,16 +1,16 @@
 """Every consent-service table, gathered for Alembic (``services.consent.models.registry``).
 
-The tables themselves live with their domain: ``policies/models.py``, ``consents/models.py``,
+The tables live with their domain: ``policies/models.py``, ``consents/models.py``,
 ``rights/models.py``, ``ledger/models.py``, ``incidents/models.py``.
 """
 
-import contextlib
-import importlib
-
 from services.consent.base import ConsentModel, registry
+from services.consent.consents import models as consents_models
+from services.consent.incidents import models as incidents_models
+from services.consent.ledger import models as ledger_models
+from services.consent.policies import models as policies_models
+from services.consent.rights import models as rights_models
 
-for _domain in ("policies", "consents", "rights", "ledger", "incidents"):
-    with contextlib.suppress(ModuleNotFoundError):
-        importlib.import_module(f"services.consent.{_domain}.models")
+DOMAIN_MODELS = (policies_models, consents_models, rights_models, ledger_models, incidents_models)
 
-__all__ = ["ConsentModel", "registry"]
+__all__ = ["DOMAIN_MODELS", "ConsentModel", "registry"]

@@ -38,6 +38,9 @@ def deposit(subject: str, number: int, *, event_id: str | None = None) -> Event:
 async def apply_deposit(session: AsyncSession, event: Event) -> None:
     if event.data.get("poison"):
         raise ValueError("this deposit cannot be applied")
+    if event.data.get("clash"):  # a handler bug that breaks a constraint is no duplicate
+        session.add_all([AppliedDeposits(subject="acc_9"), AppliedDeposits(subject="acc_9")])
+        await session.flush()
     applied = await session.get(AppliedDeposits, event.subject) or AppliedDeposits(
         subject=event.subject
     )
@@ -92,6 +95,13 @@ async def test_poison_events_are_dead_lettered_and_duplicates_have_no_effect(
         purpose="order.fulfilment",
         data={"number": 2, "poison": True},
     )
+    clash = new_event(
+        source="/kit-test",
+        type=EVENT_TYPE,
+        subject="acc_1",
+        purpose="order.fulfilment",
+        data={"number": 4, "clash": True},
+    )
     last = deposit("acc_1", 3)
     await publish(
         kafka.bootstrap_servers,
@@ -101,6 +111,7 @@ async def test_poison_events_are_dead_lettered_and_duplicates_have_no_effect(
             first.to_json_bytes(),  # redelivered: same event id
             b"{not an event",
             poison.to_json_bytes(),
+            clash.to_json_bytes(),
             last.to_json_bytes(),
         ],
     )
@@ -116,14 +127,14 @@ async def test_poison_events_are_dead_lettered_and_duplicates_have_no_effect(
     consumer.start()
 
     async def all_taken() -> bool:
-        return consumer.handled + consumer.duplicates + consumer.dead_lettered >= 5
+        return consumer.handled + consumer.duplicates + consumer.dead_lettered >= 6
 
     try:
-        await eventually(all_taken, timeout_s=60, what="the consumer to take all 5 messages")
+        await eventually(all_taken, timeout_s=60, what="the consumer to take all 6 messages")
     finally:
         await consumer.stop()
 
-    assert (consumer.handled, consumer.duplicates, consumer.dead_lettered) == (2, 1, 2)
+    assert (consumer.handled, consumer.duplicates, consumer.dead_lettered) == (2, 1, 3)
     async with database.session() as session:
         applied = await session.get(AppliedDeposits, "acc_1")
         outcomes = (
@@ -131,10 +142,16 @@ async def test_poison_events_are_dead_lettered_and_duplicates_have_no_effect(
         ).all()
     await database.dispose()
     assert applied is not None and applied.count == 2
-    assert dict(outcomes) == {first.id: "handled", poison.id: "dead_letter", last.id: "handled"}
+    assert dict(outcomes) == {
+        first.id: "handled",
+        poison.id: "dead_letter",
+        clash.id: "dead_letter",
+        last.id: "handled",
+    }
 
-    letters = await read_dead_letters(kafka.bootstrap_servers, topic, 2)
+    letters = await read_dead_letters(kafka.bootstrap_servers, topic, 3)
     errors = sorted(letter["dlq.error"] for letter in letters)
-    assert errors[0].startswith("ValueError: this deposit cannot be applied")
-    assert errors[1].startswith("unreadable event")
+    assert errors[0].startswith("IntegrityError")
+    assert errors[1].startswith("ValueError: this deposit cannot be applied")
+    assert errors[2].startswith("unreadable event")
     assert {letter["dlq.topic"] for letter in letters} == {topic}

@@ -7,6 +7,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -35,7 +36,7 @@ class Consent:
         context: AppContext = self.app.state.context
         return context
 
-    def token(self, subject: str, scopes: Iterable[str], **claims: object) -> str:
+    def token(self, subject: str, scopes: Iterable[str], **claims: Any) -> str:
         return mint_token(
             KEY,
             issuer=ISSUER,
@@ -45,7 +46,7 @@ class Consent:
             **claims,
         )
 
-    def user(self, **claims: object) -> tuple[str, dict[str, str]]:
+    def user(self, **claims: Any) -> tuple[str, dict[str, str]]:
         """A new user's account id and Authorization header."""
         subject = f"acc_{uuid.uuid4().hex[:16]}"
         return subject, bearer(self.token(subject, USER_SCOPES, **claims))

@@ -1,0 +1,29 @@
+"""Consumers of the consents domain.
+
+- ``consent.guardianships`` (behind the topic prefix) reads identity's events and records
+  each ``com.signature.identity.guardian.linked.v1`` as a guardianship (ward = the event's
+  subject, guardian = ``data.guardian_account_id``), so that the guardian can grant
+  consents for the minor (OB-2A-4). Other identity events are skipped.
+"""
+
+from __future__ import annotations
+
+from kit.app import AppContext
+from kit.consumer import EventConsumer
+from services.consent.consents.service import record_guardianship
+
+GUARDIANSHIPS_GROUP = "consent.guardianships"
+IDENTITY_EVENTS = "identity.events"
+
+
+def consumers(context: AppContext) -> list[EventConsumer]:
+    settings = context.settings
+    return [
+        EventConsumer(
+            name=settings.topic(GUARDIANSHIPS_GROUP),
+            topics=[settings.topic(IDENTITY_EVENTS)],
+            database=context.database,
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            handler=record_guardianship,
+        )
+    ]

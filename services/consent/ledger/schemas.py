@@ -1,0 +1,59 @@
+"""Ledger API shapes: the user's view of their processing ledger."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+ActorKind = Literal["self", "partner", "staff", "user", "service"]
+
+
+class Actor(BaseModel):
+    """Who processed the data. Staff account ids are not shown to users: their role is."""
+
+    kind: ActorKind
+    service: str = Field(description="the service that reported the processing")
+    id: str | None = Field(description="the partner, account or service id; null for staff")
+    name: str | None = Field(description="a partner's name, when known")
+    role: str | None = Field(description="a staff member's role, when known")
+    display: str = Field(description="a readable label, e.g. 'logistics partner ptn_...'")
+
+
+class CategoryView(BaseModel):
+    id: str
+    description: str | None
+    sensitive: bool
+
+
+class LedgerEntryView(BaseModel):
+    id: str = Field(description="the source event's id")
+    occurred_at: datetime
+    who: Actor
+    action: str
+    resource: str
+    categories: list[CategoryView]
+    purpose: str
+    purpose_description: str | None
+    legal_basis: str
+
+
+class LedgerPage(BaseModel):
+    entries: list[LedgerEntryView] = Field(description="newest first")
+    total: int
+    limit: int
+    offset: int
+    next_offset: int | None
+    chain_valid: bool = Field(description="false when a stored entry was altered or removed")
+
+
+class ChainCheck(BaseModel):
+    """The result of :func:`services.consent.ledger.service.verify_chain`."""
+
+    subject: str
+    valid: bool
+    entries: int
+    first_invalid_seq: int | None = None
+    first_invalid_event_id: str | None = None
+    reason: str | None = None

@@ -1,0 +1,492 @@
+"""The processing ledger: recording, the hash chain, the user's view, and the queries that
+incidents and cessation use to find the users concerned. No HTTP here.
+
+Recording (:func:`record_event`, the ``consent.ledger`` consumer's handler):
+
+- A processing event ``com.signature.<service>.personal_data.{read,write,delete}.v<N>``
+  (made by ``kit.outbox.EventWriter.processing``: data ``{actor, resource, action}``, the
+  ``purpose`` and ``datacategories`` attributes) or an access event from the gateway,
+  ``com.signature.<service>.access[.<what>].v<N>`` or
+  ``com.signature.<service>.personal_data.access.v<N>`` with the same data, becomes one
+  :class:`LedgerEntry` for the event's subject: who (the service from the event source,
+  the actor id, an optional ``actor_role`` from the data), which categories, when (the
+  event time), for what purpose, under which legal basis. Nothing of the event is dropped
+  because it is malformed: a missing actor is recorded as ``unknown``.
+- The legal basis comes from the catalogue kind of the purpose (PIPL art. 13):
+  ``basic`` -> "contract / policy agreement" (necessary for the contract the user entered
+  by agreeing to the policy, art. 13 (2)); ``additional`` and ``separate`` -> "consent"
+  (art. 13 (1), separate consent for ``separate``, art. 29 / 39); ``legal`` -> "legal
+  obligation" (art. 13 (3)). A purpose the catalogue does not know is recorded as
+  "undetermined (purpose not in the catalogue)", so that it stands out.
+- Identity's ``partner.registered`` (kind, and name when the event carries one),
+  ``account.created`` of staff accounts (roles) and ``role.granted`` events teach the
+  ledger who its actors are (:class:`LedgerActor`).
+- Idempotent: an event id already in the ledger is skipped (the consumer base also
+  deduplicates, and ``event_id`` is unique).
+
+The chain: a subject's entries are numbered ``seq`` 1, 2, ... in the order they were
+recorded; ``entry_hash`` = SHA-256 over the previous entry's hash (64 zeros for the first)
+and the canonical JSON of the entry (:func:`canonical_entry`: sorted keys, no spaces,
+UTC timestamps with microseconds). :func:`verify_chain` recomputes it and names the first
+entry that was edited, removed (a gap) or reordered. Appending is safe against a
+concurrent writer for the same subject: on PostgreSQL a transaction-scoped advisory lock
+per subject serialises appends (SQLite transactions begin IMMEDIATE), ``(subject, seq)`` is
+unique, and a lost race is retried in a savepoint with the new head.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import zlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from kit.catalogue import Catalogue
+from kit.errors import ServiceUnavailable
+from kit.events import Event
+from kit.models import utcnow
+from services.consent.ledger.models import LedgerActor, LedgerEntry
+from services.consent.ledger.schemas import (
+    Actor,
+    CategoryView,
+    ChainCheck,
+    LedgerEntryView,
+    LedgerPage,
+)
+
+GENESIS_HASH = "0" * 64
+MAX_PAGE = 100
+APPEND_ATTEMPTS = 5
+
+LEGAL_BASIS_BY_KIND: dict[str, str] = {
+    "basic": "contract / policy agreement",
+    "additional": "consent",
+    "separate": "consent",
+    "legal": "legal obligation",
+}
+UNDETERMINED_BASIS = "undetermined (purpose not in the catalogue)"
+
+_PROCESSING = re.compile(
+    r"^com\.signature\.[a-z_]+\.personal_data\.(?P<action>read|write|delete)\.v[0-9]+$"
+)
+_ACCESS = re.compile(
+    r"^com\.signature\.[a-z_]+\.(?:personal_data\.access|access(?:\.[a-z_]+)*)\.v[0-9]+$"
+)
+_ACTIONS = frozenset({"read", "write", "delete"})
+
+IDENTITY_SOURCE = "/identity"
+PARTNER_REGISTERED = "com.signature.identity.partner.registered.v1"
+ACCOUNT_CREATED = "com.signature.identity.account.created.v1"
+ROLE_GRANTED = "com.signature.identity.role.granted.v1"
+
+
+class ChainContention(ServiceUnavailable):
+    """The subject's chain kept moving under us; the consumer retries the event."""
+
+    code, title = "ledger-contention", "Ledger busy"
+
+
+# --------------------------------------------------------------------------- the chain
+
+
+def _timestamp(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def canonical_entry(entry: LedgerEntry) -> bytes:
+    """The entry's facts as canonical JSON: what its hash covers (all but the hashes and
+    the row id)."""
+    facts: dict[str, Any] = {
+        "event_id": entry.event_id,
+        "subject": entry.subject,
+        "seq": entry.seq,
+        "occurred_at": _timestamp(entry.occurred_at),
+        "recorded_at": _timestamp(entry.recorded_at),
+        "event_type": entry.event_type,
+        "service": entry.service,
+        "actor": entry.actor,
+        "actor_role": entry.actor_role,
+        "action": entry.action,
+        "resource": entry.resource,
+        "purpose": entry.purpose,
+        "legal_basis": entry.legal_basis,
+        "categories": list(entry.categories),
+    }
+    return json.dumps(facts, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def entry_hash(prev_hash: str, entry: LedgerEntry) -> str:
+    """SHA-256 over the previous entry's hash and this entry's canonical JSON."""
+    digest = hashlib.sha256()
+    digest.update(prev_hash.encode("ascii"))
+    digest.update(b"\n")
+    digest.update(canonical_entry(entry))
+    return digest.hexdigest()
+
+
+async def verify_chain(session: AsyncSession, subject: str) -> ChainCheck:
+    """Walk the subject's chain in order; report the first entry that does not hold."""
+    expected_prev, count = GENESIS_HASH, 0
+    rows = await session.stream_scalars(
+        select(LedgerEntry)
+        .where(col(LedgerEntry.subject) == subject)
+        .order_by(col(LedgerEntry.seq))
+        .execution_options(yield_per=500, populate_existing=True)
+    )
+    async for entry in rows:
+        count += 1
+        reason: str | None = None
+        if entry.seq != count:
+            reason = f"entry {count} is missing or out of order (found seq {entry.seq})"
+        elif entry.prev_hash != expected_prev:
+            reason = "the link to the previous entry is broken"
+        elif entry_hash(entry.prev_hash, entry) != entry.entry_hash:
+            reason = "the entry's content does not match its hash"
+        if reason is not None:
+            await rows.close()
+            return ChainCheck(
+                subject=subject,
+                valid=False,
+                entries=count,
+                first_invalid_seq=entry.seq,
+                first_invalid_event_id=entry.event_id,
+                reason=reason,
+            )
+        expected_prev = entry.entry_hash
+    return ChainCheck(subject=subject, valid=True, entries=count)
+
+
+# --------------------------------------------------------------------------- recording
+
+
+@dataclass(frozen=True)
+class Processing:
+    """The facts of a processing or access event, ready to record."""
+
+    action: str
+    actor: str
+    actor_role: str | None
+    resource: str
+
+
+def _text(value: Any, limit: int) -> str | None:
+    return value[:limit] if isinstance(value, str) and value else None
+
+
+def parse_processing(event: Event) -> Processing | None:
+    """The processing an event reports, or None when it is not a processing/access event."""
+    processing = _PROCESSING.match(event.type)
+    if processing is None and _ACCESS.match(event.type) is None:
+        return None
+    data = event.data
+    stated = data.get("action")
+    if processing is not None:
+        action = processing["action"]
+    else:
+        action = stated if stated in _ACTIONS else "read"
+    return Processing(
+        action=action,
+        actor=_text(data.get("actor"), 128) or "unknown",
+        actor_role=_text(data.get("actor_role"), 100),
+        resource=_text(data.get("resource"), 200) or "",
+    )
+
+
+def legal_basis_for(catalogue: Catalogue, purpose: str) -> str:
+    if not catalogue.has_purpose(purpose):
+        return UNDETERMINED_BASIS
+    return LEGAL_BASIS_BY_KIND[catalogue.purpose(purpose).kind]
+
+
+def service_of(event: Event) -> str:
+    """The reporting service, from the event source (``/orders`` -> ``orders``)."""
+    return event.source.strip("/").replace("/", "_")[:100]
+
+
+async def learn_actor(session: AsyncSession, event: Event) -> bool:
+    """Update the actor directory from one of identity's events; True if it was one."""
+    if event.source != IDENTITY_SOURCE:
+        return False
+    data = event.data
+    if event.type == PARTNER_REGISTERED:
+        actor = await session.get(LedgerActor, event.subject) or LedgerActor(
+            actor=event.subject, kind="partner"
+        )
+        actor.kind = "partner"
+        actor.name = _text(data.get("name"), 200) or actor.name
+        actor.partner_kind = _text(data.get("kind"), 50) or actor.partner_kind
+        actor.updated_at = utcnow()
+        session.add(actor)
+        return True
+    if event.type == ACCOUNT_CREATED and data.get("kind") == "staff":
+        actor = await session.get(LedgerActor, event.subject) or LedgerActor(
+            actor=event.subject, kind="staff"
+        )
+        roles = data.get("roles")
+        actor.roles = sorted({*actor.roles, *(r for r in roles or [] if isinstance(r, str))})
+        actor.updated_at = utcnow()
+        session.add(actor)
+        return True
+    if event.type == ROLE_GRANTED:
+        staff = await session.get(LedgerActor, event.subject)
+        role = data.get("role")
+        if staff is not None and staff.kind == "staff" and isinstance(role, str):
+            staff.roles = sorted({*staff.roles, role})
+            staff.updated_at = utcnow()
+        return True
+    return False
+
+
+async def _lock_subject(session: AsyncSession, subject: str) -> None:
+    """Serialise appends to one subject's chain until the transaction ends. PostgreSQL: a
+    transaction-scoped advisory lock; SQLite transactions already begin IMMEDIATE."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    key = zlib.crc32(f"consent.ledger:{subject}".encode())
+    await session.execute(select(func.pg_advisory_xact_lock(key)))
+
+
+async def _head(session: AsyncSession, subject: str) -> tuple[int, str]:
+    row = (
+        await session.execute(
+            select(col(LedgerEntry.seq), col(LedgerEntry.entry_hash))
+            .where(col(LedgerEntry.subject) == subject)
+            .order_by(col(LedgerEntry.seq).desc())
+            .limit(1)
+        )
+    ).first()
+    return (0, GENESIS_HASH) if row is None else (row[0], row[1])
+
+
+async def _recorded(session: AsyncSession, event_id: str) -> bool:
+    found = await session.scalar(
+        select(col(LedgerEntry.id)).where(col(LedgerEntry.event_id) == event_id)
+    )
+    return found is not None
+
+
+async def record_event(
+    session: AsyncSession, event: Event, *, catalogue: Catalogue
+) -> LedgerEntry | None:
+    """The ledger consumer's handler: learn actors, record processing; None otherwise."""
+    if await learn_actor(session, event):
+        return None
+    processing = parse_processing(event)
+    if processing is None or await _recorded(session, event.id):
+        return None
+    occurred_at = event.time.astimezone(UTC)
+    await _lock_subject(session, event.subject)
+    for _ in range(APPEND_ATTEMPTS):
+        seq, prev_hash = await _head(session, event.subject)
+        entry = LedgerEntry(
+            event_id=event.id,
+            subject=event.subject,
+            seq=seq + 1,
+            occurred_at=occurred_at,
+            recorded_at=utcnow(),
+            event_type=event.type,
+            service=service_of(event),
+            actor=processing.actor,
+            actor_role=processing.actor_role,
+            action=processing.action,
+            resource=processing.resource,
+            purpose=event.purpose,
+            legal_basis=legal_basis_for(catalogue, event.purpose),
+            categories=sorted(set(event.categories)),
+            prev_hash=prev_hash,
+            entry_hash="",
+        )
+        entry.entry_hash = entry_hash(prev_hash, entry)
+        try:
+            async with session.begin_nested():
+                session.add(entry)
+                await session.flush()
+        except IntegrityError:
+            # Another writer appended to this subject first (or recorded this very event).
+            if await _recorded(session, event.id):
+                return None
+            continue
+        return entry
+    raise ChainContention(f"could not append to the ledger of {event.subject}")
+
+
+# --------------------------------------------------------------------------- the user's view
+
+
+def _actor_view(entry: LedgerEntry, directory: dict[str, LedgerActor]) -> Actor:
+    known = directory.get(entry.actor)
+    service = entry.service
+    if entry.actor == entry.subject:
+        return Actor(
+            kind="self", service=service, id=entry.actor, name=None, role=None, display="you"
+        )
+    if entry.actor.startswith("ptn_") or (known is not None and known.kind == "partner"):
+        name = known.name if known else None
+        kind_label = f"{known.partner_kind} partner" if known and known.partner_kind else "partner"
+        display = f"{name} ({entry.actor})" if name else f"{kind_label} {entry.actor}"
+        return Actor(
+            kind="partner", service=service, id=entry.actor, name=name, role=None, display=display
+        )
+    if entry.actor_role or (known is not None and known.kind == "staff"):
+        role = entry.actor_role or (", ".join(known.roles) if known and known.roles else None)
+        display = f"staff member ({role})" if role else "staff member"
+        return Actor(kind="staff", service=service, id=None, name=None, role=role, display=display)
+    if entry.actor.startswith("acc_"):
+        return Actor(
+            kind="user",
+            service=service,
+            id=entry.actor,
+            name=None,
+            role=None,
+            display=f"account {entry.actor}",
+        )
+    return Actor(
+        kind="service",
+        service=service,
+        id=entry.actor,
+        name=None,
+        role=None,
+        display=f"the {service} service",
+    )
+
+
+def _category_view(catalogue: Catalogue, category: str) -> CategoryView:
+    try:
+        known = catalogue.category(category)
+    except KeyError:
+        return CategoryView(id=category, description=None, sensitive=False)
+    return CategoryView(id=category, description=known.description, sensitive=known.sensitive)
+
+
+def entry_view(
+    entry: LedgerEntry, *, catalogue: Catalogue, directory: dict[str, LedgerActor]
+) -> LedgerEntryView:
+    purpose = catalogue.purpose(entry.purpose) if catalogue.has_purpose(entry.purpose) else None
+    return LedgerEntryView(
+        id=entry.event_id,
+        occurred_at=entry.occurred_at,
+        who=_actor_view(entry, directory),
+        action=entry.action,
+        resource=entry.resource,
+        categories=[_category_view(catalogue, c) for c in entry.categories],
+        purpose=entry.purpose,
+        purpose_description=purpose.description if purpose else None,
+        legal_basis=entry.legal_basis,
+    )
+
+
+async def _directory(session: AsyncSession, actors: Iterable[str]) -> dict[str, LedgerActor]:
+    wanted = sorted(set(actors))
+    if not wanted:
+        return {}
+    found = await session.scalars(select(LedgerActor).where(col(LedgerActor.actor).in_(wanted)))
+    return {actor.actor: actor for actor in found}
+
+
+async def list_own_entries(
+    session: AsyncSession, *, catalogue: Catalogue, subject: str, limit: int, offset: int
+) -> LedgerPage:
+    """The subject's ledger, newest first, one page, with the chain's verdict."""
+    limit = max(1, min(limit, MAX_PAGE))
+    offset = max(0, offset)
+    total = await session.scalar(
+        select(func.count()).select_from(LedgerEntry).where(col(LedgerEntry.subject) == subject)
+    )
+    entries = list(
+        await session.scalars(
+            select(LedgerEntry)
+            .where(col(LedgerEntry.subject) == subject)
+            .order_by(col(LedgerEntry.occurred_at).desc(), col(LedgerEntry.seq).desc())
+            .offset(offset)
+            .limit(limit)
+        )
+    )
+    directory = await _directory(session, (entry.actor for entry in entries))
+    check = await verify_chain(session, subject)
+    count = total or 0
+    return LedgerPage(
+        entries=[entry_view(e, catalogue=catalogue, directory=directory) for e in entries],
+        total=count,
+        limit=limit,
+        offset=offset,
+        next_offset=offset + limit if offset + limit < count else None,
+        chain_valid=check.valid,
+    )
+
+
+# --------------------------------------------------------------------------- finding users
+
+
+def category_covered(category: str, affected: Sequence[str]) -> bool:
+    """Whether ``category`` is one of ``affected`` or below one (fideslang hierarchy:
+    ``user.contact`` covers ``user.contact.phone_number``)."""
+    return any(category == a or category.startswith(a + ".") for a in affected)
+
+
+async def affected_subjects(
+    session: AsyncSession,
+    *,
+    start: datetime,
+    end: datetime,
+    categories: Sequence[str] = (),
+    actors: Sequence[str] = (),
+) -> dict[str, set[str]]:
+    """Every subject with an entry between ``start`` and ``end`` (inclusive) that touched
+    one of ``categories`` (when given) by one of ``actors`` (service names or actor ids,
+    when given), with the categories of theirs that matched."""
+    query = select(col(LedgerEntry.subject), col(LedgerEntry.categories)).where(
+        col(LedgerEntry.occurred_at) >= start, col(LedgerEntry.occurred_at) <= end
+    )
+    if actors:
+        query = query.where(
+            or_(col(LedgerEntry.service).in_(actors), col(LedgerEntry.actor).in_(actors))
+        )
+    found: dict[str, set[str]] = {}
+    rows = await session.stream(query.execution_options(yield_per=1000))
+    async for subject, entry_categories in rows:
+        matched = {c for c in entry_categories if not categories or category_covered(c, categories)}
+        if categories and not matched:
+            continue
+        found.setdefault(subject, set()).update(matched)
+    return found
+
+
+async def subjects_with_purpose(session: AsyncSession, purpose: str) -> list[str]:
+    """Every subject with an entry under ``purpose``."""
+    found = await session.scalars(
+        select(col(LedgerEntry.subject))
+        .where(col(LedgerEntry.purpose) == purpose)
+        .distinct()
+        .order_by(col(LedgerEntry.subject))
+    )
+    return list(found)
+
+
+async def categories_for_purpose(session: AsyncSession, purpose: str) -> set[str]:
+    """Every category the ledger saw processed under ``purpose``."""
+    found: set[str] = set()
+    rows = await session.stream_scalars(
+        select(col(LedgerEntry.categories))
+        .where(col(LedgerEntry.purpose) == purpose)
+        .execution_options(yield_per=1000)
+    )
+    async for categories in rows:
+        found.update(categories)
+    return found
+
+
+async def all_subjects(session: AsyncSession) -> list[str]:
+    """Every subject with any entry."""
+    found = await session.scalars(
+        select(col(LedgerEntry.subject)).distinct().order_by(col(LedgerEntry.subject))
+    )
+    return list(found)

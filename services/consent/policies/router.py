@@ -1,0 +1,130 @@
+"""Policy endpoints. Public (no token): the current version as JSON and as a page, the
+archive, one version, a diff. Admins (``admin:policy``) publish; there is no route that
+changes or deletes a version. Users (``consent:write`` / ``consent:read``) agree to a
+version and read their receipts and whether renewed consent is needed."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, status
+from fastapi.responses import HTMLResponse
+
+from kit.app import ContextDep
+from kit.auth import Principal, Scope, require
+from kit.db import SessionDep
+from services.consent.policies import service
+from services.consent.policies.page import CONTENT_SECURITY_POLICY
+from services.consent.policies.schemas import (
+    VERSION_PATTERN,
+    AgreementCreate,
+    AgreementReceipt,
+    MyAgreements,
+    PolicyDiff,
+    PolicyVersionCreate,
+    PolicyVersionSummary,
+    PolicyVersionView,
+)
+
+router = APIRouter(tags=["policies"])
+Admin = Annotated[Principal, require(Scope.ADMIN_POLICY)]
+Writer = Annotated[Principal, require(Scope.CONSENT_WRITE)]
+Reader = Annotated[Principal, require(Scope.CONSENT_READ)]
+VersionPath = Annotated[str, Path(pattern=VERSION_PATTERN)]
+
+
+@router.post(
+    "/policy/versions",
+    response_model=PolicyVersionView,
+    status_code=status.HTTP_201_CREATED,
+    summary="Publish a new policy version (immutable once published)",
+    responses={409: {"description": "the version is already published"}},
+)
+async def publish(
+    body: PolicyVersionCreate, session: SessionDep, context: ContextDep, admin: Admin
+) -> PolicyVersionView:
+    return await service.publish_version(
+        session,
+        events=context.events,
+        request=body,
+        published_by=admin.subject,
+        today=service.policy_today(),
+    )
+
+
+@router.get("/policy", response_model=PolicyVersionView, summary="The policy in effect today")
+async def current(session: SessionDep) -> PolicyVersionView:
+    return await service.current_version(session, today=service.policy_today())
+
+
+@router.get(
+    "/policy.html",
+    response_class=HTMLResponse,
+    summary="The policy page: the version in effect, or an archived one",
+)
+async def page(
+    session: SessionDep,
+    version: Annotated[str | None, Query(pattern=VERSION_PATTERN)] = None,
+) -> HTMLResponse:
+    html = await service.policy_page(session, version=version, today=service.policy_today())
+    return HTMLResponse(
+        html,
+        headers={
+            "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "no-referrer",
+            "Cache-Control": "no-cache",
+        },
+    )
+
+
+@router.get(
+    "/policy/versions",
+    response_model=list[PolicyVersionSummary],
+    summary="Every published version, newest first (the archive)",
+)
+async def archive(session: SessionDep) -> list[PolicyVersionSummary]:
+    return await service.list_versions(session, today=service.policy_today())
+
+
+@router.get("/policy/versions/{version}", response_model=PolicyVersionView, summary="One version")
+async def one_version(version: VersionPath, session: SessionDep) -> PolicyVersionView:
+    return await service.get_version(session, version=version, today=service.policy_today())
+
+
+@router.get("/policy/diff", response_model=PolicyDiff, summary="A unified diff of two versions")
+async def diff(
+    session: SessionDep,
+    from_version: Annotated[str, Query(alias="from", pattern=VERSION_PATTERN)],
+    to_version: Annotated[str, Query(alias="to", pattern=VERSION_PATTERN)],
+) -> PolicyDiff:
+    return await service.diff_versions(session, from_version=from_version, to_version=to_version)
+
+
+@router.post(
+    "/policy/agreements",
+    response_model=AgreementReceipt,
+    status_code=status.HTTP_201_CREATED,
+    summary="Agree to a policy version; returns the receipt",
+    responses={409: {"description": "the version has been replaced by a newer one"}},
+)
+async def agree(
+    body: AgreementCreate, session: SessionDep, context: ContextDep, user: Writer
+) -> AgreementReceipt:
+    return await service.agree(
+        session,
+        events=context.events,
+        subject=user.subject,
+        version=body.version,
+        channel=user.client_type,
+        today=service.policy_today(),
+    )
+
+
+@router.get(
+    "/policy/agreements/me",
+    response_model=MyAgreements,
+    summary="My agreements, and whether I must agree to a newer version",
+)
+async def my_agreements(session: SessionDep, user: Reader) -> MyAgreements:
+    return await service.my_agreements(session, subject=user.subject, today=service.policy_today())
