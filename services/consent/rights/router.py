@@ -1,0 +1,142 @@
+"""Rights-request endpoints: users file and follow their requests, take their export;
+the privacy officer lists open and overdue ones and hands corrections to services."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, status
+
+from kit.app import AppContext, ContextDep, app_context
+from kit.auth import Principal, Scope, require
+from kit.db import SessionDep
+from kit.models import utcnow
+from services.consent.config import Settings
+from services.consent.rights import service
+from services.consent.rights.export import RightsExporter
+from services.consent.rights.schemas import (
+    ExportDocument,
+    RequestStatus,
+    RightsRequestAdminView,
+    RightsRequestCreate,
+    RightsRequestView,
+    ServiceCorrections,
+)
+
+router = APIRouter(prefix="/rights-requests", tags=["rights"])
+Writer = Annotated[Principal, require(Scope.CONSENT_WRITE)]
+Reader = Annotated[Principal, require(Scope.CONSENT_READ)]
+Officer = Annotated[Principal, require(Scope.ADMIN_RIGHTS)]
+
+
+def consent_settings(context: Annotated[AppContext, Depends(app_context)]) -> Settings:
+    assert isinstance(context.settings, Settings)
+    return context.settings
+
+
+def rights_exporter(request: Request) -> RightsExporter | None:
+    """``app.state.rights_exporter``, set at start-up with a service token (see ``export``);
+    None until then."""
+    exporter = getattr(request.app.state, "rights_exporter", None)
+    return exporter if isinstance(exporter, RightsExporter) else None
+
+
+SettingsDep = Annotated[Settings, Depends(consent_settings)]
+ExporterDep = Annotated[RightsExporter | None, Depends(rights_exporter)]
+
+
+@router.post(
+    "",
+    response_model=RightsRequestView,
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="File a rights request: access, correction, deletion or withdraw_all",
+)
+async def file_request(
+    body: RightsRequestCreate,
+    session: SessionDep,
+    context: ContextDep,
+    settings: SettingsDep,
+    user: Writer,
+) -> RightsRequestView:
+    return await service.file_request(
+        session,
+        cipher=context.cipher,
+        events=context.events,
+        participants=settings.rights_participants,
+        working_days=settings.rights_deadline_working_days,
+        subject=user.subject,
+        request=body,
+        now=utcnow(),
+    )
+
+
+@router.get("/me", response_model=list[RightsRequestView], summary="My rights requests")
+async def my_requests(session: SessionDep, user: Reader) -> list[RightsRequestView]:
+    return await service.list_own_requests(session, subject=user.subject, now=utcnow())
+
+
+@router.get(
+    "",
+    response_model=list[RightsRequestAdminView],
+    summary="Rights requests by status (default: every unfinished one)",
+)
+async def list_requests(
+    session: SessionDep,
+    officer: Officer,
+    status: RequestStatus | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[RightsRequestAdminView]:
+    return await service.list_requests(session, status=status, now=utcnow(), limit=limit)
+
+
+@router.get(
+    "/{request_id}",
+    response_model=RightsRequestView,
+    summary="One of my rights requests, with each service's answer",
+)
+async def get_request(
+    request_id: str, session: SessionDep, context: ContextDep, user: Reader
+) -> RightsRequestView:
+    return await service.get_own_request(
+        session, cipher=context.cipher, subject=user.subject, request_id=request_id, now=utcnow()
+    )
+
+
+@router.get(
+    "/{request_id}/export",
+    response_model=ExportDocument,
+    summary="The data every service holds about me (an access request)",
+)
+async def export(
+    request_id: str,
+    session: SessionDep,
+    context: ContextDep,
+    exporter: ExporterDep,
+    user: Reader,
+) -> ExportDocument:
+    return await service.export_request(
+        session,
+        exporter=exporter,
+        events=context.events,
+        subject=user.subject,
+        request_id=request_id,
+        now=utcnow(),
+    )
+
+
+@router.get(
+    "/{request_id}/corrections/{service_name}",
+    response_model=ServiceCorrections,
+    summary="The corrections one service is asked to make",
+)
+async def corrections(
+    request_id: str, service_name: str, session: SessionDep, context: ContextDep, officer: Officer
+) -> ServiceCorrections:
+    return await service.corrections_for_service(
+        session,
+        cipher=context.cipher,
+        events=context.events,
+        request_id=request_id,
+        service=service_name,
+        reader=officer.subject,
+    )

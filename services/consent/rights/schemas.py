@@ -1,0 +1,155 @@
+"""Rights-request API shapes, the completion-event contract and the export document.
+
+Inputs forbid unknown fields. :class:`CompletionData` is the ``data`` of a participant's
+``com.signature.<service>.rights.completed.v1`` event; it ignores fields it does not know,
+so a participant may add some without breaking the privacy center.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+RightsKind = Literal["access", "correction", "deletion", "withdraw_all"]
+RequestStatus = Literal["open", "overdue", "completed"]
+Outcome = Literal["done", "partial", "refused"]
+ParticipantStatus = Literal["pending", "overdue", "done", "partial", "refused"]
+
+MAX_CORRECTIONS_BYTES = 16 * 1024
+Category = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class RightsRequestCreate(BaseModel):
+    """A rights request. ``corrections`` (kind ``correction`` only) maps a service to the
+    fields it should correct, as that service understands them: ``{"orders": {...}}``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: RightsKind
+    corrections: dict[str, dict[str, Any]] | None = Field(
+        default=None, description="kind=correction only: service -> fields to correct"
+    )
+
+    @model_validator(mode="after")
+    def _corrections_fit_the_kind(self) -> RightsRequestCreate:
+        if self.kind == "correction":
+            if not self.corrections or not any(self.corrections.values()):
+                raise ValueError("a correction names at least one service and field to correct")
+            if len(json.dumps(self.corrections).encode()) > MAX_CORRECTIONS_BYTES:
+                raise ValueError(f"corrections are limited to {MAX_CORRECTIONS_BYTES} bytes")
+        elif self.corrections is not None:
+            raise ValueError("only a correction request carries corrections")
+        return self
+
+
+class KeptCategory(BaseModel):
+    """Data a service keeps despite the request, why, and until when."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    category: Category
+    legal_basis: str = Field(min_length=1, max_length=2000)
+    until: date | None = None
+    retention: str | None = Field(
+        default=None, max_length=100, description="the catalogue's retention period id, if one"
+    )
+
+    @field_validator("until", mode="before")
+    @classmethod
+    def _date_of_a_timestamp(cls, value: Any) -> Any:
+        if isinstance(value, str) and "T" in value:
+            return datetime.fromisoformat(value.replace("Z", "+00:00")).date()
+        if isinstance(value, datetime):
+            return value.date()
+        return value
+
+
+class CompletionData(BaseModel):
+    """``data`` of ``com.signature.<service>.rights.completed.v1`` (subject = the user)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    request_id: str = Field(min_length=1, max_length=40)
+    outcome: Outcome
+    deleted: list[Category] = Field(default_factory=list, max_length=200)
+    anonymised: list[Category] = Field(default_factory=list, max_length=200)
+    kept: list[KeptCategory] = Field(default_factory=list, max_length=200)
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+class ParticipantView(BaseModel):
+    """A participant service's part: ``pending`` (or ``overdue``) until it answers, then
+    its outcome with what it deleted, anonymised and kept."""
+
+    service: str
+    status: ParticipantStatus
+    answered_at: datetime | None = None
+    deleted: list[str] = []
+    anonymised: list[str] = []
+    kept: list[KeptCategory] = []
+    reason: str | None = None
+
+
+class RightsRequestView(BaseModel):
+    """A request as its owner sees it."""
+
+    id: str
+    kind: RightsKind
+    status: RequestStatus
+    filed_at: datetime
+    deadline: datetime = Field(description="every answer is due before this instant")
+    due_date: date = Field(description="the last working day, China Standard Time")
+    completed_at: datetime | None
+    has_corrections: bool
+    corrections: dict[str, dict[str, Any]] | None = Field(
+        default=None, description="the owner's corrections (shown on the detail only)"
+    )
+    participants: list[ParticipantView]
+    overdue_services: list[str]
+
+
+class RightsRequestAdminView(BaseModel):
+    """A request as a privacy officer sees it: whose, and who has not answered."""
+
+    id: str
+    subject: str
+    kind: RightsKind
+    status: RequestStatus
+    filed_at: datetime
+    deadline: datetime
+    completed_at: datetime | None
+    has_corrections: bool
+    participants: list[ParticipantView]
+    overdue_services: list[str]
+
+
+class ServiceCorrections(BaseModel):
+    """The corrections one participant service is asked to make."""
+
+    request_id: str
+    service: str
+    corrections: dict[str, Any]
+
+
+class ServiceExportOk(BaseModel):
+    status: Literal["ok"] = "ok"
+    data: Any
+
+
+class ServiceExportError(BaseModel):
+    status: Literal["error"] = "error"
+    error: str
+
+
+ServiceExport = Annotated[ServiceExportOk | ServiceExportError, Field(discriminator="status")]
+
+
+class ExportDocument(BaseModel):
+    """Everything the participant services hold about the subject, gathered at once."""
+
+    subject: str
+    generated_at: datetime
+    services: dict[str, ServiceExport]
