@@ -563,3 +563,37 @@ async def record_guardianship(session: AsyncSession, event: Event) -> None:
     else:
         link.guardian_account_id, link.linked_at, link.event_id = guardian, event.time, event.id
     logger.info("guardian %s recorded for %s", guardian, event.subject)
+
+
+async def withdraw_all(
+    session: AsyncSession,
+    *,
+    events: EventWriter,
+    catalogue: Catalogue,
+    state_topic: str,
+    subject: str,
+    channel: str = "rights_request",
+) -> list[Receipt]:
+    """Withdraw every consent ``subject`` has granted (a rights request's "withdraw all"),
+    each with its own receipt, exactly as if the user had withdrawn them one by one."""
+    receipts: list[Receipt] = []
+    for row in await _current_rows(session, subject):
+        if not row.granted:
+            continue
+        shown: dict[str, Any] = {"reason": "withdraw_all rights request"}
+        if row.recipient_id is not None:
+            shown["recipient"] = {"id": row.recipient_id}
+        receipts.append(
+            await change_consent(
+                session,
+                events=events,
+                catalogue=catalogue,
+                state_topic=state_topic,
+                subject=subject,
+                actor=subject,
+                actor_role="subject",
+                channel=channel,
+                change=ConsentChange(purpose=row.purpose, granted=False, shown=shown),
+            )
+        )
+    return receipts

@@ -12,6 +12,7 @@ from kit.consumer import EventConsumer, Handler
 from kit.events import Event
 from kit.models import utcnow
 from services.consent.config import Settings
+from services.consent.consents import service as consents_service
 from services.consent.rights import service
 
 CONSUMER_NAME = "consent.rights"
@@ -40,6 +41,22 @@ def rights_handler(context: AppContext, *, withdraw_all: service.WithdrawAll | N
     return handle
 
 
+def _withdraw_all(context: AppContext) -> service.WithdrawAll:
+    settings = context.settings
+    assert isinstance(settings, Settings)
+
+    async def withdraw(session: AsyncSession, subject: str) -> object:
+        return await consents_service.withdraw_all(
+            session,
+            events=context.events,
+            catalogue=context.catalogue,
+            state_topic=settings.topic(settings.consent_state_topic),
+            subject=subject,
+        )
+
+    return withdraw
+
+
 def consumers(context: AppContext) -> list[EventConsumer]:
     settings = context.settings
     assert isinstance(settings, Settings)
@@ -49,9 +66,6 @@ def consumers(context: AppContext) -> list[EventConsumer]:
             topics=[settings.topic(f"{p}.events") for p in settings.rights_participants],
             database=context.database,
             bootstrap_servers=settings.kafka_bootstrap_servers,
-            # TODO(lead): pass the consents domain's "withdraw every consent of a subject"
-            # once services.consent.consents.service has one (today it changes one purpose
-            # at a time); until then consent answers withdraw_all "refused: not available yet".
-            handler=rights_handler(context, withdraw_all=None),
+            handler=rights_handler(context, withdraw_all=_withdraw_all(context)),
         )
     ]
