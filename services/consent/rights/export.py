@@ -9,9 +9,10 @@ error; one failing service never fails the whole export. Redirects are not follo
 token never travels to another host. Errors name the failure only: a response body is never
 copied into the document.
 
-TODO(lead): wire ``app.state.rights_exporter`` at start-up with a service token for the
-purpose ``rights.access`` (:func:`new_rights_exporter`), and close its client on shutdown.
-Until then ``GET /rights-requests/{id}/export`` answers 503.
+Not wired yet: the app sets no ``app.state.rights_exporter`` because the suite has no
+service-to-service token for the purpose ``rights.access`` and the services have no
+``/rights/export`` route (both belong to the data-lifecycle work). Until then
+``GET /rights-requests/{id}/export`` answers 503 and says so.
 """
 
 from __future__ import annotations
