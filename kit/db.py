@@ -15,10 +15,21 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Annotated, Any, Final
 
 from fastapi import Depends, Request
-from sqlalchemy import Column, DateTime, Dialect, MetaData, TypeDecorator, event, text
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Dialect,
+    MetaData,
+    Numeric,
+    String,
+    TypeDecorator,
+    event,
+    text,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -63,6 +74,42 @@ class UtcDateTime(TypeDecorator[datetime]):
 def timestamp_column(*, nullable: bool = False, index: bool = False) -> Column[datetime]:
     """A column of :class:`UtcDateTime`, for ``Field(sa_column=timestamp_column())``."""
     return Column(UtcDateTime(), nullable=nullable, index=index)
+
+
+CENT: Final = Decimal("0.01")
+
+
+def to_cents(value: Decimal) -> Decimal:
+    """``value`` rounded half-up to 0.01, the unit every stored amount has."""
+    return value.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+class Money(TypeDecorator[Decimal]):
+    """An exact amount with two decimals: ``NUMERIC(14, 2)`` on PostgreSQL; on SQLite,
+    which has no exact decimal type, its canonical text (``"12.50"``)."""
+
+    impl = Numeric(14, 2, asdecimal=True)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(String(32))
+        return dialect.type_descriptor(Numeric(14, 2, asdecimal=True))
+
+    def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        amount = to_cents(Decimal(value))
+        return str(amount) if dialect.name == "sqlite" else amount
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        if value is None:
+            return None
+        return to_cents(Decimal(str(value)))
+
+
+def money_column(*, nullable: bool = False) -> Column[Decimal]:
+    return Column(Money(), nullable=nullable)
 
 
 def new_registry() -> registry:

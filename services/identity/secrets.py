@@ -29,11 +29,6 @@ def verify_secret(secret: str, hashed: str | None) -> bool:
         return False
 
 
-def new_id(prefix: str) -> str:
-    """An unguessable id such as ``acc_3J...``: pseudonymous, carries no personal data."""
-    return f"{prefix}_{secrets.token_urlsafe(16).replace('-', 'x').replace('_', 'y')}"
-
-
 def new_token(prefix: str) -> str:
     return f"{prefix}_{secrets.token_urlsafe(32)}"
 

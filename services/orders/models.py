@@ -1,11 +1,188 @@
-"""Orders tables. They live in this registry, so they exist only in the orders database."""
+"""Orders tables. They live in this registry, so they exist only in the orders database.
 
-from sqlmodel import SQLModel
+Personal values of an order (consignee, phones, address, invoice and customs data, remarks:
+the ``orders.order`` fields of the catalogue) are stored only as ciphertext under the
+buyer's key (``kit.crypto``), in the columns named ``<catalogue field>_encrypted``. The
+facts needed for reconciliation and tax (goods, quantities, prices, discounts, amounts,
+status, times) are plain. Amounts are :class:`Money`: exact decimals, never floats.
+"""
 
-from kit.db import new_registry
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    Index,
+    UniqueConstraint,
+)
+from sqlmodel import Field, SQLModel
+
+from kit.db import money_column, new_registry, timestamp_column
+from kit.models import utcnow
 
 registry = new_registry()
 
 
 class OrdersModel(SQLModel, registry=registry):
     """Base of every orders table."""
+
+
+# --------------------------------------------------------------------------- goods
+
+
+class Goods(OrdersModel, table=True):
+    """An item for sale. ``cross_border`` goods need the buyer's customs identity;
+    ``special_category`` goods need a real-name verified buyer (policy 2A, 2D)."""
+
+    id: str = Field(primary_key=True, max_length=40)
+    name: str = Field(max_length=200)
+    price: Decimal = Field(sa_column=money_column())
+    currency: str = Field(max_length=3)
+    cross_border: bool = False
+    special_category: bool = False
+    created_by: str = Field(max_length=40)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
+
+
+class Discount(OrdersModel, table=True):
+    """A discount code and the amount it takes off an order, set by staff: a buyer names
+    codes, never amounts."""
+
+    code: str = Field(primary_key=True, max_length=40)
+    amount: Decimal = Field(sa_column=money_column())
+    currency: str = Field(max_length=3)
+    active: bool = True
+    created_by: str = Field(max_length=40)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
+
+
+# --------------------------------------------------------------------------- cart
+
+
+class CartItem(OrdersModel, table=True):
+    """Goods in a user's cart, with the price when they were added (price-drop reminders
+    compare against it, and against the last price a reminder was sent for)."""
+
+    __tablename__ = "cart_item"
+    __table_args__ = (UniqueConstraint("owner_id", "goods_id"),)
+
+    id: str = Field(primary_key=True, max_length=40)
+    owner_id: str = Field(index=True, max_length=40)
+    goods_id: str = Field(foreign_key="goods.id", max_length=40)
+    quantity: int
+    price_at_adding: Decimal = Field(sa_column=money_column())
+    currency: str = Field(max_length=3)
+    reminded_price: Decimal | None = Field(default=None, sa_column=money_column(nullable=True))
+    added_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
+
+
+class CartShare(OrdersModel, table=True):
+    """A shared-cart link: a snapshot of goods and quantities, reachable by a random token
+    of which only the SHA-256 is kept. Nothing in it names or describes the owner."""
+
+    __tablename__ = "cart_share"
+
+    id: str = Field(primary_key=True, max_length=40)
+    owner_id: str = Field(index=True, max_length=40)
+    token_hash: str = Field(unique=True, max_length=64)
+    snapshot: list[dict[str, Any]] = Field(
+        default_factory=list,
+        sa_column=Column(JSON, nullable=False),
+        description="[{goods_id, quantity}]",
+    )
+    created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
+    revoked_at: datetime | None = Field(default=None, sa_column=timestamp_column(nullable=True))
+
+
+# --------------------------------------------------------------------------- orders
+
+
+class Order(OrdersModel, table=True):
+    """An order (policy 2C, 2D). ``id`` is the order number. Personal fields are ciphertext
+    under the buyer's key; amounts, goods and status are plain, for reconciliation and tax.
+    ``completed_at`` starts the retention clock (``order_completed`` in the catalogue)."""
+
+    __tablename__ = "orders"
+    __table_args__ = (Index("ix_orders_buyer_id_created_at", "buyer_id", "created_at"),)
+
+    id: str = Field(primary_key=True, max_length=40)
+    buyer_id: str = Field(max_length=40)
+    status: str = Field(max_length=20)
+    currency: str = Field(max_length=3)
+    subtotal: Decimal = Field(sa_column=money_column())
+    discounts: list[dict[str, str]] = Field(
+        default_factory=list,
+        sa_column=Column(JSON, nullable=False),
+        description="[{code, amount}] as applied",
+    )
+    discount_total: Decimal = Field(sa_column=money_column())
+    amount_payable: Decimal = Field(sa_column=money_column())
+    cross_border: bool = False
+    special_category: bool = False
+    invoice_requested: bool = False
+    delivery_window: dict[str, Any] | None = Field(
+        default=None,
+        sa_column=Column(JSON, nullable=True),
+        description="{days, start, end}: a structured preference, no free text",
+    )
+    # ciphertext (kit.crypto tokens) under the buyer's key, context orders.order.<field>
+    consignee_name_encrypted: str
+    consignee_phone_encrypted: str
+    address_region_encrypted: str
+    address_detail_encrypted: str
+    postal_code_encrypted: str | None = None
+    extra_phones_encrypted: str | None = None
+    invoice_title_encrypted: str | None = None
+    invoice_tax_id_encrypted: str | None = None
+    invoice_email_encrypted: str | None = None
+    customs_name_encrypted: str | None = None
+    customs_id_number_encrypted: str | None = None
+    remarks_encrypted: str | None = None
+    created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
+    completed_at: datetime | None = Field(default=None, sa_column=timestamp_column(nullable=True))
+
+
+class OrderLine(OrdersModel, table=True):
+    """One line of an order: the goods as they were sold (name and price at ordering)."""
+
+    __tablename__ = "order_line"
+
+    order_id: str = Field(foreign_key="orders.id", primary_key=True, max_length=40)
+    position: int = Field(primary_key=True)
+    goods_id: str = Field(max_length=40)
+    goods_name: str = Field(max_length=200)
+    quantity: int
+    unit_price: Decimal = Field(sa_column=money_column())
+    line_total: Decimal = Field(sa_column=money_column())
+    cross_border: bool = False
+    special_category: bool = False
+
+
+class OrderStatusChange(OrdersModel, table=True):
+    """The status history of an order, oldest first by ``id``."""
+
+    __tablename__ = "order_status"
+
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: str = Field(foreign_key="orders.id", index=True, max_length=40)
+    status: str = Field(max_length=20)
+    actor: str = Field(max_length=80, description="who changed it: the buyer, a partner, staff")
+    at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
+
+
+class OrderIdempotencyKey(OrdersModel, table=True):
+    """An ``Idempotency-Key`` a buyer used to place an order. Key and request are kept
+    only as keyed hashes (the request holds personal data)."""
+
+    __tablename__ = "order_idempotency_key"
+
+    buyer_id: str = Field(primary_key=True, max_length=40)
+    key_index: str = Field(primary_key=True, max_length=64)
+    request_digest: str = Field(max_length=64)
+    order_id: str = Field(max_length=40)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())

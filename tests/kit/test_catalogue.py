@@ -196,7 +196,7 @@ def test_partners_see_only_what_their_duty_needs() -> None:
     customs = catalogue.visible_fields("orders.order", "customs.clearance")
     assert set(customs) == {"customs_name", "customs_id_number"}
     invoice = catalogue.visible_fields("orders.order", "tax.invoice")
-    assert set(invoice) == {"invoice_tax_id", "invoice_email"}
+    assert set(invoice) == {"invoice_title", "invoice_tax_id", "invoice_email"}
     assert catalogue.masking_for("orders.order", "customs_id_number", "logistics.delivery") is None
     assert set(delivery) | set(customs) | set(invoice) <= fields
 

@@ -38,6 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from kit.catalogue import Catalogue
+from kit.clock import china_today
 from kit.consent_state import (
     CONSENT_STATE_EVENT,
     CONSENTABLE_KINDS,
@@ -418,7 +419,7 @@ async def current_policy_version(session: AsyncSession) -> str | None:
     except ImportError:  # the policies domain is optional to this one
         return None
     try:
-        view = await policies.current_version(session, today=policies.policy_today())
+        view = await policies.current_version(session, today=china_today())
     except NotFound:
         return None
     return str(view.version)

@@ -29,9 +29,10 @@ from sqlmodel import col
 
 from kit.catalogue import Catalogue
 from kit.errors import Conflict, DomainError
+from kit.ids import new_id
 from kit.outbox import EventWriter
 from services.consent.incidents.models import Cessation
-from services.consent.incidents.notices import Notifier, new_id, send_notices
+from services.consent.incidents.notices import Notifier, send_notices
 from services.consent.incidents.schemas import (
     CessationCreate,
     CessationView,

@@ -9,7 +9,6 @@ composes it from the incident or cessation the notice refers to.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -20,6 +19,7 @@ from sqlmodel import col
 
 from kit.catalogue import Catalogue
 from kit.events import new_event
+from kit.ids import new_id
 from kit.outbox import EventWriter, add_to_outbox
 from services.consent.incidents.models import Cessation, SecurityIncident, SubjectNotice
 from services.consent.incidents.schemas import (
@@ -31,10 +31,6 @@ from services.consent.incidents.schemas import (
 
 NOTIFICATION_EVENT = "com.signature.consent.notification.v1"
 NoticeKind = Literal["incident", "purpose_ceased", "controller_change"]
-
-
-def new_id(prefix: str) -> str:
-    return f"{prefix}_{secrets.token_hex(10)}"
 
 
 @dataclass(frozen=True)

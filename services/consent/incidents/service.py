@@ -24,10 +24,11 @@ from sqlmodel import col
 
 from kit.catalogue import Catalogue
 from kit.errors import DomainError, NotFound
+from kit.ids import new_id
 from kit.models import utcnow
 from kit.outbox import EventWriter
 from services.consent.incidents.models import IncidentAnnouncement, SecurityIncident
-from services.consent.incidents.notices import Notifier, new_id, send_notices
+from services.consent.incidents.notices import Notifier, send_notices
 from services.consent.incidents.schemas import (
     AffectedCounts,
     AnnouncementRef,

@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse
 
 from kit.app import ContextDep
 from kit.auth import Principal, Scope, require
+from kit.clock import china_today
 from kit.db import SessionDep
 from services.consent.policies import service
 from services.consent.policies.page import CONTENT_SECURITY_POLICY
@@ -48,13 +49,13 @@ async def publish(
         events=context.events,
         request=body,
         published_by=admin.subject,
-        today=service.policy_today(),
+        today=china_today(),
     )
 
 
 @router.get("/policy", response_model=PolicyVersionView, summary="The policy in effect today")
 async def current(session: SessionDep) -> PolicyVersionView:
-    return await service.current_version(session, today=service.policy_today())
+    return await service.current_version(session, today=china_today())
 
 
 @router.get(
@@ -66,7 +67,7 @@ async def page(
     session: SessionDep,
     version: Annotated[str | None, Query(pattern=VERSION_PATTERN)] = None,
 ) -> HTMLResponse:
-    html = await service.policy_page(session, version=version, today=service.policy_today())
+    html = await service.policy_page(session, version=version, today=china_today())
     return HTMLResponse(
         html,
         headers={
@@ -84,12 +85,12 @@ async def page(
     summary="Every published version, newest first (the archive)",
 )
 async def archive(session: SessionDep) -> list[PolicyVersionSummary]:
-    return await service.list_versions(session, today=service.policy_today())
+    return await service.list_versions(session, today=china_today())
 
 
 @router.get("/policy/versions/{version}", response_model=PolicyVersionView, summary="One version")
 async def one_version(version: VersionPath, session: SessionDep) -> PolicyVersionView:
-    return await service.get_version(session, version=version, today=service.policy_today())
+    return await service.get_version(session, version=version, today=china_today())
 
 
 @router.get("/policy/diff", response_model=PolicyDiff, summary="A unified diff of two versions")
@@ -117,7 +118,7 @@ async def agree(
         subject=user.subject,
         version=body.version,
         channel=user.client_type,
-        today=service.policy_today(),
+        today=china_today(),
     )
 
 
@@ -127,4 +128,4 @@ async def agree(
     summary="My agreements, and whether I must agree to a newer version",
 )
 async def my_agreements(session: SessionDep, user: Reader) -> MyAgreements:
-    return await service.my_agreements(session, subject=user.subject, today=service.policy_today())
+    return await service.my_agreements(session, subject=user.subject, today=china_today())

@@ -24,8 +24,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-import secrets
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import date
 from typing import Any, Final
 
 from sqlalchemy import func, select
@@ -34,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from kit.errors import Conflict, DomainError, NotFound
+from kit.ids import new_id
 from kit.outbox import EventWriter
 from services.consent.policies import page
 from services.consent.policies.models import PolicyAgreement, PolicyVersion
@@ -54,8 +54,6 @@ AGREED_EVENT: Final = f"{EVENT_PREFIX}.agreed.v1"
 EVENT_PURPOSE: Final = "account"
 #: The subject of publication events: one key, so consumers see publications in order.
 POLICY_SUBJECT: Final = "policy"
-
-CHINA_TZ: Final = timezone(timedelta(hours=8), "Asia/Shanghai")
 
 
 class PolicyVersionExists(Conflict):
@@ -87,17 +85,12 @@ class OutdatedPolicyVersion(Conflict):
     code, title = "outdated-policy-version", "Outdated policy version"
 
 
-def policy_today() -> date:
-    """Today on the calendar the policy's effective dates use (China)."""
-    return datetime.now(UTC).astimezone(CHINA_TZ).date()
-
-
 def text_sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def new_receipt_id() -> str:
-    return f"prc_{secrets.token_urlsafe(16).replace('-', 'x').replace('_', 'y')}"
+    return new_id("prc")
 
 
 # --------------------------------------------------------------------------- look-ups

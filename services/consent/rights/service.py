@@ -28,7 +28,7 @@ import re
 import secrets
 import string
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from datetime import UTC, date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Final
 
 from pydantic import ValidationError
@@ -37,6 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from kit.catalogue import Catalogue
+from kit.clock import CHINA_TZ
 from kit.crypto import FieldCipher
 from kit.errors import Conflict, DomainError, NotFound
 from kit.events import Event
@@ -71,7 +72,6 @@ RESOURCE: Final = "consent.rights_request"
 RECEIPT_RETENTION: Final = "consent_receipt"
 #: Consent records name the user by account id only.
 RECEIPT_CATEGORY: Final = "user.account.id"
-CHINA_STANDARD_TIME: Final = timezone(timedelta(hours=8), "CST")
 _COMPLETED: Final = re.compile(r"^com\.signature\.([a-z_]+)\.rights\.completed\.v1$")
 
 #: The consents domain's "withdraw every consent of this subject" (see :func:`answer_as_consent`).
@@ -118,18 +118,18 @@ def deadline_after(filed_at: datetime, working_days: int) -> datetime:
     Friday; public holidays are not modelled."""
     if working_days < 1:
         raise ValueError("working_days must be at least 1")
-    day = filed_at.astimezone(CHINA_STANDARD_TIME).date()
+    day = filed_at.astimezone(CHINA_TZ).date()
     counted = 0
     while counted < working_days:
         day += timedelta(days=1)
         if day.weekday() < 5:
             counted += 1
-    return datetime.combine(day + timedelta(days=1), time(), CHINA_STANDARD_TIME).astimezone(UTC)
+    return datetime.combine(day + timedelta(days=1), time(), CHINA_TZ).astimezone(UTC)
 
 
 def due_date(deadline: datetime) -> date:
     """The last working day of a deadline from :func:`deadline_after`."""
-    return (deadline.astimezone(CHINA_STANDARD_TIME) - timedelta(microseconds=1)).date()
+    return (deadline.astimezone(CHINA_TZ) - timedelta(microseconds=1)).date()
 
 
 # --------------------------------------------------------------------------- views

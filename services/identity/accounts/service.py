@@ -12,12 +12,13 @@ from sqlmodel import col
 from kit.catalogue import Catalogue
 from kit.crypto import FieldCipher
 from kit.errors import Conflict, DomainError, NotFound
+from kit.ids import new_id
 from kit.masking import apply_mask
 from kit.outbox import EventWriter
 from services.identity.accounts.schemas import AccountCreated, AccountView
 from services.identity.config import Settings
 from services.identity.models import Account
-from services.identity.secrets import hash_secret, new_id, verify_secret
+from services.identity.secrets import hash_secret, verify_secret
 from services.identity.throttle import guard
 from services.identity.verification.rules import Action, ensure_verified
 

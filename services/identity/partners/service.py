@@ -17,6 +17,7 @@ from sqlmodel import col
 from kit.catalogue import Catalogue
 from kit.crypto import FieldCipher
 from kit.errors import DomainError, NotFound
+from kit.ids import new_id
 from kit.outbox import EventWriter
 from services.identity.config import Settings
 from services.identity.models import PartnerClient
@@ -27,7 +28,7 @@ from services.identity.partners.schemas import (
     PartnerCreated,
     PartnerView,
 )
-from services.identity.secrets import hash_secret, new_id, new_token, verify_secret
+from services.identity.secrets import hash_secret, new_token, verify_secret
 from services.identity.tokens.schemas import TokenResponse
 from services.identity.tokens.service import issue_partner_token
 

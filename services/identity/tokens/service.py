@@ -31,10 +31,11 @@ from kit.auth import (
 from kit.crypto import FieldCipher
 from kit.db import Database
 from kit.errors import DomainError
+from kit.ids import new_id
 from kit.models import utcnow
 from services.identity.config import Settings
 from services.identity.models import Account, RefreshToken, SigningKeyRecord
-from services.identity.secrets import fingerprint, new_id, new_token
+from services.identity.secrets import fingerprint, new_token
 from services.identity.tokens.schemas import TokenResponse
 
 SIGNING_KEYS_SUBJECT = "system.identity.signing_keys"

@@ -23,11 +23,11 @@ from fastapi import APIRouter
 
 from kit.app import ContextDep
 from kit.auth import Principal, Scope, require
+from kit.clock import china_today
 from kit.db import SessionDep
 from kit.errors import PROBLEM_JSON, NotFound
 from services.identity.dependencies import AuthorityDep, SettingsDep
 from services.identity.verification import service
-from services.identity.verification.id_number import china_today
 from services.identity.verification.schemas import (
     GuardianLinkRequest,
     GuardianLinkResult,

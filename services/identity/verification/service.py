@@ -33,20 +33,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from kit.catalogue import Catalogue
+from kit.clock import china_today
 from kit.crypto import FieldCipher, SubjectKeyShredded
 from kit.errors import Conflict, DomainError, Forbidden, NotFound
+from kit.id_number import (
+    age_on,
+    turns_14_on,
+    validate_id_number,
+)
 from kit.masking import apply_mask
 from kit.models import utcnow
 from kit.outbox import EventWriter
 from services.identity.models import Account, RealNameVerification
 from services.identity.throttle import guard
 from services.identity.verification.authority import AuthorityAdapter, Level
-from services.identity.verification.id_number import (
-    age_on,
-    china_today,
-    turns_14_on,
-    validate_id_number,
-)
 from services.identity.verification.rules import Action, VerificationRequired
 from services.identity.verification.schemas import (
     GuardianLinkRequest,
@@ -110,7 +110,7 @@ async def verify(
 ) -> VerificationResult:
     """Verify ``account_id``'s real name and ID number (and face) with the authority.
 
-    Raises :class:`~.id_number.InvalidIdNumber` (422) before any look-up or provider call,
+    Raises :class:`~kit.id_number.InvalidIdNumber` (422) before any look-up or provider call,
     ``NotFound`` for an unknown or closed account, ``Conflict`` (409) if the ID number is
     bound to another account or the account to another ID number,
     :class:`~.authority.ProviderUnavailable` (503, nothing written) and

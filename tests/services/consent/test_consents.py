@@ -22,6 +22,7 @@ from sqlalchemy import select
 from sqlmodel import col
 
 from kit.auth import USER_SCOPES, Scope
+from kit.clock import china_today
 from kit.consent_state import (
     CONSENT_STATE_EVENT,
     ConsentEntry,
@@ -35,7 +36,6 @@ from kit.kafka import TopicSpec, ensure_topics
 from kit.models import OutboxMessage
 from kit.outbox import outbox_stats
 from kit.testing import bearer, eventually, mint_token, serve_app, trust_only
-from services.consent.base import registry
 from services.consent.config import Settings
 from services.consent.consents.models import ConsentSubject, CurrentConsent
 from services.consent.consents.service import (
@@ -79,18 +79,6 @@ def disclosure(recipient_id: str = "rcp_tokyo_seller", **overrides: Any) -> dict
     return {"text": "Your order is fulfilled by an overseas seller.", "recipient": recipient}
 
 
-async def create_tables(database: Any) -> None:
-    async with database.engine.begin() as connection:
-        await connection.run_sync(registry.metadata.create_all)
-
-
-@pytest.fixture
-async def consents(consent: Consent) -> Consent:
-    """The consent app with this domain's tables (until the service migration has them)."""
-    await create_tables(consent.context.database)
-    return consent
-
-
 async def change(
     client: httpx.AsyncClient,
     headers: dict[str, str],
@@ -132,8 +120,8 @@ def state_topic(settings: Settings) -> str:
 
 
 @pytest.mark.obligation("OB-0-1")
-async def test_only_additional_and_separate_purposes_are_offered(consents: Consent) -> None:
-    response = await consents.client.get("/consents/purposes")  # public: no token
+async def test_only_additional_and_separate_purposes_are_offered(consent: Consent) -> None:
+    response = await consent.client.get("/consents/purposes")  # public: no token
     assert response.status_code == 200
     purposes = {item["id"]: item for item in response.json()}
     assert set(purposes) == ADDITIONAL | SEPARATE
@@ -158,43 +146,43 @@ async def test_only_additional_and_separate_purposes_are_offered(consents: Conse
     ],
 )
 async def test_basic_and_legal_purposes_cannot_be_granted(
-    consents: Consent, purpose: str, code: str
+    consent: Consent, purpose: str, code: str
 ) -> None:
-    _, headers = consents.user()
+    _, headers = consent.user()
     for granted in (True, False):
-        response = await change(consents.client, headers, purpose, granted)
+        response = await change(consent.client, headers, purpose, granted)
         assert response.status_code == 422, response.text
         problem = response.json()
         assert problem["type"].endswith(f"/{code}")
         assert problem["purpose"] == purpose and purpose in problem["detail"]
-    assert await consents.outbox_events() == []
+    assert await consent.outbox_events() == []
 
 
-async def test_changing_consents_needs_the_consent_write_scope(consents: Consent) -> None:
+async def test_changing_consents_needs_the_consent_write_scope(consent: Consent) -> None:
     subject = f"acc_{uuid.uuid4().hex[:16]}"
-    reader = bearer(consents.token(subject, [Scope.CONSENT_READ]))
-    response = await change(consents.client, reader, "location", True)
+    reader = bearer(consent.token(subject, [Scope.CONSENT_READ]))
+    response = await change(consent.client, reader, "location", True)
     assert response.status_code == 403 and "consent:write" in response.json()["detail"]
-    anonymous = await consents.client.post(
+    anonymous = await consent.client.post(
         "/consents", json={"purpose": "location", "granted": True, "shown": LOCATION_SHOWN}
     )
     assert anonymous.status_code == 401
 
 
-async def test_a_grant_records_what_was_shown_a_withdrawal_needs_nothing(consents: Consent) -> None:
-    _, headers = consents.user()
-    empty = await consents.client.post(
+async def test_a_grant_records_what_was_shown_a_withdrawal_needs_nothing(consent: Consent) -> None:
+    _, headers = consent.user()
+    empty = await consent.client.post(
         "/consents", json={"purpose": "location", "granted": True, "shown": {}}, headers=headers
     )
     assert empty.status_code == 422 and empty.json()["type"].endswith("/nothing-shown")
-    extra = await consents.client.post(
+    extra = await consent.client.post(
         "/consents",
         json={"purpose": "location", "granted": True, "shown": LOCATION_SHOWN, "note": "x"},
         headers=headers,
     )
     assert extra.status_code == 422 and extra.json()["errors"][0]["field"] == "body.note"
     # Withdrawing needs nothing shown: it is never harder than granting.
-    withdrawn = await consents.client.post(
+    withdrawn = await consent.client.post(
         "/consents", json={"purpose": "location", "granted": False}, headers=headers
     )
     assert withdrawn.status_code == 201 and withdrawn.json()["shown"] == {}
@@ -206,10 +194,10 @@ async def test_a_grant_records_what_was_shown_a_withdrawal_needs_nothing(consent
 @pytest.mark.obligation("OB-0-1")
 @pytest.mark.obligation("OB-2G-1")
 @pytest.mark.obligation("OB-R-1")
-async def test_location_is_granted_and_withdrawn_with_receipts(consents: Consent) -> None:
-    client = consents.client
+async def test_location_is_granted_and_withdrawn_with_receipts(consent: Consent) -> None:
+    client = consent.client
     subject = f"acc_{uuid.uuid4().hex[:16]}"
-    headers = bearer(consents.token(subject, USER_SCOPES, client_type="mini_program"))
+    headers = bearer(consent.token(subject, USER_SCOPES, client_type="mini_program"))
     before = await state_of(client, headers)
     assert before["version"] == 0 and granted_keys(before) == set()
     location = next(v for v in before["consents"] if v["key"] == "location")
@@ -254,7 +242,7 @@ async def test_location_is_granted_and_withdrawn_with_receipts(consents: Consent
     ]
     one = await client.get(f"/consents/me/receipts/{receipt['id']}", headers=headers)
     assert one.status_code == 200 and one.json() == receipt
-    _, stranger = consents.user()
+    _, stranger = consent.user()
     assert (
         await client.get(f"/consents/me/receipts/{receipt['id']}", headers=stranger)
     ).status_code == 404
@@ -264,10 +252,10 @@ async def test_location_is_granted_and_withdrawn_with_receipts(consents: Consent
 @pytest.mark.obligation("OB-0-1")
 @pytest.mark.obligation("OB-0-2")
 async def test_withdrawing_one_purpose_leaves_the_others_and_says_nothing_of_basics(
-    consents: Consent,
+    consent: Consent,
 ) -> None:
-    client = consents.client
-    subject, headers = consents.user()
+    client = consent.client
+    subject, headers = consent.user()
     for purpose in ("location", "recommendation.personalised", "marketing.price_drop"):
         assert (await change(client, headers, purpose, True)).status_code == 201
     assert (await change(client, headers, "location", False)).status_code == 201
@@ -277,9 +265,9 @@ async def test_withdrawing_one_purpose_leaves_the_others_and_says_nothing_of_bas
     listed = {value["purpose"] for value in state["consents"]}
     assert listed <= ADDITIONAL | SEPARATE and not listed & set(BASIC_PURPOSES)
 
-    published = [e for e in await consents.outbox_events() if e.type == CONSENT_STATE_EVENT]
+    published = [e for e in await consent.outbox_events() if e.type == CONSENT_STATE_EVENT]
     latest = SubjectConsent.from_data(
-        subject, published[-1].data, consentable=consentable_purposes(consents.context.catalogue)
+        subject, published[-1].data, consentable=consentable_purposes(consent.context.catalogue)
     )
     assert set(latest.entries) == {
         "location",
@@ -293,29 +281,29 @@ async def test_withdrawing_one_purpose_leaves_the_others_and_says_nothing_of_bas
             latest.granted(basic)
 
 
-async def test_a_receipt_names_the_policy_version_in_effect(consents: Consent) -> None:
+async def test_a_receipt_names_the_policy_version_in_effect(consent: Consent) -> None:
     from services.consent.policies.schemas import PolicyVersionCreate  # noqa: PLC0415
-    from services.consent.policies.service import policy_today, publish_version  # noqa: PLC0415
+    from services.consent.policies.service import publish_version  # noqa: PLC0415
 
-    _, headers = consents.user()
-    before = await change(consents.client, headers, "location", True)
+    _, headers = consent.user()
+    before = await change(consent.client, headers, "location", True)
     assert before.status_code == 201 and before.json()["policy_version"] is None
-    async with consents.context.database.session() as session:
+    async with consent.context.database.session() as session:
         await publish_version(
             session,
-            events=consents.context.events,
+            events=consent.context.events,
             request=PolicyVersionCreate(
                 version="2026.1",
-                effective_date=policy_today(),
+                effective_date=china_today(),
                 text="The Signature Workshop privacy policy.",
                 summary_of_changes="First version.",
                 major=False,
                 reduces_rights=False,
             ),
             published_by="acc_officer",
-            today=policy_today(),
+            today=china_today(),
         )
-    after = await change(consents.client, headers, "location", False)
+    after = await change(consent.client, headers, "location", False)
     assert after.status_code == 201 and after.json()["policy_version"] == "2026.1"
 
 
@@ -330,9 +318,9 @@ def test_receipt_ids_never_look_like_personal_data() -> None:
 
 
 @pytest.mark.obligation("OB-4-5")
-async def test_cross_border_consent_needs_the_recipient_disclosure(consents: Consent) -> None:
-    client = consents.client
-    _, headers = consents.user()
+async def test_cross_border_consent_needs_the_recipient_disclosure(consent: Consent) -> None:
+    client = consent.client
+    _, headers = consent.user()
     nothing = await change(client, headers, "cross_border.transfer", True, {"text": "ok?"})
     assert nothing.status_code == 422
     assert nothing.json()["type"].endswith("/disclosure-incomplete")
@@ -359,13 +347,13 @@ async def test_cross_border_consent_needs_the_recipient_disclosure(consents: Con
     for field in missing:
         assert field in refused.json()["detail"]
     assert granted_keys(await state_of(client, headers)) == set()
-    assert await consents.outbox_events() == []
+    assert await consent.outbox_events() == []
 
 
 @pytest.mark.obligation("OB-4-5")
-async def test_cross_border_consent_is_per_recipient(consents: Consent) -> None:
-    client = consents.client
-    subject, headers = consents.user()
+async def test_cross_border_consent_is_per_recipient(consent: Consent) -> None:
+    client = consent.client
+    subject, headers = consent.user()
     shown = disclosure("rcp_tokyo_seller")
     granted = await change(client, headers, "cross_border.transfer", True, shown)
     assert granted.status_code == 201, granted.text
@@ -394,15 +382,15 @@ async def test_cross_border_consent_is_per_recipient(consents: Consent) -> None:
     assert no_recipient.status_code == 422
     assert no_recipient.json()["missing"] == ["shown.recipient.id"]
 
-    published = [e for e in await consents.outbox_events() if e.type == CONSENT_STATE_EVENT]
+    published = [e for e in await consent.outbox_events() if e.type == CONSENT_STATE_EVENT]
     latest = SubjectConsent.from_data(
-        subject, published[-1].data, consentable=consentable_purposes(consents.context.catalogue)
+        subject, published[-1].data, consentable=consentable_purposes(consent.context.catalogue)
     )
     assert latest.granted("cross_border.transfer", recipient_id="rcp_paris")
     assert not latest.granted("cross_border.transfer:rcp_tokyo_seller")
     assert latest.granted_recipients() == {"rcp_paris"}
     # The recipient's disclosure (name, contact) stays in the receipt, out of events.
-    raw = json.dumps([e.model_dump(mode="json") for e in await consents.outbox_events()])
+    raw = json.dumps([e.model_dump(mode="json") for e in await consent.outbox_events()])
     assert "Sakura" not in raw and "Lumière" not in raw and "sakura-trading" not in raw
 
 
@@ -424,11 +412,11 @@ async def link_guardian(consent: Consent, *, ward: str, guardian: str) -> None:
 
 
 @pytest.mark.obligation("OB-2A-4")
-async def test_a_minor_cannot_grant_but_the_guardian_can(consents: Consent) -> None:
-    client = consents.client
-    ward, ward_headers = consents.user(minor=True, guardian_consent=False)
-    guardian, guardian_headers = consents.user(client_type="web")
-    _, stranger_headers = consents.user()
+async def test_a_minor_cannot_grant_but_the_guardian_can(consent: Consent) -> None:
+    client = consent.client
+    ward, ward_headers = consent.user(minor=True, guardian_consent=False)
+    guardian, guardian_headers = consent.user(client_type="web")
+    _, stranger_headers = consent.user()
 
     refused = await change(client, ward_headers, "location", True)
     assert refused.status_code == 403
@@ -442,7 +430,7 @@ async def test_a_minor_cannot_grant_but_the_guardian_can(consents: Consent) -> N
     assert before_link.status_code == 403
     assert before_link.json()["type"].endswith("/not-guardian")
 
-    await link_guardian(consents, ward=ward, guardian=guardian)
+    await link_guardian(consent, ward=ward, guardian=guardian)
     granted = await change(client, guardian_headers, "location", True, path=ward_path)
     assert granted.status_code == 201, granted.text
     receipt = granted.json()
@@ -464,7 +452,7 @@ async def test_a_minor_cannot_grant_but_the_guardian_can(consents: Consent) -> N
     ).status_code == 403
     assert (await client.get(ward_path, headers=stranger_headers)).status_code == 403
     # Nothing about being a minor or having a guardian reaches an event.
-    for event in await consents.outbox_events():
+    for event in await consent.outbox_events():
         assert guardian not in json.dumps(event.data)
         assert "guardian" not in json.dumps(event.data) and "minor" not in json.dumps(event.data)
 
@@ -475,11 +463,11 @@ async def test_a_minor_cannot_grant_but_the_guardian_can(consents: Consent) -> N
 @pytest.mark.obligation("OB-0-1")
 @pytest.mark.obligation("OB-4-7")
 async def test_every_change_puts_the_whole_state_in_the_outbox_keyed_by_subject(
-    consents: Consent,
+    consent: Consent,
 ) -> None:
-    client = consents.client
-    alice, alice_headers = consents.user()
-    bob, bob_headers = consents.user()
+    client = consent.client
+    alice, alice_headers = consent.user()
+    bob, bob_headers = consent.user()
     changes = [
         (alice_headers, "location", True, None),
         (bob_headers, "search.image_voice", True, None),
@@ -493,8 +481,8 @@ async def test_every_change_puts_the_whole_state_in_the_outbox_keyed_by_subject(
         assert response.status_code == 201, response.text
         receipts.append(response.json())
 
-    rows = await outbox_rows(consents)
-    topic = state_topic(consents.settings)
+    rows = await outbox_rows(consent)
+    topic = state_topic(consent.settings)
     state_rows = [row for row in rows if row.event_type == CONSENT_STATE_EVENT]
     assert len(state_rows) == len(changes)
     assert {row.topic for row in state_rows} == {topic}
@@ -515,7 +503,7 @@ async def test_every_change_puts_the_whole_state_in_the_outbox_keyed_by_subject(
         Event.model_validate_json(row.payload) for row in rows if row.event_type == CHANGED_EVENT
     ]
     assert {row.topic for row in rows if row.event_type == CHANGED_EVENT} == {
-        consents.settings.events_topic
+        consent.settings.events_topic
     }
     assert [(e.data["purpose"], e.data["granted"], e.data["receipt_id"]) for e in changed] == [
         (r["purpose"], r["granted"], r["id"]) for r in receipts
@@ -532,12 +520,12 @@ async def test_every_change_puts_the_whole_state_in_the_outbox_keyed_by_subject(
             assert set(value) == {"granted", "changed_at"}
 
 
-async def test_a_failed_change_writes_nothing(consents: Consent) -> None:
-    _, headers = consents.user()
-    await change(consents.client, headers, "cross_border.transfer", True, {"recipient": {}})
-    await change(consents.client, headers, "order.fulfilment", True)
-    assert await outbox_rows(consents) == []
-    assert (await consents.client.get("/consents/me/receipts", headers=headers)).json() == []
+async def test_a_failed_change_writes_nothing(consent: Consent) -> None:
+    _, headers = consent.user()
+    await change(consent.client, headers, "cross_border.transfer", True, {"recipient": {}})
+    await change(consent.client, headers, "order.fulfilment", True)
+    assert await outbox_rows(consent) == []
+    assert (await consent.client.get("/consents/me/receipts", headers=headers)).json() == []
 
 
 # --------------------------------------------------------------------------- on the broker
@@ -573,7 +561,6 @@ async def live_consent(
     )
     async with serve_app("services.consent", settings) as (app, client):
         trust_only(app, KEY)
-        await create_tables(app.state.context.database)
         yield app, client, settings
 
 
@@ -718,7 +705,6 @@ async def test_concurrent_changes_of_one_subject_publish_states_in_order(pg_url:
     )
     async with serve_app("services.consent", settings) as (app, client):
         trust_only(app, KEY)
-        await create_tables(app.state.context.database)
         subject = f"acc_{uuid.uuid4().hex[:16]}"
         headers = user_headers(subject, settings)
         purposes = sorted(ADDITIONAL | {"sensitive.face_verification"})

@@ -25,7 +25,6 @@ from tests.services.consent.test_ledger import (
     LOCATION,
     NAME,
     PHONE,
-    create_tables,
     feed,
     processing,
 )
@@ -35,14 +34,6 @@ WINDOW_END = datetime(2026, 11, 20, 20, 0, tzinfo=UTC)
 INSIDE = WINDOW_START + timedelta(hours=2)
 TITLE = "Courier label export misconfigured"
 ADVICE = "Be wary of calls claiming to be about your parcel."
-
-
-@pytest.fixture
-async def consent(consent: Consent) -> Consent:
-    """The consent app with the ledger and incident tables (until the migration holds
-    them)."""
-    await create_tables(consent)
-    return consent
 
 
 def incident(**changes: Any) -> dict[str, Any]:

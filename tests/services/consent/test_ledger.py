@@ -22,7 +22,6 @@ from kit.auth import USER_SCOPES, Scope
 from kit.events import Event, new_event
 from kit.kafka import TopicSpec, ensure_topics
 from kit.testing import bearer, eventually, mint_token, serve_app, trust_only
-from services.consent.base import registry
 from services.consent.config import Settings
 from services.consent.ledger import service as ledger
 from services.consent.ledger.consumers import ledger_consumer
@@ -35,18 +34,6 @@ PHONE = "user.contact.phone_number"
 ADDRESS = "user.contact.address"
 NAME = "user.name"
 LOCATION = "user.location.precise"
-
-
-async def create_tables(consent: Consent) -> None:
-    async with consent.context.database.engine.begin() as connection:
-        await connection.run_sync(registry.metadata.create_all)
-
-
-@pytest.fixture
-async def consent(consent: Consent) -> Consent:
-    """The consent app with this domain's tables (until the migration holds them)."""
-    await create_tables(consent)
-    return consent
 
 
 def processing(
@@ -368,8 +355,6 @@ async def test_the_consumer_fills_the_ledger_from_other_services_topics(
     async with serve_app("services.consent", settings) as (app, client):
         trust_only(app, KEY)
         database = app.state.context.database
-        async with database.engine.begin() as connection:
-            await connection.run_sync(registry.metadata.create_all)
         user = f"acc_{uuid.uuid4().hex[:16]}"
         partner = f"ptn_{uuid.uuid4().hex[:12]}"
         headers = bearer(

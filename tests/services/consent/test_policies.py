@@ -5,7 +5,6 @@ not, and a change that reduces users' rights is only accepted as such a major ch
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
@@ -14,13 +13,13 @@ import pytest
 from sqlalchemy import select
 
 from kit.auth import STAFF_ROLE_SCOPES
+from kit.clock import china_today
 from kit.testing import bearer
-from services.consent.base import registry
 from services.consent.policies import service
 from services.consent.policies.models import PolicyRecordImmutable, PolicyVersion
 from tests.services.consent.conftest import Consent
 
-TODAY = service.policy_today()
+TODAY = china_today()
 
 TEXT_V1 = """# Signature Workshop privacy policy
 
@@ -35,13 +34,6 @@ Major changes include:
 """
 
 TEXT_V2 = TEXT_V1.replace("on a dedicated page.", "on a dedicated page and tell you in the app.")
-
-
-@pytest.fixture(autouse=True)
-async def policy_tables(consent: Consent) -> AsyncIterator[None]:
-    async with consent.context.database.engine.begin() as connection:
-        await connection.run_sync(registry.metadata.create_all)
-    yield
 
 
 def version_form(**overrides: Any) -> dict[str, Any]:

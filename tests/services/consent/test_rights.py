@@ -5,7 +5,6 @@ Corrections never reach an event; nobody but the owner sees a request."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -14,10 +13,10 @@ from sqlalchemy import select, text, update
 from sqlmodel import col
 
 from kit.auth import Scope
+from kit.clock import CHINA_TZ
 from kit.events import Event, new_event
 from kit.models import utcnow
 from kit.testing import bearer
-from services.consent.base import registry
 from services.consent.rights import service
 from services.consent.rights.consumers import _withdraw_all, rights_handler
 from services.consent.rights.models import RightsAnswer, RightsRequest
@@ -33,23 +32,6 @@ CORRECTIONS = {
     "orders": {"order_id": "ord_1", "consignee_phone": PHONE, "consignee_name": NAME},
     "identity": {"address_detail": ADDRESS},
 }
-
-
-async def create_rights_tables(consent: Consent) -> None:
-    """The rights tables, until the consent migration creates them (create_all skips
-    tables that exist)."""
-    tables = [
-        registry.metadata.tables[RightsRequest.__tablename__],
-        registry.metadata.tables[RightsAnswer.__tablename__],
-    ]
-    async with consent.context.database.engine.begin() as connection:
-        await connection.run_sync(registry.metadata.create_all, tables=tables)
-
-
-@pytest.fixture
-async def rights(consent: Consent) -> AsyncIterator[Consent]:
-    await create_rights_tables(consent)
-    yield consent
 
 
 def new_user(consent: Consent) -> tuple[str, dict[str, str]]:
@@ -99,9 +81,11 @@ async def move_deadline_to_the_past(consent: Consent, request_id: str) -> None:
 
 
 @pytest.mark.parametrize("kind", ["access", "deletion", "withdraw_all"])
-async def test_a_user_files_a_request_every_service_must_answer(rights: Consent, kind: str) -> None:
-    subject, headers = new_user(rights)
-    filed = await file(rights, headers, kind=kind)
+async def test_a_user_files_a_request_every_service_must_answer(
+    consent: Consent, kind: str
+) -> None:
+    subject, headers = new_user(consent)
+    filed = await file(consent, headers, kind=kind)
 
     assert filed["kind"] == kind
     assert filed["status"] == "open"
@@ -115,41 +99,41 @@ async def test_a_user_files_a_request_every_service_must_answer(rights: Consent,
     assert date.fromisoformat(filed["due_date"]).weekday() < 5
     assert filed["overdue_services"] == []
 
-    mine = (await rights.client.get("/rights-requests/me", headers=headers)).json()
+    mine = (await consent.client.get("/rights-requests/me", headers=headers)).json()
     assert [(r["id"], r["status"]) for r in mine] == [(filed["id"], "open")]
 
-    (requested,) = await events_of_type(rights, service.REQUESTED)
+    (requested,) = await events_of_type(consent, service.REQUESTED)
     assert requested.subject == subject
     assert requested.purpose == "rights.access"
     assert requested.data == {
         "request_id": filed["id"],
         "kind": kind,
         "deadline": deadline.astimezone(UTC).isoformat(),
-        "participants": rights.settings.rights_participants,
+        "participants": consent.settings.rights_participants,
     }
 
 
 async def test_a_correction_goes_to_the_services_it_names_and_its_values_stay_out_of_events(
-    rights: Consent,
+    consent: Consent,
 ) -> None:
-    subject, headers = new_user(rights)
-    filed = await file(rights, headers, kind="correction", corrections=CORRECTIONS)
+    subject, headers = new_user(consent)
+    filed = await file(consent, headers, kind="correction", corrections=CORRECTIONS)
 
     assert filed["has_corrections"] is True
     assert [p["service"] for p in filed["participants"]] == ["identity", "orders"]
-    detail = (await rights.client.get(f"/rights-requests/{filed['id']}", headers=headers)).json()
+    detail = (await consent.client.get(f"/rights-requests/{filed['id']}", headers=headers)).json()
     assert detail["corrections"] == CORRECTIONS  # the owner sees what they asked for
 
-    (requested,) = await events_of_type(rights, service.REQUESTED)
+    (requested,) = await events_of_type(consent, service.REQUESTED)
     assert requested.data["has_corrections"] is True
     assert "corrections" not in requested.data
-    outbox = b"".join(event.to_json_bytes() for event in await rights.outbox_events())
+    outbox = b"".join(event.to_json_bytes() for event in await consent.outbox_events())
     for value in (PHONE, NAME, ADDRESS, "consignee_phone"):
         assert value.encode() not in outbox
         assert value.encode("unicode_escape") not in outbox
 
     # At rest the corrections are ciphertext under the subject's key.
-    async with rights.context.database.session() as session:
+    async with consent.context.database.session() as session:
         stored = await session.scalar(
             text("SELECT corrections_encrypted FROM rights_request WHERE id = :id"),
             {"id": filed["id"]},
@@ -159,8 +143,8 @@ async def test_a_correction_goes_to_the_services_it_names_and_its_values_stay_ou
 
     # A service fetches its own part through the privacy officer's route, and the read
     # lands in the processing ledger.
-    officer = rights.privacy_officer()
-    orders_part = await rights.client.get(
+    officer = consent.privacy_officer()
+    orders_part = await consent.client.get(
         f"/rights-requests/{filed['id']}/corrections/orders", headers=officer
     )
     assert orders_part.status_code == 200, orders_part.text
@@ -169,15 +153,15 @@ async def test_a_correction_goes_to_the_services_it_names_and_its_values_stay_ou
         "service": "orders",
         "corrections": CORRECTIONS["orders"],
     }
-    transfer_part = await rights.client.get(
+    transfer_part = await consent.client.get(
         f"/rights-requests/{filed['id']}/corrections/transfer", headers=officer
     )
     assert transfer_part.status_code == 404
-    user_try = await rights.client.get(
+    user_try = await consent.client.get(
         f"/rights-requests/{filed['id']}/corrections/orders", headers=headers
     )
     assert user_try.status_code == 403
-    reads = await events_of_type(rights, "com.signature.consent.personal_data.read.v1")
+    reads = await events_of_type(consent, "com.signature.consent.personal_data.read.v1")
     assert [(e.subject, e.purpose) for e in reads] == [(subject, "rights.access")]
 
 
@@ -195,50 +179,50 @@ async def test_a_correction_goes_to_the_services_it_names_and_its_values_stay_ou
     ],
 )
 async def test_a_malformed_request_is_refused_and_nothing_is_filed(
-    rights: Consent, body: dict[str, Any], status: int
+    consent: Consent, body: dict[str, Any], status: int
 ) -> None:
-    _, headers = new_user(rights)
-    response = await rights.client.post("/rights-requests", json=body, headers=headers)
+    _, headers = new_user(consent)
+    response = await consent.client.post("/rights-requests", json=body, headers=headers)
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == "application/problem+json"
-    assert (await rights.client.get("/rights-requests/me", headers=headers)).json() == []
-    assert await events_of_type(rights, service.REQUESTED) == []
+    assert (await consent.client.get("/rights-requests/me", headers=headers)).json() == []
+    assert await events_of_type(consent, service.REQUESTED) == []
 
 
-async def test_filing_needs_a_user_token_with_consent_write(rights: Consent) -> None:
+async def test_filing_needs_a_user_token_with_consent_write(consent: Consent) -> None:
     assert (
-        await rights.client.post("/rights-requests", json={"kind": "access"})
+        await consent.client.post("/rights-requests", json={"kind": "access"})
     ).status_code == 401
-    read_only = bearer(rights.token("acc_readonly", [Scope.CONSENT_READ]))
-    response = await rights.client.post(
+    read_only = bearer(consent.token("acc_readonly", [Scope.CONSENT_READ]))
+    response = await consent.client.post(
         "/rights-requests", json={"kind": "access"}, headers=read_only
     )
     assert response.status_code == 403
 
 
-async def test_another_user_cannot_see_a_request(rights: Consent) -> None:
-    _, owner = new_user(rights)
-    _, stranger = new_user(rights)
-    filed = await file(rights, owner, kind="correction", corrections=CORRECTIONS)
+async def test_another_user_cannot_see_a_request(consent: Consent) -> None:
+    _, owner = new_user(consent)
+    _, stranger = new_user(consent)
+    filed = await file(consent, owner, kind="correction", corrections=CORRECTIONS)
 
     for path in (f"/rights-requests/{filed['id']}", f"/rights-requests/{filed['id']}/export"):
-        response = await rights.client.get(path, headers=stranger)
+        response = await consent.client.get(path, headers=stranger)
         assert response.status_code == 404, path
         assert PHONE not in response.text
-    assert (await rights.client.get("/rights-requests/no_such", headers=owner)).status_code == 404
-    assert (await rights.client.get("/rights-requests/me", headers=stranger)).json() == []
+    assert (await consent.client.get("/rights-requests/no_such", headers=owner)).status_code == 404
+    assert (await consent.client.get("/rights-requests/me", headers=stranger)).json() == []
 
 
 # --------------------------------------------------------------------------- answers
 
 
-async def test_a_request_completes_only_when_every_participant_answered(rights: Consent) -> None:
-    subject, headers = new_user(rights)
-    filed = await file(rights, headers, kind="deletion")
+async def test_a_request_completes_only_when_every_participant_answered(consent: Consent) -> None:
+    subject, headers = new_user(consent)
+    filed = await file(consent, headers, kind="deletion")
     request_id = filed["id"]
 
     await handle(
-        rights,
+        consent,
         answer_event(
             "orders",
             subject,
@@ -258,9 +242,9 @@ async def test_a_request_completes_only_when_every_participant_answered(rights: 
         ),
     )
     await handle(
-        rights, answer_event("identity", subject, request_id, "done", deleted=["user.name"])
+        consent, answer_event("identity", subject, request_id, "done", deleted=["user.name"])
     )
-    view = (await rights.client.get(f"/rights-requests/{request_id}", headers=headers)).json()
+    view = (await consent.client.get(f"/rights-requests/{request_id}", headers=headers)).json()
     assert view["status"] == "open"
     assert {p["service"]: p["status"] for p in view["participants"]} == {
         "consent": "pending",
@@ -281,12 +265,12 @@ async def test_a_request_completes_only_when_every_participant_answered(rights: 
     ]
 
     # The consent service answers its own part from its rights.requested event.
-    (requested,) = await events_of_type(rights, service.REQUESTED)
-    await handle(rights, requested)
-    (own,) = await events_of_type(rights, service.completion_type("consent"))
-    await handle(rights, own)
-    await handle(rights, answer_event("transfer", subject, request_id, "refused", reason="none"))
-    view = (await rights.client.get(f"/rights-requests/{request_id}", headers=headers)).json()
+    (requested,) = await events_of_type(consent, service.REQUESTED)
+    await handle(consent, requested)
+    (own,) = await events_of_type(consent, service.completion_type("consent"))
+    await handle(consent, own)
+    await handle(consent, answer_event("transfer", subject, request_id, "refused", reason="none"))
+    view = (await consent.client.get(f"/rights-requests/{request_id}", headers=headers)).json()
     assert view["status"] == "completed"
     assert view["completed_at"] is not None
     assert {p["service"]: p["status"] for p in view["participants"]} == {
@@ -295,7 +279,7 @@ async def test_a_request_completes_only_when_every_participant_answered(rights: 
         "orders": "partial",
         "transfer": "refused",
     }
-    (fulfilled,) = await events_of_type(rights, service.FULFILLED)
+    (fulfilled,) = await events_of_type(consent, service.FULFILLED)
     assert fulfilled.data == {
         "request_id": request_id,
         "kind": "deletion",
@@ -308,27 +292,29 @@ async def test_a_request_completes_only_when_every_participant_answered(rights: 
     }
 
     # A second answer from a service that already answered changes nothing.
-    await handle(rights, answer_event("orders", subject, request_id, "done", deleted=["user.name"]))
-    again = (await rights.client.get(f"/rights-requests/{request_id}", headers=headers)).json()
+    await handle(
+        consent, answer_event("orders", subject, request_id, "done", deleted=["user.name"])
+    )
+    again = (await consent.client.get(f"/rights-requests/{request_id}", headers=headers)).json()
     assert again == view
-    assert len(await events_of_type(rights, service.FULFILLED)) == 1
+    assert len(await events_of_type(consent, service.FULFILLED)) == 1
 
 
 async def test_the_consent_service_keeps_agreements_and_receipts_as_evidence(
-    rights: Consent,
+    consent: Consent,
 ) -> None:
-    _, headers = new_user(rights)
-    filed = await file(rights, headers, kind="deletion")
-    (requested,) = await events_of_type(rights, service.REQUESTED)
-    await handle(rights, requested)
-    await handle(rights, requested)  # the same request again: still one answer
-    answers = await events_of_type(rights, service.completion_type("consent"))
+    _, headers = new_user(consent)
+    filed = await file(consent, headers, kind="deletion")
+    (requested,) = await events_of_type(consent, service.REQUESTED)
+    await handle(consent, requested)
+    await handle(consent, requested)  # the same request again: still one answer
+    answers = await events_of_type(consent, service.completion_type("consent"))
     assert len(answers) == 1
-    await handle(rights, answers[0])
+    await handle(consent, answers[0])
 
-    view = (await rights.client.get(f"/rights-requests/{filed['id']}", headers=headers)).json()
+    view = (await consent.client.get(f"/rights-requests/{filed['id']}", headers=headers)).json()
     consent_part = next(p for p in view["participants"] if p["service"] == "consent")
-    retention = rights.context.catalogue.retention_period("consent_receipt")
+    retention = consent.context.catalogue.retention_period("consent_receipt")
     assert consent_part["status"] == "partial"
     assert consent_part["deleted"] == []
     (kept,) = consent_part["kept"]
@@ -339,37 +325,37 @@ async def test_the_consent_service_keeps_agreements_and_receipts_as_evidence(
 
 
 async def test_withdraw_all_withdraws_every_consent_through_the_consents_domain(
-    rights: Consent,
+    consent: Consent,
 ) -> None:
-    subject, headers = new_user(rights)
-    filed = await file(rights, headers, kind="withdraw_all")
-    (requested,) = await events_of_type(rights, service.REQUESTED)
+    subject, headers = new_user(consent)
+    filed = await file(consent, headers, kind="withdraw_all")
+    (requested,) = await events_of_type(consent, service.REQUESTED)
     withdrawn: list[str] = []
 
     async def withdraw_all(session: Any, who: str) -> int:
         withdrawn.append(who)
         return 3
 
-    handler = rights_handler(rights.context, withdraw_all=withdraw_all)
-    async with rights.context.database.session() as session:
+    handler = rights_handler(consent.context, withdraw_all=withdraw_all)
+    async with consent.context.database.session() as session:
         await handler(session, requested)
     assert withdrawn == [subject]
-    (answer,) = await events_of_type(rights, service.completion_type("consent"))
+    (answer,) = await events_of_type(consent, service.completion_type("consent"))
     assert answer.data["outcome"] == "done"
     assert answer.data["kept"][0]["retention"] == "consent_receipt"
-    await handle(rights, answer)
-    view = (await rights.client.get(f"/rights-requests/{filed['id']}", headers=headers)).json()
+    await handle(consent, answer)
+    view = (await consent.client.get(f"/rights-requests/{filed['id']}", headers=headers)).json()
     assert next(p for p in view["participants"] if p["service"] == "consent")["status"] == "done"
 
 
 async def test_withdraw_all_is_refused_while_the_consents_domain_cannot_do_it(
-    rights: Consent,
+    consent: Consent,
 ) -> None:
-    _, headers = new_user(rights)
-    filed = await file(rights, headers, kind="withdraw_all")
-    (requested,) = await events_of_type(rights, service.REQUESTED)
-    await handle(rights, requested)  # the consumer as wired today
-    (answer,) = await events_of_type(rights, service.completion_type("consent"))
+    _, headers = new_user(consent)
+    filed = await file(consent, headers, kind="withdraw_all")
+    (requested,) = await events_of_type(consent, service.REQUESTED)
+    await handle(consent, requested)  # the consumer as wired today
+    (answer,) = await events_of_type(consent, service.completion_type("consent"))
     assert answer.data == {
         "request_id": filed["id"],
         "outcome": "refused",
@@ -380,10 +366,10 @@ async def test_withdraw_all_is_refused_while_the_consents_domain_cannot_do_it(
     }
 
 
-async def test_an_answer_that_fits_no_request_is_not_recorded(rights: Consent) -> None:
-    subject, headers = new_user(rights)
-    other, _ = new_user(rights)
-    correction = await file(rights, headers, kind="correction", corrections={"orders": {"a": 1}})
+async def test_an_answer_that_fits_no_request_is_not_recorded(consent: Consent) -> None:
+    subject, headers = new_user(consent)
+    other, _ = new_user(consent)
+    correction = await file(consent, headers, kind="correction", corrections={"orders": {"a": 1}})
     request_id = correction["id"]
     spoofed = new_event(
         source="/orders",
@@ -400,16 +386,16 @@ async def test_an_answer_that_fits_no_request_is_not_recorded(rights: Consent) -
         answer_event("orders", subject, request_id, "maybe"),
     ):
         with pytest.raises(service.InvalidAnswer):
-            await handle(rights, event)
-    async with rights.context.database.session() as session:
+            await handle(consent, event)
+    async with consent.context.database.session() as session:
         outcomes = (await session.scalars(select(col(RightsAnswer.outcome)))).all()
     assert outcomes == [None]
 
 
-async def test_other_events_on_the_topics_are_skipped(rights: Consent) -> None:
-    subject, _ = new_user(rights)
+async def test_other_events_on_the_topics_are_skipped(consent: Consent) -> None:
+    subject, _ = new_user(consent)
     await handle(
-        rights,
+        consent,
         new_event(
             source="/orders",
             type="com.signature.orders.order.created.v1",
@@ -418,23 +404,23 @@ async def test_other_events_on_the_topics_are_skipped(rights: Consent) -> None:
             data={"order_id": "ord_1"},
         ),
     )
-    assert await rights.outbox_events() == []
+    assert await consent.outbox_events() == []
 
 
 # --------------------------------------------------------------------------- deadlines
 
 
 async def test_a_request_past_its_deadline_shows_overdue_naming_the_missing_services(
-    rights: Consent,
+    consent: Consent,
 ) -> None:
-    subject, headers = new_user(rights)
-    filed = await file(rights, headers, kind="access")
-    on_time = await file(rights, headers, kind="deletion")
+    subject, headers = new_user(consent)
+    filed = await file(consent, headers, kind="access")
+    on_time = await file(consent, headers, kind="deletion")
     for name in ("identity", "orders"):
-        await handle(rights, answer_event(name, subject, filed["id"]))
-    await move_deadline_to_the_past(rights, filed["id"])
+        await handle(consent, answer_event(name, subject, filed["id"]))
+    await move_deadline_to_the_past(consent, filed["id"])
 
-    view = (await rights.client.get(f"/rights-requests/{filed['id']}", headers=headers)).json()
+    view = (await consent.client.get(f"/rights-requests/{filed['id']}", headers=headers)).json()
     assert view["status"] == "overdue"
     assert view["overdue_services"] == ["consent", "transfer"]
     assert {p["service"]: p["status"] for p in view["participants"]} == {
@@ -444,37 +430,39 @@ async def test_a_request_past_its_deadline_shows_overdue_naming_the_missing_serv
         "transfer": "overdue",
     }
 
-    officer = rights.privacy_officer()
-    overdue = (await rights.client.get("/rights-requests?status=overdue", headers=officer)).json()
+    officer = consent.privacy_officer()
+    overdue = (await consent.client.get("/rights-requests?status=overdue", headers=officer)).json()
     assert [(r["id"], r["subject"], r["overdue_services"]) for r in overdue] == [
         (filed["id"], subject, ["consent", "transfer"])
     ]
-    still_open = (await rights.client.get("/rights-requests?status=open", headers=officer)).json()
+    still_open = (await consent.client.get("/rights-requests?status=open", headers=officer)).json()
     assert [r["id"] for r in still_open] == [on_time["id"]]
-    unfinished = (await rights.client.get("/rights-requests", headers=officer)).json()
+    unfinished = (await consent.client.get("/rights-requests", headers=officer)).json()
     assert {r["id"] for r in unfinished} == {filed["id"], on_time["id"]}
-    assert (await rights.client.get("/rights-requests", headers=headers)).status_code == 403
+    assert (await consent.client.get("/rights-requests", headers=headers)).status_code == 403
 
     # The periodic report publishes each overdue request once.
-    async with rights.context.database.session() as session:
-        reported = await service.report_overdue(session, events=rights.context.events, now=utcnow())
-    async with rights.context.database.session() as session:
-        again = await service.report_overdue(session, events=rights.context.events, now=utcnow())
+    async with consent.context.database.session() as session:
+        reported = await service.report_overdue(
+            session, events=consent.context.events, now=utcnow()
+        )
+    async with consent.context.database.session() as session:
+        again = await service.report_overdue(session, events=consent.context.events, now=utcnow())
     assert (reported, again) == ([filed["id"]], [])
-    (event,) = await events_of_type(rights, service.OVERDUE)
+    (event,) = await events_of_type(consent, service.OVERDUE)
     assert event.subject == subject
     assert event.data["overdue_services"] == ["consent", "transfer"]
 
     # Late answers still complete it.
     for name in ("transfer", "consent"):
-        await handle(rights, answer_event(name, subject, filed["id"]))
-    view = (await rights.client.get(f"/rights-requests/{filed['id']}", headers=headers)).json()
+        await handle(consent, answer_event(name, subject, filed["id"]))
+    view = (await consent.client.get(f"/rights-requests/{filed['id']}", headers=headers)).json()
     assert (view["status"], view["overdue_services"]) == ("completed", [])
-    done = (await rights.client.get("/rights-requests?status=completed", headers=officer)).json()
+    done = (await consent.client.get("/rights-requests?status=completed", headers=officer)).json()
     assert [r["id"] for r in done] == [filed["id"]]
 
 
-CST = service.CHINA_STANDARD_TIME
+CST = CHINA_TZ
 
 
 @pytest.mark.parametrize(
@@ -500,33 +488,33 @@ def test_the_deadline_counts_working_days_in_china_standard_time(
     assert deadline.tzinfo == UTC
 
 
-async def test_withdraw_all_withdraws_every_consent_with_receipts(rights: Consent) -> None:
-    _, headers = new_user(rights)
+async def test_withdraw_all_withdraws_every_consent_with_receipts(consent: Consent) -> None:
+    _, headers = new_user(consent)
     for purpose in ("location", "marketing.price_drop"):
-        granted = await rights.client.post(
+        granted = await consent.client.post(
             "/consents",
             headers=headers,
             json={"purpose": purpose, "granted": True, "shown": {"text": f"{purpose} v1"}},
         )
         assert granted.status_code == 201, granted.text
-    filed = await file(rights, headers, kind="withdraw_all")
+    filed = await file(consent, headers, kind="withdraw_all")
     requested = next(
         e
-        for e in await rights.outbox_events()
+        for e in await consent.outbox_events()
         if e.type == service.REQUESTED and e.data["request_id"] == filed["id"]
     )
-    handle = rights_handler(rights.context, withdraw_all=_withdraw_all(rights.context))
-    async with rights.context.database.session() as session:
+    handle = rights_handler(consent.context, withdraw_all=_withdraw_all(consent.context))
+    async with consent.context.database.session() as session:
         await handle(session, requested)
-    state = (await rights.client.get("/consents/me", headers=headers)).json()
+    state = (await consent.client.get("/consents/me", headers=headers)).json()
     assert state, "the consent state lists the grantable purposes"
     granted_now = [item for item in state["consents"] if item["granted"]]
     assert granted_now == []
-    receipts = (await rights.client.get("/consents/me/receipts", headers=headers)).json()
+    receipts = (await consent.client.get("/consents/me/receipts", headers=headers)).json()
     assert [r["granted"] for r in receipts][-2:] == [False, False]
     answer = next(
         e
-        for e in await rights.outbox_events()
+        for e in await consent.outbox_events()
         if e.type == service.completion_type("consent") and e.data["request_id"] == filed["id"]
     )
     assert answer.data["outcome"] == "done"

@@ -5,7 +5,6 @@ recorded as an error in the document instead of failing the export."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,7 +14,7 @@ import pytest
 from kit.testing import bearer
 from services.consent.rights.export import RightsExporter
 from tests.services.consent.conftest import Consent
-from tests.services.consent.test_rights import create_rights_tables, events_of_type, file, new_user
+from tests.services.consent.test_rights import events_of_type, file, new_user
 
 pytestmark = pytest.mark.obligation("OB-R-1")
 
@@ -51,12 +50,6 @@ async def service_token() -> str:
     return SERVICE_TOKEN
 
 
-@pytest.fixture
-async def rights(consent: Consent) -> AsyncIterator[Consent]:
-    await create_rights_tables(consent)
-    yield consent
-
-
 def wire(consent: Consent, services: Services, **options: Any) -> httpx.AsyncClient:
     client = httpx.AsyncClient(transport=httpx.MockTransport(services))
     consent.app.state.rights_exporter = RightsExporter(
@@ -68,12 +61,12 @@ def wire(consent: Consent, services: Services, **options: Any) -> httpx.AsyncCli
     return client
 
 
-async def test_the_export_gathers_every_service_and_records_failures(rights: Consent) -> None:
-    subject, headers = new_user(rights)
-    filed = await file(rights, headers, kind="access")
+async def test_the_export_gathers_every_service_and_records_failures(consent: Consent) -> None:
+    subject, headers = new_user(consent)
+    filed = await file(consent, headers, kind="access")
     services = Services()
-    async with wire(rights, services):
-        response = await rights.client.get(
+    async with wire(consent, services):
+        response = await consent.client.get(
             f"/rights-requests/{filed['id']}/export", headers=headers
         )
     assert response.status_code == 200, response.text
@@ -98,7 +91,7 @@ async def test_the_export_gathers_every_service_and_records_failures(rights: Con
         assert request.headers["authorization"] == f"Bearer {SERVICE_TOKEN}"
         assert user_token not in json.dumps(dict(request.headers))
 
-    (exported,) = await events_of_type(rights, "com.signature.consent.rights.exported.v1")
+    (exported,) = await events_of_type(consent, "com.signature.consent.rights.exported.v1")
     assert exported.subject == subject
     assert exported.data == {
         "request_id": filed["id"],
@@ -106,7 +99,7 @@ async def test_the_export_gathers_every_service_and_records_failures(rights: Con
     }
 
 
-async def test_without_a_service_token_every_service_is_an_error(rights: Consent) -> None:
+async def test_without_a_service_token_every_service_is_an_error(consent: Consent) -> None:
     async def no_token() -> str:
         raise RuntimeError("identity is down")
 
@@ -127,7 +120,7 @@ async def test_without_a_service_token_every_service_is_an_error(rights: Consent
     }
 
 
-async def test_a_service_without_a_url_is_an_error_not_a_failed_export(rights: Consent) -> None:
+async def test_a_service_without_a_url_is_an_error_not_a_failed_export(consent: Consent) -> None:
     services = Services()
     exporter = RightsExporter(
         client=httpx.AsyncClient(transport=httpx.MockTransport(services)),
@@ -145,28 +138,28 @@ async def test_a_service_without_a_url_is_an_error_not_a_failed_export(rights: C
     assert [str(r.url) for r in services.seen] == ["http://orders.test/rights/export/acc_1"]
 
 
-async def test_only_the_owner_of_an_access_request_gets_an_export(rights: Consent) -> None:
-    _, owner = new_user(rights)
-    _, stranger = new_user(rights)
-    access = await file(rights, owner, kind="access")
-    deletion = await file(rights, owner, kind="deletion")
+async def test_only_the_owner_of_an_access_request_gets_an_export(consent: Consent) -> None:
+    _, owner = new_user(consent)
+    _, stranger = new_user(consent)
+    access = await file(consent, owner, kind="access")
+    deletion = await file(consent, owner, kind="deletion")
     services = Services()
-    async with wire(rights, services):
+    async with wire(consent, services):
         for headers, request_id, status in (
             (stranger, access["id"], 404),
             (owner, deletion["id"], 409),
-            (bearer(rights.token("acc_nobody", [])), access["id"], 403),
+            (bearer(consent.token("acc_nobody", [])), access["id"], 403),
         ):
-            response = await rights.client.get(
+            response = await consent.client.get(
                 f"/rights-requests/{request_id}/export", headers=headers
             )
             assert response.status_code == status, response.text
     assert services.seen == []
 
 
-async def test_the_export_says_so_while_it_is_not_wired(rights: Consent) -> None:
-    _, owner = new_user(rights)
-    access = await file(rights, owner, kind="access")
-    response = await rights.client.get(f"/rights-requests/{access['id']}/export", headers=owner)
+async def test_the_export_says_so_while_it_is_not_wired(consent: Consent) -> None:
+    _, owner = new_user(consent)
+    access = await file(consent, owner, kind="access")
+    response = await consent.client.get(f"/rights-requests/{access['id']}/export", headers=owner)
     assert response.status_code == 503
     assert response.json()["type"].endswith("export-not-configured")

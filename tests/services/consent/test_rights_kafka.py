@@ -26,7 +26,6 @@ from tests.conftest import Broker
 from tests.services.consent.conftest import ISSUER, KEY, Consent
 from tests.services.consent.test_rights import (
     answer_event,
-    create_rights_tables,
     file,
     move_deadline_to_the_past,
     new_user,
@@ -98,7 +97,6 @@ async def privacy(kafka: Broker, tmp_path: Path, database_url: str) -> AsyncIter
     async with serve_app("services.consent", settings) as (app, client):
         trust_only(app, KEY)
         consent = Consent(app=app, client=client, settings=settings, database_path=tmp_path)
-        await create_rights_tables(consent)
         (consumer,) = [c for c in consent.context.consumers if c.name == CONSUMER_NAME]
         producer = new_producer(kafka.bootstrap_servers, client_id="rights-test")
         await producer.start()

@@ -25,6 +25,7 @@ from kit.crypto import FieldCipher
 from kit.db import Database
 from kit.errors import Conflict, Forbidden, NotFound
 from kit.events import Event
+from kit.id_number import InvalidIdNumber
 from kit.models import OutboxMessage, SubjectKey, kit_registry
 from kit.outbox import EventWriter
 from services.identity.models import Account, RealNameVerification, registry
@@ -33,7 +34,6 @@ from services.identity.verification.authority import (
     ProviderUnavailable,
     SandboxAuthority,
 )
-from services.identity.verification.id_number import InvalidIdNumber
 from services.identity.verification.rules import VerificationRequired
 from services.identity.verification.schemas import (
     GuardianLinkRequest,

@@ -9,9 +9,9 @@ from datetime import date
 import pytest
 from sqlalchemy import func, select
 
+from kit.clock import china_today
 from kit.testing import bearer
 from services.identity.models import RealNameVerification
-from services.identity.verification.id_number import china_today
 from tests.services.identity.conftest import Identity
 from tests.services.identity.ids import ADULT, ADULT_2, DOWN, MISMATCH, with_check
 

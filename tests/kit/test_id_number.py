@@ -8,7 +8,7 @@ from datetime import date
 
 import pytest
 
-from services.identity.verification.id_number import (
+from kit.id_number import (
     InvalidIdNumber,
     age_on,
     birth_date,

@@ -30,17 +30,16 @@ birthday on 29 February falls on 28 February in non-leap years (as
 from __future__ import annotations
 
 from calendar import monthrange
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import date
 from typing import Final
 
+from kit.clock import china_today
 from kit.errors import DomainError
 
 __all__ = [
-    "CHINA_TZ",
     "InvalidIdNumber",
     "age_on",
     "birth_date",
-    "china_today",
     "turns_14_on",
     "validate_id_number",
 ]
@@ -51,7 +50,6 @@ EARLIEST_BIRTH: Final = date(1900, 1, 1)
 AGE_OF_CONSENT: Final = 14  # PIPL art. 28/31: under 14, a guardian consents
 
 # China keeps one offset all year (no daylight saving): a fixed offset is exact.
-CHINA_TZ: Final = timezone(timedelta(hours=8), "Asia/Shanghai")
 
 _PROVINCE_CODES: Final = frozenset(
     (
@@ -82,11 +80,6 @@ class InvalidIdNumber(DomainError):
     def __init__(self, detail: str, *, reason: str) -> None:
         super().__init__(detail, extra={"reason": reason})
         self.reason = reason
-
-
-def china_today() -> date:
-    """Today's date in China (birthdays and ages are counted on the Chinese calendar day)."""
-    return datetime.now(UTC).astimezone(CHINA_TZ).date()
 
 
 def check_character(first_17: str) -> str:

@@ -1,0 +1,33 @@
+"""What the orders routers ask FastAPI for: who calls, with which right.
+
+- :data:`Reader` / :data:`Writer`: a user token with ``orders:read`` / ``orders:write``
+  (only user tokens can hold them: ``kit.auth.SCOPES_BY_KIND``).
+- :data:`CatalogueAdmin`: staff who may add goods and discount codes. The suite has no
+  shop-catalogue scope yet, so this asks for ``admin:partners`` (the privacy officer's
+  administration scope, the nearest one) and a staff token. A dedicated scope
+  (``admin:catalogue``) belongs in ``kit.auth.Scope`` when the roles are revisited.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends
+
+from kit.auth import Principal, Scope, require
+from kit.errors import Forbidden
+
+CATALOGUE_ADMIN_SCOPE = Scope.ADMIN_PARTNERS
+
+
+async def catalogue_admin(
+    principal: Annotated[Principal, require(CATALOGUE_ADMIN_SCOPE)],
+) -> Principal:
+    if principal.kind != "staff":  # admin scopes are staff-only already; never rely on one check
+        raise Forbidden("only staff may manage goods and discounts")
+    return principal
+
+
+Reader = Annotated[Principal, require(Scope.ORDERS_READ)]
+Writer = Annotated[Principal, require(Scope.ORDERS_WRITE)]
+CatalogueAdmin = Annotated[Principal, Depends(catalogue_admin)]

@@ -1,0 +1,665 @@
+"""Orders: place one, read one, list them, move the status on. No HTTP here.
+
+Placing an order (policy 2C, 2D):
+
+- the goods decide what else is needed: cross-border goods need the customs identity and
+  ordinary goods refuse it (OB-2D-3, 422 naming the fields); special goods need a real-name
+  verified buyer (OB-2A-1, 403 ``verification_required``);
+- prices come from the goods and discounts from the staff-set codes the buyer names, never
+  from the request; amounts are exact decimals rounded half-up to 0.01 (OB-2D-6);
+- the personal fields (the catalogue's ``orders.order`` fields) are encrypted under the
+  buyer's key with the context ``orders.order.<field>``; goods, amounts, status and times
+  stay plain for reconciliation and tax (OB-4-7);
+- an ``Idempotency-Key`` (per buyer) makes a retry return the first order; the same key
+  with another request is a 409. Key and request are kept only as keyed hashes;
+- events: ``order.placed`` (ids, amounts, flags: no personal data) and a processing record
+  for every write (purpose ``order.fulfilment``) and read (``order.query``) of personal
+  fields, with the categories the catalogue gives them.
+
+Only the buyer reads an order: anyone else gets 404 by id and never sees it in a list
+(OB-4-7, OWASP API1).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Final, Literal
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from kit.catalogue import Catalogue
+from kit.crypto import FieldCipher
+from kit.db import to_cents
+from kit.errors import Conflict, DomainError, NotFound
+from kit.ids import new_id
+from kit.masking import mask_value
+from kit.models import utcnow
+from kit.outbox import EventWriter
+from services.orders.goods.service import discounts_by_code, goods_by_id
+from services.orders.models import (
+    Goods,
+    Order,
+    OrderIdempotencyKey,
+    OrderLine,
+    OrderStatusChange,
+)
+from services.orders.orders.schemas import OrderCreate, OrderPage, OrderView
+
+RESOURCE: Final = "orders.order"
+FULFILMENT: Final = "order.fulfilment"
+QUERY: Final = "order.query"
+EVENT_PREFIX: Final = "com.signature.orders.order"
+MAX_PAGE_SIZE: Final = 100
+
+#: The personal fields of an order: the catalogue's ``orders.order`` fields, each stored
+#: encrypted in the column ``<field>_encrypted``.
+PERSONAL_FIELDS: Final = (
+    "consignee_name",
+    "consignee_phone",
+    "address_region",
+    "address_detail",
+    "postal_code",
+    "extra_phones",
+    "invoice_title",
+    "invoice_tax_id",
+    "invoice_email",
+    "customs_name",
+    "customs_id_number",
+    "remarks",
+)
+_JSON_FIELDS: Final = frozenset({"address_region", "extra_phones"})
+IDEMPOTENCY_KEY_CONTEXT: Final = "orders.order.idempotency_key"
+IDEMPOTENCY_REQUEST_CONTEXT: Final = "orders.order.idempotency_request"
+
+#: Which status may follow which. ``completed`` starts the retention clock.
+TRANSITIONS: Final[Mapping[str, frozenset[str]]] = {
+    "placed": frozenset({"paid", "cancelled"}),
+    "paid": frozenset({"assigned", "cancelled"}),
+    "assigned": frozenset({"shipped", "cancelled"}),
+    "shipped": frozenset({"delivered"}),
+    "delivered": frozenset({"completed"}),
+    "completed": frozenset(),
+    "cancelled": frozenset(),
+}
+
+
+class InvalidOrder(DomainError):
+    """Fields missing, refused or wrong for these goods: named like a validation error."""
+
+    status, code, title = 422, "validation-error", "Invalid request"
+
+    def __init__(self, problems: Sequence[Mapping[str, str]]) -> None:
+        fields = ", ".join(problem["field"] for problem in problems)
+        super().__init__(
+            f"invalid or missing fields: {fields}", extra={"errors": [dict(p) for p in problems]}
+        )
+
+
+class VerificationRequired(DomainError):
+    """Special goods need a real-name verified buyer (policy 2A, OB-2A-1)."""
+
+    status, code, title = 403, "verification_required", "Verification required"
+
+
+class IdempotencyKeyReused(Conflict):
+    code, title = "idempotency-key-reused", "Idempotency key reused"
+
+
+class InvalidCursor(DomainError):
+    status, code, title = 422, "invalid-cursor", "Invalid cursor"
+
+
+class InvalidTransition(Conflict):
+    code, title = "invalid-status-transition", "Invalid status transition"
+
+
+@dataclass(frozen=True)
+class PlacedOrder:
+    order: OrderView
+    created: bool  # False: an earlier order returned for a repeated Idempotency-Key
+
+
+def check_catalogue(catalogue: Catalogue) -> None:
+    """Refuse to start if the catalogue does not describe every personal field stored."""
+    resource = catalogue.resources.get(RESOURCE)
+    missing = set(PERSONAL_FIELDS) - set(resource.fields if resource else ())
+    if missing:
+        raise RuntimeError(f"{RESOURCE} in the catalogue lacks fields: {sorted(missing)}")
+
+
+def _problem(field: str, message: str, type_: str) -> dict[str, str]:
+    return {"field": field, "message": message, "type": type_}
+
+
+def _categories(catalogue: Catalogue, fields: Iterable[str]) -> list[str]:
+    return sorted({catalogue.field_policy(RESOURCE, field).category for field in fields})
+
+
+# --------------------------------------------------------------------------- personal data
+
+
+def personal_values(request: OrderCreate) -> dict[str, Any]:
+    """The request's personal fields by catalogue name; absent optional ones left out."""
+    address = request.address
+    values: dict[str, Any] = {
+        "consignee_name": request.consignee_name,
+        "consignee_phone": request.consignee_phone,
+        "address_region": {
+            "province": address.province,
+            "city": address.city,
+            "district": address.district,
+        },
+        "address_detail": address.detail,
+        "postal_code": address.postal_code,
+        "extra_phones": list(request.extra_phones) or None,
+        "remarks": request.remarks or None,
+    }
+    if request.invoice is not None:
+        values |= {
+            "invoice_title": request.invoice.title,
+            "invoice_tax_id": request.invoice.tax_id,
+            "invoice_email": request.invoice.email,
+        }
+    if request.customs is not None:
+        values |= {
+            "customs_name": request.customs.name,
+            "customs_id_number": request.customs.id_number,
+        }
+    return {field: value for field, value in values.items() if value is not None}
+
+
+async def _encrypt(
+    session: AsyncSession, cipher: FieldCipher, order: Order, values: Mapping[str, Any]
+) -> None:
+    for field, value in values.items():
+        text = json.dumps(value, ensure_ascii=False) if field in _JSON_FIELDS else str(value)
+        token = await cipher.encrypt(
+            session, subject=order.buyer_id, value=text, context=f"{RESOURCE}.{field}"
+        )
+        setattr(order, f"{field}_encrypted", token)
+
+
+async def _decrypt(
+    session: AsyncSession, cipher: FieldCipher, order: Order, fields: Iterable[str]
+) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for field in fields:
+        token: str | None = getattr(order, f"{field}_encrypted")
+        if token is None:
+            continue
+        text = await cipher.decrypt(
+            session, subject=order.buyer_id, token=token, context=f"{RESOURCE}.{field}"
+        )
+        values[field] = json.loads(text) if field in _JSON_FIELDS else text
+    return values
+
+
+def _shown_fields(catalogue: Catalogue, purpose: str) -> list[str]:
+    """The personal fields ``purpose`` may see (the catalogue decides; fails closed)."""
+    return [f for f in PERSONAL_FIELDS if catalogue.masking_for(RESOURCE, f, purpose) is not None]
+
+
+def _view(
+    order: Order,
+    lines: Sequence[OrderLine],
+    history: Sequence[OrderStatusChange],
+    personal: Mapping[str, Any],
+    *,
+    catalogue: Catalogue,
+    purpose: str,
+) -> OrderView:
+    shown: dict[str, Any] = {}
+    for field in PERSONAL_FIELDS:
+        rule = catalogue.masking_for(RESOURCE, field, purpose)
+        value = personal.get(field)
+        shown[field] = None if rule is None or value is None else mask_value(value, rule)
+    return OrderView.model_validate(
+        {
+            "order_id": order.id,
+            "status": order.status,
+            "created_at": order.created_at,
+            "currency": order.currency,
+            "lines": [
+                {
+                    "goods_id": line.goods_id,
+                    "name": line.goods_name,
+                    "quantity": line.quantity,
+                    "unit_price": line.unit_price,
+                    "line_total": line.line_total,
+                    "cross_border": line.cross_border,
+                    "special_category": line.special_category,
+                }
+                for line in sorted(lines, key=lambda line: line.position)
+            ],
+            "subtotal": order.subtotal,
+            "discounts": order.discounts,
+            "discount_total": order.discount_total,
+            "amount_payable": order.amount_payable,
+            "status_history": [{"status": c.status, "at": c.at} for c in history],
+            "invoice_requested": order.invoice_requested,
+            "delivery_window": order.delivery_window,
+            **shown,
+        }
+    )
+
+
+# --------------------------------------------------------------------------- placing
+
+
+def _goods_problems(request: OrderCreate, goods: Mapping[str, Goods]) -> list[dict[str, str]]:
+    problems: list[dict[str, str]] = []
+    seen: set[str] = set()
+    for index, item in enumerate(request.items):
+        field = f"body.items.{index}.goods_id"
+        if item.goods_id not in goods:
+            problems.append(_problem(field, "no such goods", "unknown_goods"))
+        elif item.goods_id in seen:
+            problems.append(_problem(field, "goods listed twice", "duplicate_goods"))
+        seen.add(item.goods_id)
+    currencies = {goods[i.goods_id].currency for i in request.items if i.goods_id in goods}
+    if len(currencies) > 1:
+        problems.append(
+            _problem("body.items", "goods in one order share one currency", "mixed_currency")
+        )
+    return problems
+
+
+def _customs_problems(request: OrderCreate, *, cross_border: bool) -> list[dict[str, str]]:
+    """Cross-border goods need the customs identity; other goods must not be sent it."""
+    fields = ("body.customs.name", "body.customs.id_number")
+    if cross_border and request.customs is None:
+        message = "Field required: cross-border goods need the customs identity"
+        return [_problem(field, message, "missing") for field in fields]
+    if not cross_border and request.customs is not None:
+        message = "customs identity is taken only for cross-border goods"
+        return [_problem(field, message, "extra_forbidden") for field in fields]
+    return []
+
+
+async def _apply_discounts(
+    session: AsyncSession, request: OrderCreate, *, currency: str, subtotal: Decimal
+) -> tuple[list[dict[str, str]], Decimal, list[dict[str, str]]]:
+    """The discounts applied ({code, amount}), their total (never above the subtotal) and
+    the problems with the codes named."""
+    found = await discounts_by_code(session, request.discount_codes)
+    problems: list[dict[str, str]] = []
+    applied: list[dict[str, str]] = []
+    remaining = subtotal
+    seen: set[str] = set()
+    for index, code in enumerate(request.discount_codes):
+        field = f"body.discount_codes.{index}"
+        discount = found.get(code)
+        if code in seen:
+            problems.append(_problem(field, "code given twice", "duplicate_discount"))
+        elif discount is None:
+            problems.append(_problem(field, "no such discount code", "unknown_discount"))
+        elif discount.currency != currency:
+            problems.append(_problem(field, "code is for another currency", "currency"))
+        else:
+            amount = min(discount.amount, remaining)
+            remaining -= amount
+            applied.append({"code": code, "amount": str(to_cents(amount))})
+        seen.add(code)
+    return applied, to_cents(subtotal - remaining), problems
+
+
+def _canonical(request: OrderCreate) -> str:
+    return json.dumps(
+        request.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
+
+
+async def _replay(
+    session: AsyncSession,
+    *,
+    cipher: FieldCipher,
+    events: EventWriter,
+    catalogue: Catalogue,
+    buyer_id: str,
+    key_index: str,
+    digest: str,
+) -> OrderView | None:
+    record = await session.get(OrderIdempotencyKey, (buyer_id, key_index))
+    if record is None:
+        return None
+    if record.request_digest != digest:
+        raise IdempotencyKeyReused("this Idempotency-Key was used for a different order request")
+    return await get_order(
+        session,
+        cipher=cipher,
+        events=events,
+        catalogue=catalogue,
+        buyer_id=buyer_id,
+        order_id=record.order_id,
+    )
+
+
+async def place_order(
+    session: AsyncSession,
+    *,
+    cipher: FieldCipher,
+    events: EventWriter,
+    catalogue: Catalogue,
+    buyer_id: str,
+    buyer_verified: bool,
+    request: OrderCreate,
+    idempotency_key: str | None = None,
+) -> PlacedOrder:
+    key_index = digest = None
+    if idempotency_key is not None:
+        key_index = cipher.blind_index(idempotency_key, context=IDEMPOTENCY_KEY_CONTEXT)
+        digest = cipher.blind_index(_canonical(request), context=IDEMPOTENCY_REQUEST_CONTEXT)
+        replayed = await _replay(
+            session,
+            cipher=cipher,
+            events=events,
+            catalogue=catalogue,
+            buyer_id=buyer_id,
+            key_index=key_index,
+            digest=digest,
+        )
+        if replayed is not None:
+            return PlacedOrder(order=replayed, created=False)
+
+    goods = await goods_by_id(session, (item.goods_id for item in request.items))
+    problems = _goods_problems(request, goods)
+    if problems:
+        raise InvalidOrder(problems)
+    bought = [(goods[item.goods_id], item.quantity) for item in request.items]
+    cross_border = any(item.cross_border for item, _ in bought)
+    special = any(item.special_category for item, _ in bought)
+    currency = bought[0][0].currency
+    line_totals = [to_cents(item.price * quantity) for item, quantity in bought]
+    subtotal = to_cents(sum(line_totals, Decimal(0)))
+    applied, discount_total, discount_problems = await _apply_discounts(
+        session, request, currency=currency, subtotal=subtotal
+    )
+    problems = _customs_problems(request, cross_border=cross_border) + discount_problems
+    if problems:
+        raise InvalidOrder(problems)
+    if special and not buyer_verified:
+        raise VerificationRequired(
+            "special goods need real-name verification; verify at identity's /verifications",
+            extra={"action": "buy_special_goods"},
+        )
+
+    order_id = new_id("ord")
+    if key_index is not None and digest is not None:
+        try:
+            async with session.begin_nested():
+                session.add(
+                    OrderIdempotencyKey(
+                        buyer_id=buyer_id,
+                        key_index=key_index,
+                        request_digest=digest,
+                        order_id=order_id,
+                    )
+                )
+        except IntegrityError:  # the same key, placed concurrently: answer like a retry
+            replayed = await _replay(
+                session,
+                cipher=cipher,
+                events=events,
+                catalogue=catalogue,
+                buyer_id=buyer_id,
+                key_index=key_index,
+                digest=digest,
+            )
+            if replayed is None:
+                raise
+            return PlacedOrder(order=replayed, created=False)
+
+    now = utcnow()
+    order = Order(
+        id=order_id,
+        buyer_id=buyer_id,
+        status="placed",
+        currency=currency,
+        subtotal=subtotal,
+        discounts=applied,
+        discount_total=discount_total,
+        amount_payable=subtotal - discount_total,
+        cross_border=cross_border,
+        special_category=special,
+        invoice_requested=request.invoice is not None,
+        delivery_window=(
+            request.delivery_window.model_dump(mode="json") if request.delivery_window else None
+        ),
+        consignee_name_encrypted="",
+        consignee_phone_encrypted="",
+        address_region_encrypted="",
+        address_detail_encrypted="",
+        created_at=now,
+    )
+    personal = personal_values(request)
+    await _encrypt(session, cipher, order, personal)
+    lines = [
+        OrderLine(
+            order_id=order_id,
+            position=position,
+            goods_id=item.id,
+            goods_name=item.name,
+            quantity=quantity,
+            unit_price=item.price,
+            line_total=total,
+            cross_border=item.cross_border,
+            special_category=item.special_category,
+        )
+        for position, ((item, quantity), total) in enumerate(zip(bought, line_totals, strict=True))
+    ]
+    placed = OrderStatusChange(order_id=order_id, status="placed", actor=buyer_id, at=now)
+    session.add(order)
+    await session.flush()  # the order before the rows that refer to it
+    session.add_all([*lines, placed])
+    await session.flush()
+
+    categories = _categories(catalogue, personal)
+    events.add(
+        session,
+        type=f"{EVENT_PREFIX}.placed.v1",
+        subject=buyer_id,
+        purpose=FULFILMENT,
+        data={
+            "order_id": order_id,
+            "status": order.status,
+            "currency": currency,
+            "subtotal": str(order.subtotal),
+            "discount_total": str(order.discount_total),
+            "amount_payable": str(order.amount_payable),
+            "discount_codes": [discount["code"] for discount in applied],
+            "goods_ids": [item.id for item, _ in bought],
+            "line_count": len(lines),
+            "cross_border": cross_border,
+            "special_category": special,
+            "invoice_requested": order.invoice_requested,
+        },
+        categories=categories,
+    )
+    events.processing(
+        session,
+        subject=buyer_id,
+        actor=buyer_id,
+        action="write",
+        purpose=FULFILMENT,
+        resource=RESOURCE,
+        categories=categories,
+    )
+    # The answer echoes what the buyer just sent, shown as the owner's view shows it.
+    view = _view(order, lines, [placed], personal, catalogue=catalogue, purpose=QUERY)
+    return PlacedOrder(order=view, created=True)
+
+
+# --------------------------------------------------------------------------- reading
+
+
+async def _details(
+    session: AsyncSession, order_ids: Sequence[str]
+) -> tuple[dict[str, list[OrderLine]], dict[str, list[OrderStatusChange]]]:
+    lines: dict[str, list[OrderLine]] = defaultdict(list)
+    history: dict[str, list[OrderStatusChange]] = defaultdict(list)
+    if order_ids:
+        for line in await session.scalars(
+            select(OrderLine).where(col(OrderLine.order_id).in_(order_ids))
+        ):
+            lines[line.order_id].append(line)
+        for change in await session.scalars(
+            select(OrderStatusChange)
+            .where(col(OrderStatusChange.order_id).in_(order_ids))
+            .order_by(col(OrderStatusChange.id))
+        ):
+            history[change.order_id].append(change)
+    return lines, history
+
+
+async def _owner_views(
+    session: AsyncSession,
+    *,
+    cipher: FieldCipher,
+    events: EventWriter,
+    catalogue: Catalogue,
+    buyer_id: str,
+    orders: Sequence[Order],
+) -> list[OrderView]:
+    """The owner's views of ``orders`` (all the buyer's), with one processing record."""
+    lines, history = await _details(session, [order.id for order in orders])
+    fields = _shown_fields(catalogue, QUERY)
+    views: list[OrderView] = []
+    read: set[str] = set()
+    for order in orders:
+        personal = await _decrypt(session, cipher, order, fields)
+        read |= set(personal)
+        views.append(
+            _view(
+                order,
+                lines[order.id],
+                history[order.id],
+                personal,
+                catalogue=catalogue,
+                purpose=QUERY,
+            )
+        )
+    if read:
+        events.processing(
+            session,
+            subject=buyer_id,
+            actor=buyer_id,
+            action="read",
+            purpose=QUERY,
+            resource=RESOURCE,
+            categories=_categories(catalogue, read),
+        )
+    return views
+
+
+async def get_order(
+    session: AsyncSession,
+    *,
+    cipher: FieldCipher,
+    events: EventWriter,
+    catalogue: Catalogue,
+    buyer_id: str,
+    order_id: str,
+) -> OrderView:
+    """The buyer's own order; any other order, whoever owns it, is 404."""
+    order = await session.get(Order, order_id)
+    if order is None or order.buyer_id != buyer_id:
+        raise NotFound("no such order")
+    [view] = await _owner_views(
+        session,
+        cipher=cipher,
+        events=events,
+        catalogue=catalogue,
+        buyer_id=buyer_id,
+        orders=[order],
+    )
+    return view
+
+
+def _encode_cursor(order: Order) -> str:
+    raw = f"{order.created_at.isoformat()}|{order.id}".encode()
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("utf-8")
+        stamp, order_id = raw.split("|", 1)
+        created_at = datetime.fromisoformat(stamp)
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raise InvalidCursor("the cursor is not one this service gave") from exc
+    if created_at.tzinfo is None or not order_id:
+        raise InvalidCursor("the cursor is not one this service gave")
+    return created_at, order_id
+
+
+async def list_orders(
+    session: AsyncSession,
+    *,
+    cipher: FieldCipher,
+    events: EventWriter,
+    catalogue: Catalogue,
+    buyer_id: str,
+    limit: int,
+    cursor: str | None = None,
+) -> OrderPage:
+    """The buyer's orders, newest first, ``limit`` (at most :data:`MAX_PAGE_SIZE`) a page."""
+    limit = max(1, min(limit, MAX_PAGE_SIZE))
+    query = select(Order).where(col(Order.buyer_id) == buyer_id)
+    if cursor is not None:
+        created_at, order_id = _decode_cursor(cursor)
+        query = query.where(
+            or_(
+                col(Order.created_at) < created_at,
+                and_(col(Order.created_at) == created_at, col(Order.id) < order_id),
+            )
+        )
+    query = query.order_by(col(Order.created_at).desc(), col(Order.id).desc()).limit(limit + 1)
+    orders = list(await session.scalars(query))
+    more = len(orders) > limit
+    orders = orders[:limit]
+    views = await _owner_views(
+        session, cipher=cipher, events=events, catalogue=catalogue, buyer_id=buyer_id, orders=orders
+    )
+    return OrderPage(items=views, next_cursor=_encode_cursor(orders[-1]) if more else None)
+
+
+# --------------------------------------------------------------------------- status
+
+
+async def change_status(
+    session: AsyncSession,
+    *,
+    events: EventWriter,
+    order_id: str,
+    status: Literal["paid", "assigned", "shipped", "delivered", "completed", "cancelled"],
+    actor: str,
+) -> None:
+    """Move the order on (see :data:`TRANSITIONS`) and keep the step in its history;
+    ``completed`` starts the retention clock. For payment, partner and delivery flows."""
+    order = await session.get(Order, order_id)
+    if order is None:
+        raise NotFound("no such order")
+    if status not in TRANSITIONS[order.status]:
+        raise InvalidTransition(f"an order {order.status} cannot become {status}")
+    now = utcnow()
+    order.status = status
+    if status == "completed":
+        order.completed_at = now
+    session.add(OrderStatusChange(order_id=order_id, status=status, actor=actor, at=now))
+    events.add(
+        session,
+        type=f"{EVENT_PREFIX}.status_changed.v1",
+        subject=order.buyer_id,
+        purpose=FULFILMENT,
+        data={"order_id": order_id, "status": status, "by": actor},
+    )

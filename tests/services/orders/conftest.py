@@ -1,0 +1,126 @@
+"""An orders app on a temporary SQLite database that trusts a test signing key, with
+helpers to act as a buyer or as staff, to add goods and to read the raw database file."""
+
+from __future__ import annotations
+
+import secrets
+import string
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from kit.app import AppContext
+from kit.auth import STAFF_ROLE_SCOPES, USER_SCOPES, SigningKey, generate_signing_key
+from kit.events import Event
+from kit.testing import bearer, mint_token, outbox_events, serve_app, trust_only
+from services.orders.config import Settings
+
+ISSUER = "http://identity.test"
+UNREACHABLE_KAFKA = "127.0.0.1:1"
+KEY: SigningKey = generate_signing_key()
+
+
+def new_subject() -> str:
+    """A pseudonymous account id of letters only (never shaped like a phone number)."""
+    return "acc_" + "".join(secrets.choice(string.ascii_lowercase) for _ in range(16))
+
+
+@dataclass
+class Orders:
+    app: FastAPI
+    client: httpx.AsyncClient
+    settings: Settings
+    database_path: Path
+
+    @property
+    def context(self) -> AppContext:
+        context: AppContext = self.app.state.context
+        return context
+
+    def token(self, subject: str, scopes: Iterable[str], **claims: Any) -> str:
+        return mint_token(
+            KEY,
+            issuer=ISSUER,
+            audience=self.settings.auth_audience,
+            subject=subject,
+            scopes=scopes,
+            **claims,
+        )
+
+    def user(self, **claims: Any) -> tuple[str, dict[str, str]]:
+        """A new user's account id and Authorization header."""
+        subject = new_subject()
+        return subject, bearer(self.token(subject, USER_SCOPES, **claims))
+
+    def staff(self, role: str = "privacy_officer") -> tuple[str, dict[str, str]]:
+        subject = new_subject()
+        return subject, bearer(self.token(subject, STAFF_ROLE_SCOPES[role], kind="staff"))
+
+    async def add_goods(
+        self,
+        name: str = "Tea set",
+        price: str = "99.90",
+        *,
+        currency: str = "CNY",
+        cross_border: bool = False,
+        special_category: bool = False,
+    ) -> dict[str, Any]:
+        _, admin = self.staff()
+        response = await self.client.post(
+            "/admin/goods",
+            json={
+                "name": name,
+                "price": price,
+                "currency": currency,
+                "cross_border": cross_border,
+                "special_category": special_category,
+            },
+            headers=admin,
+        )
+        assert response.status_code == 201, response.text
+        goods: dict[str, Any] = response.json()
+        assert Decimal(goods["price"]) == Decimal(price)
+        return goods
+
+    async def add_discount(self, code: str, amount: str, currency: str = "CNY") -> None:
+        _, admin = self.staff()
+        response = await self.client.post(
+            "/admin/discounts",
+            json={"code": code, "amount": amount, "currency": currency},
+            headers=admin,
+        )
+        assert response.status_code == 201, response.text
+
+    async def outbox_events(self) -> list[Event]:
+        return await outbox_events(self.context.database)
+
+    def raw_database(self) -> bytes:
+        """The SQLite file and its write-ahead log, as bytes on disk."""
+        raw = b""
+        for path in (
+            self.database_path,
+            self.database_path.with_name(self.database_path.name + "-wal"),
+        ):
+            if path.exists():
+                raw += path.read_bytes()
+        return raw
+
+
+@pytest.fixture
+async def orders(tmp_path: Path) -> AsyncIterator[Orders]:
+    database_path = tmp_path / "orders.db"
+    settings = Settings(
+        database_url=f"sqlite+aiosqlite:///{database_path}",
+        kafka_bootstrap_servers=UNREACHABLE_KAFKA,
+        auth_issuer=ISSUER,
+        log_json=False,
+    )
+    async with serve_app("services.orders", settings) as (app, client):
+        trust_only(app, KEY)
+        yield Orders(app=app, client=client, settings=settings, database_path=database_path)
