@@ -21,6 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
 from kit.auth import JwksClient, TokenVerifier
+from kit.background import BackgroundLoop
 from kit.catalogue import Catalogue, load_catalogue
 from kit.consumer import EventConsumer
 from kit.crypto import FieldCipher
@@ -31,7 +32,8 @@ from kit.observability import RequestContextMiddleware, configure_logging
 from kit.outbox import EventWriter, OutboxRelay, outbox_stats
 from kit.settings import ServiceSettings
 
-ConsumerFactory = Callable[["AppContext"], Sequence[EventConsumer]]
+# Background loops started and stopped with the app: consumers, state views, sweepers.
+ConsumerFactory = Callable[["AppContext"], Sequence[BackgroundLoop]]
 StartupHook = Callable[[FastAPI, "AppContext"], Awaitable[None]]
 
 
@@ -45,7 +47,7 @@ class AppContext:
     cipher: FieldCipher
     events: EventWriter
     relay: OutboxRelay
-    consumers: list[EventConsumer] = field(default_factory=list)
+    consumers: list[BackgroundLoop] = field(default_factory=list)
 
 
 class Check(BaseModel):
@@ -191,15 +193,15 @@ async def check_readiness(context: AppContext) -> Readiness:
     checks["kafka"] = Check(
         ok=reachable, detail={"bootstrap_servers": context.settings.kafka_bootstrap_servers}
     )
-    for consumer in context.consumers:
-        checks[f"consumer:{consumer.name}"] = Check(
-            ok=consumer.running,
-            detail={
-                "handled": consumer.handled,
-                "dead_lettered": consumer.dead_lettered,
-                "last_error": consumer.last_error,
-            },
-        )
+    for loop in context.consumers:
+        detail: dict[str, Any] = {}
+        if isinstance(loop, EventConsumer):
+            detail = {
+                "handled": loop.handled,
+                "dead_lettered": loop.dead_lettered,
+                "last_error": loop.last_error,
+            }
+        checks[f"loop:{loop.name}"] = Check(ok=loop.running, detail=detail)
     essential = checks["database"].ok and checks["outbox_relay"].ok
     if not essential:
         status = "unavailable"

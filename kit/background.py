@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 
 logger = logging.getLogger("kit.background")
 
@@ -70,3 +71,26 @@ class BackgroundLoop:
 
     async def run(self) -> None:
         raise NotImplementedError
+
+
+class PeriodicTask(BackgroundLoop):
+    """Runs ``job`` every ``interval_s`` seconds (first right after start) until stopped;
+    a failing run is logged and the next one comes on schedule."""
+
+    def __init__(self, name: str, *, interval_s: float, job: Callable[[], Awaitable[object]]):
+        super().__init__(name)
+        self.interval_s = interval_s
+        self.job = job
+        self.runs = 0
+        self.last_error: str | None = None
+
+    async def run(self) -> None:
+        while not self.stopping:
+            try:
+                await self.job()
+                self.runs += 1
+                self.last_error = None
+            except Exception as exc:
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                logger.exception("%s failed; next run in %.0fs", self.name, self.interval_s)
+            await self.pause(self.interval_s)

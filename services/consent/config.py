@@ -30,6 +30,7 @@ class Settings(ServiceSettings):
     # practice: 15 working days).
     rights_participants: list[str] = ["identity", "orders", "transfer", "consent"]
     rights_deadline_working_days: int = Field(default=15, ge=1)
+    rights_overdue_check_interval_s: float = Field(default=3600, gt=0)
     service_urls: dict[str, str] = {
         "identity": "http://127.0.0.1:8001",
         "orders": "http://127.0.0.1:8002",

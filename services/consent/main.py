@@ -4,7 +4,7 @@ from fastapi import FastAPI
 
 from kit.app import AppContext
 from kit.app import create_app as create_kit_app
-from kit.consumer import EventConsumer
+from kit.background import BackgroundLoop
 from kit.kafka import TopicSpec
 from services.consent import models  # noqa: F401  (every table registered)
 from services.consent.config import Settings
@@ -20,7 +20,7 @@ from services.consent.rights import consumers as rights_consumers
 from services.consent.rights.router import router as rights_router
 
 
-def _consumers(context: AppContext) -> list[EventConsumer]:
+def _consumers(context: AppContext) -> list[BackgroundLoop]:
     return [
         consumer
         for domain in (

@@ -8,6 +8,7 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kit.app import AppContext
+from kit.background import BackgroundLoop, PeriodicTask
 from kit.consumer import EventConsumer, Handler
 from kit.events import Event
 from kit.models import utcnow
@@ -57,7 +58,21 @@ def _withdraw_all(context: AppContext) -> service.WithdrawAll:
     return withdraw
 
 
-def consumers(context: AppContext) -> list[EventConsumer]:
+def overdue_reporter(context: AppContext) -> PeriodicTask:
+    """Publishes ``rights.overdue`` for requests past their deadline, on a schedule."""
+    settings = context.settings
+    assert isinstance(settings, Settings)
+
+    async def report() -> None:
+        async with context.database.session() as session:
+            await service.report_overdue(session, events=context.events, now=utcnow())
+
+    return PeriodicTask(
+        "consent.rights.overdue", job=report, interval_s=settings.rights_overdue_check_interval_s
+    )
+
+
+def consumers(context: AppContext) -> list[BackgroundLoop]:
     settings = context.settings
     assert isinstance(settings, Settings)
     return [
@@ -67,5 +82,6 @@ def consumers(context: AppContext) -> list[EventConsumer]:
             database=context.database,
             bootstrap_servers=settings.kafka_bootstrap_servers,
             handler=rights_handler(context, withdraw_all=_withdraw_all(context)),
-        )
+        ),
+        overdue_reporter(context),
     ]
