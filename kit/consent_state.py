@@ -113,6 +113,10 @@ class SubjectConsent:
     consentable: frozenset[str]
     version: int = 0
     entries: Mapping[str, ConsentEntry] = field(default_factory=dict)
+    # The policy version the subject last agreed to, and its publication sequence: a
+    # reader compares it with the newest major version in effect to ask for renewal.
+    policy_version_agreed: str | None = None
+    policy_sequence_agreed: int | None = None
 
     def granted(self, purpose: str, *, recipient_id: str | None = None) -> bool:
         """Whether the subject currently grants ``purpose`` (for cross-border transfers,
@@ -139,12 +143,17 @@ class SubjectConsent:
         )
 
     def to_data(self) -> dict[str, Any]:
-        """The state event's ``data``: version and key -> {granted, changed_at}."""
+        """The state event's ``data``: version, key -> {granted, changed_at}, and the
+        policy version agreed to."""
         return {
             "version": self.version,
             "consents": {
                 key: {"granted": entry.granted, "changed_at": entry.changed_at.isoformat()}
                 for key, entry in sorted(self.entries.items())
+            },
+            "policy": {
+                "version_agreed": self.policy_version_agreed,
+                "sequence_agreed": self.policy_sequence_agreed,
             },
         }
 
@@ -165,7 +174,17 @@ class SubjectConsent:
             if changed_at.tzinfo is None:
                 raise ValueError(f"consent {key!r} has a naive changed_at")
             entries[str(key)] = ConsentEntry(granted=value["granted"], changed_at=changed_at)
-        return cls(subject=subject, consentable=consentable, version=version, entries=entries)
+        policy = data.get("policy") or {}
+        agreed = policy.get("version_agreed") if isinstance(policy, Mapping) else None
+        sequence = policy.get("sequence_agreed") if isinstance(policy, Mapping) else None
+        return cls(
+            subject=subject,
+            consentable=consentable,
+            version=version,
+            entries=entries,
+            policy_version_agreed=agreed if isinstance(agreed, str) else None,
+            policy_sequence_agreed=sequence if isinstance(sequence, int) else None,
+        )
 
 
 class ConsentStateView(BackgroundLoop):

@@ -102,8 +102,16 @@ def test_state_data_round_trips_and_holds_only_ids_booleans_and_times() -> None:
             "cross_border.transfer:rcp_a": {"granted": False, "changed_at": NOW.isoformat()},
             "location": {"granted": True, "changed_at": NOW.isoformat()},
         },
+        "policy": {"version_agreed": None, "sequence_agreed": None},
     }
     assert SubjectConsent.from_data("acc_1", data, consentable=CONSENTABLE) == original
+    agreed = SubjectConsent(
+        subject="acc_1",
+        consentable=CONSENTABLE,
+        policy_version_agreed="2026.2",
+        policy_sequence_agreed=3,
+    )
+    assert SubjectConsent.from_data("acc_1", agreed.to_data(), consentable=CONSENTABLE) == agreed
     for bad in (
         {"version": 1},
         {"version": "1", "consents": {}},

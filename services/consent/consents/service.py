@@ -68,6 +68,7 @@ from services.consent.consents.schemas import (
     Receipt,
     canonical_json,
 )
+from services.consent.policies import service as policies
 
 __all__ = [
     "CHANGED_EVENT",
@@ -348,11 +349,7 @@ async def change_consent(
     await session.flush()
 
     state = await _subject_consent(session, subject, catalogue=catalogue)
-    add_to_outbox(
-        session,
-        state_event(events, state),
-        topic=state_topic,
-    )
+    add_to_outbox(session, state_event(events, state), topic=state_topic)
     data: dict[str, Any] = {
         "purpose": change.purpose,
         "granted": change.granted,
@@ -412,12 +409,7 @@ async def _lock_subject(session: AsyncSession, subject: str) -> ConsentSubject:
 
 
 async def current_policy_version(session: AsyncSession) -> str | None:
-    """The version of the policy in effect today, from the policies domain (None while
-    no version is in effect, or without that domain)."""
-    try:
-        from services.consent.policies import service as policies  # noqa: PLC0415
-    except ImportError:  # the policies domain is optional to this one
-        return None
+    """The version of the policy in effect today (None while no version is in effect)."""
     try:
         view = await policies.current_version(session, today=china_today())
     except NotFound:
@@ -446,6 +438,7 @@ async def _subject_consent(
 ) -> SubjectConsent:
     holder = await session.get(ConsentSubject, subject)
     rows = await _current_rows(session, subject)
+    agreement = await policies.agreement_state(session, subject=subject, today=china_today())
     return SubjectConsent(
         subject=subject,
         consentable=consentable_purposes(catalogue),
@@ -453,7 +446,25 @@ async def _subject_consent(
         entries={
             row.key: ConsentEntry(granted=row.granted, changed_at=row.changed_at) for row in rows
         },
+        policy_version_agreed=agreement.policy_version_agreed,
+        policy_sequence_agreed=agreement.policy_sequence_agreed,
     )
+
+
+async def publish_state(
+    session: AsyncSession,
+    *,
+    events: EventWriter,
+    catalogue: Catalogue,
+    state_topic: str,
+    subject: str,
+) -> SubjectConsent:
+    """Write ``subject``'s whole current state (consents and policy agreement) to the
+    compacted state topic, in the caller's transaction."""
+    await _lock_subject(session, subject)
+    state = await _subject_consent(session, subject, catalogue=catalogue)
+    add_to_outbox(session, state_event(events, state), topic=state_topic)
+    return state
 
 
 async def subject_consent(

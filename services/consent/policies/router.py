@@ -14,6 +14,8 @@ from kit.app import ContextDep
 from kit.auth import Principal, Scope, require
 from kit.clock import china_today
 from kit.db import SessionDep
+from services.consent.config import Settings
+from services.consent.consents import service as consents_service
 from services.consent.policies import service
 from services.consent.policies.page import CONTENT_SECURITY_POLICY
 from services.consent.policies.schemas import (
@@ -112,7 +114,7 @@ async def diff(
 async def agree(
     body: AgreementCreate, session: SessionDep, context: ContextDep, user: Writer
 ) -> AgreementReceipt:
-    return await service.agree(
+    receipt = await service.agree(
         session,
         events=context.events,
         subject=user.subject,
@@ -120,6 +122,16 @@ async def agree(
         channel=user.client_type,
         today=china_today(),
     )
+    settings = context.settings
+    assert isinstance(settings, Settings)
+    await consents_service.publish_state(  # the agreement is part of the published state
+        session,
+        events=context.events,
+        catalogue=context.catalogue,
+        state_topic=settings.topic(settings.consent_state_topic),
+        subject=user.subject,
+    )
+    return receipt
 
 
 @router.get(

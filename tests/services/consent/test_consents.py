@@ -515,7 +515,7 @@ async def test_every_change_puts_the_whole_state_in_the_outbox_keyed_by_subject(
     for text in ("device location", "Sakura", "privacy@", "+81", "delivery address"):
         assert text not in raw
     for event in states:
-        assert set(event.data) == {"version", "consents"}
+        assert set(event.data) == {"version", "consents", "policy"}
         for value in event.data["consents"].values():
             assert set(value) == {"granted", "changed_at"}
 

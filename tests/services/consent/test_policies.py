@@ -424,3 +424,33 @@ async def test_only_policy_admins_publish(consent: Consent) -> None:
         await consent.client.post("/policy/agreements", json={"version": "x1"})
     ).status_code == 401
     assert (await consent.client.get("/policy/agreements/me")).status_code == 401
+
+
+@pytest.mark.obligation("OB-5-3")
+async def test_an_agreement_is_published_in_the_consent_state(consent: Consent) -> None:
+    officer = consent.privacy_officer()
+    published = await consent.client.post(
+        "/policy/versions",
+        headers=officer,
+        json={
+            "version": "2026.9",
+            "effective_date": str(TODAY),
+            "text": "# Policy\\n\\nText.",
+            "summary_of_changes": "first",
+            "major": False,
+            "major_change_kinds": [],
+            "reduces_rights": False,
+        },
+    )
+    assert published.status_code == 201, published.text
+    subject, headers = consent.user()
+    agreed = await consent.client.post(
+        "/policy/agreements", headers=headers, json={"version": "2026.9"}
+    )
+    assert agreed.status_code == 201, agreed.text
+    states = [
+        e
+        for e in await consent.outbox_events()
+        if e.type == "com.signature.consent.state.v1" and e.subject == subject
+    ]
+    assert states and states[-1].data["policy"]["version_agreed"] == "2026.9"
