@@ -97,7 +97,11 @@ async def privacy(kafka: Broker, tmp_path: Path, database_url: str) -> AsyncIter
     async with serve_app("services.consent", settings) as (app, client):
         trust_only(app, KEY)
         consent = Consent(app=app, client=client, settings=settings, database_path=tmp_path)
-        (consumer,) = [c for c in consent.context.consumers if c.name == CONSUMER_NAME]
+        (consumer,) = [
+            c
+            for c in consent.context.consumers
+            if isinstance(c, EventConsumer) and c.name == CONSUMER_NAME
+        ]
         producer = new_producer(kafka.bootstrap_servers, client_id="rights-test")
         await producer.start()
         try:
