@@ -76,6 +76,8 @@ def configure_logging(*, level: str = "INFO", json_lines: bool = True) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     logging.getLogger("aiokafka").setLevel(max(root.level, logging.WARNING))
+    # httpx logs every request URL at INFO: query strings may hold personal data.
+    logging.getLogger("httpx").setLevel(max(root.level, logging.WARNING))
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):  # one format for every line
         logger = logging.getLogger(name)
         logger.handlers.clear()

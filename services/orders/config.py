@@ -2,6 +2,7 @@
 
 from typing import ClassVar
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from kit.settings import ServiceSettings
@@ -10,3 +11,22 @@ from kit.settings import ServiceSettings
 class Settings(ServiceSettings):
     service_name: ClassVar[str] = "orders"
     model_config = SettingsConfigDict(env_prefix="ORDERS_", extra="ignore")
+
+    virtual_number_prefix: str = Field(
+        default="",
+        pattern=r"^(\d{3,12})?$",
+        description=(
+            "the privacy-number line couriers call (e.g. 95013); when set, the logistics "
+            "partner's waybill carries '<prefix>-<6-digit extension>' instead of the "
+            "consignee's phone. Empty: the phone is shown masked as the catalogue says."
+        ),
+    )
+    retention_sweep_enabled: bool = Field(
+        default=True, description="run the retention sweeper on a schedule beside the app"
+    )
+    retention_sweep_interval_s: float = Field(
+        default=3600.0, gt=0, description="seconds between scheduled retention sweeps"
+    )
+    retention_sweep_batch_size: int = Field(
+        default=200, ge=1, le=5000, description="orders handled per sweep transaction"
+    )

@@ -2,6 +2,7 @@
 
 - :data:`Reader` / :data:`Writer`: a user token with ``orders:read`` / ``orders:write``
   (only user tokens can hold them: ``kit.auth.SCOPES_BY_KIND``).
+- :data:`OrdersSettings`: the orders app's settings.
 - :data:`CatalogueAdmin`: staff who may add goods and discount codes. The suite has no
   shop-catalogue scope yet, so this asks for ``admin:partners`` (the privacy officer's
   administration scope, the nearest one) and a staff token. A dedicated scope
@@ -14,8 +15,10 @@ from typing import Annotated
 
 from fastapi import Depends
 
+from kit.app import ContextDep
 from kit.auth import Principal, Scope, require
 from kit.errors import Forbidden
+from services.orders.config import Settings
 
 CATALOGUE_ADMIN_SCOPE = Scope.ADMIN_PARTNERS
 
@@ -28,6 +31,14 @@ async def catalogue_admin(
     return principal
 
 
+def orders_settings(context: ContextDep) -> Settings:
+    settings = context.settings
+    if not isinstance(settings, Settings):
+        raise RuntimeError("the orders app runs with services.orders.config.Settings")
+    return settings
+
+
 Reader = Annotated[Principal, require(Scope.ORDERS_READ)]
 Writer = Annotated[Principal, require(Scope.ORDERS_WRITE)]
 CatalogueAdmin = Annotated[Principal, Depends(catalogue_admin)]
+OrdersSettings = Annotated[Settings, Depends(orders_settings)]

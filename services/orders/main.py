@@ -1,31 +1,109 @@
-"""The orders app: ``uvicorn --factory services.orders.main:create_app``."""
+"""The orders app: ``uvicorn --factory services.orders.main:create_app``.
+
+Beside the routers, the app runs two background loops, started after start-up and stopped
+at shutdown with the relay (``kit.app`` starts and stops every loop the factory returns):
+
+- the consent-state view (``kit.consent_state.ConsentStateView`` over the compacted
+  ``consent.state`` topic), behind ``app.state.consent_granted(subject, purpose)``, which
+  answers "not granted" until the view has caught up (fail closed); tests may replace it;
+- the retention sweeper (``retention.service.RetentionSweeper``), every
+  ``retention_sweep_interval_s`` unless ``retention_sweep_enabled`` is false, measuring
+  against ``app.state.retention_clock()`` like the admin route.
+"""
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
 
 from fastapi import FastAPI
 
 from kit.app import AppContext
 from kit.app import create_app as create_kit_app
+from kit.background import BackgroundLoop
+from kit.consent_state import ConsentStateView
+from kit.models import utcnow
 from services.orders.cart import service as cart_service
 from services.orders.cart.router import router as cart_router
+from services.orders.cart.service import ConsentCheck
 from services.orders.config import Settings
+from services.orders.delivery import service as delivery_service
+from services.orders.delivery.router import router as delivery_router
 from services.orders.goods.router import router as goods_router
+from services.orders.location import service as location_service
+from services.orders.location.router import install_access_log_filter
+from services.orders.location.router import router as location_router
 from services.orders.orders import service as orders_service
 from services.orders.orders.router import router as orders_router
+from services.orders.retention import service as retention_service
+from services.orders.retention.router import router as retention_router
+from services.orders.retention.service import RetentionSweeper
 
 
-async def _start(app: FastAPI, context: AppContext) -> None:
-    # The catalogue must describe every personal field this service stores.
-    orders_service.check_catalogue(context.catalogue)
-    cart_service.check_catalogue(context.catalogue)
+def consent_check(view: ConsentStateView) -> ConsentCheck:
+    """``consent_granted(subject, purpose)`` over the view; False until it is ready."""
+
+    def granted(subject: str, purpose: str) -> bool:
+        return view.ready and view.state_of(subject).granted(purpose)
+
+    return granted
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    loops: list[BackgroundLoop] = []
+
+    async def start(app: FastAPI, context: AppContext) -> None:
+        # The catalogue must describe every personal field this service stores.
+        orders_service.check_catalogue(context.catalogue)
+        cart_service.check_catalogue(context.catalogue)
+        delivery_service.check_catalogue(context.catalogue)
+        location_service.check_catalogue(context.catalogue)
+        retention_service.check_catalogue(context.catalogue)
+        install_access_log_filter()
+        view = ConsentStateView(
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            topic=settings.topic("consent.state"),
+            catalogue=context.catalogue,
+        )
+        app.state.consent_view = view
+        app.state.consent_granted = consent_check(view)
+        clock: Callable[[], datetime] = utcnow
+        app.state.retention_clock = clock
+
+        def now() -> datetime:  # read at each sweep, so a replaced clock takes effect
+            current: datetime = app.state.retention_clock()
+            return current
+
+        loops[:] = [view]
+        if settings.retention_sweep_enabled:
+            sweeper = RetentionSweeper(
+                database=context.database,
+                events=context.events,
+                catalogue=context.catalogue,
+                interval_s=settings.retention_sweep_interval_s,
+                batch_size=settings.retention_sweep_batch_size,
+                clock=now,
+            )
+            app.state.retention_sweeper = sweeper
+            loops.append(sweeper)
+
+    def background(context: AppContext) -> Sequence[BackgroundLoop]:
+        return loops
+
     return create_kit_app(
-        settings=settings or Settings(),
+        settings=settings,
         title="Orders service",
         description=(
-            "Cart, orders, delivery, invoices, customs data and partner assignment. Policy "
-            "sections 2C, 2D and 4."
+            "Cart, orders, delivery, invoices, customs data, partner assignment, location "
+            "features and retention. Policy sections 2C, 2D, 2G, 3 and 4."
         ),
-        routers=[goods_router, cart_router, orders_router],
-        on_startup=_start,
+        routers=[
+            goods_router,
+            cart_router,
+            orders_router,
+            delivery_router,
+            location_router,
+            retention_router,
+        ],
+        consumers=background,
+        on_startup=start,
     )

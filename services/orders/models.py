@@ -145,6 +145,17 @@ class Order(OrdersModel, table=True):
     remarks_encrypted: str | None = None
     created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
     completed_at: datetime | None = Field(default=None, sa_column=timestamp_column(nullable=True))
+    # partner assignment (``delivery``): partners' client ids, never personal data
+    logistics_partner_id: str | None = Field(default=None, index=True, max_length=40)
+    customs_broker_id: str | None = Field(default=None, index=True, max_length=40)
+    assigned_at: datetime | None = Field(default=None, sa_column=timestamp_column(nullable=True))
+    assigned_by: str | None = Field(default=None, max_length=40)
+    # retention (``retention``): when the clock started (completion, or cancellation for an
+    # order that never completes) and when the last personal field went
+    retention_starts_at: datetime | None = Field(
+        default=None, sa_column=timestamp_column(nullable=True, index=True)
+    )
+    anonymised_at: datetime | None = Field(default=None, sa_column=timestamp_column(nullable=True))
 
 
 class OrderLine(OrdersModel, table=True):
@@ -186,3 +197,32 @@ class OrderIdempotencyKey(OrdersModel, table=True):
     request_digest: str = Field(max_length=64)
     order_id: str = Field(max_length=40)
     created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
+
+
+# --------------------------------------------------------------------------- delivery, location
+
+
+class DeliveryUpdate(OrdersModel, table=True):
+    """A delivery status the logistics partner reported (``picked_up``, ``in_transit``,
+    ``delivered``, ``failed``): the tracking history. Ids, a status and a time only; no
+    free text, so nothing personal can be written here."""
+
+    __tablename__ = "delivery_update"
+
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: str = Field(foreign_key="orders.id", index=True, max_length=40)
+    partner_id: str = Field(max_length=40)
+    status: str = Field(max_length=20)
+    at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
+
+
+class GoodsCity(OrdersModel, table=True):
+    """The city goods are offered in, for nearby recommendations (policy 2G). A fact about
+    the goods, set by staff; nothing about any user."""
+
+    __tablename__ = "goods_city"
+
+    goods_id: str = Field(foreign_key="goods.id", primary_key=True, max_length=40)
+    city: str = Field(index=True, max_length=30)
+    tagged_by: str = Field(max_length=40)
+    tagged_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())

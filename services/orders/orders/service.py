@@ -189,13 +189,13 @@ async def _encrypt(
         setattr(order, f"{field}_encrypted", token)
 
 
-async def _decrypt(
+async def decrypt_fields(
     session: AsyncSession, cipher: FieldCipher, order: Order, fields: Iterable[str]
 ) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for field in fields:
         token: str | None = getattr(order, f"{field}_encrypted")
-        if token is None:
+        if not token:  # never given, or removed when its retention ended
             continue
         text = await cipher.decrypt(
             session, subject=order.buyer_id, token=token, context=f"{RESOURCE}.{field}"
@@ -536,7 +536,7 @@ async def _owner_views(
     views: list[OrderView] = []
     read: set[str] = set()
     for order in orders:
-        personal = await _decrypt(session, cipher, order, fields)
+        personal = await decrypt_fields(session, cipher, order, fields)
         read |= set(personal)
         views.append(
             _view(
@@ -585,12 +585,12 @@ async def get_order(
     return view
 
 
-def _encode_cursor(order: Order) -> str:
+def encode_cursor(order: Order) -> str:
     raw = f"{order.created_at.isoformat()}|{order.id}".encode()
     return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
 
 
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("utf-8")
         stamp, order_id = raw.split("|", 1)
@@ -616,7 +616,7 @@ async def list_orders(
     limit = max(1, min(limit, MAX_PAGE_SIZE))
     query = select(Order).where(col(Order.buyer_id) == buyer_id)
     if cursor is not None:
-        created_at, order_id = _decode_cursor(cursor)
+        created_at, order_id = decode_cursor(cursor)
         query = query.where(
             or_(
                 col(Order.created_at) < created_at,
@@ -630,7 +630,7 @@ async def list_orders(
     views = await _owner_views(
         session, cipher=cipher, events=events, catalogue=catalogue, buyer_id=buyer_id, orders=orders
     )
-    return OrderPage(items=views, next_cursor=_encode_cursor(orders[-1]) if more else None)
+    return OrderPage(items=views, next_cursor=encode_cursor(orders[-1]) if more else None)
 
 
 # --------------------------------------------------------------------------- status

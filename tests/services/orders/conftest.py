@@ -1,5 +1,6 @@
 """An orders app on a temporary SQLite database that trusts a test signing key, with
-helpers to act as a buyer or as staff, to add goods and to read the raw database file."""
+helpers to act as a buyer, as staff or as a partner, to add goods, to move an order's
+status and to read the raw database file."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from kit.auth import STAFF_ROLE_SCOPES, USER_SCOPES, SigningKey, generate_signin
 from kit.events import Event
 from kit.testing import bearer, mint_token, outbox_events, serve_app, trust_only
 from services.orders.config import Settings
+from services.orders.orders import service as orders_service
 
 ISSUER = "http://identity.test"
 UNREACHABLE_KAFKA = "127.0.0.1:1"
@@ -29,6 +31,18 @@ KEY: SigningKey = generate_signing_key()
 def new_subject() -> str:
     """A pseudonymous account id of letters only (never shaped like a phone number)."""
     return "acc_" + "".join(secrets.choice(string.ascii_lowercase) for _ in range(16))
+
+
+def new_partner_id() -> str:
+    """A partner client id as identity makes them (``ptn_`` and letters)."""
+    return "ptn_" + "".join(secrets.choice(string.ascii_letters) for _ in range(22))
+
+
+#: A partner role -> the scope identity gives it and the purpose it is registered for.
+PARTNER_ROLES = {
+    "logistics": ("partner:logistics", "logistics.delivery"),
+    "customs": ("partner:customs", "customs.clearance"),
+}
 
 
 @dataclass
@@ -61,6 +75,38 @@ class Orders:
     def staff(self, role: str = "privacy_officer") -> tuple[str, dict[str, str]]:
         subject = new_subject()
         return subject, bearer(self.token(subject, STAFF_ROLE_SCOPES[role], kind="staff"))
+
+    def partner_headers(
+        self, partner_id: str, role: str = "logistics", *, purposes: Iterable[str] | None = None
+    ) -> dict[str, str]:
+        """A partner token as identity issues it: the role's scope and, unless given, the
+        role's purpose."""
+        scope, purpose = PARTNER_ROLES[role]
+        token = self.token(
+            partner_id,
+            [scope],
+            kind="partner",
+            client_type="server",
+            purposes=list(purposes) if purposes is not None else [purpose],
+        )
+        return bearer(token)
+
+    def partner(self, role: str = "logistics") -> tuple[str, dict[str, str]]:
+        """A new partner's client id and Authorization header."""
+        partner_id = new_partner_id()
+        return partner_id, self.partner_headers(partner_id, role)
+
+    async def advance(self, order_id: str, *statuses: str, actor: str = "test") -> None:
+        """Move an order through ``statuses`` (as payment or staff flows would)."""
+        for status in statuses:
+            async with self.context.database.session() as session:
+                await orders_service.change_status(
+                    session,
+                    events=self.context.events,
+                    order_id=order_id,
+                    status=status,  # type: ignore[arg-type]
+                    actor=actor,
+                )
 
     async def add_goods(
         self,
