@@ -30,3 +30,6 @@ class Settings(ServiceSettings):
     retention_sweep_batch_size: int = Field(
         default=200, ge=1, le=5000, description="orders handled per sweep transaction"
     )
+    price_drop_interval_s: float = Field(
+        default=6 * 3600.0, gt=0, description="seconds between price-drop reminder runs"
+    )

@@ -1,6 +1,6 @@
 """The orders app: ``uvicorn --factory services.orders.main:create_app``.
 
-Beside the routers, the app runs two background loops, started after start-up and stopped
+Beside the routers, the app runs three background loops, started after start-up and stopped
 at shutdown with the relay (``kit.app`` starts and stops every loop the factory returns):
 
 - the consent-state view (``kit.consent_state.ConsentStateView`` over the compacted
@@ -8,7 +8,9 @@ at shutdown with the relay (``kit.app`` starts and stops every loop the factory 
   answers "not granted" until the view has caught up (fail closed); tests may replace it;
 - the retention sweeper (``retention.service.RetentionSweeper``), every
   ``retention_sweep_interval_s`` unless ``retention_sweep_enabled`` is false, measuring
-  against ``app.state.retention_clock()`` like the admin route.
+  against ``app.state.retention_clock()`` like the admin route;
+- price-drop reminders, every ``price_drop_interval_s``, for owners with the
+  ``marketing.price_drop`` consent only.
 """
 
 from collections.abc import Callable, Sequence
@@ -18,7 +20,7 @@ from fastapi import FastAPI
 
 from kit.app import AppContext
 from kit.app import create_app as create_kit_app
-from kit.background import BackgroundLoop
+from kit.background import BackgroundLoop, PeriodicTask
 from kit.consent_state import ConsentStateView
 from kit.models import utcnow
 from services.orders.cart import service as cart_service
@@ -85,6 +87,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
             app.state.retention_sweeper = sweeper
             loops.append(sweeper)
+
+        async def remind_price_drops() -> None:  # only carts of owners with the consent
+            granted: ConsentCheck = app.state.consent_granted
+            async with context.database.session() as session:
+                await cart_service.price_drop_sweep(
+                    session,
+                    events=context.events,
+                    catalogue=context.catalogue,
+                    consent_granted=granted,
+                )
+
+        loops.append(
+            PeriodicTask(
+                "orders.price_drop_reminders",
+                job=remind_price_drops,
+                interval_s=settings.price_drop_interval_s,
+            )
+        )
 
     def background(context: AppContext) -> Sequence[BackgroundLoop]:
         return loops

@@ -2,6 +2,7 @@
 
 from typing import ClassVar
 
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from kit.settings import ServiceSettings
@@ -10,3 +11,34 @@ from kit.settings import ServiceSettings
 class Settings(ServiceSettings):
     service_name: ClassVar[str] = "transfer"
     model_config = SettingsConfigDict(env_prefix="TRANSFER_", extra="ignore")
+
+    # Topics (names behind ``kafka_topic_prefix``)
+    orders_events_topic: str = "orders.events"
+    consent_state_topic: str = "consent.state"  # compacted, keyed by subject (kit.consent_state)
+
+    # The orders service, asked for the necessary fields under ``cross_border.transfer``.
+    orders_url: str = Field(default="http://127.0.0.1:8002", description="orders' base URL")
+    orders_service_token: SecretStr = Field(
+        default=SecretStr(""),
+        description="a service token for the purpose cross_border.transfer (until the suite "
+        "issues service tokens itself); empty: packages cannot be built, transfers wait",
+    )
+    orders_timeout_s: float = Field(default=10.0, gt=0)
+
+    # The worker that resumes transfers awaiting consent and delivers the ready ones.
+    worker_interval_s: float = Field(default=5.0, gt=0)
+    worker_batch_size: int = Field(default=100, ge=1, le=1000)
+    worker_lease_s: float = Field(default=300.0, gt=0, description="one worker owns a transfer")
+
+    # Delivery over HTTPS: attempts per round with exponential backoff, then the next round
+    # later (a transfer is never given up by itself: nothing is lost).
+    delivery_timeout_s: float = Field(default=10.0, gt=0)
+    delivery_attempts_per_round: int = Field(default=3, ge=1, le=10)
+    delivery_backoff_s: float = Field(default=0.5, ge=0)
+    delivery_round_backoff_s: float = Field(default=60.0, ge=0)
+    delivery_max_round_backoff_s: float = Field(default=3600.0, ge=0)
+
+    # Recipients: a legal basis whose review falls within this many days is listed as due;
+    # a recipient must have been assessed (and passed) within the interval to receive data.
+    review_warning_days: int = Field(default=30, ge=0)
+    assessment_interval_days: int = Field(default=365, ge=1)

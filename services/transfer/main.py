@@ -1,17 +1,73 @@
-"""The transfer app: ``uvicorn --factory services.transfer.main:create_app``."""
+"""The transfer app: ``uvicorn --factory services.transfer.main:create_app``.
+
+At start it sets on ``app.state`` what the transfers use (tests replace them):
+``consent_granted`` (over a :class:`~kit.consent_state.ConsentStateView` of the compacted
+consent-state topic), ``order_fetcher`` (orders over httpx), ``deliverer`` (HTTPS over
+httpx) and ``transfer_worker``. Its background loops: the consent-state view, the
+``transfer.orders`` consumer and the worker.
+"""
+
+from __future__ import annotations
 
 from fastapi import FastAPI
 
+from kit.app import AppContext
 from kit.app import create_app as create_kit_app
+from kit.background import BackgroundLoop
+from kit.consent_state import CROSS_BORDER_PURPOSE, ConsentStateView
+from services.transfer import models  # noqa: F401  (every table registered)
 from services.transfer.config import Settings
+from services.transfer.recipients.router import router as recipients_router
+from services.transfer.transfers.consumers import orders_consumer
+from services.transfer.transfers.delivery import HttpsDeliverer
+from services.transfer.transfers.fetcher import HttpOrderFetcher, static_token_provider
+from services.transfer.transfers.router import router as transfers_router
+from services.transfer.transfers.worker import TransferWorker
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    return create_kit_app(
-        settings=settings or Settings(),
+    settings = settings or Settings()
+
+    async def start(app: FastAPI, context: AppContext) -> None:
+        view = ConsentStateView(
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            topic=settings.topic(settings.consent_state_topic),
+            catalogue=context.catalogue,
+            name=settings.topic("transfer.consent-state-view"),
+        )
+
+        def consent_granted(subject: str, recipient_id: str) -> bool:
+            # Until the view has read the whole topic, a grant it shows may have been
+            # withdrawn later in the log: nothing is granted yet (fail closed).
+            return view.ready and view.state_of(subject).granted(
+                CROSS_BORDER_PURPOSE, recipient_id=recipient_id
+            )
+
+        app.state.consent_view = view
+        app.state.consent_granted = consent_granted
+        app.state.order_fetcher = HttpOrderFetcher(
+            base_url=settings.orders_url,
+            token_provider=static_token_provider(settings.orders_service_token),
+            timeout_s=settings.orders_timeout_s,
+        )
+        app.state.deliverer = HttpsDeliverer(timeout_s=settings.delivery_timeout_s)
+        app.state.transfer_worker = TransferWorker(app, context, settings)
+
+    def loops(context: AppContext) -> list[BackgroundLoop]:
+        worker: TransferWorker = app.state.transfer_worker
+        return [app.state.consent_view, orders_consumer(app, context, settings), worker.task]
+
+    app = create_kit_app(
+        settings=settings,
         title="Transfer service",
         description=(
-            "Cross-border recipients, their legal bases, and transfers that keep the law. "
+            "Cross-border recipients, their legal bases, and transfers that keep the law: "
+            "separate consent, a valid basis, only the necessary fields, de-identified and "
+            "encrypted for the recipient, every transfer recorded and shown to the user. "
             "Policy section 4 (storage location) and 3."
         ),
+        routers=[recipients_router, transfers_router],
+        on_startup=start,
+        consumers=loops,
     )
+    return app

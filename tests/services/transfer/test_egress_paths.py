@@ -1,0 +1,192 @@
+"""The transfer service is the only way out of the country (OB-4-3): no other outbound path
+exists in the suite's code or APIs. Simple and honest, not a proof against a determined
+author: it scans the source and every app's OpenAPI for the ways data could leave, and
+fails on any it has not been told about, so that a new one is reviewed.
+
+- only ``services/transfer`` names the egress topics (``transfer.egress.<recipient>``);
+- no code outside the kit builds a Kafka producer: services publish only through their
+  outbox, and every outbox writer carries the catalogue's personal fields, so the event
+  guard refuses personal data in any event of any service;
+- every HTTP client the suite builds is in :data:`HTTP_CLIENTS`, with where it goes; no
+  other network library is imported;
+- no API lets a caller name a URL to send data to, except the transfer service's recipient
+  registration (``endpoint_url``, checked, https only, behind ``admin:transfers``).
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kit.catalogue import load_catalogue
+from kit.events import PersonalDataInEvent, new_event
+from kit.settings import DEFAULT_CATALOGUE, REPO_ROOT
+
+pytestmark = pytest.mark.obligation("OB-4-3")
+
+SOURCE_ROOTS = ("kit", "services", "gateway")
+APPS = ["services.identity", "services.orders", "services.consent", "services.transfer", "gateway"]
+TRANSFER = Path("services/transfer")
+
+#: Every module that builds an HTTP client, and where that client goes.
+HTTP_CLIENTS: dict[str, str] = {
+    "kit/auth.py": "identity's JWKS (public keys in; nothing personal out)",
+    "kit/testing.py": "an app in the same process (tests)",
+    "services/identity/verification/authority.py": "the domestic identity authority",
+    "services/consent/rights/export.py": "the suite's own services (rights exports)",
+    "services/transfer/transfers/fetcher.py": "the orders service (domestic)",
+    "services/transfer/transfers/delivery.py": "overseas recipients: the one path abroad",
+}
+HTTPX_CLIENTS = frozenset({"AsyncClient", "Client", "AsyncHTTPTransport", "HTTPTransport"})
+#: Network libraries the suite does not use; importing one needs a review here.
+OTHER_NETWORK_MODULES = (
+    "aiohttp",
+    "requests",
+    "urllib.request",
+    "http.client",
+    "smtplib",
+    "ftplib",
+    "socket",
+    "websockets",
+    "paramiko",
+)
+#: The kit's Kafka producers: the outbox relay, the consumers' dead-letter copies (events
+#: already on the suite's own topics), and the factory itself.
+KAFKA_PRODUCERS = frozenset({"kit/kafka.py", "kit/outbox.py", "kit/consumer.py"})
+DESTINATION_NAME = re.compile(r"(url|uri|endpoint|webhook|callback|redirect|host)", re.I)
+ALLOWED_DESTINATIONS = {("services.transfer", "RecipientCreate", "endpoint_url")}
+
+
+def _sources() -> Iterator[tuple[Path, str, ast.Module]]:
+    for root in SOURCE_ROOTS:
+        for path in sorted((REPO_ROOT / root).rglob("*.py")):
+            text = path.read_text(encoding="utf-8")
+            yield path.relative_to(REPO_ROOT), text, ast.parse(text, filename=str(path))
+
+
+def _called_name(call: ast.Call) -> str | None:
+    if isinstance(call.func, ast.Attribute):
+        return call.func.attr
+    if isinstance(call.func, ast.Name):
+        return call.func.id
+    return None
+
+
+def _calls(tree: ast.Module) -> Iterator[ast.Call]:
+    return (node for node in ast.walk(tree) if isinstance(node, ast.Call))
+
+
+def test_only_the_transfer_service_names_the_egress_topics() -> None:
+    naming = [path for path, text, _ in _sources() if "transfer.egress" in text]
+    assert naming, "the transfer service defines its egress topics"
+    assert [path for path in naming if not path.is_relative_to(TRANSFER)] == []
+
+
+def test_services_publish_only_through_their_outbox_with_the_event_guard() -> None:
+    producers, unguarded = [], []
+    for path, _, tree in _sources():
+        for call in _calls(tree):
+            name = _called_name(call)
+            if name in {"AIOKafkaProducer", "new_producer"}:
+                producers.append(str(path))
+            if name == "EventWriter" and not any(
+                keyword.arg == "personal_fields" for keyword in call.keywords
+            ):
+                unguarded.append(f"{path}:{call.lineno}")
+    assert set(producers) <= KAFKA_PRODUCERS, "publish through the outbox instead"
+    assert unguarded == [], "every outbox writer must pass the catalogue's personal fields"
+
+    # ... and the guard refuses every personal field of the catalogue by name.
+    catalogue = load_catalogue(DEFAULT_CATALOGUE)
+    personal = catalogue.personal_field_names()
+    for resource in catalogue.resources.values():
+        for field in resource.fields:
+            if field not in personal:
+                continue
+            with pytest.raises(PersonalDataInEvent):
+                new_event(
+                    source="/any",
+                    type="com.signature.any.thing.happened.v1",
+                    subject="acc_someone",
+                    purpose="order.fulfilment",
+                    data={field: "x"},
+                    personal_fields=personal,
+                )
+
+
+def test_every_http_client_is_known_and_no_other_network_library_is_used() -> None:
+    builders, imports = set(), []
+    for path, _, tree in _sources():
+        for call in _calls(tree):
+            func = call.func
+            if (
+                isinstance(func, ast.Attribute)
+                and isinstance(func.value, ast.Name)
+                and func.value.id == "httpx"
+                and func.attr in HTTPX_CLIENTS
+            ):
+                builders.add(str(path))
+        for node in ast.walk(tree):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+                imported = {alias.name for alias in node.names}
+                if node.module == "httpx" and imported & HTTPX_CLIENTS:
+                    builders.add(str(path))
+            for name in names:
+                if any(name == m or name.startswith(m + ".") for m in OTHER_NETWORK_MODULES):
+                    imports.append(f"{path}: {name}")
+    unknown = sorted(builders - set(HTTP_CLIENTS))
+    assert unknown == [], (
+        "a new HTTP client: could it carry personal data abroad? Review it and add it to "
+        "HTTP_CLIENTS with its destination"
+    )
+    assert imports == []
+
+
+def _reachable(schema: Any, schemas: dict[str, Any], seen: set[str]) -> Iterator[str]:
+    """Names of the component schemas reachable from ``schema``."""
+    if isinstance(schema, dict):
+        ref = schema.get("$ref")
+        if isinstance(ref, str):
+            name = ref.rsplit("/", 1)[-1]
+            if name not in seen:
+                seen.add(name)
+                yield name
+                yield from _reachable(schemas.get(name, {}), schemas, seen)
+        for value in schema.values():
+            yield from _reachable(value, schemas, seen)
+    elif isinstance(schema, list):
+        for item in schema:
+            yield from _reachable(item, schemas, seen)
+
+
+@pytest.mark.parametrize("app_package", APPS)
+def test_no_api_but_recipient_registration_takes_a_destination(
+    app_package: str, tmp_path: Path
+) -> None:
+    settings = importlib.import_module(f"{app_package}.config").Settings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'app.db'}"
+    )
+    spec = importlib.import_module(f"{app_package}.main").create_app(settings).openapi()
+    schemas: dict[str, Any] = spec.get("components", {}).get("schemas", {})
+    found: set[tuple[str, str, str]] = set()
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            for parameter in operation.get("parameters", []):
+                if DESTINATION_NAME.search(parameter["name"]):
+                    found.add((app_package, f"{method.upper()} {path}", parameter["name"]))
+            body = operation.get("requestBody", {})
+            for name in _reachable(body, schemas, set()):
+                for prop in schemas.get(name, {}).get("properties", {}):
+                    if DESTINATION_NAME.search(prop):
+                        found.add((app_package, name, prop))
+    assert found <= ALLOWED_DESTINATIONS
