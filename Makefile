@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 APPS := services.identity services.orders services.consent services.transfer gateway
 PYTEST_ARGS ?=
 
-.PHONY: help run test lint format compliance bench migrate kafka postgres stop clean
+.PHONY: help run test lint format compliance bench migrate kafka postgres test-services stop clean
 
 help:
 	@echo "make run         start Kafka, migrate the SQLite databases, run the 4 services + gateway"
@@ -28,6 +28,11 @@ kafka: $(BIN)/.installed
 
 postgres:
 	bash deploy/postgres/pg.sh start
+
+# What the tests need, started once (tests/conftest.py reuses them, or starts them itself).
+test-services: postgres
+	KAFKA_PORT=29092 KAFKA_CONTROLLER_PORT=29093 KAFKA_DATA_DIR=.run/kafka-test KAFKA_FRESH=1 \
+		bash deploy/kafka/kafka.sh start
 
 migrate: $(BIN)/.installed
 	$(BIN)/python -m kit.migrations upgrade $(APPS)
@@ -64,6 +69,10 @@ bench: kafka postgres
 
 stop:
 	-bash deploy/kafka/kafka.sh stop
+	-KAFKA_PORT=29092 KAFKA_CONTROLLER_PORT=29093 KAFKA_DATA_DIR=.run/kafka-test \
+		bash deploy/kafka/kafka.sh stop
+	-KAFKA_PORT=19092 KAFKA_CONTROLLER_PORT=19093 KAFKA_DATA_DIR=.run/kafka-outage \
+		bash deploy/kafka/kafka.sh stop
 	-bash deploy/postgres/pg.sh stop
 
 clean: stop

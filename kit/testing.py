@@ -5,7 +5,8 @@
   throw-away databases;
 - :func:`read_events` reads a topic from the beginning into :class:`~kit.events.Event`s;
 - :func:`serve_app` migrates and starts an app and gives an in-process client for it;
-  :func:`trust_only` and :func:`mint_token` let a test be its own token issuer;
+  :func:`trust_only` and :func:`mint_token` let a test be its own token issuer, and
+  :class:`AppUnderTest` (from :func:`app_under_test`) bundles them per app;
   :func:`outbox_events` reads what an app is about to publish;
 - :func:`eventually` waits, bounded, for a condition; :class:`TopicSizes` counts records.
 """
@@ -15,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import importlib
 import os
+import secrets
+import string
 import subprocess
 import time
 import uuid
@@ -22,6 +25,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -31,11 +35,15 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 from sqlmodel import col
 
+from kit.app import AppContext
 from kit.auth import (
+    STAFF_ROLE_SCOPES,
+    USER_SCOPES,
     KeySet,
     SigningKey,
     TokenVerifier,
     access_claims,
+    generate_signing_key,
     issue_token,
     static_key_source,
 )
@@ -56,6 +64,7 @@ class LocalKafka:
     port: int = 9092
     controller_port: int = 9093
     data_dir: Path = field(default_factory=lambda: REPO_ROOT / ".run" / "kafka")
+    fresh: bool = False  # start (not reuse) from empty storage
 
     @property
     def bootstrap_servers(self) -> str:
@@ -67,6 +76,7 @@ class LocalKafka:
             KAFKA_PORT=str(self.port),
             KAFKA_CONTROLLER_PORT=str(self.controller_port),
             KAFKA_DATA_DIR=str(self.data_dir),
+            KAFKA_FRESH="1" if self.fresh else "0",
         )
         subprocess.run(["bash", str(KAFKA_SCRIPT), command], check=True, env=env)
 
@@ -120,6 +130,74 @@ async def serve_app(
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url=base_url) as client:
             yield app, client
+
+
+TEST_ISSUER = "http://identity.test"
+UNREACHABLE_KAFKA = "127.0.0.1:1"
+
+
+def new_subject(prefix: str = "acc") -> str:
+    """A pseudonymous id of letters only: a hex id now and then holds a digit run shaped
+    like a phone number, which the event guard rightly refuses as a subject."""
+    return f"{prefix}_" + "".join(secrets.choice(string.ascii_lowercase) for _ in range(20))
+
+
+@dataclass
+class AppUnderTest:
+    """A running app that trusts ``key`` as identity's, with helpers to act as a user,
+    staff member or anyone else holding a token, and to read what it is about to publish."""
+
+    app: FastAPI
+    client: httpx.AsyncClient
+    settings: ServiceSettings
+    key: SigningKey
+
+    @property
+    def context(self) -> AppContext:
+        context: AppContext = self.app.state.context
+        return context
+
+    def token(self, subject: str, scopes: Iterable[str], **claims: Any) -> str:
+        return mint_token(
+            self.key,
+            issuer=self.settings.auth_issuer,
+            audience=self.settings.auth_audience,
+            subject=subject,
+            scopes=scopes,
+            **claims,
+        )
+
+    def headers_of(
+        self, subject: str, scopes: Iterable[str] = USER_SCOPES, **claims: Any
+    ) -> dict[str, str]:
+        return bearer(self.token(subject, scopes, **claims))
+
+    def user(self, **claims: Any) -> tuple[str, dict[str, str]]:
+        """A new user's account id and Authorization header."""
+        subject = new_subject()
+        return subject, self.headers_of(subject, USER_SCOPES, **claims)
+
+    def staff(self, role: str = "privacy_officer") -> tuple[str, dict[str, str]]:
+        """A new staff member with ``role`` and their Authorization header."""
+        subject = new_subject()
+        return subject, self.headers_of(subject, STAFF_ROLE_SCOPES[role], kind="staff")
+
+    def privacy_officer(self) -> dict[str, str]:
+        return self.staff("privacy_officer")[1]
+
+    async def outbox_events(self) -> list[Event]:
+        return await outbox_events(self.context.database)
+
+
+@asynccontextmanager
+async def app_under_test(
+    app_package: str, settings: ServiceSettings
+) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient, SigningKey]]:
+    """:func:`serve_app`, trusting a fresh signing key instead of identity's JWKS."""
+    key = generate_signing_key()
+    async with serve_app(app_package, settings) as (app, client):
+        trust_only(app, key)
+        yield app, client, key
 
 
 def bearer(token: str) -> dict[str, str]:

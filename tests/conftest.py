@@ -1,7 +1,8 @@
 """Shared fixtures: the real broker and database, started once per run.
 
-- ``kafka``: the broker of ``deploy/kafka/kafka.sh`` (reused when it already runs), or the
-  one named by ``TEST_KAFKA_BOOTSTRAP_SERVERS``.
+- ``kafka``: the test broker (``deploy/kafka/kafka.sh`` on 127.0.0.1:29092, data in
+  ``.run/kafka-test``; ``make test-services`` starts it too), reused when it already runs and
+  otherwise started from empty storage; or the one named by ``TEST_KAFKA_BOOTSTRAP_SERVERS``.
 - ``outage_kafka``: a second broker of our own on other ports, which tests stop and start
   to prove that nothing is lost while Kafka is down.
 - ``postgres`` / ``pg_url``: the cluster of ``deploy/postgres/pg.sh`` (or the server of
@@ -31,15 +32,25 @@ class Broker:
 def kafka() -> Broker:
     if servers := os.environ.get("TEST_KAFKA_BOOTSTRAP_SERVERS"):
         return Broker(servers)
-    broker = LocalKafka()
+    broker = test_broker()
     broker.start()
     return Broker(broker.bootstrap_servers)
+
+
+def test_broker() -> LocalKafka:
+    """Not the development broker of ``make run``: tests make many topics of their own."""
+    return LocalKafka(
+        port=29092, controller_port=29093, data_dir=REPO_ROOT / ".run" / "kafka-test", fresh=True
+    )
 
 
 @pytest.fixture(scope="session")
 def outage_kafka() -> Iterator[LocalKafka]:
     broker = LocalKafka(
-        port=19092, controller_port=19093, data_dir=REPO_ROOT / ".run" / "kafka-outage"
+        port=19092,
+        controller_port=19093,
+        data_dir=REPO_ROOT / ".run" / "kafka-outage",
+        fresh=True,
     )
     broker.start()
     yield broker

@@ -96,7 +96,9 @@ async def privacy(kafka: Broker, tmp_path: Path, database_url: str) -> AsyncIter
     )
     async with serve_app("services.consent", settings) as (app, client):
         trust_only(app, KEY)
-        consent = Consent(app=app, client=client, settings=settings, database_path=tmp_path)
+        consent = Consent(
+            app=app, client=client, settings=settings, key=KEY, database_path=tmp_path
+        )
         (consumer,) = [
             c
             for c in consent.context.consumers

@@ -12,25 +12,22 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-from fastapi import FastAPI
 
-from kit.app import AppContext
-from kit.auth import STAFF_ROLE_SCOPES, USER_SCOPES, SigningKey, generate_signing_key
-from kit.events import Event
-from kit.testing import bearer, mint_token, outbox_events, serve_app, trust_only
+from kit.auth import SigningKey, generate_signing_key
+from kit.testing import (
+    TEST_ISSUER,
+    UNREACHABLE_KAFKA,
+    AppUnderTest,
+    bearer,
+    serve_app,
+    trust_only,
+)
 from services.orders.config import Settings
 from services.orders.orders import service as orders_service
 
-ISSUER = "http://identity.test"
-UNREACHABLE_KAFKA = "127.0.0.1:1"
+ISSUER = TEST_ISSUER
 KEY: SigningKey = generate_signing_key()
-
-
-def new_subject() -> str:
-    """A pseudonymous account id of letters only (never shaped like a phone number)."""
-    return "acc_" + "".join(secrets.choice(string.ascii_lowercase) for _ in range(16))
 
 
 def new_partner_id() -> str:
@@ -46,35 +43,9 @@ PARTNER_ROLES = {
 
 
 @dataclass
-class Orders:
-    app: FastAPI
-    client: httpx.AsyncClient
+class Orders(AppUnderTest):
     settings: Settings
-    database_path: Path
-
-    @property
-    def context(self) -> AppContext:
-        context: AppContext = self.app.state.context
-        return context
-
-    def token(self, subject: str, scopes: Iterable[str], **claims: Any) -> str:
-        return mint_token(
-            KEY,
-            issuer=ISSUER,
-            audience=self.settings.auth_audience,
-            subject=subject,
-            scopes=scopes,
-            **claims,
-        )
-
-    def user(self, **claims: Any) -> tuple[str, dict[str, str]]:
-        """A new user's account id and Authorization header."""
-        subject = new_subject()
-        return subject, bearer(self.token(subject, USER_SCOPES, **claims))
-
-    def staff(self, role: str = "privacy_officer") -> tuple[str, dict[str, str]]:
-        subject = new_subject()
-        return subject, bearer(self.token(subject, STAFF_ROLE_SCOPES[role], kind="staff"))
+    database_path: Path | None = None
 
     def partner_headers(
         self, partner_id: str, role: str = "logistics", *, purposes: Iterable[str] | None = None
@@ -143,11 +114,9 @@ class Orders:
         )
         assert response.status_code == 201, response.text
 
-    async def outbox_events(self) -> list[Event]:
-        return await outbox_events(self.context.database)
-
     def raw_database(self) -> bytes:
         """The SQLite file and its write-ahead log, as bytes on disk."""
+        assert self.database_path is not None
         raw = b""
         for path in (
             self.database_path,
@@ -169,4 +138,6 @@ async def orders(tmp_path: Path) -> AsyncIterator[Orders]:
     )
     async with serve_app("services.orders", settings) as (app, client):
         trust_only(app, KEY)
-        yield Orders(app=app, client=client, settings=settings, database_path=database_path)
+        yield Orders(
+            app=app, client=client, settings=settings, key=KEY, database_path=database_path
+        )

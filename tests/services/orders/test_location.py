@@ -243,7 +243,11 @@ async def test_the_app_follows_the_published_consent_state(kafka: Broker, tmp_pa
         async with serve_app("services.orders", settings) as (app, client):
             trust_only(app, KEY)
             orders = Orders(
-                app=app, client=client, settings=settings, database_path=tmp_path / "orders.db"
+                app=app,
+                client=client,
+                settings=settings,
+                key=KEY,
+                database_path=tmp_path / "orders.db",
             )
             buyer, headers = orders.user()
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import secrets
 import string
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -20,19 +20,22 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa, x25519
 from fastapi import FastAPI
 
-from kit.app import AppContext
-from kit.auth import STAFF_ROLE_SCOPES, USER_SCOPES, SigningKey, generate_signing_key
+from kit.auth import SigningKey, generate_signing_key
 from kit.clock import china_today
-from kit.events import Event
-from kit.testing import bearer, mint_token, outbox_events, serve_app, trust_only
+from kit.testing import (
+    TEST_ISSUER,
+    UNREACHABLE_KAFKA,
+    AppUnderTest,
+    serve_app,
+    trust_only,
+)
 from services.transfer.config import Settings
 from services.transfer.transfers.delivery import HttpsDeliverer
 from services.transfer.transfers.fetcher import OrderUnavailable
 from services.transfer.transfers.package import decrypt_package
 from services.transfer.transfers.worker import TransferWorker, WorkerRun
 
-ISSUER = "http://identity.test"
-UNREACHABLE_KAFKA = "127.0.0.1:1"
+ISSUER = TEST_ISSUER
 KEY: SigningKey = generate_signing_key()
 ENDPOINT = "https://waybills.harbour-freight.example/v1/packages"
 
@@ -64,11 +67,6 @@ ORDER_FIELDS: dict[str, Any] = {
     "invoice_email": "zhang@example.com",
     "remarks": "leave it with the concierge",
 }
-
-
-def new_subject() -> str:
-    """A pseudonymous account id of letters only (see the consent tests' note)."""
-    return "acc_" + "".join(secrets.choice(string.ascii_lowercase) for _ in range(20))
 
 
 def new_order_id() -> str:
@@ -188,43 +186,16 @@ class Endpoint:
 
 
 @dataclass
-class TransferApp:
-    app: FastAPI
-    client: httpx.AsyncClient
+class TransferApp(AppUnderTest):
     settings: Settings
     orders: StubOrders
     endpoint: Endpoint
     consents: set[tuple[str, str]]
 
     @property
-    def context(self) -> AppContext:
-        context: AppContext = self.app.state.context
-        return context
-
-    @property
     def worker(self) -> TransferWorker:
         worker: TransferWorker = self.app.state.transfer_worker
         return worker
-
-    def token(self, subject: str, scopes: Iterable[str], **claims: Any) -> str:
-        return mint_token(
-            KEY,
-            issuer=ISSUER,
-            audience=self.settings.auth_audience,
-            subject=subject,
-            scopes=scopes,
-            **claims,
-        )
-
-    def user(self) -> tuple[str, dict[str, str]]:
-        subject = new_subject()
-        return subject, bearer(self.token(subject, USER_SCOPES))
-
-    def headers_of(self, subject: str) -> dict[str, str]:
-        return bearer(self.token(subject, USER_SCOPES))
-
-    def privacy_officer(self) -> dict[str, str]:
-        return bearer(self.token(new_subject(), STAFF_ROLE_SCOPES["privacy_officer"], kind="staff"))
 
     def grant(self, subject: str, recipient_id: str) -> None:
         self.consents.add((subject, recipient_id))
@@ -271,9 +242,6 @@ class TransferApp:
         transfer: dict[str, Any] = response.json()
         return transfer
 
-    async def outbox_events(self) -> list[Event]:
-        return await outbox_events(self.context.database)
-
 
 def settings_for(database_url: str, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
@@ -311,6 +279,7 @@ async def transfer(tmp_path: Path) -> AsyncIterator[TransferApp]:
             app=app,
             client=client,
             settings=settings,
+            key=KEY,
             orders=orders,
             endpoint=endpoint,
             consents=consents,

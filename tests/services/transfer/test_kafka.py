@@ -25,7 +25,7 @@ from kit.consent_state import (
 )
 from kit.events import Event, new_event
 from kit.kafka import TopicSpec, ensure_topics, new_producer
-from kit.testing import LocalPostgres, eventually, read_events, serve_app, trust_only
+from kit.testing import LocalPostgres, eventually, new_subject, read_events, serve_app, trust_only
 from services.transfer.transfers.delivery import HttpsDeliverer
 from tests.conftest import Broker
 from tests.services.transfer.conftest import (
@@ -36,7 +36,6 @@ from tests.services.transfer.conftest import (
     StubOrders,
     TransferApp,
     key_pair,
-    new_subject,
     open_package,
     settings_for,
 )
@@ -127,6 +126,7 @@ async def on_kafka(kafka: Broker, database_url: str) -> AsyncIterator[OnKafka]:
                 app=app,
                 client=client,
                 settings=settings,
+                key=KEY,
                 orders=orders,
                 endpoint=endpoint,
                 consents=set(),
