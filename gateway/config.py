@@ -1,12 +1,53 @@
 """Gateway settings: ``GATEWAY_*`` variables, falling back to the suite-wide ``PRIVACY_*``."""
 
+from pathlib import Path
 from typing import ClassVar
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from kit.settings import ServiceSettings
+from kit.settings import REPO_ROOT, ServiceSettings
+
+DEFAULT_ROUTES = REPO_ROOT / "policy" / "routes.yaml"
 
 
 class Settings(ServiceSettings):
     service_name: ClassVar[str] = "gateway"
     model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore")
+
+    routes_path: Path = Field(default=DEFAULT_ROUTES, description="the route table")
+    # upstreams ------------------------------------------------------------------------
+    upstream_identity_url: str = "http://127.0.0.1:8001"
+    upstream_orders_url: str = "http://127.0.0.1:8002"
+    upstream_consent_url: str = "http://127.0.0.1:8003"
+    upstream_transfer_url: str = "http://127.0.0.1:8004"
+    upstream_connect_timeout_s: float = Field(default=2.0, gt=0)
+    upstream_timeout_s: float = Field(
+        default=10.0, gt=0, description="whole upstream exchange; past it: 504"
+    )
+    upstream_max_connections: int = Field(default=100, ge=1)
+    upstream_max_keepalive: int = Field(default=20, ge=0)
+    # limits ---------------------------------------------------------------------------
+    max_body_bytes: int = Field(default=1_048_576, ge=0, description="larger bodies: 413")
+    rate_limit_per_s: float = Field(
+        default=50.0, ge=0, description="requests per second per client; 0 turns it off"
+    )
+    rate_limit_burst: int = Field(default=100, ge=1)
+    rate_limit_max_clients: int = Field(default=100_000, ge=1)
+    # policy renewal (OB-5-3) ----------------------------------------------------------
+    policy_major_sequence: int = Field(
+        default=0,
+        ge=0,
+        description="publication sequence of the newest major policy version; users who "
+        "agreed to an older one must renew (0: no renewal asked)",
+    )
+    policy_major_version: str = Field(default="", description="its version label")
+    policy_page_url: str = Field(default="/consent/policy.html", description="the Link target")
+
+    def upstream_urls(self) -> dict[str, str]:
+        return {
+            "identity": self.upstream_identity_url,
+            "orders": self.upstream_orders_url,
+            "consent": self.upstream_consent_url,
+            "transfer": self.upstream_transfer_url,
+        }

@@ -1,17 +1,92 @@
-"""The gateway app: ``uvicorn --factory gateway.main:create_app``."""
+"""The gateway app: ``uvicorn --factory gateway.main:create_app``.
+
+The one public origin. At start it loads the route table (``policy/routes.yaml``,
+checked against the catalogue: a problem stops start-up naming its line), compiles the
+field filter from the catalogue once, opens one pooled httpx client per upstream (made by
+``client_factory``, injectable for tests) and starts the consent-state view
+(``app.state.consent_granted``, ``app.state.policy_sequence_agreed``; tests may replace
+both). Everything outside the gateway's own ``/healthz``, ``/readyz``, ``/metrics`` and
+OpenAPI goes through :mod:`gateway.handler`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
 from gateway.config import Settings
+from gateway.consent_view import consent_check, policy_agreed
+from gateway.handler import Gateway
+from gateway.handler import router as gateway_router
+from gateway.limits import RateLimiter
+from gateway.proxy import ClientFactory, Upstreams, default_client_factory
+from gateway.routes import load_route_table
+from kit.app import AppContext
 from kit.app import create_app as create_kit_app
+from kit.background import BackgroundLoop
+from kit.consent_state import ConsentStateView
+from kit.field_filter import FieldFilter
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    return create_kit_app(
-        settings=settings or Settings(),
+def create_app(
+    settings: Settings | None = None, *, client_factory: ClientFactory | None = None
+) -> FastAPI:
+    settings = settings or Settings()
+    factory = client_factory or default_client_factory
+    loops: list[BackgroundLoop] = []
+
+    async def start(app: FastAPI, context: AppContext) -> None:
+        table = load_route_table(settings.routes_path, context.catalogue)
+        view = ConsentStateView(
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            topic=settings.topic("consent.state"),
+            catalogue=context.catalogue,
+            name="gateway-consent-state-view",
+        )
+        app.state.consent_view = view
+        app.state.consent_granted = consent_check(view)
+        app.state.policy_sequence_agreed = policy_agreed(view)
+        app.state.gateway = Gateway(
+            settings=settings,
+            context=context,
+            table=table,
+            fields=FieldFilter(context.catalogue),
+            upstreams=Upstreams(settings, factory),
+            limiter=RateLimiter(
+                rate_per_s=settings.rate_limit_per_s,
+                burst=settings.rate_limit_burst,
+                max_clients=settings.rate_limit_max_clients,
+            ),
+        )
+        loops[:] = [view]
+
+    def background(context: AppContext) -> Sequence[BackgroundLoop]:
+        return loops
+
+    app = create_kit_app(
+        settings=settings,
         title="Gateway",
         description=(
             "The API gateway: authorisation, purpose binding, consent enforcement and "
             "minimum-necessary field filtering."
         ),
+        routers=[gateway_router],
+        consumers=background,
+        on_startup=start,
     )
+    kit_lifespan = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with kit_lifespan(app):
+            try:
+                yield
+            finally:
+                gateway: Gateway | None = getattr(app.state, "gateway", None)
+                if gateway is not None:
+                    await gateway.upstreams.aclose()
+
+    app.router.lifespan_context = lifespan
+    return app

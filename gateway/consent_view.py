@@ -1,0 +1,46 @@
+"""The gateway's reading of consent state (design principle 4): a
+:class:`~kit.consent_state.ConsentStateView` over the compacted ``consent.state`` topic,
+started and stopped with the app, behind two functions on ``app.state`` that tests replace:
+
+- ``app.state.consent_granted(subject, purpose) -> bool``: False until the view has caught
+  up (fail closed), and False for anything that is not a plain consent question;
+- ``app.state.policy_sequence_agreed(subject) -> int | None``: the publication sequence of
+  the policy version the subject last agreed to; None when unknown (view not ready, or
+  never agreed), which asks for no renewal.
+
+Decided: the newest *major* policy sequence comes from the setting
+``policy_major_sequence`` (``GATEWAY_POLICY_MAJOR_SEQUENCE``) for now, not yet from the
+``com.signature.consent.policy.published.v1`` events on ``consent.events``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from kit.consent_state import ConsentStateView
+
+__all__ = ["ConsentCheck", "PolicyAgreed", "consent_check", "policy_agreed"]
+
+ConsentCheck = Callable[[str, str], bool]
+PolicyAgreed = Callable[[str], "int | None"]
+
+
+def consent_check(view: ConsentStateView) -> ConsentCheck:
+    def granted(subject: str, purpose: str) -> bool:
+        if not view.ready:
+            return False
+        try:
+            return view.state_of(subject).granted(purpose)
+        except ValueError:  # not a consent, or a per-recipient one asked without recipient
+            return False
+
+    return granted
+
+
+def policy_agreed(view: ConsentStateView) -> PolicyAgreed:
+    def agreed(subject: str) -> int | None:
+        if not view.ready:
+            return None
+        return view.state_of(subject).policy_sequence_agreed
+
+    return agreed

@@ -1,0 +1,370 @@
+"""The gateway's one handler: every request outside the gateway's own ops routes.
+
+In order, each step refusing with problem+json (and counted in
+``gateway_refusals_total{reason}``):
+
+1. route: the method and path must match an exposed entry of the route table (404);
+2. body size: ``Content-Length`` and the bytes read are capped (413);
+3. authentication: non-public routes need a valid bearer token (401);
+4. rate limit: a token bucket per subject (or per address for anonymous calls) (429);
+5. scope and purpose: a scope the route accepts (403); the one purpose it serves, picked
+   by the scope; ``X-Purpose`` naming another is refused (403, OB-3-2); a partner only
+   under its registered purposes (403 ``purpose-not-allowed``, OB-3-1);
+6. consent: an additional or separate purpose needs the user's consent (403
+   ``consent_required``, OB-0-1); basic purposes never ask (OB-0-2);
+7. policy renewal: a user who agreed to an older policy than the newest major version
+   gets ``X-Policy-Renewal-Required`` and a ``Link``; everything but the policy and
+   consent routes answers 428 until renewed (OB-5-3);
+8. request fields: a top-level JSON field that is a personal field of the route's
+   resource the purpose may not have is refused (422);
+9. proxy, with the purpose in ``X-Purpose`` (502 when the upstream is down, 504 slow);
+10. response: personal fields of the route's resource are filtered and masked for the
+    purpose (minimum necessary, OB-3-1, OB-2D-7); what is left is recorded as an access
+    event in the gateway's outbox (categories only, never values).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from prometheus_client import Counter
+
+from gateway.config import Settings
+from gateway.limits import RateLimiter
+from gateway.proxy import UpstreamDown, Upstreams, UpstreamTimeout, forward, request_headers
+from gateway.routes import Route, RouteTable
+from kit.app import AppContext
+from kit.auth import Principal, TokenVerifier
+from kit.errors import DomainError, problem
+from kit.field_filter import FieldFilter
+from kit.observability import request_id_var
+
+__all__ = ["ACCESS_EVENTS", "REFUSALS", "Gateway", "router"]
+
+logger = logging.getLogger("gateway")
+
+REFUSALS = Counter("gateway_refusals_total", "Requests the gateway refused, by reason", ["reason"])
+ACCESS_EVENTS = Counter(
+    "gateway_access_events_total",
+    "Responses with personal data: recorded, or left to the upstream (no owner known)",
+    ["outcome"],
+)
+
+METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+RENEWAL_OPEN_PREFIXES = ("/consent/policy", "/consent/consents")
+RENEWAL_HEADER = "X-Policy-Renewal-Required"
+
+
+@dataclass
+class Gateway:
+    """What the handler needs, built once at start."""
+
+    settings: Settings
+    context: AppContext
+    table: RouteTable
+    fields: FieldFilter
+    upstreams: Upstreams
+    limiter: RateLimiter
+
+
+class Refused(Exception):
+    def __init__(
+        self,
+        status: int,
+        reason: str,
+        detail: str,
+        *,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(detail)
+        self.status, self.reason, self.detail = status, reason, detail
+        self.code = code or reason.replace("_", "-")
+        self.headers = headers or {}
+        self.extra = extra
+
+
+def _refusal(exc: Refused, path: str) -> Response:
+    REFUSALS.labels(exc.reason).inc()
+    response = problem(exc.status, detail=exc.detail, code=exc.code, instance=path, **exc.extra)
+    response.headers.update(exc.headers)
+    return response
+
+
+router = APIRouter()
+
+
+@router.api_route("/{full_path:path}", methods=METHODS, include_in_schema=False)
+async def gateway_entry(request: Request) -> Response:
+    gateway: Gateway = request.app.state.gateway
+    path = request.url.path
+    extra_headers: dict[str, str] = {}
+    try:
+        response = await _handle(request, gateway, path, extra_headers)
+    except Refused as exc:
+        response = _refusal(exc, path)
+    response.headers.update(extra_headers)
+    return response
+
+
+def _route_of(table: RouteTable, method: str, path: str) -> Route:
+    segments = path.split("/")
+    route = None if {".", ".."} & set(segments) else table.match(method, path)
+    if route is None or route.internal:
+        raise Refused(404, "route_not_listed", "no such route", code="not-found")
+    return route
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        raise Refused(413, "body_too_large", f"the body exceeds {limit} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise Refused(413, "body_too_large", f"the body exceeds {limit} bytes")
+    return bytes(body)
+
+
+async def _authenticate(request: Request) -> Principal:
+    verifier: TokenVerifier = request.app.state.token_verifier
+    headers = request.headers.getlist("authorization")
+    try:
+        if len(headers) > 1:
+            raise Refused(401, "unauthenticated", "more than one authorization header")
+        return await verifier.principal(headers[0] if headers else None)
+    except DomainError as exc:
+        reason = "unauthenticated" if exc.status == 401 else "auth_unavailable"
+        raise Refused(exc.status, reason, exc.detail, code=exc.code, headers=exc.headers) from None
+
+
+def _purpose(request: Request, route: Route, principal: Principal | None) -> str:
+    asked = request.headers.getlist("x-purpose")
+    if len(asked) > 1:
+        raise Refused(403, "purpose_mismatch", "one request, one purpose", code="purpose-mismatch")
+    if principal is None:
+        candidates = {route.purpose} if route.purpose else set()
+    else:
+        held = [scope for scope in route.purpose_by_scope if principal.has(scope)]
+        if not held:
+            raise Refused(
+                403,
+                "insufficient_scope",
+                "the token holds none of the scopes this route needs",
+                code="insufficient-scope",
+                scopes=sorted(route.scopes),
+            )
+        candidates = {route.purpose_by_scope[scope] for scope in held}
+    if asked:
+        if asked[0] not in candidates:
+            raise Refused(
+                403,
+                "purpose_mismatch",
+                f"this route serves {', '.join(sorted(candidates))}, not {asked[0]}",
+                code="purpose-mismatch",
+            )
+        purpose = asked[0]
+    elif len(candidates) == 1:
+        [purpose] = candidates
+    else:
+        raise Refused(
+            403,
+            "purpose_ambiguous",
+            "the token serves several purposes here: name one in X-Purpose",
+            code="purpose-required",
+            purposes=sorted(candidates),
+        )
+    if principal is not None and principal.kind == "partner" and purpose not in principal.purposes:
+        raise Refused(
+            403,
+            "purpose_not_allowed",
+            f"this partner is not registered for the purpose {purpose}",
+            code="purpose-not-allowed",
+            purpose=purpose,
+        )
+    return purpose
+
+
+def _check_consent(request: Request, route: Route, principal: Principal, purpose: str) -> None:
+    # The caller's own consent: checked for users. Staff and partner routes under a
+    # consent purpose rely on the service's per-subject check (transfer: per recipient).
+    if principal.kind != "user" or purpose not in route.consent_purposes:
+        return
+    if not request.app.state.consent_granted(principal.subject, purpose):
+        raise Refused(
+            403,
+            "consent_required",
+            f"this function needs your consent to the purpose {purpose}",
+            code="consent_required",
+            purpose=purpose,
+        )
+
+
+def _check_renewal(
+    request: Request, gateway: Gateway, principal: Principal, path: str, headers: dict[str, str]
+) -> None:
+    settings = gateway.settings
+    if principal.kind != "user" or settings.policy_major_sequence <= 0:
+        return
+    agreed = request.app.state.policy_sequence_agreed(principal.subject)
+    if agreed is None or agreed >= settings.policy_major_sequence:
+        return
+    version = settings.policy_major_version or str(settings.policy_major_sequence)
+    headers[RENEWAL_HEADER] = version
+    headers["Link"] = f'<{settings.policy_page_url}>; rel="privacy-policy"'
+    if not path.startswith(RENEWAL_OPEN_PREFIXES):
+        raise Refused(
+            428,
+            "policy_renewal_required",
+            f"the privacy policy changed (version {version}): agree to it to continue",
+            code="policy-renewal-required",
+            version=version,
+        )
+
+
+def _is_json(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or media.endswith("+json")
+
+
+def _check_request_fields(
+    gateway: Gateway, route: Route, purpose: str, body: bytes, content_type: str
+) -> None:
+    if route.resource is None or not body or not _is_json(content_type):
+        return
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        raise Refused(400, "invalid_json", "the body is not valid JSON") from None
+    refused = gateway.fields.refused_inputs(parsed, resource=route.resource, purpose=purpose)
+    if refused:
+        raise Refused(
+            422,
+            "personal_field_refused",
+            f"not needed for {purpose}: {', '.join(refused)}",
+            code="field-not-allowed",
+            errors=[
+                {"field": f"body.{name}", "message": "not allowed", "type": "extra_forbidden"}
+                for name in refused
+            ],
+        )
+
+
+async def _handle(
+    request: Request, gateway: Gateway, path: str, extra_headers: dict[str, str]
+) -> Response:
+    route = _route_of(gateway.table, request.method, path)
+    body = await _read_body(request, gateway.settings.max_body_bytes)
+    principal = None if route.public else await _authenticate(request)
+    client_host = request.client.host if request.client else None
+    key = f"sub:{principal.subject}" if principal else f"addr:{client_host}"
+    wait = gateway.limiter.take(key)
+    if wait:
+        raise Refused(429, "rate_limited", "too many requests", headers={"Retry-After": str(wait)})
+    purpose = _purpose(request, route, principal)
+    if principal is not None:
+        _check_consent(request, route, principal, purpose)
+        _check_renewal(request, gateway, principal, path, extra_headers)
+    _check_request_fields(gateway, route, purpose, body, request.headers.get("content-type", ""))
+
+    upstream_path = path[len(route.upstream) + 1 :]
+    raw_path: bytes = request.scope.get("raw_path") or path.encode()
+    raw = raw_path.decode("latin-1")
+    if raw.startswith(f"/{route.upstream}/"):
+        upstream_path = raw[len(route.upstream) + 1 :]
+    headers = request_headers(
+        request.headers.items(),
+        client_host=client_host,
+        scheme=request.url.scheme,
+        host=request.headers.get("host"),
+        request_id=request_id_var.get(),
+        purpose=purpose,
+    )
+    try:
+        answer = await forward(
+            gateway.upstreams,
+            route.upstream,
+            method=request.method,
+            path=upstream_path,
+            query=request.scope.get("query_string", b""),
+            headers=headers,
+            body=body,
+        )
+    except UpstreamTimeout:
+        raise Refused(
+            504, "upstream_timeout", f"{route.upstream} did not answer in time",
+            code="upstream-timeout",
+        ) from None  # fmt: skip
+    except UpstreamDown:
+        logger.warning("upstream %s unreachable", route.upstream)
+        raise Refused(
+            502, "upstream_down", f"{route.upstream} is unreachable", code="upstream-unavailable"
+        ) from None
+
+    content = answer.content
+    if route.resource is not None and 200 <= answer.status_code < 300 and content:
+        if not _is_json(answer.content_type):
+            raise Refused(502, "unfilterable_response", "the upstream answer cannot be filtered")
+        try:
+            parsed = json.loads(content)
+        except ValueError:
+            raise Refused(
+                502, "unfilterable_response", "the upstream answer cannot be filtered"
+            ) from None
+        result = gateway.fields.filter(parsed, resource=route.resource, purpose=purpose)
+        content = json.dumps(result.value, ensure_ascii=False, separators=(",", ":")).encode()
+        if result.categories:
+            await _record_access(
+                gateway,
+                route,
+                principal,
+                purpose=purpose,
+                value=result.value,
+                categories=result.categories,
+            )
+
+    response = Response(content=content, status_code=answer.status_code)
+    response.raw_headers.extend(
+        (name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in answer.headers
+    )
+    return response
+
+
+async def _record_access(
+    gateway: Gateway,
+    route: Route,
+    principal: Principal | None,
+    *,
+    purpose: str,
+    value: Any,
+    categories: tuple[str, ...],
+) -> None:
+    owner: str | None = None
+    if principal is not None and principal.kind == "user":
+        owner = principal.subject
+    elif route.owner_field and isinstance(value, dict):
+        candidate = value.get(route.owner_field)
+        owner = candidate if isinstance(candidate, str) and candidate else None
+    if owner is None or route.resource is None:
+        # No owner in sight (a partner's waybill carries none): the upstream records
+        # its own read with the data subject (orders does, for partner reads).
+        ACCESS_EVENTS.labels("left_to_upstream").inc()
+        return
+    context = gateway.context
+    async with context.database.session() as session:
+        context.events.processing(
+            session,
+            subject=owner,
+            actor=principal.subject if principal else "anonymous",
+            action="read",
+            purpose=purpose,
+            resource=route.resource,
+            categories=categories,
+        )
+    ACCESS_EVENTS.labels("recorded").inc()

@@ -1,0 +1,188 @@
+"""Forwarding to the upstream services: one pooled ``httpx.AsyncClient`` per upstream.
+
+- :class:`Upstreams` holds the clients, made by an injectable :data:`ClientFactory` (tests
+  pass one that returns clients over ``httpx.ASGITransport`` to in-process apps).
+- :func:`forward` sends one request and reads the whole answer (the gateway filters
+  responses, so it does not stream), bounded by ``upstream_timeout_s`` for the whole
+  exchange: a refused connection is :class:`UpstreamDown` (502), a timeout
+  :class:`UpstreamTimeout` (504). It never hangs, whatever the transport.
+- Hop-by-hop headers (RFC 9110 7.6.1, plus any named in ``Connection``) are dropped both
+  ways; ``Host`` and lengths are set by httpx; the request id and ``X-Forwarded-For`` /
+  ``-Proto`` / ``-Host`` are set by the gateway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Final
+
+import httpx
+
+from gateway.config import Settings
+
+__all__ = [
+    "ClientFactory",
+    "UpstreamDown",
+    "UpstreamResponse",
+    "UpstreamTimeout",
+    "Upstreams",
+    "default_client_factory",
+    "forward",
+    "request_headers",
+    "response_headers",
+]
+
+HOP_BY_HOP: Final = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+# Set again by httpx or by the gateway, never copied.
+_REQUEST_DROP: Final = frozenset(
+    {
+        "host",
+        "content-length",
+        "x-request-id",
+        "x-purpose",
+        "x-forwarded-for",
+        "x-forwarded-proto",
+        "x-forwarded-host",
+        "forwarded",
+    }
+)
+# The body is read decoded and re-serialised; the gateway adds its own request id.
+_RESPONSE_DROP: Final = frozenset(
+    {"content-length", "content-encoding", "x-request-id", "date", "server"}
+)
+
+ClientFactory = Callable[[str, str, Settings], httpx.AsyncClient]
+
+
+class UpstreamDown(Exception):
+    """The upstream could not be reached or broke the exchange (502)."""
+
+
+class UpstreamTimeout(Exception):
+    """The upstream did not answer in time (504)."""
+
+
+def default_client_factory(name: str, base_url: str, settings: Settings) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        base_url=base_url,
+        timeout=httpx.Timeout(
+            settings.upstream_timeout_s, connect=settings.upstream_connect_timeout_s
+        ),
+        limits=httpx.Limits(
+            max_connections=settings.upstream_max_connections,
+            max_keepalive_connections=settings.upstream_max_keepalive,
+        ),
+        follow_redirects=False,
+        trust_env=False,
+    )
+
+
+class Upstreams:
+    """The clients, one per upstream, made at start and closed at shutdown."""
+
+    def __init__(self, settings: Settings, factory: ClientFactory) -> None:
+        self.timeout_s = settings.upstream_timeout_s
+        self.clients = {
+            name: factory(name, url, settings) for name, url in settings.upstream_urls().items()
+        }
+
+    def client(self, name: str) -> httpx.AsyncClient:
+        return self.clients[name]
+
+    async def aclose(self) -> None:
+        for client in self.clients.values():
+            await client.aclose()
+
+
+def _connection_named(headers: Iterable[tuple[str, str]]) -> set[str]:
+    named: set[str] = set()
+    for name, value in headers:
+        if name.lower() == "connection":
+            named.update(token.strip().lower() for token in value.split(",") if token.strip())
+    return named
+
+
+def request_headers(
+    incoming: Iterable[tuple[str, str]],
+    *,
+    client_host: str | None,
+    scheme: str,
+    host: str | None,
+    request_id: str | None,
+    purpose: str,
+) -> list[tuple[str, str]]:
+    items = list(incoming)
+    dropped = HOP_BY_HOP | _REQUEST_DROP | _connection_named(items)
+    out = [(name, value) for name, value in items if name.lower() not in dropped]
+    forwarded_for = [value for name, value in items if name.lower() == "x-forwarded-for"]
+    chain = ", ".join([*forwarded_for, *([client_host] if client_host else [])])
+    if chain:
+        out.append(("X-Forwarded-For", chain))
+    out.append(("X-Forwarded-Proto", scheme))
+    if host:
+        out.append(("X-Forwarded-Host", host))
+    if request_id:
+        out.append(("X-Request-ID", request_id))
+    out.append(("X-Purpose", purpose))
+    return out
+
+
+def response_headers(upstream: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    items = list(upstream)
+    dropped = HOP_BY_HOP | _RESPONSE_DROP | _connection_named(items)
+    return [(name, value) for name, value in items if name.lower() not in dropped]
+
+
+@dataclass(frozen=True)
+class UpstreamResponse:
+    status_code: int
+    headers: list[tuple[str, str]]
+    content: bytes
+    content_type: str
+
+
+async def forward(
+    upstreams: Upstreams,
+    upstream: str,
+    *,
+    method: str,
+    path: str,
+    query: bytes,
+    headers: list[tuple[str, str]],
+    body: bytes,
+) -> UpstreamResponse:
+    client = upstreams.client(upstream)
+    url = path + ("?" + query.decode("latin-1") if query else "")
+    try:
+        async with asyncio.timeout(upstreams.timeout_s):
+            response = await client.request(method, url, headers=headers, content=body)
+    except (TimeoutError, httpx.TimeoutException) as exc:
+        raise UpstreamTimeout(upstream) from exc
+    except httpx.HTTPError as exc:
+        raise UpstreamDown(f"{upstream}: {type(exc).__name__}") from exc
+    except OSError as exc:  # an in-process transport may raise the socket error itself
+        raise UpstreamDown(f"{upstream}: {type(exc).__name__}") from exc
+    return UpstreamResponse(
+        status_code=response.status_code,
+        headers=response_headers(response.headers.multi_items()),
+        content=response.content,
+        content_type=response.headers.get("content-type", ""),
+    )
+
+
+def as_mapping(headers: Iterable[tuple[str, str]]) -> Mapping[str, str]:
+    return {name.lower(): value for name, value in headers}

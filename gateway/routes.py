@@ -1,0 +1,242 @@
+"""The route table (``policy/routes.yaml``): which upstream routes the gateway exposes, and
+under which scopes, purpose and resource.
+
+Each entry names one upstream route as ``<METHOD> /<upstream>/<path template>``; the first
+path segment is the upstream (identity, orders, consent, transfer), the rest is the
+upstream's own path. An entry is one of:
+
+- ``internal: true``: never exposed (ops routes, service-to-service routes); refused 404;
+- ``public: true`` with a ``purpose``: anyone may call it;
+- ``scopes: [...]`` (any of them) with a ``purpose``: needs a token holding one of them;
+- ``purposes: {scope: purpose, ...}``: the caller's scope picks the one purpose (partner
+  routes shared by several duties); a caller holding two of them names one in
+  ``X-Purpose``.
+
+``resource`` (a catalogue resource) says what the response holds: it is filtered to what
+the purpose may see. ``owner_field`` names the response field holding the data subject's
+account id, for access events on reads by someone other than the owner. The consent a
+route needs follows from its purpose's kind (additional and separate purposes need one).
+
+:func:`load_route_table` checks every entry against the catalogue; any problem stops
+start-up naming ``routes.yaml:<line>``. A request that matches no entry is refused.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Final
+
+import yaml
+
+from kit.auth import Scope
+from kit.catalogue import Catalogue
+
+__all__ = ["Route", "RouteTable", "RouteTableError", "load_route_table", "parse_route_table"]
+
+METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+UPSTREAMS: Final = ("identity", "orders", "consent", "transfer")
+CONSENT_KINDS: Final = frozenset({"additional", "separate"})
+_ENTRY_KEYS: Final = frozenset(
+    {"route", "public", "internal", "scopes", "purpose", "purposes", "resource", "owner_field",
+     "note"}
+)  # fmt: skip
+_PARAM = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
+_TEMPLATE = re.compile(r"^/[a-z]+(/(\{[a-z_][a-z0-9_]*\}|[A-Za-z0-9._-]+))*$")
+
+
+class RouteTableError(ValueError):
+    """Every problem of the route table, one per line: ``<file>:<line>: <message>``."""
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    template: str  # the gateway path, e.g. /orders/orders/{order_id}
+    upstream: str
+    line: int
+    internal: bool = False
+    public: bool = False
+    #: scope -> purpose; a plain route maps each of its scopes to its one purpose.
+    purpose_by_scope: Mapping[str, str] = field(default_factory=dict)
+    purpose: str | None = None  # the purpose when it does not depend on the scope
+    resource: str | None = None
+    owner_field: str | None = None
+    #: purposes of this route that need the caller's consent (additional / separate)
+    consent_purposes: frozenset[str] = frozenset()
+
+    @property
+    def key(self) -> str:
+        return f"{self.method} {self.template}"
+
+    @property
+    def purposes(self) -> frozenset[str]:
+        found = set(self.purpose_by_scope.values())
+        if self.purpose:
+            found.add(self.purpose)
+        return frozenset(found)
+
+    @property
+    def scopes(self) -> frozenset[str]:
+        return frozenset(self.purpose_by_scope)
+
+
+def _pattern(template: str) -> re.Pattern[str]:
+    parts = _PARAM.split(template)
+    regex = "".join(
+        f"(?P<{part}>[^/]+)" if index % 2 else re.escape(part) for index, part in enumerate(parts)
+    )
+    return re.compile(f"^{regex}$")
+
+
+class RouteTable:
+    """The entries, matched by method and path; literal segments win over parameters."""
+
+    def __init__(self, routes: list[Route]) -> None:
+        self.routes = routes
+        # More literal characters first, so /orders/cart/shares beats /orders/cart/{id}.
+        ordered = sorted(routes, key=lambda r: -len(_PARAM.sub("", r.template)))
+        self._compiled = [(route, _pattern(route.template)) for route in ordered]
+
+    def match(self, method: str, path: str) -> Route | None:
+        for route, pattern in self._compiled:
+            if route.method == method and pattern.match(path):
+                return route
+        return None
+
+    def path_known(self, path: str) -> bool:
+        return any(pattern.match(path) for _, pattern in self._compiled)
+
+
+def _entry_lines(text: str) -> list[int]:
+    node = yaml.compose(text, Loader=yaml.SafeLoader)
+    if not isinstance(node, yaml.MappingNode):
+        return []
+    for key, value in node.value:
+        if key.value == "routes" and isinstance(value, yaml.SequenceNode):
+            return [item.start_mark.line + 1 for item in value.value]
+    return []
+
+
+def _check_entry(raw: Any, catalogue: Catalogue, problems: list[str]) -> Route | None:  # noqa: PLR0915
+    def bad(message: str) -> None:
+        problems.append(message)
+
+    if not isinstance(raw, dict):
+        bad("an entry is a mapping with 'route'")
+        return None
+    unknown = sorted(set(raw) - _ENTRY_KEYS)
+    if unknown:
+        bad(f"unknown key(s) {', '.join(unknown)}")
+    spec = raw.get("route")
+    if not isinstance(spec, str) or len(spec.split()) != 2:
+        bad("'route' must be '<METHOD> /<upstream>/<path>'")
+        return None
+    method, template = spec.split()
+    if method not in METHODS:
+        bad(f"unknown method {method!r}")
+    if not _TEMPLATE.match(template):
+        bad(f"bad path template {template!r}")
+    upstream = template.split("/")[1]
+    if upstream not in UPSTREAMS:
+        bad(f"unknown upstream {upstream!r} (one of {', '.join(UPSTREAMS)})")
+    if raw.get("internal") is True:
+        return Route(method=method, template=template, upstream=upstream, line=0, internal=True)
+
+    public = raw.get("public") is True
+    purpose = raw.get("purpose")
+    by_scope: dict[str, str] = {}
+    known_scopes = {str(scope) for scope in Scope}
+    raw_purposes = raw.get("purposes")
+    if raw_purposes is not None:
+        if purpose is not None or not isinstance(raw_purposes, dict) or not raw_purposes:
+            bad("'purposes' maps scopes to purposes, instead of one 'purpose'")
+        else:
+            by_scope = {str(k): str(v) for k, v in raw_purposes.items()}
+        if public:
+            bad("a public route serves one 'purpose'")
+    else:
+        if not isinstance(purpose, str):
+            bad("every exposed route serves one catalogue 'purpose'")
+            purpose = None
+        scopes = raw.get("scopes", [])
+        if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):
+            bad("'scopes' is a list of scope names")
+            scopes = []
+        if public == bool(scopes):
+            bad("a route is either 'public: true' or needs 'scopes'")
+        by_scope = {scope: purpose for scope in scopes if purpose}
+    for scope in by_scope:
+        if scope not in known_scopes:
+            bad(f"unknown scope {scope!r}")
+    purposes = set(by_scope.values()) | ({purpose} if isinstance(purpose, str) else set())
+    consent: set[str] = set()
+    for item in sorted(purposes):
+        if not catalogue.has_purpose(item):
+            bad(f"unknown purpose {item!r}")
+        elif catalogue.purpose(item).kind in CONSENT_KINDS:
+            consent.add(item)
+    if public and consent:
+        bad("a public route cannot serve a purpose that needs consent")
+    resource = raw.get("resource")
+    if resource is not None and (
+        not isinstance(resource, str) or resource not in catalogue.resources
+    ):
+        bad(f"unknown resource {resource!r}")
+        resource = None
+    owner_field = raw.get("owner_field")
+    if owner_field is not None and not isinstance(owner_field, str):
+        bad("'owner_field' is a field name")
+        owner_field = None
+    return Route(
+        method=method,
+        template=template,
+        upstream=upstream,
+        line=0,
+        public=public,
+        purpose_by_scope=by_scope,
+        purpose=purpose if isinstance(purpose, str) else None,
+        resource=resource,
+        owner_field=owner_field,
+        consent_purposes=frozenset(consent),
+    )
+
+
+def parse_route_table(text: str, catalogue: Catalogue, source: str = "routes.yaml") -> RouteTable:
+    try:
+        data = yaml.safe_load(text)
+        lines = _entry_lines(text)
+    except yaml.YAMLError as exc:
+        raise RouteTableError(f"{source}:1: YAML error: {exc}") from None
+    entries = data.get("routes") if isinstance(data, dict) else None
+    if not isinstance(entries, list):
+        raise RouteTableError(f"{source}:1: the table is a mapping with a 'routes' list")
+    found: list[str] = []
+    routes: list[Route] = []
+    seen: dict[str, int] = {}
+    for index, raw in enumerate(entries):
+        line = lines[index] if index < len(lines) else 1
+        problems: list[str] = []
+        route = _check_entry(raw, catalogue, problems)
+        if route is not None:
+            route = replace(route, line=line)
+            if route.key in seen:
+                problems.append(f"duplicate route {route.key} (first on line {seen[route.key]})")
+            else:
+                seen[route.key] = line
+                routes.append(route)
+        found.extend(f"{source}:{line}: {message}" for message in problems)
+    if found:
+        raise RouteTableError("\n".join(found))
+    return RouteTable(routes)
+
+
+def load_route_table(path: str | Path, catalogue: Catalogue) -> RouteTable:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RouteTableError(f"{path.name}:1: cannot read the route table: {exc}") from None
+    return parse_route_table(text, catalogue, source=path.name)

@@ -1,0 +1,115 @@
+"""The route table: checked against the catalogue at start, complete against every
+service's OpenAPI, and the only way through the gateway (OB-3-1, OB-2D-7)."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI
+
+from gateway.config import DEFAULT_ROUTES, Settings
+from gateway.main import create_app
+from gateway.routes import UPSTREAMS, RouteTableError, load_route_table, parse_route_table
+from kit.catalogue import default_catalogue
+from kit.settings import ServiceSettings
+from kit.testing import UNREACHABLE_KAFKA
+from tests.gateway.conftest import GatewayUnderTest
+
+OPS_PATHS = {"/healthz", "/readyz", "/metrics"}
+
+
+def service_operations(tmp_path: Path) -> set[tuple[str, str]]:
+    """(METHOD, /<upstream><path>) of every operation in every service's OpenAPI."""
+    found: set[tuple[str, str]] = set()
+    for name in UPSTREAMS:
+        settings_class: type[ServiceSettings] = importlib.import_module(
+            f"services.{name}.config"
+        ).Settings
+        settings = settings_class(
+            database_url=f"sqlite+aiosqlite:///{tmp_path}/{name}.db",
+            kafka_bootstrap_servers=UNREACHABLE_KAFKA,
+        )
+        app = importlib.import_module(f"services.{name}.main").create_app(settings)
+        for path, operations in app.openapi()["paths"].items():
+            for method in operations:
+                found.add((method.upper(), f"/{name}{path}"))
+    return found
+
+
+@pytest.mark.obligation("OB-3-1")
+def test_every_service_route_is_in_the_table_and_ops_routes_are_internal(
+    tmp_path: Path,
+) -> None:
+    table = load_route_table(DEFAULT_ROUTES, default_catalogue())
+    listed = {(route.method, route.template): route for route in table.routes}
+    missing = sorted(op for op in service_operations(tmp_path) if op not in listed)
+    assert not missing, f"routes missing from policy/routes.yaml: {missing}"
+    for (_, template), route in listed.items():
+        if "/" + template.split("/", 2)[2] in OPS_PATHS:
+            assert route.internal, template
+        else:
+            assert route.internal or route.purposes, template
+
+
+def test_an_unknown_purpose_or_resource_stops_start_up_naming_the_line() -> None:
+    text = """version: 1
+routes:
+  - route: GET /orders/goods
+    public: true
+    purpose: browse
+  - route: GET /orders/orders/{order_id}
+    scopes: [orders:read]
+    purpose: order.peek
+    resource: orders.orders
+  - route: GET /orders/cart
+    scopes: [orders:bogus]
+    purpose: location
+    public: true
+"""
+    with pytest.raises(RouteTableError) as caught:
+        parse_route_table(text, default_catalogue())
+    message = str(caught.value)
+    assert "routes.yaml:6: unknown purpose 'order.peek'" in message
+    assert "routes.yaml:6: unknown resource 'orders.orders'" in message
+    assert "routes.yaml:10: unknown scope 'orders:bogus'" in message
+    assert "routes.yaml:10: a public route cannot serve a purpose that needs consent" in message
+
+
+async def test_a_broken_route_table_stops_the_gateway(tmp_path: Path) -> None:
+    broken = tmp_path / "routes.yaml"
+    broken.write_text(
+        DEFAULT_ROUTES.read_text().replace("purpose: order.query", "purpose: order.querry", 1)
+    )
+    settings = Settings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path}/gateway.db",
+        kafka_bootstrap_servers=UNREACHABLE_KAFKA,
+        routes_path=broken,
+    )
+    app = create_app(settings)
+    with pytest.raises(RouteTableError, match=r"routes\.yaml:\d+: unknown purpose 'order\.querry'"):
+        async with app.router.lifespan_context(app):
+            pass
+
+
+@pytest.mark.obligation("OB-3-1")
+async def test_unlisted_and_internal_routes_are_refused_and_never_proxied(
+    gw: GatewayUnderTest, orders_upstream: FastAPI
+) -> None:
+    _, user = gw.user()
+    for method, path in [
+        ("GET", "/orders/healthz"),
+        ("GET", "/orders/readyz"),
+        ("GET", "/orders/metrics"),
+        ("GET", "/orders/internal/secret"),
+        ("DELETE", "/orders/orders/ord_1"),
+        ("GET", "/billing/anything"),
+        ("GET", "/orders/goods/%2e%2e/orders/ord_1"),
+        ("GET", "/orders/orders/%2e%2e"),
+        ("GET", "/orders/rights-requests/r1/corrections/orders"),
+    ]:
+        response = await gw.client.request(method, path, headers=user)
+        assert response.status_code == 404, (method, path, response.text)
+        assert response.headers["content-type"] == "application/problem+json"
+    assert orders_upstream.state.seen == []  # refused, never proxied
