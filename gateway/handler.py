@@ -35,10 +35,12 @@ from prometheus_client import Counter
 
 from gateway.config import Settings
 from gateway.limits import RateLimiter
+from gateway.policy_facts import PolicyFacts
 from gateway.proxy import UpstreamDown, Upstreams, UpstreamTimeout, forward, request_headers
 from gateway.routes import Route, RouteTable
 from kit.app import AppContext
 from kit.auth import Principal, TokenVerifier
+from kit.clock import china_today
 from kit.errors import DomainError, problem
 from kit.field_filter import FieldFilter
 from kit.observability import request_id_var
@@ -206,16 +208,41 @@ def _check_consent(request: Request, route: Route, principal: Principal, purpose
         )
 
 
+def _check_ceased(request: Request, purpose: str) -> None:
+    facts: PolicyFacts = request.app.state.policy_facts
+    if facts.is_ceased(purpose, today=china_today()):
+        raise Refused(
+            410,
+            "purpose_ceased",
+            f"the purpose {purpose} has ceased: nothing is collected for it any more",
+            code="purpose-ceased",
+            purpose=purpose,
+        )
+
+
+def _newest_major(request: Request, settings: Settings) -> tuple[int, str] | None:
+    """From the privacy center's events; the settings pin one where they are not read."""
+    facts: PolicyFacts = request.app.state.policy_facts
+    learnt = facts.newest_major(today=china_today())
+    if learnt is not None and learnt.sequence >= settings.policy_major_sequence:
+        return learnt.sequence, learnt.version
+    if settings.policy_major_sequence > 0:
+        version = settings.policy_major_version or str(settings.policy_major_sequence)
+        return settings.policy_major_sequence, version
+    return None
+
+
 def _check_renewal(
     request: Request, gateway: Gateway, principal: Principal, path: str, headers: dict[str, str]
 ) -> None:
     settings = gateway.settings
-    if principal.kind != "user" or settings.policy_major_sequence <= 0:
+    newest = _newest_major(request, settings)
+    if principal.kind != "user" or newest is None:
         return
+    sequence, version = newest
     agreed = request.app.state.policy_sequence_agreed(principal.subject)
-    if agreed is None or agreed >= settings.policy_major_sequence:
+    if agreed is None or agreed >= sequence:
         return
-    version = settings.policy_major_version or str(settings.policy_major_sequence)
     headers[RENEWAL_HEADER] = version
     headers["Link"] = f'<{settings.policy_page_url}>; rel="privacy-policy"'
     if not path.startswith(RENEWAL_OPEN_PREFIXES):
@@ -268,6 +295,7 @@ async def _handle(
     if wait:
         raise Refused(429, "rate_limited", "too many requests", headers={"Retry-After": str(wait)})
     purpose = _purpose(request, route, principal)
+    _check_ceased(request, purpose)
     if principal is not None:
         _check_consent(request, route, principal, purpose)
         _check_renewal(request, gateway, principal, path, extra_headers)

@@ -5,8 +5,10 @@ checked against the catalogue: a problem stops start-up naming its line), compil
 field filter from the catalogue once, opens one pooled httpx client per upstream (made by
 ``client_factory``, injectable for tests) and starts the consent-state view
 (``app.state.consent_granted``, ``app.state.policy_sequence_agreed``; tests may replace
-both). Everything outside the gateway's own ``/healthz``, ``/readyz``, ``/metrics`` and
-OpenAPI goes through :mod:`gateway.handler`.
+both) and the consumer of the privacy center's decisions (``app.state.policy_facts``: the
+newest major policy version, ceased purposes; :mod:`gateway.policy_facts`). Everything
+outside the gateway's own ``/healthz``, ``/readyz``, ``/metrics`` and OpenAPI goes through
+:mod:`gateway.handler`.
 """
 
 from __future__ import annotations
@@ -21,12 +23,14 @@ from gateway.consent_view import consent_check, policy_agreed
 from gateway.handler import Gateway
 from gateway.handler import router as gateway_router
 from gateway.limits import RateLimiter
+from gateway.policy_facts import facts_handler, load_facts
 from gateway.proxy import ClientFactory, Upstreams, default_client_factory
 from gateway.routes import load_route_table
 from kit.app import AppContext
 from kit.app import create_app as create_kit_app
 from kit.background import BackgroundLoop
 from kit.consent_state import ConsentStateView
+from kit.consumer import EventConsumer
 from kit.field_filter import FieldFilter
 
 
@@ -60,7 +64,18 @@ def create_app(
                 max_clients=settings.rate_limit_max_clients,
             ),
         )
-        loops[:] = [view]
+        facts = await load_facts(context.database)
+        app.state.policy_facts = facts
+        loops[:] = [
+            view,
+            EventConsumer(
+                name=settings.topic("gateway.policy"),
+                topics=[settings.topic("consent.events")],
+                database=context.database,
+                bootstrap_servers=settings.kafka_bootstrap_servers,
+                handler=facts_handler(facts),
+            ),
+        ]
 
     def background(context: AppContext) -> Sequence[BackgroundLoop]:
         return loops

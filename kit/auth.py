@@ -1,8 +1,10 @@
 """Auth: every JWT of the suite is issued and verified here, over python-jose, and nowhere else.
 
 - :class:`Scope` names the suite's OAuth2 scopes; :data:`USER_SCOPES`, :data:`STAFF_SCOPES`,
-  :data:`PARTNER_SCOPES` group them by kind of principal and :data:`STAFF_ROLE_SCOPES`
-  gives each staff role its scopes.
+  :data:`PARTNER_SCOPES`, :data:`SERVICE_SCOPES` group them by kind of principal and
+  :data:`STAFF_ROLE_SCOPES` gives each staff role its scopes. A service scope is
+  ``service:<purpose>`` (:func:`service_purpose`): one internal service calling another
+  under that purpose.
 - :class:`SigningKey` / :func:`generate_signing_key` hold an issuer's private key (ES256 on
   P-256, or RS256 with RSA >= 2048 bits); its ``kid`` is the RFC 7638 JWK thumbprint by
   default. :func:`issue_token` signs an access token with header ``alg``, ``kid`` and
@@ -21,9 +23,11 @@
   ``jti``; ``exp``, ``iat`` (required) and ``nbf`` (when present) are checked here against
   an injectable clock with a leeway. Every failure is :class:`InvalidToken` (401) with a
   general reason; a token is never echoed.
-- :class:`Principal` is who calls: subject, kind (user / staff / partner), scopes, client
-  type, verification and minor flags, a partner's registered purposes. A token whose scopes
-  do not belong to its kind (a user token with an admin scope) is refused.
+- :class:`Principal` is who calls: subject, kind (user / staff / partner / service), scopes,
+  client type, verification and minor flags, a partner's or service's purposes. A token
+  whose scopes do not belong to its kind (a user token with an admin scope, a user token
+  with a service scope) is refused; a service token must be a ``server`` client's and
+  carry only the purposes its scopes name.
 - :class:`JwksClient` fetches identity's JWKS over httpx, caches it ``ttl_s`` and refetches
   for an unknown ``kid`` at most once per ``min_refresh_interval_s``, so random kids cannot
   make it hammer identity; when identity is down it serves the last set for ``max_stale_s``.
@@ -97,6 +101,9 @@ class Scope(StrEnum):
     PARTNER_TAX = "partner:tax"
     PARTNER_PAYMENT = "partner:payment"
     PARTNER_SELLER = "partner:seller"
+    # internal services, one scope per purpose they call another service under
+    SERVICE_CROSS_BORDER_TRANSFER = "service:cross_border.transfer"
+    SERVICE_RIGHTS_ACCESS = "service:rights.access"
 
 
 USER_SCOPES: Final = frozenset(
@@ -140,7 +147,23 @@ PARTNER_SCOPES: Final = frozenset(
     }
 )
 
-PrincipalKind = Literal["user", "staff", "partner"]
+#: A service scope is ``service:<purpose>``: the one purpose the calling service acts under.
+SERVICE_SCOPE_PREFIX: Final = "service:"
+
+SERVICE_SCOPES: Final = frozenset(
+    scope for scope in Scope if scope.value.startswith(SERVICE_SCOPE_PREFIX)
+)
+
+
+def service_purpose(scope: Scope | str) -> str:
+    """The purpose a service scope names (``service:cross_border.transfer`` ->
+    ``cross_border.transfer``); ``ValueError`` for any other scope."""
+    if Scope(scope) not in SERVICE_SCOPES:
+        raise ValueError(f"{scope} is not a service scope")
+    return str(scope).removeprefix(SERVICE_SCOPE_PREFIX)
+
+
+PrincipalKind = Literal["user", "staff", "partner", "service"]
 ClientType = Literal["app", "web", "mini_program", "server"]
 
 #: The scopes a principal of each kind may hold; anything else in a token refuses it.
@@ -148,6 +171,7 @@ SCOPES_BY_KIND: Final[dict[str, frozenset[Scope]]] = {
     "user": USER_SCOPES,
     "staff": STAFF_SCOPES,
     "partner": PARTNER_SCOPES,
+    "service": SERVICE_SCOPES,
 }
 
 # --------------------------------------------------------------------------- constants
@@ -686,7 +710,7 @@ class Principal(BaseModel):
     verified: bool = False
     minor: bool = False
     guardian_consent: bool = False
-    #: A partner's registered purposes.
+    #: A partner's registered purposes; a service's, as its scopes name them.
     purposes: frozenset[str] = frozenset()
     token_id: str
     expires_at: int
@@ -713,6 +737,13 @@ class Principal(BaseModel):
         purposes = claims.get("purposes", [])
         if not isinstance(purposes, list) or not all(isinstance(p, str) for p in purposes):
             raise InvalidToken("invalid claim: purposes")
+        if kind == "service":
+            # An internal service is a server and acts only under the purposes its scopes
+            # name (OB-4-7): nothing in the token may widen them.
+            if client_type != "server":
+                raise InvalidToken("a service token must be for a server client")
+            if not set(purposes) <= {service_purpose(s) for s in scopes}:
+                raise InvalidToken("purposes not named by the service token's scopes")
         flags: dict[str, bool] = {}
         for name in ("verified", "minor", "guardian_consent"):
             value = claims.get(name, False)

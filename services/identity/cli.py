@@ -3,6 +3,10 @@
 - ``create-admin --phone P [--role R ...]``: the first staff account. The password is read
   from ``IDENTITY_ADMIN_PASSWORD`` or asked for twice on the terminal; there is no default.
 - ``rotate-key``: retire the signing key now and start a new one.
+- ``create-service-client --name N --scope service:<purpose> [--scope ...]``: an internal
+  service's OAuth2 client; prints its client id (``svc_...``) and its secret, once (only
+  the hash is stored). There is no HTTP route for this.
+- ``revoke-service-client --client-id svc_...``: no new tokens for that client.
 """
 
 from __future__ import annotations
@@ -13,12 +17,18 @@ import getpass
 import os
 import sys
 
+from kit.auth import SERVICE_SCOPES
 from kit.catalogue import load_catalogue
 from kit.crypto import FieldCipher
 from kit.db import Database
+from kit.errors import DomainError
 from kit.outbox import EventWriter
 from services.identity.accounts.service import create_staff
 from services.identity.config import Settings
+from services.identity.service_clients.service import (
+    create_service_client,
+    revoke_service_client,
+)
 from services.identity.tokens.service import rotate_signing_key
 
 
@@ -33,14 +43,18 @@ def _password() -> str:
     return first
 
 
-async def _create_admin(settings: Settings, phone: str, roles: list[str]) -> None:
-    database = Database(settings.database_url)
+def _events(settings: Settings) -> EventWriter:
     catalogue = load_catalogue(settings.catalogue_path)
-    events = EventWriter(
+    return EventWriter(
         source="/identity",
         topic=settings.events_topic,
         personal_fields=catalogue.personal_field_names(),
     )
+
+
+async def _create_admin(settings: Settings, phone: str, roles: list[str]) -> None:
+    database = Database(settings.database_url)
+    events = _events(settings)
     try:
         async with database.session() as session:
             created = await create_staff(
@@ -72,6 +86,39 @@ async def _rotate(settings: Settings) -> None:
     )
 
 
+async def _create_service_client(settings: Settings, name: str, scopes: list[str]) -> None:
+    database = Database(settings.database_url)
+    try:
+        async with database.session() as session:
+            created = await create_service_client(
+                session,
+                events=_events(settings),
+                catalogue=load_catalogue(settings.catalogue_path),
+                name=name,
+                scopes=scopes,
+            )
+    except DomainError as exc:
+        raise SystemExit(f"refused: {exc}") from None
+    finally:
+        await database.dispose()
+    print(f"service client {created.name} created with scopes {' '.join(created.scopes)}")
+    print(f"client_id: {created.client_id}")
+    print(f"client_secret: {created.client_secret}")
+    print("the secret is shown only now: give it to the service's settings")
+
+
+async def _revoke_service_client(settings: Settings, client_id: str) -> None:
+    database = Database(settings.database_url)
+    try:
+        async with database.session() as session:
+            await revoke_service_client(session, events=_events(settings), client_id=client_id)
+    except DomainError as exc:
+        raise SystemExit(f"refused: {exc}") from None
+    finally:
+        await database.dispose()
+    print(f"service client {client_id} revoked; its tokens live until they expire")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m services.identity",
@@ -88,9 +135,26 @@ def main(argv: list[str] | None = None) -> None:
         choices=["privacy_officer", "customer_service", "security"],
     )
     commands.add_parser("rotate-key", help="rotate the token signing key")
+    service = commands.add_parser(
+        "create-service-client", help="register an internal service's OAuth2 client"
+    )
+    service.add_argument("--name", required=True)
+    service.add_argument(
+        "--scope",
+        action="append",
+        dest="scopes",
+        required=True,
+        help="a service scope: " + ", ".join(sorted(SERVICE_SCOPES)),
+    )
+    revoke = commands.add_parser("revoke-service-client", help="revoke a service client")
+    revoke.add_argument("--client-id", required=True)
     args = parser.parse_args(argv)
     settings = Settings()
     if args.command == "create-admin":
         asyncio.run(_create_admin(settings, args.phone, args.roles or ["privacy_officer"]))
+    elif args.command == "create-service-client":
+        asyncio.run(_create_service_client(settings, args.name, args.scopes))
+    elif args.command == "revoke-service-client":
+        asyncio.run(_revoke_service_client(settings, args.client_id))
     else:
         asyncio.run(_rotate(settings))

@@ -18,6 +18,7 @@ class Settings(ServiceSettings):
     access_token_ttl_s: int = Field(default=900, ge=60, le=3600)
     refresh_token_ttl_s: int = Field(default=30 * 24 * 3600, ge=3600)
     partner_token_ttl_s: int = Field(default=600, ge=60, le=3600)
+    service_token_ttl_s: int = Field(default=600, ge=60, le=3600)
 
     # Failed logins: at most ``login_max_failures`` per phone (existing or not) and per
     # client address within ``login_window_s``; then refused until the window passes.

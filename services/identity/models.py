@@ -98,6 +98,22 @@ class PartnerClient(IdentityModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
 
 
+class ServiceClient(IdentityModel, table=True):
+    """An internal service's OAuth2 client (``svc_...``), registered only from the command
+    line. Its scopes (``service:<purpose>``) name the purposes it may call other services
+    under. Only the secret's hash is kept."""
+
+    __tablename__ = "service_client"
+
+    client_id: str = Field(primary_key=True, max_length=40)
+    secret_hash: str
+    name: str = Field(max_length=100, unique=True)
+    scopes: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    status: str = Field(default="active", max_length=20, description="active or revoked")
+    created_by: str = Field(max_length=40)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
+
+
 class RealNameVerification(IdentityModel, table=True):
     """A completed real-name (or real-person) verification. Name and ID number are
     ciphertext; ``id_number_index`` is their blind index (one account per ID number).

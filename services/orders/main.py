@@ -38,6 +38,8 @@ from services.orders.orders.router import router as orders_router
 from services.orders.retention import service as retention_service
 from services.orders.retention.router import router as retention_router
 from services.orders.retention.service import RetentionSweeper
+from services.orders.transfer import service as transfer_service
+from services.orders.transfer.router import router as transfer_router
 
 
 def consent_check(view: ConsentStateView) -> ConsentCheck:
@@ -60,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         delivery_service.check_catalogue(context.catalogue)
         location_service.check_catalogue(context.catalogue)
         retention_service.check_catalogue(context.catalogue)
+        transfer_service.check_catalogue(context.catalogue)
         install_access_log_filter()
         view = ConsentStateView(
             bootstrap_servers=settings.kafka_bootstrap_servers,
@@ -114,7 +117,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Orders service",
         description=(
             "Cart, orders, delivery, invoices, customs data, partner assignment, location "
-            "features and retention. Policy sections 2C, 2D, 2G, 3 and 4."
+            "features, retention, and the fields a cross-border transfer needs (service "
+            "tokens only). Policy sections 2C, 2D, 2G, 3 and 4."
         ),
         routers=[
             goods_router,
@@ -123,6 +127,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             delivery_router,
             location_router,
             retention_router,
+            transfer_router,
         ],
         consumers=background,
         on_startup=start,

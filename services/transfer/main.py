@@ -2,9 +2,12 @@
 
 At start it sets on ``app.state`` what the transfers use (tests replace them):
 ``consent_granted`` (over a :class:`~kit.consent_state.ConsentStateView` of the compacted
-consent-state topic), ``order_fetcher`` (orders over httpx), ``deliverer`` (HTTPS over
-httpx) and ``transfer_worker``. Its background loops: the consent-state view, the
-``transfer.orders`` consumer and the worker.
+consent-state topic), ``order_fetcher`` (orders over httpx, with a service token for
+``cross_border.transfer``: from identity through a
+:class:`~kit.service_token.ServiceTokenProvider` when ``identity_token_url``,
+``service_client_id`` and ``service_client_secret`` are set, else the fixed
+``orders_service_token``), ``deliverer`` (HTTPS over httpx) and ``transfer_worker``. Its
+background loops: the consent-state view, the ``transfer.orders`` consumer and the worker.
 """
 
 from __future__ import annotations
@@ -13,16 +16,35 @@ from fastapi import FastAPI
 
 from kit.app import AppContext
 from kit.app import create_app as create_kit_app
+from kit.auth import Scope
 from kit.background import BackgroundLoop
 from kit.consent_state import CROSS_BORDER_PURPOSE, ConsentStateView
+from kit.service_token import ServiceTokenProvider
 from services.transfer import models  # noqa: F401  (every table registered)
 from services.transfer.config import Settings
 from services.transfer.recipients.router import router as recipients_router
 from services.transfer.transfers.consumers import orders_consumer
 from services.transfer.transfers.delivery import HttpsDeliverer
-from services.transfer.transfers.fetcher import HttpOrderFetcher, static_token_provider
+from services.transfer.transfers.fetcher import (
+    HttpOrderFetcher,
+    TokenProvider,
+    static_token_provider,
+)
 from services.transfer.transfers.router import router as transfers_router
 from services.transfer.transfers.worker import TransferWorker
+
+
+def orders_token_provider(settings: Settings) -> TokenProvider:
+    """Service tokens for ``cross_border.transfer``: fetched from identity when a service
+    client is configured, else the fixed ``orders_service_token``."""
+    if settings.service_client_configured:
+        return ServiceTokenProvider(
+            settings.identity_token_url,
+            settings.service_client_id,
+            settings.service_client_secret,
+            scope=Scope.SERVICE_CROSS_BORDER_TRANSFER.value,
+        )
+    return static_token_provider(settings.orders_service_token)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -47,7 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.consent_granted = consent_granted
         app.state.order_fetcher = HttpOrderFetcher(
             base_url=settings.orders_url,
-            token_provider=static_token_provider(settings.orders_service_token),
+            token_provider=orders_token_provider(settings),
             timeout_s=settings.orders_timeout_s,
         )
         app.state.deliverer = HttpsDeliverer(timeout_s=settings.delivery_timeout_s)

@@ -11,6 +11,9 @@ import pytest
 from fastapi import FastAPI
 from prometheus_client import REGISTRY
 
+from gateway.policy_facts import CEASED, PUBLISHED, PolicyFacts, facts_handler
+from kit.clock import china_today
+from kit.events import Event, new_event
 from tests.gateway.conftest import SECRETS, GatewayUnderTest, running_gateway
 
 
@@ -223,3 +226,67 @@ async def test_access_events_hold_categories_and_no_personal_data(gw: GatewayUnd
     payload = json.dumps(event.model_dump(mode="json"), ensure_ascii=False)
     for secret in SECRETS:
         assert secret not in payload
+
+
+async def learn(gw: GatewayUnderTest, event: Event) -> None:
+    """Feed one privacy-center event to the gateway's consumer handler."""
+    facts: PolicyFacts = gw.app.state.policy_facts
+    async with gw.app.state.context.database.session() as session:
+        await facts_handler(facts)(session, event)
+
+
+@pytest.mark.obligation("OB-5-3")
+async def test_a_major_version_learnt_from_the_privacy_center_asks_for_renewal(
+    gw: GatewayUnderTest,
+) -> None:
+    subject, user = gw.user()
+    gw.agreed[subject] = 1
+    assert (await gw.client.get("/orders/orders/o1", headers=user)).status_code == 200
+    await learn(
+        gw,
+        new_event(
+            source="/consent",
+            type=PUBLISHED,
+            subject="policy",
+            purpose="account",
+            data={
+                "version": "2027.1",
+                "sequence": 2,
+                "major": True,
+                "kinds": ["user_rights"],
+                "effective_date": str(china_today()),
+                "reduces_rights": False,
+            },
+        ),
+    )
+    stale = await gw.client.get("/orders/orders/o1", headers=user)
+    assert stale.status_code == 428
+    assert stale.headers["x-policy-renewal-required"] == "2027.1"
+    gw.agreed[subject] = 2
+    assert (await gw.client.get("/orders/orders/o1", headers=user)).status_code == 200
+
+
+@pytest.mark.obligation("OB-2J-1")
+async def test_a_ceased_purpose_is_refused_with_410(gw: GatewayUnderTest) -> None:
+    subject, user = gw.user()
+    gw.consents.add((subject, "location"))
+    assert (await gw.client.get("/orders/location/nearby", headers=user)).status_code == 200
+    await learn(
+        gw,
+        new_event(
+            source="/consent",
+            type=CEASED,
+            subject="cessation_abcdef",
+            purpose="location",
+            data={
+                "cessation_id": "cessation_abcdef",
+                "purpose": "location",
+                "effective_date": str(china_today()),
+                "deletion_due": str(china_today()),
+            },
+        ),
+    )
+    refused = await gw.client.get("/orders/location/nearby", headers=user)
+    assert refused.status_code == 410
+    assert refused.json()["purpose"] == "location"
+    assert (await gw.client.get("/orders/orders/o1", headers=user)).status_code == 200

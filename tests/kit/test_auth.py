@@ -23,6 +23,7 @@ from fastapi import FastAPI
 
 from kit.auth import (
     ACCESS_TOKEN_TYPE,
+    SERVICE_SCOPES,
     STAFF_ROLE_SCOPES,
     USER_SCOPES,
     InvalidToken,
@@ -36,6 +37,7 @@ from kit.auth import (
     issue_token,
     jwk_thumbprint,
     require,
+    service_purpose,
     static_key_source,
     verify_token,
 )
@@ -707,3 +709,66 @@ async def test_partner_tokens_carry_only_partner_scopes_and_their_purposes(
     # A partner token that claims a user's scope is not trusted at all.
     greedy = issue_token({**partner, "scope": "partner:logistics orders:read"}, key=es_key)
     assert (await call(app, "/orders", greedy)).status_code == 401
+
+
+# --------------------------------------------------------------------------- service tokens
+
+
+def service_claims(**overrides: Any) -> dict[str, Any]:
+    service: dict[str, Any] = {
+        "sub": "svc_transfer",
+        "kind": "service",
+        "client_type": "server",
+        "scope": "service:cross_border.transfer",
+        "purposes": ["cross_border.transfer"],
+    }
+    return claims(**{**service, **overrides})
+
+
+def test_service_scopes_name_the_purpose_they_serve() -> None:
+    expected = {Scope.SERVICE_CROSS_BORDER_TRANSFER, Scope.SERVICE_RIGHTS_ACCESS}
+    assert expected == SERVICE_SCOPES
+    assert service_purpose(Scope.SERVICE_CROSS_BORDER_TRANSFER) == "cross_border.transfer"
+    assert service_purpose("service:rights.access") == "rights.access"
+    with pytest.raises(ValueError, match="not a service scope"):
+        service_purpose(Scope.ORDERS_READ)
+
+
+@pytest.mark.obligation("OB-3-1")
+async def test_a_service_token_verifies_and_holds_only_service_scopes(
+    es_key: SigningKey, keys: KeySet
+) -> None:
+    verifier = TokenVerifier(
+        issuer=ISSUER, audience=AUDIENCE, key_source=static_key_source(keys), clock=FakeClock(NOW)
+    )
+    token = issue_token(service_claims(), key=es_key)
+    principal = await verifier.principal(f"Bearer {token}")
+    assert principal.kind == "service" and principal.client_type == "server"
+    assert principal.has(Scope.SERVICE_CROSS_BORDER_TRANSFER)
+    assert principal.purposes == {"cross_border.transfer"}
+    # A service token with a user's scope, a user token with a service scope: not trusted.
+    for bad in (
+        service_claims(scope="service:cross_border.transfer orders:read"),
+        claims(scope="orders:read service:cross_border.transfer"),
+        claims(kind="partner", client_type="server", scope="service:rights.access"),
+    ):
+        with pytest.raises(InvalidToken, match="scope not allowed"):
+            await verifier.principal(f"Bearer {issue_token(bad, key=es_key)}")
+
+
+def test_a_service_token_is_a_server_s_and_names_only_its_scopes_purposes() -> None:
+    with pytest.raises(InvalidToken, match="server client"):
+        Principal.from_claims(service_claims(client_type="app"))
+    with pytest.raises(InvalidToken, match="purposes not named"):
+        Principal.from_claims(service_claims(purposes=["cross_border.transfer", "marketing"]))
+    with pytest.raises(InvalidToken, match="purposes not named"):
+        Principal.from_claims(service_claims(purposes=["rights.access"]))
+
+
+async def test_a_user_route_refuses_a_service_token_with_403(
+    es_key: SigningKey, keys: KeySet
+) -> None:
+    app = make_app(keys)
+    response = await call(app, "/orders", issue_token(service_claims(), key=es_key))
+    assert response.status_code == 403
+    assert response.json()["missing_scopes"] == ["orders:read"]

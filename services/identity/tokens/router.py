@@ -1,5 +1,5 @@
 """Token endpoints: the public JWKS and issuer metadata, login, refresh, logout, and the
-OAuth2 token endpoint for partners."""
+OAuth2 token endpoint for partners and internal service clients (``svc_...``)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,10 @@ from kit.db import SessionDep
 from services.identity.accounts.service import authenticate
 from services.identity.dependencies import ClientAddress, SettingsDep
 from services.identity.partners.service import InvalidClient, client_credentials_token
+from services.identity.service_clients.service import (
+    is_service_client_id,
+    service_client_token,
+)
 from services.identity.tokens import service
 from services.identity.tokens.schemas import (
     IssuerMetadata,
@@ -116,7 +120,7 @@ def _basic_credentials(authorization: str | None) -> tuple[str, str] | None:
 @router.post(
     "/oauth2/token",
     response_model=TokenResponse,
-    summary="OAuth2 client-credentials grant for partners",
+    summary="OAuth2 client-credentials grant for partners and internal services",
 )
 async def partner_token(
     *,
@@ -134,6 +138,15 @@ async def partner_token(
     )
     if credentials is None:
         raise InvalidClient("client credentials are required")
+    if is_service_client_id(credentials[0]):
+        return await service_client_token(
+            session,
+            cipher=context.cipher,
+            settings=settings,
+            client_id=credentials[0],
+            client_secret=credentials[1],
+            scope=scope,
+        )
     return await client_credentials_token(
         session,
         cipher=context.cipher,

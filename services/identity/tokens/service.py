@@ -27,6 +27,7 @@ from kit.auth import (
     access_claims,
     generate_signing_key,
     issue_token,
+    service_purpose,
 )
 from kit.crypto import FieldCipher
 from kit.db import Database
@@ -108,7 +109,9 @@ async def rotate_signing_key(
 async def published_keys(session: AsyncSession, *, settings: Settings) -> KeySet:
     """Keys whose tokens may still be alive: the active ones and those retired less than
     the longest token lifetime ago."""
-    longest = max(settings.access_token_ttl_s, settings.partner_token_ttl_s)
+    longest = max(
+        settings.access_token_ttl_s, settings.partner_token_ttl_s, settings.service_token_ttl_s
+    )
     horizon = utcnow() - timedelta(seconds=longest + 60)
     records = (await session.scalars(select(SigningKeyRecord))).all()
     alive = [
@@ -238,6 +241,34 @@ async def issue_partner_token(
     return TokenResponse(
         access_token=issue_token(claims, key=key),
         expires_in=settings.partner_token_ttl_s,
+        scope=str(claims["scope"]),
+    )
+
+
+async def issue_service_token(
+    session: AsyncSession,
+    *,
+    cipher: FieldCipher,
+    settings: Settings,
+    client_id: str,
+    scopes: frozenset[str],
+) -> TokenResponse:
+    """A service token: kind ``service``, a server client, and as purposes exactly those
+    its scopes name (``service:<purpose>``)."""
+    claims = access_claims(
+        issuer=settings.auth_issuer,
+        audience=settings.auth_audience,
+        subject=client_id,
+        ttl_s=settings.service_token_ttl_s,
+        scopes=scopes,
+        kind="service",
+        client_type="server",
+        purposes=sorted({service_purpose(scope) for scope in scopes}),
+    )
+    key = await active_signing_key(session, cipher=cipher, settings=settings)
+    return TokenResponse(
+        access_token=issue_token(claims, key=key),
+        expires_in=settings.service_token_ttl_s,
         scope=str(claims["scope"]),
     )
 

@@ -11,11 +11,14 @@ for it over HTTP, under a purpose, and that read is recorded there).
     200 {"order_id": "...", "subject": "...", "fields": {"consignee_name": "张*", ...}}
     404 / 410   no such order for that subject, or its data was erased
 
-The route belongs to the orders service (it is not there yet): it answers only the fields
-named, only those ``cross_border.transfer`` may see, masked as the catalogue says, and only
-for an order of that subject. The transfer service masks and filters again anyway before
-anything leaves (defence in depth). Redirects are not followed, so the token never travels
-to another host; a response body is never logged.
+The route belongs to the orders service (``services/orders/transfer``): it answers only
+the fields named, only those ``cross_border.transfer`` may see, masked as the catalogue
+says, and only for an order of that subject, to a service token (kind ``service``, scope
+``service:cross_border.transfer``) from ``kit.service_token.ServiceTokenProvider``. When
+orders answers 401 the provider's cached token is dropped, so the next try gets a new
+one. The transfer service masks and filters again anyway before anything leaves (defence
+in depth). Redirects are not followed, so the token never travels to another host; a
+response body is never logged.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from urllib.parse import quote
 
 import httpx
 from pydantic import SecretStr
+
+from kit.service_token import ServiceTokenUnavailable
 
 TRANSFER_ORDER_PATH: Final = "/transfer/orders/{order_id}"
 MAX_BODY_BYTES: Final = 64 * 1024
@@ -72,7 +77,10 @@ class HttpOrderFetcher:
     async def fetch(
         self, *, order_id: str, subject: str, fields: Sequence[str]
     ) -> Mapping[str, Any]:
-        token = await self.token_provider()
+        try:
+            token = await self.token_provider()
+        except ServiceTokenUnavailable as exc:
+            raise OrderFetchFailed(f"no service token: {exc}") from exc
         url = self.base_url.rstrip("/") + TRANSFER_ORDER_PATH.format(
             order_id=quote(order_id, safe="")
         )
@@ -87,6 +95,10 @@ class HttpOrderFetcher:
                 )
         except httpx.HTTPError as exc:
             raise OrderFetchFailed(f"orders unreachable ({type(exc).__name__})") from exc
+        if response.status_code == 401:
+            invalidate = getattr(self.token_provider, "invalidate", None)
+            if callable(invalidate):
+                invalidate()
         if response.status_code in (404, 410):
             raise OrderUnavailable(f"orders answered HTTP {response.status_code}")
         if response.status_code != 200:

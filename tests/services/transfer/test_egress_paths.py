@@ -37,7 +37,10 @@ TRANSFER = Path("services/transfer")
 #: Every module that builds an HTTP client, and where that client goes.
 HTTP_CLIENTS: dict[str, str] = {
     "kit/auth.py": "identity's JWKS (public keys in; nothing personal out)",
+    "kit/service_token.py": "identity's token endpoint (a service client's credentials out, "
+    "a token in; nothing personal)",
     "kit/testing.py": "an app in the same process (tests)",
+    "gateway/proxy.py": "the suite's own four services (the gateway's upstreams, domestic)",
     "services/identity/verification/authority.py": "the domestic identity authority",
     "services/consent/rights/export.py": "the suite's own services (rights exports)",
     "services/transfer/transfers/fetcher.py": "the orders service (domestic)",
