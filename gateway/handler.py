@@ -50,6 +50,11 @@ __all__ = ["ACCESS_EVENTS", "REFUSALS", "Gateway", "router"]
 logger = logging.getLogger("gateway")
 
 REFUSALS = Counter("gateway_refusals_total", "Requests the gateway refused, by reason", ["reason"])
+FILTERED_FIELDS = Counter(
+    "gateway_filtered_fields_total",
+    "Personal fields the gateway removed from or masked in responses",
+    ["resource", "purpose", "action"],
+)
 ACCESS_EVENTS = Counter(
     "gateway_access_events_total",
     "Responses with personal data: recorded, or left to the upstream (no owner known)",
@@ -346,6 +351,8 @@ async def _handle(
                 502, "unfilterable_response", "the upstream answer cannot be filtered"
             ) from None
         result = gateway.fields.filter(parsed, resource=route.resource, purpose=purpose)
+        FILTERED_FIELDS.labels(route.resource, purpose, "removed").inc(result.removed)
+        FILTERED_FIELDS.labels(route.resource, purpose, "masked").inc(result.masked)
         content = json.dumps(result.value, ensure_ascii=False, separators=(",", ":")).encode()
         if result.categories:
             await _record_access(

@@ -35,6 +35,9 @@ class FilterResult:
     value: Any
     #: The data categories of the personal fields left in ``value`` (non-null), sorted.
     categories: tuple[str, ...]
+    #: How many personal fields were removed, and how many masked (not shown as they are).
+    removed: int = 0
+    masked: int = 0
 
 
 class FieldFilter:
@@ -69,6 +72,7 @@ class FieldFilter:
         personal = self._personal[resource]
         categories = self._categories[resource]
         found: set[str] = set()
+        counts = {"removed": 0, "masked": 0}
 
         def walk(node: Any) -> Any:
             if isinstance(node, dict):
@@ -77,8 +81,11 @@ class FieldFilter:
                     if key in personal:
                         rule = rules.get(key)
                         if rule is None:
+                            counts["removed"] += 1
                             continue  # not for this purpose: removed, never leaked
                         shown = mask_value(item, rule)
+                        if shown != item:
+                            counts["masked"] += 1
                         if shown is not None and shown != []:
                             found.add(categories[key])
                         out[key] = shown
@@ -90,7 +97,7 @@ class FieldFilter:
             return node
 
         filtered = walk(value)
-        return FilterResult(filtered, tuple(sorted(found)))
+        return FilterResult(filtered, tuple(sorted(found)), **counts)
 
     def refused_inputs(self, body: Any, *, resource: str, purpose: str) -> list[str]:
         """Top-level keys of ``body`` that are personal fields ``purpose`` may not submit."""

@@ -137,6 +137,8 @@ def test_the_filter_is_compiled_once_and_fails_closed() -> None:
     )
     assert result.value == {"page": {"items": [{"note": "x"}]}}
     assert result.categories == ()
+    assert (result.removed, result.masked) == (1, 0)
     shown = fields.filter(FULL_ORDER, resource=RESOURCE, purpose="customer_service")
     for secret in SECRETS:
         assert secret not in str(shown.value), secret
+    assert shown.masked > 0 and shown.removed > 0, "counted for the metrics"
