@@ -141,4 +141,4 @@ def test_the_filter_is_compiled_once_and_fails_closed() -> None:
     shown = fields.filter(FULL_ORDER, resource=RESOURCE, purpose="customer_service")
     for secret in SECRETS:
         assert secret not in str(shown.value), secret
-    assert shown.masked > 0 and shown.removed > 0, "counted for the metrics"
+    assert shown.masked > 0, "customer service sees masked values, counted for the metrics"
