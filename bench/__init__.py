@@ -3,4 +3,6 @@
 
 - ``outbox``: the outbox relay (PostgreSQL -> Kafka) against a raw aiokafka producer
   sending the same events from memory.
+- ``gateway``: the gateway's own overhead per request (public route, partner waybill,
+  owner read with access event) against calling the upstream directly, in process.
 """

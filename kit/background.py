@@ -27,6 +27,7 @@ class BackgroundLoop:
         self.name = name
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self._stopped = asyncio.Event()
         self._stopping = False
 
     @property
@@ -39,6 +40,7 @@ class BackgroundLoop:
 
     def start(self) -> None:
         self._stopping = False
+        self._stopped.clear()
         self._task = asyncio.create_task(self.run(), name=self.name)
 
     def wake(self) -> None:
@@ -51,9 +53,16 @@ class BackgroundLoop:
             await asyncio.wait_for(self._wake.wait(), seconds)
         self._wake.clear()
 
+    async def sleep_unless_stopped(self, seconds: float) -> None:
+        """Sleep ``seconds``; only :meth:`stop` ends it early (a back-off is not cut short
+        by :meth:`wake`)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopped.wait(), seconds)
+
     async def stop(self) -> None:
         task, self._task = self._task, None
         self._stopping = True
+        self._stopped.set()
         self._wake.set()
         if task is None:
             return

@@ -167,6 +167,7 @@ class OutboxRelay(BackgroundLoop):
         self.is_leader = False
         self.last_error: str | None = None
         self.published_total = 0
+        self.failed_cycles = 0
         self._producer: AIOKafkaProducer | None = None
         self._lock_connection: AsyncConnection | None = None
         self._topics_ready = False
@@ -201,6 +202,7 @@ class OutboxRelay(BackgroundLoop):
                 if sent < self.batch_size:
                     await self.pause(self.poll_interval_s)
             except Exception as exc:
+                self.failed_cycles += 1
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 self.kafka_connected = False
                 OUTBOX_FAILURES.labels(self.app_name).inc()
@@ -211,7 +213,9 @@ class OutboxRelay(BackgroundLoop):
                     extra={"app": self.app_name},
                 )
                 await self._close_producer()
-                await self.pause(backoff)
+                # Commits keep waking the relay; while Kafka is down they must not cut
+                # the back-off short, or every commit would be a new connection attempt.
+                await self.sleep_unless_stopped(backoff)
                 backoff = min(backoff * 2, self.max_backoff_s)
                 next_housekeeping = 0.0  # check leadership again before publishing
 
