@@ -35,6 +35,7 @@ from kit.settings import ServiceSettings
 # Background loops started and stopped with the app: consumers, state views, sweepers.
 ConsumerFactory = Callable[["AppContext"], Sequence[BackgroundLoop]]
 StartupHook = Callable[[FastAPI, "AppContext"], Awaitable[None]]
+ShutdownHook = Callable[[FastAPI], Awaitable[None]]
 
 
 @dataclass
@@ -78,10 +79,12 @@ def create_app(
     topics: Sequence[TopicSpec] = (),
     consumers: ConsumerFactory | None = None,
     on_startup: StartupHook | None = None,
+    on_shutdown: ShutdownHook | None = None,
     version: str = "0.1.0",
 ) -> FastAPI:
     """An app with the kit's parts; ``topics`` are created at start besides its own;
-    ``on_startup`` runs once the context exists, before the relay and consumers start."""
+    ``on_startup`` runs once the context exists, before the relay and consumers start;
+    ``on_shutdown`` runs once they have stopped, before the database is closed."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -130,6 +133,8 @@ def create_app(
             for consumer in context.consumers:
                 await consumer.stop()
             await relay.stop()
+            if on_shutdown is not None:
+                await on_shutdown(app)
             await jwks.aclose()
             await database.dispose()
 

@@ -4,8 +4,10 @@ from fastapi import FastAPI
 
 from kit.app import AppContext
 from kit.app import create_app as create_kit_app
+from kit.auth import Scope
 from kit.background import BackgroundLoop
 from kit.kafka import TopicSpec
+from kit.service_token import ServiceTokenProvider
 from services.consent import models  # noqa: F401  (every table registered)
 from services.consent.config import Settings
 from services.consent.consents import consumers as consents_consumers
@@ -17,6 +19,7 @@ from services.consent.ledger.router import router as ledger_router
 from services.consent.policies import consumers as policies_consumers
 from services.consent.policies.router import router as policies_router
 from services.consent.rights import consumers as rights_consumers
+from services.consent.rights import export
 from services.consent.rights.router import router as rights_router
 
 
@@ -34,8 +37,36 @@ def _consumers(context: AppContext) -> list[BackgroundLoop]:
     ]
 
 
+def rights_exporter(settings: Settings) -> export.RightsExporter | None:
+    """The access export's exporter, with service tokens for ``rights.access`` from
+    identity, when a service client is configured; else None (the export answers 503)."""
+    if not settings.service_client_configured:
+        return None
+    return export.new_rights_exporter(
+        service_urls=settings.service_urls,
+        token_provider=ServiceTokenProvider(
+            settings.identity_token_url,
+            settings.service_client_id,
+            settings.service_client_secret,
+            scope=Scope.SERVICE_RIGHTS_ACCESS.value,
+        ),
+        timeout_s=settings.rights_export_timeout_s,
+    )
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+
+    async def start(app: FastAPI, context: AppContext) -> None:
+        exporter = rights_exporter(settings)
+        if exporter is not None:
+            app.state.rights_exporter = exporter
+
+    async def stop(app: FastAPI) -> None:
+        exporter = getattr(app.state, "rights_exporter", None)
+        if isinstance(exporter, export.RightsExporter):
+            await exporter.client.aclose()
+
     return create_kit_app(
         settings=settings,
         title="Consent service (privacy center)",
@@ -56,4 +87,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             ),
         ],
         consumers=_consumers,
+        on_startup=start,
+        on_shutdown=stop,
     )

@@ -8,6 +8,8 @@ from kit.auth import TokenVerifier
 from services.identity.accounts.router import router as accounts_router
 from services.identity.config import Settings
 from services.identity.partners.router import router as partners_router
+from services.identity.rights import consumers as rights_consumers
+from services.identity.rights.router import router as rights_router
 from services.identity.tokens.router import router as tokens_router
 from services.identity.tokens.service import LocalKeySource, active_signing_key
 from services.identity.verification.authority import authority_from_settings
@@ -32,9 +34,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings=settings or Settings(),
         title="Identity service",
         description=(
-            "Real-name verification, accounts, the token issuer (JWKS) and partner clients. "
-            "Policy sections 2A and 3."
+            "Real-name verification, accounts, the token issuer (JWKS), partner clients and the "
+            "subject's rights (export for the privacy center, deletion). Policy sections 2A and 3."
         ),
-        routers=[tokens_router, accounts_router, partners_router, *verification_routers],
+        routers=[
+            tokens_router,
+            accounts_router,
+            partners_router,
+            *verification_routers,
+            rights_router,
+        ],
+        consumers=rights_consumers.consumers,
         on_startup=_start,
     )

@@ -1,6 +1,6 @@
 """The orders app: ``uvicorn --factory services.orders.main:create_app``.
 
-Beside the routers, the app runs three background loops, started after start-up and stopped
+Beside the routers, the app runs four background loops, started after start-up and stopped
 at shutdown with the relay (``kit.app`` starts and stops every loop the factory returns):
 
 - the consent-state view (``kit.consent_state.ConsentStateView`` over the compacted
@@ -10,7 +10,9 @@ at shutdown with the relay (``kit.app`` starts and stops every loop the factory 
   ``retention_sweep_interval_s`` unless ``retention_sweep_enabled`` is false, measuring
   against ``app.state.retention_clock()`` like the admin route;
 - price-drop reminders, every ``price_drop_interval_s``, for owners with the
-  ``marketing.price_drop`` consent only.
+  ``marketing.price_drop`` consent only;
+- the ``orders.rights`` consumer, answering the privacy center's rights requests
+  (``rights.consumers``).
 """
 
 from collections.abc import Callable, Sequence
@@ -38,6 +40,8 @@ from services.orders.orders.router import router as orders_router
 from services.orders.retention import service as retention_service
 from services.orders.retention.router import router as retention_router
 from services.orders.retention.service import RetentionSweeper
+from services.orders.rights.consumers import rights_consumer
+from services.orders.rights.router import router as rights_router
 from services.orders.transfer import service as transfer_service
 from services.orders.transfer.router import router as transfer_router
 
@@ -78,7 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             current: datetime = app.state.retention_clock()
             return current
 
-        loops[:] = [view]
+        loops[:] = [view, rights_consumer(context)]
         if settings.retention_sweep_enabled:
             sweeper = RetentionSweeper(
                 database=context.database,
@@ -128,6 +132,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             location_router,
             retention_router,
             transfer_router,
+            rights_router,
         ],
         consumers=background,
         on_startup=start,

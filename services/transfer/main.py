@@ -7,7 +7,8 @@ consent-state topic), ``order_fetcher`` (orders over httpx, with a service token
 :class:`~kit.service_token.ServiceTokenProvider` when ``identity_token_url``,
 ``service_client_id`` and ``service_client_secret`` are set, else the fixed
 ``orders_service_token``), ``deliverer`` (HTTPS over httpx) and ``transfer_worker``. Its
-background loops: the consent-state view, the ``transfer.orders`` consumer and the worker.
+background loops: the consent-state view, the ``transfer.orders`` consumer, the
+``transfer.rights`` consumer (rights requests) and the worker.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from kit.service_token import ServiceTokenProvider
 from services.transfer import models  # noqa: F401  (every table registered)
 from services.transfer.config import Settings
 from services.transfer.recipients.router import router as recipients_router
+from services.transfer.rights.consumers import rights_consumer
+from services.transfer.rights.router import router as rights_router
 from services.transfer.transfers.consumers import orders_consumer
 from services.transfer.transfers.delivery import HttpsDeliverer
 from services.transfer.transfers.fetcher import (
@@ -77,7 +80,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     def loops(context: AppContext) -> list[BackgroundLoop]:
         worker: TransferWorker = app.state.transfer_worker
-        return [app.state.consent_view, orders_consumer(app, context, settings), worker.task]
+        return [
+            app.state.consent_view,
+            orders_consumer(app, context, settings),
+            rights_consumer(context),
+            worker.task,
+        ]
 
     app = create_kit_app(
         settings=settings,
@@ -88,7 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "encrypted for the recipient, every transfer recorded and shown to the user. "
             "Policy section 4 (storage location) and 3."
         ),
-        routers=[recipients_router, transfers_router],
+        routers=[recipients_router, transfers_router, rights_router],
         on_startup=start,
         consumers=loops,
     )

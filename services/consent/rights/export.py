@@ -9,9 +9,10 @@ error; one failing service never fails the whole export. Redirects are not follo
 token never travels to another host. Errors name the failure only: a response body is never
 copied into the document.
 
-Not wired yet: the app sets no ``app.state.rights_exporter`` because the suite has no
-service-to-service token for the purpose ``rights.access`` and the services have no
-``/rights/export`` route (both belong to the data-lifecycle work). Until then
+Wiring: the app sets ``app.state.rights_exporter`` at start (``services.consent.main``)
+when ``identity_token_url``, ``service_client_id`` and ``service_client_secret`` are set,
+with a :class:`~kit.service_token.ServiceTokenProvider` for ``service:rights.access``, and
+closes its client at shutdown. Without them it stays unset and
 ``GET /rights-requests/{id}/export`` answers 503 and says so.
 """
 

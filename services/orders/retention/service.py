@@ -165,7 +165,7 @@ class Batch:
     last: tuple[datetime, str] | None = None
 
 
-async def _anonymise(
+async def anonymise(
     session: AsyncSession, *, events: EventWriter, order: Order, now: datetime
 ) -> None:
     buyer = order.buyer_id
@@ -251,7 +251,7 @@ async def sweep_batch(
             categories={catalogue.field_policy(RESOURCE, rule.field).category for rule in expired},
         )
         if not any(_has_value(order, rule) for rule in field_rules):
-            await _anonymise(session, events=events, order=order, now=now)
+            await anonymise(session, events=events, order=order, now=now)
             batch.anonymised += 1
     await session.flush()
     return batch

@@ -1,0 +1,249 @@
+"""A participant's side of rights requests (OB-R-1): what identity, orders and transfer share.
+
+The privacy center (consent) files a request and publishes
+``com.signature.consent.rights.requested.v1`` on ``consent.events``; its ``data`` holds
+``request_id``, ``kind`` (access, correction, deletion, withdraw_all), ``deadline``,
+``participants`` and, for a correction, ``has_corrections``. Each participant named in
+``participants`` answers on its own events topic with
+``com.signature.<service>.rights.completed.v1`` (subject = the user), ``data``
+``{request_id, outcome: done|partial|refused, deleted, anonymised, kept, reason}``, in the
+same transaction as the changes it made (outbox). Answers carry categories, retention ids,
+legal bases and dates only: never personal data.
+
+The access export is fetched over HTTP instead (``GET /rights/export/{subject}``) by the
+privacy center with a service token: kind ``service``, client type ``server``, scope
+``service:rights.access``, purpose ``rights.access`` (:func:`check_caller`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, Final, Literal
+
+from pydantic import BaseModel, Field
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kit.auth import InsufficientScope, Principal, Scope
+from kit.catalogue import Catalogue
+from kit.consumer import EventConsumer, Handler
+from kit.db import Database
+from kit.errors import Forbidden
+from kit.events import Event
+from kit.outbox import EventWriter
+
+PURPOSE: Final = "rights.access"
+SCOPE: Final = Scope.SERVICE_RIGHTS_ACCESS
+REQUESTED: Final = "com.signature.consent.rights.requested.v1"
+REQUESTS_SOURCE: Final = "/consent"
+REQUESTS_TOPIC: Final = "consent.events"
+NOT_SUPPORTED: Final = "not supported by this service yet"
+
+Kind = Literal["access", "correction", "deletion", "withdraw_all"]
+Outcome = Literal["done", "partial", "refused"]
+KINDS: Final = frozenset({"access", "correction", "deletion", "withdraw_all"})
+
+
+class NotAService(Forbidden):
+    code, title = "service-only", "Internal services only"
+
+
+class PurposeNotAllowed(Forbidden):
+    code, title = "purpose-not-allowed", "Purpose not allowed"
+
+
+def check_caller(principal: Principal) -> str:
+    """The calling service's client id, once it may read under ``rights.access``; else 403
+    (a user, staff or partner token is refused whatever its scopes)."""
+    if principal.kind != "service" or principal.client_type != "server":
+        raise NotAService("only the privacy center reads a subject's export")
+    if not principal.has(SCOPE):
+        raise InsufficientScope([SCOPE])
+    if PURPOSE not in principal.purposes:
+        raise PurposeNotAllowed(
+            f"this route serves the purpose {PURPOSE}, which the token does not carry",
+            extra={"purpose": PURPOSE},
+        )
+    return principal.subject
+
+
+# --------------------------------------------------------------------------- export shapes
+
+
+class RetentionView(BaseModel):
+    """How long an item is kept, from the catalogue."""
+
+    id: str
+    duration: str
+    starts: str
+    then: str
+    legal_basis: str
+    until: datetime | None = Field(
+        default=None, description="when it goes, once its clock has started"
+    )
+
+
+class ExportedField(BaseModel):
+    """One personal value as ``rights.access`` sees it, with what the catalogue says of it."""
+
+    value: Any
+    category: str
+    purposes: list[str]
+    retention: RetentionView
+
+
+def retention_view(
+    catalogue: Catalogue, retention_id: str, *, started: datetime | None = None
+) -> RetentionView:
+    period = catalogue.retention_period(retention_id)
+    return RetentionView(
+        id=period.id,
+        duration=period.duration,
+        starts=period.starts,
+        then=period.then,
+        legal_basis=period.legal_basis,
+        until=period.expires_at(started) if started is not None else None,
+    )
+
+
+def exported_field(
+    catalogue: Catalogue,
+    resource: str,
+    field: str,
+    value: Any,
+    *,
+    started: datetime | None = None,
+) -> ExportedField:
+    """``value`` (already masked for ``rights.access``) with its category, the purposes the
+    catalogue lets see it and its retention (``until`` when ``started`` is known)."""
+    policy = catalogue.field_policy(resource, field)
+    return ExportedField(
+        value=value,
+        category=policy.category,
+        purposes=sorted(policy.purposes),
+        retention=retention_view(catalogue, policy.retention, started=started),
+    )
+
+
+# --------------------------------------------------------------------------- requests
+
+
+@dataclass(frozen=True)
+class RightsRequested:
+    request_id: str
+    kind: Kind
+    subject: str
+    has_corrections: bool = False
+
+
+def requested_of(event: Event, service: str) -> RightsRequested | None:
+    """The request in ``event`` when it is a ``rights.requested`` from the privacy center
+    naming ``service`` among its participants; None for any other event."""
+    if event.type != REQUESTED or event.source != REQUESTS_SOURCE:
+        return None
+    data = event.data
+    participants = data.get("participants")
+    if not isinstance(participants, list) or service not in participants:
+        return None
+    request_id, kind = data.get("request_id"), data.get("kind")
+    if not isinstance(request_id, str) or not request_id or kind not in KINDS:
+        raise ValueError("a rights request event without a request id or a known kind")
+    return RightsRequested(
+        request_id=request_id,
+        kind=kind,
+        subject=event.subject,
+        has_corrections=bool(data.get("has_corrections")),
+    )
+
+
+def completion_type(service: str) -> str:
+    return f"com.signature.{service}.rights.completed.v1"
+
+
+@dataclass(frozen=True)
+class Kept:
+    """Data kept despite a deletion request: its category, the retention that keeps it,
+    why and until when (None: the clock has not started yet)."""
+
+    category: str
+    retention: str
+    legal_basis: str
+    until: date | None
+
+    def as_data(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "category": self.category,
+            "legal_basis": self.legal_basis,
+            "retention": self.retention,
+        }
+        if self.until is not None:
+            data["until"] = self.until.isoformat()
+        return data
+
+
+def answer(
+    session: AsyncSession,
+    *,
+    events: EventWriter,
+    service: str,
+    request: RightsRequested,
+    outcome: Outcome,
+    deleted: Iterable[str] = (),
+    anonymised: Iterable[str] = (),
+    kept: Iterable[Kept] = (),
+    reason: str | None = None,
+) -> Event:
+    """Publish ``service``'s answer through its outbox, in the caller's transaction."""
+    data: dict[str, Any] = {
+        "request_id": request.request_id,
+        "outcome": outcome,
+        "deleted": sorted(set(deleted)),
+        "anonymised": sorted(set(anonymised)),
+        "kept": [item.as_data() for item in kept],
+    }
+    if reason:
+        data["reason"] = reason
+    return events.add(
+        session,
+        type=completion_type(service),
+        subject=request.subject,
+        purpose=PURPOSE,
+        data=data,
+    )
+
+
+def answer_unsupported(
+    session: AsyncSession, *, events: EventWriter, service: str, request: RightsRequested
+) -> Event:
+    """``access`` is done (the export is fetched over HTTP); anything else is refused."""
+    if request.kind == "access":
+        return answer(
+            session,
+            events=events,
+            service=service,
+            request=request,
+            outcome="done",
+            reason="the export is fetched from this service",
+        )
+    return answer(
+        session,
+        events=events,
+        service=service,
+        request=request,
+        outcome="refused",
+        reason=NOT_SUPPORTED,
+    )
+
+
+def rights_consumer(
+    *, service: str, topic: str, database: Database, bootstrap_servers: str, handler: Handler
+) -> EventConsumer:
+    """The ``<service>.rights`` consumer of the privacy center's events topic."""
+    return EventConsumer(
+        name=f"{service}.rights",
+        topics=[topic],
+        database=database,
+        bootstrap_servers=bootstrap_servers,
+        handler=handler,
+    )

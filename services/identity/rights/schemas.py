@@ -1,0 +1,51 @@
+"""What identity gives the privacy center about one subject (``GET /rights/export/{subject}``)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from pydantic import BaseModel, Field
+
+from kit.rights import ExportedField
+
+
+class AccountExport(BaseModel):
+    account_id: str
+    kind: str
+    status: str = Field(description="active or deleted")
+    roles: list[str]
+    verification_level: str
+    minor: bool
+    guardian_linked: bool
+    created_at: datetime
+    fields: dict[str, ExportedField] = Field(
+        description="personal fields as rights.access sees them (the password only as 'set')"
+    )
+
+
+class VerificationExport(BaseModel):
+    level: str
+    verified_at: datetime
+    minor_until: date | None
+    fields: dict[str, ExportedField]
+
+
+class LoginSession(BaseModel):
+    client_type: str
+    created_at: datetime
+    expires_at: datetime
+    revoked: bool
+
+
+class IdentityExport(BaseModel):
+    """Everything identity holds about the subject; empty parts when it holds nothing."""
+
+    service: str = "identity"
+    subject: str
+    account: AccountExport | None
+    verification: VerificationExport | None
+    sessions: list[LoginSession]
+    partner_links: list[str] = Field(
+        default_factory=list, description="identity links no user to a partner"
+    )
+    note: str | None = None

@@ -1,0 +1,73 @@
+"""What orders gives the privacy center about one subject (``GET /rights/export/{subject}``)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from kit.rights import ExportedField
+
+
+class OrderLineExport(BaseModel):
+    goods_id: str
+    goods_name: str
+    quantity: int
+    unit_price: Decimal
+    line_total: Decimal
+
+
+class OrderExport(BaseModel):
+    order_id: str
+    status: str
+    currency: str
+    subtotal: Decimal
+    discounts: list[dict[str, str]]
+    discount_total: Decimal
+    amount_payable: Decimal
+    cross_border: bool
+    invoice_requested: bool
+    delivery_window: dict[str, Any] | None
+    created_at: datetime
+    completed_at: datetime | None
+    retention_starts_at: datetime | None
+    lines: list[OrderLineExport]
+    fields: dict[str, ExportedField] = Field(
+        description="personal fields as rights.access sees them (the ID number masked)"
+    )
+
+
+class CartItemExport(BaseModel):
+    goods_id: str
+    goods_name: str | None
+    quantity: int
+    price_at_adding: Decimal
+    currency: str
+    added_at: datetime
+
+
+class CartShareExport(BaseModel):
+    share_id: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class CartExport(BaseModel):
+    items: list[CartItemExport]
+    shares: list[CartShareExport]
+    about: ExportedField = Field(
+        description="the cart's category, purposes and retention (value: the item count)"
+    )
+
+
+class OrdersExport(BaseModel):
+    """Everything orders holds about the subject. Anonymised orders no longer name anyone
+    and are not part of it."""
+
+    service: str = "orders"
+    subject: str
+    orders: list[OrderExport]
+    cart: CartExport
+    note: str | None = None
