@@ -13,7 +13,7 @@ import base64
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -67,6 +67,13 @@ class ServiceSettings(BaseSettings):
     auth_jwks_url: str = Field(
         default="", description="default: <auth_issuer>/.well-known/jwks.json"
     )
+    # This app's own client at identity, for service tokens (service-to-service calls under
+    # a purpose; see kit.service_token). All three or none.
+    identity_token_url: str = Field(
+        default="", description="identity's token endpoint, e.g. http://127.0.0.1:8001/oauth2/token"
+    )
+    service_client_id: str = Field(default="", description="this app's svc_ client id")
+    service_client_secret: SecretStr = SecretStr("")
     log_level: str = "INFO"
     log_json: bool = True
 
@@ -103,6 +110,23 @@ class ServiceSettings(BaseSettings):
         if not self.database_url:
             DEFAULT_DATA_DIR.mkdir(parents=True, exist_ok=True)
             self.database_url = f"sqlite+aiosqlite:///{DEFAULT_DATA_DIR / self.service_name}.db"
+
+    @property
+    def service_client_configured(self) -> bool:
+        return bool(self.identity_token_url)
+
+    @model_validator(mode="after")
+    def _service_client_complete(self) -> ServiceSettings:
+        given = [
+            bool(self.identity_token_url),
+            bool(self.service_client_id),
+            bool(self.service_client_secret.get_secret_value()),
+        ]
+        if any(given) and not all(given):
+            raise ValueError(
+                "identity_token_url, service_client_id and service_client_secret go together"
+            )
+        return self
 
     @property
     def master_key_bytes(self) -> bytes:

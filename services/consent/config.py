@@ -2,7 +2,7 @@
 
 from typing import ClassVar
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from kit.settings import ServiceSettings
@@ -38,33 +38,10 @@ class Settings(ServiceSettings):
         "transfer": "http://127.0.0.1:8004",
     }
     # The access export calls each participant's ``/rights/export/{subject}`` with a service
-    # token for ``rights.access`` (client credentials of a ``svc_`` client made with
-    # ``python -m services.identity create-service-client --name consent
-    # --scope service:rights.access``). All three set: the exporter is wired at start;
-    # none: the export answers 503 (not configured).
-    identity_token_url: str = Field(
-        default="", description="identity's token endpoint, e.g. http://127.0.0.1:8001/oauth2/token"
-    )
-    service_client_id: str = Field(default="", description="this service's svc_ client id")
-    service_client_secret: SecretStr = Field(default=SecretStr(""))
+    # token for ``rights.access`` (the service client settings of ``ServiceSettings``, made
+    # with ``python -m services.identity create-service-client --name consent
+    # --scope service:rights.access``); without them the export answers 503.
     rights_export_timeout_s: float = Field(default=10.0, gt=0)
 
     # Incidents: above this many affected users, a public announcement replaces notices.
     incident_announcement_threshold: int = Field(default=10_000, ge=1)
-
-    @property
-    def service_client_configured(self) -> bool:
-        return bool(self.identity_token_url)
-
-    @model_validator(mode="after")
-    def _service_client_complete(self) -> "Settings":
-        given = [
-            bool(self.identity_token_url),
-            bool(self.service_client_id),
-            bool(self.service_client_secret.get_secret_value()),
-        ]
-        if any(given) and not all(given):
-            raise ValueError(
-                "identity_token_url, service_client_id and service_client_secret go together"
-            )
-        return self

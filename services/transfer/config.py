@@ -2,7 +2,7 @@
 
 from typing import ClassVar
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from kit.settings import ServiceSettings
@@ -18,16 +18,10 @@ class Settings(ServiceSettings):
 
     # The orders service, asked for the necessary fields under ``cross_border.transfer``.
     orders_url: str = Field(default="http://127.0.0.1:8002", description="orders' base URL")
-    # Service tokens from identity (client credentials of a ``svc_`` client made with
-    # ``python -m services.identity create-service-client --name transfer
-    # --scope service:cross_border.transfer``). All three set: tokens are fetched and
-    # refreshed by ``kit.service_token.ServiceTokenProvider``; none: the fixed
+    # Service tokens from identity: the service client settings of ``ServiceSettings``
+    # (a ``svc_`` client made with ``python -m services.identity create-service-client
+    # --name transfer --scope service:cross_border.transfer``); without them the fixed
     # ``orders_service_token`` below is used (tests, or an operator-minted token).
-    identity_token_url: str = Field(
-        default="", description="identity's token endpoint, e.g. http://127.0.0.1:8001/oauth2/token"
-    )
-    service_client_id: str = Field(default="", description="this service's svc_ client id")
-    service_client_secret: SecretStr = Field(default=SecretStr(""))
     orders_service_token: SecretStr = Field(
         default=SecretStr(""),
         description="a fixed service token for the purpose cross_border.transfer, used only "
@@ -53,20 +47,3 @@ class Settings(ServiceSettings):
     # a recipient must have been assessed (and passed) within the interval to receive data.
     review_warning_days: int = Field(default=30, ge=0)
     assessment_interval_days: int = Field(default=365, ge=1)
-
-    @property
-    def service_client_configured(self) -> bool:
-        return bool(self.identity_token_url)
-
-    @model_validator(mode="after")
-    def _service_client_complete(self) -> "Settings":
-        given = [
-            bool(self.identity_token_url),
-            bool(self.service_client_id),
-            bool(self.service_client_secret.get_secret_value()),
-        ]
-        if any(given) and not all(given):
-            raise ValueError(
-                "identity_token_url, service_client_id and service_client_secret go together"
-            )
-        return self
