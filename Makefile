@@ -38,6 +38,7 @@ migrate: $(BIN)/.installed
 	$(BIN)/python -m kit.migrations upgrade $(APPS)
 
 run: kafka migrate
+	bash deploy/service-clients.sh
 	@echo
 	@echo "  gateway   http://127.0.0.1:$${GATEWAY_PORT:-8000}   (OpenAPI: /docs)"
 	@echo "  identity  http://127.0.0.1:$${IDENTITY_PORT:-8001}"
@@ -47,7 +48,7 @@ run: kafka migrate
 	@echo "  kafka     $$(bash deploy/kafka/kafka.sh bootstrap)"
 	@echo "  each app: /healthz /readyz /metrics /docs     Ctrl-C stops the apps"
 	@echo
-	$(BIN)/honcho start -f deploy/Procfile -d .
+	$(BIN)/honcho start -f deploy/Procfile -e .run/data/service-clients.env -d .
 
 test: $(BIN)/.installed
 	$(BIN)/pytest $(PYTEST_ARGS)
