@@ -16,8 +16,6 @@ from __future__ import annotations
 import asyncio
 import importlib
 import os
-import secrets
-import string
 import subprocess
 import time
 import uuid
@@ -49,6 +47,7 @@ from kit.auth import (
 )
 from kit.db import Database
 from kit.events import Event
+from kit.ids import new_id
 from kit.migrations import upgrade
 from kit.models import OutboxMessage
 from kit.settings import REPO_ROOT, ServiceSettings
@@ -139,7 +138,7 @@ UNREACHABLE_KAFKA = "127.0.0.1:1"
 def new_subject(prefix: str = "acc") -> str:
     """A pseudonymous id of letters only: a hex id now and then holds a digit run shaped
     like a phone number, which the event guard rightly refuses as a subject."""
-    return f"{prefix}_" + "".join(secrets.choice(string.ascii_lowercase) for _ in range(20))
+    return new_id(prefix)
 
 
 @dataclass

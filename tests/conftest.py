@@ -22,6 +22,17 @@ from kit.testing import LocalKafka, LocalPostgres
 
 pytest_plugins = ["tests.compliance"]
 
+# Fixtures that start or need the real broker or PostgreSQL.
+_REAL_SERVICES = frozenset({"kafka", "outage_kafka", "postgres", "pg_url"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that uses the real broker or database is an integration test, marked or not:
+    ``-m 'not integration'`` then runs with neither."""
+    for item in items:
+        if _REAL_SERVICES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)
+
 
 @dataclass(frozen=True)
 class Broker:
@@ -32,12 +43,12 @@ class Broker:
 def kafka() -> Broker:
     if servers := os.environ.get("TEST_KAFKA_BOOTSTRAP_SERVERS"):
         return Broker(servers)
-    broker = test_broker()
+    broker = isolated_test_broker()
     broker.start()
     return Broker(broker.bootstrap_servers)
 
 
-def test_broker() -> LocalKafka:
+def isolated_test_broker() -> LocalKafka:
     """Not the development broker of ``make run``: tests make many topics of their own."""
     return LocalKafka(
         port=29092, controller_port=29093, data_dir=REPO_ROOT / ".run" / "kafka-test", fresh=True

@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import secrets
-import string
 from typing import Any, Final
 
 from sqlalchemy import select
@@ -50,6 +48,7 @@ from kit.consent_state import (
 )
 from kit.errors import DomainError, Forbidden, NotFound
 from kit.events import Event, new_event, personal_shape
+from kit.ids import new_id
 from kit.models import utcnow
 from kit.outbox import EventWriter, add_to_outbox
 from services.consent.consents.models import (
@@ -106,14 +105,12 @@ GUARDIAN_LINKED_EVENT: Final = "com.signature.identity.guardian.linked.v1"
 EVENT_PURPOSE: Final = "account"
 
 _RECIPIENT_ID_MAX = 64
+
+
 #: Receipt ids are letters only: a hex id can hold a digit run that looks like a phone or
 #: ID number, which the event guard (rightly) refuses.
-_ID_ALPHABET: Final = string.ascii_lowercase
-_ID_LENGTH: Final = 24  # 26**24 > 2**112
-
-
 def new_receipt_id() -> str:
-    return "rcpt_" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(_ID_LENGTH))
+    return new_id("rcpt")
 
 
 # --------------------------------------------------------------------------- errors

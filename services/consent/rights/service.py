@@ -25,8 +25,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import secrets
-import string
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Final
@@ -41,6 +39,7 @@ from kit.clock import CHINA_TZ
 from kit.crypto import FieldCipher
 from kit.errors import Conflict, DomainError, NotFound
 from kit.events import Event
+from kit.ids import new_id
 from kit.outbox import EventWriter
 from services.consent.rights.export import ExportNotConfigured, RightsExporter
 from services.consent.rights.models import RightsAnswer, RightsRequest
@@ -104,9 +103,7 @@ def completion_service(event_type: str) -> str | None:
 
 
 def new_request_id() -> str:
-    """``rr_`` and 24 random letters (> 2**112): letters only, so an id never holds a digit
-    run that the event guard would take for a phone or ID number."""
-    return "rr_" + "".join(secrets.choice(string.ascii_lowercase) for _ in range(24))
+    return new_id("rr")
 
 
 # --------------------------------------------------------------------------- deadlines
