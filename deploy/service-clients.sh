@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Registers, once, the internal service clients the suite's own calls need under a purpose
-# (consent's rights exports, transfer's order fetches) in the identity database of
+# (consent's rights exports, orders' corrections, transfer's order fetches) in the identity database of
 # `make run`, and writes their settings to .run/data/service-clients.env for honcho.
 # The env file sits beside the SQLite databases: removing .run/data resets both together.
 set -euo pipefail
@@ -27,8 +27,9 @@ register() {  # PREFIX NAME SCOPE
 }
 
 register CONSENT consent service:rights.access
+register ORDERS orders service:rights.access
 register TRANSFER transfer service:cross_border.transfer
 chmod 600 "$tmp"
 mv "$tmp" "$env_file"
 trap - EXIT
-echo "service clients: registered consent and transfer ($env_file)"
+echo "service clients: registered consent, orders and transfer ($env_file)"

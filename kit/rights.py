@@ -13,15 +13,29 @@ legal bases and dates only: never personal data.
 The access export is fetched over HTTP instead (``GET /rights/export/{subject}``) by the
 privacy center with a service token: kind ``service``, client type ``server``, scope
 ``service:rights.access``, purpose ``rights.access`` (:func:`check_caller`).
+
+Corrections travel the other way: they may be personal data, so the event only says
+``has_corrections``, and a participant that applies corrections fetches its part from the
+privacy center (``GET /rights-requests/{id}/corrections/{service}``) with a service token of
+its own for ``rights.access`` (:class:`CorrectionsFetcher`; the privacy center checks the
+caller with :func:`check_caller` too). A participant that corrects nothing refuses without
+fetching.
+
+Kinds a participant does not handle are answered by :func:`answer_unsupported`: ``access``
+is ``done`` (the export is fetched over HTTP), anything else refused as not supported.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, Protocol
+from urllib.parse import quote
 
+import httpx
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -33,12 +47,16 @@ from kit.errors import Forbidden
 from kit.events import Event
 from kit.outbox import EventWriter
 
+logger = logging.getLogger("kit.rights")
+
 PURPOSE: Final = "rights.access"
 SCOPE: Final = Scope.SERVICE_RIGHTS_ACCESS
 REQUESTED: Final = "com.signature.consent.rights.requested.v1"
 REQUESTS_SOURCE: Final = "/consent"
 REQUESTS_TOPIC: Final = "consent.events"
 NOT_SUPPORTED: Final = "not supported by this service yet"
+CORRECTIONS_PATH: Final = "/rights-requests/{request_id}/corrections/{service}"
+MAX_CORRECTIONS_BYTES: Final = 64 * 1024
 
 Kind = Literal["access", "correction", "deletion", "withdraw_all"]
 Outcome = Literal["done", "partial", "refused"]
@@ -247,3 +265,92 @@ def rights_consumer(
         bootstrap_servers=bootstrap_servers,
         handler=handler,
     )
+
+
+# --------------------------------------------------------------------------- corrections
+
+TokenProvider = Callable[[], Awaitable[str]]
+
+
+class CorrectionsSource(Protocol):
+    """Where a participant reads its part of a correction (:class:`CorrectionsFetcher`;
+    tests give a stand-in)."""
+
+    async def fetch(self, *, request_id: str, service: str) -> dict[str, Any] | None: ...
+
+
+class CorrectionsUnavailable(Exception):
+    """The privacy center could not be asked for the corrections now (no token,
+    unreachable, an unexpected answer); the message names the failure, never a value."""
+
+
+@dataclass(frozen=True)
+class CorrectionsFetcher:
+    """Reads one participant's part of a correction request from the privacy center
+    (``GET <privacy_center_url>/rights-requests/{id}/corrections/{service}``) with a
+    service token for ``rights.access``. Redirects are not followed, so the token never
+    travels to another host; failed calls are tried ``attempts`` times with a doubling
+    pause, then :class:`CorrectionsUnavailable`. Neither the token nor a response body is
+    logged or put in an error."""
+
+    privacy_center_url: str
+    token_provider: TokenProvider
+    client: httpx.AsyncClient | None = None
+    timeout_s: float = 10.0
+    attempts: int = 3
+    backoff_s: float = 0.5
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+
+    async def fetch(self, *, request_id: str, service: str) -> dict[str, Any] | None:
+        """``service``'s corrections in request ``request_id``; None when the privacy
+        center holds none for it (404)."""
+        url = self.privacy_center_url.rstrip("/") + CORRECTIONS_PATH.format(
+            request_id=quote(request_id, safe=""), service=quote(service, safe="")
+        )
+        failure = "not attempted"
+        for attempt in range(max(self.attempts, 1)):
+            if attempt:
+                await self.sleep(self.backoff_s * 2 ** (attempt - 1))
+            try:
+                token = await self.token_provider()
+                response = await self._get(url, token)
+            except httpx.HTTPError as exc:
+                failure = f"privacy center unreachable ({type(exc).__name__})"
+            except Exception as exc:  # the token provider's own failure
+                failure = f"no service token ({type(exc).__name__})"
+            else:
+                if response.status_code == 404:
+                    return None
+                if response.status_code != 200:
+                    failure = f"privacy center answered HTTP {response.status_code}"
+                elif len(response.content) > MAX_CORRECTIONS_BYTES:
+                    raise CorrectionsUnavailable("the privacy center's answer is too large")
+                else:
+                    return _corrections_of(response, request_id=request_id, service=service)
+            logger.warning("reading corrections of %s failed: %s", request_id, failure)
+        raise CorrectionsUnavailable(failure)
+
+    async def _get(self, url: str, token: str) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        if self.client is not None:
+            return await self.client.get(
+                url, headers=headers, timeout=self.timeout_s, follow_redirects=False
+            )
+        async with httpx.AsyncClient(follow_redirects=False) as client:
+            return await client.get(url, headers=headers, timeout=self.timeout_s)
+
+
+def _corrections_of(response: httpx.Response, *, request_id: str, service: str) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        raise CorrectionsUnavailable("the privacy center's answer is not JSON") from None
+    if (
+        not isinstance(body, dict)
+        or body.get("request_id") != request_id
+        or body.get("service") != service
+        or not isinstance(body.get("corrections"), dict)
+    ):
+        raise CorrectionsUnavailable("the privacy center's answer is not this request's part")
+    corrections: dict[str, Any] = body["corrections"]
+    return corrections

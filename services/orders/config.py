@@ -33,3 +33,11 @@ class Settings(ServiceSettings):
     price_drop_interval_s: float = Field(
         default=6 * 3600.0, gt=0, description="seconds between price-drop reminder runs"
     )
+    # Corrections (rights requests) are read from the privacy center with a service token
+    # for ``rights.access`` (the service client settings of ``ServiceSettings``, made with
+    # ``python -m services.identity create-service-client --name orders --scope
+    # service:rights.access``); without them a correction is refused and says why.
+    privacy_center_url: str = Field(
+        default="http://127.0.0.1:8003", description="the consent service (privacy center)"
+    )
+    privacy_center_timeout_s: float = Field(default=10.0, gt=0)

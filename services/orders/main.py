@@ -1,6 +1,6 @@
 """The orders app: ``uvicorn --factory services.orders.main:create_app``.
 
-Beside the routers, the app runs four background loops, started after start-up and stopped
+Beside the routers, the app runs five background loops, started after start-up and stopped
 at shutdown with the relay (``kit.app`` starts and stops every loop the factory returns):
 
 - the consent-state view (``kit.consent_state.ConsentStateView`` over the compacted
@@ -12,7 +12,12 @@ at shutdown with the relay (``kit.app`` starts and stops every loop the factory 
 - price-drop reminders, every ``price_drop_interval_s``, for owners with the
   ``marketing.price_drop`` consent only;
 - the ``orders.rights`` consumer, answering the privacy center's rights requests
-  (``rights.consumers``).
+  (``rights.consumers``); corrections are read from the privacy center through
+  ``app.state.corrections_fetcher`` (:func:`corrections_fetcher`: a service token for
+  ``rights.access`` when a service client is configured, else None and corrections are
+  refused);
+- the ``orders.cessation`` consumer, applying the privacy center's ceased purposes
+  (``cessation.consumers``: location features refuse, price-drop reminders stop).
 """
 
 from collections.abc import Callable, Sequence
@@ -20,14 +25,18 @@ from datetime import datetime
 
 from fastapi import FastAPI
 
+from kit import rights
 from kit.app import AppContext
 from kit.app import create_app as create_kit_app
+from kit.auth import Scope
 from kit.background import BackgroundLoop, PeriodicTask
 from kit.consent_state import ConsentStateView
 from kit.models import utcnow
+from kit.service_token import ServiceTokenProvider
 from services.orders.cart import service as cart_service
 from services.orders.cart.router import router as cart_router
 from services.orders.cart.service import ConsentCheck
+from services.orders.cessation.consumers import cessation_consumer
 from services.orders.config import Settings
 from services.orders.delivery import service as delivery_service
 from services.orders.delivery.router import router as delivery_router
@@ -53,6 +62,23 @@ def consent_check(view: ConsentStateView) -> ConsentCheck:
         return view.ready and view.state_of(subject).granted(purpose)
 
     return granted
+
+
+def corrections_fetcher(settings: Settings) -> rights.CorrectionsFetcher | None:
+    """Reads corrections from the privacy center with service tokens for ``rights.access``
+    from identity, when a service client is configured; else None."""
+    if not settings.service_client_configured:
+        return None
+    return rights.CorrectionsFetcher(
+        privacy_center_url=settings.privacy_center_url,
+        token_provider=ServiceTokenProvider(
+            settings.identity_token_url,
+            settings.service_client_id,
+            settings.service_client_secret,
+            scope=Scope.SERVICE_RIGHTS_ACCESS.value,
+        ),
+        timeout_s=settings.privacy_center_timeout_s,
+    )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -82,7 +108,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             current: datetime = app.state.retention_clock()
             return current
 
-        loops[:] = [view, rights_consumer(context)]
+        fetcher = corrections_fetcher(settings)
+        app.state.corrections_fetcher = fetcher
+        loops[:] = [view, rights_consumer(context, fetcher), cessation_consumer(context)]
         if settings.retention_sweep_enabled:
             sweeper = RetentionSweeper(
                 database=context.database,

@@ -9,7 +9,7 @@ status, times) are plain. Amounts are :class:`Money`: exact decimals, never floa
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -226,3 +226,15 @@ class GoodsCity(OrdersModel, table=True):
     city: str = Field(index=True, max_length=30)
     tagged_by: str = Field(max_length=40)
     tagged_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
+
+
+class CeasedPurpose(OrdersModel, table=True):
+    """A purpose the privacy center declared ceased (``kit.cessation``): collection for it
+    is refused from ``effective_date`` on (location features refuse). Ids and dates only."""
+
+    __tablename__ = "ceased_purpose"
+
+    purpose: str = Field(primary_key=True, max_length=100)
+    cessation_id: str = Field(max_length=40)
+    effective_date: date
+    recorded_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())

@@ -8,7 +8,8 @@ consent-state topic), ``order_fetcher`` (orders over httpx, with a service token
 ``service_client_id`` and ``service_client_secret`` are set, else the fixed
 ``orders_service_token``), ``deliverer`` (HTTPS over httpx) and ``transfer_worker``. Its
 background loops: the consent-state view, the ``transfer.orders`` consumer, the
-``transfer.rights`` consumer (rights requests) and the worker.
+``transfer.rights`` consumer (rights requests), the ``transfer.cessation`` consumer (a
+ceased ``cross_border.transfer``) and the worker.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from kit.background import BackgroundLoop
 from kit.consent_state import CROSS_BORDER_PURPOSE, ConsentStateView
 from kit.service_token import ServiceTokenProvider
 from services.transfer import models  # noqa: F401  (every table registered)
+from services.transfer.cessation.consumers import cessation_consumer
 from services.transfer.config import Settings
 from services.transfer.recipients.router import router as recipients_router
 from services.transfer.rights.consumers import rights_consumer
@@ -84,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.consent_view,
             orders_consumer(app, context, settings),
             rights_consumer(context),
+            cessation_consumer(context),
             worker.task,
         ]
 

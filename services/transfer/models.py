@@ -146,3 +146,15 @@ class DeliveryAttempt(TransferModel, table=True):
     outcome: str = Field(max_length=20, description="delivered or failed")
     status_code: int | None = None
     error: str | None = Field(default=None, max_length=200)
+
+
+class CeasedPurpose(TransferModel, table=True):
+    """A purpose the privacy center declared ceased (``kit.cessation``): collection for it
+    is refused from ``effective_date`` on (transfers under it are refused). Ids and dates only."""
+
+    __tablename__ = "ceased_purpose"
+
+    purpose: str = Field(primary_key=True, max_length=100)
+    cessation_id: str = Field(max_length=40)
+    effective_date: date
+    recorded_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())

@@ -1,5 +1,6 @@
 """Rights-request endpoints: users file and follow their requests, take their export;
-the privacy officer lists open and overdue ones and hands corrections to services."""
+the privacy officer lists open and overdue ones; a participant service (or the officer)
+reads the corrections it is asked to make."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, status
 
+from kit import rights
 from kit.app import AppContext, ContextDep, app_context
-from kit.auth import Principal, Scope, require
+from kit.auth import InsufficientScope, Principal, Scope, current_principal, require
 from kit.db import SessionDep
 from kit.models import utcnow
 from services.consent.config import Settings
@@ -39,6 +41,18 @@ def rights_exporter(request: Request) -> RightsExporter | None:
     None until then."""
     exporter = getattr(request.app.state, "rights_exporter", None)
     return exporter if isinstance(exporter, RightsExporter) else None
+
+
+async def corrections_reader(
+    principal: Annotated[Principal, Depends(current_principal)],
+) -> str:
+    """Who reads corrections: an internal service under ``rights.access`` (its client id;
+    checked like the export's caller) or a privacy officer (``admin:rights``)."""
+    if principal.kind == "service":
+        return rights.check_caller(principal)
+    if not principal.has(Scope.ADMIN_RIGHTS):
+        raise InsufficientScope([Scope.ADMIN_RIGHTS])
+    return principal.subject
 
 
 SettingsDep = Annotated[Settings, Depends(consent_settings)]
@@ -128,9 +142,14 @@ async def export(
     "/{request_id}/corrections/{service_name}",
     response_model=ServiceCorrections,
     summary="The corrections one service is asked to make",
+    responses={403: {"description": "neither admin:rights nor a service for rights.access"}},
 )
 async def corrections(
-    request_id: str, service_name: str, session: SessionDep, context: ContextDep, officer: Officer
+    request_id: str,
+    service_name: str,
+    session: SessionDep,
+    context: ContextDep,
+    reader: Annotated[str, Depends(corrections_reader)],
 ) -> ServiceCorrections:
     return await service.corrections_for_service(
         session,
@@ -138,5 +157,5 @@ async def corrections(
         events=context.events,
         request_id=request_id,
         service=service_name,
-        reader=officer.subject,
+        reader=reader,
     )

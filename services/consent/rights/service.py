@@ -17,7 +17,8 @@ with answers missing reads as ``overdue``, naming the services that have not ans
 Events carry ids, kinds, states and categories only: corrections may be personal data, so
 they stay in the request row, encrypted under the subject's key; the event says
 ``has_corrections: true`` and a participant fetches its part
-(:func:`corrections_for_service`).
+(:func:`corrections_for_service`, ``GET /rights-requests/{id}/corrections/{service}``
+with its own service token for ``rights.access``; see ``kit.rights.CorrectionsFetcher``).
 """
 
 from __future__ import annotations
@@ -459,7 +460,8 @@ async def answer_as_consent(
     kept under the catalogue's ``consent_receipt`` retention, never deleted on request.
 
     ``withdraw_all`` is the consents domain's "withdraw every consent of this subject";
-    without it a ``withdraw_all`` request is refused as not available yet.
+    without it a ``withdraw_all`` request is refused as not available yet. A deletion
+    withdraws every consent too.
     """
     request = await session.get(RightsRequest, request_id)
     if request is None or request.subject != subject:
@@ -490,11 +492,16 @@ async def answer_as_consent(
                 "as evidence",
             )
     elif request.kind == "deletion":
+        # A deleted account consents to nothing: every consent is withdrawn first, so no
+        # service acts on a consent its holder can no longer take back.
+        if withdraw_all is not None:
+            await withdraw_all(session, subject)
         answer = CompletionData(
             request_id=request.id,
             outcome="partial",
             kept=[receipts],
-            reason="agreements and consent receipts are kept as evidence of consent",
+            reason="every consent withdrawn; agreements and consent receipts are kept as "
+            "evidence of consent",
         )
     elif request.kind == "correction":
         answer = CompletionData(

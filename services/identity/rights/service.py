@@ -13,8 +13,12 @@ refused from then on), its refresh tokens are revoked, its phone's blind index a
 hash are removed, the verification row is deleted and the subject's key is crypto-shredded
 (``cipher.shred``), so any ciphertext left anywhere in identity is unreadable. Answered
 ``done`` with the categories deleted. ``access`` is answered ``done`` (the export is
-fetched over HTTP); ``correction`` and ``withdraw_all`` are refused as not supported yet.
-The answer goes through the outbox in the same transaction as the changes.
+fetched over HTTP). A ``correction`` is refused without reading it (:data:`NOT_CORRECTED`):
+the phone number is the login and there is no change-of-number route yet, and real-name
+data are what the authority confirmed (verify again instead). ``withdraw_all`` is ``done``
+(:data:`WITHDRAWN`): the privacy center withdraws the consents itself, and the only
+consent identity relies on, ``sensitive.face_verification``, guards a face image that is
+never stored. The answer goes through the outbox in the same transaction as the changes.
 """
 
 from __future__ import annotations
@@ -47,6 +51,16 @@ from services.identity.verification.service import RESOURCE as VERIFICATION
 SERVICE: Final = "identity"
 DELETED_STATUS: Final = "deleted"
 SHREDDED_NOTE: Final = "the subject's key was shredded: personal values are gone"
+NOT_CORRECTED: Final = (
+    "identity corrects nothing on request: the phone number is the account's login and "
+    "is not changed by a correction (there is no change-of-number route yet; customer "
+    "service can help); real-name data were verified against the authority: verify again "
+    "(POST /verifications)"
+)
+WITHDRAWN: Final = (
+    "nothing at identity depends on consent any more: real-person verification with a face "
+    "image needs the consent again, and face images were never stored"
+)
 
 
 def _masked(catalogue: Catalogue, resource: str, field: str, value: str) -> str | None:
@@ -221,6 +235,24 @@ async def handle(
     request = rights.requested_of(event, SERVICE)
     if request is None:
         return None
+    if request.kind == "correction":
+        return rights.answer(
+            session,
+            events=events,
+            service=SERVICE,
+            request=request,
+            outcome="refused",
+            reason=NOT_CORRECTED,
+        )
+    if request.kind == "withdraw_all":
+        return rights.answer(
+            session,
+            events=events,
+            service=SERVICE,
+            request=request,
+            outcome="done",
+            reason=WITHDRAWN,
+        )
     if request.kind != "deletion":
         return rights.answer_unsupported(session, events=events, service=SERVICE, request=request)
     deleted = await delete_subject(

@@ -13,6 +13,8 @@ that snapshot, and anonymous traffic must not be able to fill the outbox.
 Price-drop reminders are an additional function (``marketing.price_drop``): they run only
 for a subject whose consent ``consent_granted(subject, purpose)`` confirms; without it
 nothing about the cart is read for marketing and the cart itself works the same (OB-0-2).
+Once the privacy center has declared the purpose ceased (``cessation.service``), none are
+sent, and a sweep deletes the reminder state (the last price reminded of) instead.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from services.orders.cart.schemas import (
     SharedCartView,
     SharedGoods,
 )
+from services.orders.cessation import service as cessation
 from services.orders.goods.service import goods_by_id
 from services.orders.models import CartItem, CartShare, Goods
 
@@ -393,6 +396,8 @@ async def price_drop_reminders(
     ``marketing.price_drop`` nothing is read and the answer is empty."""
     if not consent_granted(owner_id, PRICE_DROP_PURPOSE):
         return []
+    if await cessation.is_ceased(session, PRICE_DROP_PURPOSE):
+        return []
     rows = await _items_with_goods(session, owner_id)
     if not rows:
         return []
@@ -441,7 +446,11 @@ async def price_drop_sweep(
     consent_granted: ConsentCheck,
 ) -> dict[str, Sequence[PriceDrop]]:
     """:func:`price_drop_reminders` for every owner with a cart; the owners reminded and
-    their drops. Owners without the consent are skipped without reading their carts."""
+    their drops. Owners without the consent are skipped without reading their carts; once
+    the purpose has ceased nothing is sent and the reminder state is deleted."""
+    if await cessation.is_ceased(session, PRICE_DROP_PURPOSE):
+        await cessation.forget_price_drops(session)
+        return {}
     owners = await session.scalars(select(col(CartItem.owner_id)).distinct())
     reminded: dict[str, Sequence[PriceDrop]] = {}
     for owner_id in list(owners):

@@ -8,6 +8,10 @@ without it, refuses with 403 ``consent_required`` naming the purpose, before any
 computed or recorded. Nothing else in the service asks for this consent, so refusing it
 never blocks placing orders.
 
+Cessation (OB-2J-1). Once the privacy center has declared ``location`` ceased, both
+features refuse with 410 ``purpose-ceased`` from the effective date (China time), before
+the consent is asked (``cessation.service.check_not_ceased``); nothing was stored to delete.
+
 Coordinates (``orders.location`` in the catalogue: precise location, sensitive, PIPL art.
 28) live only in the request: they are not stored, not put in events (the catalogue names
 ``latitude`` and ``longitude`` as personal fields, so the event guard refuses them by name)
@@ -27,6 +31,7 @@ Nearby goods are the goods staff tagged with the city the point lies in (``goods
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from typing import Final
 
 from sqlalchemy import select
@@ -38,6 +43,7 @@ from kit.errors import DomainError, Forbidden, NotFound
 from kit.models import utcnow
 from kit.outbox import EventWriter
 from services.orders.cart.service import ConsentCheck
+from services.orders.cessation import service as cessation
 from services.orders.goods.service import goods_view
 from services.orders.location.schemas import (
     AddressSuggestion,
@@ -149,8 +155,10 @@ async def address_autofill(
     consent_granted: ConsentCheck,
     subject: str,
     point: Coordinates,
+    today: date | None = None,
 ) -> AddressSuggestion:
     """The region the point lies in, to prefill an address; only with the consent."""
+    await cessation.check_not_ceased(session, PURPOSE, today=today)
     _require_consent(consent_granted, subject)
     box = region_of(point)
     _record(session, events=events, catalogue=catalogue, subject=subject)
@@ -170,8 +178,10 @@ async def nearby_goods(
     consent_granted: ConsentCheck,
     subject: str,
     point: Coordinates,
+    today: date | None = None,
 ) -> NearbyGoods:
     """Goods offered in the city the point lies in; only with the consent."""
+    await cessation.check_not_ceased(session, PURPOSE, today=today)
     _require_consent(consent_granted, subject)
     box = region_of(point)
     _record(session, events=events, catalogue=catalogue, subject=subject)

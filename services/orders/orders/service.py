@@ -189,6 +189,14 @@ async def _encrypt(
         setattr(order, f"{field}_encrypted", token)
 
 
+async def encrypt_fields(
+    session: AsyncSession, cipher: FieldCipher, order: Order, values: Mapping[str, Any]
+) -> None:
+    """Store ``values`` (catalogue field -> plain value) encrypted under the buyer's key,
+    as placing an order does (a correction replaces them this way)."""
+    await _encrypt(session, cipher, order, values)
+
+
 async def decrypt_fields(
     session: AsyncSession, cipher: FieldCipher, order: Order, fields: Iterable[str]
 ) -> dict[str, Any]:

@@ -1,5 +1,7 @@
 """The ``orders.rights`` consumer: answers the privacy center's rights requests that name
-orders (``services.orders.rights.service.handle``); other events are skipped."""
+orders (``services.orders.rights.service.handle``); other events are skipped. A correction
+is read from the privacy center through ``corrections`` (``kit.rights.CorrectionsFetcher``,
+made at start when a service client is configured; see ``services.orders.main``)."""
 
 from __future__ import annotations
 
@@ -12,23 +14,32 @@ from kit.events import Event
 from services.orders.rights import service
 
 
-def rights_handler(context: AppContext) -> Handler:
+def rights_handler(
+    context: AppContext, corrections: rights.CorrectionsSource | None = None
+) -> Handler:
     """The handler the consumer runs once per event id (also usable in tests)."""
 
     async def handle(session: AsyncSession, event: Event) -> None:
         await service.handle(
-            session, events=context.events, catalogue=context.catalogue, event=event
+            session,
+            events=context.events,
+            catalogue=context.catalogue,
+            event=event,
+            cipher=context.cipher,
+            corrections=corrections,
         )
 
     return handle
 
 
-def rights_consumer(context: AppContext) -> EventConsumer:
+def rights_consumer(
+    context: AppContext, corrections: rights.CorrectionsSource | None = None
+) -> EventConsumer:
     settings = context.settings
     return rights.rights_consumer(
         service=service.SERVICE,
         topic=settings.topic(rights.REQUESTS_TOPIC),
         database=context.database,
         bootstrap_servers=settings.kafka_bootstrap_servers,
-        handler=rights_handler(context),
+        handler=rights_handler(context, corrections),
     )

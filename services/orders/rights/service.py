@@ -17,10 +17,25 @@ anonymised (``retention.anonymise``). The cart, its share links and the buyer's
 idempotency keys are deleted. The subject's key is not shredded: the kept records must stay
 readable until their period ends, when the sweeper deletes them.
 
+Correction (``rights.corrections``): orders' part is read from the privacy center
+(``kit.rights.CorrectionsFetcher``, a service token for ``rights.access``); the consignee
+of an order not yet shipped and the invoice title and email of an order not yet invoiced
+are corrected, anything else refused with a reason per field. Without a corrections source
+(no service client configured) the correction is refused and says so; when the privacy
+center cannot be reached after retries the handler raises
+(:class:`kit.rights.CorrectionsUnavailable`), so the consumer tries again and finally
+dead-letters it (the request then reads overdue).
+
+Withdraw all (:func:`withdraw_all`): the privacy center withdraws the consents itself; what
+depended on them here stops by itself (the location features and price-drop reminders ask
+the consent state on every use), and the price-drop reminder state kept on the subject's
+cart items (the last price reminded of, held for ``marketing.price_drop`` only) is deleted.
+Coordinates were never stored. Answered ``done``, saying so.
+
 :func:`handle` answers a ``rights.requested`` naming orders: ``deletion`` as above
 (``partial`` when something is kept, else ``done``), ``access`` ``done`` (the export is
-fetched over HTTP), ``correction`` and ``withdraw_all`` refused as not supported yet; the
-answer goes through the outbox in the same transaction as the changes.
+fetched over HTTP), ``correction`` and ``withdraw_all`` as above; the answer goes through
+the outbox in the same transaction as the changes.
 """
 
 from __future__ import annotations
@@ -29,7 +44,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Final
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -54,6 +69,7 @@ from services.orders.orders import service as orders
 from services.orders.orders.service import PERSONAL_FIELDS
 from services.orders.orders.service import RESOURCE as ORDER
 from services.orders.retention import service as retention
+from services.orders.rights import corrections as correcting
 from services.orders.rights.schemas import (
     CartExport,
     CartItemExport,
@@ -68,6 +84,15 @@ ACTOR: Final = "orders.rights"
 #: Retention periods that are legal records: kept despite a deletion request until they end.
 LEGAL_RECORDS: Final = frozenset({"transaction_record", "tax_record"})
 SHREDDED_NOTE: Final = "the subject's key was shredded: personal values are gone"
+NO_CORRECTIONS_SOURCE: Final = (
+    "orders cannot read the corrections from the privacy center: no service client is "
+    "configured; nothing was changed"
+)
+NO_CORRECTIONS: Final = "the privacy center holds no corrections for orders in this request"
+WITHDRAWN: Final = (
+    "location features and price-drop reminders refuse without consent from now on; the "
+    "price-drop reminder state of the cart was deleted; coordinates were never stored"
+)
 
 
 # --------------------------------------------------------------------------- export
@@ -339,6 +364,69 @@ def _reason(erasure: Erasure) -> str:
     return "; ".join(parts)
 
 
+# --------------------------------------------------------------------------- withdraw all
+
+
+async def withdraw_all(session: AsyncSession, *, subject: str) -> int:
+    """Delete the price-drop reminder state of ``subject``'s cart (held for
+    ``marketing.price_drop`` only); how many items had one."""
+    result = await session.execute(
+        update(CartItem)
+        .where(col(CartItem.owner_id) == subject, col(CartItem.reminded_price).is_not(None))
+        .values(reminded_price=None)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+# --------------------------------------------------------------------------- answers
+
+
+async def _correct(
+    session: AsyncSession,
+    *,
+    cipher: FieldCipher | None,
+    events: EventWriter,
+    catalogue: Catalogue,
+    corrections: rights.CorrectionsSource | None,
+    request: rights.RightsRequested,
+) -> Event:
+    if corrections is None or cipher is None:
+        return rights.answer(
+            session,
+            events=events,
+            service=SERVICE,
+            request=request,
+            outcome="refused",
+            reason=NO_CORRECTIONS_SOURCE,
+        )
+    asked = await corrections.fetch(request_id=request.request_id, service=SERVICE)
+    if not asked:
+        return rights.answer(
+            session,
+            events=events,
+            service=SERVICE,
+            request=request,
+            outcome="refused",
+            reason=NO_CORRECTIONS,
+        )
+    result = await correcting.apply_corrections(
+        session,
+        cipher=cipher,
+        events=events,
+        catalogue=catalogue,
+        subject=request.subject,
+        corrections=asked,
+    )
+    return rights.answer(
+        session,
+        events=events,
+        service=SERVICE,
+        request=request,
+        outcome=result.outcome,
+        reason=result.reason(),
+    )
+
+
 async def handle(
     session: AsyncSession,
     *,
@@ -346,11 +434,32 @@ async def handle(
     catalogue: Catalogue,
     event: Event,
     now: datetime | None = None,
+    cipher: FieldCipher | None = None,
+    corrections: rights.CorrectionsSource | None = None,
 ) -> Event | None:
     """Answer a ``rights.requested`` event that names orders; None for other events."""
     request = rights.requested_of(event, SERVICE)
     if request is None:
         return None
+    if request.kind == "correction":
+        return await _correct(
+            session,
+            cipher=cipher,
+            events=events,
+            catalogue=catalogue,
+            corrections=corrections,
+            request=request,
+        )
+    if request.kind == "withdraw_all":
+        await withdraw_all(session, subject=request.subject)
+        return rights.answer(
+            session,
+            events=events,
+            service=SERVICE,
+            request=request,
+            outcome="done",
+            reason=WITHDRAWN,
+        )
     if request.kind != "deletion":
         return rights.answer_unsupported(session, events=events, service=SERVICE, request=request)
     erasure = await delete_subject(

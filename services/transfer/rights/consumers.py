@@ -14,7 +14,9 @@ from services.transfer.rights import service
 
 def rights_handler(context: AppContext) -> Handler:
     async def handle(session: AsyncSession, event: Event) -> None:
-        await service.handle(session, events=context.events, event=event)
+        await service.handle(
+            session, events=context.events, catalogue=context.catalogue, event=event
+        )
 
     return handle
 

@@ -12,7 +12,12 @@ leaves, and again right before each delivery round, it is checked (OB-4-5, OB-4-
    (``legal_basis_missing``, ``legal_basis_past_review``, ``assessment_failed``, ...);
 3. the subject's separate consent ``cross_border.transfer`` to that recipient is in force,
    else ``awaiting_consent`` (resumed by :func:`resume_awaiting` once the consent
-   arrives); a consent withdrawn before delivery refuses it (``consent_withdrawn``).
+   arrives); a consent withdrawn before delivery refuses it (``consent_withdrawn``);
+4. the purpose ``cross_border.transfer`` has not ceased (``purpose_ceased`` from the
+   effective date the privacy center declared; see ``cessation.service``).
+
+:func:`refuse_pending` refuses every transfer not delivered yet (of one subject, or all)
+and drops its package: for a withdrawal of every consent, an erasure, a ceased purpose.
 
 Then it is ``ready``, and :func:`deliver_due` (the worker) builds the package: only the
 fields of ``orders.order`` that ``cross_border.transfer`` may see *and* whose category was
@@ -37,7 +42,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any, Final
 
@@ -56,7 +61,13 @@ from kit.ids import new_id
 from kit.masking import mask_value
 from kit.models import utcnow
 from kit.outbox import EventWriter
-from services.transfer.models import DeliveryAttempt, LegalBasis, Recipient, Transfer
+from services.transfer.models import (
+    CeasedPurpose,
+    DeliveryAttempt,
+    LegalBasis,
+    Recipient,
+    Transfer,
+)
 from services.transfer.recipients.service import (
     ORDER_RESOURCE,
     ReviewRules,
@@ -187,10 +198,61 @@ def _refuse(session: AsyncSession, events: EventWriter, transfer: Transfer, *, r
     _emit(session, events, transfer, "refused", reason=reason)
 
 
+#: Transfers not delivered (nor refused) yet: what a withdrawal, an erasure or a ceased
+#: purpose stops.
+PENDING: Final = ("requested", "awaiting_consent", "ready")
+PURPOSE_CEASED_REASON: Final = "purpose_ceased"
+
+
+async def ceased_since(session: AsyncSession) -> date | None:
+    """The effective date of the cessation of ``cross_border.transfer``, if declared."""
+    row = await session.get(CeasedPurpose, CROSS_BORDER_PURPOSE)
+    return row.effective_date if row is not None else None
+
+
+@dataclass
+class Stopped:
+    """What :func:`refuse_pending` stopped: the transfers refused, how many packages were
+    dropped and the categories those packages held."""
+
+    transfers: list[Transfer]
+    packages_dropped: int = 0
+    dropped_categories: set[str] = field(default_factory=set)
+
+
+async def refuse_pending(
+    session: AsyncSession, *, events: EventWriter, reason: str, subject: str | None = None
+) -> Stopped:
+    """Refuse every transfer not delivered yet (``subject``'s, or everyone's) with
+    ``reason`` and drop its package, each with a ``refused`` event. A round already under
+    way may still finish: a package that did leave is recorded as delivered (see
+    :func:`_record_attempt`); a Kafka egress checks the status first."""
+    query = select(Transfer).where(col(Transfer.status).in_(PENDING))
+    if subject is not None:
+        query = query.where(col(Transfer.subject) == subject)
+    stopped = Stopped(
+        transfers=list(
+            await session.scalars(
+                query.order_by(col(Transfer.requested_at), col(Transfer.id)).with_for_update()
+            )
+        )
+    )
+    for transfer in stopped.transfers:
+        if transfer.package is not None:
+            stopped.packages_dropped += 1
+            stopped.dropped_categories |= set(transfer.categories)
+        _refuse(session, events, transfer, reason=reason)
+    await session.flush()
+    return stopped
+
+
 async def _blocker(
     session: AsyncSession, transfer: Transfer, recipient: Recipient, *, checks: Checks
 ) -> tuple[str, str] | None:
     """``(status, reason)`` if the transfer may not go now; sets the basis it is under."""
+    since = await ceased_since(session)
+    if since is not None and since <= checks.today:
+        return "refused", PURPOSE_CEASED_REASON
     if not set(transfer.categories) <= set(recipient.data_categories):
         return "refused", "categories_outside_allowance"
     state = await eligibility(session, recipient.id, today=checks.today, rules=checks.rules)

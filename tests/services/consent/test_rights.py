@@ -518,3 +518,33 @@ async def test_withdraw_all_withdraws_every_consent_with_receipts(consent: Conse
         if e.type == service.completion_type("consent") and e.data["request_id"] == filed["id"]
     )
     assert answer.data["outcome"] == "done"
+
+
+async def test_a_participant_service_reads_its_corrections_with_a_service_token(
+    consent: Consent,
+) -> None:
+    """Participants fetch their part themselves (``kit.rights.CorrectionsFetcher``): a
+    service token for ``rights.access`` reads it and the read is a processing record with
+    the service's client id; a service token for another purpose is refused."""
+    subject, headers = new_user(consent)
+    filed = await file(consent, headers, kind="correction", corrections=CORRECTIONS)
+
+    def service_token(scopes: list[str], purposes: list[str]) -> dict[str, str]:
+        token = consent.token(
+            "svc_ordersparticipant", scopes, kind="service", client_type="server", purposes=purposes
+        )
+        return bearer(token)
+
+    url = f"/rights-requests/{filed['id']}/corrections/orders"
+    part = await consent.client.get(
+        url, headers=service_token(["service:rights.access"], ["rights.access"])
+    )
+    assert part.status_code == 200, part.text
+    assert part.json()["corrections"] == CORRECTIONS["orders"]
+    refused = await consent.client.get(
+        url,
+        headers=service_token(["service:cross_border.transfer"], ["cross_border.transfer"]),
+    )
+    assert refused.status_code == 403
+    reads = await events_of_type(consent, "com.signature.consent.personal_data.read.v1")
+    assert [(e.subject, e.data["actor"]) for e in reads] == [(subject, "svc_ordersparticipant")]

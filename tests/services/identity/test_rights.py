@@ -17,6 +17,7 @@ from kit.events import Event, find_personal_data, new_event
 from kit.testing import bearer, mint_token, trust_only
 from services.identity.accounts.service import PHONE_CONTEXT
 from services.identity.models import Account, RealNameVerification, RefreshToken
+from services.identity.rights import service
 from services.identity.rights.consumers import rights_handler
 from services.identity.verification.service import ID_NUMBER_CONTEXT, REAL_NAME_CONTEXT
 from tests.services.identity.conftest import Identity
@@ -256,13 +257,18 @@ async def test_other_kinds_and_other_services_requests(identity: Identity) -> No
         await handler(session, requested(account_id, participants=["orders"]))  # not ours
         await handler(session, requested(account_id, "access"))
         await handler(session, requested(account_id, "correction"))
+        await handler(session, requested(account_id, "withdraw_all"))
     answers = [
         e
         for e in await identity.outbox_events()
         if e.type == "com.signature.identity.rights.completed.v1"
     ]
-    assert [a.data["outcome"] for a in answers] == ["done", "refused"]
-    assert answers[1].data["reason"] == "not supported by this service yet"
+    assert [a.data["outcome"] for a in answers] == ["done", "refused", "done"]
+    # A correction is refused with the reason: the phone is the login, real-name data are
+    # the authority's; withdrawing consents stops nothing here (no face image is kept).
+    assert answers[1].data["reason"] == service.NOT_CORRECTED
+    assert "login" in answers[1].data["reason"] and "verify again" in answers[1].data["reason"]
+    assert answers[2].data["reason"] == service.WITHDRAWN
     async with context.database.session() as session:
         account = await session.get(Account, account_id)
         assert account is not None and account.status == "active"

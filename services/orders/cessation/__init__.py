@@ -1,0 +1,1 @@
+"""Ceased purposes at orders (OB-2J-1): ``location`` and ``marketing.price_drop``."""

@@ -1,0 +1,1 @@
+"""Ceased purposes at transfer (OB-2J-1): ``cross_border.transfer``."""
