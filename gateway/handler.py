@@ -39,7 +39,7 @@ from gateway.policy_facts import PolicyFacts
 from gateway.proxy import UpstreamDown, Upstreams, UpstreamTimeout, forward, request_headers
 from gateway.routes import Route, RouteTable
 from kit.app import AppContext
-from kit.auth import Principal, TokenVerifier
+from kit.auth import InvalidToken, Principal, TokenVerifier
 from kit.clock import china_today
 from kit.errors import DomainError, problem
 from kit.field_filter import FieldFilter
@@ -145,10 +145,17 @@ async def _authenticate(request: Request) -> Principal:
     try:
         if len(headers) > 1:
             raise Refused(401, "unauthenticated", "more than one authorization header")
-        return await verifier.principal(headers[0] if headers else None)
+        principal = await verifier.principal(headers[0] if headers else None)
     except DomainError as exc:
         reason = "unauthenticated" if exc.status == 401 else "auth_unavailable"
         raise Refused(exc.status, reason, exc.detail, code=exc.code, headers=exc.headers) from None
+    facts: PolicyFacts = request.app.state.policy_facts
+    if facts.is_revoked(principal.subject):
+        revoked = InvalidToken("the token's account was closed or its client revoked")
+        raise Refused(
+            401, "unauthenticated", revoked.detail, code=revoked.code, headers=revoked.headers
+        )
+    return principal
 
 
 def _purpose(request: Request, route: Route, principal: Principal | None) -> str:

@@ -5,8 +5,9 @@ checked against the catalogue: a problem stops start-up naming its line), compil
 field filter from the catalogue once, opens one pooled httpx client per upstream (made by
 ``client_factory``, injectable for tests) and starts the consent-state view
 (``app.state.consent_granted``, ``app.state.policy_sequence_agreed``; tests may replace
-both) and the consumer of the privacy center's decisions (``app.state.policy_facts``: the
-newest major policy version, ceased purposes; :mod:`gateway.policy_facts`). Everything
+both) and the consumer of the privacy center's decisions and identity's revocations
+(``app.state.policy_facts``: the newest major policy version, ceased purposes, closed
+accounts and revoked clients; :mod:`gateway.policy_facts`). Everything
 outside the gateway's own ``/healthz``, ``/readyz``, ``/metrics`` and OpenAPI goes through
 :mod:`gateway.handler`.
 """
@@ -70,7 +71,7 @@ def create_app(
             view,
             EventConsumer(
                 name=settings.topic("gateway.policy"),
-                topics=[settings.topic("consent.events")],
+                topics=[settings.topic("consent.events"), settings.topic("identity.events")],
                 database=context.database,
                 bootstrap_servers=settings.kafka_bootstrap_servers,
                 handler=facts_handler(facts),

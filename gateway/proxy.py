@@ -9,11 +9,18 @@
 - Hop-by-hop headers (RFC 9110 7.6.1, plus any named in ``Connection``) are dropped both
   ways; ``Host`` and lengths are set by httpx; the request id and ``X-Forwarded-For`` /
   ``-Proto`` / ``-Host`` are set by the gateway.
+- Without ``sniffio`` installed (anyio 4 no longer needs it), httpcore tries ``import
+  sniffio`` on every request, and each failed import searches ``sys.path`` on disk: it was
+  the largest cost of the proxy (``bench.http``, profiled with py-spy). Recording the
+  module as absent makes the failed import instant; httpcore then assumes asyncio, as it
+  did before.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib.util
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final
@@ -66,6 +73,10 @@ _RESPONSE_DROP: Final = frozenset(
 )
 
 ClientFactory = Callable[[str, str, Settings], httpx.AsyncClient]
+
+if importlib.util.find_spec("sniffio") is None:
+    # A None entry makes ``import sniffio`` fail at once instead of searching the disk.
+    sys.modules["sniffio"] = None  # type: ignore[assignment]
 
 
 class UpstreamDown(Exception):

@@ -11,7 +11,7 @@ import pytest
 from fastapi import FastAPI
 from prometheus_client import REGISTRY
 
-from gateway.policy_facts import CEASED, PUBLISHED, PolicyFacts, facts_handler
+from gateway.policy_facts import CEASED, PUBLISHED, PolicyFacts, facts_handler, load_facts
 from kit.clock import china_today
 from kit.events import Event, new_event
 from tests.gateway.conftest import SECRETS, GatewayUnderTest, running_gateway
@@ -290,3 +290,32 @@ async def test_a_ceased_purpose_is_refused_with_410(gw: GatewayUnderTest) -> Non
     assert refused.status_code == 410
     assert refused.json()["purpose"] == "location"
     assert (await gw.client.get("/orders/orders/o1", headers=user)).status_code == 200
+
+
+@pytest.mark.obligation("OB-4-2")
+@pytest.mark.parametrize(
+    "event_type",
+    [
+        "com.signature.identity.account.closed.v1",
+        "com.signature.identity.partner.revoked.v1",
+        "com.signature.identity.service_client.revoked.v1",
+    ],
+)
+async def test_tokens_of_a_closed_account_or_revoked_partner_are_refused_at_once(
+    gw: GatewayUnderTest, event_type: str
+) -> None:
+    subject, user = gw.user()
+    other, still_valid = gw.user()
+    assert (await gw.client.get("/orders/orders/o1", headers=user)).status_code == 200
+    forged = new_event(source="/orders", type=event_type, subject=other, purpose="account")
+    await learn(gw, forged)  # only identity revokes
+    await learn(
+        gw, new_event(source="/identity", type=event_type, subject=subject, purpose="account")
+    )
+    refused = await gw.client.get("/orders/orders/o1", headers=user)
+    assert refused.status_code == 401
+    assert refused.headers["www-authenticate"].startswith("Bearer")
+    assert (await gw.client.get("/orders/orders/o1", headers=still_valid)).status_code == 200
+    # A restart remembers it: the facts are reloaded from the gateway's own table.
+    reloaded = await load_facts(gw.app.state.context.database)
+    assert reloaded.is_revoked(subject) and not reloaded.is_revoked(other)

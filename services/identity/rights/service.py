@@ -11,7 +11,9 @@ processing record (actor: the calling service's client id).
 Deletion (:func:`handle`, kind ``deletion``): the account is marked ``deleted`` (login
 refused from then on), its refresh tokens are revoked, its phone's blind index and password
 hash are removed, the verification row is deleted and the subject's key is crypto-shredded
-(``cipher.shred``), so any ciphertext left anywhere in identity is unreadable. Answered
+(``cipher.shred``), so any ciphertext left anywhere in identity is unreadable, and
+``identity.account.closed`` (subject only) tells the gateway to refuse the account's
+tokens still in date. Answered
 ``done`` with the categories deleted. ``access`` is answered ``done`` (the export is
 fetched over HTTP). A ``correction`` is refused without reading it (:data:`NOT_CORRECTED`):
 the phone number is the login and there is no change-of-number route yet, and real-name
@@ -49,6 +51,7 @@ from services.identity.verification.service import ID_NUMBER_CONTEXT, REAL_NAME_
 from services.identity.verification.service import RESOURCE as VERIFICATION
 
 SERVICE: Final = "identity"
+ACCOUNT_CLOSED: Final = "com.signature.identity.account.closed.v1"
 DELETED_STATUS: Final = "deleted"
 SHREDDED_NOTE: Final = "the subject's key was shredded: personal values are gone"
 NOT_CORRECTED: Final = (
@@ -209,6 +212,10 @@ async def delete_subject(
         await session.delete(verification)
         deleted |= _categories(catalogue, VERIFICATION, ["real_name", "id_number"])
     await cipher.shred(session, subject=subject)
+    if account is not None:
+        # Tokens already issued stay valid until they expire; the gateway refuses them at
+        # once when it learns this (gateway.policy_facts).
+        events.add(session, type=ACCOUNT_CLOSED, subject=subject, purpose="account")
     if deleted:
         events.processing(
             session,

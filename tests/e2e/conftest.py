@@ -1,0 +1,24 @@
+"""The running suite, started once for the end-to-end tests of this package (see
+:mod:`tests.e2e.suite`)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from kit.testing import LocalPostgres
+from tests.conftest import Broker
+from tests.e2e.suite import Suite, running_suite
+
+
+@pytest.fixture(scope="package")
+async def suite(
+    kafka: Broker, postgres: LocalPostgres, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Suite]:
+    async with running_suite(
+        postgres=postgres,
+        bootstrap_servers=kafka.bootstrap_servers,
+        log_dir=tmp_path_factory.mktemp("suite-logs"),
+    ) as running:
+        yield running

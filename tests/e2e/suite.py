@@ -1,0 +1,446 @@
+"""The whole suite as it runs in production, for end-to-end tests: the four services and the
+gateway as separate uvicorn processes, each on its own fresh PostgreSQL database, all on the
+real test broker under one topic prefix, tokens issued by identity and checked by everyone
+against its JWKS. Tests talk to the gateway only, as apps and partners do.
+
+- :func:`running_suite` migrates the five databases, registers the internal service clients
+  (consent's exports, orders' corrections, transfer's order fetches) and the first
+  administrator with identity's command line, starts the processes and waits until every
+  ``/readyz`` answers.
+- :class:`Suite` holds them: ``client`` (the gateway), ``admin`` headers, ``stop(app)`` /
+  ``start(app)`` to take one service down and bring it back, and the paths the leak scan
+  reads (:mod:`tests.e2e.scan`): each process's log and each database.
+- :class:`Person` makes the unique personal values one test user is known by (a phone
+  number, a name, an address, a valid ID number, a taxpayer id), so a scan can look for
+  exactly them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import secrets
+import socket
+import string
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Final
+
+import asyncpg
+import httpx
+from sqlalchemy.engine import make_url
+
+from kit.clock import china_today
+from kit.db import Database
+from kit.id_number import check_character
+from kit.ids import new_id
+from kit.migrations import upgrade
+from kit.outbox import EventWriter
+from kit.settings import REPO_ROOT
+from kit.testing import LocalPostgres
+from services.orders.orders import service as orders_service
+from services.orders.orders.tax_id import USCC_ALPHABET, uscc_check_character
+
+APPS: Final = {
+    "identity": "services.identity",
+    "orders": "services.orders",
+    "consent": "services.consent",
+    "transfer": "services.transfer",
+    "gateway": "gateway",
+}
+SERVICES: Final = ("identity", "orders", "consent", "transfer")
+READY_TIMEOUT_S: Final = 60.0
+ADMIN_PASSWORD: Final = "e2e-admin-" + secrets.token_urlsafe(12)
+FAMILY_NAMES: Final = "赵钱孙李周吴郑王冯陈褚卫蒋沈韩杨朱秦尤许何吕施张孔曹严华金魏陶姜"
+GIVEN_NAMES: Final = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华玉兰萍红"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@dataclass(frozen=True)
+class Person:
+    """One user's personal values, unique to this run."""
+
+    phone: str
+    password: str
+    name: str
+    address_detail: str
+    id_number: str
+    tax_id: str
+    email: str
+
+    @classmethod
+    def new(cls) -> Person:
+        digits = "".join(random.choices(string.digits, k=8))
+        family = random.choice(FAMILY_NAMES)
+        name = family + "".join(random.choices(GIVEN_NAMES, k=2))
+        # Born 1990, sequence code below 998 (the sandbox authority's failure codes).
+        first_17 = (
+            f"330106{random.randint(1985, 1995)}0{random.randint(1, 9)}1{random.randint(0, 8)}"
+        )
+        first_17 += f"{random.randint(100, 997)}"
+        credit = "91330100" + "".join(random.choices(USCC_ALPHABET, k=9))
+        return cls(
+            phone="139" + digits,
+            password="pw-" + secrets.token_urlsafe(12),
+            name=name,
+            address_detail=f"文三路{random.randint(100, 999)}号{random.randint(1, 30)}幢"
+            f"{random.randint(101, 2999)}室",
+            id_number=first_17 + check_character(first_17),
+            tax_id=credit + uscc_check_character(credit),
+            email=f"e2e.{secrets.token_hex(6)}@example.com",
+        )
+
+    def values(self) -> dict[str, str]:
+        """What a leak scan looks for, by what it is."""
+        return {
+            "phone": self.phone,
+            "name": self.name,
+            "address": self.address_detail,
+            "id number": self.id_number,
+            "taxpayer id": self.tax_id,
+            "email": self.email,
+        }
+
+
+@dataclass
+class AppProcess:
+    name: str
+    port: int
+    env: dict[str, str] = field(repr=False)
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        module = APPS[self.name]
+        command = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            f"{module}.main:create_app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--no-access-log",
+        ]
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            command, cwd=REPO_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+        )
+        log.close()
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+    async def wait_ready(self) -> None:
+        deadline = asyncio.get_running_loop().time() + READY_TIMEOUT_S
+        last = "no answer"
+        async with httpx.AsyncClient(base_url=self.url, timeout=2.0) as client:
+            while asyncio.get_running_loop().time() < deadline:
+                if self.process is not None and self.process.poll() is not None:
+                    break
+                try:
+                    response = await client.get("/readyz")
+                    if response.status_code == 200 and response.json().get("status") == "ready":
+                        return
+                    last = response.text
+                except httpx.TransportError as exc:
+                    last = repr(exc)
+                await asyncio.sleep(0.25)
+        tail = self.log_path.read_text(errors="replace")[-3000:]
+        raise RuntimeError(f"{self.name} did not become ready ({last}); log tail:\n{tail}")
+
+
+@dataclass
+class Suite:
+    processes: dict[str, AppProcess]
+    database_urls: dict[str, str]
+    topic_prefix: str
+    bootstrap_servers: str
+    log_dir: Path
+    client: httpx.AsyncClient
+    admin: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def gateway_url(self) -> str:
+        return self.processes["gateway"].url
+
+    def direct(self, name: str) -> httpx.AsyncClient:
+        """A client of one app itself, behind the gateway's back (what a caller inside the
+        network could do)."""
+        return httpx.AsyncClient(base_url=self.processes[name].url, timeout=10.0)
+
+    def stop(self, name: str) -> None:
+        self.processes[name].stop()
+
+    async def start(self, name: str) -> None:
+        self.processes[name].start()
+        await self.processes[name].wait_ready()
+
+    # ------------------------------------------------------------------ behind the API
+
+    async def sql(self, app: str, query: str, *args: Any) -> list[asyncpg.Record]:
+        """Rows from ``app``'s database, read as its operator would."""
+        dsn = (
+            make_url(self.database_urls[app])
+            .set(drivername="postgresql")
+            .render_as_string(hide_password=False)
+        )
+        connection = await asyncpg.connect(dsn)
+        try:
+            return list(await connection.fetch(query, *args))
+        finally:
+            await connection.close()
+
+    async def payment_confirmed(self, order_id: str) -> None:
+        """What the payment provider's confirmation does (it has no route of its own here):
+        the order becomes ``paid`` in the orders service's own transaction and outbox."""
+        database = Database(self.database_urls["orders"])
+        events = EventWriter(source="/orders", topic=f"{self.topic_prefix}orders.events")
+        try:
+            async with database.session() as session:
+                await orders_service.change_status(
+                    session, events=events, order_id=order_id, status="paid", actor="payment"
+                )
+        finally:
+            await database.dispose()
+
+    # ------------------------------------------------------------------ acting as people
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        expect: int | tuple[int, ...] = 200,
+        **kwargs: Any,
+    ) -> Any:
+        """One request through the gateway; fails with the answer unless it is ``expect``."""
+        response = await self.client.request(method, path, headers=headers, **kwargs)
+        wanted = (expect,) if isinstance(expect, int) else expect
+        assert response.status_code in wanted, f"{method} {path}: {response.text}"
+        return response.json() if response.content else None
+
+    async def login(self, phone: str, password: str) -> dict[str, str]:
+        tokens = await self.call(
+            "POST", "/identity/login", json={"phone": phone, "password": password}
+        )
+        return bearer(tokens["access_token"])
+
+    async def register(self, person: Person) -> tuple[str, dict[str, str]]:
+        """A new user account for ``person``: its id and Authorization header."""
+        created = await self.call(
+            "POST",
+            "/identity/accounts",
+            json={"phone": person.phone, "password": person.password},
+            expect=201,
+        )
+        return created["account_id"], await self.login(person.phone, person.password)
+
+    async def partner(self, kind: str, purpose: str) -> tuple[str, dict[str, str]]:
+        """A partner registered by the administrator with a passed assessment; its client
+        id and the Authorization header of its client-credentials token."""
+        today = china_today()
+        created = await self.call(
+            "POST",
+            "/identity/partners",
+            headers=self.admin,
+            json={
+                "name": f"{kind} partner {new_id('p')}",
+                "contact": "partner-desk@example.com",
+                "kind": kind,
+                "agreement_type": "entrusted_processing",
+                "agreement_reference": new_id("agr"),
+                "assessment": {
+                    "assessed_on": str(today - timedelta(days=5)),
+                    "result": "passed",
+                    "valid_until": str(today + timedelta(days=360)),
+                },
+                "purposes": [purpose],
+            },
+            expect=201,
+        )
+        response = await self.client.post(
+            "/identity/oauth2/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": created["client_id"],
+                "client_secret": created["client_secret"],
+            },
+        )
+        assert response.status_code == 200, response.text
+        return created["client_id"], bearer(response.json()["access_token"])
+
+    async def eventually(
+        self,
+        method: str,
+        path: str,
+        check: Any,
+        *,
+        headers: Mapping[str, str],
+        within_s: float = 30,
+    ) -> Any:
+        """Poll ``path`` until ``check(body)`` holds; the last body otherwise fails."""
+        deadline = asyncio.get_running_loop().time() + within_s
+        body: Any = None
+        while True:
+            response = await self.client.request(method, path, headers=headers)
+            body = response.json() if response.content else None
+            if response.status_code == 200 and check(body):
+                return body
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"{method} {path} never matched: {response.text}")
+            await asyncio.sleep(0.3)
+
+
+# ---------------------------------------------------------------------------- set-up
+
+
+def _suite_env(
+    *,
+    prefix: str,
+    bootstrap_servers: str,
+    database_urls: Mapping[str, str],
+    ports: Mapping[str, int],
+) -> dict[str, str]:
+    identity = f"http://127.0.0.1:{ports['identity']}"
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("PRIVACY_", "GATEWAY_", *(f"{s.upper()}_" for s in SERVICES)))
+    }
+    env.update(
+        {
+            "PRIVACY_ENVIRONMENT": "test",
+            "PRIVACY_KAFKA_BOOTSTRAP_SERVERS": bootstrap_servers,
+            "PRIVACY_KAFKA_TOPIC_PREFIX": prefix,
+            "PRIVACY_KAFKA_TOPIC_PARTITIONS": "1",
+            "PRIVACY_AUTH_ISSUER": identity,
+            "PRIVACY_OUTBOX_POLL_INTERVAL_S": "0.05",
+            "PRIVACY_OUTBOX_MAX_BACKOFF_S": "1.0",
+            "PRIVACY_LOG_JSON": "true",
+            "CONSENT_SERVICE_URLS": (
+                "{"
+                + ",".join(f'"{name}": "http://127.0.0.1:{ports[name]}"' for name in SERVICES)
+                + "}"
+            ),
+            "TRANSFER_ORDERS_URL": f"http://127.0.0.1:{ports['orders']}",
+            "ORDERS_PRIVACY_CENTER_URL": f"http://127.0.0.1:{ports['consent']}",
+            "TRANSFER_WORKER_INTERVAL_S": "0.5",
+            "TRANSFER_DELIVERY_ROUND_BACKOFF_S": "1",
+            "ORDERS_RETENTION_SWEEP_ENABLED": "false",
+            "GATEWAY_RATE_LIMIT_PER_S": "0",
+        }
+    )
+    for name in APPS:
+        env[f"{name.upper()}_DATABASE_URL"] = database_urls[name]
+        if name != "identity":
+            env[f"GATEWAY_UPSTREAM_{name.upper()}_URL"] = f"http://127.0.0.1:{ports[name]}"
+    env["GATEWAY_UPSTREAM_IDENTITY_URL"] = identity
+    return env
+
+
+def _identity_cli(env: Mapping[str, str], *args: str) -> dict[str, str]:
+    """Run ``python -m services.identity`` and read its ``key: value`` lines."""
+    done = subprocess.run(
+        [sys.executable, "-m", "services.identity", *args],
+        check=False,
+        cwd=REPO_ROOT,
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return {
+        key.strip(): value.strip()
+        for key, _, value in (line.partition(":") for line in done.stdout.splitlines())
+        if value
+    }
+
+
+@asynccontextmanager
+async def running_suite(
+    *, postgres: LocalPostgres, bootstrap_servers: str, log_dir: Path
+) -> AsyncIterator[Suite]:
+    prefix = f"e2e{secrets.token_hex(4)}."
+    ports = {name: free_port() for name in APPS}
+    async with AsyncExitStack() as stack:
+        urls = {name: await stack.enter_async_context(postgres.database()) for name in APPS}
+        for name, package in APPS.items():
+            await upgrade(package, urls[name])
+        env = _suite_env(
+            prefix=prefix, bootstrap_servers=bootstrap_servers, database_urls=urls, ports=ports
+        )
+        token_url = f"http://127.0.0.1:{ports['identity']}/oauth2/token"
+        for service, scope in (
+            ("consent", "service:rights.access"),
+            ("orders", "service:rights.access"),
+            ("transfer", "service:cross_border.transfer"),
+        ):
+            registered = _identity_cli(
+                env, "create-service-client", "--name", service, "--scope", scope
+            )
+            env[f"{service.upper()}_IDENTITY_TOKEN_URL"] = token_url
+            env[f"{service.upper()}_SERVICE_CLIENT_ID"] = registered["client_id"]
+            env[f"{service.upper()}_SERVICE_CLIENT_SECRET"] = registered["client_secret"]
+        admin_phone = "137" + "".join(random.choices(string.digits, k=8))
+        _identity_cli(
+            {**env, "IDENTITY_ADMIN_PASSWORD": ADMIN_PASSWORD},
+            "create-admin",
+            "--phone",
+            admin_phone,
+        )
+        processes = {
+            name: AppProcess(name, ports[name], env, log_dir / f"{name}.log") for name in APPS
+        }
+        for process in processes.values():
+            stack.callback(process.stop)
+        processes["identity"].start()
+        await processes["identity"].wait_ready()
+        for name in ("orders", "consent", "transfer", "gateway"):
+            processes[name].start()
+        for name in ("orders", "consent", "transfer", "gateway"):
+            await processes[name].wait_ready()
+        client = httpx.AsyncClient(base_url=processes["gateway"].url, timeout=30.0)
+        stack.push_async_callback(client.aclose)
+        suite = Suite(
+            processes=processes,
+            database_urls=urls,
+            topic_prefix=prefix,
+            bootstrap_servers=bootstrap_servers,
+            log_dir=log_dir,
+            client=client,
+        )
+        suite.admin = await suite.login(admin_phone, ADMIN_PASSWORD)
+        yield suite
