@@ -7,11 +7,12 @@ BIN := $(VENV)/bin
 APPS := services.identity services.orders services.consent services.transfer gateway
 PYTEST_ARGS ?=
 
-.PHONY: help run test lint format compliance bench migrate kafka postgres test-services stop clean
+.PHONY: help run test fuzz lint format compliance bench migrate kafka postgres test-services stop clean
 
 help:
 	@echo "make run         start Kafka, migrate the SQLite databases, run the 4 services + gateway"
 	@echo "make test        the whole test suite (starts Kafka and PostgreSQL when needed)"
+	@echo "make fuzz        schemathesis against every service and the gateway (FUZZ_EXAMPLES=8)"
 	@echo "make lint        ruff (lint + format check) and mypy"
 	@echo "make compliance  which policy obligations the last test run proves"
 	@echo "make bench       benchmarks, side by side, printed as figures and ratios"
@@ -53,6 +54,12 @@ run: kafka migrate
 test: $(BIN)/.installed
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+# Bounded fuzzing (tests/security/test_fuzz.py): FUZZ_EXAMPLES examples per operation,
+# generation mode and caller; prints the requests each run sent.
+FUZZ_EXAMPLES ?= 8
+fuzz: $(BIN)/.installed
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest tests/security/test_fuzz.py -m fuzz -q $(PYTEST_ARGS)
+
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -65,8 +72,12 @@ format: $(BIN)/.installed
 compliance: $(BIN)/.installed
 	$(BIN)/python tests/compliance.py
 
+# wrk and nginx from Debian (the load generator and the baseline proxy); about 3 minutes.
 bench: kafka postgres
-	$(BIN)/python -m bench
+	@command -v wrk >/dev/null && command -v nginx >/dev/null || \
+		{ [ "$$(id -u)" = 0 ] && apt-get update -q >/dev/null && apt-get install -y -q nginx-light wrk >/dev/null; } || \
+		{ echo "make bench needs wrk and nginx: apt-get install nginx-light wrk" >&2; exit 1; }
+	timeout 900 $(BIN)/python -m bench
 
 stop:
 	-bash deploy/kafka/kafka.sh stop

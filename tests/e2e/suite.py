@@ -8,8 +8,9 @@ against its JWKS. Tests talk to the gateway only, as apps and partners do.
   administrator with identity's command line, starts the processes and waits until every
   ``/readyz`` answers.
 - :class:`Suite` holds them: ``client`` (the gateway), ``admin`` headers, ``stop(app)`` /
-  ``start(app)`` to take one service down and bring it back, and the paths the leak scan
-  reads (:mod:`tests.e2e.scan`): each process's log and each database.
+  ``start(app)`` to take one service down and bring it back, ``people`` (everyone
+  registered, for the leak scans), and what the scans read (:mod:`tests.e2e.scan`): each
+  process's log, each database and the topics under the suite's prefix.
 - :class:`Person` makes the unique personal values one test user is known by (a phone
   number, a name, an address, a valid ID number, a taxpayer id), so a scan can look for
   exactly them.
@@ -189,6 +190,7 @@ class Suite:
     log_dir: Path
     client: httpx.AsyncClient
     admin: dict[str, str] = field(default_factory=dict)
+    people: list[Person] = field(default_factory=list)
 
     @property
     def gateway_url(self) -> str:
@@ -259,6 +261,7 @@ class Suite:
 
     async def register(self, person: Person) -> tuple[str, dict[str, str]]:
         """A new user account for ``person``: its id and Authorization header."""
+        self.people.append(person)
         created = await self.call(
             "POST",
             "/identity/accounts",

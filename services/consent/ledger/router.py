@@ -14,6 +14,8 @@ from services.consent.ledger import service
 from services.consent.ledger.schemas import LedgerPage
 
 router = APIRouter(prefix="/ledger", tags=["ledger"])
+# Bounded: a deeper offset is no page anyone reads, and past 2**63 the database fails.
+MAX_OFFSET = 1_000_000
 Reader = Annotated[Principal, require(Scope.CONSENT_READ)]
 
 
@@ -23,7 +25,7 @@ async def my_ledger(
     context: ContextDep,
     user: Reader,
     limit: Annotated[int, Query(ge=1, le=service.MAX_PAGE)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> LedgerPage:
     return await service.list_own_entries(
         session, catalogue=context.catalogue, subject=user.subject, limit=limit, offset=offset

@@ -22,7 +22,9 @@ router = APIRouter(tags=["goods"])
 MAX_PAGE_SIZE = 100
 
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)]
-Offset = Annotated[int, Query(ge=0)]
+# Bounded: a deeper offset is no page anyone reads, and past 2**63 the database fails.
+MAX_OFFSET = 1_000_000
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
 
 
 @router.get("/goods", response_model=list[GoodsView], summary="Goods for sale (public)")

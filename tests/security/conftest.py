@@ -1,0 +1,151 @@
+"""The whole suite in-process for the attack tests: the four real services on temporary
+SQLite databases, each trusting the gateway tests' signing key, behind a real gateway
+(``tests.gateway.conftest.running_gateway``) whose upstreams are those apps
+(``httpx.ASGITransport``). Kafka is unreachable: events wait in each app's outbox.
+
+- :func:`running_suite` starts it; :class:`Suite` holds the apps and acts as a user, a
+  partner or staff (tokens minted with the gateway tests' key);
+- :class:`CountingApp` wraps each service so a test can prove a request never reached it;
+- ``suite`` is one suite per test module (starting five apps costs a few seconds);
+- tests marked ``fuzz`` run only when the marker expression names ``fuzz`` (``make fuzz``).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, MutableMapping
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from kit.auth import STAFF_ROLE_SCOPES, USER_SCOPES
+from kit.settings import ServiceSettings
+from kit.testing import TEST_ISSUER, UNREACHABLE_KAFKA, bearer, serve_app, trust_only
+from tests.gateway.conftest import KEY, GatewayUnderTest, running_gateway
+
+SERVICES = ("identity", "orders", "consent", "transfer")
+
+AsgiScope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+
+class CountingApp:
+    """An ASGI app that counts the HTTP requests it receives before passing them on."""
+
+    def __init__(self, app: Callable[[AsgiScope, Receive, Send], Awaitable[None]]) -> None:
+        self.app = app
+        self.calls = 0
+
+    async def __call__(self, scope: AsgiScope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            self.calls += 1
+        await self.app(scope, receive, send)
+
+
+def service_settings(name: str, directory: Path, **overrides: Any) -> ServiceSettings:
+    settings_class: type[ServiceSettings] = importlib.import_module(
+        f"services.{name}.config"
+    ).Settings
+    return settings_class(
+        database_url=f"sqlite+aiosqlite:///{directory}/{name}.db",
+        kafka_bootstrap_servers=UNREACHABLE_KAFKA,
+        auth_issuer=TEST_ISSUER,
+        log_json=False,
+        **overrides,
+    )
+
+
+def partner_registration(name: str, kind: str = "logistics") -> dict[str, Any]:
+    """A partner registration identity accepts: agreement and a passed, in-date assessment."""
+    today = date.today()
+    purposes = {"logistics": "logistics.delivery", "customs_broker": "customs.clearance"}
+    return {
+        "name": name,
+        "contact": "ops@partner.example",
+        "kind": kind,
+        "agreement_type": "entrusted_processing",
+        "agreement_reference": f"AGR-{name}",
+        "assessment": {
+            "assessed_on": today.isoformat(),
+            "result": "passed",
+            "valid_until": (today + timedelta(days=365)).isoformat(),
+        },
+        "purposes": [purposes[kind]],
+    }
+
+
+@dataclass
+class Suite:
+    """The gateway and the four services behind it, all trusting one test key."""
+
+    gateway: GatewayUnderTest
+    services: dict[str, FastAPI]
+    counters: dict[str, CountingApp]
+    clients: dict[str, httpx.AsyncClient] = field(default_factory=dict)
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        """The gateway's client: the one public origin."""
+        return self.gateway.client
+
+    def calls(self) -> int:
+        """Requests that reached any service so far."""
+        return sum(counter.calls for counter in self.counters.values())
+
+    def user(self, subject: str, **claims: Any) -> dict[str, str]:
+        return bearer(self.gateway.token(subject, USER_SCOPES, **claims))
+
+    def partner(self, subject: str, scope: str, purposes: Iterable[str]) -> dict[str, str]:
+        token = self.gateway.token(
+            subject, [scope], kind="partner", client_type="server", purposes=list(purposes)
+        )
+        return bearer(token)
+
+    def staff(self, subject: str, role: str = "privacy_officer") -> dict[str, str]:
+        return bearer(self.gateway.token(subject, STAFF_ROLE_SCOPES[role], kind="staff"))
+
+
+@asynccontextmanager
+async def running_suite(directory: Path, **gateway_overrides: Any) -> AsyncIterator[Suite]:
+    """The four services and the gateway, started in ``directory`` (SQLite files)."""
+    async with AsyncExitStack() as stack:
+        services: dict[str, FastAPI] = {}
+        clients: dict[str, httpx.AsyncClient] = {}
+        for name in SERVICES:
+            app, client = await stack.enter_async_context(
+                serve_app(f"services.{name}", service_settings(name, directory))
+            )
+            trust_only(app, KEY)
+            services[name], clients[name] = app, client
+        counters = {name: CountingApp(app) for name, app in services.items()}
+        gateway = await stack.enter_async_context(
+            running_gateway(directory, dict(counters), **gateway_overrides)
+        )
+        # Every function of the suite is open to these tests' users: what is under test
+        # is who may reach which object, not consent (tests/gateway covers consent).
+        gateway.app.state.consent_granted = lambda subject, purpose: True
+        yield Suite(gateway=gateway, services=services, counters=counters, clients=clients)
+
+
+@pytest.fixture(scope="module")
+async def suite(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Suite]:
+    async with running_suite(tmp_path_factory.mktemp("suite"), rate_limit_per_s=0) as running:
+        yield running
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Fuzz runs only when asked for by a marker expression naming ``fuzz`` (``make fuzz``):
+    a plain ``make test``, whatever its ``-m``, leaves them out."""
+    if "fuzz" in (config.option.markexpr or ""):
+        return
+    kept = [item for item in items if item.get_closest_marker("fuzz") is None]
+    if len(kept) != len(items):
+        config.hook.pytest_deselected(items=[i for i in items if i not in kept])
+        items[:] = kept
