@@ -43,6 +43,7 @@ HTTP_CLIENTS: dict[str, str] = {
     "gateway/proxy.py": "the suite's own four services (the gateway's upstreams, domestic)",
     "services/identity/verification/authority.py": "the domestic identity authority",
     "services/consent/rights/export.py": "the suite's own services (rights exports)",
+    "kit/rights.py": "the privacy center, domestic (a participant reads its corrections)",
     "services/transfer/transfers/fetcher.py": "the orders service (domestic)",
     "services/transfer/transfers/delivery.py": "overseas recipients: the one path abroad",
 }
