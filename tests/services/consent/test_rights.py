@@ -441,14 +441,16 @@ async def test_a_request_past_its_deadline_shows_overdue_naming_the_missing_serv
     assert {r["id"] for r in unfinished} == {filed["id"], on_time["id"]}
     assert (await consent.client.get("/rights-requests", headers=headers)).status_code == 403
 
-    # The periodic report publishes each overdue request once.
+    # The periodic report publishes each overdue request once. The app's own reporter runs
+    # too (first right after start, which a busy machine may delay past the deadline move),
+    # so the first report here may find the request reported already; never twice.
     async with consent.context.database.session() as session:
         reported = await service.report_overdue(
             session, events=consent.context.events, now=utcnow()
         )
     async with consent.context.database.session() as session:
         again = await service.report_overdue(session, events=consent.context.events, now=utcnow())
-    assert (reported, again) == ([filed["id"]], [])
+    assert reported in ([filed["id"]], []) and again == []
     (event,) = await events_of_type(consent, service.OVERDUE)
     assert event.subject == subject
     assert event.data["overdue_services"] == ["consent", "transfer"]
