@@ -10,8 +10,10 @@
     event written to the gateway's outbox, one database transaction per request);
 
 with the ratios to (a); then, alone, the field filter on one 5-line order and token
-verification with a cached and an uncached verifier. Requests are sequential, after a
-warm-up; the scenarios take turns in rounds so drift on a shared machine hits all alike.
+verification with a cached and an uncached verifier. :func:`rows` gives ``make bench`` the
+filter's cost under each purpose that sees the order and the token verification's.
+Requests are sequential, after a warm-up; the scenarios take turns in rounds so drift on
+a shared machine hits all alike.
 The gateway runs its relay against the development broker (``deploy/kafka/kafka.sh``,
 started if it is not running, as ``bench.outbox`` does; ``--kafka`` names another, under a
 topic prefix of its own), so (d) includes publishing the events in the same process.
@@ -40,6 +42,7 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
+from bench.report import Row
 from gateway.config import Settings
 from gateway.main import create_app
 from kit.auth import USER_SCOPES, KeySet, TokenVerifier, generate_signing_key, static_key_source
@@ -289,6 +292,39 @@ def filter_costs(count: int) -> dict[str, float]:
         ),
         "parse+filter+dump": micro_us(whole_response, count),
     }
+
+
+def filter_cost_per_purpose(count: int) -> dict[str, float]:
+    """Microseconds to filter the 5-line order, for each purpose that sees any of it."""
+    catalogue = default_catalogue()
+    fields = FieldFilter(catalogue)
+    order = copy.deepcopy(ORDER)
+    return {
+        purpose.id: micro_us(
+            lambda purpose=purpose.id: fields.filter(  # type: ignore[misc]
+                order, resource="orders.order", purpose=purpose
+            ),
+            count,
+        )
+        for purpose in catalogue.purposes
+        if fields.visible("orders.order", purpose.id)
+    }
+
+
+def rows(count: int = 10_000) -> list[Row]:
+    per_purpose = filter_cost_per_purpose(count)
+    worst = max(per_purpose, key=per_purpose.__getitem__)
+    whole = filter_costs(count)["parse+filter+dump"]
+    cached, uncached = asyncio.run(token_costs(count))
+    listing = ", ".join(f"{name} {us:.1f}" for name, us in sorted(per_purpose.items()))
+    return [
+        Row("3", f"field filter, 5-line order, each of {len(per_purpose)} purposes (us): "
+            + listing, f"max {per_purpose[worst]:.1f} us ({worst})", "", "<= 20 us",
+            per_purpose[worst] <= 20),
+        Row("3", "JSON parse + filter + dump of the order (order.query)", f"{whole:.1f} us"),
+        Row("3", "JWT verification per request, cached key and token cache / uncached",
+            f"{cached:.1f} / {uncached:.1f} us", f"uncached x{uncached / cached:.0f}"),
+    ]  # fmt: skip
 
 
 async def run(requests: int, warmup: int, rounds: int, database_url: str, kafka: str) -> None:

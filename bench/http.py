@@ -1,0 +1,414 @@
+"""Gateway throughput and added latency under wrk, against nginx, same upstream, one run.
+
+``python -m bench.http`` starts, each in its own process on 127.0.0.1:
+
+- the stand-in orders upstream (``bench.serve upstream``, one uvicorn worker);
+- nginx from Debian, ``proxy_pass`` to it with upstream keep-alive, one worker;
+- the gateway (``bench.serve gateway``, one uvicorn worker, access events to a throw-away
+  PostgreSQL database and on to the development Kafka broker);
+- the pure proxy (``bench.serve pure``: the gateway's forwarding with every policy step off);
+- both again with httpx over aiohttp's pool (``httpx-aiohttp``, a dev extra) instead of
+  httpx's own, to see whether the connection pool is what limits them;
+
+then, for GET of one order by its owner (a user token; the gateway verifies it, picks the
+purpose, checks consent, filters and masks the 5-line order and writes an access event):
+
+1. peak requests/s of each, wrk ``-c CONNECTIONS`` for ``SECONDS`` after a warm-up, the
+   variants in turn (direct upstream, nginx, pure proxy, gateway, then both over aiohttp),
+   twice, best kept;
+2. latency at half the gateway's peak: wrk paced by a Lua ``delay()`` (each connection
+   waits ``connections / rate`` between requests), nginx and the gateway, p50 and p99.
+
+wrk is closed-loop, so the paced run is not a true open-loop generator; at half load the
+queueing it hides is small, and both variants are measured the same way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import functools
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from bench.report import Row
+from kit.auth import USER_SCOPES, generate_signing_key
+from kit.migrations import upgrade
+from kit.testing import TEST_ISSUER, LocalKafka, LocalPostgres, mint_token, new_subject
+
+ORDER_PATH = "/orders/ord_bench"  # the upstream's path; behind a proxy: /orders + this
+
+NGINX_CONF = """\
+worker_processes 1;
+daemon off;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    upstream orders {{ server 127.0.0.1:{upstream}; keepalive 64; }}
+    server {{
+        listen 127.0.0.1:{port};
+        location /orders/ {{
+            proxy_pass http://orders/;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }}
+    }}
+}}
+"""
+
+PACED_LUA = """\
+function delay()
+    return {delay_ms}
+end
+"""
+
+
+@dataclass(frozen=True)
+class WrkResult:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def require_tools() -> None:
+    missing = [tool for tool in ("wrk", "nginx") if shutil.which(tool) is None]
+    if missing:
+        raise SystemExit(
+            f"bench: {' and '.join(missing)} not found: apt-get install nginx-light wrk "
+            "(make bench does it when run as root)"
+        )
+
+
+def _unit_ms(value: str) -> float:
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m)", value)
+    if match is None:
+        raise ValueError(f"wrk latency {value!r}")
+    number, unit = float(match[1]), match[2]
+    return number * {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}[unit]
+
+
+def parse_wrk(output: str) -> WrkResult:
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    p50 = re.search(r"^\s+50%\s+(\S+)", output, re.MULTILINE)
+    p99 = re.search(r"^\s+99%\s+(\S+)", output, re.MULTILINE)
+    if rps is None or p50 is None or p99 is None:
+        raise RuntimeError(f"cannot read wrk's output:\n{output}")
+    errors = sum(
+        int(n)
+        for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", output)
+        + re.findall(r"Non-2xx or 3xx responses: (\d+)", output)
+    )
+    return WrkResult(float(rps[1]), _unit_ms(p50[1]), _unit_ms(p99[1]), errors)
+
+
+def wrk(
+    url: str, *, connections: int, seconds: float, headers: dict[str, str], script: str = ""
+) -> WrkResult:
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{round(seconds)}s", "--latency"]
+    for name, value in headers.items():
+        command += ["-H", f"{name}: {value}"]
+    if script:
+        command += ["-s", script]
+    done = subprocess.run([*command, url], capture_output=True, text=True, check=True)
+    return parse_wrk(done.stdout)
+
+
+def wait_until_up(url: str, headers: dict[str, str], timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    last = ""
+    while time.monotonic() < deadline:
+        try:
+            response = httpx.get(url, headers=headers, timeout=2.0, trust_env=False)
+            if response.status_code == 200:
+                return
+            last = f"{response.status_code} {response.text[:200]}"
+        except httpx.HTTPError as exc:
+            last = type(exc).__name__
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} not up after {timeout_s:.0f}s: {last}")
+
+
+@contextlib.contextmanager
+def process(command: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    with log.open("wb") as out:
+        child = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        yield child
+    finally:
+        child.send_signal(signal.SIGTERM)
+        try:
+            child.wait(15)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+
+def serve(kind: str, port: int, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "bench.serve", kind, "--port", str(port), *extra]
+
+
+@dataclass(frozen=True)
+class Figures:
+    peak: dict[str, WrkResult]
+    paced: dict[str, WrkResult]
+    paced_rate: float
+    connections: int
+
+
+def profile_gateway(
+    pid: int, url: str, headers: dict[str, str], connections: int, out: Path
+) -> None:
+    """py-spy's samples of the gateway under wrk (``--profile``), and a summary of them."""
+    raw = out / "gateway.pyspy.txt"
+    load = subprocess.Popen(
+        [
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            "-d7s",
+            *(f"-H{k}: {v}" for k, v in headers.items()),
+            url,
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    time.sleep(1)
+    subprocess.run(
+        [str(Path(sys.executable).with_name("py-spy")), "record", "-p", str(pid), "-d", "5",
+         "-f", "raw", "-o", str(raw)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    load.wait()
+    (out / "gateway.profile.txt").write_text(summarise(raw.read_text()))
+
+
+def summarise(raw: str, top: int = 25) -> str:
+    """The functions most often on the stack (inclusive) and at its top (own), in %."""
+    own: dict[str, int] = {}
+    inclusive: dict[str, int] = {}
+    total = 0
+    for line in raw.splitlines():
+        stack, _, count = line.rpartition(" ")
+        samples = int(count)
+        total += samples
+        frames = stack.split(";")
+        own[frames[-1]] = own.get(frames[-1], 0) + samples
+        for frame in set(frames):
+            inclusive[frame] = inclusive.get(frame, 0) + samples
+    lines = [f"{total} samples"]
+    for title, counts in (("own", own), ("inclusive", inclusive)):
+        lines.append(f"-- {title}")
+        ranked = sorted(counts.items(), key=lambda item: -item[1])[:top]
+        lines += [f"{n / total:6.1%}  {frame}" for frame, n in ranked]
+    return "\n".join(lines) + "\n"
+
+
+def measure(
+    scratch: Path,
+    database_url: str,
+    kafka: str,
+    *,
+    connections: int,
+    seconds: float,
+    profile: Path | None = None,
+) -> Figures:
+    key = generate_signing_key()
+    key_file = scratch / "key.pem"
+    key_file.write_bytes(key.private_pem)
+    owner = mint_token(
+        key,
+        issuer=TEST_ISSUER,
+        audience="signature-api",
+        subject=new_subject(),
+        scopes=list(USER_SCOPES),
+        ttl_s=3600,
+    )
+    auth = {"Authorization": f"Bearer {owner}"}
+    proxies = ("pure", "gateway", "pure-aiohttp", "gateway-aiohttp")
+    ports = {name: free_port() for name in ("upstream", "nginx", *proxies)}
+    upstream_url = f"http://127.0.0.1:{ports['upstream']}"
+    (scratch / "nginx").mkdir()
+    conf = scratch / "nginx" / "nginx.conf"
+    conf.write_text(
+        NGINX_CONF.format(dir=scratch / "nginx", upstream=ports["upstream"], port=ports["nginx"])
+    )
+    common = ["--upstream-url", upstream_url, "--kafka", kafka]
+    urls = {
+        "direct": f"{upstream_url}{ORDER_PATH}",
+        **{
+            name: f"http://127.0.0.1:{ports[name]}/orders{ORDER_PATH}"
+            for name in ("nginx", *proxies)
+        },
+    }
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(process(serve("upstream", ports["upstream"]), scratch / "up.log"))
+        stack.enter_context(
+            process(["nginx", "-p", str(scratch / "nginx"), "-c", str(conf)], scratch / "ng.log")
+        )
+        gateway_args = [
+            "--database-url",
+            database_url,
+            "--key-file",
+            str(key_file),
+            "--key-id",
+            key.kid,
+            "--topic-prefix",
+            f"bench{os.getpid()}.",
+        ]
+        children: dict[str, subprocess.Popen[bytes]] = {}
+        for name in proxies:
+            kind, _, transport = name.partition("-")
+            command = serve(kind, ports[name], *common, "--transport", transport or "default")
+            if kind == "gateway":
+                command += gateway_args
+            children[name] = stack.enter_context(process(command, scratch / f"{name}.log"))
+        for url in urls.values():
+            wait_until_up(url, auth)
+        for url in urls.values():  # warm-up: connections, caches, the relay's producer
+            wrk(url, connections=connections, seconds=1, headers=auth)
+        if profile is not None:
+            profile_gateway(children["gateway"].pid, urls["gateway"], auth, connections, profile)
+        peak: dict[str, WrkResult] = {}
+        for _ in range(2):  # the variants in turn, twice: drift hits all alike
+            for name, url in urls.items():
+                result = wrk(url, connections=connections, seconds=seconds, headers=auth)
+                if name not in peak or result.rps > peak[name].rps:
+                    peak[name] = result
+        rate = peak["gateway"].rps / 2
+        paced_connections = 8
+        script = scratch / "paced.lua"
+        script.write_text(PACED_LUA.format(delay_ms=max(1, round(paced_connections / rate * 1e3))))
+        paced = {
+            name: wrk(
+                urls[name],
+                connections=paced_connections,
+                seconds=seconds,
+                headers=auth,
+                script=str(script),
+            )
+            for name in ("nginx", "gateway")
+        }
+    return Figures(peak=peak, paced=paced, paced_rate=rate, connections=connections)
+
+
+def rows(figures: Figures) -> list[Row]:
+    peak, paced = figures.peak, figures.paced
+    c = figures.connections
+    gateway_vs_nginx = peak["gateway"].rps / peak["nginx"].rps
+    policy_cost = 1 - peak["gateway"].rps / peak["pure"].rps
+    added_p50 = paced["gateway"].p50_ms - paced["nginx"].p50_ms
+    added_p99 = paced["gateway"].p99_ms - paced["nginx"].p99_ms
+    errors = sum(r.errors for r in (*peak.values(), *paced.values()))
+    out = [
+        Row("1", f"upstream alone, GET one order (wrk -c{c})", f"{peak['direct'].rps:,.0f} req/s"),
+        Row("1", f"nginx proxy_pass (wrk -c{c})", f"{peak['nginx'].rps:,.0f} req/s",
+            f"{peak['nginx'].rps / peak['direct'].rps:.2f} of upstream"),
+        Row("1", "gateway, owner GET: JWT, purpose, consent, filter, access event",
+            f"{peak['gateway'].rps:,.0f} req/s", f"{gateway_vs_nginx:.2f} of nginx",
+            ">= 0.6 of nginx", gateway_vs_nginx >= 0.6),
+        Row("1", "gateway, all policy off (pure proxy, same httpx clients)",
+            f"{peak['pure'].rps:,.0f} req/s",
+            f"{peak['pure'].rps / peak['nginx'].rps:.2f} of nginx"),
+        Row("1", "policy cost (1 - gateway / pure proxy)", f"{policy_cost:.0%}", "",
+            "<= 20 %", policy_cost <= 0.20),
+        Row("1", "pure proxy, httpx over aiohttp's pool (httpx-aiohttp)",
+            f"{peak['pure-aiohttp'].rps:,.0f} req/s",
+            f"{peak['pure-aiohttp'].rps / peak['pure'].rps:.2f} of httpx's own pool"),
+        Row("1", "gateway, owner GET, httpx over aiohttp's pool",
+            f"{peak['gateway-aiohttp'].rps:,.0f} req/s",
+            f"{peak['gateway-aiohttp'].rps / peak['nginx'].rps:.2f} of nginx"),
+        Row("2", f"latency at half the gateway's peak (~{figures.paced_rate:,.0f} req/s asked; "
+            f"nginx got {paced['nginx'].rps:,.0f}, gateway {paced['gateway'].rps:,.0f})",
+            f"nginx p50 {paced['nginx'].p50_ms:.2f} / p99 {paced['nginx'].p99_ms:.2f} ms; "
+            f"gateway p50 {paced['gateway'].p50_ms:.2f} / p99 {paced['gateway'].p99_ms:.2f} ms"),
+        Row("2", "added latency over nginx, p50", f"{added_p50:+.2f} ms", "", "<= 1 ms",
+            added_p50 <= 1.0),
+        Row("2", "added latency over nginx, p99", f"{added_p99:+.2f} ms", "", "<= 5 ms",
+            added_p99 <= 5.0),
+    ]  # fmt: skip
+    if errors:
+        out.append(
+            Row("1-2", "wrk socket errors or non-2xx answers", f"{errors:,}", "", "0", False)
+        )
+    return out
+
+
+async def _with_database(
+    connections: int, seconds: float, kafka: str, profile: Path | None
+) -> Figures:
+    postgres = LocalPostgres()
+    postgres.start()
+    async with postgres.database() as url:
+        await upgrade("gateway", url)
+        with tempfile.TemporaryDirectory(prefix="bench-http-") as scratch:
+            return await asyncio.to_thread(
+                functools.partial(
+                    measure,
+                    Path(scratch),
+                    url,
+                    kafka,
+                    connections=connections,
+                    seconds=seconds,
+                    profile=profile,
+                )
+            )
+
+
+def run(
+    connections: int = 32, seconds: float = 5.0, kafka: str = "", profile: Path | None = None
+) -> list[Row]:
+    require_tools()
+    if not kafka:
+        broker = LocalKafka()
+        broker.start()
+        kafka = broker.bootstrap_servers
+    return rows(asyncio.run(_with_database(connections, seconds, kafka, profile)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.http")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--kafka", default="", help="bootstrap servers (default: dev broker)")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="a folder: py-spy samples the gateway under load first, and summarises them there",
+    )
+    args = parser.parse_args()
+    if args.profile is not None:
+        args.profile.mkdir(parents=True, exist_ok=True)
+    for row in run(args.connections, args.seconds, args.kafka, args.profile):
+        print(" | ".join(str(cell) for cell in (row.section, row.what, row.figure, row.ratio)))
+
+
+if __name__ == "__main__":
+    main()
