@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import BigInteger, Column, Identity, Index, Integer, Text
+from sqlalchemy import BigInteger, Column, Identity, Integer, Text
 from sqlmodel import Field, SQLModel
 
 from kit.db import new_registry, timestamp_column
@@ -31,10 +31,10 @@ class KitModel(SQLModel, registry=kit_registry):
 
 
 class OutboxMessage(KitModel, table=True):
-    """One event waiting to be (or already) published. ``seq`` fixes the publishing order."""
+    """One event waiting to be published. ``seq`` fixes the publishing order; the relay
+    deletes the row once Kafka acknowledged the event (Kafka then holds it)."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_pending", "sent_at", "seq"),)
 
     seq: int | None = Field(
         default=None,
@@ -51,7 +51,6 @@ class OutboxMessage(KitModel, table=True):
         description="the CloudEvent as JSON, exactly as it will be published",
     )
     created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
-    sent_at: datetime | None = Field(default=None, sa_column=timestamp_column(nullable=True))
     attempts: int = 0
 
 

@@ -3,11 +3,18 @@
 - :class:`EventWriter` builds a validated :class:`~kit.events.Event` and adds it to the
   caller's session, so the event commits (or rolls back) with the change it describes.
 - :class:`OutboxRelay` publishes pending rows in ``seq`` order, in batches, with the
-  idempotent producer (acks=all), keyed by subject; it marks rows sent only once Kafka has
-  acknowledged them. While Kafka is down it backs off and retries by itself; nothing is lost,
-  and a crash between publishing and marking gives duplicates, which consumers drop by event
-  id. On PostgreSQL an advisory lock makes one relay per database the publisher, so several
-  workers never interleave one subject's events.
+  idempotent producer (acks=all), keyed by subject; it deletes rows only once Kafka has
+  acknowledged them (Kafka holds them from then on). While Kafka is down it backs off and
+  retries by itself; nothing is lost, and a crash between publishing and deleting gives
+  duplicates, which consumers drop by event id. On PostgreSQL an advisory lock makes one
+  relay per database the publisher, so several workers never interleave one subject's
+  events.
+- Throughput (``make bench``): a batch is sent only after the previous one was fully
+  acknowledged, so a failure never lets a later event of a subject overtake an earlier one;
+  the database work is overlapped instead: while a full batch's acknowledgements are
+  awaited the next batch is read (rows after the last ``seq`` sent), and the acknowledged
+  rows are deleted while the next batch is being sent. Deleting rather than marking rows
+  sent was the largest gain: a mark rewrote every index entry of the row.
 - ``python -m kit.outbox --database-url ... --bootstrap-servers ...`` runs a relay alone.
 """
 
@@ -22,11 +29,10 @@ import time
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any, Literal
 
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import col
 
@@ -46,7 +52,6 @@ from kit.observability import (
 logger = logging.getLogger("kit.outbox")
 
 CLOUDEVENTS_CONTENT_TYPE = b"application/cloudevents+json; charset=UTF-8"
-SENT_ROWS_KEPT_FOR = timedelta(days=1)
 HOUSEKEEPING_INTERVAL_S = 1.0
 LEADERSHIP_RETRY_S = 1.0
 # Set on a session that added outbox rows: its commit wakes the relay (see kit.db).
@@ -128,11 +133,7 @@ class OutboxStats:
 
 async def outbox_stats(session: AsyncSession) -> OutboxStats:
     count, oldest = (
-        await session.execute(
-            select(func.count(), func.min(col(OutboxMessage.created_at))).where(
-                col(OutboxMessage.sent_at).is_(None)
-            )
-        )
+        await session.execute(select(func.count(), func.min(col(OutboxMessage.created_at))))
     ).one()
     if oldest is None:
         return OutboxStats(pending=count, oldest_pending_age_s=None)
@@ -171,6 +172,8 @@ class OutboxRelay(BackgroundLoop):
         self._producer: AIOKafkaProducer | None = None
         self._lock_connection: AsyncConnection | None = None
         self._topics_ready = False
+        self._next_rows: Sequence[Any] | None = None
+        self._deleting: asyncio.Task[None] | None = None
 
     # -- the loop --------------------------------------------------------------------
     def start(self) -> None:
@@ -183,6 +186,8 @@ class OutboxRelay(BackgroundLoop):
 
     async def stop(self) -> None:
         await super().stop()
+        with contextlib.suppress(Exception):  # undeleted rows are published again later
+            await self.settle()
         await self._close_producer()
         await self._release_leadership()
 
@@ -202,6 +207,7 @@ class OutboxRelay(BackgroundLoop):
                 if sent < self.batch_size:
                     await self.pause(self.poll_interval_s)
             except Exception as exc:
+                self._next_rows = None  # read afresh after a failure
                 self.failed_cycles += 1
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 self.kafka_connected = False
@@ -222,25 +228,17 @@ class OutboxRelay(BackgroundLoop):
     async def publish_batch(self) -> int:
         """Publish up to ``batch_size`` pending events in order; return how many were acked.
 
-        A row is marked sent only when Kafka acknowledged it and every earlier row of the
-        same subject in the batch was acknowledged too, so a retry never reorders a subject.
+        A row is deleted only when Kafka acknowledged it and every earlier row of the same
+        subject in the batch was acknowledged too, so a retry never reorders a subject. The
+        deletion may still run when this returns (:meth:`settle` waits for it).
         """
-        async with self.database.sessionmaker() as session:
-            rows = (
-                await session.execute(
-                    select(
-                        col(OutboxMessage.seq),
-                        col(OutboxMessage.topic),
-                        col(OutboxMessage.key),
-                        col(OutboxMessage.event_type),
-                        col(OutboxMessage.payload),
-                    )
-                    .where(col(OutboxMessage.sent_at).is_(None))
-                    .order_by(col(OutboxMessage.seq))
-                    .limit(self.batch_size)
-                )
-            ).all()
+        rows, self._next_rows = self._next_rows, None
+        if rows is None:
+            # Without a batch read ahead, read afresh: the last deletion must be done first.
+            await self.settle()
+            rows = await self._pending_rows(after=None)
         if not rows:
+            await self.settle()
             return 0
         producer = await self._ensure_producer()
         deliveries: list[asyncio.Future[Any] | BaseException] = []
@@ -260,6 +258,13 @@ class OutboxRelay(BackgroundLoop):
             except Exception as exc:  # the rest of the batch waits for the next cycle
                 deliveries.extend([exc] * (len(rows) - len(deliveries)))
                 break
+        # A full batch likely has a successor: read it while Kafka acknowledges this one.
+        # Rows committed late with a lower seq are not lost: the next fresh read finds them.
+        read_ahead = (
+            asyncio.create_task(self._pending_rows(after=rows[-1].seq))
+            if len(rows) == self.batch_size
+            else None
+        )
         outcomes = await asyncio.gather(
             *(d for d in deliveries if isinstance(d, asyncio.Future)), return_exceptions=True
         )
@@ -276,36 +281,60 @@ class OutboxRelay(BackgroundLoop):
                 )
                 continue
             acked.append(row.seq)
-        await self._mark_sent(acked)
+        await self.settle()  # at most one deletion in flight
         self.kafka_connected = True
         self.published_total += len(acked)
         OUTBOX_PUBLISHED.labels(self.app_name).inc(len(acked))
         if first_error is not None:
+            if read_ahead is not None:
+                read_ahead.cancel()
+                with contextlib.suppress(BaseException):
+                    await read_ahead
+            await self._forget_sent(acked)
             raise first_error
+        self._deleting = asyncio.create_task(self._forget_sent(acked))
+        if read_ahead is not None:
+            self._next_rows = await read_ahead
         self.last_error = None
         return len(acked)
 
-    async def _mark_sent(self, seqs: list[int]) -> None:
+    async def settle(self) -> None:
+        """Wait until the rows acknowledged so far are deleted (raises if that failed; the
+        rows then stay and are published again: duplicates, never loss)."""
+        deleting, self._deleting = self._deleting, None
+        if deleting is not None:
+            await deleting
+
+    async def _pending_rows(self, *, after: int | None) -> Sequence[Any]:
+        query = select(
+            col(OutboxMessage.seq),
+            col(OutboxMessage.topic),
+            col(OutboxMessage.key),
+            col(OutboxMessage.event_type),
+            col(OutboxMessage.payload),
+        )
+        if after is not None:
+            query = query.where(col(OutboxMessage.seq) > after)
+        async with self.database.sessionmaker() as session:
+            return (
+                await session.execute(query.order_by(col(OutboxMessage.seq)).limit(self.batch_size))
+            ).all()
+
+    async def _forget_sent(self, seqs: list[int]) -> None:
         if not seqs:
             return
-        now = utcnow()
         async with self.database.sessionmaker() as session, session.begin():
             for start in range(0, len(seqs), 1000):
                 await session.execute(
-                    update(OutboxMessage)
-                    .where(col(OutboxMessage.seq).in_(seqs[start : start + 1000]))
-                    .values(sent_at=now)
+                    delete(OutboxMessage).where(
+                        col(OutboxMessage.seq).in_(seqs[start : start + 1000])
+                    )
                 )
 
     async def housekeeping(self) -> OutboxStats:
-        """Export the backlog's size and age, and drop rows published long ago."""
-        async with self.database.sessionmaker() as session, session.begin():
+        """Export the backlog's size and age."""
+        async with self.database.sessionmaker() as session:
             stats = await outbox_stats(session)
-            await session.execute(
-                delete(OutboxMessage).where(
-                    col(OutboxMessage.sent_at) < utcnow() - SENT_ROWS_KEPT_FOR
-                )
-            )
         OUTBOX_PENDING.labels(self.app_name).set(stats.pending)
         OUTBOX_OLDEST_AGE.labels(self.app_name).set(stats.oldest_pending_age_s or 0.0)
         return stats
