@@ -12,13 +12,14 @@ against its JWKS. Tests talk to the gateway only, as apps and partners do.
   registered, for the leak scans), and what the scans read (:mod:`tests.e2e.scan`): each
   process's log, each database and the topics under the suite's prefix.
 - :class:`Person` makes the unique personal values one test user is known by (a phone
-  number, a name, an address, a valid ID number, a taxpayer id), so a scan can look for
-  exactly them.
+  number, a name, an address, a valid ID number, a taxpayer id, an email, face bytes), so a
+  scan can look for exactly them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import random
 import secrets
@@ -84,6 +85,7 @@ class Person:
     id_number: str
     tax_id: str
     email: str
+    face: bytes
 
     @classmethod
     def new(cls) -> Person:
@@ -105,7 +107,13 @@ class Person:
             id_number=first_17 + check_character(first_17),
             tax_id=credit + uscc_check_character(credit),
             email=f"e2e.{secrets.token_hex(6)}@example.com",
+            face=b"face photo " + secrets.token_hex(12).encode(),
         )
+
+    @property
+    def face_image(self) -> str:
+        """The face as a client sends it (base64)."""
+        return base64.b64encode(self.face).decode()
 
     def values(self) -> dict[str, str]:
         """What a leak scan looks for, by what it is."""
@@ -116,6 +124,8 @@ class Person:
             "id number": self.id_number,
             "taxpayer id": self.tax_id,
             "email": self.email,
+            "face image": self.face_image,
+            "face bytes": self.face.decode(),
         }
 
 

@@ -1,13 +1,14 @@
 """A user's data from registration to deletion, through the gateway of the running suite
 (real processes, PostgreSQL and Kafka; see :mod:`tests.e2e.suite`).
 
-1. The journey: register, verify, consent to location and to one overseas recipient, order
+1. The journey: register, verify (real name, then face after its separate consent), consent
+   to location and to one overseas recipient, order
    ordinary and cross-border goods, a courier delivers; then an access request gathers one
    export from every service, holding this user's data and nobody else's.
 2. The same user asks for deletion: every service answers; then the account cannot log in,
    identity's data is gone, kept orders hold the transaction record only, consents are
-   withdrawn, no transfer can start, and no phone, name, address, ID number, taxpayer id
-   or email of the user is left in plaintext in any database, topic or log.
+   withdrawn, no transfer can start, and no phone, name, address, ID number, taxpayer id,
+   email or face bytes of the user is left in plaintext in any database, topic or log.
 3. Retention: an order whose periods ended is anonymised by the sweep, and the events say so.
 4. A service is down during a deletion: the request shows it overdue, then completes once it
    is back, each service having answered once.
@@ -258,6 +259,22 @@ async def shopper(suite: Suite, world: World) -> Shopper:
         expect=(200, 201),
     )
     assert verified["level"] == "real_name"
+    # Real-person verification is a separate purpose: refused until its own consent.
+    face = {"face_image": shopper.person.face_image}
+    without = await suite.client.post(
+        "/identity/verifications/real-person", headers=shopper.headers, json=face
+    )
+    assert without.status_code == 403 and without.json()["type"].endswith("/consent_required")
+    await _consent(suite, shopper, "sensitive.face_verification")
+    deadline = asyncio.get_running_loop().time() + 30
+    while (
+        raised := await suite.client.post(
+            "/identity/verifications/real-person", headers=shopper.headers, json=face
+        )
+    ).status_code == 403:
+        assert asyncio.get_running_loop().time() < deadline, raised.text
+        await asyncio.sleep(0.3)
+    assert raised.status_code == 201 and raised.json()["level"] == "real_person", raised.text
     await _consent(suite, shopper, "location")
     disclosure = await suite.call(
         "GET",

@@ -2,6 +2,9 @@
 
 - ``POST /verifications``       verify the caller (201 -> VerificationResult); scope
   ``verification:write``
+- ``POST /verifications/real-person``  raise it to real-person level with a face image
+  (purpose ``sensitive.face_verification``: through the gateway only with that separate
+  consent); scope ``verification:write``
 - ``GET  /verifications/me``    the caller's verification, masked (404 if none); scope
   ``account:read``
 - ``POST /guardianships``       the caller becomes a minor's guardian (201); scope
@@ -29,6 +32,7 @@ from kit.errors import PROBLEM_JSON, NotFound
 from services.identity.dependencies import AuthorityDep, SettingsDep
 from services.identity.verification import service
 from services.identity.verification.schemas import (
+    FaceVerificationRequest,
     GuardianLinkRequest,
     GuardianLinkResult,
     VerificationRequest,
@@ -75,6 +79,40 @@ async def create_verification(
         authority=authority,
         account_id=principal.subject,
         request=body,
+        today=china_today(),
+        max_failures=settings.verification_max_failures,
+        window_s=settings.verification_window_s,
+    )
+
+
+@router.post(
+    "/real-person",
+    status_code=201,
+    response_model=VerificationResult,
+    summary="Raise the caller's verification to real-person level with a face image",
+    responses={
+        409: {"description": "no real-name verification yet", **_PROBLEM},
+        422: {"description": "the provider did not match the face", **_PROBLEM},
+        503: {"description": "provider unavailable; retry after Retry-After", **_PROBLEM},
+    },
+)
+async def create_real_person_verification(
+    *,
+    body: FaceVerificationRequest,
+    session: SessionDep,
+    context: ContextDep,
+    authority: AuthorityDep,
+    settings: SettingsDep,
+    principal: Verifier,
+) -> VerificationResult:
+    return await service.verify_face(
+        session,
+        cipher=context.cipher,
+        events=context.events,
+        catalogue=context.catalogue,
+        authority=authority,
+        account_id=principal.subject,
+        face_image=body.face_image,
         today=china_today(),
         max_failures=settings.verification_max_failures,
         window_s=settings.verification_window_s,

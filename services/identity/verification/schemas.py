@@ -59,6 +59,26 @@ class VerificationRequest(BaseModel):
         return None if self.face_image is None else _decode(self.face_image)
 
 
+class FaceVerificationRequest(BaseModel):
+    """A face image (base64) to raise the caller's verification to real-person level. The
+    name and ID number are those already verified: the caller does not send them again."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    face_image: str = Field(
+        repr=False,
+        min_length=1,
+        max_length=_MAX_FACE_IMAGE_BASE64,
+        description="A face photo, base64, at most 2 MiB decoded; checked, never stored",
+    )
+
+    @field_validator("face_image")
+    @classmethod
+    def _face_image_is_base64(cls, value: str) -> str:
+        _decode(value)
+        return value
+
+
 def _decode(value: str) -> bytes:
     try:
         data = base64.b64decode(value, validate=True)

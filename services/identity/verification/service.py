@@ -60,10 +60,12 @@ __all__ = [
     "GUARDIAN_LINKED_EVENT",
     "ID_NUMBER_CONTEXT",
     "REAL_NAME_CONTEXT",
+    "NotVerified",
     "VerificationFailed",
     "link_guardian",
     "read_own",
     "verify",
+    "verify_face",
 ]
 
 logger = logging.getLogger("services.identity.verification")
@@ -82,6 +84,12 @@ FACE: Final = "user.biometric.face"
 MINOR_AGE: Final = "user.minor.age"
 
 ADULT_AGE: Final = 18
+
+
+class NotVerified(Conflict):
+    """Real-person verification needs the real-name verification first."""
+
+    code, title = "not-verified", "Not verified"
 
 
 class VerificationFailed(DomainError):
@@ -232,6 +240,49 @@ async def verify(
 
 
 # -- read back ------------------------------------------------------------------------------
+
+
+async def verify_face(
+    session: AsyncSession,
+    *,
+    cipher: FieldCipher,
+    events: EventWriter,
+    catalogue: Catalogue,
+    authority: AuthorityAdapter,
+    account_id: str,
+    face_image: str,
+    today: date,
+    max_failures: int = 5,
+    window_s: int = 24 * 3600,
+) -> VerificationResult:
+    """Real-person verification (purpose ``sensitive.face_verification``, a separate
+    consent the gateway checks): the authority compares ``face_image`` with the name and
+    ID number already verified, decrypted here for that call only. The image is never
+    stored. Raises ``NotVerified`` (409) when there is no real-name verification yet;
+    otherwise as :func:`verify`."""
+    own = await session.get(RealNameVerification, account_id)
+    if own is None:
+        raise NotVerified("verify the real name and ID number first (POST /verifications)")
+    real_name = await cipher.decrypt(
+        session, subject=account_id, token=own.real_name_encrypted, context=REAL_NAME_CONTEXT
+    )
+    id_number = await cipher.decrypt(
+        session, subject=account_id, token=own.id_number_encrypted, context=ID_NUMBER_CONTEXT
+    )
+    return await verify(
+        session,
+        cipher=cipher,
+        events=events,
+        catalogue=catalogue,
+        authority=authority,
+        account_id=account_id,
+        request=VerificationRequest(
+            real_name=real_name, id_number=id_number, face_image=face_image
+        ),
+        today=today,
+        max_failures=max_failures,
+        window_s=window_s,
+    )
 
 
 async def read_own(

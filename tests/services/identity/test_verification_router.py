@@ -168,3 +168,39 @@ async def test_repeated_mismatches_are_throttled(identity: Identity) -> None:
     )
     assert blocked.status_code == 429
     assert int(blocked.headers["retry-after"]) > 0
+
+
+@pytest.mark.obligation("OB-2A-2")
+async def test_real_person_level_from_a_face_image_and_the_verified_name(
+    identity: Identity,
+) -> None:
+    client = identity.client
+    _, token = await identity.user()
+    face = base64.b64encode(b"a face photo, unique bytes 7c41").decode()
+    first = await client.post(
+        "/verifications/real-person", json={"face_image": face}, headers=bearer(token)
+    )
+    assert first.status_code == 409 and first.json()["type"].endswith("/not-verified")
+    verified = await client.post(
+        "/verifications", json={"real_name": NAME, "id_number": ADULT}, headers=bearer(token)
+    )
+    assert verified.status_code == 201
+    no_face = base64.b64encode(b"NOFACE in this picture").decode()
+    refused = await client.post(
+        "/verifications/real-person", json={"face_image": no_face}, headers=bearer(token)
+    )
+    assert refused.status_code == 422
+    extra = await client.post(
+        "/verifications/real-person",
+        json={"face_image": face, "real_name": "李四"},
+        headers=bearer(token),
+    )
+    assert extra.status_code == 422  # the name is the verified one, never sent again
+    raised = await client.post(
+        "/verifications/real-person", json={"face_image": face}, headers=bearer(token)
+    )
+    assert raised.status_code == 201, raised.text
+    assert raised.json()["level"] == "real_person"
+    assert face not in raised.text and NAME not in raised.text
+    me = (await client.get("/verifications/me", headers=bearer(token))).json()
+    assert me["level"] == "real_person" and me["real_name"] == "张*"
