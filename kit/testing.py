@@ -27,7 +27,7 @@ from typing import Any
 
 import asyncpg
 import httpx
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
@@ -319,3 +319,33 @@ async def read_events(
         return events
     finally:
         await consumer.stop()
+
+
+async def read_records(bootstrap_servers: str, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every record ``topic`` holds now, from its start to its end offsets (none if the
+    topic does not exist)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        await consumer._client.force_metadata_update()
+        partitions = [
+            TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
+        if not partitions:
+            return []
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        records: list[ConsumerRecord[bytes, bytes]] = []
+        while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
+            for batch in (await consumer.getmany(timeout_ms=1000)).values():
+                records += batch
+        return records
+    finally:
+        await consumer.stop()
+
+
+async def topic_events(bootstrap_servers: str, topic: str) -> list[Event]:
+    """Every event ``topic`` holds now (the outbox relay deletes what Kafka acknowledged,
+    so a test reads what an app published here rather than in its outbox)."""
+    return [Event.from_json_bytes(r.value) for r in await read_records(bootstrap_servers, topic)]

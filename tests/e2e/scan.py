@@ -21,12 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from sqlalchemy.engine import make_url
 
-from kit.events import Event
 from kit.settings import REPO_ROOT
+from kit.testing import read_records
 
 #: The data directory of the test broker of ``tests/conftest.py`` (127.0.0.1:29092).
 TEST_BROKER = "127.0.0.1:29092"
@@ -81,33 +80,6 @@ async def scan_databases(
     return findings, rows_read
 
 
-async def read_topic(bootstrap_servers: str, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
-    """Every record ``topic`` holds now, from its start to its end offsets."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        await consumer._client.force_metadata_update()
-        partitions = [
-            TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())
-        ]
-        if not partitions:
-            return []
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        records: list[ConsumerRecord[bytes, bytes]] = []
-        while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
-            for messages in (await consumer.getmany(timeout_ms=1000)).values():
-                records += messages
-        return records
-    finally:
-        await consumer.stop()
-
-
-async def read_events(bootstrap_servers: str, topic: str) -> list[Event]:
-    return [Event.from_json_bytes(r.value) for r in await read_topic(bootstrap_servers, topic)]
-
-
 async def scan_topics(
     bootstrap_servers: str, prefix: str, values: Mapping[str, str]
 ) -> tuple[list[Finding], int]:
@@ -123,7 +95,7 @@ async def scan_topics(
     records = 0
     for topic in topics:
         chunks: list[bytes] = []
-        for message in await read_topic(bootstrap_servers, topic):
+        for message in await read_records(bootstrap_servers, topic):
             records += 1
             chunks += [message.key or b"", message.value or b""]
             chunks += [value for _, value in message.headers]

@@ -34,7 +34,8 @@ from cryptography.hazmat.primitives.asymmetric import x25519
 
 from kit.clock import china_today
 from kit.events import Event
-from tests.e2e.scan import read_events, scan_suite
+from kit.testing import topic_events
+from tests.e2e.scan import scan_suite
 from tests.e2e.suite import Person, Suite
 
 
@@ -237,7 +238,7 @@ async def _published(suite: Suite, service: str, wanted: Callable[[Event], bool]
     topic = f"{suite.topic_prefix}{service}.events"
     deadline = asyncio.get_running_loop().time() + 30
     while not (
-        found := [e for e in await read_events(suite.bootstrap_servers, topic) if wanted(e)]
+        found := [e for e in await topic_events(suite.bootstrap_servers, topic) if wanted(e)]
     ):
         assert asyncio.get_running_loop().time() < deadline, f"nothing of the kind on {topic}"
         await asyncio.sleep(0.5)
@@ -539,7 +540,9 @@ async def test_a_service_down_during_a_deletion_is_shown_overdue_then_answers_on
     )
     assert sorted(a["service"] for a in answers) == ["consent", "identity", "orders", "transfer"]
     for service in ("identity", "orders", "transfer"):
-        events = await read_events(suite.bootstrap_servers, f"{suite.topic_prefix}{service}.events")
+        events = await topic_events(
+            suite.bootstrap_servers, f"{suite.topic_prefix}{service}.events"
+        )
         completions = {
             event.id
             for event in events

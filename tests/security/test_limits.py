@@ -33,11 +33,6 @@ BOUNDED_LISTS = {
     ("identity", "/partners"): "registered partners, staff only",
     ("consent", "/incidents"): "recorded incidents, staff only",
     ("transfer", "/recipients"): "registered overseas recipients, staff only",
-    ("consent", "/consents/me/receipts"): "one user's own consent receipts",
-    ("consent", "/wards/{ward_id}/consents/receipts"): "one ward's consent receipts",
-    ("consent", "/rights-requests/me"): "one user's own rights requests",
-    ("consent", "/notices/me"): "one user's own incident notices",
-    ("transfer", "/transfers/me"): "one user's own cross-border transfers",
 }
 
 

@@ -21,6 +21,7 @@ from kit.app import AppContext, ContextDep
 from kit.auth import Principal, Scope, require
 from kit.db import SessionDep
 from kit.errors import PROBLEM_JSON
+from kit.pagination import PageLimit, PageOffset
 from services.consent.config import Settings
 from services.consent.consents import service
 from services.consent.consents.schemas import (
@@ -100,8 +101,12 @@ async def my_consents(
 
 
 @router.get("/consents/me/receipts", response_model=list[Receipt], summary="My consent receipts")
-async def my_receipts(session: SessionDep, principal: Reader) -> list[Receipt]:
-    return await service.list_receipts(session, subject=principal.subject)
+async def my_receipts(
+    session: SessionDep, principal: Reader, limit: PageLimit = 100, offset: PageOffset = 0
+) -> list[Receipt]:
+    return await service.list_receipts(
+        session, subject=principal.subject, limit=limit, offset=offset
+    )
 
 
 @router.get(
@@ -160,5 +165,13 @@ async def ward_consents(
     summary="As a minor's guardian, their consent receipts",
     responses={403: {"description": "not the guardian", **_PROBLEM}},
 )
-async def ward_receipts(ward_id: str, session: SessionDep, principal: Reader) -> list[Receipt]:
-    return await service.ward_receipts(session, guardian=principal.subject, ward=ward_id)
+async def ward_receipts(
+    ward_id: str,
+    session: SessionDep,
+    principal: Reader,
+    limit: PageLimit = 100,
+    offset: PageOffset = 0,
+) -> list[Receipt]:
+    return await service.ward_receipts(
+        session, guardian=principal.subject, ward=ward_id, limit=limit, offset=offset
+    )

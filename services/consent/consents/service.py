@@ -509,12 +509,16 @@ def _value(row: CurrentConsent) -> ConsentValue:
     )
 
 
-async def list_receipts(session: AsyncSession, *, subject: str) -> list[Receipt]:
-    """``subject``'s receipts, oldest first."""
+async def list_receipts(
+    session: AsyncSession, *, subject: str, limit: int = 100, offset: int = 0
+) -> list[Receipt]:
+    """``subject``'s receipts, oldest first, a page of ``limit`` after ``offset``."""
     records = await session.scalars(
         select(ConsentRecord)
         .where(col(ConsentRecord.subject) == subject)
         .order_by(col(ConsentRecord.state_version))
+        .limit(limit)
+        .offset(offset)
     )
     return [_receipt(record) for record in records]
 
@@ -544,10 +548,12 @@ async def ward_state(
     return await current_state(session, catalogue=catalogue, subject=ward)
 
 
-async def ward_receipts(session: AsyncSession, *, guardian: str, ward: str) -> list[Receipt]:
+async def ward_receipts(
+    session: AsyncSession, *, guardian: str, ward: str, limit: int = 100, offset: int = 0
+) -> list[Receipt]:
     """The ward's receipts, for their guardian only."""
     await check_guardian(session, guardian=guardian, ward=ward)
-    return await list_receipts(session, subject=ward)
+    return await list_receipts(session, subject=ward, limit=limit, offset=offset)
 
 
 async def record_guardianship(session: AsyncSession, event: Event) -> None:

@@ -128,14 +128,16 @@ def _cessation_notice(
 
 
 async def list_own_notices(
-    session: AsyncSession, *, catalogue: Catalogue, subject: str
+    session: AsyncSession, *, catalogue: Catalogue, subject: str, limit: int = 100, offset: int = 0
 ) -> list[Notice]:
-    """The subject's notices, newest first, with their full text."""
+    """The subject's notices, newest first, with their full text; a page of ``limit``."""
     notices = list(
         await session.scalars(
             select(SubjectNotice)
             .where(col(SubjectNotice.subject) == subject)
             .order_by(col(SubjectNotice.created_at).desc(), col(SubjectNotice.id))
+            .limit(limit)
+            .offset(offset)
         )
     )
     references = {notice.reference for notice in notices}

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Response, status
 from kit.app import ContextDep
 from kit.auth import Principal, Scope, require
 from kit.db import SessionDep
+from kit.pagination import PageLimit, PageOffset
 from services.consent.incidents import cessation, notices, service
 from services.consent.incidents.dependencies import NotifierDep, SettingsDep
 from services.consent.incidents.schemas import (
@@ -98,9 +99,15 @@ async def list_announcements(session: SessionDep) -> list[AnnouncementView]:
 
 
 @router.get("/notices/me", response_model=list[Notice], summary="My notices, newest first")
-async def my_notices(session: SessionDep, context: ContextDep, user: Reader) -> list[Notice]:
+async def my_notices(
+    session: SessionDep,
+    context: ContextDep,
+    user: Reader,
+    limit: PageLimit = 100,
+    offset: PageOffset = 0,
+) -> list[Notice]:
     return await notices.list_own_notices(
-        session, catalogue=context.catalogue, subject=user.subject
+        session, catalogue=context.catalogue, subject=user.subject, limit=limit, offset=offset
     )
 
 

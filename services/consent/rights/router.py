@@ -13,6 +13,7 @@ from kit.app import AppContext, ContextDep, app_context
 from kit.auth import InsufficientScope, Principal, Scope, current_principal, require
 from kit.db import SessionDep
 from kit.models import utcnow
+from kit.pagination import PageLimit, PageOffset
 from services.consent.config import Settings
 from services.consent.rights import service
 from services.consent.rights.export import RightsExporter
@@ -85,8 +86,12 @@ async def file_request(
 
 
 @router.get("/me", response_model=list[RightsRequestView], summary="My rights requests")
-async def my_requests(session: SessionDep, user: Reader) -> list[RightsRequestView]:
-    return await service.list_own_requests(session, subject=user.subject, now=utcnow())
+async def my_requests(
+    session: SessionDep, user: Reader, limit: PageLimit = 100, offset: PageOffset = 0
+) -> list[RightsRequestView]:
+    return await service.list_own_requests(
+        session, subject=user.subject, now=utcnow(), limit=limit, offset=offset
+    )
 
 
 @router.get(

@@ -309,13 +309,15 @@ async def file_request(
 
 
 async def list_own_requests(
-    session: AsyncSession, *, subject: str, now: datetime
+    session: AsyncSession, *, subject: str, now: datetime, limit: int = 100, offset: int = 0
 ) -> list[RightsRequestView]:
     requests = list(
         await session.scalars(
             select(RightsRequest)
             .where(col(RightsRequest.subject) == subject)
-            .order_by(col(RightsRequest.filed_at).desc())
+            .order_by(col(RightsRequest.filed_at).desc(), col(RightsRequest.id))
+            .limit(limit)
+            .offset(offset)
         )
     )
     answers = await _answers(session, (r.id for r in requests))

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, status
+from fastapi import APIRouter, Path, status
 
 from kit.app import ContextDep
 from kit.db import SessionDep
+from kit.pagination import PageLimit, PageOffset
 from services.orders.dependencies import CatalogueAdmin
 from services.orders.goods import service
 from services.orders.goods.schemas import (
@@ -19,16 +20,12 @@ from services.orders.goods.schemas import (
 )
 
 router = APIRouter(tags=["goods"])
-MAX_PAGE_SIZE = 100
-
-Limit = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)]
-# Bounded: a deeper offset is no page anyone reads, and past 2**63 the database fails.
-MAX_OFFSET = 1_000_000
-Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
 
 
 @router.get("/goods", response_model=list[GoodsView], summary="Goods for sale (public)")
-async def list_goods(session: SessionDep, limit: Limit = 50, offset: Offset = 0) -> list[GoodsView]:
+async def list_goods(
+    session: SessionDep, limit: PageLimit = 50, offset: PageOffset = 0
+) -> list[GoodsView]:
     return await service.list_goods(session, limit=limit, offset=offset)
 
 
@@ -74,7 +71,7 @@ async def change_price(
     "/admin/goods", response_model=list[GoodsView], summary="Every item (staff with admin:partners)"
 )
 async def admin_list_goods(
-    session: SessionDep, admin: CatalogueAdmin, limit: Limit = 50, offset: Offset = 0
+    session: SessionDep, admin: CatalogueAdmin, limit: PageLimit = 50, offset: PageOffset = 0
 ) -> list[GoodsView]:
     return await service.list_goods(session, limit=limit, offset=offset)
 

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, status
 from kit.app import ContextDep
 from kit.auth import Principal, Scope, require
 from kit.db import SessionDep
+from kit.pagination import PageLimit, PageOffset
 from services.transfer.dependencies import ChecksDep
 from services.transfer.transfers import service
 from services.transfer.transfers.schemas import (
@@ -59,9 +60,15 @@ async def list_transfers(
     summary="My data sent abroad: to whom, what, when, and how to exercise my rights",
 )
 async def my_transfers(
-    session: SessionDep, context: ContextDep, user: User
+    session: SessionDep,
+    context: ContextDep,
+    user: User,
+    limit: PageLimit = 100,
+    offset: PageOffset = 0,
 ) -> list[UserTransferView]:
-    return await service.my_transfers(session, catalogue=context.catalogue, subject=user.subject)
+    return await service.my_transfers(
+        session, catalogue=context.catalogue, subject=user.subject, limit=limit, offset=offset
+    )
 
 
 @router.get(

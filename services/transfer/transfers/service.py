@@ -834,14 +834,17 @@ def _describe(catalogue: Catalogue, categories: Iterable[str]) -> list[str]:
 
 
 async def my_transfers(
-    session: AsyncSession, *, catalogue: Catalogue, subject: str
+    session: AsyncSession, *, catalogue: Catalogue, subject: str, limit: int = 100, offset: int = 0
 ) -> list[UserTransferView]:
-    """The subject's transfers abroad, newest first, each with its recipient's disclosure."""
+    """The subject's transfers abroad, newest first, each with its recipient's disclosure;
+    a page of ``limit`` after ``offset``."""
     transfers = list(
         await session.scalars(
             select(Transfer)
             .where(col(Transfer.subject) == subject)
             .order_by(col(Transfer.requested_at).desc(), col(Transfer.id))
+            .limit(limit)
+            .offset(offset)
         )
     )
     recipient_ids = {transfer.recipient_id for transfer in transfers}

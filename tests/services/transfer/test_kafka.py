@@ -25,7 +25,15 @@ from kit.consent_state import (
 )
 from kit.events import Event, new_event
 from kit.kafka import TopicSpec, ensure_topics, new_producer
-from kit.testing import LocalPostgres, eventually, new_subject, read_events, serve_app, trust_only
+from kit.testing import (
+    LocalPostgres,
+    eventually,
+    new_subject,
+    read_events,
+    serve_app,
+    topic_events,
+    trust_only,
+)
 from services.transfer.transfers.delivery import HttpsDeliverer
 from tests.conftest import Broker
 from tests.services.transfer.conftest import (
@@ -194,11 +202,15 @@ async def test_an_order_event_on_kafka_drives_a_transfer(on_kafka: OnKafka) -> N
     document = open_package(egress.data["package"], kafka_keys)
     assert set(document["fields"]) == {"address_detail", "address_region"}
 
-    # The transfer events reach the service's own topic.
-    expected = [e for e in await transfer.outbox_events() if not e.type.endswith("package.v1")]
-    published = await read_events(
-        on_kafka.bootstrap_servers, transfer.settings.events_topic, count=len(expected)
-    )
-    assert {e.id for e in expected} <= {e.id for e in published}
-    delivered = [e for e in published if e.type.endswith("transfer.delivered.v1")]
-    assert {e.data["recipient_id"] for e in delivered} == {logistics["id"], seller["id"]}
+    # The transfer events reach the service's own topic, and leave the outbox once acked.
+    async def both_delivered_on_the_topic() -> bool:
+        published = await topic_events(on_kafka.bootstrap_servers, transfer.settings.events_topic)
+        delivered = [e for e in published if e.type.endswith("transfer.delivered.v1")]
+        return {e.data["recipient_id"] for e in delivered} == {logistics["id"], seller["id"]}
+
+    await eventually(both_delivered_on_the_topic, timeout_s=30, what="the delivered events")
+
+    async def outbox_empty() -> bool:
+        return await transfer.outbox_events() == []
+
+    await eventually(outbox_empty, timeout_s=30, what="the outbox to empty")
