@@ -23,12 +23,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
-from typing import Final
+from typing import Final, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kit.app import AppContext
 from kit.consumer import EventConsumer, Handler
-from kit.db import Database
 from kit.errors import DomainError
 from kit.events import Event
 from kit.outbox import EventWriter
@@ -109,14 +109,30 @@ def applied(
     )
 
 
-def cessation_consumer(
-    *, service: str, topic: str, database: Database, bootstrap_servers: str, handler: Handler
-) -> EventConsumer:
+class Applier(Protocol):
+    """A service's ``handle``: applies one ``purpose.ceased`` event in its transaction."""
+
+    async def __call__(
+        self, session: AsyncSession, *, events: EventWriter, event: Event
+    ) -> object: ...
+
+
+def cessation_handler(events: EventWriter, apply: Applier) -> Handler:
+    """The handler the consumer runs once per event id (also usable in tests)."""
+
+    async def handle(session: AsyncSession, event: Event) -> None:
+        await apply(session, events=events, event=event)
+
+    return handle
+
+
+def cessation_consumer(context: AppContext, *, service: str, apply: Applier) -> EventConsumer:
     """The ``<service>.cessation`` consumer of the privacy center's events topic."""
+    settings = context.settings
     return EventConsumer(
         name=f"{service}.cessation",
-        topics=[topic],
-        database=database,
-        bootstrap_servers=bootstrap_servers,
-        handler=handler,
+        topics=[settings.topic(TOPIC)],
+        database=context.database,
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        handler=cessation_handler(context.events, apply),
     )

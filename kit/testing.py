@@ -22,6 +22,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +47,7 @@ from kit.auth import (
     static_key_source,
 )
 from kit.db import Database
-from kit.events import Event
+from kit.events import Event, new_event
 from kit.ids import new_id
 from kit.migrations import upgrade
 from kit.models import OutboxMessage
@@ -349,3 +350,19 @@ async def topic_events(bootstrap_servers: str, topic: str) -> list[Event]:
     """Every event ``topic`` holds now (the outbox relay deletes what Kafka acknowledged,
     so a test reads what an app published here rather than in its outbox)."""
     return [Event.from_json_bytes(r.value) for r in await read_records(bootstrap_servers, topic)]
+
+
+def purpose_ceased_event(purpose: str, effective: date) -> Event:
+    """The privacy center's ``purpose.ceased`` event, as a participant service receives it."""
+    return new_event(
+        source="/consent",
+        type="com.signature.consent.purpose.ceased.v1",
+        subject="ces_abcdefghijklmnopqrstuvwx",
+        purpose=purpose,
+        data={
+            "cessation_id": "ces_abcdefghijklmnopqrstuvwx",
+            "purpose": purpose,
+            "effective_date": effective.isoformat(),
+            "deletion_due": effective.isoformat(),
+        },
+    )

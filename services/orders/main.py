@@ -17,7 +17,7 @@ at shutdown with the relay (``kit.app`` starts and stops every loop the factory 
   ``rights.access`` when a service client is configured, else None and corrections are
   refused);
 - the ``orders.cessation`` consumer, applying the privacy center's ceased purposes
-  (``cessation.consumers``: location features refuse, price-drop reminders stop).
+  (``cessation.service``: location features refuse, price-drop reminders stop).
 """
 
 from collections.abc import Callable, Sequence
@@ -30,13 +30,14 @@ from kit.app import AppContext
 from kit.app import create_app as create_kit_app
 from kit.auth import Scope
 from kit.background import BackgroundLoop, PeriodicTask
+from kit.cessation import cessation_consumer
 from kit.consent_state import ConsentStateView
 from kit.models import utcnow
 from kit.service_token import ServiceTokenProvider
 from services.orders.cart import service as cart_service
 from services.orders.cart.router import router as cart_router
 from services.orders.cart.service import ConsentCheck
-from services.orders.cessation.consumers import cessation_consumer
+from services.orders.cessation import service as cessation
 from services.orders.config import Settings
 from services.orders.delivery import service as delivery_service
 from services.orders.delivery.router import router as delivery_router
@@ -110,7 +111,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         fetcher = corrections_fetcher(settings)
         app.state.corrections_fetcher = fetcher
-        loops[:] = [view, rights_consumer(context, fetcher), cessation_consumer(context)]
+        loops[:] = [
+            view,
+            rights_consumer(context, fetcher),
+            cessation_consumer(context, service=cessation.SERVICE, apply=cessation.handle),
+        ]
         if settings.retention_sweep_enabled:
             sweeper = RetentionSweeper(
                 database=context.database,

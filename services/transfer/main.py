@@ -20,10 +20,11 @@ from kit.app import AppContext
 from kit.app import create_app as create_kit_app
 from kit.auth import Scope
 from kit.background import BackgroundLoop
+from kit.cessation import cessation_consumer
 from kit.consent_state import CROSS_BORDER_PURPOSE, ConsentStateView
 from kit.service_token import ServiceTokenProvider
 from services.transfer import models  # noqa: F401  (every table registered)
-from services.transfer.cessation.consumers import cessation_consumer
+from services.transfer.cessation import service as cessation
 from services.transfer.config import Settings
 from services.transfer.recipients.router import router as recipients_router
 from services.transfer.rights.consumers import rights_consumer
@@ -86,7 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.consent_view,
             orders_consumer(app, context, settings),
             rights_consumer(context),
-            cessation_consumer(context),
+            cessation_consumer(context, service=cessation.SERVICE, apply=cessation.handle),
             worker.task,
         ]
 

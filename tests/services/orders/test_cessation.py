@@ -4,17 +4,18 @@ the cessation is recorded and answered with counts, never personal data."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from sqlalchemy import select
 from sqlmodel import col
 
+from kit.cessation import cessation_handler
 from kit.clock import china_today
-from kit.events import Event, new_event
+from kit.events import Event
+from kit.testing import purpose_ceased_event
 from services.orders.cessation import service
-from services.orders.cessation.consumers import cessation_handler
 from services.orders.models import CartItem, CeasedPurpose
 from tests.services.orders.conftest import Orders
 from tests.services.orders.test_location import POINT, granting
@@ -23,24 +24,9 @@ from tests.services.orders.test_rights import buyer_with_cart
 pytestmark = [pytest.mark.obligation("OB-2J-1")]
 
 
-def ceased(purpose: str, effective: date) -> Event:
-    return new_event(
-        source="/consent",
-        type="com.signature.consent.purpose.ceased.v1",
-        subject="ces_abcdefghijklmnopqrstuvwx",
-        purpose=purpose,
-        data={
-            "cessation_id": "ces_abcdefghijklmnopqrstuvwx",
-            "purpose": purpose,
-            "effective_date": effective.isoformat(),
-            "deletion_due": effective.isoformat(),
-        },
-    )
-
-
 async def apply(orders: Orders, event: Event) -> None:
     async with orders.context.database.session() as session:
-        await cessation_handler(orders.context)(session, event)
+        await cessation_handler(orders.context.events, service.handle)(session, event)
 
 
 async def applied(orders: Orders) -> list[Event]:
@@ -57,7 +43,7 @@ async def test_a_ceased_location_purpose_refuses_the_features_with_410(orders: O
     before = await orders.client.post("/location/address-autofill", json=POINT, headers=headers)
     assert before.status_code == 200, before.text
 
-    await apply(orders, ceased("location", china_today()))
+    await apply(orders, purpose_ceased_event("location", china_today()))
     for path, call in (
         ("/location/address-autofill", "post"),
         ("/location/nearby", "get"),
@@ -80,7 +66,7 @@ async def test_a_cessation_dated_later_refuses_only_from_its_date(orders: Orders
     buyer, headers = orders.user()
     orders.app.state.consent_granted = granting(buyer)
     tomorrow = china_today() + timedelta(days=1)
-    await apply(orders, ceased("location", tomorrow))
+    await apply(orders, purpose_ceased_event("location", tomorrow))
     response = await orders.client.post("/location/address-autofill", json=POINT, headers=headers)
     assert response.status_code == 200, response.text
     async with orders.context.database.session() as session:
@@ -97,7 +83,7 @@ async def test_a_ceased_price_drop_purpose_stops_reminders_and_deletes_their_sta
     async with orders.context.database.session() as session:
         for item in await session.scalars(select(CartItem)):
             item.reminded_price = Decimal("1.00")
-    await apply(orders, ceased("marketing.price_drop", china_today()))
+    await apply(orders, purpose_ceased_event("marketing.price_drop", china_today()))
     async with orders.context.database.session() as session:
         items = list(
             await session.scalars(select(CartItem).where(col(CartItem.owner_id) == subject))
@@ -108,5 +94,5 @@ async def test_a_ceased_price_drop_purpose_stops_reminders_and_deletes_their_sta
 
 
 async def test_purposes_orders_does_not_collect_for_are_ignored(orders: Orders) -> None:
-    await apply(orders, ceased("search.image_voice", china_today()))
+    await apply(orders, purpose_ceased_event("search.image_voice", china_today()))
     assert await applied(orders) == []

@@ -4,13 +4,15 @@ are refused at once, delivered records stay; a cessation dated later waits for i
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 
 import pytest
 
+from kit.cessation import cessation_handler
 from kit.clock import china_today
-from kit.events import Event, new_event
-from services.transfer.cessation.consumers import cessation_handler
+from kit.events import Event
+from kit.testing import purpose_ceased_event
+from services.transfer.cessation import service
 from services.transfer.models import Transfer
 from tests.services.transfer.conftest import TransferApp
 from tests.services.transfer.test_rights import stored, three_transfers
@@ -18,24 +20,9 @@ from tests.services.transfer.test_rights import stored, three_transfers
 pytestmark = [pytest.mark.obligation("OB-2J-1")]
 
 
-def ceased(purpose: str, effective: date) -> Event:
-    return new_event(
-        source="/consent",
-        type="com.signature.consent.purpose.ceased.v1",
-        subject="ces_abcdefghijklmnopqrstuvwx",
-        purpose=purpose,
-        data={
-            "cessation_id": "ces_abcdefghijklmnopqrstuvwx",
-            "purpose": purpose,
-            "effective_date": effective.isoformat(),
-            "deletion_due": effective.isoformat(),
-        },
-    )
-
-
 async def apply(transfer: TransferApp, event: Event) -> None:
     async with transfer.context.database.session() as session:
-        await cessation_handler(transfer.context)(session, event)
+        await cessation_handler(transfer.context.events, service.handle)(session, event)
 
 
 async def applied(transfer: TransferApp) -> list[Event]:
@@ -49,7 +36,7 @@ async def applied(transfer: TransferApp) -> list[Event]:
 async def test_a_ceased_transfer_purpose_refuses_what_has_not_left(transfer: TransferApp) -> None:
     subject, _ = transfer.user()
     delivered, ready, waiting = await three_transfers(transfer, subject)
-    await apply(transfer, ceased("cross_border.transfer", china_today()))
+    await apply(transfer, purpose_ceased_event("cross_border.transfer", china_today()))
 
     for transfer_id in (ready, waiting):
         row: Transfer = await stored(transfer, transfer_id)
@@ -71,12 +58,14 @@ async def test_a_cessation_dated_later_waits_for_its_date(transfer: TransferApp)
     subject, _ = transfer.user()
     recipient = await transfer.register()
     waiting = await transfer.request(recipient["id"], subject, transfer.orders.add(subject))
-    await apply(transfer, ceased("cross_border.transfer", china_today() + timedelta(days=3)))
+    await apply(
+        transfer, purpose_ceased_event("cross_border.transfer", china_today() + timedelta(days=3))
+    )
     assert (await stored(transfer, waiting["id"])).status == "awaiting_consent"
     (event,) = await applied(transfer)
     assert event.data["counts"] == {"transfers_refused": 0, "packages_dropped": 0}
 
 
 async def test_other_purposes_are_ignored(transfer: TransferApp) -> None:
-    await apply(transfer, ceased("location", china_today()))
+    await apply(transfer, purpose_ceased_event("location", china_today()))
     assert await applied(transfer) == []
