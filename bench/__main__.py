@@ -1,17 +1,16 @@
 """``python -m bench`` (``make bench``): every benchmark, one after the other, in one run.
 
 Prints one table (figure, ratio, the goal of issue 10 beside it, met or not) and writes it
-to ``bench/results/latest.md``. About 3 minutes on 2 cores; each part is bounded (wrk
+to ``bench/results/latest.md``. About 8 minutes on 2 cores (5 of them order placement and
+the scale shape); each part is bounded (wrk
 runs of a few seconds, fixed event counts).
 """
 
 import time
 from pathlib import Path
 
-from bench import gateway, http, outbox
+from bench import gateway, http, outbox, placement, scale
 from bench.report import Row, table, write
-
-NOT_YET = "not measured yet"
 
 if __name__ == "__main__":
     started = time.perf_counter()
@@ -22,12 +21,10 @@ if __name__ == "__main__":
     rows += outbox.run()
     print("== 1-2. gateway vs nginx under wrk, same upstream", flush=True)
     rows += http.run()
-    rows += [
-        Row("5", "order placement, encryption + outbox, 1 -> 2 uvicorn workers, vs plain insert",
-            NOT_YET),
-        Row("6", "consent bootstrap 10k/100k/1M subjects; ledger of 10k entries; "
-            "retention sweep of 100k orders", NOT_YET),
-    ]  # fmt: skip
+    print("== 5. order placement: orders service vs plain insert, 1 and 2 workers", flush=True)
+    rows += placement.run()
+    print("== 6. scale: consent bootstrap, ledger query, retention sweep", flush=True)
+    rows += scale.run()
     rows.sort(key=lambda row: row.section)
     text = table(rows, time.perf_counter() - started)
     print()
