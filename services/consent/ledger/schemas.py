@@ -45,7 +45,10 @@ class LedgerPage(BaseModel):
     limit: int
     offset: int
     next_offset: int | None
-    chain_valid: bool = Field(description="false when a stored entry was altered or removed")
+    chain_valid: bool = Field(
+        description="false when an entry of this page was altered or unlinked, or any entry "
+        "was removed"
+    )
 
 
 class ChainCheck(BaseModel):

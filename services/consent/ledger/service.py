@@ -28,10 +28,13 @@ The chain: a subject's entries are numbered ``seq`` 1, 2, ... in the order they 
 recorded; ``entry_hash`` = SHA-256 over the previous entry's hash (64 zeros for the first)
 and the canonical JSON of the entry (:func:`canonical_entry`: sorted keys, no spaces,
 UTC timestamps with microseconds). :func:`verify_chain` recomputes it and names the first
-entry that was edited, removed (a gap) or reordered. Appending is safe against a
-concurrent writer for the same subject: on PostgreSQL a transaction-scoped advisory lock
-per subject serialises appends (SQLite transactions begin IMMEDIATE), ``(subject, seq)`` is
-unique, and a lost race is retried in a savepoint with the new head.
+entry that was edited, removed (a gap) or reordered; a page of the user's view checks its
+own entries, their links and the numbering (:func:`verify_page`), at a cost that does not
+grow with the ledger (``make bench``: the whole walk was 83 % of a page at 10k entries).
+Appending is safe against a concurrent writer for the same subject: on PostgreSQL a
+transaction-scoped advisory lock per subject serialises appends (SQLite transactions begin
+IMMEDIATE), ``(subject, seq)`` is unique, and a lost race is retried in a savepoint with
+the new head.
 """
 
 from __future__ import annotations
@@ -163,6 +166,42 @@ async def verify_chain(session: AsyncSession, subject: str) -> ChainCheck:
             )
         expected_prev = entry.entry_hash
     return ChainCheck(subject=subject, valid=True, entries=count)
+
+
+async def verify_page(
+    session: AsyncSession, subject: str, entries: Sequence[LedgerEntry], *, count: int
+) -> bool:
+    """Whether the entries of one page hold: each matches its hash and links to its
+    predecessor, and none of the subject's ``count`` entries is missing (the numbering has
+    no gap). Reads the page's predecessors only, so a page costs the same at any ledger
+    size; :func:`verify_chain` walks the whole chain (audits, incidents)."""
+    highest = await session.scalar(
+        select(func.max(col(LedgerEntry.seq))).where(col(LedgerEntry.subject) == subject)
+    )
+    if (highest or 0) != count:
+        return False
+    on_page = {entry.seq: entry for entry in entries}
+    wanted = {entry.seq - 1 for entry in entries if entry.seq > 1} - set(on_page)
+    before = {
+        entry.seq: entry
+        for entry in await session.scalars(
+            select(LedgerEntry).where(
+                col(LedgerEntry.subject) == subject, col(LedgerEntry.seq).in_(wanted)
+            )
+        )
+    }
+    for entry in entries:
+        predecessor = on_page.get(entry.seq - 1) or before.get(entry.seq - 1)
+        expected_prev = (
+            GENESIS_HASH
+            if entry.seq == 1
+            else (predecessor.entry_hash if predecessor is not None else None)
+        )
+        if entry.prev_hash != expected_prev or entry_hash(entry.prev_hash, entry) != (
+            entry.entry_hash
+        ):
+            return False
+    return True
 
 
 # --------------------------------------------------------------------------- recording
@@ -411,15 +450,15 @@ async def list_own_entries(
         )
     )
     directory = await _directory(session, (entry.actor for entry in entries))
-    check = await verify_chain(session, subject)
     count = total or 0
+    chain_valid = await verify_page(session, subject, entries, count=count)
     return LedgerPage(
         entries=[entry_view(e, catalogue=catalogue, directory=directory) for e in entries],
         total=count,
         limit=limit,
         offset=offset,
         next_offset=offset + limit if offset + limit < count else None,
-        chain_valid=check.valid,
+        chain_valid=chain_valid,
     )
 
 
