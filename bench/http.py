@@ -7,15 +7,17 @@
 - the gateway (``bench.serve gateway``, one uvicorn worker, access events to a throw-away
   PostgreSQL database and on to the development Kafka broker);
 - the pure proxy (``bench.serve pure``: the gateway's forwarding with every policy step off);
-- both again with httpx over aiohttp's pool (``httpx-aiohttp``, a dev extra) instead of
-  httpx's own, to see whether the connection pool is what limits them;
+- both again with httpx's own pool (httpcore, the former transport) instead of
+  production's (httpx over aiohttp's pool), to keep the reason for the choice measured;
+- the gateway with one transaction per access event (``--access-batch 1``, as before
+  group commit), to keep the reason for :mod:`gateway.access_events` measured;
 
 then, for GET of one order by its owner (a user token; the gateway verifies it, picks the
 purpose, checks consent, filters and masks the 5-line order and writes an access event):
 
 1. peak requests/s of each, wrk ``-c CONNECTIONS`` for ``SECONDS`` after a warm-up, the
-   variants in turn (direct upstream, nginx, pure proxy, gateway, then both over aiohttp),
-   twice, best kept;
+   variants in turn (direct upstream, nginx, pure proxy, gateway, then the former
+   transport and the unbatched access events), twice, best kept;
 2. latency at half the gateway's peak: wrk paced by a Lua ``delay()`` (each connection
    waits ``connections / rate`` between requests), nginx and the gateway, p50 and p99.
 
@@ -251,7 +253,14 @@ def measure(
         ttl_s=3600,
     )
     auth = {"Authorization": f"Bearer {owner}"}
-    proxies = ("pure", "gateway", "pure-aiohttp", "gateway-aiohttp")
+    # name: (bench.serve kind, --transport, --access-batch or "" for the default)
+    proxies = {
+        "pure": ("pure", "default", ""),
+        "gateway": ("gateway", "default", ""),
+        "pure-httpcore": ("pure", "httpcore", ""),
+        "gateway-httpcore": ("gateway", "httpcore", ""),
+        "gateway-unbatched": ("gateway", "default", "1"),
+    }
     ports = {name: free_port() for name in ("upstream", "nginx", *proxies)}
     upstream_url = f"http://127.0.0.1:{ports['upstream']}"
     (scratch / "nginx").mkdir()
@@ -283,11 +292,12 @@ def measure(
             f"bench{os.getpid()}.",
         ]
         children: dict[str, subprocess.Popen[bytes]] = {}
-        for name in proxies:
-            kind, _, transport = name.partition("-")
-            command = serve(kind, ports[name], *common, "--transport", transport or "default")
+        for name, (kind, transport, batch) in proxies.items():
+            command = serve(kind, ports[name], *common, "--transport", transport)
             if kind == "gateway":
                 command += gateway_args
+            if batch:
+                command += ["--access-batch", batch]
             children[name] = stack.enter_context(process(command, scratch / f"{name}.log"))
         for url in urls.values():
             wait_until_up(url, auth)
@@ -333,17 +343,20 @@ def rows(figures: Figures) -> list[Row]:
         Row("1", "gateway, owner GET: JWT, purpose, consent, filter, access event",
             f"{peak['gateway'].rps:,.0f} req/s", f"{gateway_vs_nginx:.2f} of nginx",
             ">= 0.6 of nginx", gateway_vs_nginx >= 0.6),
-        Row("1", "gateway, all policy off (pure proxy, same httpx clients)",
+        Row("1", "gateway, all policy off (pure proxy, same upstream clients)",
             f"{peak['pure'].rps:,.0f} req/s",
             f"{peak['pure'].rps / peak['nginx'].rps:.2f} of nginx"),
         Row("1", "policy cost (1 - gateway / pure proxy)", f"{policy_cost:.0%}", "",
             "<= 20 %", policy_cost <= 0.20),
-        Row("1", "pure proxy, httpx over aiohttp's pool (httpx-aiohttp)",
-            f"{peak['pure-aiohttp'].rps:,.0f} req/s",
-            f"{peak['pure-aiohttp'].rps / peak['pure'].rps:.2f} of httpx's own pool"),
-        Row("1", "gateway, owner GET, httpx over aiohttp's pool",
-            f"{peak['gateway-aiohttp'].rps:,.0f} req/s",
-            f"{peak['gateway-aiohttp'].rps / peak['nginx'].rps:.2f} of nginx"),
+        Row("1", "pure proxy over httpx's own pool (httpcore; the former transport)",
+            f"{peak['pure-httpcore'].rps:,.0f} req/s",
+            f"aiohttp's pool {peak['pure'].rps / peak['pure-httpcore'].rps:.2f}x"),
+        Row("1", "gateway, owner GET, over httpx's own pool (httpcore)",
+            f"{peak['gateway-httpcore'].rps:,.0f} req/s",
+            f"aiohttp's pool {peak['gateway'].rps / peak['gateway-httpcore'].rps:.2f}x"),
+        Row("1", "gateway, owner GET, one transaction per access event (no group commit)",
+            f"{peak['gateway-unbatched'].rps:,.0f} req/s",
+            f"group commit {peak['gateway'].rps / peak['gateway-unbatched'].rps:.2f}x"),
         Row("2", f"latency at half the gateway's peak (~{figures.paced_rate:,.0f} req/s asked; "
             f"nginx got {paced['nginx'].rps:,.0f}, gateway {paced['gateway'].rps:,.0f})",
             f"nginx p50 {paced['nginx'].p50_ms:.2f} / p99 {paced['nginx'].p99_ms:.2f} ms; "

@@ -12,9 +12,11 @@
   :class:`gateway.proxy.Upstreams` clients and :func:`gateway.proxy.forward`, no token,
   purpose, consent, filter or access event; what the proxying alone costs.
 
-``--transport`` picks the httpx transport of the upstream clients (``default``: httpx's
-own pool over httpcore, what production uses). uvicorn uses uvloop and httptools when
-they are installed (``uvicorn[standard]``), as it does in production.
+``--transport`` picks the httpx transport of the upstream clients (``default``: what
+production uses, httpx over aiohttp's pool; ``httpcore``: httpx's own pool, the former
+one). ``--access-batch N`` caps the access events the gateway commits in one transaction
+(1: one transaction per owner read, as before group commit). uvicorn uses uvloop and
+httptools when they are installed (``uvicorn[standard]``), as it does in production.
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import httpx
 import uvicorn
 from fastapi import FastAPI, Request, Response
 from fastapi.routing import APIRoute
@@ -37,6 +38,7 @@ from gateway.proxy import (
     Upstreams,
     default_client_factory,
     forward,
+    httpcore_client_factory,
     request_headers,
 )
 from kit.auth import SigningKey
@@ -55,33 +57,15 @@ def gateway_settings(args: argparse.Namespace) -> Settings:
         # Far above any run: the limiter still runs, but never refuses.
         rate_limit_per_s=1e9,
         rate_limit_burst=1_000_000_000,
-    )
-
-
-def aiohttp_client_factory(name: str, base_url: str, settings: Settings) -> httpx.AsyncClient:
-    """The production client's settings over aiohttp's connection pool (the candidate)."""
-    from httpx_aiohttp import AiohttpTransport  # noqa: PLC0415 - a benchmark-only package
-
-    limits = httpx.Limits(
-        max_connections=settings.upstream_max_connections,
-        max_keepalive_connections=settings.upstream_max_keepalive,
-    )
-    return httpx.AsyncClient(
-        base_url=base_url,
-        transport=AiohttpTransport(limits=limits, trust_env=False),
-        timeout=httpx.Timeout(
-            settings.upstream_timeout_s, connect=settings.upstream_connect_timeout_s
-        ),
-        follow_redirects=False,
-        trust_env=False,
+        access_event_max_batch=args.access_batch,
     )
 
 
 def client_factory(transport: str) -> ClientFactory:
     if transport == "default":
         return default_client_factory
-    if transport == "aiohttp":
-        return aiohttp_client_factory
+    if transport == "httpcore":
+        return httpcore_client_factory
     raise SystemExit(f"unknown transport {transport!r}")
 
 
@@ -154,6 +138,9 @@ def main() -> None:
     parser.add_argument("--kafka", default="127.0.0.1:9092")
     parser.add_argument("--topic-prefix", default="bench.")
     parser.add_argument("--transport", default="default")
+    parser.add_argument(
+        "--access-batch", type=int, default=Settings.model_fields["access_event_max_batch"].default
+    )
     args = parser.parse_args()
     if args.kind == "upstream":
         app = fake_orders_app()

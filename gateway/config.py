@@ -27,6 +27,12 @@ class Settings(ServiceSettings):
     )
     upstream_max_connections: int = Field(default=100, ge=1)
     upstream_max_keepalive: int = Field(default=20, ge=0)
+    # access events --------------------------------------------------------------------
+    access_event_max_batch: int = Field(
+        default=256,
+        ge=1,
+        description="most access events committed in one transaction (1: one each)",
+    )
     # limits ---------------------------------------------------------------------------
     max_body_bytes: int = Field(default=1_048_576, ge=0, description="larger bodies: 413")
     rate_limit_per_s: float = Field(

@@ -20,11 +20,13 @@ In order, each step refusing with problem+json (and counted in
 9. proxy, with the purpose in ``X-Purpose`` (502 when the upstream is down, 504 slow);
 10. response: personal fields of the route's resource are filtered and masked for the
     purpose (minimum necessary, OB-3-1, OB-2D-7); what is left is recorded as an access
-    event in the gateway's outbox (categories only, never values).
+    event in the gateway's outbox (categories only, never values), committed with those
+    of concurrent reads (:mod:`gateway.access_events`) before the response leaves.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from dataclasses import dataclass
@@ -33,6 +35,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from prometheus_client import Counter
 
+from gateway.access_events import AccessEventBatcher
 from gateway.config import Settings
 from gateway.limits import RateLimiter
 from gateway.policy_facts import PolicyFacts
@@ -76,6 +79,7 @@ class Gateway:
     fields: FieldFilter
     upstreams: Upstreams
     limiter: RateLimiter
+    access_events: AccessEventBatcher
 
 
 class Refused(Exception):
@@ -398,10 +402,11 @@ async def _record_access(
         # its own read with the data subject (orders does, for partner reads).
         ACCESS_EVENTS.labels("left_to_upstream").inc()
         return
-    context = gateway.context
-    async with context.database.session() as session:
-        context.events.processing(
-            session,
+    # Shared with the access events of concurrent reads: one commit for all of them, and
+    # this response still waits for its own event to be durable.
+    await gateway.access_events.record(
+        functools.partial(
+            gateway.context.events.processing,
             subject=owner,
             actor=principal.subject if principal else "anonymous",
             action="read",
@@ -409,4 +414,5 @@ async def _record_access(
             resource=route.resource,
             categories=categories,
         )
+    )
     ACCESS_EVENTS.labels("recorded").inc()

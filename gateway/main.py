@@ -3,12 +3,14 @@
 The one public origin. At start it loads the route table (``policy/routes.yaml``,
 checked against the catalogue: a problem stops start-up naming its line), compiles the
 field filter from the catalogue once, opens one pooled httpx client per upstream (made by
-``client_factory``, injectable for tests) and starts the consent-state view
-(``app.state.consent_granted``, ``app.state.policy_sequence_agreed``; tests may replace
-both) and the consumer of the privacy center's decisions and identity's revocations
-(``app.state.policy_facts``: the newest major policy version, ceased purposes, closed
-accounts and revoked clients; :mod:`gateway.policy_facts`). Everything
-outside the gateway's own ``/healthz``, ``/readyz``, ``/metrics`` and OpenAPI goes through
+``client_factory``, injectable for tests; production's is httpx over aiohttp's pool,
+:mod:`gateway.proxy`), the batcher that commits access events of concurrent reads
+together (:mod:`gateway.access_events`; it writes what is queued at shutdown) and starts
+the consent-state view (``app.state.consent_granted``, ``app.state.policy_sequence_agreed``;
+tests may replace both) and the consumer of the privacy center's decisions and identity's
+revocations (``app.state.policy_facts``: the newest major policy version, ceased purposes,
+closed accounts and revoked clients; :mod:`gateway.policy_facts`). Everything outside the
+gateway's own ``/healthz``, ``/readyz``, ``/metrics`` and OpenAPI goes through
 :mod:`gateway.handler`.
 """
 
@@ -19,6 +21,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from gateway.access_events import AccessEventBatcher
 from gateway.config import Settings
 from gateway.consent_view import consent_check, policy_agreed
 from gateway.handler import Gateway
@@ -64,6 +67,9 @@ def create_app(
                 burst=settings.rate_limit_burst,
                 max_clients=settings.rate_limit_max_clients,
             ),
+            access_events=AccessEventBatcher(
+                context.database, max_batch=settings.access_event_max_batch
+            ),
         )
         facts = await load_facts(context.database)
         app.state.policy_facts = facts
@@ -102,6 +108,7 @@ def create_app(
             finally:
                 gateway: Gateway | None = getattr(app.state, "gateway", None)
                 if gateway is not None:
+                    await gateway.access_events.aclose()
                     await gateway.upstreams.aclose()
 
     app.router.lifespan_context = lifespan

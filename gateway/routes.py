@@ -91,6 +91,10 @@ def _pattern(template: str) -> re.Pattern[str]:
     return re.compile(f"^{regex}$")
 
 
+def _first_segment(path: str) -> str:
+    return path.split("/", 2)[1] if path.startswith("/") else ""
+
+
 class RouteTable:
     """The entries, matched by method and path; literal segments win over parameters."""
 
@@ -99,10 +103,31 @@ class RouteTable:
         # More literal characters first, so /orders/cart/shares beats /orders/cart/{id}.
         ordered = sorted(routes, key=lambda r: -len(_PARAM.sub("", r.template)))
         self._compiled = [(route, _pattern(route.template)) for route in ordered]
+        # The same order, cut by method and first path segment (the upstream's name), so a
+        # request tries a handful of patterns, not all of them. An entry whose first
+        # segment holds a parameter goes in every list of its method and in the one for
+        # paths starting with no listed segment.
+        starts = {(r.method, _first_segment(r.template)) for r in routes}
+        self._candidates: dict[tuple[str, str], list[tuple[Route, re.Pattern[str]]]] = {
+            key: [] for key in starts if "{" not in key[1]
+        }
+        self._elsewhere: dict[str, list[tuple[Route, re.Pattern[str]]]] = {}
+        for route, pattern in self._compiled:
+            first = _first_segment(route.template)
+            if "{" in first:
+                self._elsewhere.setdefault(route.method, []).append((route, pattern))
+                lists = [v for (m, _), v in self._candidates.items() if m == route.method]
+            else:
+                lists = [self._candidates[(route.method, first)]]
+            for candidates in lists:
+                candidates.append((route, pattern))
 
     def match(self, method: str, path: str) -> Route | None:
-        for route, pattern in self._compiled:
-            if route.method == method and pattern.match(path):
+        candidates = self._candidates.get((method, _first_segment(path)))
+        if candidates is None:
+            candidates = self._elsewhere.get(method, [])
+        for route, pattern in candidates:
+            if pattern.match(path):
                 return route
         return None
 

@@ -20,12 +20,13 @@ Resource-agnostic: the gateway uses it; a service can use it for its own views.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import functools
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final, cast
 
 from kit.catalogue import Catalogue, MaskingRule
-from kit.masking import mask_value
+from kit.masking import apply_mask, mask_email, mask_partial, mask_value
 
 __all__ = ["FieldFilter", "FilterResult"]
 
@@ -40,6 +41,15 @@ class FilterResult:
     masked: int = 0
 
 
+#: What the filter does with one personal field for one purpose: removed (``None``), or
+#: shown under its rule, counted in its category, a string masked by the function (none:
+#: shown as is).
+_Shown = tuple[MaskingRule, str, Callable[[str], str | None] | None]
+_NOT_PERSONAL: Final = object()
+#: JSON's scalar types, exactly: copied as they are (subclasses are looked at closer).
+_PLAIN: Final = frozenset({str, int, float, bool, type(None)})
+
+
 class FieldFilter:
     """Per resource and purpose, the personal fields shown and how; compiled once."""
 
@@ -47,14 +57,27 @@ class FieldFilter:
         self._personal: dict[str, frozenset[str]] = {}
         self._categories: dict[str, dict[str, str]] = {}
         self._rules: dict[str, dict[str, dict[str, MaskingRule]]] = {}
+        # resource -> purpose -> personal field -> what to do with it (see _Shown). One
+        # dict lookup per key of the response tells all: not personal, removed, or shown.
+        self._plans: dict[str, dict[str, dict[str, _Shown | None]]] = {}
         purposes = [purpose.id for purpose in catalogue.purposes]
         for name, resource in catalogue.resources.items():
             self._personal[name] = frozenset(resource.fields)
-            self._categories[name] = {
-                field: policy.category for field, policy in resource.fields.items()
-            }
+            categories = {field: policy.category for field, policy in resource.fields.items()}
+            self._categories[name] = categories
             self._rules[name] = {
                 purpose: catalogue.visible_fields(name, purpose) for purpose in purposes
+            }
+            self._plans[name] = {
+                purpose: {
+                    field: (
+                        (rule, categories[field], _text_masker(rule))
+                        if (rule := rules.get(field)) is not None
+                        else None
+                    )
+                    for field in resource.fields
+                }
+                for purpose, rules in self._rules[name].items()
             }
 
     def knows(self, resource: str, purpose: str) -> bool:
@@ -68,36 +91,62 @@ class FieldFilter:
             raise KeyError(f"unknown resource or purpose: {resource} / {purpose}") from None
 
     def filter(self, value: Any, *, resource: str, purpose: str) -> FilterResult:
-        rules = self.visible(resource, purpose)
+        try:
+            plan = self._plans[resource][purpose]
+        except KeyError:
+            raise KeyError(f"unknown resource or purpose: {resource} / {purpose}") from None
         personal = self._personal[resource]
-        categories = self._categories[resource]
         found: set[str] = set()
-        counts = {"removed": 0, "masked": 0}
+        removed = masked = 0
 
-        def walk(node: Any) -> Any:
-            if isinstance(node, dict):
-                out: dict[str, Any] = {}
-                for key, item in node.items():
-                    if key in personal:
-                        rule = rules.get(key)
-                        if rule is None:
-                            counts["removed"] += 1
-                            continue  # not for this purpose: removed, never leaked
-                        shown = mask_value(item, rule)
-                        if shown != item:
-                            counts["masked"] += 1
-                        if shown is not None and shown != []:
-                            found.add(categories[key])
-                        out[key] = shown
+        # Scalars are copied without a call and without isinstance: the walk recurses only
+        # into objects and lists (goal: <= 20 us for a 5-line order, every purpose;
+        # bench.gateway). A subclass of dict or list takes the careful path.
+        def walk(item: Any) -> Any:
+            kind = type(item)
+            if kind is dict:
+                return walk_object(item)
+            if kind is list:
+                return walk_list(item)
+            if kind in _PLAIN:
+                return item
+            if isinstance(item, dict):
+                return walk_object(item)
+            if isinstance(item, list):
+                return walk_list(item)
+            return item
+
+        def walk_object(node: dict[str, Any]) -> dict[str, Any]:
+            nonlocal removed, masked
+            if personal.isdisjoint(node):  # most objects (order lines): C-level tests
+                if _PLAIN.issuperset(map(type, node.values())):
+                    return node.copy()
+                return {k: v if type(v) in _PLAIN else walk(v) for k, v in node.items()}
+            out: dict[str, Any] = {}
+            for key, item in node.items():
+                action = plan.get(key, _NOT_PERSONAL)
+                if action is _NOT_PERSONAL:
+                    out[key] = item if type(item) in _PLAIN else walk(item)
+                elif action is None:
+                    removed += 1  # not for this purpose: removed, never leaked
+                else:
+                    rule, category, mask_text = cast(_Shown, action)
+                    if mask_text is None:
+                        shown = item
                     else:
-                        out[key] = walk(item)
-                return out
-            if isinstance(node, list):
-                return [walk(item) for item in node]
-            return node
+                        shown = mask_text(item) if type(item) is str else mask_value(item, rule)
+                        if shown != item:
+                            masked += 1
+                    if shown is not None and shown != []:
+                        found.add(category)
+                    out[key] = shown
+            return out
+
+        def walk_list(node: list[Any]) -> list[Any]:
+            return [item if type(item) in _PLAIN else walk(item) for item in node]
 
         filtered = walk(value)
-        return FilterResult(filtered, tuple(sorted(found)), **counts)
+        return FilterResult(filtered, tuple(sorted(found)), removed=removed, masked=masked)
 
     def refused_inputs(self, body: Any, *, resource: str, purpose: str) -> list[str]:
         """Top-level keys of ``body`` that are personal fields ``purpose`` may not submit."""
@@ -110,3 +159,15 @@ class FieldFilter:
     def categories_of(self, resource: str, fields: Iterable[str]) -> list[str]:
         table = self._categories[resource]
         return sorted({table[field] for field in fields if field in table})
+
+
+def _text_masker(rule: MaskingRule) -> Callable[[str], str | None] | None:
+    """:func:`kit.masking.apply_mask` with the rule read once; ``None`` shows as is."""
+    if rule.strategy == "none":
+        return None
+    keep_start, keep_end, mask_char = rule.keep_start, rule.keep_end, rule.mask_char
+    if rule.strategy == "partial":
+        return lambda text: mask_partial(text, keep_start, keep_end, mask_char)
+    if rule.strategy == "email":
+        return lambda text: mask_email(text, keep_start, keep_end, mask_char)
+    return functools.partial(apply_mask, rule=rule)
