@@ -72,7 +72,7 @@ format: $(BIN)/.installed
 compliance: $(BIN)/.installed
 	$(BIN)/python tests/compliance.py
 
-# wrk and nginx from Debian (the load generator and the baseline proxy); about 3 minutes.
+# wrk and nginx from Debian (the load generator and the baseline proxy); about 8 minutes.
 bench: kafka postgres
 	@command -v wrk >/dev/null && command -v nginx >/dev/null || \
 		{ [ "$$(id -u)" = 0 ] && apt-get update -q >/dev/null && apt-get install -y -q nginx-light wrk >/dev/null; } || \

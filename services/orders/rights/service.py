@@ -285,6 +285,7 @@ async def delete_subject(
     await retention.start_clocks(session)
     field_rules = retention.rules(catalogue)
     erasure = Erasure()
+    emptied: list[Order] = []
     found = list(
         await session.scalars(
             select(Order)
@@ -323,8 +324,9 @@ async def delete_subject(
         )
         left = any(getattr(order, f"{rule.field}_encrypted") for rule in field_rules)
         if not left and started is not None:
-            await retention.anonymise(session, events=events, order=order, now=now)
-            erasure.orders_anonymised += 1
+            emptied.append(order)
+    await retention.anonymise(session, events=events, orders=emptied, now=now)
+    erasure.orders_anonymised = len(emptied)
     cart_items = await session.execute(delete(CartItem).where(col(CartItem.owner_id) == subject))
     shares = await session.execute(delete(CartShare).where(col(CartShare.owner_id) == subject))
     await session.execute(
