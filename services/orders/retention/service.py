@@ -189,15 +189,22 @@ async def anonymise(
         order.buyer_id = ANONYMOUS
         order.anonymised_at = now
     await session.flush()
+    ids = [order_id for order_id, _ in buyers]
     await session.execute(
         update(OrderStatusChange)
-        .where(tuple_(col(OrderStatusChange.order_id), col(OrderStatusChange.actor)).in_(buyers))
+        .where(
+            col(OrderStatusChange.order_id).in_(ids),  # the indexed column, for the planner
+            tuple_(col(OrderStatusChange.order_id), col(OrderStatusChange.actor)).in_(buyers),
+        )
         .values(actor=ANONYMOUS)
         .execution_options(synchronize_session=False)
     )
     await session.execute(
         delete(OrderIdempotencyKey).where(
-            tuple_(col(OrderIdempotencyKey.order_id), col(OrderIdempotencyKey.buyer_id)).in_(buyers)
+            col(OrderIdempotencyKey.buyer_id).in_({buyer for _, buyer in buyers}),  # its key
+            tuple_(col(OrderIdempotencyKey.order_id), col(OrderIdempotencyKey.buyer_id)).in_(
+                buyers
+            ),
         )
     )
 
@@ -221,13 +228,9 @@ async def sweep_batch(
         _due(field_rules, now),
     )
     if after is not None:
-        start, order_id = after
-        query = query.where(
-            or_(
-                col(Order.retention_starts_at) > start,
-                and_(col(Order.retention_starts_at) == start, col(Order.id) > order_id),
-            )
-        )
+        # A row comparison, so the (clock, id) index seeks past what earlier batches did
+        # instead of visiting their index entries again (many orders may share one clock).
+        query = query.where(tuple_(col(Order.retention_starts_at), col(Order.id)) > after)
     query = query.order_by(col(Order.retention_starts_at), col(Order.id)).limit(limit)
     found = list(await session.scalars(query.with_for_update(skip_locked=True)))
     batch = Batch(examined=len(found))
