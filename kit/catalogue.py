@@ -133,6 +133,12 @@ class Duration:
     def is_zero(self) -> bool:
         return self == Duration()
 
+    def shortest_span(self) -> timedelta:
+        """A span no longer than this duration from any start (a year is at least 365
+        days, a month at least 28): for an index range that never misses what expired."""
+        days = 365 * self.years + 28 * self.months + 7 * self.weeks + self.days
+        return timedelta(days=days, hours=self.hours, minutes=self.minutes, seconds=self.seconds)
+
     def after(self, start: datetime) -> datetime:
         """The moment this duration after ``start`` (keeps ``start``'s time zone)."""
         month_index = start.month - 1 + self.years * 12 + self.months

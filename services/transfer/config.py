@@ -46,4 +46,8 @@ class Settings(ServiceSettings):
     # Recipients: a legal basis whose review falls within this many days is listed as due;
     # a recipient must have been assessed (and passed) within the interval to receive data.
     review_warning_days: int = Field(default=30, ge=0)
+    # Records of provision abroad past their catalogue period (``transfer_record``) go.
+    retention_sweep_interval_s: float = Field(
+        default=3600.0, gt=0, description="seconds between retention sweeps of records"
+    )
     assessment_interval_days: int = Field(default=365, ge=1)

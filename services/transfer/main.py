@@ -9,7 +9,8 @@ consent-state topic), ``order_fetcher`` (orders over httpx, with a service token
 ``orders_service_token``), ``deliverer`` (HTTPS over httpx) and ``transfer_worker``. Its
 background loops: the consent-state view, the ``transfer.orders`` consumer, the
 ``transfer.rights`` consumer (rights requests), the ``transfer.cessation`` consumer (a
-ceased ``cross_border.transfer``) and the worker.
+ceased ``cross_border.transfer``), the worker and the retention sweeper of transfer
+records (:mod:`services.transfer.retention.service`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from services.transfer import models  # noqa: F401  (every table registered)
 from services.transfer.cessation import service as cessation
 from services.transfer.config import Settings
 from services.transfer.recipients.router import router as recipients_router
+from services.transfer.retention.service import retention_sweeper
 from services.transfer.rights.consumers import rights_consumer
 from services.transfer.rights.router import router as rights_router
 from services.transfer.transfers.consumers import orders_consumer
@@ -89,6 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             rights_consumer(context),
             cessation_consumer(context, service=cessation.SERVICE, apply=cessation.handle),
             worker.task,
+            retention_sweeper(context, interval_s=settings.retention_sweep_interval_s),
         ]
 
     app = create_kit_app(

@@ -43,7 +43,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Final
 
 from sqlalchemy import and_, delete, func, or_, select, tuple_, update
@@ -51,7 +51,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from kit.background import BackgroundLoop
-from kit.catalogue import Catalogue, Duration, RetentionPeriod
+from kit.catalogue import Catalogue, RetentionPeriod
 from kit.db import Database
 from kit.models import utcnow
 from kit.outbox import EventWriter
@@ -98,15 +98,6 @@ def check_catalogue(catalogue: Catalogue) -> None:
         raise RuntimeError(f"retention of {RESOURCE} fields {wrong} must start at {CLOCK_START}")
 
 
-def shortest_span(duration: Duration) -> timedelta:
-    """A span no longer than ``duration`` from any start (a year is at least 365 days, a
-    month at least 28), for an index range that never misses an expired field."""
-    days = 365 * duration.years + 28 * duration.months + 7 * duration.weeks + duration.days
-    return timedelta(
-        days=days, hours=duration.hours, minutes=duration.minutes, seconds=duration.seconds
-    )
-
-
 def _present(column: Any) -> Any:
     return and_(column.is_not(None), column != "")
 
@@ -149,7 +140,7 @@ def _due(field_rules: Sequence[FieldRule], now: datetime) -> Any:
     return or_(
         *(
             and_(
-                col(Order.retention_starts_at) <= now - shortest_span(group[0].period.period),
+                col(Order.retention_starts_at) <= now - group[0].period.period.shortest_span(),
                 or_(*(_present(rule.column) for rule in group)),
             )
             for group in by_period.values()

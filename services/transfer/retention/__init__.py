@@ -1,0 +1,1 @@
+"""Retention of transfer records (``transfer_record`` in the catalogue)."""
