@@ -153,3 +153,68 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected_error)
+    app.openapi = _openapi_with_problems(app)  # type: ignore[method-assign]
+
+
+#: What every error body holds (RFC 9457), as the OpenAPI documents it.
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "title": "Problem",
+    "required": ["type", "title", "status"],
+    "properties": {
+        "type": {"type": "string", "format": "uri"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "description": "each bad field by its path (validation problems)",
+            "items": {
+                "type": "object",
+                "required": ["field", "message", "type"],
+                "properties": {
+                    "field": {"type": "string"},
+                    "message": {"type": "string"},
+                    "type": {"type": "string"},
+                },
+            },
+        },
+    },
+    "additionalProperties": True,
+}
+_VALIDATION_SCHEMAS = ("HTTPValidationError", "ValidationError")
+
+
+def _openapi_with_problems(app: FastAPI) -> Any:
+    """The app's OpenAPI with its errors as they are answered: FastAPI documents a 422 as
+    its own ``application/json`` shape, and errors declared as problem+json carry no
+    schema; both become :data:`PROBLEM_SCHEMA` under ``application/problem+json``."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        spec: dict[str, Any] = build()
+        for path in spec.get("paths", {}).values():
+            for operation in path.values():
+                for status, response in operation.get("responses", {}).items():
+                    if status.isdigit() and int(status) >= 400:
+                        _document_problem(response)
+        schemas = spec.get("components", {}).get("schemas", {})
+        for name in _VALIDATION_SCHEMAS:
+            schemas.pop(name, None)
+        app.openapi_schema = spec
+        return spec
+
+    return openapi
+
+
+def _document_problem(response: dict[str, Any]) -> None:
+    content: dict[str, Any] = response.setdefault("content", {})
+    default = content.get("application/json", {}).get("schema", {}).get("$ref", "")
+    if default.rsplit("/", 1)[-1] in _VALIDATION_SCHEMAS:
+        del content["application/json"]
+        response["description"] = "Invalid request: each bad field named (RFC 9457)"
+    if not content or PROBLEM_JSON in content:
+        content[PROBLEM_JSON] = {"schema": PROBLEM_SCHEMA}

@@ -74,21 +74,10 @@ def no_undocumented_server_error(ctx: Any, response: Any, case: Case[Any]) -> bo
     )
 
 
-@schemathesis.check
-def documented_content_type(ctx: Any, response: Any, case: Case[Any]) -> bool | None:
-    """``content_type_conformance``, but an error answered as RFC 9457
-    ``application/problem+json`` (every error of the suite, kit.errors) where the
-    operation documents ``application/json`` is the documented JSON."""
-    received = (response.headers.get("content-type") or [""])[0].split(";")[0].strip()
-    if int(response.status_code) >= 400 and received == "application/problem+json":
-        return None
-    return content_type_conformance(ctx, response, case)  # type: ignore[no-any-return]
-
-
 CHECKS = [
     no_undocumented_server_error,
     response_schema_conformance,
-    documented_content_type,
+    content_type_conformance,
     negative_data_rejection,
 ]
 
