@@ -159,9 +159,13 @@ def wait_until_up(url: str, headers: dict[str, str], timeout_s: float = 30.0) ->
 
 
 @contextlib.contextmanager
-def process(command: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+def process(
+    command: list[str], log: Path, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``command`` running (with ``env``, else this one's) while the block runs; SIGTERM
+    (uvicorn's manager stops its workers) then, after 15 s, SIGKILL."""
     with log.open("wb") as out:
-        child = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+        child = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
     try:
         yield child
     finally:

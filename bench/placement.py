@@ -37,13 +37,11 @@ import asyncio
 import contextlib
 import json
 import os
-import signal
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from decimal import Decimal
@@ -51,12 +49,11 @@ from pathlib import Path
 from typing import Annotated, Any, Final
 
 import uvicorn
-from aiokafka.admin import AIOKafkaAdminClient
 from fastapi import FastAPI, Header
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bench.http import WrkResult, free_port, wait_until_up, wrk
+from bench.http import WrkResult, free_port, process, wait_until_up, wrk
 from bench.report import Row
 from kit.auth import USER_SCOPES, SigningKey, generate_signing_key
 from kit.catalogue import default_catalogue
@@ -67,7 +64,15 @@ from kit.migrations import upgrade
 from kit.models import utcnow
 from kit.outbox import EventWriter
 from kit.settings import DEVELOPMENT_MASTER_KEY
-from kit.testing import TEST_ISSUER, LocalKafka, LocalPostgres, mint_token, new_subject, trust_only
+from kit.testing import (
+    TEST_ISSUER,
+    LocalKafka,
+    LocalPostgres,
+    delete_topics,
+    mint_token,
+    new_subject,
+    trust_only,
+)
 from services.orders.config import Settings as OrdersSettings
 from services.orders.goods.service import goods_by_id
 from services.orders.main import create_app as create_orders_app
@@ -221,23 +226,6 @@ def plain_app() -> FastAPI:
             return {"order_id": await plain_insert(session, buyer_id=x_buyer, request=body)}
 
     return app
-
-
-@contextlib.contextmanager
-def process(command: list[str], log: Path, env: dict[str, str]) -> Iterator[None]:
-    """``command`` running with ``env`` while the block runs; SIGTERM (uvicorn's manager
-    stops its workers) then, after 15 s, SIGKILL."""
-    with log.open("wb") as out:
-        child = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
-    try:
-        yield
-    finally:
-        child.send_signal(signal.SIGTERM)
-        try:
-            child.wait(15)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
 
 
 def serve(kind: str, port: int, workers: int) -> None:
@@ -406,17 +394,6 @@ _PREFIX: dict[str, str] = {}
 def topic_prefix() -> str:
     """This run's Kafka topic prefix (the orders app's topics), deleted at the end."""
     return _PREFIX.setdefault("prefix", f"benchplace{uuid.uuid4().hex[:8]}.")
-
-
-async def delete_topics(bootstrap: str, prefix: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        ours = [name for name in await admin.list_topics() if name.startswith(prefix)]
-        if ours:
-            await admin.delete_topics(ours)
-    finally:
-        await admin.close()
 
 
 async def measure(

@@ -42,7 +42,6 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Final
 
-from aiokafka.admin import AIOKafkaAdminClient
 from sqlalchemy import event, insert
 
 from bench.report import Row
@@ -60,7 +59,7 @@ from kit.kafka import TopicSpec, ensure_topics, new_producer
 from kit.migrations import upgrade
 from kit.models import utcnow
 from kit.outbox import CLOUDEVENTS_CONTENT_TYPE, EventWriter
-from kit.testing import LocalKafka, LocalPostgres
+from kit.testing import LocalKafka, LocalPostgres, delete_topics
 from services.consent.ledger.models import LedgerActor, LedgerEntry
 from services.consent.ledger.service import (
     GENESIS_HASH,
@@ -206,18 +205,6 @@ async def consent_bootstrap(
         f"{largest:,} not run: {last.subjects:,} took {last.produce_s + last.bootstrap_s:.1f} s "
         f"to produce + bootstrap, so ~{estimate:.0f} s > {max_s:.0f} s expected"
     )
-
-
-async def delete_topics(bootstrap: str, prefix: str) -> None:
-    """Delete every topic whose name starts with ``prefix``."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        ours = [name for name in await admin.list_topics() if name.startswith(prefix)]
-        if ours:
-            await admin.delete_topics(ours)
-    finally:
-        await admin.close()
 
 
 # --------------------------------------------------------------------------- ledger

@@ -7,9 +7,9 @@ can cease here (a ``legal`` one never does; a ``basic`` one would end the servic
 Each service that collects or holds data for such a purpose consumes the event
 (:func:`cessation_consumer`, group ``<service>.cessation``) and, in one transaction:
 
-- records the cessation in its own ``ceased_purpose`` table, so its code refuses collection
-  for the purpose from the effective date on (:class:`PurposeCeased`, 410 problem+json,
-  the code the gateway uses too);
+- records the cessation in its own ``ceased_purpose`` table (:func:`record`), so its code
+  refuses collection for the purpose from the effective date on (:class:`PurposeCeased`,
+  410 problem+json, the code the gateway uses too);
 - deletes or anonymises the data it holds only for that purpose, once the effective date
   has come;
 - publishes ``com.signature.<service>.purpose.cessation.applied.v1`` (:func:`applied`):
@@ -26,6 +26,7 @@ from datetime import date
 from typing import Final, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import SQLModel
 
 from kit.app import AppContext
 from kit.consumer import EventConsumer, Handler
@@ -107,6 +108,18 @@ def applied(
             "counts": dict(sorted(counts.items())),
         },
     )
+
+
+async def record(session: AsyncSession, model: type[SQLModel], ceased: Cessation) -> None:
+    """Keep ``ceased`` in the service's own ``ceased_purpose`` table (``model``: purpose,
+    cessation id, effective date), replacing an earlier cessation of the same purpose."""
+    values = {"cessation_id": ceased.cessation_id, "effective_date": ceased.effective_date}
+    row = await session.get(model, ceased.purpose)
+    if row is None:
+        session.add(model(purpose=ceased.purpose, **values))
+    else:
+        for name, value in values.items():
+            setattr(row, name, value)
 
 
 class Applier(Protocol):

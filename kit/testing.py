@@ -29,6 +29,7 @@ from typing import Any
 import asyncpg
 import httpx
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
@@ -366,3 +367,15 @@ def purpose_ceased_event(purpose: str, effective: date) -> Event:
             "deletion_due": effective.isoformat(),
         },
     )
+
+
+async def delete_topics(bootstrap_servers: str, prefix: str) -> None:
+    """Delete every topic whose name starts with ``prefix`` (a run's own topics)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        ours = [name for name in await admin.list_topics() if name.startswith(prefix)]
+        if ours:
+            await admin.delete_topics(ours)
+    finally:
+        await admin.close()

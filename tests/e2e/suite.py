@@ -92,7 +92,7 @@ class Person:
         digits = "".join(random.choices(string.digits, k=8))
         family = random.choice(FAMILY_NAMES)
         name = family + "".join(random.choices(GIVEN_NAMES, k=2))
-        # Born 1990, sequence code below 998 (the sandbox authority's failure codes).
+        # An adult born 1985-1995; sequence code below 998 (the sandbox authority fails those).
         first_17 = (
             f"330106{random.randint(1985, 1995)}0{random.randint(1, 9)}1{random.randint(0, 8)}"
         )

@@ -308,6 +308,7 @@ async def shopper(suite: Suite, world: World) -> Shopper:
 
 @pytest.mark.obligation("OB-R-1")
 @pytest.mark.obligation("OB-4-5")
+@pytest.mark.obligation("OB-2A-2")
 @pytest.mark.obligation("OB-2A-3")
 async def test_an_access_request_gathers_everything_from_every_service(
     suite: Suite, world: World, shopper: Shopper
@@ -389,12 +390,12 @@ async def test_deletion_leaves_only_the_kept_record_and_no_plaintext_anywhere(
         owner_read = await suite.client.get(f"/orders/orders/{order_id}", headers=shopper.headers)
         assert owner_read.status_code == 401, "a closed account's token still in date"
     # Consents are withdrawn, and nothing can go abroad any more.
-    granted = await suite.sql(
-        "consent",
-        "SELECT key FROM consent_state WHERE subject = $1 AND granted",
-        shopper.account_id,
+    consents = await suite.sql(
+        "consent", "SELECT key, granted FROM consent_state WHERE subject = $1", shopper.account_id
     )
-    assert granted == []
+    keys = {row["key"] for row in consents}
+    assert "location" in keys and any(k.startswith("cross_border.transfer:") for k in keys)
+    assert not any(row["granted"] for row in consents), "a consent survived the deletion"
     transfer = await suite.call(
         "POST",
         "/transfer/transfers",
@@ -477,6 +478,7 @@ async def test_a_correction_changes_an_order_not_yet_shipped_and_says_why_not_ot
 
 
 @pytest.mark.obligation("OB-4-1")
+@pytest.mark.obligation("OB-4-2")
 async def test_retention_sweep_anonymises_orders_past_their_period(
     suite: Suite, world: World
 ) -> None:
@@ -614,6 +616,7 @@ async def test_a_ceased_purpose_is_refused_at_once_and_its_users_are_told(suite:
 
 
 @pytest.mark.obligation("OB-2A-3")
+@pytest.mark.obligation("OB-4-7")
 async def test_no_personal_value_of_anyone_is_stored_or_sent_in_plaintext(suite: Suite) -> None:
     """After everything above: no value of any user of the run, deleted or not, in plaintext
     in any database, topic, partition file or process log; they exist only as ciphertext

@@ -292,7 +292,8 @@ async def test_a_ceased_purpose_is_refused_with_410(gw: GatewayUnderTest) -> Non
     assert (await gw.client.get("/orders/orders/o1", headers=user)).status_code == 200
 
 
-@pytest.mark.obligation("OB-4-2")
+@pytest.mark.obligation("OB-R-1")
+@pytest.mark.obligation("OB-4-7")
 @pytest.mark.parametrize(
     "event_type",
     [

@@ -84,17 +84,7 @@ async def handle(
     ceased = cessation.ceased_of(event)
     if ceased is None or ceased.purpose not in STOPS:
         return None
-    row = await session.get(CeasedPurpose, ceased.purpose)
-    if row is None:
-        session.add(
-            CeasedPurpose(
-                purpose=ceased.purpose,
-                cessation_id=ceased.cessation_id,
-                effective_date=ceased.effective_date,
-            )
-        )
-    else:
-        row.cessation_id, row.effective_date = ceased.cessation_id, ceased.effective_date
+    await cessation.record(session, CeasedPurpose, ceased)
     counts = {"coordinates_deleted": 0} if ceased.purpose == LOCATION else {}
     if ceased.purpose == PRICE_DROP:
         in_effect = ceased.in_effect(today or china_today())

@@ -19,7 +19,9 @@ One pass, for a moment ``now`` (injectable, so tests move the clock):
 2. find orders with a field whose period may have ended (a cheap index range per period,
    checked exactly per field with ``RetentionPeriod.expires_at``), in batches, oldest clock
    first, each batch in its own transaction (on PostgreSQL rows are locked with
-   ``SKIP LOCKED``, so two sweepers never handle one order);
+   ``SKIP LOCKED``, so two sweepers never handle one order); batches walk the
+   ``(retention_starts_at, id)`` index of orders not yet anonymised with a row comparison,
+   so a batch costs the same however many came before it;
 3. delete each expired field's ciphertext (``NULL``; ``""`` for the columns that cannot be
    null), whether the catalogue says ``delete`` or ``anonymise``: a single field cannot be
    anonymised, only removed, and what ``anonymise`` keeps is the record without it;

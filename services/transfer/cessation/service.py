@@ -41,17 +41,7 @@ async def handle(
     ceased = cessation.ceased_of(event)
     if ceased is None or ceased.purpose != CROSS_BORDER_PURPOSE:
         return None
-    row = await session.get(CeasedPurpose, ceased.purpose)
-    if row is None:
-        session.add(
-            CeasedPurpose(
-                purpose=ceased.purpose,
-                cessation_id=ceased.cessation_id,
-                effective_date=ceased.effective_date,
-            )
-        )
-    else:
-        row.cessation_id, row.effective_date = ceased.cessation_id, ceased.effective_date
+    await cessation.record(session, CeasedPurpose, ceased)
     await session.flush()
     refused = dropped = 0
     categories: set[str] = set()

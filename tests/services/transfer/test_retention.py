@@ -28,6 +28,7 @@ async def attempts_of(transfer: TransferApp, transfer_id: str) -> int:
 
 
 @pytest.mark.obligation("OB-4-1")
+@pytest.mark.obligation("OB-4-2")
 async def test_records_past_their_period_go_and_the_rest_stay(transfer: TransferApp) -> None:
     subject, _ = transfer.user()
     delivered, ready, waiting = await three_transfers(transfer, subject)
