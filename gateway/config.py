@@ -35,6 +35,11 @@ class Settings(ServiceSettings):
     )
     # limits ---------------------------------------------------------------------------
     max_body_bytes: int = Field(default=1_048_576, ge=0, description="larger bodies: 413")
+    max_header_bytes: int = Field(
+        default=16_384,
+        ge=8_200,  # a bearer token may be 8192 characters
+        description="longest value of one request header; longer: 431",
+    )
     rate_limit_per_s: float = Field(
         default=50.0, ge=0, description="requests per second per client; 0 turns it off"
     )

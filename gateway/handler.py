@@ -3,6 +3,10 @@
 In order, each step refusing with problem+json (and counted in
 ``gateway_refusals_total{reason}``):
 
+0. headers: a header value that is not visible ASCII (non-ASCII bytes, control
+   characters) is refused (400 ``invalid-header``), one longer than ``max_header_bytes``
+   too (431 ``header-too-large``), each naming the header: nothing the gateway forwards
+   needs more, and the upstream never sees bytes it might choke on;
 1. route: the method and path must match an exposed entry of the route table (404);
 2. body size: ``Content-Length`` and the bytes read are capped (413);
 3. authentication: non-public routes need a valid bearer token (401);
@@ -29,6 +33,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,6 +68,10 @@ ACCESS_EVENTS = Counter(
     "Responses with personal data: recorded, or left to the upstream (no owner known)",
     ["outcome"],
 )
+
+# RFC 9110 5.5: a field value is visible ASCII with spaces and tabs (obs-text is obsolete).
+_VISIBLE_VALUE = re.compile(rb"[\x20-\x7e\t]*")
+_TOKEN_NAME = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 RENEWAL_OPEN_PREFIXES = ("/consent/policy", "/consent/consents")
@@ -129,6 +138,31 @@ def _route_of(table: RouteTable, method: str, path: str) -> Route:
     if route is None or route.internal:
         raise Refused(404, "route_not_listed", "no such route", code="not-found")
     return route
+
+
+def _check_headers(request: Request, limit: int) -> None:
+    """Refuse a header the gateway could not forward as it came, naming it."""
+    for raw_name, raw_value in request.scope["headers"]:
+        name = raw_name.decode("latin-1")
+        if not _TOKEN_NAME.fullmatch(raw_name):
+            _refuse_header(400, "invalid_header", name, "not an HTTP token")
+        if len(raw_value) > limit:
+            _refuse_header(431, "header_too_large", name, f"longer than {limit} bytes")
+        if not _VISIBLE_VALUE.fullmatch(raw_value):
+            _refuse_header(
+                400, "invalid_header", name, "only visible ASCII, spaces and tabs are allowed"
+            )
+
+
+def _refuse_header(status: int, reason: str, name: str, message: str) -> None:
+    shown = name if _TOKEN_NAME.fullmatch(name.encode("latin-1")) else "(unreadable name)"
+    raise Refused(
+        status,
+        reason,
+        f"the header {shown} was refused: {message}",
+        header=shown,
+        errors=[{"field": f"header.{shown}", "message": message, "type": reason}],
+    )
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -302,6 +336,7 @@ def _check_request_fields(
 async def _handle(
     request: Request, gateway: Gateway, path: str, extra_headers: dict[str, str]
 ) -> Response:
+    _check_headers(request, gateway.settings.max_header_bytes)
     route = _route_of(gateway.table, request.method, path)
     body = await _read_body(request, gateway.settings.max_body_bytes)
     principal = None if route.public else await _authenticate(request)

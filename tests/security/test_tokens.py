@@ -350,7 +350,9 @@ async def test_an_attack_token_is_401_and_reaches_no_service(suite: Suite, attac
         "Bearer  ",
         "Token " + "a.b.c",
         "Bearer a.b.c extra",
-        "Bearer " + "A" * 65_536,  # an oversized Authorization header
+        # Past any token's size, within the gateway's header limit (past it: 431, see
+        # test_headers.py).
+        "Bearer " + "A" * 16_000,
     ],
     ids=["basic", "empty", "blank", "other-scheme", "two-words", "oversized-header"],
 )
