@@ -182,6 +182,9 @@ def test_owner_sees_the_order_and_customer_service_sees_it_masked() -> None:
     assert service["invoice_email"].id == "email"
 
 
+PURCHASE_RECORD = ("lines", "subtotal", "discounts", "discount_total", "amount_payable")
+
+
 def test_partners_see_only_what_their_duty_needs() -> None:
     catalogue = default_catalogue()
     fields = set(catalogue.fields_for("orders.order"))
@@ -193,10 +196,11 @@ def test_partners_see_only_what_their_duty_needs() -> None:
     assert not {"invoice_tax_id", "invoice_email", "customs_name", "customs_id_number"} & set(
         delivery
     )
+    assert not set(PURCHASE_RECORD) & set(delivery)  # a courier never sees what was paid
     customs = catalogue.visible_fields("orders.order", "customs.clearance")
-    assert set(customs) == {"customs_name", "customs_id_number"}
+    assert set(customs) == {"customs_name", "customs_id_number", *PURCHASE_RECORD}
     invoice = catalogue.visible_fields("orders.order", "tax.invoice")
-    assert set(invoice) == {"invoice_title", "invoice_tax_id", "invoice_email"}
+    assert set(invoice) == {"invoice_title", "invoice_tax_id", "invoice_email", *PURCHASE_RECORD}
     assert catalogue.masking_for("orders.order", "customs_id_number", "logistics.delivery") is None
     assert set(delivery) | set(customs) | set(invoice) <= fields
 
@@ -239,8 +243,8 @@ def test_personal_field_names_cover_every_resource() -> None:
     names = default_catalogue().personal_field_names()
     assert {"consignee_name", "consignee_phone", "address_detail", "invoice_tax_id"} <= names
     assert {"real_name", "id_number", "face_image", "customs_id_number"} <= names
-    assert "order_no" not in names
-    assert "amount_payable" not in names
+    assert "order_no" not in names and "status" not in names
+    assert set(PURCHASE_RECORD) <= names  # amounts are the buyer's personal data
 
 
 def test_lookups_refuse_unknown_names() -> None:

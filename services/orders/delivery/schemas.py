@@ -77,14 +77,18 @@ class PartnerOrderView(BaseModel):
     purpose: str = Field(description="the one purpose this response was served under")
     created_at: datetime
     currency: str
-    amount_payable: Decimal
     cross_border: bool
-    lines: list[PartnerOrderLine]
     delivery_window: DeliveryWindow | None
     virtual_number: str | None = Field(
         default=None,
         description="logistics only, when the platform has a privacy-number line: "
         "'<prefix>-<extension>' to call instead of the consignee's phone",
+    )
+    amount_payable: Decimal | None = Field(
+        default=None, description="the purchase record: only for purposes that need it"
+    )
+    lines: list[PartnerOrderLine] | None = Field(
+        default=None, description="the purchase record: only for purposes that need it"
     )
     consignee_name: str | None = None
     consignee_phone: str | None = None

@@ -80,6 +80,7 @@ from services.orders.orders.service import (
     FULFILMENT,
     MAX_PAGE_SIZE,
     PERSONAL_FIELDS,
+    PURCHASE_RECORD_FIELDS,
     RESOURCE,
     InvalidOrder,
 )
@@ -166,7 +167,11 @@ def check_catalogue(catalogue: Catalogue) -> None:
     for role in ROLES.values():
         if not catalogue.has_purpose(role.purpose) or not catalogue.purpose(role.purpose).entrusted:
             raise RuntimeError(f"{role.purpose} must be an entrusted purpose in the catalogue")
-        unknown = set(catalogue.visible_fields(RESOURCE, role.purpose)) - set(PERSONAL_FIELDS)
+        unknown = (
+            set(catalogue.visible_fields(RESOURCE, role.purpose))
+            - set(PERSONAL_FIELDS)
+            - set(PURCHASE_RECORD_FIELDS)
+        )
         if unknown:
             raise RuntimeError(f"{role.purpose} sees fields orders does not store: {unknown}")
 
@@ -324,9 +329,14 @@ def _partner_view(
         "purpose": duty.purpose,
         "created_at": order.created_at,
         "currency": order.currency,
-        "amount_payable": order.amount_payable,
         "cross_border": order.cross_border,
-        "lines": [
+        "delivery_window": order.delivery_window,
+    }
+    visible = catalogue.visible_fields(RESOURCE, duty.purpose)
+    if "amount_payable" in visible:
+        values["amount_payable"] = order.amount_payable
+    if "lines" in visible:  # the purchase record: a courier never sees it
+        values["lines"] = [
             {
                 "goods_id": line.goods_id,
                 "name": line.goods_name,
@@ -336,12 +346,12 @@ def _partner_view(
                 "cross_border": line.cross_border,
             }
             for line in lines
-        ],
-        "delivery_window": order.delivery_window,
-    }
+        ]
     if number is not None:
         values["virtual_number"] = number
-    for field, rule in catalogue.visible_fields(RESOURCE, duty.purpose).items():
+    for field, rule in visible.items():
+        if field in PURCHASE_RECORD_FIELDS:
+            continue
         if field == "consignee_phone" and number is not None:
             continue  # the virtual number replaces it
         value = personal.get(field)
@@ -365,7 +375,13 @@ async def _partner_views(
     fields = [
         field
         for field in catalogue.visible_fields(RESOURCE, duty.purpose)
-        if not (use_number and field == "consignee_phone")
+        if field in PERSONAL_FIELDS and not (use_number and field == "consignee_phone")
+    ]
+    # The purchase record the view shows (plain columns, yet the buyer's data).
+    record = [
+        field
+        for field in ("amount_payable", "lines")
+        if field in catalogue.visible_fields(RESOURCE, duty.purpose)
     ]
     views: list[PartnerOrderView] = []
     for order in found:
@@ -376,7 +392,7 @@ async def _partner_views(
                 order, lines[order.id], personal, duty=duty, catalogue=catalogue, number=number
             )
         )
-        if personal:
+        if personal or record:
             events.processing(
                 session,
                 subject=order.buyer_id,
@@ -384,7 +400,7 @@ async def _partner_views(
                 action="read",
                 purpose=duty.purpose,
                 resource=RESOURCE,
-                categories=_categories(catalogue, list(personal)),
+                categories=_categories(catalogue, [*personal, *record]),
             )
     return views
 

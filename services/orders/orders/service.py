@@ -78,6 +78,17 @@ PERSONAL_FIELDS: Final = (
     "remarks",
 )
 _JSON_FIELDS: Final = frozenset({"address_region", "extra_phones"})
+#: The purchase record: the catalogue's ``orders.order`` fields kept plain in the order's
+#: columns (reconciliation and tax read them), yet the buyer's personal data (GB/T
+#: 35273-2020 Appendix B): shown only to the purposes the catalogue lists on them, and
+#: never put in an event.
+PURCHASE_RECORD_FIELDS: Final = (
+    "lines",
+    "subtotal",
+    "discounts",
+    "discount_total",
+    "amount_payable",
+)
 IDEMPOTENCY_KEY_CONTEXT: Final = "orders.order.idempotency_key"
 IDEMPOTENCY_REQUEST_CONTEXT: Final = "orders.order.idempotency_request"
 
@@ -132,9 +143,14 @@ class PlacedOrder:
 def check_catalogue(catalogue: Catalogue) -> None:
     """Refuse to start if the catalogue does not describe every personal field stored."""
     resource = catalogue.resources.get(RESOURCE)
-    missing = set(PERSONAL_FIELDS) - set(resource.fields if resource else ())
+    stored = {*PERSONAL_FIELDS, *PURCHASE_RECORD_FIELDS}
+    missing = stored - set(resource.fields if resource else ())
     if missing:
         raise RuntimeError(f"{RESOURCE} in the catalogue lacks fields: {sorted(missing)}")
+    for purpose in (QUERY, FULFILMENT):  # the owner's view always holds the record
+        hidden = set(PURCHASE_RECORD_FIELDS) - set(catalogue.visible_fields(RESOURCE, purpose))
+        if hidden:
+            raise RuntimeError(f"{purpose} must see the purchase record: {sorted(hidden)}")
 
 
 def _problem(field: str, message: str, type_: str) -> dict[str, str]:
@@ -481,9 +497,6 @@ async def place_order(
             "order_id": order_id,
             "status": order.status,
             "currency": currency,
-            "subtotal": str(order.subtotal),
-            "discount_total": str(order.discount_total),
-            "amount_payable": str(order.amount_payable),
             "discount_codes": [discount["code"] for discount in applied],
             "goods_ids": [item.id for item, _ in bought],
             "line_count": len(lines),

@@ -599,14 +599,13 @@ async def test_events_record_the_order_and_every_processing_without_personal_dat
     [placed] = [e for e in events if e.type == "com.signature.orders.order.placed.v1"]
     assert placed.purpose == "order.fulfilment"
     assert placed.data["order_id"] == order["order_id"]
-    assert placed.data["amount_payable"] == "120.00" and placed.data["cross_border"] is True
+    assert placed.data["cross_border"] is True
+    # What the buyer paid is their purchase record (personal): never in an event.
+    assert not {"subtotal", "discount_total", "amount_payable", "lines"} & set(placed.data)
     assert set(placed.data) == {
         "order_id",
         "status",
         "currency",
-        "subtotal",
-        "discount_total",
-        "amount_payable",
         "discount_codes",
         "goods_ids",
         "line_count",
@@ -676,5 +675,7 @@ async def test_status_moves_on_only_by_the_transition_table(orders: Orders) -> N
 def test_the_catalogue_describes_every_personal_field_stored() -> None:
     catalogue = default_catalogue()
     service.check_catalogue(catalogue)
-    assert set(service.PERSONAL_FIELDS) == set(catalogue.fields_for("orders.order"))
+    assert {*service.PERSONAL_FIELDS, *service.PURCHASE_RECORD_FIELDS} == set(
+        catalogue.fields_for("orders.order")
+    )
     assert catalogue.is_sensitive("orders.order", "customs_id_number")
