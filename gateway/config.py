@@ -1,10 +1,10 @@
 """Gateway settings: ``GATEWAY_*`` variables, falling back to the suite-wide ``PRIVACY_*``."""
 
 from pathlib import Path
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
 from pydantic import Field
-from pydantic_settings import SettingsConfigDict
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from kit.settings import REPO_ROOT, ServiceSettings
 
@@ -16,6 +16,9 @@ class Settings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore")
 
     routes_path: Path = Field(default=DEFAULT_ROUTES, description="the route table")
+    # The gateway is the edge: it believes no client's X-Forwarded-For, unless a load
+    # balancer named here stands in front of it.
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default=[])
     # upstreams ------------------------------------------------------------------------
     upstream_identity_url: str = "http://127.0.0.1:8001"
     upstream_orders_url: str = "http://127.0.0.1:8002"

@@ -23,7 +23,8 @@
   user's answer must never go back upstream with another's request.
 - Hop-by-hop headers (RFC 9110 7.6.1, plus any named in ``Connection``) are dropped both
   ways; ``Host`` and lengths are set by httpx; the request id and ``X-Forwarded-For`` /
-  ``-Proto`` / ``-Host`` are set by the gateway.
+  ``-Proto`` / ``-Host`` are set by the gateway (``X-Forwarded-For``: the client's address
+  alone, resolved through ``trusted_proxies``; a chain the client sent is replaced).
 """
 
 from __future__ import annotations
@@ -174,10 +175,11 @@ def request_headers(
     items = list(incoming)
     dropped = HOP_BY_HOP | _REQUEST_DROP | _connection_named(items)
     out = [(name, value) for name, value in items if name.lower() not in dropped]
-    forwarded_for = [value for name, value in items if name.lower() == "x-forwarded-for"]
-    chain = ", ".join([*forwarded_for, *([client_host] if client_host else [])])
-    if chain:
-        out.append(("X-Forwarded-For", chain))
+    # Only the client's address, as the gateway's trusted hops resolved it: whatever chain
+    # an untrusted client sent is replaced, so a service trusting the gateway reads the
+    # client's own address and nothing the client made up.
+    if client_host:
+        out.append(("X-Forwarded-For", client_host))
     out.append(("X-Forwarded-Proto", scheme))
     if host:
         out.append(("X-Forwarded-Host", host))

@@ -19,6 +19,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from kit.auth import JwksClient, TokenVerifier
 from kit.background import BackgroundLoop
@@ -140,6 +141,9 @@ def create_app(
 
     app = FastAPI(title=title, description=description, version=version, lifespan=lifespan)
     app.add_middleware(RequestContextMiddleware, app_name=settings.service_name)
+    # Outermost: the client address every part of the app sees comes from the chain only
+    # through the hops named in ``trusted_proxies`` (uvicorn's own is off: --no-proxy-headers).
+    app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
     install_problem_handlers(app)
     app.include_router(_operations_router(settings.service_name))
     for router in routers:

@@ -10,14 +10,16 @@ Secrets are ``SecretStr`` so that logging or printing settings never shows them.
 from __future__ import annotations
 
 import base64
+import ipaddress
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
@@ -27,8 +29,9 @@ DEFAULT_DATA_DIR = REPO_ROOT / ".run" / "data"
 DEFAULT_CATALOGUE = REPO_ROOT / "policy" / "catalogue.yaml"
 
 SUITE_PREFIX = "PRIVACY_"
-# Never taken from a suite-wide variable: each app has its own database.
-PER_APP_ONLY = frozenset({"database_url"})
+# Never taken from a suite-wide variable: each app has its own database, and each its own
+# idea of which hops in front of it to trust.
+PER_APP_ONLY = frozenset({"database_url", "trusted_proxies"})
 
 # A development-only master key. Start-up refuses it when ``environment`` is ``production``.
 DEVELOPMENT_MASTER_KEY = base64.b64encode(b"development-master-key-32-bytes!").decode()
@@ -76,6 +79,11 @@ class ServiceSettings(BaseSettings):
     service_client_secret: SecretStr = SecretStr("")
     log_level: str = "INFO"
     log_json: bool = True
+    # The hops in front of this app whose X-Forwarded-For it believes (addresses or
+    # networks, comma-separated): the client is the right-most address of the chain that
+    # is not one of them. A service trusts the gateway (same host by default); the gateway
+    # trusts nobody unless a load balancer stands in front of it.
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default=["127.0.0.1"])
 
     @classmethod
     def settings_customise_sources(
@@ -88,6 +96,18 @@ class ServiceSettings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         suite_wide = _SuiteWideEnvironment(settings_cls, env_prefix=SUITE_PREFIX)
         return (init_settings, env_settings, suite_wide, dotenv_settings, file_secret_settings)
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _addresses_or_networks(cls, value: Any) -> Any:
+        entries = [e.strip() for e in value.split(",")] if isinstance(value, str) else value
+        entries = [entry for entry in entries if entry]
+        for entry in entries:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"not an IP address or network: {entry!r}") from None
+        return entries
 
     @field_validator("master_key")
     @classmethod

@@ -20,10 +20,20 @@ class Settings(ServiceSettings):
     partner_token_ttl_s: int = Field(default=600, ge=60, le=3600)
     service_token_ttl_s: int = Field(default=600, ge=60, le=3600)
 
-    # Failed logins: at most ``login_max_failures`` per phone (existing or not) and per
-    # client address within ``login_window_s``; then refused until the window passes.
+    # Failed logins (OWASP device cookies). Per account, from devices it never signed in
+    # on: after ``login_max_failures`` failures it is locked for ``login_lock_s``, doubled
+    # with each further failure up to ``login_lock_max_s``; a device cookie from an earlier
+    # sign-in is not held by that lock (it has its own count and lock). Per client address:
+    # after ``login_address_failures`` failures it is slowed, not locked (one try per
+    # ``login_address_delay_s``), since thousands share an address behind carrier NAT.
+    # Failures are forgotten ``login_window_s`` after the last one.
     login_max_failures: int = Field(default=5, ge=1)
+    login_lock_s: int = Field(default=60, ge=1)
+    login_lock_max_s: int = Field(default=3600, ge=1)
     login_window_s: int = Field(default=900, ge=1)
+    login_address_failures: int = Field(default=20, ge=1)
+    login_address_delay_s: int = Field(default=2, ge=1)
+    login_device_cookie_days: int = Field(default=180, ge=1)
     # Failed (mismatched) verifications per account: guessing name/ID pairs is refused.
     verification_max_failures: int = Field(default=5, ge=1)
     verification_window_s: int = Field(default=24 * 3600, ge=1)

@@ -134,11 +134,13 @@ class RealNameVerification(IdentityModel, table=True):
 
 
 class LoginThrottle(IdentityModel, table=True):
-    """Failed logins per key (a phone's blind index, whether or not an account has it, or
-    a client address) within the current window."""
+    """Failures per key (a phone's blind index, whether or not an account has it; a
+    device cookie; a client address; an account's verifications) within the current
+    window, and until when the key is refused (logins)."""
 
     __tablename__ = "login_throttle"
 
     key: str = Field(primary_key=True, max_length=100)
     failures: int = 0
     window_started_at: datetime = Field(sa_column=timestamp_column())
+    locked_until: datetime | None = Field(default=None, sa_column=timestamp_column(nullable=True))

@@ -154,6 +154,7 @@ class AppProcess:
             "--port",
             str(self.port),
             "--no-access-log",
+            "--no-proxy-headers",  # each app resolves X-Forwarded-For itself (kit.app)
         ]
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(

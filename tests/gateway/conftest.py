@@ -166,13 +166,17 @@ class GatewayUnderTest:
         return await outbox_events(self.app.state.context.database)
 
 
-def client_factory(apps: dict[str, ASGIApp]) -> Any:
+def client_factory(
+    apps: dict[str, ASGIApp], upstream_client: tuple[str, int] = ("127.0.0.1", 123)
+) -> Any:
+    """In-process upstreams; they see the gateway at ``upstream_client``."""
+
     def make(name: str, base_url: str, settings: Settings) -> httpx.AsyncClient:
         timeout = httpx.Timeout(
             settings.upstream_timeout_s, connect=settings.upstream_connect_timeout_s
         )
         if name in apps:
-            transport = httpx.ASGITransport(app=apps[name])
+            transport = httpx.ASGITransport(app=apps[name], client=upstream_client)
             return httpx.AsyncClient(
                 transport=transport, base_url=f"http://{name}", timeout=timeout
             )
@@ -183,7 +187,10 @@ def client_factory(apps: dict[str, ASGIApp]) -> Any:
 
 @asynccontextmanager
 async def running_gateway(
-    tmp_path: Path, upstreams: dict[str, ASGIApp] | None = None, **overrides: Any
+    tmp_path: Path,
+    upstreams: dict[str, ASGIApp] | None = None,
+    upstream_client: tuple[str, int] = ("127.0.0.1", 123),
+    **overrides: Any,
 ) -> AsyncIterator[GatewayUnderTest]:
     settings = Settings(
         database_url=f"sqlite+aiosqlite:///{tmp_path}/gateway.db",
@@ -193,7 +200,7 @@ async def running_gateway(
         **overrides,
     )
     await upgrade("gateway", settings.database_url)
-    app = create_app(settings, client_factory=client_factory(upstreams or {}))
+    app = create_app(settings, client_factory=client_factory(upstreams or {}, upstream_client))
     async with app.router.lifespan_context(app):
         trust_only(app, KEY)
         gateway = GatewayUnderTest(app=app, client=None, settings=settings)  # type: ignore[arg-type]

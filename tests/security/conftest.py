@@ -115,20 +115,30 @@ class Suite:
 
 
 @asynccontextmanager
-async def running_suite(directory: Path, **gateway_overrides: Any) -> AsyncIterator[Suite]:
-    """The four services and the gateway, started in ``directory`` (SQLite files)."""
+async def running_suite(
+    directory: Path,
+    *,
+    service_overrides: dict[str, dict[str, Any]] | None = None,
+    gateway_address: tuple[str, int] = ("127.0.0.1", 123),
+    **gateway_overrides: Any,
+) -> AsyncIterator[Suite]:
+    """The four services and the gateway, started in ``directory`` (SQLite files); the
+    services see the gateway's requests come from ``gateway_address``."""
     async with AsyncExitStack() as stack:
         services: dict[str, FastAPI] = {}
         clients: dict[str, httpx.AsyncClient] = {}
         for name in SERVICES:
             app, client = await stack.enter_async_context(
-                serve_app(f"services.{name}", service_settings(name, directory))
+                serve_app(
+                    f"services.{name}",
+                    service_settings(name, directory, **(service_overrides or {}).get(name, {})),
+                )
             )
             trust_only(app, KEY)
             services[name], clients[name] = app, client
         counters = {name: CountingApp(app) for name, app in services.items()}
         gateway = await stack.enter_async_context(
-            running_gateway(directory, dict(counters), **gateway_overrides)
+            running_gateway(directory, dict(counters), gateway_address, **gateway_overrides)
         )
         # Every function of the suite is open to these tests' users: what is under test
         # is who may reach which object, not consent (tests/gateway covers consent).

@@ -3,7 +3,10 @@ show the owner their account, grant roles, create staff. No HTTP here."""
 
 from __future__ import annotations
 
+import hmac
 import re
+import secrets
+from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,10 +22,11 @@ from services.identity.accounts.schemas import AccountCreated, AccountView
 from services.identity.config import Settings
 from services.identity.models import Account
 from services.identity.secrets import hash_secret, verify_secret
-from services.identity.throttle import guard
+from services.identity.throttle import LockRule, LoginGuard
 from services.identity.verification.rules import Action, ensure_verified
 
 PHONE_CONTEXT = "identity.account.phone"
+DEVICE_CONTEXT = "identity.device_cookie"
 RESOURCE = "identity.account"
 _MAINLAND_MOBILE = re.compile(r"^1[3-9]\d{9}$")
 EVENT_PREFIX = "com.signature.identity"
@@ -109,6 +113,29 @@ async def register(
     )
 
 
+@dataclass(frozen=True)
+class Authenticated:
+    account: Account
+    device_cookie: str  # to keep (or set) on the device that signed in
+
+
+def device_cookie(cipher: FieldCipher, account_id: str, nonce: str | None = None) -> str:
+    """``<account>.<nonce>.<mac>``: proves this device signed in to the account before
+    (OWASP device cookie); keyed by the master key, so it cannot be made elsewhere."""
+    nonce = nonce or secrets.token_urlsafe(16)
+    mac = cipher.blind_index(f"{account_id}.{nonce}", context=DEVICE_CONTEXT)
+    return f"{account_id}.{nonce}.{mac}"
+
+
+def _known_device(cipher: FieldCipher, cookie: str | None, account: Account | None) -> str | None:
+    """The cookie's nonce when it is a genuine device cookie of ``account``."""
+    if not cookie or account is None or cookie.count(".") != 2:
+        return None
+    account_id, nonce, _ = cookie.split(".")
+    genuine = hmac.compare_digest(device_cookie(cipher, account_id, nonce), cookie)
+    return nonce if genuine and account_id == account.id else None
+
+
 async def authenticate(
     session: AsyncSession,
     *,
@@ -117,30 +144,48 @@ async def authenticate(
     phone: str,
     password: str,
     client_address: str,
-) -> Account:
-    """The account for these credentials. Failures count per phone (whether or not an
-    account has it) and per client address; past the limit every try is refused until the
-    window ends, right password or not."""
+    cookie: str | None = None,
+) -> Authenticated:
+    """The account for these credentials, throttled without telling whether a phone
+    exists. From a device that signed in to the account before (its device cookie) only
+    that device's failures count; from any other, failures count per phone (account or
+    not), which locks with backoff, and per client address, which slows (see
+    :class:`services.identity.config.Settings`). A locked key refuses every try, right
+    password or not."""
     try:
         number = normalise_phone(phone)
     except InvalidPhone:
         number = phone.strip()
     phone_index = cipher.blind_index(number, context=PHONE_CONTEXT)
-    throttle = await guard(
-        session,
-        [f"phone:{phone_index}", f"addr:{client_address}"],
-        max_failures=settings.login_max_failures,
-        window_s=settings.login_window_s,
-        what="logins",
-    )
     account = await session.scalar(select(Account).where(col(Account.phone_index) == phone_index))
     active = account is not None and account.status == "active"
+    lock = LockRule(
+        free=settings.login_max_failures,
+        first_s=settings.login_lock_s,
+        max_s=settings.login_lock_max_s,
+        backoff=True,
+    )
+    nonce = _known_device(cipher, cookie, account if active else None)
+    if nonce is not None:
+        owner_key = f"device:{nonce}"
+        rules = {owner_key: lock}
+    else:
+        owner_key = f"phone:{phone_index}"
+        slow = LockRule(
+            free=settings.login_address_failures,
+            first_s=settings.login_address_delay_s,
+            max_s=settings.login_address_delay_s,
+            backoff=False,
+        )
+        rules = {owner_key: lock, f"addr:{client_address}": slow}
+    throttle = await LoginGuard.load(session, rules, window_s=settings.login_window_s)
     if not verify_secret(password, account.password_hash if active and account else None):
         throttle.fail()
         raise LoginFailed("the phone number or the password is wrong")
-    throttle.succeed()
+    throttle.succeed(owner_key)
     assert account is not None
-    return account
+    kept = cookie if nonce is not None and cookie else None
+    return Authenticated(account=account, device_cookie=kept or device_cookie(cipher, account.id))
 
 
 async def view_own_account(

@@ -8,7 +8,7 @@ import binascii
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Header, Response, status
+from fastapi import APIRouter, Cookie, Form, Header, Response, status
 
 from kit.app import ContextDep
 from kit.auth import ALLOWED_ALGORITHMS, Principal, Scope, require
@@ -30,6 +30,8 @@ from services.identity.tokens.schemas import (
 )
 
 router = APIRouter(tags=["tokens"])
+
+DEVICE_COOKIE = "device"
 
 
 @router.get("/.well-known/jwks.json", response_model=Jwks, summary="Public signing keys")
@@ -56,27 +58,46 @@ async def issuer_metadata(settings: SettingsDep) -> IssuerMetadata:
     )
 
 
-@router.post("/login", response_model=TokenResponse, summary="Log in with phone and password")
+@router.post(
+    "/login",
+    response_model=TokenResponse,
+    summary="Log in with phone and password",
+    description="Sets the `device` cookie: sent back with later logins, it keeps this "
+    "device's way in while the account is locked for devices it never signed in on.",
+)
 async def login(
+    *,
     body: Login,
     session: SessionDep,
     context: ContextDep,
     settings: SettingsDep,
     address: ClientAddress,
+    response: Response,
+    device: Annotated[str | None, Cookie(max_length=200)] = None,
 ) -> TokenResponse:
-    account = await authenticate(
+    signed_in = await authenticate(
         session,
         cipher=context.cipher,
         settings=settings,
         phone=body.phone,
         password=body.password,
         client_address=address,
+        cookie=device,
+    )
+    response.set_cookie(
+        DEVICE_COOKIE,
+        signed_in.device_cookie,
+        max_age=settings.login_device_cookie_days * 86_400,
+        path="/",
+        secure=True,
+        httponly=True,
+        samesite="strict",
     )
     return await service.issue_account_tokens(
         session,
         cipher=context.cipher,
         settings=settings,
-        account=account,
+        account=signed_in.account,
         client_type=body.client_type,
     )
 
