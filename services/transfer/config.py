@@ -1,11 +1,22 @@
 """Transfer settings: ``TRANSFER_*`` variables, falling back to the suite-wide ``PRIVACY_*``."""
 
+from pathlib import Path
 from typing import ClassVar
 
-from pydantic import Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from kit.settings import ServiceSettings
+
+
+class DeliveryTls(BaseModel):
+    """How to reach one recipient's HTTPS endpoint (files are PEM)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    ca_bundle: Path | None = None
+    client_cert: Path | None = None
+    client_key: Path | None = None
 
 
 class Settings(ServiceSettings):
@@ -42,6 +53,29 @@ class Settings(ServiceSettings):
     delivery_backoff_s: float = Field(default=0.5, ge=0)
     delivery_round_backoff_s: float = Field(default=60.0, ge=0)
     delivery_max_round_backoff_s: float = Field(default=3600.0, ge=0)
+    # TLS of that delivery, for recipients behind a private CA or asking for mutual TLS:
+    # a CA bundle (PEM) trusted instead of the system store, and a client certificate
+    # (PEM, with its key unless the file holds both); the defaults serve every recipient,
+    # ``delivery_tls`` (JSON, by recipient id) overrides them for one.
+    delivery_ca_bundle: Path | None = Field(default=None, description="default: system store")
+    delivery_client_cert: Path | None = None
+    delivery_client_key: Path | None = None
+    delivery_tls: dict[str, DeliveryTls] = Field(
+        default_factory=dict,
+        description='by recipient id, e.g. {"rcp_...": {"ca_bundle": "/etc/rcp/ca.pem"}}',
+    )
+
+    def delivery_tls_for(self, recipient_id: str) -> DeliveryTls:
+        """The recipient's own TLS settings, each missing one from the defaults."""
+        default = DeliveryTls(
+            ca_bundle=self.delivery_ca_bundle,
+            client_cert=self.delivery_client_cert,
+            client_key=self.delivery_client_key,
+        )
+        own = self.delivery_tls.get(recipient_id)
+        if own is None:
+            return default
+        return default.model_copy(update=own.model_dump(exclude_unset=True))
 
     # Recipients: a legal basis whose review falls within this many days is listed as due;
     # a recipient must have been assessed (and passed) within the interval to receive data.

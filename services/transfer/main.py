@@ -80,7 +80,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             token_provider=orders_token_provider(settings),
             timeout_s=settings.orders_timeout_s,
         )
-        app.state.deliverer = HttpsDeliverer(timeout_s=settings.delivery_timeout_s)
+        app.state.deliverer = HttpsDeliverer(
+            timeout_s=settings.delivery_timeout_s, tls_for=settings.delivery_tls_for
+        )
         app.state.transfer_worker = TransferWorker(app, context, settings)
 
     def loops(context: AppContext) -> list[BackgroundLoop]:

@@ -675,7 +675,10 @@ async def _deliver_https(
     last = AttemptResult(delivered=False, retryable=True, error="not attempted")
     for attempt in range(policy.attempts_per_round):
         last = await outbound.deliverer.post(
-            job.endpoint_url, body=job.package.encode(), idempotency_key=job.transfer_id
+            job.endpoint_url,
+            body=job.package.encode(),
+            idempotency_key=job.transfer_id,
+            recipient_id=job.recipient_id,
         )
         number += 1
         await _record_attempt(database, job, number, last, events=events, delivery="https")
