@@ -47,6 +47,7 @@ from kit.background import BackgroundLoop
 from kit.catalogue import Catalogue, default_catalogue
 from kit.events import Event
 from kit.kafka import METADATA_MAX_AGE_MS, REQUEST_TIMEOUT_MS
+from kit.outage import OUTAGE, is_broker_failure
 
 __all__ = [
     "CONSENTABLE_KINDS",
@@ -262,11 +263,15 @@ class ConsentStateView(BackgroundLoop):
             )
             try:
                 await consumer.start()
+                OUTAGE.recovered(self.name)
                 await self._follow(consumer)
                 backoff = self.retry_delay_s
             except Exception as exc:
                 self.last_error = f"{type(exc).__name__}: {exc}"
-                logger.warning("%s restarts in %.1fs: %s", self.name, backoff, self.last_error)
+                if is_broker_failure(exc):  # told once per outage, not per attempt
+                    OUTAGE.failed(self.name, exc)
+                else:
+                    logger.warning("%s restarts in %.1fs: %s", self.name, backoff, self.last_error)
                 await self.pause(backoff)
                 backoff = min(backoff * 2, self.max_backoff_s)
             finally:

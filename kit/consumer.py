@@ -28,6 +28,7 @@ from kit.events import Event
 from kit.kafka import new_consumer, new_producer
 from kit.models import ProcessedEvent
 from kit.observability import CONSUMER_EVENTS
+from kit.outage import OUTAGE, is_broker_failure
 
 logger = logging.getLogger("kit.consumer")
 
@@ -81,14 +82,18 @@ class EventConsumer(BackgroundLoop):
             try:
                 await consumer.start()
                 await producer.start()
+                OUTAGE.recovered(self.name)
                 backoff = self.retry_delay_s
                 await self._consume(consumer, producer)
             except Exception as exc:
                 # Uncommitted events are read again from the committed offsets on restart.
                 self.last_error = f"{type(exc).__name__}: {exc}"
-                logger.warning(
-                    "consumer %s restarts in %.1fs: %s", self.name, backoff, self.last_error
-                )
+                if is_broker_failure(exc):  # told once per outage, not per attempt
+                    OUTAGE.failed(self.name, exc)
+                else:
+                    logger.warning(
+                        "consumer %s restarts in %.1fs: %s", self.name, backoff, self.last_error
+                    )
                 await self.pause(backoff)
                 backoff = min(backoff * 2, self.max_backoff_s)
             finally:

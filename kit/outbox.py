@@ -48,6 +48,7 @@ from kit.observability import (
     OUTBOX_PUBLISHED,
     configure_logging,
 )
+from kit.outage import OUTAGE, is_broker_failure
 
 logger = logging.getLogger("kit.outbox")
 
@@ -203,6 +204,8 @@ class OutboxRelay(BackgroundLoop):
                     await self.housekeeping()
                     next_housekeeping = time.monotonic() + HOUSEKEEPING_INTERVAL_S
                 sent = await self.publish_batch()
+                if self.kafka_connected:
+                    OUTAGE.recovered(self.name)
                 backoff = self.poll_interval_s
                 if sent < self.batch_size:
                     await self.pause(self.poll_interval_s)
@@ -212,12 +215,15 @@ class OutboxRelay(BackgroundLoop):
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 self.kafka_connected = False
                 OUTBOX_FAILURES.labels(self.app_name).inc()
-                logger.warning(
-                    "outbox relay cannot publish, retrying in %.1fs: %s",
-                    backoff,
-                    self.last_error,
-                    extra={"app": self.app_name},
-                )
+                if is_broker_failure(exc):  # told once per outage, not per attempt
+                    OUTAGE.failed(self.name, exc)
+                else:
+                    logger.warning(
+                        "outbox relay cannot publish, retrying in %.1fs: %s",
+                        backoff,
+                        self.last_error,
+                        extra={"app": self.app_name},
+                    )
                 await self._close_producer()
                 # Commits keep waking the relay; while Kafka is down they must not cut
                 # the back-off short, or every commit would be a new connection attempt.

@@ -57,9 +57,11 @@ def isolated_test_broker() -> LocalKafka:
 
 @pytest.fixture(scope="session")
 def outage_kafka() -> Iterator[LocalKafka]:
+    # TEST_OUTAGE_KAFKA_PORT moves it (controller on the next port) when 19092 is taken.
+    port = int(os.environ.get("TEST_OUTAGE_KAFKA_PORT", "19092"))
     broker = LocalKafka(
-        port=19092,
-        controller_port=19093,
+        port=port,
+        controller_port=port + 1,
         data_dir=REPO_ROOT / ".run" / "kafka-outage",
         fresh=True,
     )
