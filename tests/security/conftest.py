@@ -7,6 +7,7 @@ SQLite databases, each trusting the gateway tests' signing key, behind a real ga
   partner or staff (tokens minted with the gateway tests' key);
 - :class:`CountingApp` wraps each service so a test can prove a request never reached it;
 - ``suite`` is one suite per test module (starting five apps costs a few seconds);
+- :func:`on_loopback` serves a suite's gateway through uvicorn on a real socket;
 - tests marked ``fuzz`` run only when the marker expression names ``fuzz`` (``make fuzz``).
 """
 

@@ -97,6 +97,7 @@ async def placed(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Plac
         )
 
 
+@pytest.mark.obligation("OB-2D-7")
 async def test_fulfilment_answers_the_buyer_with_the_purchase_record(placed: Placed) -> None:
     """POST /orders (order.fulfilment): the placed order holds what the buyer pays."""
     assert set(placed.order) >= RECORD
@@ -104,6 +105,7 @@ async def test_fulfilment_answers_the_buyer_with_the_purchase_record(placed: Pla
     assert placed.order["lines"][0]["unit_price"] == PRICE
 
 
+@pytest.mark.obligation("OB-2D-7")
 async def test_the_buyer_reads_their_purchase_record(placed: Placed) -> None:
     """GET /orders/{id} (order.query): the owner's view in full."""
     order_id = placed.order["order_id"]
@@ -113,6 +115,7 @@ async def test_the_buyer_reads_their_purchase_record(placed: Placed) -> None:
     assert answer.json()["amount_payable"] == PRICE
 
 
+@pytest.mark.obligation("OB-3-1")
 async def test_the_customs_broker_sees_the_declared_goods_and_value(placed: Placed) -> None:
     """customs.clearance: cross-border goods are declared with their goods and value."""
     order_id = placed.order["order_id"]
@@ -125,6 +128,7 @@ async def test_the_customs_broker_sees_the_declared_goods_and_value(placed: Plac
     assert [line["unit_price"] for line in customs["lines"]] == [PRICE]
 
 
+@pytest.mark.obligation("OB-3-1")
 async def test_a_courier_sees_nothing_of_what_the_buyer_paid(placed: Placed) -> None:
     """logistics.delivery: the waybill has the address, not the goods, prices or amounts."""
     order_id = placed.order["order_id"]

@@ -87,6 +87,7 @@ def _deliverer(transfer: TransferApp, **tls: Any) -> None:
     transfer.app.state.deliverer = HttpsDeliverer(tls_for=settings.delivery_tls_for)
 
 
+@pytest.mark.obligation("OB-4-7")
 async def test_a_recipient_behind_a_private_ca_is_served_with_its_ca_bundle(
     transfer: TransferApp, ca: trustme.CA, tmp_path: Path
 ) -> None:
@@ -107,6 +108,7 @@ async def test_a_recipient_behind_a_private_ca_is_served_with_its_ca_bundle(
         assert received == [transfer_id]
 
 
+@pytest.mark.obligation("OB-4-7")
 async def test_mutual_tls_with_the_suite_wide_client_certificate(
     transfer: TransferApp, ca: trustme.CA, tmp_path: Path
 ) -> None:
