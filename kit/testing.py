@@ -28,6 +28,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+import uvicorn
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from fastapi import FastAPI
@@ -259,6 +260,26 @@ async def eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
         await asyncio.sleep(0.1)
+
+
+@asynccontextmanager
+async def on_loopback_port(app: Any, **config: Any) -> AsyncIterator[int]:
+    """``app`` served by uvicorn on a free loopback port (``config``: more of
+    ``uvicorn.Config``, TLS say), stopped on exit; yields the port."""
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="off", log_level="warning", **config)
+    )
+    task = asyncio.create_task(server.serve())
+    try:
+        for _ in range(500):  # bounded: 5 s
+            if server.started or task.done():
+                break
+            await asyncio.sleep(0.01)
+        assert server.started, "uvicorn did not start"
+        yield int(server.servers[0].sockets[0].getsockname()[1])
+    finally:
+        server.should_exit = True
+        await task
 
 
 class TopicSizes:

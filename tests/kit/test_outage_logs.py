@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 from kit.outage import OUTAGE
-from kit.testing import LocalKafka, serve_app
+from kit.testing import LocalKafka, eventually, serve_app
 from services.consent.config import Settings
 
 OUTAGE_S = 5
@@ -24,12 +24,8 @@ def _metric(text: str, name: str) -> float:
     return float(match.group(1))
 
 
-async def _until(condition: object, what: str, timeout_s: float = 60) -> None:
-    for _ in range(int(timeout_s * 10)):  # bounded
-        if callable(condition) and condition():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"not within {timeout_s}s: {what}")
+async def _connected() -> bool:
+    return not OUTAGE.active
 
 
 async def test_a_broker_outage_is_one_error_line_and_counted(
@@ -47,7 +43,7 @@ async def test_a_broker_outage_is_one_error_line_and_counted(
         [handler] = logging.getLogger().handlers  # what configure_logging installed
         assert isinstance(handler, logging.StreamHandler)
         handler.setStream(output)
-        await _until(lambda: not OUTAGE.active, "the app connected")
+        await eventually(_connected, timeout_s=60, what="the app connected")
         before = (await client.get("/metrics")).text
         outages_before = _metric(before, "kafka_outages_total")
 
@@ -57,7 +53,7 @@ async def test_a_broker_outage_is_one_error_line_and_counted(
         during = (await client.get("/metrics")).text
         assert _metric(during, "kafka_outage_active") == 1
         outage_kafka.start()
-        await _until(lambda: not OUTAGE.active, "the app reconnected")
+        await eventually(_connected, timeout_s=60, what="the app reconnected")
 
         after = (await client.get("/metrics")).text
         lines = output.getvalue().splitlines()

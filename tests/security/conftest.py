@@ -13,7 +13,6 @@ SQLite databases, each trusting the gateway tests' signing key, behind a real ga
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, MutableMapping
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -24,12 +23,18 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 
 from kit.auth import STAFF_ROLE_SCOPES, USER_SCOPES
 from kit.settings import ServiceSettings
-from kit.testing import TEST_ISSUER, UNREACHABLE_KAFKA, bearer, serve_app, trust_only
+from kit.testing import (
+    TEST_ISSUER,
+    UNREACHABLE_KAFKA,
+    bearer,
+    on_loopback_port,
+    serve_app,
+    trust_only,
+)
 from tests.gateway.conftest import KEY, GatewayUnderTest, running_gateway
 
 SERVICES = ("identity", "orders", "consent", "transfer")
@@ -156,22 +161,8 @@ async def suite(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Suite
 @asynccontextmanager
 async def on_loopback(suite: Suite) -> AsyncIterator[str]:
     """The suite's gateway served by uvicorn on a free loopback port."""
-    config = uvicorn.Config(
-        suite.gateway.app, host="127.0.0.1", port=0, lifespan="off", log_level="warning"
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    try:
-        for _ in range(500):  # bounded: 5 s
-            if server.started:
-                break
-            await asyncio.sleep(0.01)
-        assert server.started, "uvicorn did not start"
-        port = server.servers[0].sockets[0].getsockname()[1]
+    async with on_loopback_port(suite.gateway.app) as port:
         yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

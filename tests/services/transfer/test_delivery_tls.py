@@ -5,7 +5,6 @@ suite-wide client certificate, the package arrives."""
 
 from __future__ import annotations
 
-import asyncio
 import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,9 +13,9 @@ from typing import Any
 
 import pytest
 import trustme
-import uvicorn
 from fastapi import FastAPI, Request
 
+from kit.testing import on_loopback_port
 from services.transfer.config import Settings
 from services.transfer.transfers.delivery import HttpsDeliverer
 from tests.services.transfer.conftest import TransferApp
@@ -48,29 +47,11 @@ async def https_endpoint(
     ca.issue_cert("localhost", "127.0.0.1").private_key_and_cert_chain_pem.write_to_path(server_pem)
     ca.cert_pem.write_to_path(ca_pem)
     received: list[str] = []
-    config = uvicorn.Config(
-        recipient_endpoint(received),
-        host="127.0.0.1",
-        port=0,
-        lifespan="off",
-        log_level="warning",
-        ssl_certfile=str(server_pem),
-        ssl_ca_certs=str(ca_pem) if client_certificates else None,
-        ssl_cert_reqs=ssl.CERT_REQUIRED if client_certificates else ssl.CERT_NONE,
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    try:
-        for _ in range(500):  # bounded: 5 s
-            if server.started:
-                break
-            await asyncio.sleep(0.01)
-        assert server.started, "uvicorn did not start"
-        port = server.servers[0].sockets[0].getsockname()[1]
+    tls: dict[str, Any] = {"ssl_certfile": str(server_pem)}
+    if client_certificates:
+        tls |= {"ssl_ca_certs": str(ca_pem), "ssl_cert_reqs": ssl.CERT_REQUIRED}
+    async with on_loopback_port(recipient_endpoint(received), **tls) as port:
         yield f"https://localhost:{port}/packages", received
-    finally:
-        server.should_exit = True
-        await task
 
 
 async def _ready(transfer: TransferApp, endpoint: str) -> tuple[str, str]:
