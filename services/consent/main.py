@@ -24,6 +24,7 @@ from services.consent.policies import service as policies_service
 from services.consent.policies.router import router as policies_router
 from services.consent.rights import consumers as rights_consumers
 from services.consent.rights import export
+from services.consent.rights.router import export_router as rights_export_router
 from services.consent.rights.router import router as rights_router
 
 logger = logging.getLogger("services.consent")
@@ -96,7 +97,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "The privacy center: policy versions, consents, rights requests, the processing "
             "ledger, incidents and cessation. Policy sections 2G, 2H, 2J, 4 and 5."
         ),
-        routers=[policies_router, consents_router, rights_router, ledger_router, incidents_router],
+        routers=[
+            policies_router,
+            consents_router,
+            rights_router,
+            rights_export_router,
+            ledger_router,
+            incidents_router,
+        ],
         topics=[
             TopicSpec(
                 settings.topic(settings.consent_state_topic),

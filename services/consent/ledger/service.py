@@ -431,15 +431,21 @@ async def _directory(session: AsyncSession, actors: Iterable[str]) -> dict[str, 
     return {actor.actor: actor for actor in found}
 
 
+async def entry_count(session: AsyncSession, subject: str) -> int:
+    """How many entries the subject's ledger holds."""
+    total = await session.scalar(
+        select(func.count()).select_from(LedgerEntry).where(col(LedgerEntry.subject) == subject)
+    )
+    return total or 0
+
+
 async def list_own_entries(
     session: AsyncSession, *, catalogue: Catalogue, subject: str, limit: int, offset: int
 ) -> LedgerPage:
     """The subject's ledger, newest first, one page, with the chain's verdict."""
     limit = max(1, min(limit, MAX_PAGE))
     offset = max(0, offset)
-    total = await session.scalar(
-        select(func.count()).select_from(LedgerEntry).where(col(LedgerEntry.subject) == subject)
-    )
+    count = await entry_count(session, subject)
     entries = list(
         await session.scalars(
             select(LedgerEntry)
@@ -450,7 +456,6 @@ async def list_own_entries(
         )
     )
     directory = await _directory(session, (entry.actor for entry in entries))
-    count = total or 0
     chain_valid = await verify_page(session, subject, entries, count=count)
     return LedgerPage(
         entries=[entry_view(e, catalogue=catalogue, directory=directory) for e in entries],
