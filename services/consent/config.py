@@ -1,9 +1,9 @@
 """Consent settings: ``CONSENT_*`` variables, falling back to the suite-wide ``PRIVACY_*``."""
 
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from kit.settings import REPO_ROOT, ServiceSettings
@@ -18,6 +18,11 @@ class Settings(ServiceSettings):
     # The policy published at first start, when no version exists yet (an operator's own
     # text replaces the shipped one; None publishes nothing).
     first_policy_path: Path | None = DEFAULT_FIRST_POLICY
+
+    @field_validator("first_policy_path", mode="before")
+    @classmethod
+    def _empty_publishes_nothing(cls, value: Any) -> Any:
+        return None if value == "" else value
 
     # Topics (names behind ``kafka_topic_prefix``)
     consent_state_topic: str = "consent.state"  # compacted, keyed by subject
