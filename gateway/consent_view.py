@@ -5,8 +5,9 @@ started and stopped with the app, behind two functions on ``app.state`` that tes
 - ``app.state.consent_granted(subject, purpose) -> bool``: False until the view has caught
   up (fail closed), and False for anything that is not a plain consent question;
 - ``app.state.policy_sequence_agreed(subject) -> int | None``: the publication sequence of
-  the policy version the subject last agreed to; None when unknown (view not ready, or
-  never agreed), which asks for no renewal.
+  the policy version the subject last agreed to; None when they never agreed (the gateway
+  treats that as agreed to an older version than any); :class:`ConsentViewNotReady` until
+  the view has caught up, so the gateway fails closed (503) rather than guess (OB-5-3).
 
 Decided: the newest *major* policy sequence comes from the setting
 ``policy_major_sequence`` (``GATEWAY_POLICY_MAJOR_SEQUENCE``) for now, not yet from the
@@ -19,10 +20,14 @@ from collections.abc import Callable
 
 from kit.consent_state import ConsentStateView
 
-__all__ = ["ConsentCheck", "PolicyAgreed", "consent_check", "policy_agreed"]
+__all__ = ["ConsentCheck", "ConsentViewNotReady", "PolicyAgreed", "consent_check", "policy_agreed"]
 
 ConsentCheck = Callable[[str, str], bool]
 PolicyAgreed = Callable[[str], "int | None"]
+
+
+class ConsentViewNotReady(Exception):
+    """The consent-state view has not caught up with its topic yet: nobody's answer is known."""
 
 
 def consent_check(view: ConsentStateView) -> ConsentCheck:
@@ -40,7 +45,7 @@ def consent_check(view: ConsentStateView) -> ConsentCheck:
 def policy_agreed(view: ConsentStateView) -> PolicyAgreed:
     def agreed(subject: str) -> int | None:
         if not view.ready:
-            return None
+            raise ConsentViewNotReady(view.name)
         return view.state_of(subject).policy_sequence_agreed
 
     return agreed

@@ -16,12 +16,16 @@ In order, each step refusing with problem+json (and counted in
    under its registered purposes (403 ``purpose-not-allowed``, OB-3-1);
 6. consent: an additional or separate purpose needs the user's consent (403
    ``consent_required``, OB-0-1); basic purposes never ask (OB-0-2);
-7. policy renewal: a user who agreed to an older policy than the newest major version
-   gets ``X-Policy-Renewal-Required`` and a ``Link``; everything but the policy and
-   consent routes answers 428 until renewed (OB-5-3);
+7. policy renewal: a user who agreed to an older policy than the newest major version, or
+   to none, gets ``X-Policy-Renewal-Required`` and a ``Link``; every route but those
+   ``policy/routes.yaml`` marks ``during_renewal: open`` (the policy itself and the user's
+   rights) answers 428 until renewed, and 503 with ``Retry-After`` while the consent view
+   has not caught up (fail closed, OB-5-3);
 8. request fields: a top-level JSON field that is a personal field of the route's
    resource the purpose may not have is refused (422);
-9. proxy, with the purpose in ``X-Purpose`` (502 when the upstream is down, 504 slow);
+9. proxy, with the purpose in ``X-Purpose`` (502 when the upstream is down, 504 slow); a
+   problem+json answer's ``instance`` is rewritten to the path the client requested (the
+   service only knows its own path);
 10. response: personal fields of the route's resource are filtered and masked for the
     purpose (minimum necessary, OB-3-1, OB-2D-7); what is left is recorded as an access
     event in the gateway's outbox (categories only, never values), committed with those
@@ -42,6 +46,7 @@ from prometheus_client import Counter
 
 from gateway.access_events import AccessEventBatcher
 from gateway.config import Settings
+from gateway.consent_view import ConsentViewNotReady
 from gateway.limits import RateLimiter
 from gateway.policy_facts import PolicyFacts
 from gateway.proxy import UpstreamDown, Upstreams, UpstreamTimeout, forward, request_headers
@@ -49,7 +54,7 @@ from gateway.routes import Route, RouteTable
 from kit.app import AppContext
 from kit.auth import InvalidToken, Principal, TokenVerifier
 from kit.clock import china_today
-from kit.errors import DomainError, problem
+from kit.errors import PROBLEM_JSON, DomainError, problem
 from kit.field_filter import FieldFilter
 from kit.observability import request_id_var
 
@@ -74,8 +79,9 @@ _VISIBLE_VALUE = re.compile(rb"[\x20-\x7e\t]*")
 _TOKEN_NAME = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
-RENEWAL_OPEN_PREFIXES = ("/consent/policy", "/consent/consents")
 RENEWAL_HEADER = "X-Policy-Renewal-Required"
+#: Seconds a client waits before asking again while the consent view catches up.
+CONSENT_VIEW_RETRY_AFTER_S = 2
 
 
 @dataclass
@@ -283,19 +289,31 @@ def _newest_major(request: Request, settings: Settings) -> tuple[int, str] | Non
 
 
 def _check_renewal(
-    request: Request, gateway: Gateway, principal: Principal, path: str, headers: dict[str, str]
+    request: Request, gateway: Gateway, principal: Principal, route: Route, headers: dict[str, str]
 ) -> None:
     settings = gateway.settings
     newest = _newest_major(request, settings)
     if principal.kind != "user" or newest is None:
         return
     sequence, version = newest
-    agreed = request.app.state.policy_sequence_agreed(principal.subject)
-    if agreed is None or agreed >= sequence:
+    try:
+        agreed = request.app.state.policy_sequence_agreed(principal.subject)
+    except ConsentViewNotReady:
+        if route.open_during_renewal:
+            return  # a right never waits for the view
+        raise Refused(
+            503,
+            "consent_view_not_ready",
+            "the gateway is still reading the privacy center's state: try again shortly",
+            code="consent-view-not-ready",
+            headers={"Retry-After": str(CONSENT_VIEW_RETRY_AFTER_S)},
+        ) from None
+    # Never agreed counts as agreed to a version older than any.
+    if agreed is not None and agreed >= sequence:
         return
     headers[RENEWAL_HEADER] = version
     headers["Link"] = f'<{settings.policy_page_url}>; rel="privacy-policy"'
-    if not path.startswith(RENEWAL_OPEN_PREFIXES):
+    if not route.open_during_renewal:
         raise Refused(
             428,
             "policy_renewal_required",
@@ -303,6 +321,19 @@ def _check_renewal(
             code="policy-renewal-required",
             version=version,
         )
+
+
+def _public_instance(content: bytes, path: str) -> bytes:
+    """A problem's ``instance`` as the client knows it: the path it requested, not the
+    service's own path behind the gateway."""
+    try:
+        body = json.loads(content)
+    except ValueError:
+        return content
+    if not isinstance(body, dict) or not isinstance(body.get("instance"), str):
+        return content
+    body["instance"] = path
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def _is_json(content_type: str) -> bool:
@@ -349,7 +380,7 @@ async def _handle(
     _check_ceased(request, purpose)
     if principal is not None:
         _check_consent(request, route, principal, purpose)
-        _check_renewal(request, gateway, principal, path, extra_headers)
+        _check_renewal(request, gateway, principal, route, extra_headers)
     _check_request_fields(gateway, route, purpose, body, request.headers.get("content-type", ""))
 
     upstream_path = path[len(route.upstream) + 1 :]
@@ -409,6 +440,9 @@ async def _handle(
                 value=result.value,
                 categories=result.categories,
             )
+
+    elif answer.status_code >= 400 and answer.content_type.lower().startswith(PROBLEM_JSON):
+        content = _public_instance(content, path)
 
     response = Response(content=content, status_code=answer.status_code)
     response.raw_headers.extend(

@@ -16,6 +16,11 @@ upstream's own path. An entry is one of:
 the purpose may see. ``owner_field`` names the response field holding the data subject's
 account id, for access events on reads by someone other than the owner. The consent a
 route needs follows from its purpose's kind (additional and separate purposes need one).
+``during_renewal: open`` marks a route that serves the user's rights (reading the ledger,
+notices and transfers, changing consents, filing and following rights requests): it stays
+open while a major policy change waits for the user's agreement, since refusing a new
+policy never takes those rights away (PIPL arts. 15, 16, 44-47); every other route needing
+a token answers 428 then (OB-5-3).
 
 :func:`load_route_table` checks every entry against the catalogue; any problem stops
 start-up naming ``routes.yaml:<line>``. A request that matches no entry is refused.
@@ -41,8 +46,9 @@ UPSTREAMS: Final = ("identity", "orders", "consent", "transfer")
 CONSENT_KINDS: Final = frozenset({"additional", "separate"})
 _ENTRY_KEYS: Final = frozenset(
     {"route", "public", "internal", "scopes", "purpose", "purposes", "resource", "owner_field",
-     "note"}
+     "during_renewal", "note"}
 )  # fmt: skip
+RENEWAL_STANDINGS: Final = ("open", "refused")
 _PARAM = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
 _TEMPLATE = re.compile(r"^/[a-z]+(/(\{[a-z_][a-z0-9_]*\}|[A-Za-z0-9._-]+))*$")
 
@@ -66,6 +72,8 @@ class Route:
     owner_field: str | None = None
     #: purposes of this route that need the caller's consent (additional / separate)
     consent_purposes: frozenset[str] = frozenset()
+    #: a user's right: served while a policy renewal is pending (``during_renewal: open``)
+    open_during_renewal: bool = False
 
     @property
     def key(self) -> str:
@@ -168,6 +176,8 @@ def _check_entry(raw: Any, catalogue: Catalogue, problems: list[str]) -> Route |
     if upstream not in UPSTREAMS:
         bad(f"unknown upstream {upstream!r} (one of {', '.join(UPSTREAMS)})")
     if raw.get("internal") is True:
+        if "during_renewal" in raw:
+            bad("an internal route is never exposed: 'during_renewal' does not apply")
         return Route(method=method, template=template, upstream=upstream, line=0, internal=True)
 
     public = raw.get("public") is True
@@ -215,6 +225,11 @@ def _check_entry(raw: Any, catalogue: Catalogue, problems: list[str]) -> Route |
     if owner_field is not None and not isinstance(owner_field, str):
         bad("'owner_field' is a field name")
         owner_field = None
+    during_renewal = raw.get("during_renewal", "refused")
+    if during_renewal not in RENEWAL_STANDINGS:
+        bad(f"'during_renewal' is one of {', '.join(RENEWAL_STANDINGS)}")
+    elif during_renewal == "open" and public:
+        bad("'during_renewal: open' is for routes that need a token (public ones never wait)")
     return Route(
         method=method,
         template=template,
@@ -226,6 +241,7 @@ def _check_entry(raw: Any, catalogue: Catalogue, problems: list[str]) -> Route |
         resource=resource,
         owner_field=owner_field,
         consent_purposes=frozenset(consent),
+        open_during_renewal=during_renewal == "open",
     )
 
 

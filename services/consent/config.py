@@ -1,16 +1,28 @@
 """Consent settings: ``CONSENT_*`` variables, falling back to the suite-wide ``PRIVACY_*``."""
 
-from typing import ClassVar
+from pathlib import Path
+from typing import Any, ClassVar
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from kit.settings import ServiceSettings
+from kit.settings import REPO_ROOT, ServiceSettings
+
+DEFAULT_FIRST_POLICY = REPO_ROOT / "policy" / "privacy-policy.yaml"
 
 
 class Settings(ServiceSettings):
     service_name: ClassVar[str] = "consent"
     model_config = SettingsConfigDict(env_prefix="CONSENT_", extra="ignore")
+
+    # The policy published at first start, when no version exists yet (an operator's own
+    # text replaces the shipped one; None publishes nothing).
+    first_policy_path: Path | None = DEFAULT_FIRST_POLICY
+
+    @field_validator("first_policy_path", mode="before")
+    @classmethod
+    def _empty_publishes_nothing(cls, value: Any) -> Any:
+        return None if value == "" else value
 
     # Topics (names behind ``kafka_topic_prefix``)
     consent_state_topic: str = "consent.state"  # compacted, keyed by subject

@@ -271,7 +271,8 @@ class Suite:
         return bearer(tokens["access_token"])
 
     async def register(self, person: Person) -> tuple[str, dict[str, str]]:
-        """A new user account for ``person``: its id and Authorization header."""
+        """A new user account for ``person``, agreeing to the policy in effect as an app's
+        registration does: its id and Authorization header."""
         self.people.append(person)
         created = await self.call(
             "POST",
@@ -279,7 +280,23 @@ class Suite:
             json={"phone": person.phone, "password": person.password},
             expect=201,
         )
-        return created["account_id"], await self.login(person.phone, person.password)
+        headers = await self.login(person.phone, person.password)
+        await self.agree_to_policy(headers)
+        return created["account_id"], headers
+
+    async def agree_to_policy(self, headers: Mapping[str, str]) -> str:
+        """Agree to the policy in effect, then wait until the gateway lets the user shop
+        (it learns the agreement from the consent state topic); the version agreed to."""
+        version: str = (await self.call("GET", "/consent/policy"))["version"]
+        await self.call(
+            "POST",
+            "/consent/policy/agreements",
+            headers=headers,
+            json={"version": version},
+            expect=201,
+        )
+        await self.eventually("GET", "/orders/cart/shares", lambda _: True, headers=headers)
+        return version
 
     async def partner(self, kind: str, purpose: str) -> tuple[str, dict[str, str]]:
         """A partner registered by the administrator with a passed assessment; its client

@@ -329,7 +329,32 @@ async def test_an_access_request_gathers_everything_from_every_service(
     )
     text = str(export)
     assert export["subject"] == shopper.account_id
-    assert set(export["services"]) >= {"identity", "orders", "transfer", "consent"}
+    # Every participant answered with its part about this user; none is an error.
+    parts = export["services"]
+    assert {name: part["status"] for name, part in parts.items()} == dict.fromkeys(
+        ("identity", "orders", "transfer", "consent"), "ok"
+    ), parts
+    for name, part in parts.items():
+        assert part["data"]["subject"] == shopper.account_id, name
+    assert parts["identity"]["data"]["account"] is not None
+    assert {o["order_id"] for o in parts["orders"]["data"]["orders"]} >= set(shopper.orders)
+    assert {t["recipient"]["recipient_id"] for t in parts["transfer"]["data"]["transfers"]} == {
+        world.recipient["id"]
+    }
+    # The privacy center's own part: agreements, consents with their history, the transfer
+    # consent per recipient, rights requests (this one included), notices.
+    center = parts["consent"]["data"]
+    current = (await suite.call("GET", "/consent/policy"))["version"]
+    assert current in {a["version"] for a in center["policy"]["agreements"]}
+    granted = {c["purpose"] for c in center["consents"] if c["granted"]}
+    assert {"location", "sensitive.face_verification", "cross_border.transfer"} <= granted
+    assert {r["purpose"] for r in center["consent_history"]} >= granted
+    assert [(c["recipient_id"], c["granted"]) for c in center["transfer_consents"]] == [
+        (world.recipient["id"], True)
+    ]
+    assert request_id in {r["id"] for r in center["rights_requests"]}
+    assert center["notices"] == []  # nothing happened to tell this user about
+    assert center["retention"]["consent_receipt"]["duration"] == "P5Y"
     person = shopper.person
     for what, value in {
         "phone": person.phone,
@@ -348,6 +373,39 @@ async def test_an_access_request_gathers_everything_from_every_service(
     for what, value in neighbour.person.values().items():
         assert value not in text, f"another user's {what} is in the export"
     assert neighbour.orders[0] not in text and neighbour.account_id not in text
+
+
+async def _ledger(suite: Suite, shopper: Shopper) -> list[dict[str, Any]]:
+    """Every entry of the user's ledger, page by page, as the privacy center shows them."""
+    entries: list[dict[str, Any]] = []
+    offset: int | None = 0
+    while offset is not None:
+        page = await suite.call(
+            "GET", f"/consent/ledger/me?limit=100&offset={offset}", headers=shopper.headers
+        )
+        assert page["chain_valid"]
+        entries.extend(page["entries"])
+        offset = page["next_offset"]
+    return entries
+
+
+@pytest.mark.obligation("OB-R-1")
+async def test_the_ledger_names_every_actor_by_its_registered_name(
+    suite: Suite, world: World, shopper: Shopper
+) -> None:
+    courier = await suite.call("GET", f"/identity/partners/{world.courier}", headers=suite.admin)
+    entries = await _ledger(suite, shopper)
+    names = {(e["who"]["kind"], e["who"]["id"]): e["who"]["name"] for e in entries}
+    # The courier read the waybill: shown by the name it was registered with.
+    assert names[("partner", world.courier)] == courier["name"]
+    # The overseas recipient received the cross-border order.
+    assert names[("recipient", world.recipient["id"])] == "Harbour Freight Pte. Ltd."
+    # The access export read every service under the privacy center's service client.
+    assert "consent" in {name for (kind, _), name in names.items() if kind == "service"}
+    unnamed = [
+        e for e in entries if e["who"]["kind"] not in ("self", "user") and not e["who"]["name"]
+    ]
+    assert unnamed == []
 
 
 @pytest.mark.obligation("OB-R-1")

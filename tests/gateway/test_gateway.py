@@ -11,6 +11,7 @@ import pytest
 from fastapi import FastAPI
 from prometheus_client import REGISTRY
 
+from gateway.consent_view import policy_agreed
 from gateway.policy_facts import CEASED, PUBLISHED, PolicyFacts, facts_handler, load_facts
 from kit.clock import china_today
 from kit.events import Event, new_event
@@ -147,6 +148,39 @@ async def test_after_a_major_policy_change_only_the_privacy_center_answers(
         gw.agreed[subject] = 3
         renewed = await gw.client.get("/orders/orders/o1", headers=user)
         assert renewed.status_code == 200 and "x-policy-renewal-required" not in renewed.headers
+
+
+@pytest.mark.obligation("OB-5-3")
+async def test_a_user_who_never_agreed_must_agree_before_shopping(
+    tmp_path: Path, orders_upstream: FastAPI
+) -> None:
+    async with running_gateway(
+        tmp_path, {"orders": orders_upstream}, policy_major_sequence=1, policy_major_version="1"
+    ) as gw:
+        subject, user = gw.user()  # no agreement at all
+        refused = await gw.client.get("/orders/orders/o1", headers=user)
+        assert refused.status_code == 428
+        assert refused.headers["x-policy-renewal-required"] == "1"
+        assert orders_upstream.state.seen == []
+        gw.agreed[subject] = 1
+        assert (await gw.client.get("/orders/orders/o1", headers=user)).status_code == 200
+
+
+@pytest.mark.obligation("OB-5-3")
+async def test_while_the_consent_view_catches_up_the_gateway_fails_closed_with_503(
+    tmp_path: Path, orders_upstream: FastAPI
+) -> None:
+    async with running_gateway(
+        tmp_path, {"orders": orders_upstream}, policy_major_sequence=1, policy_major_version="1"
+    ) as gw:
+        # The real view, over a broker it cannot reach: it never catches up here.
+        gw.app.state.policy_sequence_agreed = policy_agreed(gw.app.state.consent_view)
+        _, user = gw.user()
+        waiting = await gw.client.get("/orders/orders/o1", headers=user)
+        assert waiting.status_code == 503
+        assert waiting.json()["type"].endswith("/consent-view-not-ready")
+        assert int(waiting.headers["retry-after"]) >= 1
+        assert orders_upstream.state.seen == []
 
 
 # --------------------------------------------------------------------------- proxying

@@ -77,6 +77,57 @@ routes:
     assert "routes.yaml:10: a public route cannot serve a purpose that needs consent" in message
 
 
+def test_which_routes_stay_open_during_a_renewal_is_checked_at_start() -> None:
+    text = """version: 1
+routes:
+  - route: GET /consent/ledger/me
+    scopes: [consent:read]
+    purpose: rights.access
+    during_renewal: open
+  - route: GET /orders/cart
+    scopes: [orders:read]
+    purpose: cart
+    during_renewal: always
+  - route: GET /consent/policy
+    public: true
+    purpose: account
+    during_renewal: open
+  - route: GET /consent/rights/export/{subject}
+    internal: true
+    during_renewal: open
+"""
+    with pytest.raises(RouteTableError) as caught:
+        parse_route_table(text, default_catalogue())
+    assert str(caught.value).splitlines() == [
+        "routes.yaml:7: 'during_renewal' is one of open, refused",
+        "routes.yaml:11: 'during_renewal: open' is for routes that need a token "
+        "(public ones never wait)",
+        "routes.yaml:15: an internal route is never exposed: 'during_renewal' does not apply",
+    ]
+    table = parse_route_table(
+        text.split("  - route: GET /orders/cart", maxsplit=1)[0], default_catalogue()
+    )
+    assert [route.open_during_renewal for route in table.routes] == [True]
+
+
+@pytest.mark.obligation("OB-5-3")
+def test_every_right_of_the_user_stays_open_during_a_renewal_and_shopping_does_not() -> None:
+    table = load_route_table(DEFAULT_ROUTES, default_catalogue())
+    open_routes = {route.key for route in table.routes if route.open_during_renewal}
+    assert {
+        "GET /identity/accounts/me",
+        "POST /consent/policy/agreements",
+        "POST /consent/consents",
+        "POST /consent/rights-requests",
+        "GET /consent/rights-requests/{request_id}",
+        "GET /consent/rights-requests/{request_id}/export",
+        "GET /consent/ledger/me",
+        "GET /consent/notices/me",
+        "GET /transfer/transfers/me",
+    } <= open_routes
+    assert not {"POST /orders/orders", "GET /orders/cart", "POST /orders/cart/items"} & open_routes
+
+
 async def test_a_broken_route_table_stops_the_gateway(tmp_path: Path) -> None:
     broken = tmp_path / "routes.yaml"
     broken.write_text(

@@ -510,9 +510,10 @@ def _value(row: CurrentConsent) -> ConsentValue:
 
 
 async def list_receipts(
-    session: AsyncSession, *, subject: str, limit: int = 100, offset: int = 0
+    session: AsyncSession, *, subject: str, limit: int | None = 100, offset: int = 0
 ) -> list[Receipt]:
-    """``subject``'s receipts, oldest first, a page of ``limit`` after ``offset``."""
+    """``subject``'s receipts, oldest first, a page of ``limit`` after ``offset`` (None:
+    all of them, for the access export)."""
     records = await session.scalars(
         select(ConsentRecord)
         .where(col(ConsentRecord.subject) == subject)

@@ -128,9 +128,15 @@ def _cessation_notice(
 
 
 async def list_own_notices(
-    session: AsyncSession, *, catalogue: Catalogue, subject: str, limit: int = 100, offset: int = 0
+    session: AsyncSession,
+    *,
+    catalogue: Catalogue,
+    subject: str,
+    limit: int | None = 100,
+    offset: int = 0,
 ) -> list[Notice]:
-    """The subject's notices, newest first, with their full text; a page of ``limit``."""
+    """The subject's notices, newest first, with their full text; a page of ``limit``
+    (None: all of them, for the access export)."""
     notices = list(
         await session.scalars(
             select(SubjectNotice)

@@ -6,9 +6,10 @@
   ``ledger.service.entry_hash``), so an edited, removed or reordered entry is detected.
   ``event_id`` is unique: a redelivered event never makes a second entry.
 - :class:`LedgerActor` is what the ledger learned about the actors it names from
-  identity's events: a partner's kind and (when the event carries it) name, a staff
-  account's roles. Entries keep the actor's id; names are looked up when shown, so an
-  actor learned late is still named on older entries.
+  identity's and transfer's events: a partner's kind and name, a service client's service
+  name, an overseas recipient's legal name, a staff account's roles. Entries keep the
+  actor's id; names are looked up when shown, so an actor learned late is still named on
+  older entries.
 """
 
 from __future__ import annotations
@@ -55,13 +56,16 @@ class LedgerEntry(ConsentModel, table=True):
 
 
 class LedgerActor(ConsentModel, table=True):
-    """A partner or staff account the ledger may name, learned from identity's events."""
+    """A partner, service client, overseas recipient or staff account the ledger may name,
+    learned from identity's and transfer's events."""
 
     __tablename__ = "ledger_actor"
 
     actor: str = Field(primary_key=True, max_length=128)
-    kind: str = Field(max_length=20, description="partner or staff")
-    name: str | None = Field(default=None, max_length=200, description="a partner's name")
+    kind: str = Field(max_length=20, description="partner, service, recipient or staff")
+    name: str | None = Field(
+        default=None, max_length=200, description="a partner's, service's or recipient's name"
+    )
     partner_kind: str | None = Field(default=None, max_length=50)
     roles: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     updated_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())

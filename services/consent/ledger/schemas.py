@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-ActorKind = Literal["self", "partner", "staff", "user", "service"]
+ActorKind = Literal["self", "partner", "recipient", "staff", "user", "service"]
 
 
 class Actor(BaseModel):
@@ -16,7 +16,10 @@ class Actor(BaseModel):
     kind: ActorKind
     service: str = Field(description="the service that reported the processing")
     id: str | None = Field(description="the partner, account or service id; null for staff")
-    name: str | None = Field(description="a partner's name, when known")
+    name: str | None = Field(
+        description="the actor's registered name: a partner's or overseas recipient's name, "
+        "a service's name, a staff member's role; null for you and for another account"
+    )
     role: str | None = Field(description="a staff member's role, when known")
     display: str = Field(description="a readable label, e.g. 'logistics partner ptn_...'")
 

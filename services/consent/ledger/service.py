@@ -18,9 +18,11 @@ Recording (:func:`record_event`, the ``consent.ledger`` consumer's handler):
   (art. 13 (1), separate consent for ``separate``, art. 29 / 39); ``legal`` -> "legal
   obligation" (art. 13 (3)). A purpose the catalogue does not know is recorded as
   "undetermined (purpose not in the catalogue)", so that it stands out.
-- Identity's ``partner.registered`` (kind, and name when the event carries one),
-  ``account.created`` of staff accounts (roles) and ``role.granted`` events teach the
-  ledger who its actors are (:class:`LedgerActor`).
+- Identity's ``partner.registered`` (kind and name), ``service_client.registered`` (the
+  service's name), ``account.created`` of staff accounts (roles) and ``role.granted``
+  events, and transfer's ``recipient.registered`` (the overseas recipient's legal name),
+  teach the ledger who its actors are (:class:`LedgerActor`); an entry shows its actor by
+  that registered name (a staff member by role: staff ids are not shown to users).
 - Idempotent: an event id already in the ledger is skipped (the consumer base also
   deduplicates, and ``event_id`` is unique).
 
@@ -87,7 +89,10 @@ _ACCESS = re.compile(
 _ACTIONS = frozenset({"read", "write", "delete"})
 
 IDENTITY_SOURCE = "/identity"
+TRANSFER_SOURCE = "/transfer"
 PARTNER_REGISTERED = "com.signature.identity.partner.registered.v1"
+SERVICE_CLIENT_REGISTERED = "com.signature.identity.service_client.registered.v1"
+RECIPIENT_REGISTERED = "com.signature.transfer.recipient.registered.v1"
 ACCOUNT_CREATED = "com.signature.identity.account.created.v1"
 ROLE_GRANTED = "com.signature.identity.role.granted.v1"
 
@@ -251,11 +256,28 @@ def service_of(event: Event) -> str:
     return event.source.strip("/").replace("/", "_")[:100]
 
 
+async def _named(session: AsyncSession, actor_id: str, *, kind: str, name: str | None) -> None:
+    actor = await session.get(LedgerActor, actor_id) or LedgerActor(actor=actor_id, kind=kind)
+    actor.kind = kind
+    actor.name = name or actor.name
+    actor.updated_at = utcnow()
+    session.add(actor)
+
+
 async def learn_actor(session: AsyncSession, event: Event) -> bool:
-    """Update the actor directory from one of identity's events; True if it was one."""
+    """Update the actor directory from one of identity's or transfer's registrations; True
+    if it was one."""
+    data = event.data
+    if event.source == TRANSFER_SOURCE and event.type == RECIPIENT_REGISTERED:
+        await _named(
+            session, event.subject, kind="recipient", name=_text(data.get("legal_name"), 200)
+        )
+        return True
     if event.source != IDENTITY_SOURCE:
         return False
-    data = event.data
+    if event.type == SERVICE_CLIENT_REGISTERED:
+        await _named(session, event.subject, kind="service", name=_text(data.get("service"), 200))
+        return True
     if event.type == PARTNER_REGISTERED:
         actor = await session.get(LedgerActor, event.subject) or LedgerActor(
             actor=event.subject, kind="partner"
@@ -361,6 +383,15 @@ async def record_event(
 # --------------------------------------------------------------------------- the user's view
 
 
+def _service_label(actor: str, reporting_service: str) -> str:
+    """A component of a service named by its id (``orders.retention``): "the orders service
+    (retention)"; any other id: the service that reported it."""
+    owner, _, part = actor.partition(".")
+    if part:
+        return f"the {owner} service ({part.replace('_', ' ')})"
+    return f"the {reporting_service} service"
+
+
 def _actor_view(entry: LedgerEntry, directory: dict[str, LedgerActor]) -> Actor:
     known = directory.get(entry.actor)
     service = entry.service
@@ -375,10 +406,21 @@ def _actor_view(entry: LedgerEntry, directory: dict[str, LedgerActor]) -> Actor:
         return Actor(
             kind="partner", service=service, id=entry.actor, name=name, role=None, display=display
         )
+    if known is not None and known.kind == "recipient":
+        display = f"{known.name} (overseas recipient {entry.actor})"
+        return Actor(
+            kind="recipient",
+            service=service,
+            id=entry.actor,
+            name=known.name,
+            role=None,
+            display=display if known.name else f"overseas recipient {entry.actor}",
+        )
     if entry.actor_role or (known is not None and known.kind == "staff"):
         role = entry.actor_role or (", ".join(known.roles) if known and known.roles else None)
         display = f"staff member ({role})" if role else "staff member"
-        return Actor(kind="staff", service=service, id=None, name=None, role=role, display=display)
+        # A staff member is named by role: their account id is not shown to users.
+        return Actor(kind="staff", service=service, id=None, name=role, role=role, display=display)
     if entry.actor.startswith("acc_"):
         return Actor(
             kind="user",
@@ -388,13 +430,22 @@ def _actor_view(entry: LedgerEntry, directory: dict[str, LedgerActor]) -> Actor:
             role=None,
             display=f"account {entry.actor}",
         )
+    if known is not None and known.kind == "service" and known.name:
+        return Actor(
+            kind="service",
+            service=service,
+            id=entry.actor,
+            name=known.name,
+            role=None,
+            display=f"the {known.name} service",
+        )
     return Actor(
         kind="service",
         service=service,
         id=entry.actor,
-        name=None,
+        name=entry.actor,
         role=None,
-        display=f"the {service} service",
+        display=_service_label(entry.actor, service),
     )
 
 
@@ -431,15 +482,21 @@ async def _directory(session: AsyncSession, actors: Iterable[str]) -> dict[str, 
     return {actor.actor: actor for actor in found}
 
 
+async def entry_count(session: AsyncSession, subject: str) -> int:
+    """How many entries the subject's ledger holds."""
+    total = await session.scalar(
+        select(func.count()).select_from(LedgerEntry).where(col(LedgerEntry.subject) == subject)
+    )
+    return total or 0
+
+
 async def list_own_entries(
     session: AsyncSession, *, catalogue: Catalogue, subject: str, limit: int, offset: int
 ) -> LedgerPage:
     """The subject's ledger, newest first, one page, with the chain's verdict."""
     limit = max(1, min(limit, MAX_PAGE))
     offset = max(0, offset)
-    total = await session.scalar(
-        select(func.count()).select_from(LedgerEntry).where(col(LedgerEntry.subject) == subject)
-    )
+    count = await entry_count(session, subject)
     entries = list(
         await session.scalars(
             select(LedgerEntry)
@@ -450,7 +507,6 @@ async def list_own_entries(
         )
     )
     directory = await _directory(session, (entry.actor for entry in entries))
-    count = total or 0
     chain_valid = await verify_page(session, subject, entries, count=count)
     return LedgerPage(
         entries=[entry_view(e, catalogue=catalogue, directory=directory) for e in entries],

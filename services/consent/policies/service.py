@@ -5,6 +5,10 @@
   is never in the past and never before an earlier version's, so a policy is published
   before it applies (OB-5-1) and "newer" means "higher sequence". A second publication of
   the same label is a conflict; nothing updates or deletes a version (OB-5-4).
+- First start (:func:`publish_first_version`): the shipped policy (``policy/
+  privacy-policy.yaml``, or the operator's file) is published as version one, effective
+  that day, when no version exists yet; nothing otherwise, so it happens once however
+  often and on however many instances the service starts.
 - Reading: the current version (the newest in effect today), any archived version, the
   archive newest first, a unified diff between two versions, the HTML page (``page``).
 - Agreeing (:func:`agree`): an append-only receipt binding the subject to the exact text
@@ -25,8 +29,11 @@ from __future__ import annotations
 import difflib
 import hashlib
 from datetime import date
+from pathlib import Path
 from typing import Any, Final
 
+import yaml
+from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -54,6 +61,8 @@ AGREED_EVENT: Final = f"{EVENT_PREFIX}.agreed.v1"
 EVENT_PURPOSE: Final = "account"
 #: The subject of publication events: one key, so consumers see publications in order.
 POLICY_SUBJECT: Final = "policy"
+#: Who published the shipped first version: the service itself, at first start.
+FIRST_PUBLISHER: Final = "consent"
 
 
 class PolicyVersionExists(Conflict):
@@ -248,6 +257,46 @@ async def publish_version(
     )
     current = await _current(session, today=today)
     return _view(version, current=current, today=today)
+
+
+def load_first_version(path: Path, *, effective_date: date) -> PolicyVersionCreate:
+    """The shipped policy file as a publication taking effect on ``effective_date``; a bad
+    file stops start-up naming the file and the field."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValueError(f"{path.name}: cannot read the first policy: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path.name}: the first policy is a mapping of publication fields")
+    try:
+        return PolicyVersionCreate.model_validate({**raw, "effective_date": effective_date})
+    except ValidationError as exc:
+        fields = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ValueError(f"{path.name}: {fields}") from None
+
+
+async def publish_first_version(
+    session: AsyncSession,
+    *,
+    events: EventWriter,
+    request: PolicyVersionCreate,
+    today: date,
+) -> PolicyVersionView | None:
+    """Publish ``request`` when no version was ever published; None when one was (a
+    restart, or another instance that got there first)."""
+    if await session.scalar(select(func.count()).select_from(PolicyVersion)):
+        return None
+    try:
+        async with session.begin_nested():
+            return await publish_version(
+                session,
+                events=events,
+                request=request,
+                published_by=FIRST_PUBLISHER,
+                today=today,
+            )
+    except PolicyVersionExists:
+        return None
 
 
 # --------------------------------------------------------------------------- reading

@@ -1,12 +1,14 @@
 """Rights-request endpoints: users file and follow their requests, take their export;
 the privacy officer lists open and overdue ones; a participant service (or the officer)
-reads the corrections it is asked to make."""
+reads the corrections it is asked to make. ``export_router``: the privacy center's own
+part of the export (``GET /rights/export/{subject}``), read by the export like every other
+participant's, with a service token for ``rights.access`` (never exposed by the gateway)."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, status
+from fastapi import APIRouter, Depends, Path, Query, Request, status
 
 from kit import rights
 from kit.app import AppContext, ContextDep, app_context
@@ -18,6 +20,7 @@ from services.consent.config import Settings
 from services.consent.rights import service
 from services.consent.rights.export import RightsExporter
 from services.consent.rights.schemas import (
+    ConsentServiceExport,
     ExportDocument,
     RequestStatus,
     RightsRequestAdminView,
@@ -27,6 +30,7 @@ from services.consent.rights.schemas import (
 )
 
 router = APIRouter(prefix="/rights-requests", tags=["rights"])
+export_router = APIRouter(tags=["rights"])
 Writer = Annotated[Principal, require(Scope.CONSENT_WRITE)]
 Reader = Annotated[Principal, require(Scope.CONSENT_READ)]
 Officer = Annotated[Principal, require(Scope.ADMIN_RIGHTS)]
@@ -163,4 +167,32 @@ async def corrections(
         request_id=request_id,
         service=service_name,
         reader=reader,
+    )
+
+
+async def rights_service(principal: Annotated[Principal, Depends(current_principal)]) -> str:
+    return rights.check_caller(principal)
+
+
+@export_router.get(
+    "/rights/export/{subject}",
+    response_model=ConsentServiceExport,
+    summary="Everything the privacy center holds about a subject, for the access export",
+    responses={403: {"description": "not an internal service with service:rights.access"}},
+)
+async def own_export(
+    *,
+    subject: Annotated[str, Path(min_length=1, max_length=40)],
+    session: SessionDep,
+    context: ContextDep,
+    actor: Annotated[str, Depends(rights_service)],
+) -> ConsentServiceExport:
+    return await service.export_subject(
+        session,
+        cipher=context.cipher,
+        events=context.events,
+        catalogue=context.catalogue,
+        actor=actor,
+        subject=subject,
+        now=utcnow(),
     )

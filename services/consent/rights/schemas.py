@@ -13,6 +13,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from kit.rights import RetentionView
+from services.consent.consents.schemas import ConsentValue, Receipt
+from services.consent.incidents.schemas import Notice
+from services.consent.policies.schemas import MyAgreements
+
 RightsKind = Literal["access", "correction", "deletion", "withdraw_all"]
 RequestStatus = Literal["open", "overdue", "completed"]
 Outcome = Literal["done", "partial", "refused"]
@@ -153,3 +158,30 @@ class ExportDocument(BaseModel):
     subject: str
     generated_at: datetime
     services: dict[str, ServiceExport]
+
+
+class ConsentServiceExport(BaseModel):
+    """The privacy center's own part of the access export: everything it holds about the
+    subject (PIPL art. 45)."""
+
+    service: str = "consent"
+    subject: str
+    policy: MyAgreements = Field(description="every policy agreement, with its receipt")
+    consents: list[ConsentValue] = Field(description="each consent's current value")
+    consent_history: list[Receipt] = Field(
+        description="every grant and withdrawal, oldest first, with what was shown"
+    )
+    transfer_consents: list[ConsentValue] = Field(
+        description="the separate consents to transfers abroad, one per recipient decided"
+    )
+    rights_requests: list[RightsRequestView] = Field(
+        description="every rights request, newest first, with the corrections asked for"
+    )
+    notices: list[Notice] = Field(description="incident and cessation notices, newest first")
+    ledger_entries: int = Field(
+        description="entries of the processing ledger (read them at GET /consent/ledger/me)"
+    )
+    retention: dict[str, RetentionView] = Field(
+        description="how long each kind of record is kept: consent_receipt (agreements, "
+        "consent receipts, rights requests) and processing_ledger"
+    )

@@ -35,17 +35,23 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from kit import rights
 from kit.catalogue import Catalogue
-from kit.clock import CHINA_TZ
-from kit.crypto import FieldCipher
+from kit.clock import CHINA_TZ, china_today
+from kit.crypto import FieldCipher, SubjectKeyShredded
 from kit.errors import Conflict, DomainError, NotFound
 from kit.events import Event
 from kit.ids import new_id
 from kit.outbox import EventWriter
+from services.consent.consents import service as consents
+from services.consent.incidents import notices
+from services.consent.ledger import service as ledger
+from services.consent.policies import service as policies
 from services.consent.rights.export import ExportNotConfigured, RightsExporter
 from services.consent.rights.models import RightsAnswer, RightsRequest
 from services.consent.rights.schemas import (
     CompletionData,
+    ConsentServiceExport,
     ExportDocument,
     KeptCategory,
     ParticipantStatus,
@@ -72,6 +78,9 @@ RESOURCE: Final = "consent.rights_request"
 RECEIPT_RETENTION: Final = "consent_receipt"
 #: Consent records name the user by account id only.
 RECEIPT_CATEGORY: Final = "user.account.id"
+#: What the privacy center's own export reads: its records about the subject.
+EXPORT_RESOURCE: Final = "consent.records"
+LEDGER_RETENTION: Final = "processing_ledger"
 _COMPLETED: Final = re.compile(r"^com\.signature\.([a-z_]+)\.rights\.completed\.v1$")
 
 #: The consents domain's "withdraw every consent of this subject" (see :func:`answer_as_consent`).
@@ -607,3 +616,61 @@ async def export_request(
         },
     )
     return document
+
+
+async def export_subject(
+    session: AsyncSession,
+    *,
+    cipher: FieldCipher,
+    events: EventWriter,
+    catalogue: Catalogue,
+    actor: str,
+    subject: str,
+    now: datetime,
+) -> ConsentServiceExport:
+    """The privacy center's part of the access export, read by the export itself
+    (``GET /rights/export/{subject}``, a service token for ``rights.access``): agreements,
+    consents with their history, transfer consents, rights requests with their corrections,
+    notices; the read is recorded in the subject's ledger."""
+    state = await consents.current_state(session, catalogue=catalogue, subject=subject)
+    requests = list(
+        await session.scalars(
+            select(RightsRequest)
+            .where(col(RightsRequest.subject) == subject)
+            .order_by(col(RightsRequest.filed_at).desc(), col(RightsRequest.id))
+        )
+    )
+    answers = await _answers(session, (request.id for request in requests))
+    views: list[RightsRequestView] = []
+    for request in requests:
+        try:
+            corrections = await _decrypt_corrections(session, cipher=cipher, request=request)
+        except SubjectKeyShredded:
+            corrections = None  # erased with the account: nothing left to show
+        views.append(_owner_view(request, answers[request.id], now, corrections))
+    export = ConsentServiceExport(
+        subject=subject,
+        policy=await policies.my_agreements(session, subject=subject, today=china_today()),
+        consents=state.consents,
+        consent_history=await consents.list_receipts(session, subject=subject, limit=None),
+        transfer_consents=[c for c in state.consents if c.recipient_id is not None],
+        rights_requests=views,
+        notices=await notices.list_own_notices(
+            session, catalogue=catalogue, subject=subject, limit=None
+        ),
+        ledger_entries=await ledger.entry_count(session, subject),
+        retention={
+            period: rights.retention_view(catalogue, period)
+            for period in (RECEIPT_RETENTION, LEDGER_RETENTION)
+        },
+    )
+    events.processing(
+        session,
+        subject=subject,
+        actor=actor,
+        action="read",
+        purpose=PURPOSE,
+        resource=EXPORT_RESOURCE,
+        categories=[RECEIPT_CATEGORY],
+    )
+    return export

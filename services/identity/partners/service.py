@@ -100,6 +100,7 @@ async def register_partner(
         purpose="account",
         data={
             "kind": partner.kind,
+            "name": partner.name,  # an organisation's name: the ledger shows it to users
             "agreement_type": partner.agreement_type,
             "purposes": partner.purposes,
             "by": registered_by,

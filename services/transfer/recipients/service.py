@@ -288,6 +288,7 @@ async def register_recipient(
         subject=recipient.id,
         purpose=CROSS_BORDER_PURPOSE,
         data={
+            "legal_name": recipient.legal_name,  # an organisation: the ledger shows it to users
             "delivery": recipient.delivery,
             "key_type": recipient.key_type,
             "basis_kind": basis.kind,

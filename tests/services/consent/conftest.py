@@ -38,6 +38,7 @@ async def consent(tmp_path: Path) -> AsyncIterator[Consent]:
         kafka_bootstrap_servers=UNREACHABLE_KAFKA,
         auth_issuer=ISSUER,
         log_json=False,
+        first_policy_path=None,  # these tests publish their own versions
     )
     async with serve_app("services.consent", settings) as (app, client):
         trust_only(app, KEY)

@@ -554,6 +554,7 @@ async def live_consent(
         kafka_topic_prefix=f"t{uuid.uuid4().hex[:8]}.",
         auth_issuer=ISSUER,
         log_json=False,
+        first_policy_path=None,  # these tests publish their own versions
     )
     await ensure_topics(
         kafka.bootstrap_servers,
@@ -702,6 +703,7 @@ async def test_concurrent_changes_of_one_subject_publish_states_in_order(pg_url:
         kafka_bootstrap_servers="127.0.0.1:1",
         auth_issuer=ISSUER,
         log_json=False,
+        first_policy_path=None,  # these tests publish their own versions
     )
     async with serve_app("services.consent", settings) as (app, client):
         trust_only(app, KEY)

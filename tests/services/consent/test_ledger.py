@@ -348,6 +348,7 @@ async def test_the_consumer_fills_the_ledger_from_other_services_topics(
         kafka_topic_prefix=f"t{uuid.uuid4().hex[:8]}.",
         auth_issuer=ISSUER,
         log_json=False,
+        first_policy_path=None,  # these tests publish their own versions
     )
     await ensure_topics(
         kafka.bootstrap_servers,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,7 +15,8 @@ from sqlalchemy import select
 
 from kit.auth import STAFF_ROLE_SCOPES
 from kit.clock import china_today
-from kit.testing import bearer
+from kit.testing import bearer, serve_app
+from services.consent.config import DEFAULT_FIRST_POLICY
 from services.consent.policies import service
 from services.consent.policies.models import PolicyRecordImmutable, PolicyVersion
 from tests.services.consent.conftest import Consent
@@ -454,3 +456,30 @@ async def test_an_agreement_is_published_in_the_consent_state(consent: Consent) 
         if e.type == "com.signature.consent.state.v1" and e.subject == subject
     ]
     assert states and states[-1].data["policy"]["version_agreed"] == "2026.9"
+
+
+# --------------------------------------------------------------------------- first start
+
+
+@pytest.mark.obligation("OB-5-1")
+async def test_the_shipped_policy_is_published_once_at_first_start(consent: Consent) -> None:
+    settings = consent.settings.model_copy(update={"first_policy_path": DEFAULT_FIRST_POLICY})
+    for _ in range(2):  # a restart publishes nothing more
+        async with serve_app("services.consent", settings) as (_, client):
+            versions = (await client.get("/policy/versions")).json()
+            current = (await client.get("/policy")).json()
+    assert [v["version"] for v in versions] == [current["version"]] == ["2026.1"]
+    assert current["major"] and current["effective_date"] == TODAY.isoformat()
+    published = [e for e in await consent.outbox_events() if e.type == service.PUBLISHED_EVENT]
+    assert [e.data["sequence"] for e in published] == [1]
+
+
+async def test_a_broken_first_policy_file_stops_start_up_naming_the_field(
+    consent: Consent, tmp_path: Path
+) -> None:
+    broken = tmp_path / "policy.yaml"
+    broken.write_text("version: '2026.1'\ntext: ''\nmajor: false\n", encoding="utf-8")
+    settings = consent.settings.model_copy(update={"first_policy_path": broken})
+    with pytest.raises(ValueError, match=r"policy\.yaml: .*text.*summary_of_changes"):
+        async with serve_app("services.consent", settings):
+            pass

@@ -26,6 +26,7 @@ def settings_for(tmp_path: Path, **overrides: object) -> Settings:
         kafka_bootstrap_servers=UNREACHABLE_KAFKA,
         auth_issuer=ISSUER,
         log_json=False,
+        first_policy_path=None,
         **overrides,  # type: ignore[arg-type]
     )
 

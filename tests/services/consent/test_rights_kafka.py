@@ -84,6 +84,7 @@ async def privacy(kafka: Broker, tmp_path: Path, database_url: str) -> AsyncIter
         kafka_topic_prefix=f"t{uuid.uuid4().hex[:8]}.",
         auth_issuer=ISSUER,
         log_json=False,
+        first_policy_path=None,  # these tests publish their own versions
     )
     # The other services' topics, as they would have made them.
     await ensure_topics(
