@@ -27,7 +27,7 @@ $(BIN)/.installed: pyproject.toml
 kafka: $(BIN)/.installed
 	bash deploy/kafka/kafka.sh start
 
-postgres:
+postgres: $(BIN)/.installed
 	bash deploy/postgres/pg.sh start
 
 # What the tests need, started once (tests/conftest.py reuses them, or starts them itself).

