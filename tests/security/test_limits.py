@@ -7,16 +7,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from kit.testing import new_subject
-from tests.security.conftest import SERVICES, Suite, running_suite
+from tests.security.conftest import SERVICES, Suite, on_loopback, running_suite
 
 pytestmark = pytest.mark.security
 
@@ -159,27 +157,6 @@ async def test_a_body_past_the_limit_is_413_and_never_forwarded(suite: Suite) ->
         headers={**user, "Content-Type": "application/json"},
     )
     assert at_limit.status_code not in (413, 500), at_limit.text  # judged by orders
-
-
-@asynccontextmanager
-async def on_loopback(suite: Suite) -> AsyncIterator[str]:
-    """The suite's gateway served by uvicorn on a free loopback port."""
-    config = uvicorn.Config(
-        suite.gateway.app, host="127.0.0.1", port=0, lifespan="off", log_level="warning"
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    try:
-        for _ in range(500):  # bounded: 5 s
-            if server.started:
-                break
-            await asyncio.sleep(0.01)
-        assert server.started, "uvicorn did not start"
-        port = server.servers[0].sockets[0].getsockname()[1]
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
 
 
 RATE, BURST, SENT = 2.0, 10, 40
