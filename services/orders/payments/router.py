@@ -218,7 +218,6 @@ async def cancel_order(
 # --------------------------------------------------------------------------- providers
 
 _REFUSALS: dict[int | str, dict[str, Any]] = {
-    400: {"description": "not a notification (malformed body)"},
     401: {"description": "unknown provider or key, bad or missing signature, stale, replayed"},
     404: {"description": "no payment of this order at this provider"},
     409: {"description": "the order or payment is not in a state the notification fits"},
@@ -231,15 +230,11 @@ _REFUSALS: dict[int | str, dict[str, Any]] = {
     response_model=NotificationAnswer,
     summary="A payment provider's signed notification (no token: its signature decides)",
     responses=_REFUSALS,
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": Notification.model_json_schema()}},
-        }
-    },
 )
 async def notification(
     provider_id: ProviderPath,
+    body: Notification,
+    *,
     request: Request,
     session: SessionDep,
     context: ContextDep,
@@ -250,7 +245,8 @@ async def notification(
         events=context.events,
         provider_id=provider_id,
         headers=request.headers,
-        body=await request.body(),
+        notification=body,
+        raw=await request.body(),  # what was signed, byte for byte
         now=utcnow(),
         window_s=settings.payment_notification_window_s,
     )
