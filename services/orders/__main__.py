@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from kit.catalogue import load_catalogue
+from kit.catalogue import Catalogue, load_catalogue
 from kit.crypto import FieldCipher
 from kit.db import Database
 from kit.outbox import EventWriter
@@ -25,14 +25,19 @@ from services.orders.retention.schemas import SweepReport
 from services.orders.retention.service import check_catalogue, run_sweep
 
 
-async def sweep(settings: Settings) -> SweepReport:
-    catalogue = load_catalogue(settings.catalogue_path)
-    check_catalogue(catalogue)
-    events = EventWriter(
+def event_writer(settings: Settings, catalogue: Catalogue) -> EventWriter:
+    """The app's own event writer, as the running app makes it."""
+    return EventWriter(
         source=f"/{settings.service_name}",
         topic=settings.events_topic,
         personal_fields=catalogue.personal_field_names(),
     )
+
+
+async def sweep(settings: Settings) -> SweepReport:
+    catalogue = load_catalogue(settings.catalogue_path)
+    check_catalogue(catalogue)
+    events = event_writer(settings, catalogue)
     database = Database(settings.database_url)
     try:
         return await run_sweep(
@@ -46,12 +51,7 @@ async def sweep(settings: Settings) -> SweepReport:
 
 
 async def set_up_provider(settings: Settings, request: ProviderCreate) -> ProviderView:
-    catalogue = load_catalogue(settings.catalogue_path)
-    events = EventWriter(
-        source=f"/{settings.service_name}",
-        topic=settings.events_topic,
-        personal_fields=catalogue.personal_field_names(),
-    )
+    events = event_writer(settings, load_catalogue(settings.catalogue_path))
     database = Database(settings.database_url)
     try:
         async with database.session() as session:
