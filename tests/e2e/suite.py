@@ -6,7 +6,8 @@ against its JWKS. Tests talk to the gateway only, as apps and partners do.
 - :func:`running_suite` migrates the five databases, registers the internal service clients
   (consent's exports, orders' corrections, transfer's order fetches) and the first
   administrator with identity's command line, starts the processes and waits until every
-  ``/readyz`` answers.
+  ``/readyz`` answers; then starts the stand-in payment provider (its own process, its log
+  beside the others) and sets it up as staff and its console would (``pay`` uses it).
 - :class:`Suite` holds them: ``client`` (the gateway), ``admin`` headers, ``stop(app)`` /
   ``start(app)`` to take one service down and bring it back, ``people`` (everyone
   registered, for the leak scans), and what the scans read (:mod:`tests.e2e.scan`): each
