@@ -11,6 +11,7 @@ PYTEST_ARGS ?=
 
 help:
 	@echo "make run         start Kafka, migrate the SQLite databases, run the 4 services + gateway"
+	@echo "                 and the stand-in payment provider"
 	@echo "make test        the whole test suite (starts Kafka and PostgreSQL when needed)"
 	@echo "make fuzz        schemathesis against every service and the gateway (FUZZ_EXAMPLES=8)"
 	@echo "make lint        ruff (lint + format check) and mypy"
@@ -40,12 +41,14 @@ migrate: $(BIN)/.installed
 
 run: kafka migrate
 	bash deploy/service-clients.sh
+	bash deploy/payment-provider.sh
 	@echo
 	@echo "  gateway   http://127.0.0.1:$${GATEWAY_PORT:-8000}   (OpenAPI: /docs)"
 	@echo "  identity  http://127.0.0.1:$${IDENTITY_PORT:-8001}"
 	@echo "  orders    http://127.0.0.1:$${ORDERS_PORT:-8002}"
 	@echo "  consent   http://127.0.0.1:$${CONSENT_PORT:-8003}"
 	@echo "  transfer  http://127.0.0.1:$${TRANSFER_PORT:-8004}"
+	@echo "  payment   http://127.0.0.1:$${PAYMENT_PROVIDER_PORT:-8005}   (stand-in provider ptn_standin)"
 	@echo "  kafka     $$(bash deploy/kafka/kafka.sh bootstrap)"
 	@echo "  each app: /healthz /readyz /metrics /docs     Ctrl-C stops the apps"
 	@echo

@@ -262,6 +262,30 @@ class RetentionPeriod(_Entry):
         return self.period.after(start)
 
 
+class PaymentWindow(_Entry):
+    """How long a placed order waits for its payment before it is cancelled (policy 2C).
+    One window is the default; goods may name a shorter one where stock is scarce."""
+
+    id: Identifier = Field(description="e.g. standard, scarce")
+    duration: StrictStr = Field(
+        description="ISO 8601 duration, e.g. PT24H, PT30M",
+        json_schema_extra={"pattern": _DURATION_SCHEMA_PATTERN},
+    )
+    default: StrictBool = Field(default=False, description="The window of goods naming none")
+    description: Text
+
+    @field_validator("duration")
+    @classmethod
+    def _duration_parses(cls, value: str) -> str:
+        if Duration.parse(value).is_zero:
+            raise ValueError("a payment window cannot be zero")
+        return value
+
+    @property
+    def period(self) -> Duration:
+        return Duration.parse(self.duration)
+
+
 class FieldPolicy(_Entry):
     """One personal field of a resource: its data category, the purposes that may see it
     (each with the masking rule it is shown with) and its retention period. A purpose not
@@ -294,6 +318,9 @@ class Catalogue(_Entry):
     data_categories: tuple[DataCategory, ...] = Field(min_length=1)
     masking_rules: tuple[MaskingRule, ...] = Field(min_length=1)
     retention: tuple[RetentionPeriod, ...] = Field(min_length=1)
+    payment_windows: tuple[PaymentWindow, ...] = Field(
+        default=(), description="How long placed orders wait for payment; one is the default"
+    )
     resources: dict[ResourceName, Resource]
 
     # -- look-ups -----------------------------------------------------------------------
@@ -342,6 +369,14 @@ class Catalogue(_Entry):
             return self._masking_rules[rule_id]
         except KeyError:
             raise KeyError(f"unknown masking rule {rule_id!r}") from None
+
+    def payment_window(self, window_id: str | None) -> PaymentWindow:
+        """The window with this id, or the default window for ``None``; ``KeyError`` if
+        the catalogue has no such window (or no default)."""
+        for window in self.payment_windows:
+            if window.id == window_id or (window_id is None and window.default):
+                return window
+        raise KeyError(f"unknown payment window {window_id!r}")
 
     def retention_period(self, retention_id: str) -> RetentionPeriod:
         try:
@@ -566,6 +601,7 @@ _LISTS = (
     ("data_categories", "data category"),
     ("masking_rules", "masking rule"),
     ("retention", "retention period"),
+    ("payment_windows", "payment window"),
 )
 
 
@@ -601,6 +637,14 @@ def _reference_problems(data: Mapping[str, Any], line_of: Callable[[Loc], int]) 
         if strategy in ("none", "redact") and (item.get("keep_start") or item.get("keep_end")):
             message = f"strategy '{strategy}' takes no keep_start/keep_end"
             problems.append((("masking_rules", index, "strategy"), message, None))
+
+    windows = _entries(data, "payment_windows")
+    defaults = [index for index, item in windows if item.get("default") is True]
+    if windows and len(defaults) != 1:
+        where: Loc = (
+            ("payment_windows", defaults[1], "default") if defaults else ("payment_windows",)
+        )
+        problems.append((where, "exactly one payment window must be the default", None))
 
     def check(loc: Loc, value: Any, key: str, noun: str) -> None:
         if isinstance(value, str) and value not in known[key]:

@@ -16,7 +16,9 @@ from __future__ import annotations
 import asyncio
 import importlib
 import os
+import socket
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -400,3 +402,82 @@ async def delete_topics(bootstrap_servers: str, prefix: str) -> None:
             await admin.delete_topics(ours)
     finally:
         await admin.close()
+
+
+@dataclass
+class StandInProvider:
+    """The stand-in payment provider (``deploy/payment_provider``) as its own process."""
+
+    url: str
+    key_file: Path
+    process: subprocess.Popen[bytes]
+
+    def key_pem(self) -> str:
+        """Its private key: tests sign notifications of their own with it."""
+        return self.key_file.read_text()
+
+
+def _start_provider(directory: Path, port: int, retry_base_s: float) -> subprocess.Popen[bytes]:
+    directory.mkdir(parents=True, exist_ok=True)
+    env = {
+        **os.environ,
+        "PAYMENT_PROVIDER_KEY_FILE": str(directory / "provider-key.pem"),
+        "PAYMENT_PROVIDER_SHOP_KEY_FILE": str(directory / "shop-public-key.pem"),
+        "PAYMENT_PROVIDER_RETRY_BASE_S": str(retry_base_s),
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        "deploy.payment_provider.main:create_app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--no-access-log",
+    ]
+    with (directory / "payment-provider.log").open("ab") as log:
+        return subprocess.Popen(
+            command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+
+
+@asynccontextmanager
+async def standin_provider(
+    directory: Path, *, port: int = 0, retry_base_s: float = 0.2
+) -> AsyncIterator[StandInProvider]:
+    """Start the stand-in payment provider on ``port`` (a free one by default) with its key
+    and log in ``directory``; wait until it answers; stop it afterwards."""
+    port = port or free_port()
+    process = _start_provider(directory, port, retry_base_s)
+    key_file = directory / "provider-key.pem"
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient(base_url=url, timeout=2.0, trust_env=False) as client:
+            for _ in range(200):  # bounded: 20 s
+                if process.poll() is not None:
+                    raise RuntimeError("the stand-in payment provider exited at start")
+                try:
+                    if (await client.get("/readyz")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.1)
+            else:
+                raise RuntimeError("the stand-in payment provider did not start")
+        yield StandInProvider(url=url, key_file=key_file, process=process)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port

@@ -41,3 +41,20 @@ class Settings(ServiceSettings):
         default="http://127.0.0.1:8003", description="the consent service (privacy center)"
     )
     privacy_center_timeout_s: float = Field(default=10.0, gt=0)
+    # Payment (``payments``): the public origin providers notify (the gateway), how old a
+    # notification's timestamp may be, the providers' API timeout, and the unpaid-order sweep.
+    payment_notify_base_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="the gateway's public origin; notifications go to "
+        "<this>/orders/payments/notifications/<provider id>",
+    )
+    payment_notification_window_s: int = Field(
+        default=300, ge=1, le=3600, description="a notification's timestamp may be this old"
+    )
+    payment_provider_timeout_s: float = Field(default=10.0, gt=0)
+    unpaid_sweep_enabled: bool = Field(
+        default=True, description="cancel orders not paid within their payment window"
+    )
+    unpaid_sweep_interval_s: float = Field(
+        default=60.0, gt=0, description="seconds between unpaid-order sweeps"
+    )

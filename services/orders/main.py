@@ -17,7 +17,13 @@ at shutdown with the relay (``kit.app`` starts and stops every loop the factory 
   ``rights.access`` when a service client is configured, else None and corrections are
   refused);
 - the ``orders.cessation`` consumer, applying the privacy center's ceased purposes
-  (``cessation.service``: location features refuse, price-drop reminders stop).
+  (``cessation.service``: location features refuse, price-drop reminders stop);
+- the unpaid-order sweep (``payments.service.expire_unpaid``), every
+  ``unpaid_sweep_interval_s`` unless ``unpaid_sweep_enabled`` is false, on the same clock
+  as the retention sweep.
+
+``app.state.payment_api`` is the one HTTP client for the payment providers' APIs
+(``payments.provider.ProviderApi``); tests may replace it.
 """
 
 from collections.abc import Callable, Sequence
@@ -47,6 +53,9 @@ from services.orders.location.router import install_access_log_filter
 from services.orders.location.router import router as location_router
 from services.orders.orders import service as orders_service
 from services.orders.orders.router import router as orders_router
+from services.orders.payments import service as payments_service
+from services.orders.payments.provider import ProviderApi
+from services.orders.payments.router import router as payments_router
 from services.orders.retention import service as retention_service
 from services.orders.retention.router import router as retention_router
 from services.orders.retention.service import RetentionSweeper
@@ -94,7 +103,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         location_service.check_catalogue(context.catalogue)
         retention_service.check_catalogue(context.catalogue)
         transfer_service.check_catalogue(context.catalogue)
+        payments_service.check_catalogue(context.catalogue)
         install_access_log_filter()
+        app.state.payment_api = ProviderApi(timeout_s=settings.payment_provider_timeout_s)
         view = ConsentStateView(
             bootstrap_servers=settings.kafka_bootstrap_servers,
             topic=settings.topic("consent.state"),
@@ -146,6 +157,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
         )
 
+        async def expire_unpaid() -> None:
+            async with context.database.session() as session:
+                await payments_service.expire_unpaid(
+                    session,
+                    events=context.events,
+                    now=now(),
+                    window_s=settings.payment_notification_window_s,
+                )
+
+        if settings.unpaid_sweep_enabled:
+            loops.append(
+                PeriodicTask(
+                    "orders.unpaid_sweep",
+                    job=expire_unpaid,
+                    interval_s=settings.unpaid_sweep_interval_s,
+                )
+            )
+
+    async def stop(app: FastAPI) -> None:
+        api: ProviderApi | None = getattr(app.state, "payment_api", None)
+        if api is not None:
+            await api.aclose()
+
     def background(context: AppContext) -> Sequence[BackgroundLoop]:
         return loops
 
@@ -161,6 +195,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             goods_router,
             cart_router,
             orders_router,
+            payments_router,
             delivery_router,
             location_router,
             retention_router,
@@ -169,4 +204,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ],
         consumers=background,
         on_startup=start,
+        on_shutdown=stop,
     )

@@ -45,6 +45,8 @@ class Goods(OrdersModel, table=True):
     currency: str = Field(max_length=3)
     cross_border: bool = False
     special_category: bool = False
+    # a payment window of the catalogue (None: its default); scarce stock gets a short one
+    payment_window: str | None = Field(default=None, max_length=40)
     created_by: str = Field(max_length=40)
     created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
 
@@ -120,6 +122,13 @@ class Order(OrdersModel, table=True):
             postgresql_where=text("anonymised_at IS NULL"),
             sqlite_where=text("anonymised_at IS NULL"),
         ),
+        # The unpaid-order sweep's walk: placed orders by payment deadline.
+        Index(
+            "ix_orders_unpaid_pay_by",
+            "pay_by",
+            postgresql_where=text("status = 'placed'"),
+            sqlite_where=text("status = 'placed'"),
+        ),
     )
 
     id: str = Field(primary_key=True, max_length=40)
@@ -157,6 +166,8 @@ class Order(OrdersModel, table=True):
     remarks_encrypted: str | None = None
     created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
     completed_at: datetime | None = Field(default=None, sa_column=timestamp_column(nullable=True))
+    # payment (``payments``): an order still ``placed`` at ``pay_by`` is cancelled unpaid
+    pay_by: datetime | None = Field(default=None, sa_column=timestamp_column(nullable=True))
     # partner assignment (``delivery``): partners' client ids, never personal data
     logistics_partner_id: str | None = Field(default=None, index=True, max_length=40)
     customs_broker_id: str | None = Field(default=None, index=True, max_length=40)
@@ -250,3 +261,90 @@ class CeasedPurpose(OrdersModel, table=True):
     cessation_id: str = Field(max_length=40)
     effective_date: date
     recorded_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
+
+
+# --------------------------------------------------------------------------- payments
+
+
+class PaymentProvider(OrdersModel, table=True):
+    """A payment provider the shop works with (policy 2C, 3.3): the identity partner's
+    client id, where its API is, the public key its notifications are signed with and the
+    shop's own signing key for requests to it (private key encrypted under the provider's
+    key in ``kit.crypto``, context ``orders.payment_provider.shop_key``)."""
+
+    __tablename__ = "payment_provider"
+
+    id: str = Field(primary_key=True, max_length=40)
+    name: str = Field(max_length=200)
+    api_url: str = Field(max_length=500)
+    notification_key_pem: str = Field(max_length=2000)
+    notification_key_serial: str = Field(max_length=64)
+    shop_key_encrypted: str
+    shop_key_serial: str = Field(max_length=64)
+    status: str = Field(default="active", max_length=20)
+    created_by: str = Field(max_length=40)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
+
+
+class Payment(OrdersModel, table=True):
+    """A payment of one order at one provider: the provider's reference, the amount and
+    what became of it (``pending``, ``paid``, ``refund_requested``, ``refunded``). Ids,
+    amounts and times only."""
+
+    __tablename__ = "payment"
+    __table_args__ = (UniqueConstraint("provider_id", "provider_reference"),)
+
+    id: str = Field(primary_key=True, max_length=40)
+    order_id: str = Field(foreign_key="orders.id", unique=True, max_length=40)
+    provider_id: str = Field(foreign_key="payment_provider.id", max_length=40)
+    provider_reference: str = Field(max_length=64)
+    amount: Decimal = Field(sa_column=money_column())
+    currency: str = Field(max_length=3)
+    status: str = Field(default="pending", max_length=20)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
+    expires_at: datetime = Field(sa_column=timestamp_column())
+    paid_at: datetime | None = Field(default=None, sa_column=timestamp_column(nullable=True))
+    refund_id: str | None = Field(default=None, max_length=40)
+    refund_reference: str | None = Field(default=None, max_length=64)
+    refund_requested_at: datetime | None = Field(
+        default=None, sa_column=timestamp_column(nullable=True)
+    )
+    refunded_at: datetime | None = Field(default=None, sa_column=timestamp_column(nullable=True))
+
+
+class PaymentNotification(OrdersModel, table=True):
+    """A provider's notification handled once: its id makes a repeat (the provider's retry,
+    or two deliveries at once) change nothing the second time."""
+
+    __tablename__ = "payment_notification"
+
+    provider_id: str = Field(primary_key=True, max_length=40)
+    notification_id: str = Field(primary_key=True, max_length=64)
+    payment_id: str = Field(max_length=40)
+    event_type: str = Field(max_length=40)
+    received_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
+
+
+class PaymentNonce(OrdersModel, table=True):
+    """A nonce a provider signed with, kept while its timestamp is inside the window: the
+    same signed message again is a replay."""
+
+    __tablename__ = "payment_nonce"
+
+    provider_id: str = Field(primary_key=True, max_length=40)
+    nonce: str = Field(primary_key=True, max_length=64)
+    seen_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column(index=True))
+
+
+class PaymentRefusal(OrdersModel, table=True):
+    """A notification refused (bad signature, stale, replayed, unknown order, wrong amount,
+    ...), for the security team. What was claimed, never a body: ids, a reason, a time."""
+
+    __tablename__ = "payment_refusal"
+
+    id: int | None = Field(default=None, primary_key=True)
+    provider_id: str = Field(max_length=40)
+    reason: str = Field(max_length=40)
+    notification_id: str | None = Field(default=None, max_length=64)
+    order_id: str | None = Field(default=None, max_length=40)
+    at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())

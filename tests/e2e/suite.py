@@ -6,7 +6,8 @@ against its JWKS. Tests talk to the gateway only, as apps and partners do.
 - :func:`running_suite` migrates the five databases, registers the internal service clients
   (consent's exports, orders' corrections, transfer's order fetches) and the first
   administrator with identity's command line, starts the processes and waits until every
-  ``/readyz`` answers.
+  ``/readyz`` answers; then starts the stand-in payment provider (its own process, its log
+  beside the others) and sets it up as staff and its console would (``pay`` uses it).
 - :class:`Suite` holds them: ``client`` (the gateway), ``admin`` headers, ``stop(app)`` /
   ``start(app)`` to take one service down and bring it back, ``people`` (everyone
   registered, for the leak scans), and what the scans read (:mod:`tests.e2e.scan`): each
@@ -39,14 +40,11 @@ import httpx
 from sqlalchemy.engine import make_url
 
 from kit.clock import china_today
-from kit.db import Database
 from kit.id_number import check_character
 from kit.ids import new_id
 from kit.migrations import upgrade
-from kit.outbox import EventWriter
 from kit.settings import REPO_ROOT
-from kit.testing import LocalPostgres
-from services.orders.orders import service as orders_service
+from kit.testing import LocalPostgres, standin_provider
 from services.orders.orders.tax_id import USCC_ALPHABET, uscc_check_character
 
 APPS: Final = {
@@ -202,6 +200,8 @@ class Suite:
     client: httpx.AsyncClient
     admin: dict[str, str] = field(default_factory=dict)
     people: list[Person] = field(default_factory=list)
+    payment_provider_url: str = ""
+    payment_provider_id: str = ""
 
     @property
     def gateway_url(self) -> str:
@@ -234,18 +234,23 @@ class Suite:
         finally:
             await connection.close()
 
-    async def payment_confirmed(self, order_id: str) -> None:
-        """What the payment provider's confirmation does (it has no route of its own here):
-        the order becomes ``paid`` in the orders service's own transaction and outbox."""
-        database = Database(self.database_urls["orders"])
-        events = EventWriter(source="/orders", topic=f"{self.topic_prefix}orders.events")
-        try:
-            async with database.session() as session:
-                await orders_service.change_status(
-                    session, events=events, order_id=order_id, status="paid", actor="payment"
-                )
-        finally:
-            await database.dispose()
+    async def pay(self, buyer: Mapping[str, str], order_id: str) -> None:
+        """What the buyer's app and wallet do: start payment through the gateway, confirm
+        in the wallet (the stand-in provider's pay action), then the provider's signed
+        notification reaches the gateway and the order becomes ``paid``."""
+        payment = await self.call(
+            "POST",
+            f"/orders/orders/{order_id}/payment",
+            headers=buyer,
+            json={"provider_id": self.payment_provider_id},
+            expect=201,
+        )
+        async with httpx.AsyncClient(base_url=self.payment_provider_url, timeout=10.0) as wallet:
+            confirmed = await wallet.post(f"/v3/payments/{payment['provider_reference']}/pay")
+            assert confirmed.status_code == 202, confirmed.text
+        await self.eventually(
+            "GET", f"/orders/orders/{order_id}", lambda o: o["status"] == "paid", headers=buyer
+        )
 
     # ------------------------------------------------------------------ acting as people
 
@@ -390,6 +395,7 @@ def _suite_env(
             "TRANSFER_WORKER_INTERVAL_S": "0.5",
             "TRANSFER_DELIVERY_ROUND_BACKOFF_S": "1",
             "ORDERS_RETENTION_SWEEP_ENABLED": "false",
+            "ORDERS_PAYMENT_NOTIFY_BASE_URL": f"http://127.0.0.1:{ports['gateway']}",
             "GATEWAY_RATE_LIMIT_PER_S": "0",
         }
     )
@@ -418,6 +424,32 @@ def _identity_cli(env: Mapping[str, str], *args: str) -> dict[str, str]:
         for key, _, value in (line.partition(":") for line in done.stdout.splitlines())
         if value
     }
+
+
+async def _set_up_payment_provider(suite: Suite, url: str) -> None:
+    """What staff and the provider's console do once: the provider registered as a partner
+    (kind payment_provider), set up at orders with its public key, the shop's public key
+    uploaded to the provider."""
+    async with httpx.AsyncClient(base_url=url, timeout=10.0) as console:
+        public_key = (await console.get("/public-key")).json()["public_key"]
+        provider_id, _ = await suite.partner("payment_provider", "order.payment")
+        created = await suite.call(
+            "POST",
+            "/orders/admin/payment-providers",
+            headers=suite.admin,
+            json={
+                "provider_id": provider_id,
+                "name": "Stand-in Pay",
+                "api_url": url,
+                "notification_public_key": public_key,
+            },
+            expect=201,
+        )
+        uploaded = await console.put(
+            "/merchant", json={"shop_public_key": created["shop_public_key"]}
+        )
+        assert uploaded.status_code == 204, uploaded.text
+    suite.payment_provider_url, suite.payment_provider_id = url, provider_id
 
 
 @asynccontextmanager
@@ -474,4 +506,6 @@ async def running_suite(
             client=client,
         )
         suite.admin = await suite.login(admin_phone, ADMIN_PASSWORD)
+        provider = await stack.enter_async_context(standin_provider(log_dir))
+        await _set_up_payment_provider(suite, provider.url)
         yield suite

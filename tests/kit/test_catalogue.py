@@ -145,7 +145,7 @@ def test_every_location_function_of_policy_2g_is_an_additional_purpose() -> None
 def test_partner_purposes_are_entrusted_basic_purposes() -> None:
     catalogue = default_catalogue()
     entrusted = {purpose.id for purpose in catalogue.purposes if purpose.entrusted}
-    assert entrusted == {"logistics.delivery", "customs.clearance", "tax.invoice"}
+    assert entrusted == {"logistics.delivery", "customs.clearance", "tax.invoice", "order.payment"}
     assert all(catalogue.purpose(item).kind == "basic" for item in entrusted)
     assert {purpose.id for purpose in catalogue.purposes_of_kind("legal")} == {
         "legal.retention",

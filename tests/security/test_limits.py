@@ -31,6 +31,8 @@ BOUNDED_LISTS = {
     ("identity", "/partners"): "registered partners, staff only",
     ("consent", "/incidents"): "recorded incidents, staff only",
     ("transfer", "/recipients"): "registered overseas recipients, staff only",
+    ("orders", "/admin/payment-providers"): "payment providers set up by staff: a handful",
+    ("orders", "/payment-providers"): "the wallets a buyer may pay with: a handful",
 }
 
 

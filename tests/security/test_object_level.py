@@ -32,6 +32,7 @@ from kit.auth import PARTNER_SCOPES, STAFF_SCOPES, USER_SCOPES
 from kit.clock import china_today
 from kit.ids import new_id
 from kit.models import utcnow
+from kit.payment_signature import new_ed25519_key, public_key_pem
 from kit.settings import REPO_ROOT
 from kit.testing import new_subject
 from services.consent.consents.models import Guardianship
@@ -55,6 +56,10 @@ PUBLIC_BY_DESIGN = {
     "GET /orders/goods/{goods_id}": "the shop's goods",
     "GET /orders/shared-carts/{token}": "a share link: the unguessable token is the grant",
     "GET /consent/policy/versions/{version}": "the published privacy policy",
+    "POST /orders/payments/notifications/{provider_id}": (
+        "a payment provider's notification: its signature is the grant "
+        "(tests/security/test_payments.py attacks it)"
+    ),
 }
 
 #: Objects every user may read: not owned by a user (a recipient's disclosure is shown
@@ -66,6 +71,7 @@ GRANT: dict[str, Any] = {"purpose": "location", "granted": True, "shown": LOCATI
 #: Routes whose answer needs what an in-process suite lacks: 503 (documented) to the holder.
 UNAVAILABLE_IN_PROCESS = {
     "GET /consent/rights-requests/{request_id}/export": 503,  # no service clients configured
+    "GET /orders/orders/{order_id}/payment": 404,  # no payment provider here to pay with
 }
 
 #: A valid body for each writing route, so a refusal is never a validation error.
@@ -79,6 +85,7 @@ BODIES: dict[str, dict[str, Any]] = {
     "PUT /orders/admin/goods/{goods_id}/city": {"city": "杭州市"},
     "PATCH /orders/cart/items/{item_id}": {"quantity": 9},
     "PUT /orders/admin/orders/{order_id}/partners": {"logistics_partner_id": "ptn_attacker"},
+    "POST /orders/orders/{order_id}/payment": {"provider_id": "ptn_attacker"},
     "POST /orders/partner/orders/{order_id}/delivery": {"status": "delivered"},
     "POST /consent/wards/{ward_id}/consents": GRANT,
     "POST /transfer/recipients/{recipient_id}/legal-bases": {
@@ -195,6 +202,20 @@ async def build_world(suite: Suite) -> World:
     }
     world = World(suite=suite, headers=headers)
     world.objects["client_id"] = y["client_id"]
+    provider = await _ok(
+        await client.post(
+            "/orders/admin/payment-providers",
+            json={
+                "provider_id": y["client_id"],
+                "name": "Wallet Y",
+                "api_url": "http://127.0.0.1:9/",
+                "notification_public_key": public_key_pem(new_ed25519_key()),
+            },
+            headers=officer,
+        ),
+        201,
+    )
+    world.objects["provider_id"] = provider["provider_id"]
     world.secrets |= {y["client_secret"], "ops@partner.example", *SECRETS, TITLE}
 
     goods = await _ok(

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from kit.auth import Scope
 
-PartnerKind = Literal["logistics", "customs_broker", "tax", "payment", "overseas_seller"]
+PartnerKind = Literal["logistics", "customs_broker", "tax", "payment_provider", "overseas_seller"]
 AgreementType = Literal["entrusted_processing", "joint_processing", "third_party_provision"]
 
 # The scope each kind of partner may be given: its duty, nothing more (OB-3-1).
@@ -17,7 +17,7 @@ KIND_SCOPES: dict[str, Scope] = {
     "logistics": Scope.PARTNER_LOGISTICS,
     "customs_broker": Scope.PARTNER_CUSTOMS,
     "tax": Scope.PARTNER_TAX,
-    "payment": Scope.PARTNER_PAYMENT,
+    "payment_provider": Scope.PARTNER_PAYMENT,
     "overseas_seller": Scope.PARTNER_SELLER,
 }
 

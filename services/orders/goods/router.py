@@ -46,7 +46,11 @@ async def add_goods(
     body: GoodsCreate, session: SessionDep, context: ContextDep, admin: CatalogueAdmin
 ) -> GoodsView:
     return await service.add_goods(
-        session, events=context.events, request=body, added_by=admin.subject
+        session,
+        events=context.events,
+        catalogue=context.catalogue,
+        request=body,
+        added_by=admin.subject,
     )
 
 

@@ -26,6 +26,11 @@ class GoodsCreate(BaseModel):
     special_category: bool = Field(
         default=False, description="special goods: the buyer must be real-name verified"
     )
+    payment_window: str | None = Field(
+        default=None,
+        max_length=40,
+        description="a payment window of the catalogue (e.g. scarce); none: the default",
+    )
 
 
 class GoodsPriceChange(BaseModel):
@@ -41,6 +46,7 @@ class GoodsView(BaseModel):
     currency: str
     cross_border: bool
     special_category: bool
+    payment_window: str | None = None
 
 
 class DiscountCreate(BaseModel):

@@ -12,8 +12,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from kit.catalogue import Catalogue
 from kit.db import to_cents
-from kit.errors import Conflict, NotFound
+from kit.errors import Conflict, DomainError, NotFound
 from kit.ids import new_id
 from kit.outbox import EventWriter
 from services.orders.goods.schemas import (
@@ -28,6 +29,15 @@ from services.orders.models import Discount, Goods
 EVENT_PREFIX = "com.signature.orders"
 
 
+class InvalidGoods(DomainError):
+    status, code, title = 422, "validation-error", "Invalid request"
+
+    def __init__(self, message: str) -> None:
+        field = "body.payment_window"
+        problem = {"field": field, "message": message, "type": "unknown_payment_window"}
+        super().__init__(f"invalid field: {field}", extra={"errors": [problem]})
+
+
 def goods_view(goods: Goods) -> GoodsView:
     return GoodsView(
         goods_id=goods.id,
@@ -36,6 +46,7 @@ def goods_view(goods: Goods) -> GoodsView:
         currency=goods.currency,
         cross_border=goods.cross_border,
         special_category=goods.special_category,
+        payment_window=goods.payment_window,
     )
 
 
@@ -43,9 +54,26 @@ def _discount_view(discount: Discount) -> DiscountView:
     return DiscountView.model_validate(discount, from_attributes=True)
 
 
+def _check_payment_window(catalogue: Catalogue, window: str | None) -> None:
+    """Goods may name only a payment window of the catalogue (422 naming the field)."""
+    if window is None:
+        return
+    try:
+        catalogue.payment_window(window)
+    except KeyError:
+        known = ", ".join(w.id for w in catalogue.payment_windows)
+        raise InvalidGoods(f"no such payment window; the catalogue has: {known}") from None
+
+
 async def add_goods(
-    session: AsyncSession, *, events: EventWriter, request: GoodsCreate, added_by: str
+    session: AsyncSession,
+    *,
+    events: EventWriter,
+    catalogue: Catalogue,
+    request: GoodsCreate,
+    added_by: str,
 ) -> GoodsView:
+    _check_payment_window(catalogue, request.payment_window)
     goods = Goods(
         id=new_id("gds"),
         name=request.name,
@@ -53,6 +81,7 @@ async def add_goods(
         currency=request.currency,
         cross_border=request.cross_border,
         special_category=request.special_category,
+        payment_window=request.payment_window,
         created_by=added_by,
     )
     session.add(goods)

@@ -180,7 +180,7 @@ class DiscountApplied(BaseModel):
 
 
 OrderStatus = Literal[
-    "placed", "paid", "assigned", "shipped", "delivered", "completed", "cancelled"
+    "placed", "paid", "assigned", "shipped", "delivered", "completed", "cancelling", "cancelled"
 ]
 
 
@@ -206,6 +206,9 @@ class OrderView(BaseModel):
     status_history: list[StatusEntry]
     invoice_requested: bool
     delivery_window: DeliveryWindow | None
+    pay_by: datetime | None = Field(
+        default=None, description="pay before this; an order still unpaid then is cancelled"
+    )
     consignee_name: str | None
     consignee_phone: str | None
     address_region: AddressRegion | None

@@ -92,11 +92,13 @@ PURCHASE_RECORD_FIELDS: Final = (
 IDEMPOTENCY_KEY_CONTEXT: Final = "orders.order.idempotency_key"
 IDEMPOTENCY_REQUEST_CONTEXT: Final = "orders.order.idempotency_request"
 
-#: Which status may follow which. ``completed`` starts the retention clock.
+#: Which status may follow which. ``completed`` and ``cancelled`` start the retention clock;
+#: ``cancelling`` waits for the payment provider's refund (``payments``).
 TRANSITIONS: Final[Mapping[str, frozenset[str]]] = {
     "placed": frozenset({"paid", "cancelled"}),
-    "paid": frozenset({"assigned", "cancelled"}),
-    "assigned": frozenset({"shipped", "cancelled"}),
+    "paid": frozenset({"assigned", "cancelling", "cancelled"}),
+    "assigned": frozenset({"shipped", "cancelling", "cancelled"}),
+    "cancelling": frozenset({"cancelled"}),
     "shipped": frozenset({"delivered"}),
     "delivered": frozenset({"completed"}),
     "completed": frozenset(),
@@ -272,12 +274,21 @@ def _view(
             "status_history": [{"status": c.status, "at": c.at} for c in history],
             "invoice_requested": order.invoice_requested,
             "delivery_window": order.delivery_window,
+            "pay_by": order.pay_by,
             **shown,
         }
     )
 
 
 # --------------------------------------------------------------------------- placing
+
+
+def payment_deadline(
+    catalogue: Catalogue, windows: Iterable[str | None], placed_at: datetime
+) -> datetime:
+    """When an order must be paid: the shortest payment window of its goods (``None``:
+    the catalogue's default window)."""
+    return min(catalogue.payment_window(window).period.after(placed_at) for window in windows)
 
 
 def _goods_problems(request: OrderCreate, goods: Mapping[str, Goods]) -> list[dict[str, str]]:
@@ -459,6 +470,7 @@ async def place_order(
         delivery_window=(
             request.delivery_window.model_dump(mode="json") if request.delivery_window else None
         ),
+        pay_by=payment_deadline(catalogue, [item.payment_window for item, _ in bought], now),
         consignee_name_encrypted="",
         consignee_phone_encrypted="",
         address_region_encrypted="",
@@ -662,11 +674,14 @@ async def change_status(
     *,
     events: EventWriter,
     order_id: str,
-    status: Literal["paid", "assigned", "shipped", "delivered", "completed", "cancelled"],
+    status: Literal[
+        "paid", "assigned", "shipped", "delivered", "completed", "cancelling", "cancelled"
+    ],
     actor: str,
 ) -> None:
     """Move the order on (see :data:`TRANSITIONS`) and keep the step in its history;
-    ``completed`` starts the retention clock. For payment, partner and delivery flows."""
+    ``completed`` and ``cancelled`` start the retention clock. For payment, partner and
+    delivery flows."""
     order = await session.get(Order, order_id)
     if order is None:
         raise NotFound("no such order")
@@ -676,6 +691,8 @@ async def change_status(
     order.status = status
     if status == "completed":
         order.completed_at = now
+    if status in ("completed", "cancelled"):
+        order.retention_starts_at = now
     session.add(OrderStatusChange(order_id=order_id, status=status, actor=actor, at=now))
     events.add(
         session,
