@@ -13,7 +13,6 @@ SQLite databases, each trusting the gateway tests' signing key, behind a real ga
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, MutableMapping
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -24,7 +23,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 
 from kit.auth import STAFF_ROLE_SCOPES, USER_SCOPES
@@ -152,27 +150,6 @@ async def running_suite(
         # is who may reach which object, not consent (tests/gateway covers consent).
         gateway.app.state.consent_granted = lambda subject, purpose: True
         yield Suite(gateway=gateway, services=services, counters=counters, clients=clients)
-
-
-@asynccontextmanager
-async def on_loopback(suite: Suite) -> AsyncIterator[str]:
-    """The suite's gateway served by uvicorn on a free loopback port."""
-    config = uvicorn.Config(
-        suite.gateway.app, host="127.0.0.1", port=0, lifespan="off", log_level="warning"
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    try:
-        for _ in range(500):  # bounded: 5 s
-            if server.started:
-                break
-            await asyncio.sleep(0.01)
-        assert server.started, "uvicorn did not start"
-        port = server.servers[0].sockets[0].getsockname()[1]
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
 
 
 @pytest.fixture(scope="module")
