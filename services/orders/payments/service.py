@@ -72,6 +72,7 @@ from services.orders.models import (
 )
 from services.orders.orders.service import (
     EVENT_PREFIX,
+    PERSONAL_FIELDS,
     RESOURCE,
     InvalidOrder,
     change_status,
@@ -383,8 +384,9 @@ async def start_payment(
     lines = list(
         await session.scalars(select(OrderLine).where(col(OrderLine.order_id) == order.id))
     )
-    # Personal fields go only where the catalogue gives them to order.payment (none today).
-    shown = list(catalogue.visible_fields(RESOURCE, PAYMENT_PURPOSE))
+    # Encrypted personal fields go only where the catalogue gives them to order.payment (none
+    # today); the amount payable, part of the plain purchase record, is filtered below.
+    shown = [f for f in catalogue.visible_fields(RESOURCE, PAYMENT_PURPOSE) if f in PERSONAL_FIELDS]
     personal = await decrypt_fields(session, cipher, order, shown) if shown else {}
     payload, categories = provider_request(
         catalogue,
