@@ -14,6 +14,8 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
+from kit.outage import OUTAGE
+
 logger = logging.getLogger("kit.background")
 
 
@@ -65,6 +67,7 @@ class BackgroundLoop:
         self._stopped.set()
         self._wake.set()
         if task is None:
+            OUTAGE.forget(self.name)
             return
         try:
             await asyncio.wait_for(asyncio.shield(task), self.stop_timeout_s)
@@ -77,6 +80,7 @@ class BackgroundLoop:
                 await task
         except Exception:
             logger.exception("%s ended with an error", self.name)
+        OUTAGE.forget(self.name)  # stopped: it no longer keeps a broker outage open
 
     async def run(self) -> None:
         raise NotImplementedError

@@ -82,6 +82,13 @@ class BrokerOutage:
         self.started_at = None
         OUTAGE_ACTIVE.set(0)
 
+    def forget(self, loop: str) -> None:
+        """A loop that stopped no longer keeps an outage open (nor reports its end)."""
+        self.failing.discard(loop)
+        if not self.failing and self.started_at is not None:
+            self.started_at = None
+            OUTAGE_ACTIVE.set(0)
+
 
 #: The one view of the process (its loops share the broker).
 OUTAGE = BrokerOutage()

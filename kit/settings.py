@@ -83,7 +83,7 @@ class ServiceSettings(BaseSettings):
     # networks, comma-separated): the client is the right-most address of the chain that
     # is not one of them. A service trusts the gateway (same host by default); the gateway
     # trusts nobody unless a load balancer stands in front of it.
-    trusted_proxies: Annotated[list[str], NoDecode] = Field(default=["127.0.0.1"])
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default=["127.0.0.1", "::1"])
 
     @classmethod
     def settings_customise_sources(

@@ -59,6 +59,7 @@ async def test_a_broker_outage_is_one_error_line_and_counted(
         lines = output.getvalue().splitlines()
 
     errors = [line for line in lines if line.startswith(("ERROR", "CRITICAL"))]
+    print(f"{OUTAGE_S}s outage: {len(lines)} log lines, {len(errors)} at error level")
     assert len(errors) == 1, "\n".join(errors[:20])
     assert "Kafka unreachable" in errors[0]
     ended = [line for line in lines if "Kafka reachable again" in line]

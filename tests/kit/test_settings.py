@@ -42,3 +42,15 @@ def test_each_app_keeps_its_own_database(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("PRIVACY_DATABASE_URL", "postgresql+asyncpg://shared/one")
     assert OrdersSettings().database_url.startswith("sqlite+aiosqlite:///")
     assert OrdersSettings().database_url.endswith("/orders.db")
+
+
+def test_trusted_proxies_are_per_app_addresses_or_networks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PRIVACY_TRUSTED_PROXIES", "0.0.0.0/0")  # never suite-wide
+    assert OrdersSettings().trusted_proxies == ["127.0.0.1", "::1"]
+    monkeypatch.setenv("ORDERS_TRUSTED_PROXIES", "10.1.2.3, 10.9.0.0/16")
+    assert OrdersSettings().trusted_proxies == ["10.1.2.3", "10.9.0.0/16"]
+    monkeypatch.setenv("ORDERS_TRUSTED_PROXIES", "10.1.2.3,gateway.internal")
+    with pytest.raises(ValueError, match=r"gateway\.internal"):
+        OrdersSettings()
