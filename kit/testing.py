@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import importlib
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -445,11 +444,10 @@ def _start_provider(directory: Path, port: int, retry_base_s: float) -> subproce
 
 @asynccontextmanager
 async def standin_provider(
-    directory: Path, *, port: int = 0, retry_base_s: float = 0.2
+    directory: Path, *, port: int, retry_base_s: float = 0.2
 ) -> AsyncIterator[StandInProvider]:
-    """Start the stand-in payment provider on ``port`` (a free one by default) with its key
-    and log in ``directory``; wait until it answers; stop it afterwards."""
-    port = port or free_port()
+    """Start the stand-in payment provider on ``port`` with its key and log in
+    ``directory``; wait until it answers; stop it afterwards."""
     process = _start_provider(directory, port, retry_base_s)
     key_file = directory / "provider-key.pem"
     url = f"http://127.0.0.1:{port}"
@@ -474,10 +472,3 @@ async def standin_provider(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port

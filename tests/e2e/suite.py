@@ -506,6 +506,6 @@ async def running_suite(
             client=client,
         )
         suite.admin = await suite.login(admin_phone, ADMIN_PASSWORD)
-        provider = await stack.enter_async_context(standin_provider(log_dir))
+        provider = await stack.enter_async_context(standin_provider(log_dir, port=free_port()))
         await _set_up_payment_provider(suite, provider.url)
         yield suite

@@ -32,6 +32,7 @@ from kit.payment_signature import (
 )
 from kit.payment_signature import PrivateKey as SigningKey
 from kit.testing import StandInProvider, new_subject, outbox_events, standin_provider
+from tests.e2e.suite import free_port
 from tests.security.conftest import Suite, on_loopback, partner_registration, running_suite
 
 pytestmark = pytest.mark.security
@@ -190,7 +191,7 @@ async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World
     async with (
         running_suite(directory, rate_limit_per_s=0) as suite,
         on_loopback(suite) as gateway_url,
-        standin_provider(directory / "provider") as provider,
+        standin_provider(directory / "provider", port=free_port()) as provider,
         httpx.AsyncClient(base_url=provider.url, trust_env=False) as provider_client,
     ):
         # Orders tells providers to notify the gateway's public origin.

@@ -7,10 +7,11 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
 
 ProviderId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{3,40}$", examples=["ptn_wallet"])]
 PaymentStatus = Literal["pending", "paid", "refund_requested", "refunded"]
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "[::1]", "::1"})
 
 
 class ProviderCreate(BaseModel):
@@ -27,6 +28,14 @@ class ProviderCreate(BaseModel):
         max_length=2000,
         description="PEM public key (RSA >= 2048 bits or Ed25519) the provider signs with",
     )
+
+    @field_validator("api_url")
+    @classmethod
+    def _https_or_loopback(cls, url: AnyHttpUrl) -> AnyHttpUrl:
+        # Orders sends order data there: TLS, except to a stand-in on this machine.
+        if url.scheme != "https" and url.host not in LOOPBACK_HOSTS:
+            raise ValueError("a provider's API is https (plain http only on loopback)")
+        return url
 
 
 class ProviderView(BaseModel):

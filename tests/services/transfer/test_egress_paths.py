@@ -10,7 +10,8 @@ fails on any it has not been told about, so that a new one is reviewed.
 - every HTTP client the suite builds is in :data:`HTTP_CLIENTS`, with where it goes; no
   other network library is imported;
 - no API lets a caller name a URL to send data to, except the transfer service's recipient
-  registration (``endpoint_url``, checked, https only, behind ``admin:transfers``).
+  registration (``endpoint_url``, checked, https only, behind ``admin:transfers``) and
+  orders' payment-provider set-up (``api_url``, https or loopback, behind ``admin:partners``).
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ HTTP_CLIENTS: dict[str, str] = {
     "kit/rights.py": "the privacy center, domestic (a participant reads its corrections)",
     "services/transfer/transfers/fetcher.py": "the orders service (domestic)",
     "services/transfer/transfers/delivery.py": "overseas recipients: the one path abroad",
+    "services/orders/payments/provider.py": "the payment providers staff set up (domestic): "
+    "what the catalogue gives order.payment (order number, amount, currency, goods, expiry)",
 }
 HTTPX_CLIENTS = frozenset({"AsyncClient", "Client", "AsyncHTTPTransport", "HTTPTransport"})
 #: Network libraries the suite does not use; importing one needs a review here.
@@ -69,7 +72,10 @@ REVIEWED_NETWORK_IMPORTS = {
 #: already on the suite's own topics), and the factory itself.
 KAFKA_PRODUCERS = frozenset({"kit/kafka.py", "kit/outbox.py", "kit/consumer.py"})
 DESTINATION_NAME = re.compile(r"(url|uri|endpoint|webhook|callback|redirect|host)", re.I)
-ALLOWED_DESTINATIONS = {("services.transfer", "RecipientCreate", "endpoint_url")}
+ALLOWED_DESTINATIONS = {
+    ("services.transfer", "RecipientCreate", "endpoint_url"),
+    ("services.orders", "ProviderCreate", "api_url"),
+}
 
 
 def _sources() -> Iterator[tuple[Path, str, ast.Module]]:
