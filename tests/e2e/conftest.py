@@ -13,15 +13,20 @@ from tests.conftest import Broker
 from tests.e2e.suite import Suite, running_suite
 
 
+async def _started(
+    kafka: Broker, postgres: LocalPostgres, logs: pytest.TempPathFactory, name: str
+) -> AsyncIterator[Suite]:
+    async with running_suite(
+        postgres=postgres, bootstrap_servers=kafka.bootstrap_servers, log_dir=logs.mktemp(name)
+    ) as running:
+        yield running
+
+
 @pytest.fixture(scope="package")
 async def suite(
     kafka: Broker, postgres: LocalPostgres, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Suite]:
-    async with running_suite(
-        postgres=postgres,
-        bootstrap_servers=kafka.bootstrap_servers,
-        log_dir=tmp_path_factory.mktemp("suite-logs"),
-    ) as running:
+    async for running in _started(kafka, postgres, tmp_path_factory, "suite-logs"):
         yield running
 
 
@@ -29,9 +34,5 @@ async def suite(
 async def walkthrough_suite(
     kafka: Broker, postgres: LocalPostgres, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Suite]:
-    async with running_suite(
-        postgres=postgres,
-        bootstrap_servers=kafka.bootstrap_servers,
-        log_dir=tmp_path_factory.mktemp("walkthrough-logs"),
-    ) as running:
+    async for running in _started(kafka, postgres, tmp_path_factory, "walkthrough-logs"):
         yield running
