@@ -62,6 +62,7 @@ from kit.models import utcnow
 from services.consent.ledger.models import LedgerActor, LedgerEntry
 from services.consent.ledger.schemas import (
     Actor,
+    ActorKind,
     CategoryView,
     ChainCheck,
     LedgerEntryView,
@@ -394,59 +395,38 @@ def _service_label(actor: str, reporting_service: str) -> str:
 
 def _actor_view(entry: LedgerEntry, directory: dict[str, LedgerActor]) -> Actor:
     known = directory.get(entry.actor)
-    service = entry.service
-    if entry.actor == entry.subject:
+    actor_id = entry.actor
+
+    def shown(kind: ActorKind, name: str | None, display: str, role: str | None = None) -> Actor:
+        # A staff member is named by role: their account id is not shown to users.
         return Actor(
-            kind="self", service=service, id=entry.actor, name=None, role=None, display="you"
+            kind=kind,
+            service=entry.service,
+            id=None if kind == "staff" else actor_id,
+            name=name,
+            role=role,
+            display=display,
         )
-    if entry.actor.startswith("ptn_") or (known is not None and known.kind == "partner"):
+
+    if actor_id == entry.subject:
+        return shown("self", None, "you")
+    if actor_id.startswith("ptn_") or (known is not None and known.kind == "partner"):
         name = known.name if known else None
         kind_label = f"{known.partner_kind} partner" if known and known.partner_kind else "partner"
-        display = f"{name} ({entry.actor})" if name else f"{kind_label} {entry.actor}"
-        return Actor(
-            kind="partner", service=service, id=entry.actor, name=name, role=None, display=display
+        return shown(
+            "partner", name, f"{name} ({actor_id})" if name else f"{kind_label} {actor_id}"
         )
     if known is not None and known.kind == "recipient":
-        display = f"{known.name} (overseas recipient {entry.actor})"
-        return Actor(
-            kind="recipient",
-            service=service,
-            id=entry.actor,
-            name=known.name,
-            role=None,
-            display=display if known.name else f"overseas recipient {entry.actor}",
-        )
+        label = f"overseas recipient {actor_id}"
+        return shown("recipient", known.name, f"{known.name} ({label})" if known.name else label)
     if entry.actor_role or (known is not None and known.kind == "staff"):
         role = entry.actor_role or (", ".join(known.roles) if known and known.roles else None)
-        display = f"staff member ({role})" if role else "staff member"
-        # A staff member is named by role: their account id is not shown to users.
-        return Actor(kind="staff", service=service, id=None, name=role, role=role, display=display)
-    if entry.actor.startswith("acc_"):
-        return Actor(
-            kind="user",
-            service=service,
-            id=entry.actor,
-            name=None,
-            role=None,
-            display=f"account {entry.actor}",
-        )
+        return shown("staff", role, f"staff member ({role})" if role else "staff member", role)
+    if actor_id.startswith("acc_"):
+        return shown("user", None, f"account {actor_id}")
     if known is not None and known.kind == "service" and known.name:
-        return Actor(
-            kind="service",
-            service=service,
-            id=entry.actor,
-            name=known.name,
-            role=None,
-            display=f"the {known.name} service",
-        )
-    return Actor(
-        kind="service",
-        service=service,
-        id=entry.actor,
-        name=entry.actor,
-        role=None,
-        display=_service_label(entry.actor, service),
-    )
+        return shown("service", known.name, f"the {known.name} service")
+    return shown("service", actor_id, _service_label(actor_id, entry.service))
 
 
 def _category_view(catalogue: Catalogue, category: str) -> CategoryView:
