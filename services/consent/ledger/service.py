@@ -174,17 +174,33 @@ async def verify_chain(session: AsyncSession, subject: str) -> ChainCheck:
     return ChainCheck(subject=subject, valid=True, entries=count)
 
 
+async def chain_size(session: AsyncSession, subject: str) -> tuple[int, int]:
+    """How many entries the subject's ledger holds and its highest ``seq``, read in one
+    statement, so that an entry appended meanwhile cannot make them disagree."""
+    count, highest = (
+        await session.execute(
+            select(func.count(), func.max(col(LedgerEntry.seq))).where(
+                col(LedgerEntry.subject) == subject
+            )
+        )
+    ).one()
+    return int(count), int(highest or 0)
+
+
 async def verify_page(
-    session: AsyncSession, subject: str, entries: Sequence[LedgerEntry], *, count: int
+    session: AsyncSession,
+    subject: str,
+    entries: Sequence[LedgerEntry],
+    *,
+    count: int,
+    highest: int,
 ) -> bool:
     """Whether the entries of one page hold: each matches its hash and links to its
-    predecessor, and none of the subject's ``count`` entries is missing (the numbering has
-    no gap). Reads the page's predecessors only, so a page costs the same at any ledger
-    size; :func:`verify_chain` walks the whole chain (audits, incidents)."""
-    highest = await session.scalar(
-        select(func.max(col(LedgerEntry.seq))).where(col(LedgerEntry.subject) == subject)
-    )
-    if (highest or 0) != count:
+    predecessor, and none of the subject's ``count`` entries is missing (``highest``, the
+    top ``seq`` read with ``count`` by :func:`chain_size`, equals it: no gap). Reads the
+    page's predecessors only, so a page costs the same at any ledger size;
+    :func:`verify_chain` walks the whole chain (audits, incidents)."""
+    if highest != count:
         return False
     on_page = {entry.seq: entry for entry in entries}
     wanted = {entry.seq - 1 for entry in entries if entry.seq > 1} - set(on_page)
@@ -462,32 +478,25 @@ async def _directory(session: AsyncSession, actors: Iterable[str]) -> dict[str, 
     return {actor.actor: actor for actor in found}
 
 
-async def entry_count(session: AsyncSession, subject: str) -> int:
-    """How many entries the subject's ledger holds."""
-    total = await session.scalar(
-        select(func.count()).select_from(LedgerEntry).where(col(LedgerEntry.subject) == subject)
-    )
-    return total or 0
-
-
 async def list_own_entries(
     session: AsyncSession, *, catalogue: Catalogue, subject: str, limit: int, offset: int
 ) -> LedgerPage:
     """The subject's ledger, newest first, one page, with the chain's verdict."""
     limit = max(1, min(limit, MAX_PAGE))
     offset = max(0, offset)
-    count = await entry_count(session, subject)
+    count, highest = await chain_size(session, subject)
+    # Entries appended after the count belong to the next read: the page is of that moment.
     entries = list(
         await session.scalars(
             select(LedgerEntry)
-            .where(col(LedgerEntry.subject) == subject)
+            .where(col(LedgerEntry.subject) == subject, col(LedgerEntry.seq) <= highest)
             .order_by(col(LedgerEntry.occurred_at).desc(), col(LedgerEntry.seq).desc())
             .offset(offset)
             .limit(limit)
         )
     )
     directory = await _directory(session, (entry.actor for entry in entries))
-    chain_valid = await verify_page(session, subject, entries, count=count)
+    chain_valid = await verify_page(session, subject, entries, count=count, highest=highest)
     return LedgerPage(
         entries=[entry_view(e, catalogue=catalogue, directory=directory) for e in entries],
         total=count,
