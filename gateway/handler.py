@@ -440,7 +440,6 @@ async def _handle(
                 value=result.value,
                 categories=result.categories,
             )
-
     elif answer.status_code >= 400 and answer.content_type.lower().startswith(PROBLEM_JSON):
         content = _public_instance(content, path)
 

@@ -32,14 +32,16 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Final, Literal, Protocol
+from typing import Annotated, Any, Final, Literal, Protocol
 from urllib.parse import quote
 
 import httpx
+from fastapi import Depends
+from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kit.auth import InsufficientScope, Principal, Scope
+from kit.auth import InsufficientScope, Principal, Scope, current_principal
 from kit.catalogue import Catalogue
 from kit.consumer import EventConsumer, Handler
 from kit.db import Database
@@ -84,6 +86,16 @@ def check_caller(principal: Principal) -> str:
             extra={"purpose": PURPOSE},
         )
     return principal.subject
+
+
+async def _export_caller(principal: Annotated[Principal, Depends(current_principal)]) -> str:
+    return check_caller(principal)
+
+
+#: ``GET /rights/export/{subject}``'s caller: the calling service's client id (403 for
+#: anyone else, see :func:`check_caller`), and the subject it asks about.
+ExportCaller = Annotated[str, Depends(_export_caller)]
+ExportSubject = Annotated[str, PathParam(min_length=1, max_length=40)]
 
 
 # --------------------------------------------------------------------------- export shapes

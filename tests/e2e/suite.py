@@ -275,9 +275,9 @@ class Suite:
         )
         return bearer(tokens["access_token"])
 
-    async def register(self, person: Person) -> tuple[str, dict[str, str]]:
+    async def register(self, person: Person, *, agree: bool = True) -> tuple[str, dict[str, str]]:
         """A new user account for ``person``, agreeing to the policy in effect as an app's
-        registration does: its id and Authorization header."""
+        registration does (unless ``agree`` is false): its id and Authorization header."""
         self.people.append(person)
         created = await self.call(
             "POST",
@@ -286,7 +286,8 @@ class Suite:
             expect=201,
         )
         headers = await self.login(person.phone, person.password)
-        await self.agree_to_policy(headers)
+        if agree:
+            await self.agree_to_policy(headers)
         return created["account_id"], headers
 
     async def agree_to_policy(self, headers: Mapping[str, str]) -> str:

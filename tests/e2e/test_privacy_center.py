@@ -32,19 +32,6 @@ SHIPPED_POLICY = REPO_ROOT / "policy" / "privacy-policy.yaml"
 RENEWAL_HEADER = "x-policy-renewal-required"
 
 
-async def _registered_without_agreeing(suite: Suite) -> tuple[str, dict[str, str]]:
-    """A new account, signed in, that has agreed to nothing yet."""
-    person = Person.new()
-    suite.people.append(person)
-    created = await suite.call(
-        "POST",
-        "/identity/accounts",
-        json={"phone": person.phone, "password": person.password},
-        expect=201,
-    )
-    return created["account_id"], await suite.login(person.phone, person.password)
-
-
 async def _answer_becomes(
     suite: Suite, method: str, path: str, status: int, *, headers: dict[str, str]
 ) -> httpx.Response:
@@ -73,7 +60,7 @@ async def test_a_fresh_suite_serves_its_first_policy_and_a_new_user_agrees_to_it
     page = await suite.client.get("/consent/policy.html")
     assert page.status_code == 200 and "Privacy policy" in page.text
 
-    _, user = await _registered_without_agreeing(suite)
+    _, user = await suite.register(Person.new(), agree=False)
     before = await suite.call("GET", "/consent/policy/agreements/me", headers=user)
     assert before["renewal_required"] and before["reason"] == "never_agreed"
     await suite.call(
@@ -91,7 +78,7 @@ async def test_a_fresh_suite_serves_its_first_policy_and_a_new_user_agrees_to_it
 @pytest.mark.obligation("OB-5-3")
 async def test_a_user_who_never_agreed_is_asked_to_agree_before_shopping(suite: Suite) -> None:
     version = (await suite.call("GET", "/consent/policy"))["version"]
-    _, user = await _registered_without_agreeing(suite)
+    _, user = await suite.register(Person.new(), agree=False)
     refused = await suite.client.get("/orders/cart", headers=user)
     assert refused.status_code == 428, refused.text
     assert refused.headers[RENEWAL_HEADER] == version

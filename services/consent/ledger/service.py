@@ -62,6 +62,7 @@ from kit.models import utcnow
 from services.consent.ledger.models import LedgerActor, LedgerEntry
 from services.consent.ledger.schemas import (
     Actor,
+    ActorKind,
     CategoryView,
     ChainCheck,
     LedgerEntryView,
@@ -173,17 +174,33 @@ async def verify_chain(session: AsyncSession, subject: str) -> ChainCheck:
     return ChainCheck(subject=subject, valid=True, entries=count)
 
 
+async def chain_size(session: AsyncSession, subject: str) -> tuple[int, int]:
+    """How many entries the subject's ledger holds and its highest ``seq``, read in one
+    statement, so that an entry appended meanwhile cannot make them disagree."""
+    count, highest = (
+        await session.execute(
+            select(func.count(), func.max(col(LedgerEntry.seq))).where(
+                col(LedgerEntry.subject) == subject
+            )
+        )
+    ).one()
+    return int(count), int(highest or 0)
+
+
 async def verify_page(
-    session: AsyncSession, subject: str, entries: Sequence[LedgerEntry], *, count: int
+    session: AsyncSession,
+    subject: str,
+    entries: Sequence[LedgerEntry],
+    *,
+    count: int,
+    highest: int,
 ) -> bool:
     """Whether the entries of one page hold: each matches its hash and links to its
-    predecessor, and none of the subject's ``count`` entries is missing (the numbering has
-    no gap). Reads the page's predecessors only, so a page costs the same at any ledger
-    size; :func:`verify_chain` walks the whole chain (audits, incidents)."""
-    highest = await session.scalar(
-        select(func.max(col(LedgerEntry.seq))).where(col(LedgerEntry.subject) == subject)
-    )
-    if (highest or 0) != count:
+    predecessor, and none of the subject's ``count`` entries is missing (``highest``, the
+    top ``seq`` read with ``count`` by :func:`chain_size`, equals it: no gap). Reads the
+    page's predecessors only, so a page costs the same at any ledger size;
+    :func:`verify_chain` walks the whole chain (audits, incidents)."""
+    if highest != count:
         return False
     on_page = {entry.seq: entry for entry in entries}
     wanted = {entry.seq - 1 for entry in entries if entry.seq > 1} - set(on_page)
@@ -394,59 +411,38 @@ def _service_label(actor: str, reporting_service: str) -> str:
 
 def _actor_view(entry: LedgerEntry, directory: dict[str, LedgerActor]) -> Actor:
     known = directory.get(entry.actor)
-    service = entry.service
-    if entry.actor == entry.subject:
+    actor_id = entry.actor
+
+    def shown(kind: ActorKind, name: str | None, display: str, role: str | None = None) -> Actor:
+        # A staff member is named by role: their account id is not shown to users.
         return Actor(
-            kind="self", service=service, id=entry.actor, name=None, role=None, display="you"
+            kind=kind,
+            service=entry.service,
+            id=None if kind == "staff" else actor_id,
+            name=name,
+            role=role,
+            display=display,
         )
-    if entry.actor.startswith("ptn_") or (known is not None and known.kind == "partner"):
+
+    if actor_id == entry.subject:
+        return shown("self", None, "you")
+    if actor_id.startswith("ptn_") or (known is not None and known.kind == "partner"):
         name = known.name if known else None
         kind_label = f"{known.partner_kind} partner" if known and known.partner_kind else "partner"
-        display = f"{name} ({entry.actor})" if name else f"{kind_label} {entry.actor}"
-        return Actor(
-            kind="partner", service=service, id=entry.actor, name=name, role=None, display=display
+        return shown(
+            "partner", name, f"{name} ({actor_id})" if name else f"{kind_label} {actor_id}"
         )
     if known is not None and known.kind == "recipient":
-        display = f"{known.name} (overseas recipient {entry.actor})"
-        return Actor(
-            kind="recipient",
-            service=service,
-            id=entry.actor,
-            name=known.name,
-            role=None,
-            display=display if known.name else f"overseas recipient {entry.actor}",
-        )
+        label = f"overseas recipient {actor_id}"
+        return shown("recipient", known.name, f"{known.name} ({label})" if known.name else label)
     if entry.actor_role or (known is not None and known.kind == "staff"):
         role = entry.actor_role or (", ".join(known.roles) if known and known.roles else None)
-        display = f"staff member ({role})" if role else "staff member"
-        # A staff member is named by role: their account id is not shown to users.
-        return Actor(kind="staff", service=service, id=None, name=role, role=role, display=display)
-    if entry.actor.startswith("acc_"):
-        return Actor(
-            kind="user",
-            service=service,
-            id=entry.actor,
-            name=None,
-            role=None,
-            display=f"account {entry.actor}",
-        )
+        return shown("staff", role, f"staff member ({role})" if role else "staff member", role)
+    if actor_id.startswith("acc_"):
+        return shown("user", None, f"account {actor_id}")
     if known is not None and known.kind == "service" and known.name:
-        return Actor(
-            kind="service",
-            service=service,
-            id=entry.actor,
-            name=known.name,
-            role=None,
-            display=f"the {known.name} service",
-        )
-    return Actor(
-        kind="service",
-        service=service,
-        id=entry.actor,
-        name=entry.actor,
-        role=None,
-        display=_service_label(entry.actor, service),
-    )
+        return shown("service", known.name, f"the {known.name} service")
+    return shown("service", actor_id, _service_label(actor_id, entry.service))
 
 
 def _category_view(catalogue: Catalogue, category: str) -> CategoryView:
@@ -482,32 +478,25 @@ async def _directory(session: AsyncSession, actors: Iterable[str]) -> dict[str, 
     return {actor.actor: actor for actor in found}
 
 
-async def entry_count(session: AsyncSession, subject: str) -> int:
-    """How many entries the subject's ledger holds."""
-    total = await session.scalar(
-        select(func.count()).select_from(LedgerEntry).where(col(LedgerEntry.subject) == subject)
-    )
-    return total or 0
-
-
 async def list_own_entries(
     session: AsyncSession, *, catalogue: Catalogue, subject: str, limit: int, offset: int
 ) -> LedgerPage:
     """The subject's ledger, newest first, one page, with the chain's verdict."""
     limit = max(1, min(limit, MAX_PAGE))
     offset = max(0, offset)
-    count = await entry_count(session, subject)
+    count, highest = await chain_size(session, subject)
+    # Entries appended after the count belong to the next read: the page is of that moment.
     entries = list(
         await session.scalars(
             select(LedgerEntry)
-            .where(col(LedgerEntry.subject) == subject)
+            .where(col(LedgerEntry.subject) == subject, col(LedgerEntry.seq) <= highest)
             .order_by(col(LedgerEntry.occurred_at).desc(), col(LedgerEntry.seq).desc())
             .offset(offset)
             .limit(limit)
         )
     )
     directory = await _directory(session, (entry.actor for entry in entries))
-    chain_valid = await verify_page(session, subject, entries, count=count)
+    chain_valid = await verify_page(session, subject, entries, count=count, highest=highest)
     return LedgerPage(
         entries=[entry_view(e, catalogue=catalogue, directory=directory) for e in entries],
         total=count,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request, status
+from fastapi import APIRouter, Depends, Query, Request, status
 
 from kit import rights
 from kit.app import AppContext, ContextDep, app_context
@@ -170,10 +170,6 @@ async def corrections(
     )
 
 
-async def rights_service(principal: Annotated[Principal, Depends(current_principal)]) -> str:
-    return rights.check_caller(principal)
-
-
 @export_router.get(
     "/rights/export/{subject}",
     response_model=ConsentServiceExport,
@@ -182,10 +178,10 @@ async def rights_service(principal: Annotated[Principal, Depends(current_princip
 )
 async def own_export(
     *,
-    subject: Annotated[str, Path(min_length=1, max_length=40)],
+    subject: rights.ExportSubject,
     session: SessionDep,
     context: ContextDep,
-    actor: Annotated[str, Depends(rights_service)],
+    actor: rights.ExportCaller,
 ) -> ConsentServiceExport:
     return await service.export_subject(
         session,

@@ -658,7 +658,7 @@ async def export_subject(
         notices=await notices.list_own_notices(
             session, catalogue=catalogue, subject=subject, limit=None
         ),
-        ledger_entries=await ledger.entry_count(session, subject),
+        ledger_entries=(await ledger.chain_size(session, subject))[0],
         retention={
             period: rights.retention_view(catalogue, period)
             for period in (RECEIPT_RETENTION, LEDGER_RETENTION)

@@ -3,22 +3,15 @@ subject, with a service token for ``rights.access`` (never exposed by the gatewa
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter
 
 from kit import rights
 from kit.app import ContextDep
-from kit.auth import Principal, current_principal
 from kit.db import SessionDep
 from services.transfer.rights import service
 from services.transfer.rights.schemas import TransferServiceExport
 
 router = APIRouter(tags=["rights"])
-
-
-async def rights_service(principal: Annotated[Principal, Depends(current_principal)]) -> str:
-    return rights.check_caller(principal)
 
 
 @router.get(
@@ -29,10 +22,10 @@ async def rights_service(principal: Annotated[Principal, Depends(current_princip
 )
 async def export(
     *,
-    subject: Annotated[str, Path(min_length=1, max_length=40)],
+    subject: rights.ExportSubject,
     session: SessionDep,
     context: ContextDep,
-    actor: Annotated[str, Depends(rights_service)],
+    actor: rights.ExportCaller,
 ) -> TransferServiceExport:
     return await service.export(
         session,
