@@ -130,7 +130,11 @@ async def test_every_walkthrough_command_runs_as_written(
     steps = walkthrough_steps((REPO_ROOT / "README.md").read_text())
     script = tmp_path / "walkthrough.sh"
     script.write_text(driver_script(steps, tmp_path))
-    env = {**walkthrough_suite.processes["identity"].env, "GW": walkthrough_suite.gateway_url}
+    env = {
+        **walkthrough_suite.processes["identity"].env,
+        "GW": walkthrough_suite.gateway_url,
+        "WALLET": walkthrough_suite.payment_provider_url,
+    }
     process = await asyncio.create_subprocess_exec(
         "bash",
         str(script),
