@@ -43,8 +43,6 @@ from kit.auth import (
 )
 from kit.errors import PROBLEM_JSON, ServiceUnavailable, install_problem_handlers
 
-pytestmark = pytest.mark.obligation("OB-4-7")
-
 ISSUER = "https://identity.signature.test"
 AUDIENCE = "signature-suite"
 NOW = 1_800_000_000.0
@@ -196,6 +194,7 @@ def test_key_ids_are_rfc7638_thumbprints() -> None:
     assert jwk["use"] == "sig" and jwk["alg"] == "ES256" and "d" not in jwk
 
 
+@pytest.mark.obligation("OB-4-7")
 def test_issuing_refuses_algorithms_outside_the_allow_list(es_key: SigningKey) -> None:
     for alg in ("HS256", "none", "ES384"):
         with pytest.raises(ValueError):
@@ -211,6 +210,7 @@ def test_issuing_refuses_algorithms_outside_the_allow_list(es_key: SigningKey) -
 
 @pytest.mark.parametrize("alg", ["none", "None", "NONE", "nOnE"])
 @pytest.mark.parametrize("signature", ["", "c2lnbmF0dXJl"])
+@pytest.mark.obligation("OB-4-7")
 def test_alg_none_in_any_spelling_is_refused(
     alg: str, signature: str, es_key: SigningKey, keys: KeySet
 ) -> None:
@@ -220,6 +220,7 @@ def test_alg_none_in_any_spelling_is_refused(
 
 @pytest.mark.parametrize("secret_form", ["pem", "jwk"])
 @pytest.mark.parametrize("alg", ["HS256", "HS384", "HS512"])
+@pytest.mark.obligation("OB-4-7")
 def test_hmac_signed_with_the_public_key_is_refused(
     secret_form: str, alg: str, es_key: SigningKey, rs_key: SigningKey, keys: KeySet
 ) -> None:
@@ -237,11 +238,13 @@ def test_hmac_signed_with_the_public_key_is_refused(
 
 
 @pytest.mark.parametrize("alg", ["ES384", "RS512", "PS256", "EdDSA", "", None, 256, ["ES256"]])
+@pytest.mark.obligation("OB-4-7")
 def test_other_algorithms_are_refused(alg: Any, es_key: SigningKey, keys: KeySet) -> None:
     header = {"alg": alg, "kid": es_key.kid, "typ": "at+jwt"}
     refused(sign_by_hand(header, claims(), es_key), keys, "algorithm not allowed")
 
 
+@pytest.mark.obligation("OB-4-7")
 def test_es256_header_over_an_rsa_key_is_refused(
     es_key: SigningKey, rs_key: SigningKey, keys: KeySet
 ) -> None:
@@ -254,11 +257,13 @@ def test_es256_header_over_an_rsa_key_is_refused(
 # --------------------------------------------------------------------------- key attacks
 
 
+@pytest.mark.obligation("OB-4-7")
 def test_token_signed_by_an_unknown_key_is_refused(keys: KeySet) -> None:
     stranger = generate_signing_key()
     refused(issue_token(claims(), key=stranger), keys, "unknown signing key")
 
 
+@pytest.mark.obligation("OB-4-7")
 def test_token_signed_by_another_key_under_a_known_kid_is_refused(
     es_key: SigningKey, keys: KeySet
 ) -> None:
@@ -282,6 +287,7 @@ def test_token_signed_by_another_key_under_a_known_kid_is_refused(
         None,
     ],
 )
+@pytest.mark.obligation("OB-4-7")
 def test_malicious_or_missing_kid_is_refused(kid: Any, es_key: SigningKey, keys: KeySet) -> None:
     header = header_for(es_key)
     header["kid"] = kid
@@ -291,6 +297,7 @@ def test_malicious_or_missing_kid_is_refused(kid: Any, es_key: SigningKey, keys:
 
 
 @pytest.mark.parametrize("name", ["jku", "x5u", "jwk", "x5c", "crit"])
+@pytest.mark.obligation("OB-4-7")
 def test_key_pointing_header_parameters_are_refused(
     name: str, es_key: SigningKey, keys: KeySet
 ) -> None:
@@ -357,31 +364,37 @@ def test_key_set_keeps_only_usable_signature_keys(es_key: SigningKey, rs_key: Si
 # --------------------------------------------------------------------------- claims
 
 
+@pytest.mark.obligation("OB-4-7")
 def test_expired_token_is_refused(es_key: SigningKey, keys: KeySet) -> None:
     refused(issue_token(claims(exp=int(NOW) - 1), key=es_key), keys, "token expired")
     refused(issue_token(claims(exp=int(NOW)), key=es_key), keys, "token expired")
 
 
+@pytest.mark.obligation("OB-4-7")
 def test_not_yet_valid_token_is_refused(es_key: SigningKey, keys: KeySet) -> None:
     refused(issue_token(claims(nbf=int(NOW) + 60), key=es_key), keys, "not yet valid")
     assert verify(issue_token(claims(nbf=int(NOW)), key=es_key), keys)
 
 
+@pytest.mark.obligation("OB-4-7")
 def test_token_issued_in_the_future_is_refused(es_key: SigningKey, keys: KeySet) -> None:
     refused(issue_token(claims(iat=int(NOW) + 60), key=es_key), keys, "issued in the future")
 
 
+@pytest.mark.obligation("OB-4-7")
 def test_wrong_issuer_is_refused(es_key: SigningKey, keys: KeySet) -> None:
     refused(issue_token(claims(iss="https://evil.example"), key=es_key), keys, "wrong issuer")
     refused(issue_token(claims(iss=[ISSUER]), key=es_key), keys, "wrong issuer")
 
 
+@pytest.mark.obligation("OB-4-7")
 def test_wrong_audience_is_refused(es_key: SigningKey, keys: KeySet) -> None:
     refused(issue_token(claims(aud="other-suite"), key=es_key), keys, "wrong audience")
     refused(issue_token(claims(aud=["a", "b"]), key=es_key), keys, "wrong audience")
 
 
 @pytest.mark.parametrize("name", ["exp", "jti", "iat", "sub", "iss", "aud"])
+@pytest.mark.obligation("OB-4-7")
 def test_token_missing_a_required_claim_is_refused(
     name: str, es_key: SigningKey, keys: KeySet
 ) -> None:
@@ -392,6 +405,7 @@ def test_token_missing_a_required_claim_is_refused(
     ("name", "value"),
     [("exp", "1900000000"), ("exp", True), ("iat", "now"), ("nbf", [1]), ("jti", 7), ("sub", 1)],
 )
+@pytest.mark.obligation("OB-4-7")
 def test_token_with_a_malformed_claim_is_refused(
     name: str, value: Any, es_key: SigningKey, keys: KeySet
 ) -> None:
@@ -399,6 +413,7 @@ def test_token_with_a_malformed_claim_is_refused(
         verify(issue_token(claims(**{name: value}), key=es_key), keys)
 
 
+@pytest.mark.obligation("OB-4-7")
 def test_tampered_payload_is_refused(es_key: SigningKey, rs_key: SigningKey, keys: KeySet) -> None:
     for key in (es_key, rs_key):
         header, _, signature = issue_token(claims(), key=key).split(".")
@@ -409,6 +424,7 @@ def test_tampered_payload_is_refused(es_key: SigningKey, rs_key: SigningKey, key
 # --------------------------------------------------------------------------- shape
 
 
+@pytest.mark.obligation("OB-4-7")
 def test_oversized_token_is_refused(es_key: SigningKey, keys: KeySet) -> None:
     big = issue_token(claims(padding="x" * 9000), key=es_key)
     refused(big, keys, "token too long")
@@ -416,6 +432,7 @@ def test_oversized_token_is_refused(es_key: SigningKey, keys: KeySet) -> None:
 
 
 @pytest.mark.parametrize("typ", ["JWT", "jwt", "refresh+jwt", "rt+jwt", "id_token", "", None, 1])
+@pytest.mark.obligation("OB-4-7")
 def test_wrong_token_type_is_refused(typ: Any, es_key: SigningKey, keys: KeySet) -> None:
     header = header_for(es_key)
     header["typ"] = typ
@@ -424,6 +441,7 @@ def test_wrong_token_type_is_refused(typ: Any, es_key: SigningKey, keys: KeySet)
     refused(sign_by_hand(header, claims(), es_key), keys, "wrong token type")
 
 
+@pytest.mark.obligation("OB-4-7")
 def test_tokens_with_the_wrong_number_of_parts_are_refused(
     es_key: SigningKey, keys: KeySet
 ) -> None:
@@ -450,6 +468,7 @@ def test_tokens_with_the_wrong_number_of_parts_are_refused(
         lambda h, p, s: f"{h}.{p}.",
     ],
 )
+@pytest.mark.obligation("OB-4-7")
 def test_malformed_tokens_are_refused(
     mangle: Callable[[str, str, str], str], es_key: SigningKey, keys: KeySet
 ) -> None:
@@ -458,6 +477,7 @@ def test_malformed_tokens_are_refused(
         verify(token, keys)
 
 
+@pytest.mark.obligation("OB-4-7")
 def test_duplicate_header_members_are_refused(es_key: SigningKey, keys: KeySet) -> None:
     header = f'{{"alg":"HS256","alg":"ES256","kid":"{es_key.kid}","typ":"at+jwt"}}'
     signing_input = f"{b64(header.encode())}.{b64json(claims())}"
@@ -468,6 +488,7 @@ def test_duplicate_header_members_are_refused(es_key: SigningKey, keys: KeySet) 
 # --------------------------------------------------------------------------- principal
 
 
+@pytest.mark.obligation("OB-4-7")
 def test_scopes_foreign_to_the_kind_refuse_the_token() -> None:
     with pytest.raises(InvalidToken, match="scope not allowed"):
         Principal.from_claims(claims(scope="orders:read admin:staff"))
@@ -591,6 +612,7 @@ class CountingSource:
         return self.keys
 
 
+@pytest.mark.obligation("OB-4-7")
 async def test_verifier_cache_never_accepts_a_token_after_its_exp(
     es_key: SigningKey, keys: KeySet
 ) -> None:
@@ -623,6 +645,7 @@ async def test_verifier_cache_is_bounded(es_key: SigningKey, keys: KeySet) -> No
 
 
 @pytest.mark.parametrize("header", [None, "", "Basic YWxpY2U6c2VjcmV0", "Bearer", "Bearer a b"])
+@pytest.mark.obligation("OB-4-7")
 async def test_principal_needs_a_bearer_token(header: str | None, keys: KeySet) -> None:
     verifier = TokenVerifier(
         issuer=ISSUER, audience=AUDIENCE, key_source=static_key_source(keys), clock=FakeClock(NOW)
@@ -664,6 +687,7 @@ async def call(app: FastAPI, path: str, token: str | None) -> httpx.Response:
         return await client.get(path, headers=headers)
 
 
+@pytest.mark.obligation("OB-4-7")
 async def test_require_gives_403_naming_the_missing_scope(es_key: SigningKey, keys: KeySet) -> None:
     app = make_app(keys)
     allowed = await call(app, "/orders", issue_token(claims(), key=es_key))
@@ -678,6 +702,7 @@ async def test_require_gives_403_naming_the_missing_scope(es_key: SigningKey, ke
     assert problem["missing_scopes"] == ["orders:read"]
 
 
+@pytest.mark.obligation("OB-4-7")
 async def test_routes_refuse_missing_and_forged_tokens_with_401(
     es_key: SigningKey, keys: KeySet
 ) -> None:
@@ -756,6 +781,7 @@ async def test_a_service_token_verifies_and_holds_only_service_scopes(
             await verifier.principal(f"Bearer {issue_token(bad, key=es_key)}")
 
 
+@pytest.mark.obligation("OB-4-7")
 def test_a_service_token_is_a_server_s_and_names_only_its_scopes_purposes() -> None:
     with pytest.raises(InvalidToken, match="server client"):
         Principal.from_claims(service_claims(client_type="app"))
@@ -765,6 +791,7 @@ def test_a_service_token_is_a_server_s_and_names_only_its_scopes_purposes() -> N
         Principal.from_claims(service_claims(purposes=["rights.access"]))
 
 
+@pytest.mark.obligation("OB-4-7")
 async def test_a_user_route_refuses_a_service_token_with_403(
     es_key: SigningKey, keys: KeySet
 ) -> None:

@@ -23,8 +23,6 @@ from kit.crypto import DecryptionFailed, FieldCipher, SubjectKeyShredded
 from kit.db import Database
 from kit.models import SubjectKey, kit_registry
 
-pytestmark = pytest.mark.obligation("OB-4-7")
-
 MASTER_KEY = bytes(range(32))
 NAME = "orders.order.consignee_name"
 PHONE = "orders.order.consignee_phone"
@@ -44,6 +42,7 @@ def cipher() -> FieldCipher:
     return FieldCipher(MASTER_KEY)
 
 
+@pytest.mark.obligation("OB-4-7")
 async def test_round_trip_and_random_nonce(db: Database, cipher: FieldCipher) -> None:
     async with db.session() as session:
         first = await cipher.encrypt(session, subject="u1", value="Zhang Wei", context=NAME)
@@ -64,6 +63,7 @@ async def test_round_trip_and_random_nonce(db: Database, cipher: FieldCipher) ->
         )
 
 
+@pytest.mark.obligation("OB-4-7")
 async def test_database_file_holds_neither_plaintext_nor_data_key(
     tmp_path: Path, db: Database, cipher: FieldCipher
 ) -> None:
@@ -92,6 +92,7 @@ async def test_database_file_holds_neither_plaintext_nor_data_key(
     assert data_key not in raw
 
 
+@pytest.mark.obligation("OB-4-7")
 async def test_other_field_or_subject_or_tampering_is_refused(
     db: Database, cipher: FieldCipher
 ) -> None:
@@ -121,6 +122,7 @@ async def test_other_field_or_subject_or_tampering_is_refused(
         )
 
 
+@pytest.mark.obligation("OB-4-7")
 async def test_another_master_key_cannot_decrypt(db: Database, cipher: FieldCipher) -> None:
     other = FieldCipher(bytes(reversed(range(32))))
     async with db.session() as session:
@@ -172,6 +174,7 @@ async def test_shredding_erases_the_subjects_data_only(db: Database, cipher: Fie
     assert state["u2"][0] is not None and state["u2"][1] is None
 
 
+@pytest.mark.obligation("OB-4-7")
 async def test_shred_in_another_session_takes_effect_in_an_open_one(
     db: Database, cipher: FieldCipher
 ) -> None:
@@ -188,6 +191,7 @@ async def test_shred_in_another_session_takes_effect_in_an_open_one(
             await cipher.decrypt(reader, subject="u1", token=token, context=NAME)
 
 
+@pytest.mark.obligation("OB-4-7")
 async def test_blind_index_is_deterministic_keyed_and_per_field(cipher: FieldCipher) -> None:
     value = "13800138000"
     index = cipher.blind_index(value, context=PHONE)
@@ -245,6 +249,7 @@ async def test_concurrent_sessions_share_one_key(db: Database, cipher: FieldCiph
 
 
 @pytest.mark.integration
+@pytest.mark.obligation("OB-4-7")
 async def test_postgresql_tables_hold_no_plaintext_and_shredding_holds_there(
     pg_url: str, cipher: FieldCipher
 ) -> None:

@@ -10,8 +10,6 @@ from pydantic import BaseModel, ConfigDict
 
 from kit.errors import PROBLEM_JSON, Conflict, install_problem_handlers
 
-pytestmark = pytest.mark.obligation("OB-0-3")
-
 
 class Address(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -48,6 +46,7 @@ async def call(method: str, path: str, **kwargs: object) -> httpx.Response:
         return await client.request(method, path, **kwargs)  # type: ignore[arg-type]
 
 
+@pytest.mark.obligation("OB-0-3")
 async def test_missing_and_unexpected_fields_are_named() -> None:
     response = await call(
         "POST", "/orders", json={"address": {"city": "Hangzhou"}, "id_number": "110105194912310021"}
@@ -61,6 +60,7 @@ async def test_missing_and_unexpected_fields_are_named() -> None:
     assert "110105194912310021" not in response.text, "input values are never echoed"
 
 
+@pytest.mark.obligation("OB-0-3")
 async def test_domain_errors_keep_their_status() -> None:
     response = await call(
         "POST",
@@ -75,6 +75,7 @@ async def test_domain_errors_keep_their_status() -> None:
     assert response.headers["content-type"] == PROBLEM_JSON
 
 
+@pytest.mark.obligation("OB-0-3")
 async def test_unexpected_errors_show_no_internals() -> None:
     response = await call("GET", "/boom")
     assert response.status_code == 500
@@ -82,6 +83,7 @@ async def test_unexpected_errors_show_no_internals() -> None:
     assert "secret" not in response.text and "Traceback" not in response.text
 
 
+@pytest.mark.obligation("OB-0-3")
 async def test_unknown_routes_are_problems_too() -> None:
     response = await call("GET", "/nowhere")
     assert response.status_code == 404

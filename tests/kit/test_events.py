@@ -9,8 +9,6 @@ from pydantic import ValidationError
 
 from kit.events import Event, PersonalDataInEvent, new_event
 
-pytestmark = pytest.mark.obligation("OB-4-7")
-
 
 def order_event(**overrides: object) -> Event:
     fields: dict[str, object] = {
@@ -46,11 +44,13 @@ def test_an_event_is_a_cloudevent_with_purpose_and_categories() -> None:
         ({"card": "6222021234567890123"}, "bank card number"),
     ],
 )
+@pytest.mark.obligation("OB-4-7")
 def test_values_that_look_personal_are_refused(data: dict[str, object], reason: str) -> None:
     with pytest.raises(PersonalDataInEvent, match=reason):
         order_event(data=data)
 
 
+@pytest.mark.obligation("OB-4-7")
 def test_fields_the_catalogue_calls_personal_are_refused_by_name() -> None:
     with pytest.raises(PersonalDataInEvent, match=r"data\.consignee_name"):
         new_event(
@@ -64,6 +64,7 @@ def test_fields_the_catalogue_calls_personal_are_refused_by_name() -> None:
 
 
 @pytest.mark.parametrize("subject", ["13812345678", "li.lei@example.com", "", "a"])
+@pytest.mark.obligation("OB-4-7")
 def test_the_subject_must_be_a_pseudonymous_id(subject: str) -> None:
     with pytest.raises(ValidationError, match="subject"):
         order_event(subject=subject)

@@ -10,8 +10,6 @@ import pytest
 
 from kit.rights import CorrectionsFetcher, CorrectionsUnavailable
 
-pytestmark = [pytest.mark.obligation("OB-R-1")]
-
 TOKEN = "service-token-value"
 PART = {"order_id": "ord_abc", "consignee_name": "王小明"}
 
@@ -33,6 +31,7 @@ def fetcher(handler: httpx.MockTransport, *, token_fails: bool = False) -> Corre
     )
 
 
+@pytest.mark.obligation("OB-R-1")
 async def test_the_part_is_read_with_the_service_token() -> None:
     seen: list[httpx.Request] = []
 
@@ -49,6 +48,7 @@ async def test_the_part_is_read_with_the_service_token() -> None:
     assert request.headers["Authorization"] == f"Bearer {TOKEN}"
 
 
+@pytest.mark.obligation("OB-R-1")
 async def test_none_for_this_service_is_none() -> None:
     transport = httpx.MockTransport(lambda request: httpx.Response(404, json={}))
     assert await fetcher(transport).fetch(request_id="rr_x", service="orders") is None
@@ -65,6 +65,7 @@ async def test_none_for_this_service_is_none() -> None:
         httpx.Response(200, text="not json"),
     ],
 )
+@pytest.mark.obligation("OB-R-1")
 async def test_failures_are_retried_then_reported_without_token_or_body(
     response: httpx.Response,
 ) -> None:
@@ -82,6 +83,7 @@ async def test_failures_are_retried_then_reported_without_token_or_body(
     assert all(call.url.host == "consent.internal" for call in calls)
 
 
+@pytest.mark.obligation("OB-R-1")
 async def test_no_token_is_unavailable() -> None:
     transport = httpx.MockTransport(lambda request: httpx.Response(200))
     with pytest.raises(CorrectionsUnavailable, match="no service token"):

@@ -13,8 +13,6 @@ import pytest
 
 from kit.service_token import ServiceTokenProvider, ServiceTokenUnavailable
 
-pytestmark = pytest.mark.obligation("OB-4-7")
-
 TOKEN_URL = "http://identity/oauth2/token"
 SECRET = "scs_not-to-be-seen"
 
@@ -114,6 +112,7 @@ async def test_invalidate_makes_the_next_call_fetch_anew() -> None:
         (200, {"access_token": "t", "token_type": "Bearer"}, "expires_in"),
     ],
 )
+@pytest.mark.obligation("OB-4-7")
 async def test_failures_raise_without_the_secret_and_cache_nothing(
     status: int, body: Any, reason: str
 ) -> None:

@@ -41,7 +41,7 @@ from kit.settings import REPO_ROOT
 from kit.testing import new_subject
 from tests.security.conftest import SERVICES, Suite, running_suite
 
-pytestmark = [pytest.mark.fuzz, pytest.mark.security, pytest.mark.obligation("OB-4-7")]
+pytestmark = [pytest.mark.fuzz, pytest.mark.security]
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "8"))
 DOCUMENTED_UPSTREAM_ERRORS = frozenset({502, 503, 504})
@@ -181,6 +181,7 @@ async def fuzz_suite(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[
 
 @pytest.mark.parametrize("caller", CALLERS)
 @pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.obligation("OB-4-7")
 async def test_fuzz(
     fuzz_suite: Suite, target: str, caller: str, capsys: pytest.CaptureFixture[str]
 ) -> None:

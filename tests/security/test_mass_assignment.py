@@ -28,7 +28,7 @@ from kit.testing import new_subject
 from tests.gateway.conftest import DETAIL, NAME, PHONE
 from tests.security.conftest import SERVICES, Suite
 
-pytestmark = [pytest.mark.security, pytest.mark.obligation("OB-3-1")]
+pytestmark = pytest.mark.security
 
 WRITES = ("post", "put", "patch")
 #: Names no client may set, wherever they would mean something.
@@ -158,6 +158,7 @@ async def specs(suite: Suite) -> dict[str, dict[str, Any]]:
     return found
 
 
+@pytest.mark.obligation("OB-3-1")
 async def test_every_writable_schema_forbids_unknown_members(suite: Suite) -> None:
     checked = 0
     for name, spec in (await specs(suite)).items():
@@ -183,6 +184,7 @@ def caller(suite: Suite, scopes: list[str]) -> dict[str, str]:
     return suite.user(new_subject())
 
 
+@pytest.mark.obligation("OB-3-1")
 async def test_every_writable_route_refuses_fields_its_caller_may_not_set(suite: Suite) -> None:
     table = route_scopes()
     refused = 0
@@ -232,6 +234,7 @@ ORDER: dict[str, Any] = {
     ],
     ids=["status", "amount", "owner", "assignment", "nested-flag", "line-price"],
 )
+@pytest.mark.obligation("OB-3-1")
 async def test_an_order_with_a_privileged_field_is_refused_whole(
     suite: Suite, extra: dict[str, Any]
 ) -> None:
@@ -267,6 +270,7 @@ def json_replace(value: Any, old: str, new: str) -> Any:
     return new if value == old else value
 
 
+@pytest.mark.obligation("OB-3-1")
 async def test_a_registration_cannot_make_itself_staff_or_verified(suite: Suite) -> None:
     answer = await suite.client.post(
         "/identity/accounts",

@@ -37,7 +37,7 @@ from services.identity.rights.service import ACCOUNT_CLOSED
 from tests.gateway.conftest import KEY
 from tests.security.conftest import Suite, partner_registration
 
-pytestmark = [pytest.mark.security, pytest.mark.obligation("OB-4-7")]
+pytestmark = pytest.mark.security
 
 AUDIENCE = "signature-api"  # ServiceSettings.auth_audience, the suite's default
 GATEWAY_TARGET = "/orders/orders"  # a user route: orders:read, purpose order.query
@@ -325,6 +325,7 @@ async def _refused_everywhere(suite: Suite, authorization: str) -> None:
     assert "items" not in direct.json()
 
 
+@pytest.mark.obligation("OB-4-7")
 async def test_a_genuine_token_passes_both_targets(suite: Suite) -> None:
     """The control: the target routes answer a correctly issued token, so each 401 below
     is the attack being caught."""
@@ -338,6 +339,7 @@ async def test_a_genuine_token_passes_both_targets(suite: Suite) -> None:
 
 
 @pytest.mark.parametrize("attack", ATTACKS, ids=[attack.name for attack in ATTACKS])
+@pytest.mark.obligation("OB-4-7")
 async def test_an_attack_token_is_401_and_reaches_no_service(suite: Suite, attack: Attack) -> None:
     await _refused_everywhere(suite, f"Bearer {attack.make()}")
 
@@ -356,10 +358,12 @@ async def test_an_attack_token_is_401_and_reaches_no_service(suite: Suite, attac
     ],
     ids=["basic", "empty", "blank", "other-scheme", "two-words", "oversized-header"],
 )
+@pytest.mark.obligation("OB-4-7")
 async def test_malformed_authorization_headers_are_401(suite: Suite, authorization: str) -> None:
     await _refused_everywhere(suite, authorization)
 
 
+@pytest.mark.obligation("OB-4-7")
 async def test_no_token_and_two_tokens_are_401(suite: Suite) -> None:
     before = suite.calls()
     missing = await suite.client.get(GATEWAY_TARGET)
@@ -376,6 +380,7 @@ PHONE = "13900001234"
 PASSWORD = "correct horse battery"
 
 
+@pytest.mark.obligation("OB-4-7")
 async def test_a_refresh_token_is_not_an_access_token(suite: Suite) -> None:
     """A real refresh token from identity's login is refused as a bearer token."""
     identity = suite.clients["identity"]
@@ -391,6 +396,7 @@ async def test_a_refresh_token_is_not_an_access_token(suite: Suite) -> None:
     assert own.status_code == 401
 
 
+@pytest.mark.obligation("OB-4-7")
 async def test_a_revoked_partner_gets_no_new_token(suite: Suite) -> None:
     """Revocation stops the partner at the issuer: the client-credentials grant is refused
     (its access tokens then end within ``partner_token_ttl_s``)."""
@@ -425,6 +431,7 @@ async def deliver_identity_events(suite: Suite) -> None:
             await handle(session, event)
 
 
+@pytest.mark.obligation("OB-4-7")
 async def test_a_revoked_partners_token_in_date_is_401_and_reaches_no_service(
     suite: Suite,
 ) -> None:
@@ -446,6 +453,7 @@ async def test_a_revoked_partners_token_in_date_is_401_and_reaches_no_service(
     assert suite.calls() == calls
 
 
+@pytest.mark.obligation("OB-4-7")
 async def test_a_closed_accounts_token_in_date_is_401_and_reaches_no_service(
     suite: Suite,
 ) -> None:

@@ -22,8 +22,6 @@ from services.consent.rights.consumers import _withdraw_all, rights_handler
 from services.consent.rights.models import RightsAnswer, RightsRequest
 from tests.services.consent.conftest import Consent
 
-pytestmark = pytest.mark.obligation("OB-R-1")
-
 PARTICIPANTS = ["consent", "identity", "orders", "transfer"]
 PHONE = "13912345678"
 NAME = "王小明"
@@ -81,6 +79,7 @@ async def move_deadline_to_the_past(consent: Consent, request_id: str) -> None:
 
 
 @pytest.mark.parametrize("kind", ["access", "deletion", "withdraw_all"])
+@pytest.mark.obligation("OB-R-1")
 async def test_a_user_files_a_request_every_service_must_answer(
     consent: Consent, kind: str
 ) -> None:
@@ -113,6 +112,7 @@ async def test_a_user_files_a_request_every_service_must_answer(
     }
 
 
+@pytest.mark.obligation("OB-R-1")
 async def test_a_correction_goes_to_the_services_it_names_and_its_values_stay_out_of_events(
     consent: Consent,
 ) -> None:
@@ -178,6 +178,7 @@ async def test_a_correction_goes_to_the_services_it_names_and_its_values_stay_ou
         ({"kind": "correction", "corrections": {"orders": {"note": "x" * 20_000}}}, 422),
     ],
 )
+@pytest.mark.obligation("OB-R-1")
 async def test_a_malformed_request_is_refused_and_nothing_is_filed(
     consent: Consent, body: dict[str, Any], status: int
 ) -> None:
@@ -189,6 +190,7 @@ async def test_a_malformed_request_is_refused_and_nothing_is_filed(
     assert await events_of_type(consent, service.REQUESTED) == []
 
 
+@pytest.mark.obligation("OB-R-1")
 async def test_filing_needs_a_user_token_with_consent_write(consent: Consent) -> None:
     assert (
         await consent.client.post("/rights-requests", json={"kind": "access"})
@@ -200,6 +202,7 @@ async def test_filing_needs_a_user_token_with_consent_write(consent: Consent) ->
     assert response.status_code == 403
 
 
+@pytest.mark.obligation("OB-R-1")
 async def test_another_user_cannot_see_a_request(consent: Consent) -> None:
     _, owner = new_user(consent)
     _, stranger = new_user(consent)
@@ -216,6 +219,7 @@ async def test_another_user_cannot_see_a_request(consent: Consent) -> None:
 # --------------------------------------------------------------------------- answers
 
 
+@pytest.mark.obligation("OB-R-1")
 async def test_a_request_completes_only_when_every_participant_answered(consent: Consent) -> None:
     subject, headers = new_user(consent)
     filed = await file(consent, headers, kind="deletion")
@@ -300,6 +304,7 @@ async def test_a_request_completes_only_when_every_participant_answered(consent:
     assert len(await events_of_type(consent, service.FULFILLED)) == 1
 
 
+@pytest.mark.obligation("OB-R-1")
 async def test_the_consent_service_keeps_agreements_and_receipts_as_evidence(
     consent: Consent,
 ) -> None:
@@ -324,6 +329,7 @@ async def test_the_consent_service_keeps_agreements_and_receipts_as_evidence(
     assert "receipts" in consent_part["reason"]
 
 
+@pytest.mark.obligation("OB-R-1")
 async def test_withdraw_all_withdraws_every_consent_through_the_consents_domain(
     consent: Consent,
 ) -> None:
@@ -348,6 +354,7 @@ async def test_withdraw_all_withdraws_every_consent_through_the_consents_domain(
     assert next(p for p in view["participants"] if p["service"] == "consent")["status"] == "done"
 
 
+@pytest.mark.obligation("OB-R-1")
 async def test_withdraw_all_is_refused_while_the_consents_domain_cannot_do_it(
     consent: Consent,
 ) -> None:
@@ -366,6 +373,7 @@ async def test_withdraw_all_is_refused_while_the_consents_domain_cannot_do_it(
     }
 
 
+@pytest.mark.obligation("OB-R-1")
 async def test_an_answer_that_fits_no_request_is_not_recorded(consent: Consent) -> None:
     subject, headers = new_user(consent)
     other, _ = new_user(consent)
@@ -392,6 +400,7 @@ async def test_an_answer_that_fits_no_request_is_not_recorded(consent: Consent) 
     assert outcomes == [None]
 
 
+@pytest.mark.obligation("OB-R-1")
 async def test_other_events_on_the_topics_are_skipped(consent: Consent) -> None:
     subject, _ = new_user(consent)
     await handle(
@@ -410,6 +419,7 @@ async def test_other_events_on_the_topics_are_skipped(consent: Consent) -> None:
 # --------------------------------------------------------------------------- deadlines
 
 
+@pytest.mark.obligation("OB-R-1")
 async def test_a_request_past_its_deadline_shows_overdue_naming_the_missing_services(
     consent: Consent,
 ) -> None:
@@ -481,6 +491,7 @@ CST = CHINA_TZ
         (datetime(2026, 12, 6, 23, 30, tzinfo=UTC), 1, date(2026, 12, 8)),
     ],
 )
+@pytest.mark.obligation("OB-R-1")
 def test_the_deadline_counts_working_days_in_china_standard_time(
     filed_at: datetime, days: int, due: date
 ) -> None:
@@ -490,6 +501,7 @@ def test_the_deadline_counts_working_days_in_china_standard_time(
     assert deadline.tzinfo == UTC
 
 
+@pytest.mark.obligation("OB-R-1")
 async def test_withdraw_all_withdraws_every_consent_with_receipts(consent: Consent) -> None:
     _, headers = new_user(consent)
     for purpose in ("location", "marketing.price_drop"):
@@ -522,6 +534,7 @@ async def test_withdraw_all_withdraws_every_consent_with_receipts(consent: Conse
     assert answer.data["outcome"] == "done"
 
 
+@pytest.mark.obligation("OB-R-1")
 async def test_a_participant_service_reads_its_corrections_with_a_service_token(
     consent: Consent,
 ) -> None:

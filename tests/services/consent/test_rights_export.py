@@ -16,8 +16,6 @@ from services.consent.rights.export import RightsExporter
 from tests.services.consent.conftest import Consent
 from tests.services.consent.test_rights import events_of_type, file, new_user
 
-pytestmark = pytest.mark.obligation("OB-R-1")
-
 SERVICE_TOKEN = "service-token-for-rights-access"
 URLS = {
     "identity": "http://identity.test",
@@ -61,6 +59,7 @@ def wire(consent: Consent, services: Services, **options: Any) -> httpx.AsyncCli
     return client
 
 
+@pytest.mark.obligation("OB-R-1")
 async def test_the_export_gathers_every_service_and_records_failures(consent: Consent) -> None:
     subject, headers = new_user(consent)
     filed = await file(consent, headers, kind="access")
@@ -99,6 +98,7 @@ async def test_the_export_gathers_every_service_and_records_failures(consent: Co
     }
 
 
+@pytest.mark.obligation("OB-R-1")
 async def test_without_a_service_token_every_service_is_an_error(consent: Consent) -> None:
     async def no_token() -> str:
         raise RuntimeError("identity is down")
@@ -120,6 +120,7 @@ async def test_without_a_service_token_every_service_is_an_error(consent: Consen
     }
 
 
+@pytest.mark.obligation("OB-R-1")
 async def test_a_service_without_a_url_is_an_error_not_a_failed_export(consent: Consent) -> None:
     services = Services()
     exporter = RightsExporter(
@@ -138,6 +139,7 @@ async def test_a_service_without_a_url_is_an_error_not_a_failed_export(consent: 
     assert [str(r.url) for r in services.seen] == ["http://orders.test/rights/export/acc_1"]
 
 
+@pytest.mark.obligation("OB-R-1")
 async def test_only_the_owner_of_an_access_request_gets_an_export(consent: Consent) -> None:
     _, owner = new_user(consent)
     _, stranger = new_user(consent)
@@ -157,6 +159,7 @@ async def test_only_the_owner_of_an_access_request_gets_an_export(consent: Conse
     assert services.seen == []
 
 
+@pytest.mark.obligation("OB-R-1")
 async def test_the_export_says_so_while_it_is_not_wired(consent: Consent) -> None:
     _, owner = new_user(consent)
     access = await file(consent, owner, kind="access")

@@ -15,8 +15,6 @@ from services.consent.config import Settings
 from services.consent.rights.export import RightsExporter
 from tests.services.consent.conftest import ISSUER, Consent
 
-pytestmark = [pytest.mark.obligation("OB-R-1")]
-
 TOKEN_URL = "http://identity.test/oauth2/token"
 
 
@@ -31,10 +29,12 @@ def settings_for(tmp_path: Path, **overrides: object) -> Settings:
     )
 
 
+@pytest.mark.obligation("OB-R-1")
 async def test_without_a_service_client_no_exporter_is_wired(consent: Consent) -> None:
     assert getattr(consent.app.state, "rights_exporter", None) is None
 
 
+@pytest.mark.obligation("OB-R-1")
 async def test_a_configured_service_client_wires_the_exporter_and_closes_it(
     tmp_path: Path,
 ) -> None:
@@ -55,6 +55,7 @@ async def test_a_configured_service_client_wires_the_exporter_and_closes_it(
     assert exporter.client.is_closed
 
 
+@pytest.mark.obligation("OB-R-1")
 def test_a_partial_service_client_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="go together"):
         settings_for(tmp_path, identity_token_url=TOKEN_URL)

@@ -31,7 +31,7 @@ from tests.services.consent.test_rights import (
     new_user,
 )
 
-pytestmark = [pytest.mark.integration, pytest.mark.obligation("OB-R-1")]
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -113,6 +113,7 @@ async def privacy(kafka: Broker, tmp_path: Path, database_url: str) -> AsyncIter
             await producer.stop()
 
 
+@pytest.mark.obligation("OB-R-1")
 async def test_a_request_completes_when_every_service_answered_on_kafka(
     privacy: Privacy,
 ) -> None:

@@ -24,8 +24,6 @@ from tests.services.identity.conftest import Identity
 from tests.services.identity.ids import ADULT
 from tests.services.identity.test_service_clients import create_service_client, token_for
 
-pytestmark = [pytest.mark.obligation("OB-R-1")]
-
 SERVICE_ID = "svc_consentprivacycenter"
 NAME = "张三"
 PASSWORD = "correct horse battery"
@@ -93,6 +91,7 @@ def service_headers(identity: Identity, **overrides: Any) -> dict[str, str]:
     return minted(identity, SERVICE_ID, scopes, **claims)
 
 
+@pytest.mark.obligation("OB-R-1")
 async def test_the_export_gives_a_service_token_everything_with_purposes_and_retention(
     identity: Identity,
 ) -> None:
@@ -145,6 +144,7 @@ async def _trusting(identity: Identity) -> Identity:
     ],
     ids=["user", "partner", "another-service-purpose"],
 )
+@pytest.mark.obligation("OB-R-1")
 async def test_the_export_refuses_anyone_but_the_rights_service(
     identity: Identity, claims: dict[str, Any]
 ) -> None:
@@ -162,6 +162,7 @@ async def test_the_export_refuses_anyone_but_the_rights_service(
     assert response.status_code == 401
 
 
+@pytest.mark.obligation("OB-R-1")
 async def test_a_service_client_from_the_cli_reads_the_export(identity: Identity) -> None:
     """The real path: ``create-service-client --scope service:rights.access`` and the
     client-credentials grant give the token the privacy center's exporter uses."""
@@ -176,6 +177,7 @@ async def test_a_service_client_from_the_cli_reads_the_export(identity: Identity
     assert response.json()["account"]["fields"]["phone"]["value"] == phone
 
 
+@pytest.mark.obligation("OB-R-1")
 async def test_an_unknown_subject_has_an_empty_export(identity: Identity) -> None:
     await _trusting(identity)
     response = await identity.client.get(
@@ -249,6 +251,7 @@ async def test_a_deletion_request_deletes_shreds_and_answers_without_personal_da
     assert again.status_code == 201, again.text
 
 
+@pytest.mark.obligation("OB-R-1")
 async def test_other_kinds_and_other_services_requests(identity: Identity) -> None:
     account_id, _ = await verified_user(identity)
     context = identity.context

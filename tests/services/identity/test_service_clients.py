@@ -16,8 +16,6 @@ from kit.auth import KeySet, Principal, verify_token
 from kit.settings import REPO_ROOT
 from tests.services.identity.conftest import ISSUER, Identity
 
-pytestmark = [pytest.mark.obligation("OB-4-7"), pytest.mark.obligation("OB-3-1")]
-
 
 def cli(identity: Identity, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "IDENTITY_DATABASE_URL": identity.settings.database_url}
@@ -56,6 +54,7 @@ async def token_for(identity: Identity, client: dict[str, str], scope: str | Non
     return await identity.client.post("/oauth2/token", data=form)
 
 
+@pytest.mark.obligation("OB-3-1")
 async def test_the_cli_registers_a_service_client_whose_token_carries_its_purpose(
     identity: Identity,
 ) -> None:
@@ -78,6 +77,7 @@ async def test_the_cli_registers_a_service_client_whose_token_carries_its_purpos
     assert principal.purposes == {"cross_border.transfer"}
 
 
+@pytest.mark.obligation("OB-3-1")
 async def test_scopes_beyond_the_registration_and_wrong_secrets_are_refused(
     identity: Identity,
 ) -> None:
@@ -99,6 +99,7 @@ async def test_scopes_beyond_the_registration_and_wrong_secrets_are_refused(
     assert unknown.status_code == 401
 
 
+@pytest.mark.obligation("OB-3-1")
 async def test_only_service_scopes_of_known_purposes_and_unique_names(
     identity: Identity,
 ) -> None:
@@ -120,6 +121,7 @@ async def test_only_service_scopes_of_known_purposes_and_unique_names(
     assert again.returncode != 0 and "exists already" in again.stderr
 
 
+@pytest.mark.obligation("OB-4-7")
 async def test_a_revoked_service_client_gets_no_token(identity: Identity) -> None:
     client = await create_service_client(identity, "transfer", "service:cross_border.transfer")
     assert (await token_for(identity, client)).status_code == 200

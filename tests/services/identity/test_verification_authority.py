@@ -23,8 +23,6 @@ from services.identity.verification.authority import (
 )
 from tests.services.identity.ids import DOWN, MISMATCH, with_check
 
-pytestmark = pytest.mark.obligation("OB-2A-2")
-
 URL = "https://authority.test/v1/verify"
 NAME = "张三"
 
@@ -35,6 +33,7 @@ ID_NUMBER = with_check("11010519800101123")
 # -- sandbox -------------------------------------------------------------------------------
 
 
+@pytest.mark.obligation("OB-2A-2")
 async def test_sandbox_outcomes_are_the_documented_ones() -> None:
     sandbox = SandboxAuthority()
     plain = await sandbox.check(real_name=NAME, id_number=ID_NUMBER, face_image=None)
@@ -74,6 +73,7 @@ def answer(matched: bool = True, level: str = "real_name") -> httpx.Response:
     return httpx.Response(200, json={"matched": matched, "level": level, "reference": "tx-42"})
 
 
+@pytest.mark.obligation("OB-2A-2")
 async def test_a_match_and_the_request_it_took(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     seen: list[httpx.Request] = []
@@ -99,6 +99,7 @@ async def test_a_match_and_the_request_it_took(caplog: pytest.LogCaptureFixture)
         assert secret not in caplog.text
 
 
+@pytest.mark.obligation("OB-2A-2")
 async def test_without_a_face_image_none_is_sent() -> None:
     bodies: list[dict[str, str]] = []
 
@@ -111,6 +112,7 @@ async def test_without_a_face_image_none_is_sent() -> None:
     assert bodies == [{"name": NAME, "id_number": ID_NUMBER}]
 
 
+@pytest.mark.obligation("OB-2A-2")
 async def test_transient_faults_are_retried_then_succeed() -> None:
     calls: list[int] = []
 
@@ -128,6 +130,7 @@ async def test_transient_faults_are_retried_then_succeed() -> None:
     assert result.matched and len(calls) == 3
 
 
+@pytest.mark.obligation("OB-2A-2")
 async def test_5xx_until_retries_are_exhausted_is_provider_unavailable(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -148,6 +151,7 @@ async def test_5xx_until_retries_are_exhausted_is_provider_unavailable(
     assert ID_NUMBER not in caught.value.detail and ID_NUMBER not in caplog.text
 
 
+@pytest.mark.obligation("OB-2A-2")
 async def test_timeouts_are_retried_then_provider_unavailable() -> None:
     calls: list[int] = []
 
@@ -178,6 +182,7 @@ async def test_timeouts_are_retried_then_provider_unavailable() -> None:
         ),
     ],
 )
+@pytest.mark.obligation("OB-2A-2")
 async def test_any_other_answer_is_provider_unavailable_without_retry(
     response: httpx.Response,
 ) -> None:
@@ -195,6 +200,7 @@ async def test_any_other_answer_is_provider_unavailable_without_retry(
 # -- settings ------------------------------------------------------------------------------
 
 
+@pytest.mark.obligation("OB-2A-2")
 def test_the_adapter_comes_from_settings() -> None:
     assert isinstance(authority_from_settings(Settings()), SandboxAuthority)
     http = authority_from_settings(

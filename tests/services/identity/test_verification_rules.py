@@ -15,8 +15,6 @@ from services.identity.verification.rules import (
     verification_required,
 )
 
-pytestmark = pytest.mark.obligation("OB-2A-1")
-
 EXPECTED = {
     "become_seller": True,
     "become_content_creator": True,
@@ -48,6 +46,7 @@ def account(level: str) -> Account:
     )
 
 
+@pytest.mark.obligation("OB-2A-1")
 def test_the_rule_table_is_exactly_the_policy() -> None:
     assert {action.value: rule.required for action, rule in RULES.items()} == EXPECTED
     assert {action.value for action in Action} == set(EXPECTED)
@@ -57,12 +56,14 @@ def test_the_rule_table_is_exactly_the_policy() -> None:
     assert all(rule.reason for rule in RULES.values())
 
 
+@pytest.mark.obligation("OB-2A-1")
 def test_an_unknown_action_is_refused_not_guessed() -> None:
     with pytest.raises(ValueError, match="not a valid Action"):
         verification_required("buy_anything")
 
 
 @pytest.mark.parametrize("action", [a for a, required in EXPECTED.items() if required])
+@pytest.mark.obligation("OB-2A-1")
 def test_required_actions_refuse_an_unverified_account(action: str) -> None:
     with pytest.raises(VerificationRequired) as caught:
         ensure_verified(account("none"), action)
@@ -74,5 +75,6 @@ def test_required_actions_refuse_an_unverified_account(action: str) -> None:
 
 
 @pytest.mark.parametrize("action", [a for a, required in EXPECTED.items() if not required])
+@pytest.mark.obligation("OB-2A-1")
 def test_other_actions_never_ask_for_verification(action: str) -> None:
     ensure_verified(account("none"), action)

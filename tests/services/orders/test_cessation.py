@@ -21,8 +21,6 @@ from tests.services.orders.conftest import Orders
 from tests.services.orders.test_location import POINT, granting
 from tests.services.orders.test_rights import buyer_with_cart
 
-pytestmark = [pytest.mark.obligation("OB-2J-1")]
-
 
 async def apply(orders: Orders, event: Event) -> None:
     async with orders.context.database.session() as session:
@@ -37,6 +35,7 @@ async def applied(orders: Orders) -> list[Event]:
     ]
 
 
+@pytest.mark.obligation("OB-2J-1")
 async def test_a_ceased_location_purpose_refuses_the_features_with_410(orders: Orders) -> None:
     buyer, headers = orders.user()
     orders.app.state.consent_granted = granting(buyer)
@@ -62,6 +61,7 @@ async def test_a_ceased_location_purpose_refuses_the_features_with_410(orders: O
     assert event.data["counts"] == {"coordinates_deleted": 0}
 
 
+@pytest.mark.obligation("OB-2J-1")
 async def test_a_cessation_dated_later_refuses_only_from_its_date(orders: Orders) -> None:
     buyer, headers = orders.user()
     orders.app.state.consent_granted = granting(buyer)
@@ -76,6 +76,7 @@ async def test_a_cessation_dated_later_refuses_only_from_its_date(orders: Orders
         assert row is not None and row.effective_date == tomorrow
 
 
+@pytest.mark.obligation("OB-2J-1")
 async def test_a_ceased_price_drop_purpose_stops_reminders_and_deletes_their_state(
     orders: Orders,
 ) -> None:
@@ -93,6 +94,7 @@ async def test_a_ceased_price_drop_purpose_stops_reminders_and_deletes_their_sta
     assert event.data["counts"] == {"reminder_states_deleted": len(items)}
 
 
+@pytest.mark.obligation("OB-2J-1")
 async def test_purposes_orders_does_not_collect_for_are_ignored(orders: Orders) -> None:
     await apply(orders, purpose_ceased_event("search.image_voice", china_today()))
     assert await applied(orders) == []

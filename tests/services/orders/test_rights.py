@@ -30,8 +30,6 @@ from tests.services.orders.test_orders import (
 )
 from tests.services.orders.test_retention import completed_order, stored
 
-pytestmark = [pytest.mark.obligation("OB-R-1")]
-
 SERVICE_ID = "svc_consentprivacycenter"
 REQUEST_ID = "rr_abcdefghijklmnopqrstuvwx"
 TRANSACTION_FIELDS = (
@@ -89,6 +87,7 @@ async def buyer_with_cart(orders: Orders) -> tuple[str, dict[str, str]]:
     return subject, headers
 
 
+@pytest.mark.obligation("OB-R-1")
 async def test_the_export_gives_a_service_token_orders_and_cart_with_purposes_and_retention(
     orders: Orders,
 ) -> None:
@@ -142,6 +141,7 @@ async def test_the_export_gives_a_service_token_orders_and_cart_with_purposes_an
     "kind",
     ["user", "partner", "other-service-purpose", "no-purpose"],
 )
+@pytest.mark.obligation("OB-R-1")
 async def test_the_export_refuses_anyone_but_the_rights_service(orders: Orders, kind: str) -> None:
     subject, headers = orders.user()
     goods = await orders.add_goods()
@@ -169,6 +169,7 @@ async def test_the_export_refuses_anyone_but_the_rights_service(orders: Orders, 
     assert NAME not in response.text and PHONE not in response.text
 
 
+@pytest.mark.obligation("OB-R-1")
 async def test_a_user_token_with_every_user_scope_is_refused(orders: Orders) -> None:
     subject, _ = orders.user()
     response = await orders.client.get(
@@ -253,6 +254,7 @@ async def test_a_deletion_after_the_period_anonymises_and_answers_done(orders: O
     assert answer.data["outcome"] == "done" and answer.data["kept"] == []
 
 
+@pytest.mark.obligation("OB-R-1")
 async def test_an_open_order_keeps_its_records_until_completion(orders: Orders) -> None:
     subject, headers = orders.user()
     goods = await orders.add_goods()
@@ -268,6 +270,7 @@ async def test_an_open_order_keeps_its_records_until_completion(orders: Orders) 
 
 
 @pytest.mark.parametrize(("kind", "outcome"), [("access", "done"), ("withdraw_all", "done")])
+@pytest.mark.obligation("OB-R-1")
 async def test_other_kinds_are_answered_without_changes(
     orders: Orders, kind: str, outcome: str
 ) -> None:

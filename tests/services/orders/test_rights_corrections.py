@@ -21,8 +21,6 @@ from tests.services.orders.conftest import Orders
 from tests.services.orders.test_orders import EMAIL, NAME, PHONE, TAX_ID, order_body, place
 from tests.services.orders.test_rights import REQUEST_ID, answers, buyer_with_cart
 
-pytestmark = [pytest.mark.obligation("OB-R-1")]
-
 NEW_NAME = "李小龙"
 NEW_PHONE = "13700001111"
 NEW_DETAIL = "天目山路 8 号 5 幢 502 室"
@@ -87,6 +85,7 @@ async def owner_view(orders: Orders, headers: dict[str, str], order_id: str) -> 
     return view
 
 
+@pytest.mark.obligation("OB-R-1")
 async def test_the_consignee_of_an_order_not_shipped_is_corrected(orders: Orders) -> None:
     subject, headers = orders.user()
     goods = await orders.add_goods()
@@ -127,6 +126,7 @@ async def test_the_consignee_of_an_order_not_shipped_is_corrected(orders: Orders
     )
 
 
+@pytest.mark.obligation("OB-R-1")
 async def test_a_shipped_order_refuses_the_consignee_but_takes_the_invoice_email(
     orders: Orders,
 ) -> None:
@@ -169,6 +169,7 @@ async def test_a_shipped_order_refuses_the_consignee_but_takes_the_invoice_email
         (("cancelled",), "order cancelled"),
     ],
 )
+@pytest.mark.obligation("OB-R-1")
 async def test_closed_orders_refuse_every_correction(
     orders: Orders, statuses: tuple[str, ...], reason: str
 ) -> None:
@@ -187,6 +188,7 @@ async def test_closed_orders_refuse_every_correction(
     assert (await owner_view(orders, headers, placed["order_id"]))["consignee_name"] == NAME
 
 
+@pytest.mark.obligation("OB-R-1")
 async def test_invalid_values_and_other_peoples_orders_are_refused(orders: Orders) -> None:
     subject, headers = orders.user()
     _, other_headers = orders.user()
@@ -215,6 +217,7 @@ async def test_invalid_values_and_other_peoples_orders_are_refused(orders: Order
     assert (await owner_view(orders, other_headers, theirs["order_id"]))["consignee_name"] == NAME
 
 
+@pytest.mark.obligation("OB-R-1")
 async def test_without_a_corrections_source_the_correction_is_refused_and_says_why(
     orders: Orders,
 ) -> None:
@@ -226,6 +229,7 @@ async def test_without_a_corrections_source_the_correction_is_refused_and_says_w
     assert answer.data["reason"] == service.NO_CORRECTIONS_SOURCE
 
 
+@pytest.mark.obligation("OB-R-1")
 async def test_no_part_for_orders_is_refused(orders: Orders) -> None:
     subject, _ = orders.user()
     source = Corrections(None)
@@ -236,6 +240,7 @@ async def test_no_part_for_orders_is_refused(orders: Orders) -> None:
     assert answer.data["reason"] == service.NO_CORRECTIONS
 
 
+@pytest.mark.obligation("OB-R-1")
 async def test_withdraw_all_forgets_price_drop_reminders_and_answers_done(
     orders: Orders,
 ) -> None:

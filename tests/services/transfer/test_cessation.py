@@ -17,8 +17,6 @@ from services.transfer.models import Transfer
 from tests.services.transfer.conftest import TransferApp
 from tests.services.transfer.test_rights import stored, three_transfers
 
-pytestmark = [pytest.mark.obligation("OB-2J-1")]
-
 
 async def apply(transfer: TransferApp, event: Event) -> None:
     async with transfer.context.database.session() as session:
@@ -33,6 +31,7 @@ async def applied(transfer: TransferApp) -> list[Event]:
     ]
 
 
+@pytest.mark.obligation("OB-2J-1")
 async def test_a_ceased_transfer_purpose_refuses_what_has_not_left(transfer: TransferApp) -> None:
     subject, _ = transfer.user()
     delivered, ready, waiting = await three_transfers(transfer, subject)
@@ -54,6 +53,7 @@ async def test_a_ceased_transfer_purpose_refuses_what_has_not_left(transfer: Tra
     assert made["status"] == "refused" and made["reason"] == "purpose_ceased"
 
 
+@pytest.mark.obligation("OB-2J-1")
 async def test_a_cessation_dated_later_waits_for_its_date(transfer: TransferApp) -> None:
     subject, _ = transfer.user()
     recipient = await transfer.register()
@@ -66,6 +66,7 @@ async def test_a_cessation_dated_later_waits_for_its_date(transfer: TransferApp)
     assert event.data["counts"] == {"transfers_refused": 0, "packages_dropped": 0}
 
 
+@pytest.mark.obligation("OB-2J-1")
 async def test_other_purposes_are_ignored(transfer: TransferApp) -> None:
     await apply(transfer, purpose_ceased_event("location", china_today()))
     assert await applied(transfer) == []

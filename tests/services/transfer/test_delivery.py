@@ -10,8 +10,6 @@ import pytest
 from services.transfer.transfers.delivery import HttpsDeliverer
 from tests.services.transfer.conftest import TransferApp
 
-pytestmark = pytest.mark.obligation("OB-4-3")
-
 
 async def _ready_transfer(transfer: TransferApp) -> str:
     recipient = await transfer.register()
@@ -23,6 +21,7 @@ async def _ready_transfer(transfer: TransferApp) -> str:
     return transfer_id
 
 
+@pytest.mark.obligation("OB-4-3")
 async def test_down_twice_then_up_delivers_once_with_every_attempt_recorded(
     transfer: TransferApp,
 ) -> None:
@@ -44,6 +43,7 @@ async def test_down_twice_then_up_delivers_once_with_every_attempt_recorded(
     assert list(transfer.endpoint.kept) == [transfer_id]
 
 
+@pytest.mark.obligation("OB-4-3")
 async def test_a_lost_response_is_retried_and_the_recipient_keeps_the_package_once(
     transfer: TransferApp,
 ) -> None:
@@ -61,6 +61,7 @@ async def test_a_lost_response_is_retried_and_the_recipient_keeps_the_package_on
     assert list(transfer.endpoint.kept) == [transfer_id]
 
 
+@pytest.mark.obligation("OB-4-3")
 async def test_a_round_that_fails_keeps_the_package_and_a_later_round_delivers(
     transfer: TransferApp,
 ) -> None:
@@ -84,6 +85,7 @@ async def test_a_round_that_fails_keeps_the_package_and_a_later_round_delivers(
     assert len(transfer.orders.calls) == 1  # fetched once, kept encrypted meanwhile
 
 
+@pytest.mark.obligation("OB-4-3")
 async def test_a_refusing_endpoint_ends_the_round_at_once(transfer: TransferApp) -> None:
     def refuse(request: httpx.Request) -> httpx.Response:
         return httpx.Response(400, json={"error": "bad package"})
@@ -96,6 +98,7 @@ async def test_a_refusing_endpoint_ends_the_round_at_once(transfer: TransferApp)
     assert [a["status_code"] for a in waiting["attempts"]] == [400]
 
 
+@pytest.mark.obligation("OB-4-3")
 async def test_redirects_are_not_followed(transfer: TransferApp) -> None:
     elsewhere: list[httpx.Request] = []
 

@@ -29,8 +29,6 @@ from kit.catalogue import load_catalogue
 from kit.events import PersonalDataInEvent, new_event
 from kit.settings import DEFAULT_CATALOGUE, REPO_ROOT
 
-pytestmark = pytest.mark.obligation("OB-4-3")
-
 SOURCE_ROOTS = ("kit", "services", "gateway")
 APPS = ["services.identity", "services.orders", "services.consent", "services.transfer", "gateway"]
 TRANSFER = Path("services/transfer")
@@ -97,12 +95,14 @@ def _calls(tree: ast.Module) -> Iterator[ast.Call]:
     return (node for node in ast.walk(tree) if isinstance(node, ast.Call))
 
 
+@pytest.mark.obligation("OB-4-3")
 def test_only_the_transfer_service_names_the_egress_topics() -> None:
     naming = [path for path, text, _ in _sources() if "transfer.egress" in text]
     assert naming, "the transfer service defines its egress topics"
     assert [path for path in naming if not path.is_relative_to(TRANSFER)] == []
 
 
+@pytest.mark.obligation("OB-4-3")
 def test_services_publish_only_through_their_outbox_with_the_event_guard() -> None:
     producers, unguarded = [], []
     for path, _, tree in _sources():
@@ -135,6 +135,7 @@ def test_services_publish_only_through_their_outbox_with_the_event_guard() -> No
                 )
 
 
+@pytest.mark.obligation("OB-4-3")
 def test_every_http_client_is_known_and_no_other_network_library_is_used() -> None:
     builders, imports = set(), []
     for path, _, tree in _sources():
@@ -187,6 +188,7 @@ def _reachable(schema: Any, schemas: dict[str, Any], seen: set[str]) -> Iterator
 
 
 @pytest.mark.parametrize("app_package", APPS)
+@pytest.mark.obligation("OB-4-3")
 def test_no_api_but_recipient_registration_takes_a_destination(
     app_package: str, tmp_path: Path
 ) -> None:

@@ -17,8 +17,6 @@ from services.transfer.rights import service
 from services.transfer.rights.consumers import rights_handler
 from tests.services.transfer.conftest import TransferApp
 
-pytestmark = [pytest.mark.obligation("OB-R-1")]
-
 SERVICE_ID = "svc_consentprivacycenter"
 
 
@@ -92,6 +90,7 @@ async def test_the_export_lists_the_transfers_about_the_subject(transfer: Transf
     ("kind", "outcome"),
     [("access", "done"), ("deletion", "done"), ("correction", "refused"), ("withdraw_all", "done")],
 )
+@pytest.mark.obligation("OB-R-1")
 async def test_requests_are_answered(transfer: TransferApp, kind: str, outcome: str) -> None:
     subject, _ = transfer.user()
     context = transfer.context
@@ -178,6 +177,7 @@ async def test_a_deletion_refuses_what_has_not_left_and_keeps_the_records(
     assert find_personal_data(answer.data, personal_fields=personal) == []
 
 
+@pytest.mark.obligation("OB-R-1")
 async def test_withdraw_all_refuses_what_waits_for_consent_or_delivery(
     transfer: TransferApp,
 ) -> None:
