@@ -148,4 +148,5 @@ def cessation_consumer(context: AppContext, *, service: str, apply: Applier) -> 
         database=context.database,
         bootstrap_servers=settings.kafka_bootstrap_servers,
         handler=cessation_handler(context.events, apply),
+        wants=lambda event: ceased_of(event) is not None,
     )

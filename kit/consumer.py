@@ -7,6 +7,10 @@ Offsets are committed only after handling, so a crash re-delivers and the record
 the duplicate. A handler that keeps failing (``max_attempts``) sends the event to the
 dead-letter topic ``<topic>.dlq`` with the error in its headers, and the consumer carries
 on with the next event. Unreadable messages go to the dead-letter topic at once.
+
+A consumer given ``wants`` asks it first: an event it does not want is skipped before any
+database work (no transaction, no ``processed_event`` row), so a topic's other event types
+cost only their parsing.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from kit.outage import OUTAGE, is_broker_failure
 logger = logging.getLogger("kit.consumer")
 
 Handler = Callable[[AsyncSession, Event], Awaitable[None]]
+EventFilter = Callable[[Event], bool]
 DEAD_LETTER_SUFFIX = ".dlq"
 
 
@@ -55,6 +60,7 @@ class EventConsumer(BackgroundLoop):
         database: Database,
         bootstrap_servers: str,
         handler: Handler,
+        wants: EventFilter | None = None,
         max_attempts: int = 3,
         retry_delay_s: float = 0.2,
         max_backoff_s: float = 5.0,
@@ -64,11 +70,13 @@ class EventConsumer(BackgroundLoop):
         self.database = database
         self.bootstrap_servers = bootstrap_servers
         self.handler = handler
+        self.wants = wants
         self.max_attempts = max_attempts
         self.retry_delay_s = retry_delay_s
         self.max_backoff_s = max_backoff_s
         self.handled = 0
         self.duplicates = 0
+        self.skipped = 0
         self.dead_lettered = 0
         self.last_error: str | None = None
 
@@ -115,6 +123,10 @@ class EventConsumer(BackgroundLoop):
             event = Event.from_json_bytes(record.value)
         except (ValidationError, ValueError) as exc:
             await self._dead_letter(producer, record, error=f"unreadable event: {exc}", attempts=0)
+            return
+        if self.wants is not None and not self.wants(event):
+            self.skipped += 1
+            CONSUMER_EVENTS.labels(self.name, "skipped").inc()
             return
         error: Exception | None = None
         for attempt in range(1, self.max_attempts + 1):
@@ -194,4 +206,4 @@ class EventConsumer(BackgroundLoop):
         )
 
 
-__all__ = ["EventConsumer", "Handler", "dead_letter_topic"]
+__all__ = ["EventConsumer", "EventFilter", "Handler", "dead_letter_topic"]

@@ -269,13 +269,15 @@ def answer_unsupported(
 def rights_consumer(
     *, service: str, topic: str, database: Database, bootstrap_servers: str, handler: Handler
 ) -> EventConsumer:
-    """The ``<service>.rights`` consumer of the privacy center's events topic."""
+    """The ``<service>.rights`` consumer of the privacy center's events topic; it takes only
+    the requests that name ``service``."""
     return EventConsumer(
         name=f"{service}.rights",
         topics=[topic],
         database=database,
         bootstrap_servers=bootstrap_servers,
         handler=handler,
+        wants=lambda event: requested_of(event, service) is not None,
     )
 
 

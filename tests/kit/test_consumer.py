@@ -155,3 +155,49 @@ async def test_poison_events_are_dead_lettered_and_duplicates_have_no_effect(
     assert errors[1].startswith("ValueError: this deposit cannot be applied")
     assert errors[2].startswith("unreadable event")
     assert {letter["dlq.topic"] for letter in letters} == {topic}
+
+
+async def test_a_consumer_skips_event_types_it_does_not_want_before_storing_anything(
+    kafka: Broker, tmp_path: Path
+) -> None:
+    topic = f"kit-test.consumer.{uuid.uuid4().hex[:8]}"
+    await ensure_topics(
+        kafka.bootstrap_servers, [TopicSpec(topic), TopicSpec(dead_letter_topic(topic))]
+    )
+    database = Database(f"sqlite+aiosqlite:///{tmp_path}/filtered.db")
+    await create_tables(database)
+    other = new_event(
+        source="/kit-test",
+        type="com.signature.kit_test.deposit.withdrawn.v1",
+        subject="acc_1",
+        purpose="order.fulfilment",
+        data={"number": 1},
+    )
+    wanted = deposit("acc_1", 2)
+    # One key, one partition: the wanted event is read after the other one.
+    await publish(kafka.bootstrap_servers, topic, [other.to_json_bytes(), wanted.to_json_bytes()])
+    consumer = EventConsumer(
+        name=f"deposits-{uuid.uuid4().hex[:8]}",
+        topics=[topic],
+        database=database,
+        bootstrap_servers=kafka.bootstrap_servers,
+        handler=apply_deposit,
+        wants=lambda event: event.type == EVENT_TYPE,
+    )
+    consumer.start()
+
+    async def wanted_handled() -> bool:
+        return consumer.handled >= 1
+
+    try:
+        await eventually(wanted_handled, timeout_s=60, what="the consumer to handle the deposit")
+    finally:
+        await consumer.stop()
+
+    async with database.session() as session:
+        applied = await session.get(AppliedDeposits, "acc_1")
+        recorded = (await session.scalars(select(col(ProcessedEvent.event_id)))).all()
+    await database.dispose()
+    assert (consumer.handled, consumer.skipped) == (1, 1)
+    assert applied is not None and applied.count == 1
+    assert recorded == [wanted.id]

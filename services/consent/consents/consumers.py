@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from kit.app import AppContext
 from kit.consumer import EventConsumer
-from services.consent.consents.service import record_guardianship
+from services.consent.consents.service import GUARDIAN_LINKED_EVENT, record_guardianship
 
 GUARDIANSHIPS_GROUP = "consent.guardianships"
 IDENTITY_EVENTS = "identity.events"
@@ -25,5 +25,6 @@ def consumers(context: AppContext) -> list[EventConsumer]:
             database=context.database,
             bootstrap_servers=settings.kafka_bootstrap_servers,
             handler=record_guardianship,
+            wants=lambda event: event.type == GUARDIAN_LINKED_EVENT,
         )
     ]

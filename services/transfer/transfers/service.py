@@ -349,6 +349,12 @@ async def create_transfer(
     return (await _views(session, [transfer]))[0]
 
 
+def is_cross_border_order(event: Event) -> bool:
+    """Whether ``event`` is a placed order with cross-border goods: the only order event
+    that can start a transfer."""
+    return event.type == ORDER_PLACED and event.data.get("cross_border") is True
+
+
 async def on_order_event(
     session: AsyncSession, event: Event, *, events: EventWriter, checks: Checks
 ) -> list[str]:
@@ -357,7 +363,7 @@ async def on_order_event(
     ``goods_ids``) whose goods are in the order. Each asks for the recipient's whole
     allowance, which registration limited to what the catalogue lets go abroad. Other
     events, and domestic orders, are ignored: their data never leaves."""
-    if event.type != ORDER_PLACED or event.data.get("cross_border") is not True:
+    if not is_cross_border_order(event):
         return []
     order_id = event.data.get("order_id")
     if not isinstance(order_id, str) or not order_id:

@@ -14,6 +14,7 @@ from sqlmodel import col
 from kit.clock import china_today
 from kit.events import find_personal_data, new_event
 from kit.models import OutboxMessage
+from services.transfer.transfers.consumers import orders_consumer
 from services.transfer.transfers.service import on_order_event
 from services.transfer.transfers.worker import current_checks
 from tests.services.transfer.conftest import (
@@ -398,3 +399,29 @@ async def test_admin_requests_are_validated(transfer: TransferApp) -> None:
     ]:
         response = await transfer.client.post("/transfers", json=body, headers=admin)
         assert response.status_code == status, response.text
+
+
+def test_the_orders_consumer_takes_only_cross_border_placed_orders(transfer: TransferApp) -> None:
+    consumer = orders_consumer(transfer.app, transfer.context, transfer.settings)
+    assert consumer.wants is not None
+
+    def order_event(kind: str, cross_border: bool) -> Any:
+        return new_event(
+            source="/orders",
+            type=f"com.signature.orders.order.{kind}.v1",
+            subject="acc_1",
+            purpose="order.fulfilment",
+            data={"order_id": "ord_1", "goods_ids": ["gds_watch"], "cross_border": cross_border},
+        )
+
+    taken = {
+        (kind, cross_border): consumer.wants(order_event(kind, cross_border))
+        for kind in ("placed", "cancelled")
+        for cross_border in (True, False)
+    }
+    assert taken == {
+        ("placed", True): True,
+        ("placed", False): False,
+        ("cancelled", True): False,
+        ("cancelled", False): False,
+    }
