@@ -97,6 +97,7 @@ def create_app(
         routers=[gateway_router],
         consumers=background,
         on_startup=start,
+        access_log=True,  # the one access line per request is the gateway's
     )
     kit_lifespan = app.router.lifespan_context
 

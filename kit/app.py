@@ -82,14 +82,18 @@ def create_app(
     on_startup: StartupHook | None = None,
     on_shutdown: ShutdownHook | None = None,
     version: str = "0.1.0",
+    access_log: bool = False,
 ) -> FastAPI:
     """An app with the kit's parts; ``topics`` are created at start besides its own;
     ``on_startup`` runs once the context exists, before the relay and consumers start;
-    ``on_shutdown`` runs once they have stopped, before the database is closed."""
+    ``on_shutdown`` runs once they have stopped, before the database is closed;
+    ``access_log`` keeps uvicorn's line per request (the gateway's; services log errors)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        configure_logging(level=settings.log_level, json_lines=settings.log_json)
+        configure_logging(
+            level=settings.log_level, json_lines=settings.log_json, access_log=access_log
+        )
         catalogue = load_catalogue(settings.catalogue_path)
         database = Database(settings.database_url)
         own_topic = TopicSpec(settings.events_topic, partitions=settings.kafka_topic_partitions)

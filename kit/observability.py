@@ -69,7 +69,12 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
-def configure_logging(*, level: str = "INFO", json_lines: bool = True) -> None:
+def configure_logging(
+    *, level: str = "INFO", json_lines: bool = True, access_log: bool = False
+) -> None:
+    """One handler on the root logger for every line of the process. uvicorn's access line
+    stays off unless ``access_log`` (the gateway's one line per request): a service logs
+    its errors, not each request it serves."""
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(QuietDuringOutage())  # a broker outage is one line, not one per try
     handler.setFormatter(
@@ -84,7 +89,7 @@ def configure_logging(*, level: str = "INFO", json_lines: bool = True) -> None:
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):  # one format for every line
         logger = logging.getLogger(name)
         logger.handlers.clear()
-        logger.propagate = True
+        logger.propagate = name != "uvicorn.access" or access_log
 
 
 class RequestContextMiddleware:
