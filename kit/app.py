@@ -95,7 +95,11 @@ def create_app(
             level=settings.log_level, json_lines=settings.log_json, access_log=access_log
         )
         catalogue = load_catalogue(settings.catalogue_path)
-        database = Database(settings.database_url)
+        database = Database(
+            settings.database_url,
+            pool_size=settings.database_pool_size,
+            max_overflow=settings.database_max_overflow,
+        )
         own_topic = TopicSpec(settings.events_topic, partitions=settings.kafka_topic_partitions)
         relay = OutboxRelay(
             database=database,

@@ -7,7 +7,14 @@
 - :class:`Database` owns the engine and hands out sessions; ``session()`` commits on success
   and rolls back on any error, and tells listeners (the outbox relay) after each commit.
 - :data:`SessionDep` is the FastAPI dependency; it commits before the response is sent, so a
-  failed commit is an error response, never a false success.
+  failed commit is an error response, never a false success. :data:`ReadSessionDep` is the
+  one for routes that only read: on SQLite its transactions begin DEFERRED and take no write
+  lock, so a read is never queued behind a writer (WAL readers see the last commit); writes
+  begin IMMEDIATE, so a writer waits for the lock instead of failing when its read turns
+  into a write.
+- On PostgreSQL the pool keeps ``pool_size`` connections open and opens at most
+  ``max_overflow`` more (default none): overflow connections are closed as soon as they are
+  returned, so under load they would open and close a server process per request.
 """
 
 from __future__ import annotations
@@ -121,11 +128,23 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
-    """An async engine for SQLite (aiosqlite) or PostgreSQL (asyncpg)."""
+READS_ONLY: Final = "kit_reads_only"  # execution option of a read session's connections
+DEFAULT_POOL_SIZE: Final = 10
+DEFAULT_MAX_OVERFLOW: Final = 0
+
+
+def create_engine(
+    url: str,
+    *,
+    echo: bool = False,
+    pool_size: int = DEFAULT_POOL_SIZE,
+    max_overflow: int = DEFAULT_MAX_OVERFLOW,
+) -> AsyncEngine:
+    """An async engine for SQLite (aiosqlite) or PostgreSQL (asyncpg; ``pool_size`` kept
+    open, ``max_overflow`` more at most)."""
     if not is_sqlite(url):
         return create_async_engine(
-            url, echo=echo, pool_size=10, max_overflow=10, pool_pre_ping=True
+            url, echo=echo, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True
         )
     in_memory = make_url(url).database in (None, "", ":memory:")
     engine = create_async_engine(
@@ -138,9 +157,9 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     @event.listens_for(engine.sync_engine, "connect")
     def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy, not the driver, begin transactions, so SAVEPOINTs and DDL
-        # roll back as they do on PostgreSQL (the pysqlite/aiosqlite recipe). Transactions
-        # begin IMMEDIATE: writers queue on busy_timeout instead of failing at once when a
-        # read turns into a write (SQLite's embedded default serves one machine, not load).
+        # roll back as they do on PostgreSQL (the pysqlite/aiosqlite recipe). Writing
+        # transactions begin IMMEDIATE: writers queue on busy_timeout instead of failing at
+        # once when a read turns into a write; a read session's begin DEFERRED (no lock).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         if not in_memory:
@@ -151,7 +170,8 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        reads_only = connection.get_execution_options().get(READS_ONLY, False)
+        connection.exec_driver_sql("BEGIN DEFERRED" if reads_only else "BEGIN IMMEDIATE")
 
     return engine
 
@@ -159,10 +179,20 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
 class Database:
     """An app's engine, its session factory, and the listeners told after each commit."""
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        echo: bool = False,
+        pool_size: int = DEFAULT_POOL_SIZE,
+        max_overflow: int = DEFAULT_MAX_OVERFLOW,
+    ) -> None:
         self.url = url
-        self.engine = create_engine(url, echo=echo)
+        self.engine = create_engine(url, echo=echo, pool_size=pool_size, max_overflow=max_overflow)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.read_sessionmaker = async_sessionmaker(
+            self.engine.execution_options(**{READS_ONLY: True}), expire_on_commit=False
+        )
         self._after_commit: list[Callable[[AsyncSession], None]] = []
 
     def on_commit(self, listener: Callable[[AsyncSession], None]) -> None:
@@ -170,10 +200,12 @@ class Database:
         self._after_commit.append(listener)
 
     @asynccontextmanager
-    async def session(self) -> AsyncIterator[AsyncSession]:
+    async def session(self, *, reads_only: bool = False) -> AsyncIterator[AsyncSession]:
         """A unit of work: commits when the block ends normally, rolls back otherwise
-        (but commits for a :class:`DomainError` whose ``keep_changes`` is set)."""
-        async with self.sessionmaker() as session:
+        (but commits for a :class:`DomainError` whose ``keep_changes`` is set).
+        ``reads_only``: the block only reads (on SQLite it takes no write lock)."""
+        maker = self.read_sessionmaker if reads_only else self.sessionmaker
+        async with maker() as session:
             try:
                 yield session
                 await session.commit()
@@ -204,4 +236,10 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
+async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
+    async with get_database(request).session(reads_only=True) as session:
+        yield session
+
+
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session, scope="function")]

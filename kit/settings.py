@@ -55,6 +55,12 @@ class ServiceSettings(BaseSettings):
 
     environment: str = Field(default="development", description="development, test, production")
     database_url: str = Field(default="", description="SQLAlchemy async URL; default SQLite")
+    database_pool_size: int = Field(
+        default=10, ge=1, description="PostgreSQL connections each process keeps open"
+    )
+    database_max_overflow: int = Field(
+        default=0, ge=0, description="PostgreSQL connections opened beyond the pool, then closed"
+    )
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     kafka_topic_partitions: int = Field(default=3, ge=1)
     kafka_topic_prefix: str = Field(

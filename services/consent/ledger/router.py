@@ -9,7 +9,7 @@ from fastapi import APIRouter
 
 from kit.app import ContextDep
 from kit.auth import Principal, Scope, require
-from kit.db import SessionDep
+from kit.db import ReadSessionDep
 from kit.pagination import PageLimit, PageOffset
 from services.consent.ledger import service
 from services.consent.ledger.schemas import LedgerPage
@@ -20,7 +20,7 @@ Reader = Annotated[Principal, require(Scope.CONSENT_READ)]
 
 @router.get("/me", response_model=LedgerPage, summary="My processing ledger, newest first")
 async def my_ledger(
-    session: SessionDep,
+    session: ReadSessionDep,
     context: ContextDep,
     user: Reader,
     limit: PageLimit = 50,
