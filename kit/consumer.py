@@ -8,6 +8,11 @@ the duplicate. A handler that keeps failing (``max_attempts``) sends the event t
 dead-letter topic ``<topic>.dlq`` with the error in its headers, and the consumer carries
 on with the next event. Unreadable messages go to the dead-letter topic at once.
 
+A consumer given a ``batch_handler`` takes each partition's fetched records as one unit:
+the new events (their ids looked up in one query) are handled together and recorded in one
+transaction. If that transaction fails, the batch is taken again one event at a time, as
+above, so a poison event still goes alone to the dead-letter topic.
+
 A consumer given ``wants`` asks it first: an event it does not want is skipped before any
 database work (no transaction, no ``processed_event`` row), so a topic's other event types
 cost only their parsing.
@@ -19,12 +24,14 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, TypeAlias
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from pydantic import ValidationError
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from kit.background import BackgroundLoop
 from kit.db import Database
@@ -38,6 +45,8 @@ logger = logging.getLogger("kit.consumer")
 
 Handler = Callable[[AsyncSession, Event], Awaitable[None]]
 EventFilter = Callable[[Event], bool]
+BatchHandler = Callable[[AsyncSession, Sequence[Event]], Awaitable[None]]
+Record: TypeAlias = "ConsumerRecord[Any, Any]"
 DEAD_LETTER_SUFFIX = ".dlq"
 
 
@@ -61,6 +70,7 @@ class EventConsumer(BackgroundLoop):
         bootstrap_servers: str,
         handler: Handler,
         wants: EventFilter | None = None,
+        batch_handler: BatchHandler | None = None,
         max_attempts: int = 3,
         retry_delay_s: float = 0.2,
         max_backoff_s: float = 5.0,
@@ -71,6 +81,7 @@ class EventConsumer(BackgroundLoop):
         self.bootstrap_servers = bootstrap_servers
         self.handler = handler
         self.wants = wants
+        self.batch_handler = batch_handler
         self.max_attempts = max_attempts
         self.retry_delay_s = retry_delay_s
         self.max_backoff_s = max_backoff_s
@@ -113,20 +124,78 @@ class EventConsumer(BackgroundLoop):
         while not self.stopping:
             batches = await consumer.getmany(timeout_ms=500, max_records=500)
             for partition, records in batches.items():
-                for record in records:
-                    await self.process(record, producer)
+                if self.batch_handler is not None and len(records) > 1:
+                    await self.process_batch(records, producer)
+                else:
+                    for record in records:
+                        await self.process(record, producer)
                 await consumer.commit({partition: records[-1].offset + 1})
 
-    async def process(self, record: ConsumerRecord[Any, Any], producer: AIOKafkaProducer) -> None:
-        """Handle one record: once per event id, retried, dead-lettered if it keeps failing."""
+    async def _wanted(self, record: Record, producer: AIOKafkaProducer) -> Event | None:
+        """The record's event if this consumer wants it; unreadable ones are dead-lettered."""
         try:
             event = Event.from_json_bytes(record.value)
         except (ValidationError, ValueError) as exc:
             await self._dead_letter(producer, record, error=f"unreadable event: {exc}", attempts=0)
-            return
+            return None
         if self.wants is not None and not self.wants(event):
             self.skipped += 1
             CONSUMER_EVENTS.labels(self.name, "skipped").inc()
+            return None
+        return event
+
+    async def process_batch(self, records: Sequence[Record], producer: AIOKafkaProducer) -> None:
+        """Handle one partition's records in one transaction; one by one if it fails."""
+        fresh: dict[str, tuple[Record, Event]] = {}
+        for record in records:
+            event = await self._wanted(record, producer)
+            if event is None:
+                continue
+            if event.id in fresh:
+                self._count_duplicates(1)
+            else:
+                fresh[event.id] = (record, event)
+        if not fresh:
+            return
+        try:
+            async with self.database.session() as session:
+                seen = set(
+                    await session.scalars(
+                        select(col(ProcessedEvent.event_id)).where(
+                            col(ProcessedEvent.consumer) == self.name,
+                            col(ProcessedEvent.event_id).in_(fresh),
+                        )
+                    )
+                )
+                new = [event for _, event in fresh.values() if event.id not in seen]
+                if new:
+                    assert self.batch_handler is not None
+                    await self.batch_handler(session, new)
+                    session.add_all(
+                        ProcessedEvent(consumer=self.name, event_id=event.id) for event in new
+                    )
+        except Exception as exc:
+            logger.warning(
+                "consumer %s: a batch of %d failed, taking it one by one: %s",
+                self.name,
+                len(fresh),
+                exc,
+            )
+            for record, _ in fresh.values():
+                await self.process(record, producer)
+            return
+        self._count_duplicates(len(seen))
+        self.handled += len(new)
+        CONSUMER_EVENTS.labels(self.name, "handled").inc(len(new))
+
+    def _count_duplicates(self, count: int) -> None:
+        self.duplicates += count
+        CONSUMER_EVENTS.labels(self.name, "duplicate").inc(count)
+
+    async def process(self, record: Record, producer: AIOKafkaProducer) -> None:
+        """Handle one record: once per event id, retried, dead-lettered if it keeps failing."""
+        event = await self._wanted(record, producer)
+        if event is None:
             return
         error: Exception | None = None
         for attempt in range(1, self.max_attempts + 1):
@@ -135,8 +204,7 @@ class EventConsumer(BackgroundLoop):
                     self.handled += 1
                     CONSUMER_EVENTS.labels(self.name, "handled").inc()
                 else:
-                    self.duplicates += 1
-                    CONSUMER_EVENTS.labels(self.name, "duplicate").inc()
+                    self._count_duplicates(1)
                 return
             except Exception as exc:
                 error = exc
@@ -183,7 +251,7 @@ class EventConsumer(BackgroundLoop):
     async def _dead_letter(
         self,
         producer: AIOKafkaProducer,
-        record: ConsumerRecord[Any, Any],
+        record: Record,
         *,
         error: str,
         attempts: int,
@@ -206,4 +274,4 @@ class EventConsumer(BackgroundLoop):
         )
 
 
-__all__ = ["EventConsumer", "EventFilter", "Handler", "dead_letter_topic"]
+__all__ = ["BatchHandler", "EventConsumer", "EventFilter", "Handler", "dead_letter_topic"]

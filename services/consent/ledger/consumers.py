@@ -3,6 +3,8 @@ an entry in its subject's ledger; identity's partner and staff events name the a
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kit.app import AppContext
@@ -22,6 +24,9 @@ def ledger_consumer(context: AppContext) -> EventConsumer:
     async def handle(session: AsyncSession, event: Event) -> None:
         await service.record_event(session, event, catalogue=catalogue)
 
+    async def handle_batch(session: AsyncSession, events: Sequence[Event]) -> None:
+        await service.record_events(session, events, catalogue=catalogue)
+
     return EventConsumer(
         # The group (and dedup record) name lives behind the topic prefix, so that two
         # deployments sharing a broker never share offsets.
@@ -30,6 +35,7 @@ def ledger_consumer(context: AppContext) -> EventConsumer:
         database=context.database,
         bootstrap_servers=settings.kafka_bootstrap_servers,
         handler=handle,
+        batch_handler=handle_batch,  # the ledger keeps up with the whole suite's events
     )
 
 

@@ -325,6 +325,46 @@ async def test_a_redelivered_event_makes_one_entry(consent: Consent) -> None:
             )
 
 
+@pytest.mark.obligation("OB-R-1")
+async def test_a_batch_of_events_extends_each_chain_and_the_chain_still_verifies(
+    consent: Consent,
+) -> None:
+    (user, headers), (other, other_headers) = consent.user(), consent.user()
+    partner = f"ptn_{uuid.uuid4().hex[:12]}"
+    first = processing(user, at=NOW - timedelta(minutes=10))
+    await feed(consent, first)  # the chain already has an entry when the batch comes
+    batch = [
+        identity_event("partner.registered", partner, {"kind": "logistics", "name": "Swift"}),
+        *(
+            processing(
+                subject,
+                actor=partner,
+                purpose="logistics.delivery",
+                at=NOW - timedelta(minutes=9 - i),
+            )
+            for i in range(8)
+            for subject in (user, other)
+        ),
+    ]
+    handle_batch = ledger_consumer(consent.context).batch_handler
+    assert handle_batch is not None
+    async with consent.context.database.session() as session:
+        await handle_batch(session, [*batch, first])  # ``first`` redelivered within it
+
+    mine, theirs = await my_ledger(consent, headers), await my_ledger(consent, other_headers)
+    assert (mine["total"], theirs["total"]) == (9, 8)
+    assert mine["chain_valid"] is True and theirs["chain_valid"] is True
+    assert [e["id"] for e in mine["entries"]] == [e.id for e in reversed([first, *batch[1::2]])], (
+        "newest first, in the order the events came"
+    )
+    assert mine["entries"][0]["who"]["display"] == f"Swift ({partner})"
+    async with consent.context.database.session() as session:
+        assert (await ledger.verify_chain(session, user)).valid
+        assert (await ledger.verify_chain(session, other)).valid
+    await feed(consent, processing(user, at=NOW))  # one by one again after the batch
+    assert (await my_ledger(consent, headers))["chain_valid"] is True
+
+
 def test_the_legal_basis_follows_the_catalogue_kind(consent: Consent) -> None:
     catalogue = consent.context.catalogue
     assert ledger.legal_basis_for(catalogue, "order.fulfilment") == "contract / policy agreement"
