@@ -4,6 +4,7 @@ poison event goes to the dead-letter topic with its error and the consumer carri
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -78,8 +79,14 @@ async def read_dead_letters(bootstrap: str, topic: str, count: int) -> list[dict
         await consumer.stop()
 
 
+async def apply_deposits(session: AsyncSession, events: Sequence[Event]) -> None:
+    for event in events:
+        await apply_deposit(session, event)
+
+
+@pytest.mark.parametrize("in_batches", [False, True], ids=["one by one", "in batches"])
 async def test_poison_events_are_dead_lettered_and_duplicates_have_no_effect(
-    kafka: Broker, tmp_path: Path
+    kafka: Broker, tmp_path: Path, in_batches: bool
 ) -> None:
     topic = f"kit-test.consumer.{uuid.uuid4().hex[:8]}"
     await ensure_topics(
@@ -121,6 +128,7 @@ async def test_poison_events_are_dead_lettered_and_duplicates_have_no_effect(
         database=database,
         bootstrap_servers=kafka.bootstrap_servers,
         handler=apply_deposit,
+        batch_handler=apply_deposits if in_batches else None,
         max_attempts=3,
         retry_delay_s=0.01,
     )
