@@ -1,0 +1,211 @@
+"""The ledger keeps up: the ``consent.ledger`` consumer's rate and how long a backlog lasts.
+
+``python -m bench.ledger`` runs the ledger consumer (the kit's :class:`EventConsumer` with
+the ledger's handlers, as ``services.consent.ledger.consumers`` builds it) against a fresh
+consent database, on SQLite and on PostgreSQL, one event at a time (before) and in batches
+(after). Once the consumer has joined its group and recorded a first event, a burst of
+processing events (64 subjects, keyed by subject, 3 partitions, a unique topic prefix
+deleted afterwards) is produced as fast as a raw producer can. Reported: events/s from the
+burst's first send to its last entry recorded, and the backlog's drain time, from the last
+send to the last entry. Every subject's chain is verified at the end.
+
+Goals (issue 22, item 3): >= 5,000 events/s; the backlog gone within 2 s after a load run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bench.report import Row
+from kit.catalogue import default_catalogue
+from kit.consumer import EventConsumer
+from kit.db import Database
+from kit.events import Event, new_event
+from kit.kafka import TopicSpec, ensure_topics, new_producer
+from kit.migrations import upgrade
+from kit.testing import LocalKafka, LocalPostgres, delete_topics, eventually
+from services.consent.ledger import service
+
+SUBJECTS: Final = 64
+EVENTS_PER_S_GOAL: Final = 5_000
+DRAIN_GOAL_S: Final = 2.0
+
+
+@dataclass(frozen=True)
+class Drain:
+    backend: str
+    batched: bool
+    events: int
+    events_per_s: float
+    drain_s: float
+
+
+def processing_event(index: int) -> Event:
+    subject = f"acc_bench{index % SUBJECTS:04d}"
+    return new_event(
+        source="/orders",
+        type="com.signature.orders.personal_data.read.v1",
+        subject=subject,
+        purpose="order.fulfilment",
+        data={"actor": subject, "resource": "orders.order", "action": "read"},
+        categories=["user.contact.phone_number", "user.contact.address"],
+    )
+
+
+def ledger_consumer(
+    name: str, topic: str, database: Database, bootstrap: str, *, batched: bool
+) -> EventConsumer:
+    catalogue = default_catalogue()
+
+    async def handle(session: AsyncSession, event: Event) -> None:
+        await service.record_event(session, event, catalogue=catalogue)
+
+    async def handle_batch(session: AsyncSession, events: Sequence[Event]) -> None:
+        await service.record_events(session, events, catalogue=catalogue)
+
+    return EventConsumer(
+        name=name,
+        topics=[topic],
+        database=database,
+        bootstrap_servers=bootstrap,
+        handler=handle,
+        batch_handler=handle_batch if batched else None,
+    )
+
+
+async def drain(backend: str, url: str, bootstrap: str, *, batched: bool, events: int) -> Drain:
+    await upgrade("services.consent", url)
+    database = Database(url)
+    prefix = f"benchledger{uuid.uuid4().hex[:8]}."
+    topic = prefix + "orders.events"
+    await ensure_topics(bootstrap, [TopicSpec(topic, partitions=3)])
+    consumer = ledger_consumer(
+        prefix + "consent.ledger", topic, database, bootstrap, batched=batched
+    )
+    producer = new_producer(bootstrap, client_id=prefix + "bench")
+    await producer.start()
+    consumer.start()
+    try:
+        first = processing_event(SUBJECTS)  # a first event: the consumer has joined its group
+        await producer.send_and_wait(topic, first.to_json_bytes(), key=first.subject.encode())
+
+        async def joined() -> bool:
+            return consumer.handled >= 1
+
+        await eventually(joined, timeout_s=60, what="the ledger consumer to join")
+        burst = [processing_event(index) for index in range(events)]
+        started = time.perf_counter()
+        sent = [
+            await producer.send(topic, event.to_json_bytes(), key=event.subject.encode())
+            for event in burst
+        ]
+        await asyncio.gather(*sent)
+        produced = time.perf_counter()
+
+        async def all_recorded() -> bool:
+            return consumer.handled >= events + 1
+
+        await eventually(all_recorded, timeout_s=300, what="the ledger to record the burst")
+        done = time.perf_counter()
+    finally:
+        await consumer.stop()
+        await producer.stop()
+        with contextlib.suppress(Exception):
+            await delete_topics(bootstrap, prefix)
+    async with database.session(reads_only=True) as session:
+        for index in range(SUBJECTS):
+            assert (await service.verify_chain(session, f"acc_bench{index:04d}")).valid
+    await database.dispose()
+    return Drain(backend, batched, events, events / (done - started), done - produced)
+
+
+@contextlib.asynccontextmanager
+async def sqlite_url() -> AsyncIterator[str]:
+    with tempfile.TemporaryDirectory() as directory:
+        yield f"sqlite+aiosqlite:///{directory}/consent.db"
+
+
+async def measure(bootstrap: str, postgres: LocalPostgres, events: int, before: int) -> list[Drain]:
+    results: list[Drain] = []
+    for backend in ("SQLite", "PostgreSQL"):
+        for batched, count in ((False, before), (True, events)):
+            urls = sqlite_url() if backend == "SQLite" else postgres.database()
+            async with urls as url:
+                results.append(await drain(backend, url, bootstrap, batched=batched, events=count))
+    return results
+
+
+def rows(results: list[Drain]) -> list[Row]:
+    out: list[Row] = []
+    for backend in ("SQLite", "PostgreSQL"):
+        one, batch = (
+            next(r for r in results if r.backend == backend and r.batched is b)
+            for b in (False, True)
+        )
+        out.append(
+            Row(
+                "8",
+                f"ledger consumer, {backend}: events/s one by one ({one.events:,}) / in batches "
+                f"({batch.events:,}), {SUBJECTS} subjects",
+                f"{one.events_per_s:,.0f} / {batch.events_per_s:,.0f}",
+                f"x{batch.events_per_s / one.events_per_s:.1f}",
+                f">= {EVENTS_PER_S_GOAL:,} events/s",
+                batch.events_per_s >= EVENTS_PER_S_GOAL,
+            )
+        )
+        out.append(
+            Row(
+                "8",
+                f"ledger backlog after a burst, {backend}: drained in (one by one / in batches)",
+                f"{one.drain_s:.1f} s / {batch.drain_s:.1f} s",
+                "",
+                f"<= {DRAIN_GOAL_S:.0f} s",
+                batch.drain_s <= DRAIN_GOAL_S,
+            )
+        )
+    return out
+
+
+def run(
+    *, bootstrap: str = "", postgres_admin_url: str = "", events: int = 10_000, before: int = 2_000
+) -> list[Row]:
+    if not bootstrap:
+        kafka = LocalKafka()
+        kafka.start()
+        bootstrap = kafka.bootstrap_servers
+    postgres = LocalPostgres(admin_url=postgres_admin_url)
+    if not postgres_admin_url:
+        postgres.start()
+    return rows(asyncio.run(measure(bootstrap, postgres, events, before)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.ledger")
+    parser.add_argument("--bootstrap", default="", help="a running broker (default: make kafka's)")
+    parser.add_argument(
+        "--postgres-admin-url", default="", help="a running server (default: make postgres's)"
+    )
+    parser.add_argument("--events", type=int, default=10_000, help="the burst, in batches")
+    parser.add_argument("--before", type=int, default=2_000, help="the burst, one by one")
+    args = parser.parse_args()
+    for row in run(
+        bootstrap=args.bootstrap,
+        postgres_admin_url=args.postgres_admin_url,
+        events=args.events,
+        before=args.before,
+    ):
+        print(" | ".join((row.section, row.what, row.figure, row.ratio, row.goal)))
+
+
+if __name__ == "__main__":
+    main()
