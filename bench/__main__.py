@@ -9,7 +9,7 @@ runs of a few seconds, fixed event counts).
 import time
 from pathlib import Path
 
-from bench import gateway, http, outbox, payment, placement, scale
+from bench import gateway, http, ledger, outbox, payment, placement, scale
 from bench.report import Row, table, write
 
 if __name__ == "__main__":
@@ -29,6 +29,10 @@ if __name__ == "__main__":
         "== 7. payment notifications: duplicates and concurrent deliveries in the mix", flush=True
     )
     rows += payment.run()
+    print(
+        "== 8. the ledger consumer: events/s and backlog drain, one by one vs batches", flush=True
+    )
+    rows += ledger.run()
     rows.sort(key=lambda row: row.section)
     text = table(rows, time.perf_counter() - started)
     print()

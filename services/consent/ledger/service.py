@@ -50,7 +50,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -408,8 +408,9 @@ async def record_events(
 ) -> list[LedgerEntry]:
     """The ledger consumer's batch handler: the same entries as :func:`record_event` for
     each event in turn, but each subject's chain is read and extended once per batch and
-    the entries are written in one flush. A concurrent append makes the flush fail; the
-    consumer then records the batch one event at a time (with its retries)."""
+    the entries are written in one statement (they come back without their row ids). A
+    concurrent append makes that statement fail; the consumer then records the batch one
+    event at a time (with its retries)."""
     processing: dict[str, list[tuple[Event, Processing]]] = {}
     for event in events:
         if await learn_actor(session, event):
@@ -436,8 +437,11 @@ async def record_events(
             entry = _new_entry(event, facts, seq=seq, prev_hash=prev_hash, catalogue=catalogue)
             prev_hash = entry.entry_hash
             entries.append(entry)
-    session.add_all(entries)
-    await session.flush()
+    if entries:  # one multi-row INSERT: the ORM's unit of work per row was most of a batch
+        await session.execute(
+            insert(LedgerEntry.__table__),  # type: ignore[attr-defined]
+            [entry.model_dump(exclude={"id"}) for entry in entries],
+        )
     return entries
 
 
