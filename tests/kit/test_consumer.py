@@ -79,6 +79,17 @@ async def read_dead_letters(bootstrap: str, topic: str, count: int) -> list[dict
         await consumer.stop()
 
 
+async def new_topic_and_database(kafka: Broker, tmp_path: Path) -> tuple[str, Database]:
+    """A fresh topic (with its dead-letter topic) and a consumer database with its tables."""
+    topic = f"kit-test.consumer.{uuid.uuid4().hex[:8]}"
+    await ensure_topics(
+        kafka.bootstrap_servers, [TopicSpec(topic), TopicSpec(dead_letter_topic(topic))]
+    )
+    database = Database(f"sqlite+aiosqlite:///{tmp_path}/consumer.db")
+    await create_tables(database)
+    return topic, database
+
+
 async def apply_deposits(session: AsyncSession, events: Sequence[Event]) -> None:
     for event in events:
         await apply_deposit(session, event)
@@ -88,12 +99,7 @@ async def apply_deposits(session: AsyncSession, events: Sequence[Event]) -> None
 async def test_poison_events_are_dead_lettered_and_duplicates_have_no_effect(
     kafka: Broker, tmp_path: Path, in_batches: bool
 ) -> None:
-    topic = f"kit-test.consumer.{uuid.uuid4().hex[:8]}"
-    await ensure_topics(
-        kafka.bootstrap_servers, [TopicSpec(topic), TopicSpec(dead_letter_topic(topic))]
-    )
-    database = Database(f"sqlite+aiosqlite:///{tmp_path}/consumer.db")
-    await create_tables(database)
+    topic, database = await new_topic_and_database(kafka, tmp_path)
     first = deposit("acc_1", 1)
     poison = new_event(
         source="/kit-test",
@@ -168,12 +174,7 @@ async def test_poison_events_are_dead_lettered_and_duplicates_have_no_effect(
 async def test_a_consumer_skips_event_types_it_does_not_want_before_storing_anything(
     kafka: Broker, tmp_path: Path
 ) -> None:
-    topic = f"kit-test.consumer.{uuid.uuid4().hex[:8]}"
-    await ensure_topics(
-        kafka.bootstrap_servers, [TopicSpec(topic), TopicSpec(dead_letter_topic(topic))]
-    )
-    database = Database(f"sqlite+aiosqlite:///{tmp_path}/filtered.db")
-    await create_tables(database)
+    topic, database = await new_topic_and_database(kafka, tmp_path)
     other = new_event(
         source="/kit-test",
         type="com.signature.kit_test.deposit.withdrawn.v1",
