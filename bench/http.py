@@ -143,7 +143,7 @@ def wrk(
     return parse_wrk(done.stdout)
 
 
-def wait_until_up(url: str, headers: dict[str, str], timeout_s: float = 30.0) -> None:
+def wait_until_up(url: str, headers: dict[str, str], timeout_s: float = 120.0) -> None:
     deadline = time.monotonic() + timeout_s
     last = ""
     while time.monotonic() < deadline:
@@ -380,8 +380,10 @@ def rows(figures: Figures) -> list[Row]:
 async def _with_database(
     connections: int, seconds: float, kafka: str, profile: Path | None
 ) -> Figures:
-    postgres = LocalPostgres()
-    postgres.start()
+    # A running server named as the tests name it, else the cluster of deploy/postgres.
+    postgres = LocalPostgres(admin_url=os.environ.get("TEST_POSTGRES_ADMIN_URL", ""))
+    if not postgres.admin_url:
+        postgres.start()
     async with postgres.database() as url:
         await upgrade("gateway", url)
         with tempfile.TemporaryDirectory(prefix="bench-http-") as scratch:

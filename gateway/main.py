@@ -11,7 +11,8 @@ tests may replace both) and the consumer of the privacy center's decisions and i
 revocations (``app.state.policy_facts``: the newest major policy version, ceased purposes,
 closed accounts and revoked clients; :mod:`gateway.policy_facts`). Everything outside the
 gateway's own ``/healthz``, ``/readyz``, ``/metrics`` and OpenAPI goes through
-:mod:`gateway.handler`.
+:mod:`gateway.handler`, straight from the app's ASGI entry (:mod:`gateway.entry`), not
+through FastAPI's routing.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from fastapi import FastAPI
 from gateway.access_events import AccessEventBatcher
 from gateway.config import Settings
 from gateway.consent_view import consent_check, policy_agreed
+from gateway.entry import GatewayApp
 from gateway.handler import Gateway
 from gateway.handler import router as gateway_router
 from gateway.limits import RateLimiter
@@ -97,6 +99,7 @@ def create_app(
         routers=[gateway_router],
         consumers=background,
         on_startup=start,
+        app_class=GatewayApp,
     )
     kit_lifespan = app.router.lifespan_context
 
