@@ -17,6 +17,7 @@ through FastAPI's routing.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
@@ -29,12 +30,12 @@ from gateway.entry import GatewayApp
 from gateway.handler import Gateway
 from gateway.handler import router as gateway_router
 from gateway.limits import RateLimiter
-from gateway.policy_facts import facts_handler, load_facts
+from gateway.policy_facts import facts_handler, load_facts, refresh_facts
 from gateway.proxy import ClientFactory, Upstreams, default_client_factory
 from gateway.routes import load_route_table
 from kit.app import AppContext
 from kit.app import create_app as create_kit_app
-from kit.background import BackgroundLoop
+from kit.background import BackgroundLoop, PeriodicTask
 from kit.consent_state import ConsentStateView
 from kit.consumer import EventConsumer
 from kit.field_filter import FieldFilter
@@ -64,9 +65,11 @@ def create_app(
             table=table,
             fields=FieldFilter(context.catalogue),
             upstreams=Upstreams(settings, factory),
+            # Per-worker buckets: a client's connections may land on any worker, so each
+            # keeps its share and together they never let more through than the limit.
             limiter=RateLimiter(
-                rate_per_s=settings.rate_limit_per_s,
-                burst=settings.rate_limit_burst,
+                rate_per_s=settings.rate_limit_per_s / settings.workers,
+                burst=max(1, settings.rate_limit_burst // settings.workers),
                 max_clients=settings.rate_limit_max_clients,
             ),
             access_events=AccessEventBatcher(
@@ -85,6 +88,14 @@ def create_app(
                 handler=facts_handler(facts),
             ),
         ]
+        if settings.workers > 1:
+            loops.append(
+                PeriodicTask(
+                    "gateway-policy-facts-refresh",
+                    interval_s=settings.policy_facts_refresh_s,
+                    job=functools.partial(refresh_facts, context.database, facts),
+                )
+            )
 
     def background(context: AppContext) -> Sequence[BackgroundLoop]:
         return loops
