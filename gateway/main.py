@@ -112,6 +112,8 @@ def create_app(
         on_startup=start,
         app_class=GatewayApp,
     )
+    if isinstance(app, GatewayApp):
+        app.hot_prefixes = tuple(f"/{name}/" for name in settings.upstream_urls())
     kit_lifespan = app.router.lifespan_context
 
     @asynccontextmanager
