@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import os
 import re
@@ -91,6 +92,21 @@ class WrkResult:
     p50_ms: float
     p99_ms: float
     errors: int
+    #: CPU seconds the measured process (and its children: nginx's worker) spent per
+    #: request during the run; 0 when not measured (the upstream alone).
+    cpu_us_per_request: float = 0.0
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process and of its children, from ``/proc``."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    total = (int(stat[11]) + int(stat[12])) / ticks  # utime, stime
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    for child in children.read_text().split() if children.exists() else ():
+        with contextlib.suppress(OSError):
+            total += cpu_seconds(int(child))
+    return total
 
 
 def free_port() -> int:
@@ -143,7 +159,7 @@ def wrk(
     return parse_wrk(done.stdout)
 
 
-def wait_until_up(url: str, headers: dict[str, str], timeout_s: float = 30.0) -> None:
+def wait_until_up(url: str, headers: dict[str, str], timeout_s: float = 120.0) -> None:
     deadline = time.monotonic() + timeout_s
     last = ""
     while time.monotonic() < deadline:
@@ -282,7 +298,7 @@ def measure(
     }
     with contextlib.ExitStack() as stack:
         stack.enter_context(process(serve("upstream", ports["upstream"]), scratch / "up.log"))
-        stack.enter_context(
+        nginx = stack.enter_context(
             process(["nginx", "-p", str(scratch / "nginx"), "-c", str(conf)], scratch / "ng.log")
         )
         gateway_args = [
@@ -310,9 +326,17 @@ def measure(
         if profile is not None:
             profile_gateway(children["gateway"].pid, urls["gateway"], auth, connections, profile)
         peak: dict[str, WrkResult] = {}
+        pids = {name: child.pid for name, child in children.items()}
+        pids["nginx"] = nginx.pid
         for _ in range(2):  # the variants in turn, twice: drift hits all alike
             for name, url in urls.items():
+                before = cpu_seconds(pids[name]) if name in pids else 0.0
                 result = wrk(url, connections=connections, seconds=seconds, headers=auth)
+                if name in pids and result.rps:
+                    spent = cpu_seconds(pids[name]) - before
+                    result = dataclasses.replace(
+                        result, cpu_us_per_request=spent / (result.rps * seconds) * 1e6
+                    )
                 if name not in peak or result.rps > peak[name].rps:
                     peak[name] = result
         rate = peak["gateway"].rps / 2
@@ -336,6 +360,8 @@ def rows(figures: Figures) -> list[Row]:
     peak, paced = figures.peak, figures.paced
     c = figures.connections
     gateway_vs_nginx = peak["gateway"].rps / peak["nginx"].rps
+    pure_vs_nginx = peak["pure"].rps / peak["nginx"].rps
+    nginx_cpu = peak["nginx"].cpu_us_per_request or float("nan")
     policy_cost = 1 - peak["gateway"].rps / peak["pure"].rps
     added_p50 = paced["gateway"].p50_ms - paced["nginx"].p50_ms
     added_p99 = paced["gateway"].p99_ms - paced["nginx"].p99_ms
@@ -348,8 +374,12 @@ def rows(figures: Figures) -> list[Row]:
             f"{peak['gateway'].rps:,.0f} req/s", f"{gateway_vs_nginx:.2f} of nginx",
             ">= 0.6 of nginx", gateway_vs_nginx >= 0.6),
         Row("1", "gateway, all policy off (pure proxy, same upstream clients)",
-            f"{peak['pure'].rps:,.0f} req/s",
-            f"{peak['pure'].rps / peak['nginx'].rps:.2f} of nginx"),
+            f"{peak['pure'].rps:,.0f} req/s", f"{pure_vs_nginx:.2f} of nginx",
+            ">= 0.9 of nginx", pure_vs_nginx >= 0.9),
+        Row("1", "CPU per request at peak (from /proc): nginx / pure proxy / gateway",
+            f"{peak['nginx'].cpu_us_per_request:,.0f} / {peak['pure'].cpu_us_per_request:,.0f}"
+            f" / {peak['gateway'].cpu_us_per_request:,.0f} us",
+            f"gateway {peak['gateway'].cpu_us_per_request / nginx_cpu:.1f}x nginx"),
         Row("1", "policy cost (1 - gateway / pure proxy)", f"{policy_cost:.0%}", "",
             "<= 20 %", policy_cost <= 0.20),
         Row("1", "pure proxy over httpx's own pool (httpcore; the former transport)",
@@ -380,8 +410,10 @@ def rows(figures: Figures) -> list[Row]:
 async def _with_database(
     connections: int, seconds: float, kafka: str, profile: Path | None
 ) -> Figures:
-    postgres = LocalPostgres()
-    postgres.start()
+    # A running server named as the tests name it, else the cluster of deploy/postgres.
+    postgres = LocalPostgres(admin_url=os.environ.get("TEST_POSTGRES_ADMIN_URL", ""))
+    if not postgres.admin_url:
+        postgres.start()
     async with postgres.database() as url:
         await upgrade("gateway", url)
         with tempfile.TemporaryDirectory(prefix="bench-http-") as scratch:

@@ -47,6 +47,16 @@ class Settings(ServiceSettings):
         default=50.0, ge=0, description="requests per second per client; 0 turns it off"
     )
     rate_limit_burst: int = Field(default=100, ge=1)
+    # worker processes (uvicorn --workers) ----------------------------------------------
+    workers: int = Field(
+        default=1,
+        ge=1,
+        description="gateway worker processes: each keeps 1/workers of the rate limit, and "
+        "rereads the policy facts its siblings' shared consumer recorded",
+    )
+    policy_facts_refresh_s: float = Field(
+        default=1.0, gt=0, description="with workers > 1: how often each rereads them"
+    )
     rate_limit_max_clients: int = Field(default=100_000, ge=1)
     # policy renewal (OB-5-3) ----------------------------------------------------------
     policy_major_sequence: int = Field(

@@ -11,11 +11,13 @@ tests may replace both) and the consumer of the privacy center's decisions and i
 revocations (``app.state.policy_facts``: the newest major policy version, ceased purposes,
 closed accounts and revoked clients; :mod:`gateway.policy_facts`). Everything outside the
 gateway's own ``/healthz``, ``/readyz``, ``/metrics`` and OpenAPI goes through
-:mod:`gateway.handler`.
+:mod:`gateway.handler`, straight from the app's ASGI entry (:mod:`gateway.entry`), not
+through FastAPI's routing.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
@@ -24,15 +26,16 @@ from fastapi import FastAPI
 from gateway.access_events import AccessEventBatcher
 from gateway.config import Settings
 from gateway.consent_view import consent_check, policy_agreed
+from gateway.entry import GatewayApp
 from gateway.handler import Gateway
 from gateway.handler import router as gateway_router
 from gateway.limits import RateLimiter
-from gateway.policy_facts import facts_handler, load_facts
+from gateway.policy_facts import facts_handler, load_facts, refresh_facts
 from gateway.proxy import ClientFactory, Upstreams, default_client_factory
 from gateway.routes import load_route_table
 from kit.app import AppContext
 from kit.app import create_app as create_kit_app
-from kit.background import BackgroundLoop
+from kit.background import BackgroundLoop, PeriodicTask
 from kit.consent_state import ConsentStateView
 from kit.consumer import EventConsumer
 from kit.field_filter import FieldFilter
@@ -62,9 +65,11 @@ def create_app(
             table=table,
             fields=FieldFilter(context.catalogue),
             upstreams=Upstreams(settings, factory),
+            # Per-worker buckets: a client's connections may land on any worker, so each
+            # keeps its share and together they never let more through than the limit.
             limiter=RateLimiter(
-                rate_per_s=settings.rate_limit_per_s,
-                burst=settings.rate_limit_burst,
+                rate_per_s=settings.rate_limit_per_s / settings.workers,
+                burst=max(1, settings.rate_limit_burst // settings.workers),
                 max_clients=settings.rate_limit_max_clients,
             ),
             access_events=AccessEventBatcher(
@@ -83,6 +88,14 @@ def create_app(
                 handler=facts_handler(facts),
             ),
         ]
+        if settings.workers > 1:
+            loops.append(
+                PeriodicTask(
+                    "gateway-policy-facts-refresh",
+                    interval_s=settings.policy_facts_refresh_s,
+                    job=functools.partial(refresh_facts, context.database, facts),
+                )
+            )
 
     def background(context: AppContext) -> Sequence[BackgroundLoop]:
         return loops
@@ -98,7 +111,10 @@ def create_app(
         consumers=background,
         on_startup=start,
         access_log=True,  # the one access line per request is the gateway's
+        app_class=GatewayApp,
     )
+    if isinstance(app, GatewayApp):
+        app.hot_prefixes = tuple(f"/{name}/" for name in settings.upstream_urls())
     kit_lifespan = app.router.lifespan_context
 
     @asynccontextmanager

@@ -85,6 +85,15 @@ async def load_facts(database: Database) -> PolicyFacts:
     return facts
 
 
+async def refresh_facts(database: Database, facts: PolicyFacts) -> None:
+    """Reread the tables into ``facts``. The workers of one gateway share one consumer
+    group, so each event reaches one of them; the others learn it from the tables."""
+    fresh = await load_facts(database)
+    facts.majors[:] = fresh.majors
+    facts.ceased.update(fresh.ceased)
+    facts.revoked.update(fresh.revoked)
+
+
 def facts_handler(facts: PolicyFacts) -> Handler:
     """The consumer's handler: records the event, then updates ``facts``."""
 

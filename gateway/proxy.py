@@ -1,30 +1,28 @@
-"""Forwarding to the upstream services: one pooled ``httpx.AsyncClient`` per upstream.
+"""Forwarding to the upstream services: one pooled client per upstream.
 
 - :class:`Upstreams` holds the clients, made by an injectable :data:`ClientFactory` (tests
-  pass one that returns clients over ``httpx.ASGITransport`` to in-process apps).
-- :func:`default_client_factory`, production's: httpx's API over aiohttp's connection
-  pool (``httpx_aiohttp.AiohttpTransport``), not httpx's own pool (httpcore over anyio).
-  Measured side by side with ``python -m bench.http`` (wrk -c32, 2 cores, same upstream,
-  same run): the pure proxy forwarded 993 req/s over aiohttp's pool against 412 over
-  httpcore's (2.4x; 2.1-2.7x over five runs), and the whole gateway 442 against 194
-  (1.4-2.3x); py-spy had put ~36 % of the gateway's samples in httpcore's pool. Its
-  limits: ``upstream_max_connections`` bounds the pool, idle connections close after
-  httpx's keep-alive expiry (aiohttp has no separate keep-alive count, so
-  ``upstream_max_keepalive`` is not used by it), no proxy from the environment, no
-  redirects followed; aiohttp hands bodies over undecoded and httpx decodes them.
+  pass one that returns ``httpx.AsyncClient`` over ``httpx.ASGITransport`` to in-process
+  apps).
+- :func:`default_client_factory`, production's: one ``aiohttp.ClientSession`` per
+  upstream, used directly (issue 14: httpx's request and response objects on top of
+  aiohttp's pool cost the hot path more than the pool itself). Before, httpx over aiohttp's
+  pool (``httpx_aiohttp``) had replaced httpx's own pool (httpcore over anyio): 993 against
+  412 req/s for the pure proxy (``python -m bench.http``, wrk -c32, 2 cores, same run).
+  Its limits: ``upstream_max_connections`` bounds the pool, no proxy from the environment,
+  no redirects followed, no cookie jar, bodies decoded by aiohttp.
+- :func:`httpcore_client_factory`: httpx over its own pool, the former transport, kept for
+  ``bench.http`` and for the transport tests to compare against.
 - :func:`forward` sends one request and reads the whole answer (the gateway filters
   responses, so it does not stream), bounded by ``upstream_timeout_s`` for the whole
   exchange: a refused, reset or garbled connection is :class:`UpstreamDown` (502), a
   timeout :class:`UpstreamTimeout` (504). It never hangs, whatever the transport.
-  httpx-aiohttp reports every aiohttp connection error as ``httpx.ConnectTimeout`` (a
-  refused connection and a dropped one included); :func:`forward` looks at the aiohttp
-  error underneath, so only a real timeout is a 504.
 - The clients keep no cookies: one client serves every user, so a ``Set-Cookie`` in one
   user's answer must never go back upstream with another's request.
 - Hop-by-hop headers (RFC 9110 7.6.1, plus any named in ``Connection``) are dropped both
-  ways; ``Host`` and lengths are set by httpx; the request id and ``X-Forwarded-For`` /
-  ``-Proto`` / ``-Host`` are set by the gateway (``X-Forwarded-For``: the client's address
-  alone, resolved through ``trusted_proxies``; a chain the client sent is replaced).
+  ways; ``Host`` and lengths are set by the client; the request id and ``X-Forwarded-For``
+  / ``-Proto`` / ``-Host`` are set by the gateway (``X-Forwarded-For``: the client's
+  address alone, resolved through ``trusted_proxies``; a chain the client sent is
+  replaced).
 """
 
 from __future__ import annotations
@@ -37,12 +35,13 @@ from typing import Final
 
 import aiohttp
 import httpx
-from httpx_aiohttp import AiohttpTransport
+from yarl import URL
 
 from gateway.config import Settings
 
 __all__ = [
     "ClientFactory",
+    "UpstreamClient",
     "UpstreamDown",
     "UpstreamResponse",
     "UpstreamTimeout",
@@ -85,7 +84,8 @@ _RESPONSE_DROP: Final = frozenset(
     {"content-length", "content-encoding", "x-request-id", "date", "server"}
 )
 
-ClientFactory = Callable[[str, str, Settings], httpx.AsyncClient]
+UpstreamClient = httpx.AsyncClient | aiohttp.ClientSession
+ClientFactory = Callable[[str, str, Settings], UpstreamClient]
 
 
 class UpstreamDown(Exception):
@@ -114,15 +114,17 @@ def _no_cookies() -> CookieJar:
     return CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
 
 
-def default_client_factory(name: str, base_url: str, settings: Settings) -> httpx.AsyncClient:
-    """httpx over aiohttp's pool: what production forwards with (see the module's notes)."""
-    return httpx.AsyncClient(
-        base_url=base_url,
-        transport=AiohttpTransport(limits=_limits(settings), trust_env=False),
-        cookies=_no_cookies(),
-        timeout=_timeout(settings),
-        follow_redirects=False,
+def default_client_factory(name: str, base_url: str, settings: Settings) -> UpstreamClient:
+    """aiohttp's client, used directly: what production forwards with (module notes)."""
+    return aiohttp.ClientSession(
+        base_url=None,
+        connector=aiohttp.TCPConnector(limit=settings.upstream_max_connections),
+        cookie_jar=aiohttp.DummyCookieJar(),
+        timeout=aiohttp.ClientTimeout(
+            total=settings.upstream_timeout_s, connect=settings.upstream_connect_timeout_s
+        ),
         trust_env=False,
+        auto_decompress=True,
     )
 
 
@@ -143,16 +145,20 @@ class Upstreams:
 
     def __init__(self, settings: Settings, factory: ClientFactory) -> None:
         self.timeout_s = settings.upstream_timeout_s
+        self.base_urls = {name: url.rstrip("/") for name, url in settings.upstream_urls().items()}
         self.clients = {
             name: factory(name, url, settings) for name, url in settings.upstream_urls().items()
         }
 
-    def client(self, name: str) -> httpx.AsyncClient:
+    def client(self, name: str) -> UpstreamClient:
         return self.clients[name]
 
     async def aclose(self) -> None:
         for client in self.clients.values():
-            await client.aclose()
+            if isinstance(client, aiohttp.ClientSession):
+                await client.close()
+            else:
+                await client.aclose()
 
 
 def _connection_named(headers: Iterable[tuple[str, str]]) -> set[str]:
@@ -217,12 +223,16 @@ async def forward(
     url = path + ("?" + query.decode("latin-1") if query else "")
     try:
         async with asyncio.timeout(upstreams.timeout_s):
+            if isinstance(client, aiohttp.ClientSession):
+                return await _over_aiohttp(
+                    client, upstreams.base_urls[upstream] + url, method, headers, body
+                )
             response = await client.request(method, url, headers=headers, content=body)
     except (TimeoutError, httpx.TimeoutException) as exc:
         if _broken_not_slow(exc):
             raise UpstreamDown(f"{upstream}: {type(exc.__cause__).__name__}") from exc
         raise UpstreamTimeout(upstream) from exc
-    except (httpx.HTTPError, aiohttp.ClientError) as exc:  # aiohttp's: a garbled answer
+    except (httpx.HTTPError, aiohttp.ClientError) as exc:  # refused, reset or garbled
         raise UpstreamDown(f"{upstream}: {type(exc).__name__}") from exc
     except OSError as exc:  # an in-process transport may raise the socket error itself
         raise UpstreamDown(f"{upstream}: {type(exc).__name__}") from exc
@@ -234,9 +244,37 @@ async def forward(
     )
 
 
+async def _over_aiohttp(
+    session: aiohttp.ClientSession,
+    url: str,
+    method: str,
+    headers: list[tuple[str, str]],
+    body: bytes,
+) -> UpstreamResponse:
+    # encoded=True: the path goes upstream byte for byte as the client sent it.
+    async with session.request(
+        method,
+        URL(url, encoded=True),
+        headers=headers,
+        data=body or None,
+        allow_redirects=False,
+    ) as response:
+        content = await response.read()
+        raw = [
+            (name.decode("latin-1").lower(), value.decode("latin-1"))
+            for name, value in response.raw_headers
+        ]
+        return UpstreamResponse(
+            status_code=response.status,
+            headers=response_headers(raw),
+            content=content,
+            content_type=response.headers.get("Content-Type", ""),
+        )
+
+
 def _broken_not_slow(exc: BaseException) -> bool:
-    """An httpx timeout that httpx-aiohttp made of an aiohttp connection error that is no
-    timeout (refused, reset, closed early): the upstream is down, not slow."""
+    """An httpx timeout made of a connection error that is no timeout (refused, reset,
+    closed early): the upstream is down, not slow."""
     cause = exc.__cause__
     return isinstance(cause, aiohttp.ClientError) and not isinstance(cause, TimeoutError)
 

@@ -83,11 +83,13 @@ def create_app(
     on_shutdown: ShutdownHook | None = None,
     version: str = "0.1.0",
     access_log: bool = False,
+    app_class: type[FastAPI] = FastAPI,
 ) -> FastAPI:
     """An app with the kit's parts; ``topics`` are created at start besides its own;
     ``on_startup`` runs once the context exists, before the relay and consumers start;
     ``on_shutdown`` runs once they have stopped, before the database is closed;
-    ``access_log`` keeps uvicorn's line per request (the gateway's; services log errors)."""
+    ``access_log`` keeps uvicorn's line per request (the gateway's; services log errors);
+    ``app_class`` a FastAPI subclass (the gateway's dispatches its hot path itself)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -147,7 +149,7 @@ def create_app(
             await jwks.aclose()
             await database.dispose()
 
-    app = FastAPI(title=title, description=description, version=version, lifespan=lifespan)
+    app = app_class(title=title, description=description, version=version, lifespan=lifespan)
     app.add_middleware(RequestContextMiddleware, app_name=settings.service_name)
     # Outermost: the client address every part of the app sees comes from the chain only
     # through the hops named in ``trusted_proxies`` (uvicorn's own is off: --no-proxy-headers).

@@ -355,3 +355,20 @@ async def test_tokens_of_a_closed_account_or_revoked_partner_are_refused_at_once
     # A restart remembers it: the facts are reloaded from the gateway's own table.
     reloaded = await load_facts(gw.app.state.context.database)
     assert reloaded.is_revoked(subject) and not reloaded.is_revoked(other)
+
+
+async def test_the_gateways_own_routes_stay_its_own_beside_the_hot_path(
+    gw: GatewayUnderTest, orders_upstream: FastAPI
+) -> None:
+    upstream_calls = len(orders_upstream.state.seen)
+    health = await gw.client.get("/healthz")
+    assert health.status_code == 200 and health.json() == {"status": "ok", "app": "gateway"}
+    schema = await gw.client.get("/openapi.json")
+    assert schema.status_code == 200 and schema.json()["info"]["title"] == "Gateway"
+    metrics = await gw.client.get("/metrics")
+    assert metrics.status_code == 200 and "gateway_refusals_total" in metrics.text
+    unknown = await gw.client.get("/nowhere")
+    assert unknown.status_code == 404
+    assert unknown.headers["content-type"].startswith("application/problem+json")
+    assert unknown.json()["instance"] == "/nowhere"
+    assert len(orders_upstream.state.seen) == upstream_calls  # none of them went upstream

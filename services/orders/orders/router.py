@@ -69,7 +69,6 @@ async def list_orders(
     return await service.list_orders(
         session,
         cipher=context.cipher,
-        events=context.events,
         catalogue=context.catalogue,
         buyer_id=principal.subject,
         limit=limit,
@@ -87,7 +86,6 @@ async def get_order(
     return await service.get_order(
         session,
         cipher=context.cipher,
-        events=context.events,
         catalogue=context.catalogue,
         buyer_id=principal.subject,
         order_id=order_id,

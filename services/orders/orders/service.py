@@ -358,7 +358,6 @@ async def _replay(
     session: AsyncSession,
     *,
     cipher: FieldCipher,
-    events: EventWriter,
     catalogue: Catalogue,
     buyer_id: str,
     key_index: str,
@@ -372,7 +371,6 @@ async def _replay(
     return await get_order(
         session,
         cipher=cipher,
-        events=events,
         catalogue=catalogue,
         buyer_id=buyer_id,
         order_id=record.order_id,
@@ -397,7 +395,6 @@ async def place_order(
         replayed = await _replay(
             session,
             cipher=cipher,
-            events=events,
             catalogue=catalogue,
             buyer_id=buyer_id,
             key_index=key_index,
@@ -444,7 +441,6 @@ async def place_order(
             replayed = await _replay(
                 session,
                 cipher=cipher,
-                events=events,
                 catalogue=catalogue,
                 buyer_id=buyer_id,
                 key_index=key_index,
@@ -558,19 +554,18 @@ async def _owner_views(
     session: AsyncSession,
     *,
     cipher: FieldCipher,
-    events: EventWriter,
     catalogue: Catalogue,
     buyer_id: str,
     orders: Sequence[Order],
 ) -> list[OrderView]:
-    """The owner's views of ``orders`` (all the buyer's), with one processing record."""
+    """The owner's views of ``orders`` (all the buyer's). No processing record: an owner
+    reads only through the gateway, which records what left through it after filtering
+    (README, "Recording each read once")."""
     lines, history = await _details(session, [order.id for order in orders])
     fields = _shown_fields(catalogue, QUERY)
     views: list[OrderView] = []
-    read: set[str] = set()
     for order in orders:
         personal = await decrypt_fields(session, cipher, order, fields)
-        read |= set(personal)
         views.append(
             _view(
                 order,
@@ -581,16 +576,6 @@ async def _owner_views(
                 purpose=QUERY,
             )
         )
-    if read:
-        events.processing(
-            session,
-            subject=buyer_id,
-            actor=buyer_id,
-            action="read",
-            purpose=QUERY,
-            resource=RESOURCE,
-            categories=_categories(catalogue, read),
-        )
     return views
 
 
@@ -598,7 +583,6 @@ async def get_order(
     session: AsyncSession,
     *,
     cipher: FieldCipher,
-    events: EventWriter,
     catalogue: Catalogue,
     buyer_id: str,
     order_id: str,
@@ -610,7 +594,6 @@ async def get_order(
     [view] = await _owner_views(
         session,
         cipher=cipher,
-        events=events,
         catalogue=catalogue,
         buyer_id=buyer_id,
         orders=[order],
@@ -639,7 +622,6 @@ async def list_orders(
     session: AsyncSession,
     *,
     cipher: FieldCipher,
-    events: EventWriter,
     catalogue: Catalogue,
     buyer_id: str,
     limit: int,
@@ -661,7 +643,7 @@ async def list_orders(
     more = len(orders) > limit
     orders = orders[:limit]
     views = await _owner_views(
-        session, cipher=cipher, events=events, catalogue=catalogue, buyer_id=buyer_id, orders=orders
+        session, cipher=cipher, catalogue=catalogue, buyer_id=buyer_id, orders=orders
     )
     return OrderPage(items=views, next_cursor=encode_cursor(orders[-1]) if more else None)
 
