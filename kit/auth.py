@@ -63,6 +63,7 @@ import httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from jose import jwt
 from jose.backends.cryptography_backend import CryptographyECKey, CryptographyRSAKey
 from jose.exceptions import ExpiredSignatureError, JOSEError, JWTClaimsError, JWTError
@@ -966,7 +967,22 @@ class TokenVerifier:
 # --------------------------------------------------------------------------- FastAPI glue
 
 
-async def current_principal(request: Request) -> Principal:
+#: The bearer access token in the apps' OpenAPI (``securitySchemes``, each operation needing
+#: it); :func:`current_principal` reads and checks the header itself.
+BEARER_SCHEME: Final = "bearerAccessToken"
+_documented_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name=BEARER_SCHEME,
+    bearerFormat="JWT",
+    description="An access token of identity (RFC 9068, `typ: at+jwt`), sent as "
+    "`Authorization: Bearer <token>` (RFC 6750).",
+)
+
+
+async def current_principal(
+    request: Request,
+    _documented: Annotated[HTTPAuthorizationCredentials | None, Depends(_documented_bearer)],
+) -> Principal:
     """Dependency: the verified caller, by ``request.app.state.token_verifier``."""
     verifier = getattr(request.app.state, "token_verifier", None)
     if not isinstance(verifier, TokenVerifier):

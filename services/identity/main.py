@@ -10,7 +10,7 @@ from services.identity.config import Settings
 from services.identity.partners.router import router as partners_router
 from services.identity.rights import consumers as rights_consumers
 from services.identity.rights.router import router as rights_router
-from services.identity.tokens.router import oauth_error_answer
+from services.identity.tokens.router import oauth_error_answer, token_endpoint_documented
 from services.identity.tokens.router import router as tokens_router
 from services.identity.tokens.service import LocalKeySource, OAuthError, active_signing_key
 from services.identity.verification.authority import authority_from_settings
@@ -49,4 +49,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         on_startup=_start,
     )
     app.add_exception_handler(OAuthError, oauth_error_answer)
+    app.openapi = token_endpoint_documented(app)  # type: ignore[method-assign]
     return app
