@@ -89,6 +89,18 @@ async def test_metadata_validates_and_its_issuer_is_where_it_was_fetched(
     assert jwks.status_code == 200 and jwks.json()["keys"], jwks.text
 
 
+async def test_the_metadata_is_also_where_rfc_8414_section_3_1_puts_it(
+    public: httpx.AsyncClient,
+) -> None:
+    """For an issuer with a path, the well-known part goes between host and path."""
+    inserted = await public.get(f"{ORIGIN}/.well-known/oauth-authorization-server/identity")
+    assert inserted.status_code == 200, inserted.text
+    served = AuthorizationServerMetadata(inserted.json())
+    served.validate()
+    assert served["issuer"] == ISSUER
+    assert inserted.json() == (await public.get(METADATA_URL)).json()
+
+
 @pytest.mark.parametrize("method", ["client_secret_basic", "client_secret_post"])
 async def test_each_advertised_way_gets_a_token_naming_its_client(
     suite: Suite, public: httpx.AsyncClient, method: str
