@@ -54,11 +54,11 @@ from kit.consent_state import (
     consentable_purposes,
 )
 from kit.db import Database
-from kit.events import new_event
+from kit.events import kafka_record, new_event
 from kit.kafka import TopicSpec, ensure_topics, new_producer
 from kit.migrations import upgrade
 from kit.models import utcnow
-from kit.outbox import CLOUDEVENTS_CONTENT_TYPE, EventWriter
+from kit.outbox import EventWriter
 from kit.testing import LocalKafka, LocalPostgres, delete_topics
 from services.consent.ledger.models import LedgerActor, LedgerEntry
 from services.consent.ledger.service import (
@@ -126,10 +126,6 @@ async def produce_states(bootstrap: str, topic: str, subjects: int) -> float:
     """Seconds to publish one state record for each of ``subjects`` subjects."""
     template = state_template()
     head, _, tail = template.partition(ID_PLACEHOLDER.encode())
-    headers = [
-        ("content-type", CLOUDEVENTS_CONTENT_TYPE),
-        ("ce_type", CONSENT_STATE_EVENT.encode()),
-    ]
     producer = new_producer(bootstrap, client_id="bench-scale")
     await producer.start()
     try:
@@ -138,12 +134,17 @@ async def produce_states(bootstrap: str, topic: str, subjects: int) -> float:
         for first in range(0, subjects, chunk):
             futures = []
             for index in range(first, min(first + chunk, subjects)):
-                subject = subject_of(index).encode()
-                value = (head + str(uuid.uuid4()).encode() + tail).replace(
-                    SUBJECT_PLACEHOLDER.encode(), subject
+                subject = subject_of(index)
+                record = kafka_record(
+                    subject,
+                    (head + str(uuid.uuid4()).encode() + tail).replace(
+                        SUBJECT_PLACEHOLDER.encode(), subject.encode()
+                    ),
                 )
                 futures.append(
-                    await producer.send(topic, value=value, key=subject, headers=headers)
+                    await producer.send(
+                        topic, value=record.value, key=record.key, headers=record.headers
+                    )
                 )
             await asyncio.gather(*futures)
         return time.perf_counter() - started

@@ -52,7 +52,7 @@ from gateway.policy_facts import PolicyFacts
 from gateway.proxy import UpstreamDown, Upstreams, UpstreamTimeout, forward, request_headers
 from gateway.routes import Route, RouteTable
 from kit.app import AppContext
-from kit.auth import InvalidToken, Principal, TokenVerifier
+from kit.auth import InvalidToken, Principal, TokenVerifier, insufficient_scope_challenge
 from kit.clock import china_today
 from kit.errors import PROBLEM_JSON, DomainError, problem
 from kit.field_filter import FieldFilter
@@ -216,6 +216,7 @@ def _purpose(request: Request, route: Route, principal: Principal | None) -> str
                 "insufficient_scope",
                 "the token holds none of the scopes this route needs",
                 code="insufficient-scope",
+                headers=insufficient_scope_challenge(route.scopes),
                 scopes=sorted(route.scopes),
             )
         candidates = {route.purpose_by_scope[scope] for scope in held}

@@ -33,6 +33,7 @@ from gateway.limits import RateLimiter
 from gateway.policy_facts import facts_handler, load_facts, refresh_facts
 from gateway.proxy import ClientFactory, Upstreams, default_client_factory
 from gateway.routes import load_route_table
+from gateway.well_known import router as well_known_router
 from kit.app import AppContext
 from kit.app import create_app as create_kit_app
 from kit.background import BackgroundLoop, PeriodicTask
@@ -107,7 +108,7 @@ def create_app(
             "The API gateway: authorisation, purpose binding, consent enforcement and "
             "minimum-necessary field filtering."
         ),
-        routers=[gateway_router],
+        routers=[well_known_router, gateway_router],
         consumers=background,
         on_startup=start,
         access_log=True,  # the one access line per request is the gateway's

@@ -30,6 +30,7 @@ from kit.db import Database
 from kit.errors import install_problem_handlers
 from kit.kafka import TopicSpec, kafka_reachable
 from kit.observability import RequestContextMiddleware, configure_logging
+from kit.openapi import install_access_documentation
 from kit.outbox import EventWriter, OutboxRelay, outbox_stats
 from kit.settings import ServiceSettings
 
@@ -158,6 +159,7 @@ def create_app(
     app.include_router(_operations_router(settings.service_name))
     for router in routers:
         app.include_router(router)
+    install_access_documentation(app)
     return app
 
 

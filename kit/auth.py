@@ -63,6 +63,7 @@ import httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from jose import jwt
 from jose.backends.cryptography_backend import CryptographyECKey, CryptographyRSAKey
 from jose.exceptions import ExpiredSignatureError, JOSEError, JWTClaimsError, JWTError
@@ -216,10 +217,13 @@ class InsufficientScope(Forbidden):
     def __init__(self, missing: Iterable[str]) -> None:
         names = sorted(str(scope) for scope in missing)
         super().__init__("missing scope: " + " ".join(names), extra={"missing_scopes": names})
-        scope = " ".join(names)
-        self.headers: dict[str, str] = {
-            "WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{scope}"'
-        }
+        self.headers: dict[str, str] = insufficient_scope_challenge(names)
+
+
+def insufficient_scope_challenge(scopes: Iterable[str]) -> dict[str, str]:
+    """RFC 6750 section 3.1: a 403 for a missing scope says so, naming the scopes wanted."""
+    scope = " ".join(sorted(str(scope) for scope in scopes))
+    return {"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{scope}"'}
 
 
 # --------------------------------------------------------------------------- keys
@@ -352,10 +356,13 @@ def access_claims(
     subject: str,
     scopes: Iterable[str],
     ttl_s: int,
+    client_id: str,
     **extra: object,
 ) -> dict[str, object]:
-    """The registered claims of an access token (RFC 9068) valid from now for ``ttl_s``,
-    with ``extra`` (kind, client_type, ...) beside them."""
+    """The registered claims of an access token (RFC 9068 section 2.2) valid from now for
+    ``ttl_s``, with ``extra`` (kind, client_type, ...) beside them. ``client_id`` is the
+    client the token was issued to: a partner's or service's id, or the first-party client
+    type (``app``, ``web``, ``mini_program``) for a user's login."""
     now = int(time.time())
     return {
         "iss": issuer,
@@ -365,6 +372,7 @@ def access_claims(
         "nbf": now,
         "exp": now + ttl_s,
         "jti": uuid.uuid4().hex,
+        "client_id": client_id,
         "scope": " ".join(sorted(scopes)),
         **extra,
     }
@@ -959,7 +967,22 @@ class TokenVerifier:
 # --------------------------------------------------------------------------- FastAPI glue
 
 
-async def current_principal(request: Request) -> Principal:
+#: The bearer access token in the apps' OpenAPI (``securitySchemes``, each operation needing
+#: it); :func:`current_principal` reads and checks the header itself.
+BEARER_SCHEME: Final = "bearerAccessToken"
+_documented_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name=BEARER_SCHEME,
+    bearerFormat="JWT",
+    description="An access token of identity (RFC 9068, `typ: at+jwt`), sent as "
+    "`Authorization: Bearer <token>` (RFC 6750).",
+)
+
+
+async def current_principal(
+    request: Request,
+    _documented: Annotated[HTTPAuthorizationCredentials | None, Depends(_documented_bearer)],
+) -> Principal:
     """Dependency: the verified caller, by ``request.app.state.token_verifier``."""
     verifier = getattr(request.app.state, "token_verifier", None)
     if not isinstance(verifier, TokenVerifier):

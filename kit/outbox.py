@@ -38,7 +38,7 @@ from sqlmodel import col
 
 from kit.background import BackgroundLoop
 from kit.db import Database, is_sqlite
-from kit.events import Event, new_event
+from kit.events import Event, kafka_record, new_event
 from kit.kafka import TopicSpec, ensure_topics, new_producer
 from kit.models import OutboxMessage, utcnow
 from kit.observability import (
@@ -52,7 +52,6 @@ from kit.outage import OUTAGE, is_broker_failure
 
 logger = logging.getLogger("kit.outbox")
 
-CLOUDEVENTS_CONTENT_TYPE = b"application/cloudevents+json; charset=UTF-8"
 HOUSEKEEPING_INTERVAL_S = 1.0
 LEADERSHIP_RETRY_S = 1.0
 # Set on a session that added outbox rows: its commit wakes the relay (see kit.db).
@@ -250,15 +249,10 @@ class OutboxRelay(BackgroundLoop):
         deliveries: list[asyncio.Future[Any] | BaseException] = []
         for row in rows:
             try:
+                record = kafka_record(row.key, row.payload.encode())
                 deliveries.append(
                     await producer.send(
-                        row.topic,
-                        value=row.payload.encode(),
-                        key=row.key.encode(),
-                        headers=[
-                            ("content-type", CLOUDEVENTS_CONTENT_TYPE),
-                            ("ce_type", row.event_type.encode()),
-                        ],
+                        row.topic, value=record.value, key=record.key, headers=record.headers
                     )
                 )
             except Exception as exc:  # the rest of the batch waits for the next cycle
@@ -316,7 +310,6 @@ class OutboxRelay(BackgroundLoop):
             col(OutboxMessage.seq),
             col(OutboxMessage.topic),
             col(OutboxMessage.key),
-            col(OutboxMessage.event_type),
             col(OutboxMessage.payload),
         )
         if after is not None:

@@ -71,10 +71,16 @@ class ServiceSettings(BaseSettings):
     outbox_batch_size: int = Field(default=1000, ge=1, le=10_000)
     outbox_poll_interval_s: float = Field(default=0.2, gt=0)
     outbox_max_backoff_s: float = Field(default=5.0, gt=0)
-    auth_issuer: str = Field(default="http://127.0.0.1:8001", description="identity's URL")
+    # The issuer identifier is where clients reach identity: the gateway's public origin and
+    # /identity, so the RFC 8414 metadata fetched there names its own address (section 3.3).
+    auth_issuer: str = Field(
+        default="http://127.0.0.1:8000/identity",
+        description="the token issuer: the gateway's public origin and /identity",
+    )
     auth_audience: str = "signature-api"
     auth_jwks_url: str = Field(
-        default="", description="default: <auth_issuer>/.well-known/jwks.json"
+        default="http://127.0.0.1:8001/.well-known/jwks.json",
+        description="identity's JWKS, read directly; empty: <auth_issuer>/.well-known/jwks.json",
     )
     # This app's own client at identity, for service tokens (service-to-service calls under
     # a purpose; see kit.service_token). All three or none.

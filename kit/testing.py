@@ -217,15 +217,18 @@ def mint_token(
     kind: str = "user",
     client_type: str = "app",
     ttl_s: int = 600,
+    client_id: str | None = None,
     **claims: object,
 ) -> str:
-    """An access token as identity would issue it, signed by ``key`` (a test's own)."""
+    """An access token as identity would issue it, signed by ``key`` (a test's own); its
+    ``client_id`` is, as identity's, the subject for a server client, else the client type."""
     claims = access_claims(
         issuer=issuer,
         audience=audience,
         subject=subject,
         scopes=scopes,
         ttl_s=ttl_s,
+        client_id=client_id or (subject if client_type == "server" else client_type),
         kind=kind,
         client_type=client_type,
         **claims,

@@ -10,8 +10,9 @@ from services.identity.config import Settings
 from services.identity.partners.router import router as partners_router
 from services.identity.rights import consumers as rights_consumers
 from services.identity.rights.router import router as rights_router
+from services.identity.tokens.router import oauth_error_answer, token_endpoint_documented
 from services.identity.tokens.router import router as tokens_router
-from services.identity.tokens.service import LocalKeySource, active_signing_key
+from services.identity.tokens.service import LocalKeySource, OAuthError, active_signing_key
 from services.identity.verification.authority import authority_from_settings
 from services.identity.verification.router import routers as verification_routers
 
@@ -30,7 +31,7 @@ async def _start(app: FastAPI, context: AppContext) -> None:
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    return create_kit_app(
+    app = create_kit_app(
         settings=settings or Settings(),
         title="Identity service",
         description=(
@@ -47,3 +48,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         consumers=rights_consumers.consumers,
         on_startup=_start,
     )
+    app.add_exception_handler(OAuthError, oauth_error_answer)
+    app.openapi = token_endpoint_documented(app)  # type: ignore[method-assign]
+    return app

@@ -80,17 +80,22 @@ async def scan_databases(
     return findings, rows_read
 
 
+async def topics_under(bootstrap_servers: str, prefix: str) -> list[str]:
+    """Every topic of the broker whose name starts with ``prefix``, sorted."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        return sorted(t for t in await admin.list_topics() if t.startswith(prefix))
+    finally:
+        await admin.close()
+
+
 async def scan_topics(
     bootstrap_servers: str, prefix: str, values: Mapping[str, str]
 ) -> tuple[list[Finding], int]:
     """Findings in every record of the prefix's topics, and how many records were read."""
     needles = _needles(values)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
-    await admin.start()
-    try:
-        topics = sorted(t for t in await admin.list_topics() if t.startswith(prefix))
-    finally:
-        await admin.close()
+    topics = await topics_under(bootstrap_servers, prefix)
     findings: list[Finding] = []
     records = 0
     for topic in topics:

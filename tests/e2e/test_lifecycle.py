@@ -34,9 +34,12 @@ from cryptography.hazmat.primitives.asymmetric import x25519
 
 from kit.clock import china_today
 from kit.events import Event
-from kit.testing import topic_events
-from tests.e2e.scan import scan_suite
+from kit.testing import read_records, topic_events
+from tests.e2e.scan import scan_suite, topics_under
 from tests.e2e.suite import Person, Suite
+from tests.kit.support import parsed_by_cloudevents_sdk
+
+SAMPLE_PER_TOPIC = 50
 
 
 @dataclass
@@ -697,3 +700,23 @@ async def test_no_personal_value_of_anyone_is_stored_or_sent_in_plaintext(suite:
     assert report.rows and report.records and report.logs == len(suite.processes) + 1
     print(f"leak scan of {len(values)} values: {report.summary()}")  # shown by pytest -rA
     assert report.findings == [], "\n".join(map(str, report.findings))
+
+
+async def test_the_cloudevents_sdk_reads_a_sample_of_every_topic(suite: Suite) -> None:
+    """After everything above: every topic the suite wrote to, read by the CloudEvents SDK's
+    own Kafka readers (structured mode, issue 24 item 9), as a consumer outside the suite."""
+    topics = await topics_under(suite.bootstrap_servers, suite.topic_prefix)
+    names = {topic.removeprefix(suite.topic_prefix) for topic in topics}
+    wanted = {f"{name}.events" for name in ("identity", "orders", "consent", "transfer")}
+    assert wanted | {"consent.state", "notifications"} <= names, names
+    sampled = 0
+    for topic in topics:
+        records = [r for r in await read_records(suite.bootstrap_servers, topic) if r.value]
+        if topic.removeprefix(suite.topic_prefix) in wanted:
+            assert records, f"{topic} holds no event"
+        for record in records[:SAMPLE_PER_TOPIC]:
+            attributes = parsed_by_cloudevents_sdk(record)
+            assert attributes["type"].startswith("com.signature."), topic
+            assert Event.from_json_bytes(record.value).id == attributes["id"]
+            sampled += 1
+    print(f"CloudEvents SDK read {sampled} records of {len(topics)} topics")

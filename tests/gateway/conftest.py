@@ -192,13 +192,13 @@ async def running_gateway(
     upstream_client: tuple[str, int] = ("127.0.0.1", 123),
     **overrides: Any,
 ) -> AsyncIterator[GatewayUnderTest]:
-    settings = Settings(
-        database_url=f"sqlite+aiosqlite:///{tmp_path}/gateway.db",
-        kafka_bootstrap_servers=UNREACHABLE_KAFKA,
-        auth_issuer=TEST_ISSUER,
-        log_json=False,
-        **overrides,
-    )
+    defaults: dict[str, Any] = {
+        "database_url": f"sqlite+aiosqlite:///{tmp_path}/gateway.db",
+        "kafka_bootstrap_servers": UNREACHABLE_KAFKA,
+        "auth_issuer": TEST_ISSUER,
+        "log_json": False,
+    }
+    settings = Settings(**{**defaults, **overrides})
     await upgrade("gateway", settings.database_url)
     app = create_app(settings, client_factory=client_factory(upstreams or {}, upstream_client))
     async with app.router.lifespan_context(app):

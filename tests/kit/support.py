@@ -3,6 +3,11 @@ consumer effect to count."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from aiokafka.structs import ConsumerRecord
+from cloudevents.core.bindings import kafka as kafka_binding
+from cloudevents.v1 import kafka as v1_kafka
 from sqlmodel import Field, SQLModel
 
 from kit.db import Database, new_registry
@@ -52,3 +57,29 @@ async def make_deposit(
             purpose="order.fulfilment",
             data={"number": number},
         )
+
+
+def parsed_by_cloudevents_sdk(record: ConsumerRecord[bytes, bytes]) -> dict[str, Any]:
+    """The attributes of a Kafka record as the CloudEvents SDK's own readers see it: the
+    mode-detecting ``from_kafka_event`` and the 1.x structured reader must agree, and
+    neither may find an attribute the event does not carry (a stray ``ce_`` header)."""
+    headers = {name: value for name, value in record.headers}
+    detected = kafka_binding.from_kafka_event(
+        kafka_binding.KafkaMessage(headers=headers, key=record.key, value=record.value or b"")
+    )
+    structured = v1_kafka.from_structured(
+        v1_kafka.KafkaMessage(headers=headers, key=record.key, value=record.value or b"")
+    )
+    attributes: dict[str, Any] = detected.get_attributes()
+    # 1.x keeps the time as text and the key as bytes, and takes the record's content-type
+    # for the data's: those differ by design, every other attribute must be the same.
+    differing = {"time", "datacontenttype"}
+    read_by_v1 = {
+        name: value.decode() if isinstance(value, bytes) else value
+        for name, value in structured.get_attributes().items()
+        if name not in differing
+    }
+    assert read_by_v1 == {
+        name: value for name, value in attributes.items() if name not in differing
+    }, "the 1.x structured reader sees other attributes"
+    return attributes

@@ -700,6 +700,9 @@ async def test_require_gives_403_naming_the_missing_scope(es_key: SigningKey, ke
     assert problem["type"].endswith("/insufficient-scope")
     assert "orders:read" in problem["detail"]
     assert problem["missing_scopes"] == ["orders:read"]
+    assert response.headers["www-authenticate"] == (
+        'Bearer error="insufficient_scope", scope="orders:read"'
+    )
 
 
 @pytest.mark.obligation("OB-4-7")

@@ -61,13 +61,13 @@ def service_settings(name: str, directory: Path, **overrides: Any) -> ServiceSet
     settings_class: type[ServiceSettings] = importlib.import_module(
         f"services.{name}.config"
     ).Settings
-    return settings_class(
-        database_url=f"sqlite+aiosqlite:///{directory}/{name}.db",
-        kafka_bootstrap_servers=UNREACHABLE_KAFKA,
-        auth_issuer=TEST_ISSUER,
-        log_json=False,
-        **overrides,
-    )
+    defaults: dict[str, Any] = {
+        "database_url": f"sqlite+aiosqlite:///{directory}/{name}.db",
+        "kafka_bootstrap_servers": UNREACHABLE_KAFKA,
+        "auth_issuer": TEST_ISSUER,
+        "log_json": False,
+    }
+    return settings_class(**{**defaults, **overrides})
 
 
 def partner_registration(name: str, kind: str = "logistics") -> dict[str, Any]:

@@ -30,30 +30,18 @@ from services.identity.partners.schemas import (
 )
 from services.identity.secrets import hash_secret, new_token, verify_secret
 from services.identity.tokens.schemas import TokenResponse
-from services.identity.tokens.service import issue_partner_token
+from services.identity.tokens.service import (
+    InvalidClient,
+    InvalidScope,
+    UnauthorizedClient,
+    issue_partner_token,
+)
 
 EVENT_PREFIX = "com.signature.identity.partner"
 
 
 class UnknownPurpose(DomainError):
     status, code, title = 422, "unknown-purpose", "Unknown purpose"
-
-
-class InvalidClient(DomainError):
-    """OAuth2 ``invalid_client``: unknown client, wrong secret or revoked partner."""
-
-    status, code, title = 401, "invalid_client", "Invalid client"
-    headers = {"WWW-Authenticate": 'Basic realm="partners"'}
-
-
-class InvalidScope(DomainError):
-    status, code, title = 400, "invalid_scope", "Invalid scope"
-
-
-class AssessmentMissing(DomainError):
-    """OAuth2 ``unauthorized_client``: no passed, in-date assessment on record."""
-
-    status, code, title = 403, "unauthorized_client", "Partner not assessed"
 
 
 def _view(partner: PartnerClient) -> PartnerView:
@@ -181,7 +169,7 @@ async def client_credentials_token(
     if partner is None or not secret_ok or partner.status != "active":
         raise InvalidClient("unknown client, wrong secret, or revoked partner")
     if not assessment_valid(partner, today=today):
-        raise AssessmentMissing("the partner has no passed assessment in date")
+        raise UnauthorizedClient("the partner has no passed assessment in date")
     allowed = frozenset(partner.scopes)
     requested = frozenset(scope.split()) if scope else allowed
     if not requested <= allowed:

@@ -27,10 +27,9 @@ from kit.ids import new_id
 from kit.outbox import EventWriter
 from services.identity.config import Settings
 from services.identity.models import ServiceClient
-from services.identity.partners.service import InvalidClient, InvalidScope
 from services.identity.secrets import hash_secret, new_token, verify_secret
 from services.identity.tokens.schemas import TokenResponse
-from services.identity.tokens.service import issue_service_token
+from services.identity.tokens.service import InvalidClient, InvalidScope, issue_service_token
 
 SERVICE_CLIENT_PREFIX: Final = "svc"
 EVENT_PREFIX: Final = "com.signature.identity.service_client"

@@ -35,11 +35,27 @@ class Jwks(BaseModel):
     keys: list[dict[str, str]]
 
 
+class OAuthErrorAnswer(BaseModel):
+    """The token endpoint's error answer (RFC 6749 section 5.2)."""
+
+    error: Literal[
+        "invalid_request",
+        "invalid_client",
+        "invalid_grant",
+        "unauthorized_client",
+        "unsupported_grant_type",
+        "invalid_scope",
+    ]
+    error_description: str | None = None
+
+
 class IssuerMetadata(BaseModel):
+    """RFC 8414 authorization server metadata: only what the token endpoint does."""
+
     issuer: str
     jwks_uri: str
     token_endpoint: str
+    response_types_supported: list[str]
     grant_types_supported: list[str]
     token_endpoint_auth_methods_supported: list[str]
     scopes_supported: list[str]
-    id_token_signing_alg_values_supported: list[str]

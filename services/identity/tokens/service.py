@@ -14,12 +14,15 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from datetime import timedelta
+from typing import Final
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from kit.auth import (
+    PARTNER_SCOPES,
+    SERVICE_SCOPES,
     STAFF_ROLE_SCOPES,
     USER_SCOPES,
     KeySet,
@@ -37,10 +40,47 @@ from kit.models import utcnow
 from services.identity.config import Settings
 from services.identity.models import Account, RefreshToken, SigningKeyRecord
 from services.identity.secrets import fingerprint, new_token
-from services.identity.tokens.schemas import TokenResponse
+from services.identity.tokens.schemas import IssuerMetadata, TokenResponse
+
+#: RFC 6749 section 5.1: token answers, and the token endpoint's errors, are never cached.
+TOKEN_ANSWER_HEADERS: Final = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 SIGNING_KEYS_SUBJECT = "system.identity.signing_keys"
 PRIVATE_KEY_CONTEXT = "identity.signing_key.private_pem"
+
+
+class OAuthError(DomainError):
+    """An error of the OAuth 2.0 token endpoint, answered as RFC 6749 section 5.2 says
+    (``error`` and ``error_description``, not problem+json): OAuth clients read only that.
+    ``code`` is the RFC's error code."""
+
+    status, code, title = 400, "invalid_request", "Invalid request"
+
+
+class InvalidRequest(OAuthError):
+    """A parameter missing, repeated, too long or malformed."""
+
+
+class UnsupportedGrantType(OAuthError):
+    status, code, title = 400, "unsupported_grant_type", "Unsupported grant type"
+
+
+class InvalidClient(OAuthError):
+    """Unknown client, wrong secret or revoked client; the challenge names HTTP Basic, the
+    authentication scheme the metadata lists first."""
+
+    status, code, title = 401, "invalid_client", "Invalid client"
+    headers = {"WWW-Authenticate": 'Basic realm="identity"'}
+
+
+class InvalidScope(OAuthError):
+    status, code, title = 400, "invalid_scope", "Invalid scope"
+
+
+class UnauthorizedClient(OAuthError):
+    """The client may not use this grant (a partner without a passed, in-date assessment)."""
+
+    status, code, title = 400, "unauthorized_client", "Unauthorized client"
 
 
 class InvalidGrant(DomainError):
@@ -53,6 +93,24 @@ class RefreshTokenReused(InvalidGrant):
     """A used refresh token came back: its family is revoked, and that revocation stands."""
 
     keep_changes = True
+
+
+def issuer_metadata(settings: Settings) -> IssuerMetadata:
+    """RFC 8414 metadata saying only what works: the client-credentials grant at the token
+    endpoint, with the client's secret in HTTP Basic or the form. ``auth_issuer`` is where
+    clients reach identity (through the gateway), so every URL here is one they can open."""
+    issuer = settings.auth_issuer.rstrip("/")
+    return IssuerMetadata(
+        issuer=issuer,
+        jwks_uri=f"{issuer}/.well-known/jwks.json",
+        token_endpoint=f"{issuer}/oauth2/token",
+        # RFC 8414 requires a non-empty list; "none" (OAuth 2.0 Multiple Response Types)
+        # issues nothing at an authorization endpoint, which this issuer does not have.
+        response_types_supported=["none"],
+        grant_types_supported=["client_credentials"],
+        token_endpoint_auth_methods_supported=["client_secret_basic", "client_secret_post"],
+        scopes_supported=sorted(str(scope) for scope in PARTNER_SCOPES | SERVICE_SCOPES),
+    )
 
 
 async def _store_new_key(session: AsyncSession, *, cipher: FieldCipher, alg: str) -> SigningKey:
@@ -148,6 +206,7 @@ async def issue_account_tokens(
         subject=account.id,
         ttl_s=settings.access_token_ttl_s,
         scopes=scopes,
+        client_id=client_type,
         kind=account.kind,
         client_type=client_type,
         verified=account.verified,
@@ -233,6 +292,7 @@ async def issue_partner_token(
         subject=client_id,
         ttl_s=settings.partner_token_ttl_s,
         scopes=scopes,
+        client_id=client_id,
         kind="partner",
         client_type="server",
         purposes=sorted(purposes),
@@ -261,6 +321,7 @@ async def issue_service_token(
         subject=client_id,
         ttl_s=settings.service_token_ttl_s,
         scopes=scopes,
+        client_id=client_id,
         kind="service",
         client_type="server",
         purposes=sorted({service_purpose(scope) for scope in scopes}),

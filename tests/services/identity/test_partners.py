@@ -89,7 +89,8 @@ async def test_partner_tokens_carry_only_its_scope_and_purposes(identity: Identi
 
     beyond = await token_for(identity, partner, scope="partner:logistics partner:customs")
     assert beyond.status_code == 400
-    assert "partner:customs" in beyond.json()["detail"]
+    assert beyond.json()["error"] == "invalid_scope"
+    assert "partner:customs" in beyond.json()["error_description"]
 
 
 @pytest.mark.obligation("OB-3-4")
@@ -109,8 +110,9 @@ async def test_no_token_without_a_valid_assessment(
 ) -> None:
     partner = await register_partner(identity, assessment=assessment)
     response = await token_for(identity, partner)
-    assert response.status_code == 403
-    assert "assessment" in response.json()["detail"]
+    assert response.status_code == 400
+    assert response.json()["error"] == "unauthorized_client"
+    assert "assessment" in response.json()["error_description"]
 
     _, admin = await identity.staff("privacy_officer")
     renewed = await identity.client.post(

@@ -90,11 +90,11 @@ async def test_scopes_beyond_the_registration_and_wrong_secrets_are_refused(
     ):
         refused = await token_for(identity, client, scope=beyond)
         assert refused.status_code == 400, beyond
-        assert refused.json()["type"].endswith("/invalid_scope")
+        assert refused.json()["error"] == "invalid_scope"
     narrowed = await token_for(identity, client, scope="service:rights.access")
     assert narrowed.status_code == 200
     wrong = await token_for(identity, {**client, "client_secret": "scs_guess"})
-    assert wrong.status_code == 401 and wrong.json()["type"].endswith("/invalid_client")
+    assert wrong.status_code == 401 and wrong.json()["error"] == "invalid_client"
     unknown = await token_for(identity, {**client, "client_id": "svc_unknownclient"})
     assert unknown.status_code == 401
 
