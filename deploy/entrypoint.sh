@@ -3,6 +3,17 @@
 # that app on $PORT (8000); `migrate [apps...]` upgrades the databases (all apps by default)
 # and exits; anything else runs as given (e.g. `python -m services.orders sweep`).
 set -eu
+# Secrets as files (compose and Kubernetes mount them): <APP>_NAME_FILE=/path sets
+# <APP>_NAME to the file's content, so no secret is written into the orchestrator's config.
+# Only the apps' own prefixes: SSL_CERT_FILE and the like keep their meaning.
+apps='PRIVACY\|IDENTITY\|ORDERS\|CONSENT\|TRANSFER\|GATEWAY'
+for variable in $(env | sed -n "s/^\(\($apps\)_[A-Z0-9_]*\)_FILE=.*/\1/p"); do
+    eval "path=\${${variable}_FILE}"
+    # shellcheck disable=SC2154 # set by the eval above
+    value=$(cat "$path")
+    export "$variable=$value"
+    unset "${variable}_FILE"
+done
 port="${PORT:-8000}"
 serve() {
     # exec: uvicorn becomes PID 1, so the platform's SIGTERM reaches it directly and it

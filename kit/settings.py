@@ -69,7 +69,7 @@ class ServiceSettings(BaseSettings):
     kafka_sasl_mechanism: Literal["SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"] = "SCRAM-SHA-512"
     kafka_sasl_username: str = ""
     kafka_sasl_password: SecretStr = SecretStr("")
-    kafka_ssl_ca_file: Path | None = Field(
+    kafka_ssl_ca_path: Path | None = Field(
         default=None, description="CA of the brokers' certificates; default: the system's"
     )
     kafka_replication_factor: int = Field(
@@ -187,7 +187,7 @@ class ServiceSettings(BaseSettings):
             sasl_mechanism=self.kafka_sasl_mechanism,
             sasl_username=self.kafka_sasl_username,
             sasl_password=self.kafka_sasl_password.get_secret_value(),
-            ssl_ca_file=self.kafka_ssl_ca_file,
+            ssl_ca_file=self.kafka_ssl_ca_path,
             replication_factor=self.kafka_replication_factor,
             min_insync_replicas=self.kafka_min_insync_replicas,
         )

@@ -36,13 +36,13 @@ def test_final_stage_runs_unprivileged_without_compilers() -> None:
     assert users and not users[-1].startswith(("0", "root"))
 
 
-def _run_entrypoint(tmp_path: Path, *args: str) -> list[str]:
+def _run_entrypoint(tmp_path: Path, *args: str, **env_vars: str) -> list[str]:
     """Runs the entry point with stand-in uvicorn and python that print their arguments."""
     for tool in ("uvicorn", "python"):
         stub = tmp_path / tool
         stub.write_text(f'#!/bin/sh\necho {tool} "$@"\n')
         stub.chmod(0o755)
-    env = {**os.environ, "PATH": f"{tmp_path}:/usr/bin:/bin"}
+    env = {**os.environ, **env_vars, "PATH": f"{tmp_path}:/usr/bin:/bin"}
     result = subprocess.run(
         ["sh", str(ENTRYPOINT), *args], capture_output=True, text=True, env=env, check=True
     )
@@ -87,3 +87,18 @@ def test_build_context_is_only_what_the_image_copies() -> None:
         "policy",
         "deploy/entrypoint.sh",
     }
+
+
+def test_secrets_are_read_from_mounted_files(tmp_path: Path) -> None:
+    secret = tmp_path / "master-key"
+    secret.write_text("bWFzdGVyLWtleQ==")
+    words = _run_entrypoint(
+        tmp_path,
+        "sh",
+        "-c",
+        'echo "$ORDERS_MASTER_KEY" "${ORDERS_MASTER_KEY_FILE:-gone}" "$SSL_CERT_FILE"',
+        ORDERS_MASTER_KEY_FILE=str(secret),
+        SSL_CERT_FILE="/etc/ssl/certs/ca-certificates.crt",
+    )
+    # the app's variable gets the content; a foreign *_FILE variable keeps its meaning
+    assert words == ["bWFzdGVyLWtleQ==", "gone", "/etc/ssl/certs/ca-certificates.crt"]
