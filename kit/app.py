@@ -28,7 +28,7 @@ from kit.consumer import EventConsumer
 from kit.crypto import FieldCipher
 from kit.db import Database
 from kit.errors import install_problem_handlers
-from kit.kafka import TopicSpec, kafka_reachable
+from kit.kafka import TopicSpec, configure_cluster, kafka_reachable
 from kit.observability import RequestContextMiddleware, configure_logging
 from kit.openapi import install_access_documentation
 from kit.outbox import EventWriter, OutboxRelay, outbox_stats
@@ -97,6 +97,7 @@ def create_app(
         configure_logging(
             level=settings.log_level, json_lines=settings.log_json, access_log=access_log
         )
+        configure_cluster(settings.kafka_cluster)
         catalogue = load_catalogue(settings.catalogue_path)
         database = Database(
             settings.database_url,

@@ -46,7 +46,7 @@ from pydantic import ValidationError
 from kit.background import BackgroundLoop
 from kit.catalogue import Catalogue, default_catalogue
 from kit.events import Event
-from kit.kafka import METADATA_MAX_AGE_MS, REQUEST_TIMEOUT_MS
+from kit.kafka import METADATA_MAX_AGE_MS, REQUEST_TIMEOUT_MS, current_cluster
 from kit.outage import OUTAGE, is_broker_failure
 
 __all__ = [
@@ -253,6 +253,7 @@ class ConsentStateView(BackgroundLoop):
         backoff = self.retry_delay_s
         while not self.stopping:
             consumer = AIOKafkaConsumer(
+                **current_cluster().client_options(),
                 bootstrap_servers=self.bootstrap_servers,
                 client_id=self.name,
                 group_id=None,

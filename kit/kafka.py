@@ -5,22 +5,80 @@
 - :func:`new_consumer`: a consumer-group member with manual offset commits.
 - :func:`ensure_topics`: creates topics that do not exist yet (compacted ones included).
 - :func:`kafka_reachable`: a cheap probe for readiness checks.
+- :func:`configure_cluster`: how this process reaches its cluster (TLS, SASL/SCRAM) and the
+  replication every topic it creates gets; set once at start from the app's settings.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.helpers import create_ssl_context
 
 # Bounds that keep a missing broker from hanging a request or a relay cycle for long.
 REQUEST_TIMEOUT_MS = 10_000
 METADATA_MAX_AGE_MS = 30_000
+
+
+@dataclass(frozen=True)
+class KafkaCluster:
+    """How this process's clients reach Kafka and the replication of the topics it creates.
+
+    One per process: every client of an app talks to one cluster under one identity, so the
+    app sets it once at start (:func:`configure_cluster`) instead of threading it through
+    every producer, consumer and admin client."""
+
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str = "SCRAM-SHA-512"
+    sasl_username: str = ""
+    sasl_password: str = ""
+    ssl_ca_file: Path | None = None
+    replication_factor: int = 1
+    min_insync_replicas: int = 1
+
+    def client_options(self) -> dict[str, Any]:
+        """The aiokafka keyword arguments for TLS and SASL (none for PLAINTEXT)."""
+        options: dict[str, Any] = {"security_protocol": self.security_protocol}
+        if self.security_protocol in ("SSL", "SASL_SSL"):
+            options["ssl_context"] = self._ssl_context()
+        if self.security_protocol.startswith("SASL_"):
+            options["sasl_mechanism"] = self.sasl_mechanism
+            options["sasl_plain_username"] = self.sasl_username
+            options["sasl_plain_password"] = self.sasl_password
+        return options
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        # The system's trust store unless a private CA is named.
+        if self.ssl_ca_file is None:
+            return ssl.create_default_context()
+        context: ssl.SSLContext = create_ssl_context(cafile=str(self.ssl_ca_file))
+        return context
+
+
+class ReplicationFactorTooHigh(ValueError):
+    """Topics were asked for more replicas than the cluster has brokers."""
+
+
+_cluster = KafkaCluster()
+
+
+def configure_cluster(cluster: KafkaCluster) -> None:
+    """Sets how every client made by this module from now on reaches the cluster."""
+    global _cluster  # noqa: PLW0603 -- one cluster per process, see KafkaCluster
+    _cluster = cluster
+
+
+def current_cluster() -> KafkaCluster:
+    return _cluster
 
 
 @dataclass(frozen=True)
@@ -34,11 +92,15 @@ class TopicSpec:
         config = dict(self.config)
         if self.compacted:
             config.setdefault("cleanup.policy", "compact")
-        return NewTopic(self.name, self.partitions, 1, topic_configs=config)
+        config.setdefault("min.insync.replicas", str(_cluster.min_insync_replicas))
+        return NewTopic(
+            self.name, self.partitions, _cluster.replication_factor, topic_configs=config
+        )
 
 
 def new_producer(bootstrap_servers: str, *, client_id: str) -> AIOKafkaProducer:
     return AIOKafkaProducer(
+        **_cluster.client_options(),
         bootstrap_servers=bootstrap_servers,
         client_id=client_id,
         enable_idempotence=True,
@@ -55,6 +117,7 @@ def new_consumer(
 ) -> AIOKafkaConsumer:
     return AIOKafkaConsumer(
         *topics,
+        **_cluster.client_options(),
         bootstrap_servers=bootstrap_servers,
         group_id=group_id,
         client_id=client_id,
@@ -67,19 +130,36 @@ def new_consumer(
 
 
 async def ensure_topics(bootstrap_servers: str, topics: Iterable[TopicSpec]) -> None:
-    """Create each topic that does not exist yet; existing ones are left as they are."""
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap_servers, request_timeout_ms=REQUEST_TIMEOUT_MS
-    )
+    """Create each topic that does not exist yet; existing ones are left as they are.
+
+    Raises :class:`ReplicationFactorTooHigh` when the configured replication factor exceeds
+    the brokers the cluster has: Kafka would refuse each topic with a bare error code."""
+    admin = new_admin(bootstrap_servers)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
         missing = [spec.to_new_topic() for spec in topics if spec.name not in existing]
         if missing:
+            brokers = len((await admin.describe_cluster())["brokers"])
+            if _cluster.replication_factor > brokers:
+                raise ReplicationFactorTooHigh(
+                    f"replication factor {_cluster.replication_factor} is above the "
+                    f"{brokers} broker(s) of the cluster at {bootstrap_servers}: lower "
+                    "*_KAFKA_REPLICATION_FACTOR or add brokers (topics not created: "
+                    f"{', '.join(topic.name for topic in missing)})"
+                )
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(missing)
     finally:
         await admin.close()
+
+
+def new_admin(bootstrap_servers: str) -> AIOKafkaAdminClient:
+    return AIOKafkaAdminClient(
+        **_cluster.client_options(),
+        bootstrap_servers=bootstrap_servers,
+        request_timeout_ms=REQUEST_TIMEOUT_MS,
+    )
 
 
 async def kafka_reachable(bootstrap_servers: str, *, timeout_s: float = 2.0) -> bool:
@@ -100,10 +180,15 @@ async def kafka_reachable(bootstrap_servers: str, *, timeout_s: float = 2.0) -> 
 
 
 __all__ = [
+    "KafkaCluster",
     "KafkaError",
+    "ReplicationFactorTooHigh",
     "TopicSpec",
+    "configure_cluster",
+    "current_cluster",
     "ensure_topics",
     "kafka_reachable",
+    "new_admin",
     "new_consumer",
     "new_producer",
 ]

@@ -39,7 +39,7 @@ from sqlmodel import col
 from kit.background import BackgroundLoop
 from kit.db import Database, is_sqlite
 from kit.events import Event, kafka_record, new_event
-from kit.kafka import TopicSpec, ensure_topics, new_producer
+from kit.kafka import TopicSpec, configure_cluster, ensure_topics, new_producer
 from kit.models import OutboxMessage, utcnow
 from kit.observability import (
     OUTBOX_FAILURES,
@@ -49,6 +49,7 @@ from kit.observability import (
     configure_logging,
 )
 from kit.outage import OUTAGE, is_broker_failure
+from kit.settings import ServiceSettings
 
 logger = logging.getLogger("kit.outbox")
 
@@ -403,6 +404,8 @@ class OutboxRelay(BackgroundLoop):
 
 # -- standalone relay ----------------------------------------------------------------
 async def _run_standalone(args: argparse.Namespace) -> None:
+    # TLS, SASL and replication from the suite-wide PRIVACY_KAFKA_* variables.
+    configure_cluster(ServiceSettings().kafka_cluster)
     database = Database(args.database_url)
     relay = OutboxRelay(
         database=database,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import ipaddress
 from pathlib import Path
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic.fields import FieldInfo
@@ -23,6 +23,8 @@ from pydantic_settings import (
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
+
+from kit.kafka import KafkaCluster
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA_DIR = REPO_ROOT / ".run" / "data"
@@ -65,6 +67,22 @@ class ServiceSettings(BaseSettings):
     kafka_topic_partitions: int = Field(default=3, ge=1)
     kafka_topic_prefix: str = Field(
         default="", pattern=r"^[a-z0-9._-]*$", description="prepended to every topic name"
+    )
+    # Kafka for production (README "Deploying"): TLS, SASL/SCRAM, replication of new topics.
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT", description="SASL_SSL in production"
+    )
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"] = "SCRAM-SHA-512"
+    kafka_sasl_username: str = ""
+    kafka_sasl_password: SecretStr = SecretStr("")
+    kafka_ssl_ca_path: Path | None = Field(
+        default=None, description="CA of the brokers' certificates; default: the system's"
+    )
+    kafka_replication_factor: int = Field(
+        default=1, ge=1, description="of the topics this app creates; 3 in production"
+    )
+    kafka_min_insync_replicas: int = Field(
+        default=1, ge=1, description="min.insync.replicas of those topics; 2 in production"
     )
     master_key: SecretStr = SecretStr(DEVELOPMENT_MASTER_KEY)
     catalogue_path: Path = DEFAULT_CATALOGUE
@@ -159,6 +177,32 @@ class ServiceSettings(BaseSettings):
                 "identity_token_url, service_client_id and service_client_secret go together"
             )
         return self
+
+    @model_validator(mode="after")
+    def _kafka_security_complete(self) -> ServiceSettings:
+        if self.kafka_security_protocol.startswith("SASL_") and not (
+            self.kafka_sasl_username and self.kafka_sasl_password.get_secret_value()
+        ):
+            raise ValueError(
+                f"kafka_security_protocol {self.kafka_security_protocol} needs "
+                "kafka_sasl_username and kafka_sasl_password"
+            )
+        if self.kafka_min_insync_replicas > self.kafka_replication_factor:
+            raise ValueError("kafka_min_insync_replicas may not exceed kafka_replication_factor")
+        return self
+
+    @property
+    def kafka_cluster(self) -> KafkaCluster:
+        """How this app's Kafka clients reach the cluster (see kit.kafka.configure_cluster)."""
+        return KafkaCluster(
+            security_protocol=self.kafka_security_protocol,
+            sasl_mechanism=self.kafka_sasl_mechanism,
+            sasl_username=self.kafka_sasl_username,
+            sasl_password=self.kafka_sasl_password.get_secret_value(),
+            ssl_ca_file=self.kafka_ssl_ca_path,
+            replication_factor=self.kafka_replication_factor,
+            min_insync_replicas=self.kafka_min_insync_replicas,
+        )
 
     @property
     def master_key_bytes(self) -> bytes:

@@ -1,0 +1,37 @@
+#!/bin/sh
+# The image's entry point: `gateway`, `identity`, `orders`, `consent` or `transfer` serves
+# that app on $PORT (8000); `migrate [apps...]` upgrades the databases (all apps by default)
+# and exits; anything else runs as given (e.g. `python -m services.orders sweep`).
+set -eu
+# Secrets as files (compose and Kubernetes mount them): <APP>_NAME_FILE=/path sets
+# <APP>_NAME to the file's content, so no secret is written into the orchestrator's config.
+# Only the apps' own prefixes: SSL_CERT_FILE and the like keep their meaning.
+apps='PRIVACY\|IDENTITY\|ORDERS\|CONSENT\|TRANSFER\|GATEWAY'
+for variable in $(env | sed -n "s/^\(\($apps\)_[A-Z0-9_]*\)_FILE=.*/\1/p"); do
+    eval "path=\${${variable}_FILE}"
+    # shellcheck disable=SC2154 # set by the eval above
+    value=$(cat "$path")
+    export "$variable=$value"
+    unset "${variable}_FILE"
+done
+port="${PORT:-8000}"
+serve() {
+    # exec: uvicorn becomes PID 1, so the platform's SIGTERM reaches it directly and it
+    # drains in-flight requests within the grace period (Kubernetes' default is 30 s).
+    factory="$1"
+    shift
+    exec uvicorn --factory "$factory" --host 0.0.0.0 --port "$port" --no-access-log \
+        --no-proxy-headers --timeout-graceful-shutdown "${GRACEFUL_SHUTDOWN_S:-25}" "$@"
+}
+app="${1:-gateway}"
+[ "$#" -gt 0 ] && shift
+case "$app" in
+    gateway) serve gateway.main:create_app --loop uvloop --http httptools "$@" ;;
+    identity | orders | consent | transfer) serve "services.$app.main:create_app" "$@" ;;
+    migrate)
+        if [ "$#" -eq 0 ]; then
+            set -- services.identity services.orders services.consent services.transfer gateway
+        fi
+        exec python -m kit.migrations upgrade "$@" ;;
+    *) exec "$app" "$@" ;;
+esac

@@ -1,0 +1,84 @@
+"""deploy/compose.yaml, validated offline: no Docker daemon (nor the compose plugin) runs
+here, so the file is checked against the Compose specification's JSON schema and read for
+the properties the deployment promises."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from kit.settings import REPO_ROOT
+
+COMPOSE = REPO_ROOT / "deploy" / "compose.yaml"
+APPS = ("identity", "orders", "consent", "transfer", "gateway")
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load(COMPOSE.read_text())
+    return loaded
+
+
+def test_compose_file_is_valid_against_the_compose_specification() -> None:
+    checker = shutil.which("check-jsonschema", path=str(Path(sys.executable).parent))
+    assert checker, "check-jsonschema comes with the dev extra"
+    result = subprocess.run(
+        [checker, "--builtin-schema", "vendor.compose-spec", str(COMPOSE)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_only_the_gateway_is_published(compose: dict[str, Any]) -> None:
+    published = {name for name, service in compose["services"].items() if "ports" in service}
+    assert published == {"gateway"}
+    assert compose["networks"]["backend"]["internal"] is True
+    assert compose["services"]["gateway"]["deploy"]["replicas"] == 2
+
+
+def test_each_app_is_checked_on_readyz_and_waits_for_the_migration(
+    compose: dict[str, Any],
+) -> None:
+    for app in APPS:
+        service = compose["services"][app]
+        assert service["command"] == [app]
+        assert "/readyz" in " ".join(service["healthcheck"]["test"])
+        condition = service["depends_on"]["migrate"]["condition"]
+        assert condition == "service_completed_successfully"
+    assert compose["services"]["migrate"]["command"] == ["migrate"]
+
+
+def test_kafka_is_three_kraft_brokers_replicating_three_times(compose: dict[str, Any]) -> None:
+    brokers = [name for name in compose["services"] if name.startswith("kafka-")]
+    assert brokers == ["kafka-1", "kafka-2", "kafka-3"]
+    for broker in brokers:
+        environment = compose["services"][broker]["environment"]
+        assert environment["KAFKA_CONTROLLER_QUORUM_VOTERS"].count("@") == 3
+        assert compose["services"][broker]["image"].startswith("apache/kafka:")
+    apps = compose["services"]["orders"]["environment"]
+    assert (
+        apps["PRIVACY_KAFKA_REPLICATION_FACTOR"],
+        apps["PRIVACY_KAFKA_MIN_INSYNC_REPLICAS"],
+    ) == (
+        "3",
+        "2",
+    )
+
+
+def test_one_database_per_app_and_secrets_from_files(compose: dict[str, Any]) -> None:
+    environment = compose["services"]["orders"]["environment"]
+    databases = {re.sub(r".*/", "", environment[f"{app.upper()}_DATABASE_URL"]) for app in APPS}
+    assert databases == set(APPS)
+    created = (REPO_ROOT / "deploy" / "compose" / "databases.sql").read_text()
+    assert all(f"CREATE DATABASE {app};" in created for app in APPS)
+    assert "PRIVACY_MASTER_KEY" not in environment
+    assert environment["PRIVACY_MASTER_KEY_FILE"] == "/run/secrets/master_key"
