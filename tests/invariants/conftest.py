@@ -1,5 +1,5 @@
 """The running suite the state machine drives (:mod:`tests.e2e.suite`: real processes on
-PostgreSQL and Kafka), started once per module on an event loop of its own: Hypothesis runs
+PostgreSQL and Kafka), started once for the package on an event loop of its own: Hypothesis runs
 the machine's rules synchronously, and each rule runs its requests to the end on that loop."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from tests.e2e.suite import running_suite
 from tests.invariants.machine import Stack
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def stack(
     kafka: Broker, postgres: LocalPostgres, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
