@@ -44,6 +44,7 @@ from kit.clock import china_today
 from tests.e2e.suite import Person, Suite, bearer
 from tests.invariants.model import (
     COUNTED_PURPOSES,
+    DELETION_KEEPS_OPEN_ORDERS,
     DOUBLE_RECORDED_ROUTES,
     Courier,
     InvariantBroken,
@@ -66,7 +67,9 @@ RENEWAL_PROBE: Final = "/orders/cart/shares"
 #: A consent-gated route (location) whose answer holds no personal field.
 LOCATION_PROBE: Final = "/orders/location/nearby?latitude=30.27&longitude=120.15"
 #: The rights that must answer for every live account, whatever its policy and consents.
-RIGHTS: Final = ("/consent/ledger/me?limit=1", "/consent/notices/me", "/consent/rights-requests/me")
+RIGHTS: Final = ("/consent/notices/me", "/consent/rights-requests/me")
+#: The first page of a user's ledger (the ledger is a right too).
+LEDGER_PAGE: Final = "/consent/ledger/me?limit=100"
 CONSENT_PURPOSES: Final = ("location", "marketing.price_drop")
 COURIER_SCOPES: Final = ("partner:logistics",)
 POLICY: Final = Policy()
@@ -283,11 +286,14 @@ class PrivacyMachine(RuleBasedStateMachine):
                 json={"name": "Invariant tea", "price": "12.50"},
             )
             self.stack.goods_id = goods.json()["goods_id"]
-        return self.register(agree=True)
+        return self._register(agree=True)
 
     @precondition(lambda self: len(self.model.users) < MAX_USERS)
     @rule(target=users, agree=st.booleans())
     def register(self, agree: bool) -> User:
+        return self._register(agree)
+
+    def _register(self, agree: bool) -> User:
         name = f"u{len(self.model.users)}"
         self.story.step("register", user=name, agree=agree)
         person = _unique_person()
@@ -550,8 +556,8 @@ class PrivacyMachine(RuleBasedStateMachine):
             status, number = 401, 1
         elif order.courier is not courier:
             status, number = 404, 1
-        elif order.owner.deleted:
-            status, number = 404, 4
+        elif order.owner.deleted and not self._kept_for_delivery(order):
+            status, number = 410, 4
         else:
             status, number = 200, 1
         self.call(
@@ -560,8 +566,13 @@ class PrivacyMachine(RuleBasedStateMachine):
             f"/orders/partner/orders/{order.order_id}",
             expect=status,
             invariant=number,
-            subject=order.owner,
+            subject=None if order.owner.deleted else order.owner,
         )
+
+    @staticmethod
+    def _kept_for_delivery(order: Order) -> bool:
+        """A deleted buyer's open order its courier still reads (DELETION_KEEPS_OPEN_ORDERS)."""
+        return DELETION_KEEPS_OPEN_ORDERS and order.status in ("paid", "assigned")
 
     @precondition(lambda self: any(not c.revoked for c in self.model.couriers))
     @rule(courier=couriers)
@@ -580,8 +591,8 @@ class PrivacyMachine(RuleBasedStateMachine):
         self.until(
             f"{courier}'s token refused",
             1,
-            lambda: self.send(
-                str(courier), "GET", "/orders/partner/orders", headers=courier.headers
+            lambda: self.send(  # an order of nobody's: 404 until refused, and reads nothing
+                str(courier), "GET", "/orders/partner/orders/ord_none", headers=courier.headers
             ),
             lambda answer: answer.status_code == 401,
         )
@@ -695,34 +706,55 @@ class PrivacyMachine(RuleBasedStateMachine):
     @invariant()
     def privacy_invariants(self) -> None:
         """2, 3, 4 and 5 (so far) for every user, after every step; 1, 6 and 7 are checked
-        on each answer as it comes."""
+        on each answer as it comes. The users' checks go out at once."""
         if not self.model.policy_version:
             return  # before start
         with self._quiet():
+            asks: list[tuple[User, str]] = []
             for user in self.model.users:
+                paths = (RIGHTS[0],) if user.deleted else (*RIGHTS, RENEWAL_PROBE, LEDGER_PAGE)
+                asks.extend((user, path) for path in paths)
+            answers = self.send_all(asks)
+            for (user, path), answer in zip(asks, answers, strict=True):
                 if user.deleted:
-                    refused = self.send(str(user), "GET", RIGHTS[1], headers=user.headers)
-                    if refused.status_code != 401:
-                        self.broken(4, f"the deleted {user}'s token: {refused.status_code}")
-                    continue
-                for path in RIGHTS:
-                    answer = self.send(str(user), "GET", path, headers=user.headers)
-                    if answer.status_code != 200:
-                        self.broken(2, f"{user}: GET {path} answered {answer.status_code}")
-                gate = self.send(str(user), "GET", RENEWAL_PROBE, headers=user.headers)
-                wanted = 428 if self.model.needs_renewal(user) else 200
-                if gate.status_code != wanted:
-                    self.broken(3, f"{user}: GET {RENEWAL_PROBE} {gate.status_code}, not {wanted}")
-                self._ledger_within_bounds(user)
+                    if answer.status_code != 401:
+                        self.broken(4, f"the deleted {user}'s token: {answer.status_code}")
+                elif path == RENEWAL_PROBE:
+                    wanted = 428 if self.model.needs_renewal(user) else 200
+                    if answer.status_code != wanted:
+                        self.broken(3, f"{user}: GET {path} {answer.status_code}, not {wanted}")
+                elif answer.status_code != 200:
+                    self.broken(2, f"{user}: GET {path} answered {answer.status_code}")
+                elif path == LEDGER_PAGE:
+                    self._ledger_within_bounds(user, answer)
 
-    def _ledger_counts(self, user: User) -> tuple[Counter[tuple[str, str]], list[str]]:
+    def send_all(self, asks: list[tuple[User, str]]) -> list[httpx.Response]:
+        """GET each path as its user, all at once; told and checked like :meth:`send`."""
+
+        async def all_of() -> list[httpx.Response]:
+            return list(
+                await asyncio.gather(
+                    *(self.suite.client.get(path, headers=user.headers) for user, path in asks)
+                )
+            )
+
+        answers = self.stack.run(all_of())
+        for (user, path), answer in zip(asks, answers, strict=True):
+            self.story.exchange(str(user), "GET", path, None, answer)
+            if answer.status_code >= 500 or (answer.status_code >= 400 and not is_problem(answer)):
+                self.broken(7, f"GET {path} answered {answer.status_code}")
+        return answers
+
+    def _ledger_counts(
+        self, user: User, first: httpx.Response | None = None
+    ) -> tuple[Counter[tuple[str, str]], list[str]]:
         entries: list[dict[str, Any]] = []
         offset: int | None = 0
         while offset is not None:
-            page = self.send(
-                str(user), "GET", f"/consent/ledger/me?limit=100&offset={offset}",
-                headers=user.headers,
-            )  # fmt: skip
+            page = first or self.send(
+                str(user), "GET", f"{LEDGER_PAGE}&offset={offset}", headers=user.headers
+            )
+            first = None
             if page.status_code != 200:
                 self.broken(2, f"{user}'s ledger answered {page.status_code}")
             body = page.json()
@@ -736,15 +768,14 @@ class PrivacyMachine(RuleBasedStateMachine):
             if entry["action"] == "read" and entry["purpose"] in COUNTED_PURPOSES
         )
         told = [
-            f"{e['who']['service']}/{e['who']['kind']} {e['action']} {e['resource']} "
-            f"{e['purpose']}"
+            f"{e['who']['service']}/{e['who']['kind']} {e['action']} {e['resource']} {e['purpose']}"
             for e in reversed(entries)
         ]
         return counts, told
 
-    def _ledger_within_bounds(self, user: User) -> None:
+    def _ledger_within_bounds(self, user: User, first: httpx.Response) -> None:
         """Never more entries than the reads left (the ledger may still be behind)."""
-        counts, told = self._ledger_counts(user)
+        counts, told = self._ledger_counts(user, first)
         for key, count in counts.items():
             allowed = user.entries[key] * (2 if key in user.tolerant else 1)
             if count > allowed:
@@ -775,6 +806,16 @@ class PrivacyMachine(RuleBasedStateMachine):
                 self.broken(5, f"{user}'s ledger {dict(counts)}, the reads {expected}: {told}")
         if os.environ.get("INVARIANTS_VERBOSE") == "1":
             print(f"\n--- one sequence, every invariant held:\n{self.story.render()}")
+
+
+def machine_for(stack: Stack) -> type[PrivacyMachine]:
+    """The machine bound to the running suite, as Hypothesis wants it (a class)."""
+
+    class OnTheStack(PrivacyMachine):
+        def __init__(self) -> None:
+            super().__init__(stack)
+
+    return OnTheStack
 
 
 def _unique_person() -> Person:

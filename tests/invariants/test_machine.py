@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis.stateful import run_state_machine_as_test
 
-from tests.invariants.machine import PrivacyMachine, Stack
+from tests.invariants.machine import Stack, machine_for
 
 EXAMPLES = int(os.environ.get("INVARIANTS_EXAMPLES", "3"))
 STEPS = int(os.environ.get("INVARIANTS_STEPS", "12"))
@@ -26,7 +26,7 @@ TIMEOUT_S = int(os.environ.get("INVARIANTS_TIMEOUT_S", "600"))
 @pytest.mark.timeout(TIMEOUT_S)
 def test_privacy_invariants_hold_after_every_step(stack: Stack) -> None:
     run_state_machine_as_test(
-        lambda: PrivacyMachine(stack),
+        machine_for(stack),
         settings=settings(
             max_examples=EXAMPLES,
             stateful_step_count=STEPS,
