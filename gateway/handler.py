@@ -173,7 +173,9 @@ def _refuse_header(status: int, reason: str, name: str, message: str) -> None:
 
 async def _read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+    if declared is not None and not declared.isdigit():
+        _refuse_header(400, "invalid_header", "content-length", "not a number of bytes")
+    if declared is not None and int(declared) > limit:
         raise Refused(413, "body_too_large", f"the body exceeds {limit} bytes")
     body = bytearray()
     async for chunk in request.stream():

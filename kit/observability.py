@@ -42,6 +42,9 @@ OUTBOX_OLDEST_AGE = Gauge(
 )
 OUTBOX_PUBLISHED = Counter("outbox_published_total", "Outbox events published", ["app"])
 OUTBOX_FAILURES = Counter("outbox_publish_failures_total", "Failed publish cycles", ["app"])
+PERIODIC_TASK_RUNS = Counter(
+    "periodic_task_runs_total", "Runs of a periodic task that completed", ["task"]
+)
 CONSUMER_EVENTS = Counter(
     "consumer_events_total", "Events a consumer took", ["consumer", "outcome"]
 )

@@ -167,6 +167,9 @@ class OutboxRelay(BackgroundLoop):
         self.max_backoff_s = max_backoff_s
         self.kafka_connected = False
         self.is_leader = False
+        #: Times this relay checked or tried for the publisher's lock (a follower keeps
+        #: trying every LEADERSHIP_RETRY_S).
+        self.leadership_checks = 0
         self.last_error: str | None = None
         self.published_total = 0
         self.failed_cycles = 0
@@ -370,6 +373,7 @@ class OutboxRelay(BackgroundLoop):
         The lock lives as long as its connection, which runs in autocommit so that it never
         sits idle in a transaction. Checked once per housekeeping interval.
         """
+        self.leadership_checks += 1
         if is_sqlite(self.database.url):
             self.is_leader = True
             return True

@@ -100,8 +100,6 @@ async def test_the_purpose_is_forwarded_whatever_the_client_type(
 # --------------------------------------------------------------------------- consent
 
 
-@pytest.mark.obligation("OB-0-1")
-@pytest.mark.obligation("OB-0-2")
 @pytest.mark.obligation("OB-2G-1")
 async def test_location_needs_its_consent_while_ordering_never_does(
     gw: GatewayUnderTest, orders_upstream: FastAPI
@@ -327,7 +325,6 @@ async def test_a_ceased_purpose_is_refused_with_410(gw: GatewayUnderTest) -> Non
     assert (await gw.client.get("/orders/orders/o1", headers=user)).status_code == 200
 
 
-@pytest.mark.obligation("OB-R-1")
 @pytest.mark.obligation("OB-4-7")
 @pytest.mark.parametrize(
     "event_type",

@@ -105,7 +105,6 @@ class ConsentPublisher:
         )
 
 
-@pytest.mark.obligation("OB-0-2")
 @pytest.mark.obligation("OB-2G-1")
 async def test_a_withdrawal_on_the_real_topic_is_enforced_within_a_second(
     kafka: Broker, tmp_path: Path
@@ -175,8 +174,6 @@ async def raw_values(bootstrap_servers: str, topic: str) -> list[bytes]:
         await consumer.stop()
 
 
-@pytest.mark.obligation("OB-4-7")
-@pytest.mark.obligation("OB-2D-7")
 async def test_access_events_reach_kafka_with_categories_and_no_personal_data(
     kafka: Broker, tmp_path: Path
 ) -> None:

@@ -46,7 +46,6 @@ def granting(*subjects: str) -> Callable[[str, str], bool]:
 
 
 @pytest.mark.obligation("OB-2G-1")
-@pytest.mark.obligation("OB-0-2")
 async def test_without_location_consent_the_features_are_refused_and_ordering_works(
     orders: Orders,
 ) -> None:
