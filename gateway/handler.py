@@ -45,6 +45,7 @@ from fastapi import APIRouter, Request, Response
 from prometheus_client import Counter
 
 from gateway.access_events import AccessEventBatcher
+from gateway.compression import compress
 from gateway.config import Settings
 from gateway.consent_view import ConsentViewNotReady
 from gateway.limits import RateLimiter
@@ -142,6 +143,11 @@ async def gateway_entry(request: Request) -> Response:
     except Answered as answered:
         response = answered.response
     response.headers.update(extra_headers)
+    compress(
+        response,
+        accept_encoding=request.headers.get("accept-encoding", ""),
+        min_bytes=gateway.settings.gzip_min_bytes,
+    )
     if request.method == "HEAD":
         # The GET answer's status and headers (its Content-Length too), without content.
         response.body = b""
@@ -386,7 +392,13 @@ def _check_request_fields(
     try:
         parsed = json.loads(body)
     except ValueError:
-        raise Refused(400, "invalid_json", "the body is not valid JSON") from None
+        raise Refused(
+            400,
+            "invalid_json",
+            "the body is not valid JSON",
+            code="malformed-json",
+            errors=[{"field": "body", "message": "not valid JSON", "type": "json_invalid"}],
+        ) from None
     refused = gateway.fields.refused_inputs(parsed, resource=route.resource, purpose=purpose)
     if refused:
         raise Refused(
