@@ -21,7 +21,7 @@ import pytest
 from fastapi import FastAPI
 
 from gateway.compression import accepts_gzip
-from kit.errors import DomainError
+from kit.errors import PROBLEM_SCHEMA, DomainError, problem
 from kit.problem_types import load_problem_catalogue
 from kit.settings import REPO_ROOT
 from kit.testing import TEST_ISSUER, UNREACHABLE_KAFKA, serve_app, trust_only
@@ -317,8 +317,6 @@ def test_every_problem_type_any_app_can_emit_is_documented() -> None:
 
 
 def test_the_problem_schema_takes_the_relative_type() -> None:
-    from kit.errors import PROBLEM_SCHEMA, problem
-
     body = json.loads(problem(404, code="not-found").body)
     assert body["type"] == "/problems/not-found"
     assert PROBLEM_SCHEMA["properties"]["type"]["format"] == "uri-reference"
