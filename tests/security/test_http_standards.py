@@ -200,9 +200,7 @@ async def test_malformed_json_is_400_at_the_service_and_at_the_gateway(
     assert service.json()["type"] == "/problems/malformed-json"
     assert service.json()["errors"][0]["field"].startswith("body")
     # Well-formed JSON with a wrong field stays 422.
-    wrong = await privacy_center.client.post(
-        "/consent/consents", json={"purpose": 7}, headers=user
-    )
+    wrong = await privacy_center.client.post("/consent/consents", json={"purpose": 7}, headers=user)
     assert wrong.status_code == 422
 
     # A route whose body the gateway reads itself (the order's personal fields).
