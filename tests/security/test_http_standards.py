@@ -295,7 +295,8 @@ def test_every_problem_type_any_app_can_emit_is_documented() -> None:
         importlib.import_module(module)
     documented = load_problem_catalogue().types
     emitted: dict[str, set[int | None]] = {}
-    for cls in [DomainError, *_subclasses(DomainError)]:
+    classes: list[type[DomainError]] = [DomainError, *_subclasses(DomainError)]
+    for cls in classes:
         emitted.setdefault(cls.code, set()).add(cls.status)
     for code, statuses in _emitted_in_source().items():
         emitted.setdefault(code, set()).update(statuses)
@@ -315,6 +316,6 @@ def test_every_problem_type_any_app_can_emit_is_documented() -> None:
 
 
 def test_the_problem_schema_takes_the_relative_type() -> None:
-    body = json.loads(problem(404, code="not-found").body)
+    body = json.loads(bytes(problem(404, code="not-found").body))
     assert body["type"] == "/problems/not-found"
     assert PROBLEM_SCHEMA["properties"]["type"]["format"] == "uri-reference"
