@@ -47,6 +47,12 @@ class Settings(ServiceSettings):
         default=50.0, ge=0, description="requests per second per client; 0 turns it off"
     )
     rate_limit_burst: int = Field(default=100, ge=1)
+    gzip_min_bytes: int = Field(
+        default=1024,
+        ge=0,
+        description="answers at least this long are gzip-compressed for clients that "
+        "accept it (0: never)",
+    )
     # worker processes (uvicorn --workers) ----------------------------------------------
     workers: int = Field(
         default=1,

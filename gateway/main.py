@@ -31,6 +31,7 @@ from gateway.handler import Gateway
 from gateway.handler import router as gateway_router
 from gateway.limits import RateLimiter
 from gateway.policy_facts import facts_handler, load_facts, refresh_facts
+from gateway.problems import router as problems_router
 from gateway.proxy import ClientFactory, Upstreams, default_client_factory
 from gateway.routes import load_route_table
 from gateway.well_known import router as well_known_router
@@ -40,6 +41,7 @@ from kit.background import BackgroundLoop, PeriodicTask
 from kit.consent_state import ConsentStateView
 from kit.consumer import EventConsumer
 from kit.field_filter import FieldFilter
+from kit.problem_types import load_problem_catalogue
 
 
 def create_app(
@@ -51,6 +53,7 @@ def create_app(
 
     async def start(app: FastAPI, context: AppContext) -> None:
         table = load_route_table(settings.routes_path, context.catalogue)
+        load_problem_catalogue()  # the error-code catalogue it serves: a bad file stops start
         view = ConsentStateView(
             bootstrap_servers=settings.kafka_bootstrap_servers,
             topic=settings.topic("consent.state"),
@@ -108,7 +111,7 @@ def create_app(
             "The API gateway: authorisation, purpose binding, consent enforcement and "
             "minimum-necessary field filtering."
         ),
-        routers=[well_known_router, gateway_router],
+        routers=[well_known_router, problems_router, gateway_router],
         consumers=background,
         on_startup=start,
         access_log=True,  # the one access line per request is the gateway's
