@@ -15,7 +15,7 @@ from gateway.consent_view import policy_agreed
 from gateway.policy_facts import CEASED, PUBLISHED, PolicyFacts, facts_handler, load_facts
 from kit.clock import china_today
 from kit.events import Event, new_event
-from tests.gateway.conftest import SECRETS, GatewayUnderTest, running_gateway
+from tests.gateway.conftest import POINT, SECRETS, GatewayUnderTest, running_gateway
 
 
 def refusals(reason: str) -> float:
@@ -107,7 +107,7 @@ async def test_location_needs_its_consent_while_ordering_never_does(
     gw: GatewayUnderTest, orders_upstream: FastAPI
 ) -> None:
     subject, user = gw.user()
-    refused = await gw.client.get("/orders/location/nearby", headers=user)
+    refused = await gw.client.post("/orders/location/nearby", headers=user, json=POINT)
     assert refused.status_code == 403
     body = refused.json()
     assert body["type"].endswith("consent_required") and body["purpose"] == "location"
@@ -119,10 +119,12 @@ async def test_location_needs_its_consent_while_ordering_never_does(
     assert (await gw.client.get("/orders/orders/o1", headers=user)).status_code == 200
 
     gw.consents.add((subject, "location"))
-    allowed = await gw.client.get("/orders/location/nearby", headers=user)
+    allowed = await gw.client.post("/orders/location/nearby", headers=user, json=POINT)
     assert allowed.status_code == 200
     gw.consents.discard((subject, "location"))  # withdrawn: refused again at once
-    assert (await gw.client.get("/orders/location/nearby", headers=user)).status_code == 403
+    assert (
+        await gw.client.post("/orders/location/nearby", headers=user, json=POINT)
+    ).status_code == 403
 
 
 @pytest.mark.obligation("OB-5-3")
@@ -305,7 +307,9 @@ async def test_a_major_version_learnt_from_the_privacy_center_asks_for_renewal(
 async def test_a_ceased_purpose_is_refused_with_410(gw: GatewayUnderTest) -> None:
     subject, user = gw.user()
     gw.consents.add((subject, "location"))
-    assert (await gw.client.get("/orders/location/nearby", headers=user)).status_code == 200
+    assert (
+        await gw.client.post("/orders/location/nearby", headers=user, json=POINT)
+    ).status_code == 200
     await learn(
         gw,
         new_event(
@@ -321,7 +325,7 @@ async def test_a_ceased_purpose_is_refused_with_410(gw: GatewayUnderTest) -> Non
             },
         ),
     )
-    refused = await gw.client.get("/orders/location/nearby", headers=user)
+    refused = await gw.client.post("/orders/location/nearby", headers=user, json=POINT)
     assert refused.status_code == 410
     assert refused.json()["purpose"] == "location"
     assert (await gw.client.get("/orders/orders/o1", headers=user)).status_code == 200
