@@ -105,6 +105,7 @@ def configure_logging(
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):  # one format for every line
         logger = logging.getLogger(name)
         logger.handlers.clear()
+        logger.setLevel(logging.NOTSET)  # the root's level, whatever uvicorn set before
         logger.propagate = name != "uvicorn.access" or access_log
     access = logging.getLogger("uvicorn.access")
     if not any(isinstance(f, DropQueryString) for f in access.filters):

@@ -156,10 +156,15 @@ class AppProcess:
     env: dict[str, str] = field(repr=False)
     log_path: Path
     process: subprocess.Popen[bytes] | None = None
+    ops_port: int | None = None  # the gateway's operations routes (/readyz) listen there
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ops_url(self) -> str:
+        return f"http://127.0.0.1:{self.ops_port or self.port}"
 
     def start(self) -> None:
         module = APPS[self.name]
@@ -196,7 +201,7 @@ class AppProcess:
     async def wait_ready(self) -> None:
         deadline = asyncio.get_running_loop().time() + READY_TIMEOUT_S
         last = "no answer"
-        async with httpx.AsyncClient(base_url=self.url, timeout=2.0) as client:
+        async with httpx.AsyncClient(base_url=self.ops_url, timeout=2.0) as client:
             while asyncio.get_running_loop().time() < deadline:
                 if self.process is not None and self.process.poll() is not None:
                     break
@@ -423,6 +428,7 @@ def _suite_env(
             "ORDERS_RETENTION_SWEEP_ENABLED": "false",
             "ORDERS_PAYMENT_NOTIFY_BASE_URL": f"http://127.0.0.1:{ports['gateway']}",
             "GATEWAY_RATE_LIMIT_PER_S": "0",
+            "GATEWAY_OPS_PORT": str(ports["gateway-ops"]),
         }
     )
     for name in APPS:
@@ -483,7 +489,7 @@ async def running_suite(
     *, postgres: LocalPostgres, bootstrap_servers: str, log_dir: Path
 ) -> AsyncIterator[Suite]:
     prefix = f"e2e{secrets.token_hex(4)}."
-    ports = {name: free_port() for name in APPS}
+    ports = {name: free_port() for name in (*APPS, "gateway-ops")}
     async with AsyncExitStack() as stack:
         urls = {name: await stack.enter_async_context(postgres.database()) for name in APPS}
         for name, package in APPS.items():
@@ -513,6 +519,7 @@ async def running_suite(
         processes = {
             name: AppProcess(name, ports[name], env, log_dir / f"{name}.log") for name in APPS
         }
+        processes["gateway"].ops_port = ports["gateway-ops"]
         for process in processes.values():
             stack.callback(process.stop)
         processes["identity"].start()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi import FastAPI
 from prometheus_client import REGISTRY
@@ -366,11 +367,13 @@ async def test_the_gateways_own_routes_stay_its_own_beside_the_hot_path(
 ) -> None:
     upstream_calls = len(orders_upstream.state.seen)
     health = await gw.client.get("/healthz")
-    assert health.status_code == 200 and health.json() == {"status": "ok", "app": "gateway"}
-    schema = await gw.client.get("/openapi.json")
-    assert schema.status_code == 200 and schema.json()["info"]["title"] == "Gateway"
-    metrics = await gw.client.get("/metrics")
-    assert metrics.status_code == 200 and "gateway_refusals_total" in metrics.text
+    assert health.status_code == 200 and health.json() == {"status": "ok"}
+    # readiness, metrics and OpenAPI are the operations port's (tests/security/test_ops_port.py)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{gw.app.state.ops_port}") as ops:
+        schema = await ops.get("/openapi.json")
+        assert schema.status_code == 200 and schema.json()["info"]["title"] == "Gateway"
+        metrics = await ops.get("/metrics")
+        assert metrics.status_code == 200 and "gateway_refusals_total" in metrics.text
     unknown = await gw.client.get("/nowhere")
     assert unknown.status_code == 404
     assert unknown.headers["content-type"].startswith("application/problem+json")

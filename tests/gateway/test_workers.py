@@ -94,9 +94,12 @@ async def test_a_withdrawal_and_a_closed_account_reach_both_workers(
         subject, user = workers[0].user()
 
         async def statuses(path: str) -> list[int]:
-            return [
-                (await w.client.post(path, headers=user, json=POINT)).status_code for w in workers
-            ]
+            if path == NEARBY:  # the coordinates go in the body
+                return [
+                    (await w.client.post(path, headers=user, json=POINT)).status_code
+                    for w in workers
+                ]
+            return [(await w.client.get(path, headers=user)).status_code for w in workers]
 
         async with ConsentPublisher(
             kafka.bootstrap_servers, settings.topic("consent.state")
