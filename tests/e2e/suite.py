@@ -428,9 +428,10 @@ def _suite_env(
             "ORDERS_RETENTION_SWEEP_ENABLED": "false",
             "ORDERS_PAYMENT_NOTIFY_BASE_URL": f"http://127.0.0.1:{ports['gateway']}",
             "GATEWAY_RATE_LIMIT_PER_S": "0",
-            "GATEWAY_OPS_PORT": str(ports["gateway-ops"]),
         }
     )
+    if "gateway-ops" in ports:
+        env["GATEWAY_OPS_PORT"] = str(ports["gateway-ops"])
     for name in APPS:
         env[f"{name.upper()}_DATABASE_URL"] = database_urls[name]
         if name != "identity":
