@@ -19,6 +19,17 @@ class Settings(ServiceSettings):
     # The gateway is the edge: it believes no client's X-Forwarded-For, unless a load
     # balancer named here stands in front of it.
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default=[])
+    # operations: /readyz, /metrics and the OpenAPI pages, never on the public origin ---
+    ops_host: str = Field(
+        default="127.0.0.1", description="where the operations routes listen (not public)"
+    )
+    ops_port: int = Field(
+        default=8010,
+        ge=0,
+        le=65535,
+        description="port of /readyz, /metrics, /docs and /openapi.json (0: any free port); "
+        "the public port answers only a bare /healthz",
+    )
     # upstreams ------------------------------------------------------------------------
     upstream_identity_url: str = "http://127.0.0.1:8001"
     upstream_orders_url: str = "http://127.0.0.1:8002"

@@ -10,9 +10,12 @@ the consent-state view (``app.state.consent_granted``, ``app.state.policy_sequen
 tests may replace both) and the consumer of the privacy center's decisions and identity's
 revocations (``app.state.policy_facts``: the newest major policy version, ceased purposes,
 closed accounts and revoked clients; :mod:`gateway.policy_facts`). Everything outside the
-gateway's own ``/healthz``, ``/readyz``, ``/metrics`` and OpenAPI goes through
+gateway's own bare ``/healthz`` and the well-known metadata goes through
 :mod:`gateway.handler`, straight from the app's ASGI entry (:mod:`gateway.entry`), not
-through FastAPI's routing.
+through FastAPI's routing. The gateway is the public origin: its ``/readyz``, ``/metrics``
+and OpenAPI (``/docs``, ``/openapi.json``) are served on the separate operations port
+(``GATEWAY_OPS_HOST``, ``GATEWAY_OPS_PORT``; :mod:`kit.operations`), started and stopped
+with the app; ``app.state.ops_port`` is the port it listens on.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from kit.background import BackgroundLoop, PeriodicTask
 from kit.consent_state import ConsentStateView
 from kit.consumer import EventConsumer
 from kit.field_filter import FieldFilter
+from kit.operations import serve_operations
 from kit.problem_types import load_problem_catalogue
 
 
@@ -116,6 +120,7 @@ def create_app(
         on_startup=start,
         access_log=True,  # the one access line per request is the gateway's
         app_class=GatewayApp,
+        public_operations=False,  # readiness, metrics and docs on the operations port
     )
     if isinstance(app, GatewayApp):
         app.hot_prefixes = tuple(f"/{name}/" for name in settings.upstream_urls())
@@ -123,7 +128,13 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with kit_lifespan(app):
+        async with (
+            kit_lifespan(app),
+            serve_operations(
+                app.state.operations_app, host=settings.ops_host, port=settings.ops_port
+            ) as ops_port,
+        ):
+            app.state.ops_port = ops_port
             try:
                 yield
             finally:

@@ -5,7 +5,10 @@ start; a bad one stops start-up), the database, the outbox relay and any consume
 and stopped with the app), problem+json errors, request ids, JSON logs, ``/metrics``,
 a token verifier over identity's JWKS (``app.state.token_verifier``; identity replaces
 it with its own keys), ``/healthz`` (alive) and ``/readyz`` (database reachable, outbox
-relay running, Kafka reachable or events safely queued in the outbox).
+relay running, Kafka reachable or events safely queued in the outbox). With
+``public_operations=False`` (the gateway, the public origin) the app itself answers only a
+bare ``/healthz``; readiness, metrics and OpenAPI go to ``app.state.operations_app``, served
+on a separate port (:mod:`kit.operations`).
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
@@ -85,12 +89,15 @@ def create_app(
     version: str = "0.1.0",
     access_log: bool = False,
     app_class: type[FastAPI] = FastAPI,
+    public_operations: bool = True,
 ) -> FastAPI:
     """An app with the kit's parts; ``topics`` are created at start besides its own;
     ``on_startup`` runs once the context exists, before the relay and consumers start;
     ``on_shutdown`` runs once they have stopped, before the database is closed;
     ``access_log`` keeps uvicorn's line per request (the gateway's; services log errors);
-    ``app_class`` a FastAPI subclass (the gateway's dispatches its hot path itself)."""
+    ``app_class`` a FastAPI subclass (the gateway's dispatches its hot path itself);
+    ``public_operations`` False keeps ``/readyz``, ``/metrics`` and the OpenAPI pages off
+    the app (``app.state.operations_app`` serves them) and answers ``/healthz`` bare."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -151,20 +158,64 @@ def create_app(
             await jwks.aclose()
             await database.dispose()
 
-    app = app_class(title=title, description=description, version=version, lifespan=lifespan)
+    off: dict[str, Any] = (
+        {} if public_operations else {"openapi_url": None, "docs_url": None, "redoc_url": None}
+    )
+    app = app_class(title=title, description=description, version=version, lifespan=lifespan, **off)
     app.add_middleware(RequestContextMiddleware, app_name=settings.service_name)
     # Outermost: the client address every part of the app sees comes from the chain only
     # through the hops named in ``trusted_proxies`` (uvicorn's own is off: --no-proxy-headers).
     app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
     install_problem_handlers(app)
-    app.include_router(_operations_router(settings.service_name))
+    if public_operations:
+        app.include_router(operations_router(settings.service_name))
+    else:
+        app.include_router(_liveness_router())
     for router in routers:
         app.include_router(router)
     install_access_documentation(app)
+    if not public_operations:
+        app.state.operations_app = operations_app(app, app_name=settings.service_name)
     return app
 
 
-def _operations_router(app_name: str) -> APIRouter:
+def operations_app(app: FastAPI, *, app_name: str) -> FastAPI:
+    """``/healthz``, ``/readyz``, ``/metrics``, ``/openapi.json`` and ``/docs`` of ``app``."""
+
+    def context_of(_: Request) -> AppContext:
+        context: AppContext = app.state.context
+        return context
+
+    ops = FastAPI(title=f"{app.title} operations", openapi_url=None, docs_url=None, redoc_url=None)
+    ops.add_middleware(RequestContextMiddleware, app_name=app_name)
+    ops.include_router(operations_router(app_name, context_of=context_of))
+
+    @ops.get("/openapi.json", include_in_schema=False)
+    async def openapi() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @ops.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{app.title} - docs")
+
+    return ops
+
+
+def _liveness_router() -> APIRouter:
+    """The one operations route of a public origin: alive, nothing else said."""
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/healthz", summary="Alive")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return router
+
+
+def operations_router(
+    app_name: str, *, context_of: Callable[[Request], AppContext] = app_context
+) -> APIRouter:
+    """``/healthz``, ``/readyz`` (of the app ``context_of`` finds) and ``/metrics``."""
     router = APIRouter(tags=["operations"])
 
     @router.get("/healthz", summary="Alive")
@@ -178,7 +229,7 @@ def _operations_router(app_name: str) -> APIRouter:
         responses={503: {"model": Readiness, "description": "database or relay down"}},
     )
     async def readyz(request: Request) -> JSONResponse:
-        readiness = await check_readiness(app_context(request))
+        readiness = await check_readiness(context_of(request))
         status = 503 if readiness.status == "unavailable" else 200
         return JSONResponse(readiness.model_dump(), status_code=status)
 

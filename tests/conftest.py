@@ -22,6 +22,10 @@ from kit.testing import LocalKafka, LocalPostgres
 
 pytest_plugins = ["tests.compliance"]
 
+# Every gateway a test starts serves its operations routes on a free port of its own, never
+# on the default one a running `make run` (or another test run) holds.
+os.environ.setdefault("GATEWAY_OPS_PORT", "0")
+
 # Fixtures that start or need the real broker or PostgreSQL.
 _REAL_SERVICES = frozenset({"kafka", "outage_kafka", "postgres", "pg_url"})
 

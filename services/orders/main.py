@@ -49,7 +49,6 @@ from services.orders.delivery import service as delivery_service
 from services.orders.delivery.router import router as delivery_router
 from services.orders.goods.router import router as goods_router
 from services.orders.location import service as location_service
-from services.orders.location.router import install_access_log_filter
 from services.orders.location.router import router as location_router
 from services.orders.orders import service as orders_service
 from services.orders.orders.router import router as orders_router
@@ -104,7 +103,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         retention_service.check_catalogue(context.catalogue)
         transfer_service.check_catalogue(context.catalogue)
         payments_service.check_catalogue(context.catalogue)
-        install_access_log_filter()
         app.state.payment_api = ProviderApi(timeout_s=settings.payment_provider_timeout_s)
         view = ConsentStateView(
             bootstrap_servers=settings.kafka_bootstrap_servers,

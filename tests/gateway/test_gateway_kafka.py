@@ -29,6 +29,7 @@ from services.consent.consents.service import state_event
 from tests.conftest import Broker
 from tests.gateway.conftest import (
     KEY,
+    POINT,
     SECRETS,
     GatewayUnderTest,
     client_factory,
@@ -114,7 +115,9 @@ async def test_a_withdrawal_on_the_real_topic_is_enforced_within_a_second(
         subject, user = gw.user()
 
         async def nearby() -> int:
-            return (await gw.client.get("/orders/location/nearby", headers=user)).status_code
+            return (
+                await gw.client.post("/orders/location/nearby", headers=user, json=POINT)
+            ).status_code
 
         async def own_order() -> int:
             return (await gw.client.get("/orders/orders/ord_1", headers=user)).status_code
@@ -134,7 +137,7 @@ async def test_a_withdrawal_on_the_real_topic_is_enforced_within_a_second(
             await consents.publish(subject, "location", granted=False)
             deadline = started + 5.0
             while True:
-                refused = await gw.client.get("/orders/location/nearby", headers=user)
+                refused = await gw.client.post("/orders/location/nearby", headers=user, json=POINT)
                 if refused.status_code == 403 or time.monotonic() > deadline:
                     break
                 await asyncio.sleep(0.01)
