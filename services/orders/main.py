@@ -110,6 +110,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             bootstrap_servers=settings.kafka_bootstrap_servers,
             topic=settings.topic("consent.state"),
             catalogue=context.catalogue,
+            name="orders-consent-state-view",
+            store_dir=settings.consent_state_dir,
         )
         app.state.consent_view = view
         app.state.consent_granted = consent_check(view)

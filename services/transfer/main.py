@@ -64,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             topic=settings.topic(settings.consent_state_topic),
             catalogue=context.catalogue,
             name=settings.topic("transfer.consent-state-view"),
+            store_dir=settings.consent_state_dir,
         )
 
         def consent_granted(subject: str, recipient_id: str) -> bool:
