@@ -50,7 +50,7 @@ from pydantic import ValidationError
 
 from kit.background import BackgroundLoop
 from kit.catalogue import Catalogue, default_catalogue
-from kit.consent_store import ConsentStore, Position
+from kit.consent_store import SEPARATOR, ConsentStore, Position
 from kit.events import Event
 from kit.kafka import METADATA_MAX_AGE_MS, REQUEST_TIMEOUT_MS, current_cluster, new_admin
 from kit.outage import OUTAGE, is_broker_failure
@@ -64,6 +64,7 @@ __all__ = [
     "NotAConsent",
     "StoreMismatch",
     "SubjectConsent",
+    "consent_key",
     "consentable_purposes",
     "split_key",
     "state_key",
@@ -105,6 +106,20 @@ def split_key(key: str) -> tuple[str, str | None]:
     return purpose, (recipient_id if separator else None)
 
 
+def consent_key(consentable: frozenset[str], purpose: str, recipient_id: str | None) -> str:
+    """The key a consent question asks about (``purpose`` may be a whole key). Raises
+    :class:`NotAConsent` for a purpose that is not a consent, ``ValueError`` for a
+    cross-border question without a recipient."""
+    if recipient_id is None:
+        purpose, recipient_id = split_key(purpose)
+    if purpose not in consentable:
+        raise NotAConsent(
+            f"{purpose!r} is not a consent: basic purposes are covered by agreeing to "
+            "the privacy policy, legal ones by law, and unknown ones are never allowed"
+        )
+    return state_key(purpose, recipient_id)
+
+
 @dataclass(frozen=True)
 class ConsentEntry:
     """One consent's current value: granted or not, and when that was decided."""
@@ -131,14 +146,7 @@ class SubjectConsent:
         to ``recipient_id``; ``cross_border.transfer:<id>`` is accepted too). Never granted
         unless a grant was recorded. Raises :class:`NotAConsent` for a purpose that is not
         a consent, ``ValueError`` for a cross-border question without a recipient."""
-        if recipient_id is None:
-            purpose, recipient_id = split_key(purpose)
-        if purpose not in self.consentable:
-            raise NotAConsent(
-                f"{purpose!r} is not a consent: basic purposes are covered by agreeing to "
-                "the privacy policy, legal ones by law, and unknown ones are never allowed"
-            )
-        entry = self.entries.get(state_key(purpose, recipient_id))
+        entry = self.entries.get(consent_key(self.consentable, purpose, recipient_id))
         return entry is not None and entry.granted
 
     def granted_recipients(self) -> frozenset[str]:
@@ -350,6 +358,17 @@ class ConsentStateView(BackgroundLoop):
         if data is None:
             return SubjectConsent(subject=subject, consentable=self.consentable)
         return SubjectConsent.from_data(subject, data, consentable=self.consentable)
+
+    def granted(self, subject: str, purpose: str, *, recipient_id: str | None = None) -> bool:
+        """``state_of(subject).granted(purpose, recipient_id=...)``, the same answers and
+        errors, without reading the whole state (the consent checks' hot path)."""
+        key = consent_key(self.consentable, purpose, recipient_id)
+        keys = None if self._store.closed else self._store.granted_keys(subject)
+        return keys is not None and key in keys.split(SEPARATOR)
+
+    def policy_sequence_agreed(self, subject: str) -> int | None:
+        """``state_of(subject).policy_sequence_agreed``, without reading the whole state."""
+        return None if self._store.closed else self._store.policy_sequence(subject)
 
     def snapshot(self) -> dict[str, SubjectConsent]:
         """Every known subject's state (a copy; reads the whole store)."""

@@ -35,7 +35,7 @@ from typing import IO, Any, Final
 __all__ = ["SCHEMA_VERSION", "ConsentStore", "Position"]
 
 #: Bumped when the file's layout changes; a file of another version is rebuilt.
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 #: SQLite's page cache per store (KiB); the operating system caches the rest of the file.
 CACHE_KIB: Final = 16 * 1024
 #: Slots tried before giving up (more processes than this on one directory is a mistake).
@@ -44,6 +44,8 @@ MAX_SLOTS: Final = 64
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS subjects (
     subject TEXT PRIMARY KEY,
+    granted TEXT NOT NULL,
+    policy_sequence INTEGER,
     state TEXT NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS positions (
@@ -60,6 +62,10 @@ CREATE TABLE IF NOT EXISTS meta (
 
 
 _GET: Final = "SELECT state FROM subjects WHERE subject = ?"
+_GRANTED: Final = "SELECT granted FROM subjects WHERE subject = ?"
+_POLICY: Final = "SELECT policy_sequence FROM subjects WHERE subject = ?"
+#: Separates the consent keys of the ``granted`` column (never part of a key).
+SEPARATOR: Final = "\n"
 
 
 @dataclass(frozen=True)
@@ -131,6 +137,17 @@ class ConsentStore:
         data: Mapping[str, Any] = json.loads(row[0])
         return data
 
+    def granted_keys(self, subject: str) -> str | None:
+        """The consent keys the subject currently grants, joined by :data:`SEPARATOR`
+        (the hot path: no JSON read), or None when the store has no state for them."""
+        row = self._db.execute(_GRANTED, (subject,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def policy_sequence(self, subject: str) -> int | None:
+        """The publication sequence of the policy the subject last agreed to."""
+        row = self._db.execute(_POLICY, (subject,)).fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
     def subjects(self) -> Iterator[tuple[str, Mapping[str, Any]]]:
         for subject, state in self._db.execute("SELECT subject, state FROM subjects"):
             yield subject, json.loads(state)
@@ -165,10 +182,12 @@ class ConsentStore:
                 [(subject,) for subject, state in changes.items() if state is None],
             )
             self._db.executemany(
-                "INSERT INTO subjects (subject, state) VALUES (?, ?) "
-                "ON CONFLICT (subject) DO UPDATE SET state = excluded.state",
+                "INSERT INTO subjects (subject, granted, policy_sequence, state) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (subject) DO UPDATE SET "
+                "granted = excluded.granted, policy_sequence = excluded.policy_sequence, "
+                "state = excluded.state",
                 [
-                    (subject, json.dumps(state, separators=(",", ":")))
+                    (subject, *_hot_columns(state), json.dumps(state, separators=(",", ":")))
                     for subject, state in changes.items()
                     if state is not None
                 ],
@@ -209,6 +228,17 @@ class ConsentStore:
             _remove(self.path)
             self._db = _connect(str(self.path))
         self.set_meta(schema=str(SCHEMA_VERSION), **meta)
+
+
+def _hot_columns(data: Mapping[str, Any]) -> tuple[str, int | None]:
+    """What the consent checks ask, from a state's ``data`` (as
+    :meth:`~kit.consent_state.SubjectConsent.to_data` writes it): the keys granted, and the
+    policy sequence agreed to."""
+    consents: Mapping[str, Mapping[str, Any]] = data.get("consents") or {}
+    granted = SEPARATOR.join(sorted(key for key, value in consents.items() if value["granted"]))
+    policy = data.get("policy") or {}
+    sequence = policy.get("sequence_agreed")
+    return granted, sequence if isinstance(sequence, int) else None
 
 
 def _connect(target: str) -> sqlite3.Connection:

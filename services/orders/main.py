@@ -69,7 +69,7 @@ def consent_check(view: ConsentStateView) -> ConsentCheck:
     """``consent_granted(subject, purpose)`` over the view; False until it is ready."""
 
     def granted(subject: str, purpose: str) -> bool:
-        return view.ready and view.state_of(subject).granted(purpose)
+        return view.ready and view.granted(subject, purpose)
 
     return granted
 

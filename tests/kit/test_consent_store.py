@@ -17,7 +17,7 @@ from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 from aiokafka.errors import TopicAlreadyExistsError
 
 from kit.catalogue import default_catalogue
-from kit.consent_state import ConsentStateView
+from kit.consent_state import ConsentStateView, NotAConsent
 from kit.consent_store import ConsentStore
 from kit.kafka import TopicSpec, ensure_topics, new_admin
 from kit.testing import LocalKafka, eventually
@@ -282,3 +282,47 @@ async def test_a_store_last_caught_up_longer_ago_than_tombstones_are_kept_is_reb
         assert set(second.snapshot()) == {"acc_e1x", "acc_e2x", "acc_e3x"}
     finally:
         await second.stop()
+
+
+@pytest.mark.integration
+async def test_the_hot_path_answers_as_the_whole_state_does(kafka: Broker, tmp_path: Path) -> None:
+    servers, topic = kafka.bootstrap_servers, new_topic()
+    await ensure_topics(servers, [TopicSpec(topic, partitions=1, compacted=True)])
+    await produce(
+        servers,
+        topic,
+        [
+            ("acc_h1x", state_record("acc_h1x", 1, location=True, marketing__price_drop=False)),
+            (
+                "acc_h2x",
+                state_record(
+                    "acc_h2x",
+                    2,
+                    cross_border__transfer_to_rcp_a=True,
+                    cross_border__transfer_to_rcp_b=False,
+                ),
+            ),
+        ],
+    )
+    view = view_of(servers, topic, tmp_path)
+    await read_to_the_end(view)
+    try:
+        for subject in ("acc_h1x", "acc_h2x", "acc_unknownx"):
+            whole = view.state_of(subject)
+            for purpose in sorted(view.consentable - {"cross_border.transfer"}):
+                assert view.granted(subject, purpose) is whole.granted(purpose)
+            for recipient in ("rcp_a", "rcp_b", "rcp_c"):
+                asked = whole.granted("cross_border.transfer", recipient_id=recipient)
+                assert (
+                    view.granted(subject, "cross_border.transfer", recipient_id=recipient) is asked
+                )
+                assert view.granted(subject, f"cross_border.transfer:{recipient}") is asked
+            assert view.policy_sequence_agreed(subject) == whole.policy_sequence_agreed
+            with pytest.raises(NotAConsent):
+                view.granted(subject, "order.fulfilment")
+            with pytest.raises(ValueError, match="per recipient"):
+                view.granted(subject, "cross_border.transfer")
+        assert view.granted("acc_h1x", "location")
+        assert view.granted("acc_h2x", "cross_border.transfer", recipient_id="rcp_a")
+    finally:
+        await view.stop()
