@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections.abc import Mapping
@@ -50,7 +51,7 @@ from pydantic import ValidationError
 
 from kit.background import BackgroundLoop
 from kit.catalogue import Catalogue, default_catalogue
-from kit.consent_store import SEPARATOR, ConsentStore, Position
+from kit.consent_store import SEPARATOR, ConsentStore, Position, Row
 from kit.events import Event
 from kit.kafka import METADATA_MAX_AGE_MS, REQUEST_TIMEOUT_MS, current_cluster, new_admin
 from kit.outage import OUTAGE, is_broker_failure
@@ -470,7 +471,7 @@ class ConsentStateView(BackgroundLoop):
         *,
         caught_up_at: int | None,
     ) -> None:
-        changes: dict[str, Mapping[str, Any] | None] = {}
+        changes: dict[str, Row | None] = {}
         moved: dict[int, Position] = {}
         for partition, fetched in batches.items():
             records = fetched
@@ -554,9 +555,7 @@ class ConsentStateView(BackgroundLoop):
             else "",
         )
 
-    def _apply(
-        self, record: ConsumerRecord[Any, Any], changes: dict[str, Mapping[str, Any] | None]
-    ) -> None:
+    def _apply(self, record: ConsumerRecord[Any, Any], changes: dict[str, Row | None]) -> None:
         self.records_read += 1
         key = record.key.decode() if isinstance(record.key, bytes) else None
         if record.value is None:  # a tombstone: the subject's state is gone
@@ -581,7 +580,9 @@ class ConsentStateView(BackgroundLoop):
                 exc,
             )
             return
-        changes[state.subject] = state.to_data()
+        granted = SEPARATOR.join(sorted(k for k, entry in state.entries.items() if entry.granted))
+        data = json.dumps(event.data, separators=(",", ":"))
+        changes[state.subject] = (granted, state.policy_sequence_agreed, data)
 
 
 def _now_ms() -> int:

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Final
 
-__all__ = ["SCHEMA_VERSION", "ConsentStore", "Position"]
+__all__ = ["SCHEMA_VERSION", "SEPARATOR", "ConsentStore", "Position", "Row"]
 
 #: Bumped when the file's layout changes; a file of another version is rebuilt.
 SCHEMA_VERSION: Final = 2
@@ -66,6 +66,11 @@ _GRANTED: Final = "SELECT granted FROM subjects WHERE subject = ?"
 _POLICY: Final = "SELECT policy_sequence FROM subjects WHERE subject = ?"
 #: Separates the consent keys of the ``granted`` column (never part of a key).
 SEPARATOR: Final = "\n"
+
+
+#: A subject's row: the consent keys granted (joined by :data:`SEPARATOR`), the policy
+#: sequence agreed to, and the whole state event ``data`` as JSON.
+Row = tuple[str, int | None, str]
 
 
 @dataclass(frozen=True)
@@ -169,12 +174,12 @@ class ConsentStore:
     # -- writing ------------------------------------------------------------------------
     def apply(
         self,
-        changes: Mapping[str, Mapping[str, Any] | None],
+        changes: Mapping[str, Row | None],
         positions: Mapping[int, Position],
         *,
         synced_at_ms: int | None = None,
     ) -> None:
-        """In one transaction: each subject's new state (None: forget the subject), each
+        """In one transaction: each subject's new row (None: forget the subject), each
         partition's position, and when the store was last known to be caught up."""
         with self._db:
             self._db.executemany(
@@ -186,11 +191,7 @@ class ConsentStore:
                 "VALUES (?, ?, ?, ?) ON CONFLICT (subject) DO UPDATE SET "
                 "granted = excluded.granted, policy_sequence = excluded.policy_sequence, "
                 "state = excluded.state",
-                [
-                    (subject, *_hot_columns(state), json.dumps(state, separators=(",", ":")))
-                    for subject, state in changes.items()
-                    if state is not None
-                ],
+                [(subject, *row) for subject, row in changes.items() if row is not None],
             )
             self._db.executemany(
                 "INSERT INTO positions (partition, next_offset, last_offset, last_timestamp) "
@@ -228,17 +229,6 @@ class ConsentStore:
             _remove(self.path)
             self._db = _connect(str(self.path))
         self.set_meta(schema=str(SCHEMA_VERSION), **meta)
-
-
-def _hot_columns(data: Mapping[str, Any]) -> tuple[str, int | None]:
-    """What the consent checks ask, from a state's ``data`` (as
-    :meth:`~kit.consent_state.SubjectConsent.to_data` writes it): the keys granted, and the
-    policy sequence agreed to."""
-    consents: Mapping[str, Mapping[str, Any]] = data.get("consents") or {}
-    granted = SEPARATOR.join(sorted(key for key, value in consents.items() if value["granted"]))
-    policy = data.get("policy") or {}
-    sequence = policy.get("sequence_agreed")
-    return granted, sequence if isinstance(sequence, int) else None
 
 
 def _connect(target: str) -> sqlite3.Connection:
