@@ -6,12 +6,12 @@ from typing import Annotated, ClassVar
 from pydantic import Field
 from pydantic_settings import NoDecode, SettingsConfigDict
 
-from kit.settings import REPO_ROOT, ServiceSettings
+from kit.settings import REPO_ROOT, ConsentViewSettings
 
 DEFAULT_ROUTES = REPO_ROOT / "policy" / "routes.yaml"
 
 
-class Settings(ServiceSettings):
+class Settings(ConsentViewSettings):
     service_name: ClassVar[str] = "gateway"
     model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore")
 

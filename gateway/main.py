@@ -63,6 +63,7 @@ def create_app(
             topic=settings.topic("consent.state"),
             catalogue=context.catalogue,
             name="gateway-consent-state-view",
+            store_dir=settings.consent_state_dir,
         )
         app.state.consent_view = view
         app.state.consent_granted = consent_check(view)

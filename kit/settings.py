@@ -216,3 +216,19 @@ class ServiceSettings(BaseSettings):
     def events_topic(self) -> str:
         """The topic this app's outbox publishes its domain events to."""
         return self.topic(f"{self.service_name}.events")
+
+
+class ConsentViewSettings(ServiceSettings):
+    """The settings of an app that reads ``consent.state`` through a
+    :class:`~kit.consent_state.ConsentStateView` (the gateway, orders, transfer)."""
+
+    consent_state_dir: Path | None = Field(
+        default=DEFAULT_DATA_DIR / "consent-state",
+        description="directory of the consent view's SQLite files, one per process, kept "
+        "across restarts (empty: in memory, the topic read from its beginning at each start)",
+    )
+
+    @field_validator("consent_state_dir", mode="before")
+    @classmethod
+    def _empty_is_memory(cls, value: Any) -> Any:
+        return None if value == "" else value

@@ -68,7 +68,7 @@ def consent_check(view: ConsentStateView) -> ConsentCheck:
     """``consent_granted(subject, purpose)`` over the view; False until it is ready."""
 
     def granted(subject: str, purpose: str) -> bool:
-        return view.ready and view.state_of(subject).granted(purpose)
+        return view.ready and view.granted(subject, purpose)
 
     return granted
 
@@ -108,6 +108,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             bootstrap_servers=settings.kafka_bootstrap_servers,
             topic=settings.topic("consent.state"),
             catalogue=context.catalogue,
+            name="orders-consent-state-view",
+            store_dir=settings.consent_state_dir,
         )
         app.state.consent_view = view
         app.state.consent_granted = consent_check(view)
