@@ -42,10 +42,24 @@ class Settings(ConsentViewSettings):
     upstream_max_connections: int = Field(default=100, ge=1)
     upstream_max_keepalive: int = Field(default=20, ge=0)
     # access events --------------------------------------------------------------------
+    access_events_direct: bool = Field(
+        default=True,
+        description="send access events straight to Kafka, the outbox only when Kafka does "
+        "not acknowledge in time (false: every one through the outbox)",
+    )
+    access_event_ack_timeout_s: float = Field(
+        default=0.5,
+        gt=0,
+        description="how long a response waits for Kafka's acknowledgement of its access "
+        "event before the event goes to the outbox",
+    )
+    access_event_linger_ms: int = Field(
+        default=1, ge=0, description="the access-event producer's linger (batching wait)"
+    )
     access_event_max_batch: int = Field(
         default=256,
         ge=1,
-        description="most access events committed in one transaction (1: one each)",
+        description="most access events committed to the outbox in one transaction (1: one each)",
     )
     # limits ---------------------------------------------------------------------------
     max_body_bytes: int = Field(default=1_048_576, ge=0, description="larger bodies: 413")

@@ -2,10 +2,11 @@
 
 The one public origin. At start it loads the route table (``policy/routes.yaml``,
 checked against the catalogue: a problem stops start-up naming its line), compiles the
-field filter from the catalogue once, opens one pooled httpx client per upstream (made by
-``client_factory``, injectable for tests; production's is httpx over aiohttp's pool,
-:mod:`gateway.proxy`), the batcher that commits access events of concurrent reads
-together (:mod:`gateway.access_events`; it writes what is queued at shutdown) and starts
+field filter from the catalogue once, opens one pooled client per upstream (made by
+``client_factory``, injectable for tests; production's is aiohttp's pool,
+:mod:`gateway.proxy`), the access-event publisher (:mod:`gateway.access_events`: its own
+Kafka producer, and the batcher that commits to the outbox the events Kafka did not
+acknowledge in time; it writes what is queued at shutdown) and starts
 the consent-state view (``app.state.consent_granted``, ``app.state.policy_sequence_agreed``;
 tests may replace both) and the consumer of the privacy center's decisions and identity's
 revocations (``app.state.policy_facts``: the newest major policy version, ceased purposes,
@@ -26,7 +27,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from gateway.access_events import AccessEventBatcher
+from gateway.access_events import AccessEventBatcher, AccessEventPublisher
 from gateway.config import Settings
 from gateway.consent_view import consent_check, policy_agreed
 from gateway.entry import GatewayApp
@@ -44,6 +45,7 @@ from kit.background import BackgroundLoop, PeriodicTask
 from kit.consent_state import ConsentStateView
 from kit.consumer import EventConsumer
 from kit.field_filter import FieldFilter
+from kit.kafka import TopicSpec
 from kit.operations import serve_operations
 from kit.problem_types import load_problem_catalogue
 
@@ -81,10 +83,18 @@ def create_app(
                 burst=max(1, settings.rate_limit_burst // settings.workers),
                 max_clients=settings.rate_limit_max_clients,
             ),
-            access_events=AccessEventBatcher(
-                context.database, max_batch=settings.access_event_max_batch
+            access_events=AccessEventPublisher(
+                outbox=AccessEventBatcher(
+                    context.database, max_batch=settings.access_event_max_batch
+                ),
+                bootstrap_servers=settings.kafka_bootstrap_servers,
+                topic=TopicSpec(settings.events_topic, partitions=settings.kafka_topic_partitions),
+                ack_timeout_s=settings.access_event_ack_timeout_s,
+                linger_ms=settings.access_event_linger_ms,
             ),
         )
+        if settings.access_events_direct:
+            app.state.gateway.access_events.start()
         facts = await load_facts(context.database)
         app.state.policy_facts = facts
         loops[:] = [

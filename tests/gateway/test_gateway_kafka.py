@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -43,17 +44,21 @@ WITHDRAWAL_DEADLINE_S = 1.0
 
 @asynccontextmanager
 async def gateway_on_kafka(
-    tmp_path: Path, kafka: Broker, orders: FastAPI
+    tmp_path: Path, kafka: Broker, orders: FastAPI, **overrides: Any
 ) -> AsyncIterator[GatewayUnderTest]:
     """A gateway on the test broker under a topic prefix of its own, with its real
-    consent-state view (``app.state.consent_granted`` is not replaced)."""
+    consent-state view (``app.state.consent_granted`` is not replaced); ``overrides``
+    are more settings."""
     settings = Settings(
-        database_url=f"sqlite+aiosqlite:///{tmp_path}/gateway.db",
-        kafka_bootstrap_servers=kafka.bootstrap_servers,
-        kafka_topic_prefix=f"t{uuid.uuid4().hex[:10]}.",
-        auth_issuer=TEST_ISSUER,
-        log_json=False,
-        outbox_poll_interval_s=0.05,
+        **{
+            "database_url": f"sqlite+aiosqlite:///{tmp_path}/gateway.db",
+            "kafka_bootstrap_servers": kafka.bootstrap_servers,
+            "kafka_topic_prefix": f"t{uuid.uuid4().hex[:10]}.",
+            "auth_issuer": TEST_ISSUER,
+            "log_json": False,
+            "outbox_poll_interval_s": 0.05,
+            **overrides,
+        }
     )
     # The consent service creates its compacted state topic at start; here nobody else does.
     await ensure_topics(
