@@ -64,7 +64,7 @@ class Readiness(BaseModel):
     checks: dict[str, Check]
 
 
-def app_context(request: Request) -> AppContext:
+async def app_context(request: Request) -> AppContext:
     context: AppContext = request.app.state.context
     return context
 
@@ -178,7 +178,7 @@ def _operations_router(app_name: str) -> APIRouter:
         responses={503: {"model": Readiness, "description": "database or relay down"}},
     )
     async def readyz(request: Request) -> JSONResponse:
-        readiness = await check_readiness(app_context(request))
+        readiness = await check_readiness(await app_context(request))
         status = 503 if readiness.status == "unavailable" else 200
         return JSONResponse(readiness.model_dump(), status_code=status)
 
