@@ -68,7 +68,7 @@ class Readiness(BaseModel):
     checks: dict[str, Check]
 
 
-def app_context(request: Request) -> AppContext:
+async def app_context(request: Request) -> AppContext:
     context: AppContext = request.app.state.context
     return context
 

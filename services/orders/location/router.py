@@ -35,7 +35,7 @@ def _never(subject: str, purpose: str) -> bool:
     return False
 
 
-def consent_check(request: Request) -> ConsentCheck:
+async def consent_check(request: Request) -> ConsentCheck:
     check: ConsentCheck = getattr(request.app.state, "consent_granted", _never)
     return check
 
