@@ -68,9 +68,8 @@ async def _outbox_rows(database_url: str) -> int:
         await connection.close()
 
 
-async def test_sigterm_under_load_cuts_no_request_and_loses_no_access_event(
-    suite: Suite, postgres: LocalPostgres, tmp_path: Path
-) -> None:
+async def _owner_with_an_order(suite: Suite) -> tuple[str, dict[str, str], str]:
+    """A user with an order: their id, Authorization header and the order's path."""
     goods = await suite.call(
         "POST",
         "/orders/admin/goods",
@@ -87,7 +86,48 @@ async def test_sigterm_under_load_cuts_no_request_and_loses_no_access_event(
         json=_order_body(person, goods["goods_id"]),
         expect=201,
     )
-    path = f"/orders/orders/{placed['order_id']}"
+    return subject, headers, f"/orders/orders/{placed['order_id']}"
+
+
+async def _access_events(suite: Suite, subject: str) -> list[str]:
+    """The ids of the gateway's order.query read events of ``subject`` in Kafka."""
+    events = [
+        json.loads(value)
+        for value in await raw_values(
+            suite.bootstrap_servers, f"{suite.topic_prefix}gateway.events"
+        )
+    ]
+    reads = [
+        e["id"]
+        for e in events
+        if e["subject"] == subject
+        and e["type"] == "com.signature.gateway.personal_data.read.v1"
+        and e["purpose"] == "order.query"
+    ]
+    return reads
+
+
+async def _reader(url: str, path: str, headers: dict[str, str], outcomes: list[Outcome]) -> None:
+    """Reads on one keep-alive connection until an answer says the gateway is draining."""
+    clock = asyncio.get_running_loop()
+    async with httpx.AsyncClient(base_url=url, timeout=GRACE_S) as client:
+        while True:
+            started = clock.time()
+            try:
+                response = await client.get(path, headers=headers)
+            except httpx.HTTPError as exc:
+                outcomes.append(Outcome(started, clock.time(), None, False, repr(exc)))
+                return
+            closing = response.headers.get("connection", "").lower() == "close"
+            outcomes.append(Outcome(started, clock.time(), response.status_code, closing, None))
+            if closing:  # draining: a client goes elsewhere
+                return
+
+
+async def test_sigterm_under_load_cuts_no_request_and_loses_no_access_event(
+    suite: Suite, postgres: LocalPostgres, tmp_path: Path
+) -> None:
+    subject, headers, path = await _owner_with_an_order(suite)
 
     async with postgres.database() as database_url:
         await upgrade("gateway", database_url)
@@ -106,24 +146,11 @@ async def test_sigterm_under_load_cuts_no_request_and_loses_no_access_event(
             clock = asyncio.get_running_loop()
             outcomes: list[Outcome] = []
 
-            async def reader() -> None:
-                async with httpx.AsyncClient(base_url=gateway.url, timeout=GRACE_S) as client:
-                    while True:
-                        started = clock.time()
-                        try:
-                            response = await client.get(path, headers=headers)
-                        except httpx.HTTPError as exc:
-                            outcomes.append(Outcome(started, clock.time(), None, False, repr(exc)))
-                            return
-                        closing = response.headers.get("connection", "").lower() == "close"
-                        outcomes.append(
-                            Outcome(started, clock.time(), response.status_code, closing, None)
-                        )
-                        if closing:  # draining: a client goes elsewhere
-                            return
-
             loaded_at = clock.time()
-            readers = [asyncio.create_task(reader()) for _ in range(READERS)]
+            readers = [
+                asyncio.create_task(_reader(gateway.url, path, headers, outcomes))
+                for _ in range(READERS)
+            ]
             # Under load: every reader has had answers, and requests are in flight.
             while len(outcomes) < 2 * READERS or clock.time() - loaded_at < LOAD_BEFORE_SIGNAL_S:
                 assert clock.time() - loaded_at < GRACE_S, "the gateway never served the load"
@@ -154,18 +181,6 @@ async def test_sigterm_under_load_cuts_no_request_and_loses_no_access_event(
     assert exited_after < GRACE_S
     assert remaining == 0  # the relay published everything before the process exited
 
-    events = [
-        json.loads(value)
-        for value in await raw_values(
-            suite.bootstrap_servers, f"{suite.topic_prefix}gateway.events"
-        )
-    ]
-    reads = [
-        e["id"]
-        for e in events
-        if e["subject"] == subject
-        and e["type"] == "com.signature.gateway.personal_data.read.v1"
-        and e["purpose"] == "order.query"
-    ]
+    reads = await _access_events(suite, subject)
     assert len(reads) == len(answered) + 1  # and the warm-up read
     assert len(set(reads)) == len(reads)
