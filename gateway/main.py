@@ -119,6 +119,13 @@ def create_app(
     def background(context: AppContext) -> Sequence[BackgroundLoop]:
         return loops
 
+    async def flush_access_events(app: FastAPI) -> None:
+        # At shutdown, once uvicorn has drained the requests: whatever is still queued to
+        # be recorded is written before the relay's last publish (kit.app).
+        gateway: Gateway | None = getattr(app.state, "gateway", None)
+        if gateway is not None:
+            await gateway.access_events.aclose()
+
     app = create_kit_app(
         settings=settings,
         title="Gateway",
@@ -129,6 +136,7 @@ def create_app(
         routers=[well_known_router, problems_router, gateway_router],
         consumers=background,
         on_startup=start,
+        on_stopping=[flush_access_events],
         access_log=True,  # the one access line per request is the gateway's
         app_class=GatewayApp,
         public_operations=False,  # readiness, metrics and docs on the operations port
@@ -151,7 +159,6 @@ def create_app(
             finally:
                 gateway: Gateway | None = getattr(app.state, "gateway", None)
                 if gateway is not None:
-                    await gateway.access_events.aclose()
                     await gateway.upstreams.aclose()
 
     app.router.lifespan_context = lifespan

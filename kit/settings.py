@@ -107,6 +107,18 @@ class ServiceSettings(BaseSettings):
     )
     service_client_id: str = Field(default="", description="this app's svc_ client id")
     service_client_secret: SecretStr = SecretStr("")
+    # Graceful shutdown (kit.serve, README "Graceful shutdown"): the whole stop, from
+    # SIGTERM to exit, fits in the platform's grace period.
+    shutdown_grace_s: float = Field(
+        default=30.0,
+        ge=2,
+        description="SIGTERM to exit: drain requests, flush events, stop loops (Kubernetes' 30 s)",
+    )
+    shutdown_delay_s: float = Field(
+        default=0.0,
+        ge=0,
+        description="after SIGTERM, keep serving (readyz 503, Connection: close) this long first",
+    )
     log_level: str = "INFO"
     log_json: bool = True
     # The hops in front of this app whose X-Forwarded-For it believes (addresses or
@@ -189,6 +201,12 @@ class ServiceSettings(BaseSettings):
             )
         if self.kafka_min_insync_replicas > self.kafka_replication_factor:
             raise ValueError("kafka_min_insync_replicas may not exceed kafka_replication_factor")
+        return self
+
+    @model_validator(mode="after")
+    def _shutdown_fits_the_grace_period(self) -> ServiceSettings:
+        if self.shutdown_delay_s > self.shutdown_grace_s / 2:
+            raise ValueError("shutdown_delay_s may be at most half of shutdown_grace_s")
         return self
 
     @property
