@@ -285,7 +285,7 @@ def create_app(
 def operations_app(app: FastAPI, *, app_name: str) -> FastAPI:
     """``/healthz``, ``/readyz``, ``/metrics``, ``/openapi.json`` and ``/docs`` of ``app``."""
 
-    def context_of(_: Request) -> AppContext:
+    async def context_of(_: Request) -> AppContext:
         context: AppContext = app.state.context
         return context
 
@@ -343,7 +343,7 @@ async def _stop_gracefully(
 
 
 def operations_router(
-    app_name: str, *, context_of: Callable[[Request], AppContext] = app_context
+    app_name: str, *, context_of: Callable[[Request], Awaitable[AppContext]] = app_context
 ) -> APIRouter:
     """``/healthz``, ``/readyz`` (of the app ``context_of`` finds) and ``/metrics``."""
     router = APIRouter(tags=["operations"])
@@ -364,7 +364,7 @@ def operations_router(
                 Readiness(status="stopping", app=app_name, checks={}).model_dump(),
                 status_code=503,
             )
-        readiness = await check_readiness(context_of(request))
+        readiness = await check_readiness(await context_of(request))
         status = 503 if readiness.status == "unavailable" else 200
         return JSONResponse(readiness.model_dump(), status_code=status)
 

@@ -388,8 +388,8 @@ class ConsentStateView(BackgroundLoop):
             self._load_positions()
         super().start()
 
-    async def stop(self) -> None:
-        await super().stop()
+    async def stop(self, timeout_s: float | None = None) -> None:
+        await super().stop(timeout_s)
         if self._store.path is not None:  # a file: release it for the next process
             self._ready.clear()
             self._store.close()

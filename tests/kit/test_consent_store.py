@@ -54,7 +54,7 @@ def grants(
     return [(s, state_record(s, version, location=location)) for s in subjects]
 
 
-async def recreate(servers: str, topic: str, **spec: int) -> None:
+async def recreate(servers: str, topic: str, *, partitions: int) -> None:
     """Delete ``topic`` and make it again, empty (deletion finishes in the background)."""
     admin = new_admin(servers)
     await admin.start()
@@ -68,7 +68,9 @@ async def recreate(servers: str, topic: str, **spec: int) -> None:
 
         async def made_again() -> bool:
             try:
-                await ensure_topics(servers, [TopicSpec(topic, compacted=True, **spec)])
+                await ensure_topics(
+                    servers, [TopicSpec(topic, partitions=partitions, compacted=True)]
+                )
             except TopicAlreadyExistsError:
                 return False
             return topic in await admin.list_topics()
