@@ -40,9 +40,9 @@ from yarl import URL
 from gateway.config import Settings
 
 __all__ = [
+    "UPSTREAM_IDLE_S",
     "ClientFactory",
     "UpstreamClient",
-    "UPSTREAM_IDLE_S",
     "UpstreamDown",
     "UpstreamResponse",
     "UpstreamTimeout",
