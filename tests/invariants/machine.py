@@ -32,6 +32,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import (
     Bundle,
     RuleBasedStateMachine,
+    consumes,
     initialize,
     invariant,
     multiple,
@@ -65,7 +66,8 @@ POLL_S: Final = 0.2
 #: A closed route without personal data: 428 during renewal, 200 otherwise.
 RENEWAL_PROBE: Final = "/orders/cart/shares"
 #: A consent-gated route (location) whose answer holds no personal field.
-LOCATION_PROBE: Final = "/orders/location/nearby?latitude=30.27&longitude=120.15"
+LOCATION_PROBE: Final = "/orders/location/nearby"
+WEST_LAKE: Final = {"latitude": 30.2592, "longitude": 120.1303}
 #: The rights that must answer for every live account, whatever its policy and consents.
 RIGHTS: Final = ("/consent/notices/me", "/consent/rights-requests/me")
 #: The first page of a user's ledger (the ledger is a right too).
@@ -249,11 +251,13 @@ class PrivacyMachine(RuleBasedStateMachine):
         self.until(
             f"{user}'s location gate at {wanted}",
             1,
-            lambda: self.send(str(user), "GET", LOCATION_PROBE, headers=user.headers),
+            lambda: self.send(
+                str(user), "POST", LOCATION_PROBE, headers=user.headers, json=WEST_LAKE
+            ),
             lambda answer: answer.status_code == wanted,
         )
         if wanted == 200:  # the probe's successful read is a location read of the user
-            route = POLICY.route("GET", LOCATION_PROBE)
+            route = POLICY.route("POST", LOCATION_PROBE)
             assert route is not None and route.resource is not None
             user.entries[(route.resource, "location")] += 1
             user.tolerant.add((route.resource, "location"))
@@ -454,6 +458,15 @@ class PrivacyMachine(RuleBasedStateMachine):
         if status == 200 and answer.json()["status"] != order.status:
             order.status = answer.json()["status"]  # a refund settles by itself
             self.story.note(f"{order} is {order.status}")
+
+    @rule(user=users)
+    def read_account(self, user: User) -> None:
+        """The owner's own account: open during a renewal; one ledger entry (the gateway's)."""
+        self.story.step("read_account", user=user)
+        status, number = self.expected(user, closed=False)
+        answer = self.call(user, "GET", "/identity/accounts/me", expect=status, invariant=number)
+        if status == 200 and answer.json()["account_id"] != user.account_id:
+            self.broken(1, f"{user} read the account {answer.json()['account_id']}")
 
     @rule(user=users)
     def list_orders(self, user: User) -> None:
@@ -663,9 +676,10 @@ class PrivacyMachine(RuleBasedStateMachine):
             if had_location:
                 self.probe_location(user)
 
-    @precondition(lambda self: any(not u.deleted for u in self.model.users))
-    @rule(user=users)
+    @rule(user=consumes(users))
     def delete_account(self, user: User) -> None:
+        """The user leaves the bundle: later steps act for the living (a deleted user's
+        token and login are checked here and after every step)."""
         if user.deleted:
             return
         self.story.step("delete_account", user=user)

@@ -71,6 +71,7 @@ def test_after_a_major_change_only_closed_routes_wait_until_the_user_agrees(
     play.step(lambda: play.state.place_order(user=u0))  # 428
     play.step(lambda: play.state.read_order(order=o0))  # 428
     play.step(lambda: play.state.rights_request(user=u0, kind="access"))
+    play.step(lambda: play.state.read_account(user=u0))  # open: 200, one ledger entry
     play.step(lambda: play.state.agree(user=u0))
     play.step(lambda: play.state.agree(user=u1))
     play.step(lambda: play.state.read_order(order=o0))
