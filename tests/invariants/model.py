@@ -164,6 +164,8 @@ class Order:
     first_answer: dict[str, Any]
     status: str = "placed"
     courier: Courier | None = None
+    #: The street address the order has now (a correction changes it).
+    address: str = ""
 
     def __str__(self) -> str:
         return self.name

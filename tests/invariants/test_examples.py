@@ -59,6 +59,17 @@ def test_a_retried_order_answers_the_order_placed_before(stack: Stack) -> None:
     play.end()
 
 
+@pytest.mark.obligation("OB-R-1")
+def test_a_corrected_address_is_what_the_owner_and_a_retry_see(stack: Stack) -> None:
+    play = Play(stack)
+    u0 = play.step(play.state.start)
+    o0 = play.step(lambda: play.state.place_order(user=u0))
+    play.step(lambda: play.state.correct_address(order=o0))
+    play.step(lambda: play.state.read_order(order=o0))
+    play.step(lambda: play.state.replay_order(order=o0))
+    play.end()
+
+
 @pytest.mark.obligation("OB-5-3")
 def test_after_a_major_change_only_closed_routes_wait_until_the_user_agrees(
     stack: Stack,
