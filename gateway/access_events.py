@@ -142,6 +142,15 @@ class AccessEventBatcher:
                 await writer
 
 
+def _acknowledged(delivery: asyncio.Future[object] | None) -> bool:
+    return (
+        delivery is not None
+        and delivery.done()
+        and not delivery.cancelled()
+        and delivery.exception() is None
+    )
+
+
 def _settle(done: asyncio.Future[None], error: BaseException | None) -> None:
     if done.done():
         return
@@ -182,7 +191,7 @@ class AccessEventPublisher:
     outbox: AccessEventBatcher
     bootstrap_servers: str
     topic: TopicSpec
-    ack_timeout_s: float = 0.5
+    ack_timeout_s: float = 2.0
     linger_ms: int = 1
     retry_s: float = 0.5
     max_retry_s: float = 5.0
@@ -217,6 +226,7 @@ class AccessEventPublisher:
 
     async def _send(self, producer: AIOKafkaProducer, event: Event) -> bool:
         record = kafka_record(event.subject, event.to_json_bytes())
+        delivery: asyncio.Future[object] | None = None
         try:
             async with asyncio.timeout(self.ack_timeout_s):
                 delivery = await producer.send(
@@ -224,6 +234,8 @@ class AccessEventPublisher:
                 )
                 await delivery
         except Exception as exc:  # TimeoutError included: the outbox takes it
+            if _acknowledged(delivery):  # acknowledged as the deadline passed: sent
+                return True
             self._lost(producer, exc)
             return False
         return True

@@ -37,7 +37,7 @@ class Settings(ServiceSettings):
         "not acknowledge in time (false: every one through the outbox)",
     )
     access_event_ack_timeout_s: float = Field(
-        default=0.5,
+        default=2.0,
         gt=0,
         description="how long a response waits for Kafka's acknowledgement of its access "
         "event before the event goes to the outbox",
