@@ -51,10 +51,15 @@ import httpx
 from bench.report import Row
 from bench.serve import gateway_command
 from kit.auth import USER_SCOPES, generate_signing_key
+from kit.kafka import TopicSpec, ensure_topics
 from kit.migrations import upgrade
 from kit.testing import TEST_ISSUER, LocalKafka, LocalPostgres, mint_token, new_subject
 
 ORDER_PATH = "/orders/ord_bench"
+#: The gateways' topics, this run's own; the ones they read exist before they start (as in
+#: production: a missing topic keeps a consumer refreshing the cluster's metadata).
+TOPIC_PREFIX = f"bench{os.getpid()}."
+READ_TOPICS = ("consent.state", "consent.events", "identity.events")
 #: The scaling row's gateway worker processes (GATEWAY_WORKERS).
 WORKERS = (1, 2, 4)  # the upstream's path; behind a proxy: /orders + this
 
@@ -313,7 +318,7 @@ def measure(
             "--key-id",
             key.kid,
             "--topic-prefix",
-            f"bench{os.getpid()}.",
+            TOPIC_PREFIX,
         ]
         children: dict[str, subprocess.Popen[bytes]] = {}
         for name, (kind, extra) in proxies.items():
@@ -428,6 +433,13 @@ async def _with_database(
     postgres = LocalPostgres(admin_url=os.environ.get("TEST_POSTGRES_ADMIN_URL", ""))
     if not postgres.admin_url:
         postgres.start()
+    await ensure_topics(
+        kafka,
+        [
+            TopicSpec(f"{TOPIC_PREFIX}{name}", compacted=name.endswith(".state"))
+            for name in READ_TOPICS
+        ],
+    )
     async with postgres.database() as url:
         await upgrade("gateway", url)
         with tempfile.TemporaryDirectory(prefix="bench-http-") as scratch:
