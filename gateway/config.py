@@ -6,12 +6,12 @@ from typing import Annotated, ClassVar
 from pydantic import Field
 from pydantic_settings import NoDecode, SettingsConfigDict
 
-from kit.settings import REPO_ROOT, ServiceSettings
+from kit.settings import REPO_ROOT, ConsentViewSettings
 
 DEFAULT_ROUTES = REPO_ROOT / "policy" / "routes.yaml"
 
 
-class Settings(ServiceSettings):
+class Settings(ConsentViewSettings):
     service_name: ClassVar[str] = "gateway"
     model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore")
 
@@ -19,6 +19,17 @@ class Settings(ServiceSettings):
     # The gateway is the edge: it believes no client's X-Forwarded-For, unless a load
     # balancer named here stands in front of it.
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default=[])
+    # operations: /readyz, /metrics and the OpenAPI pages, never on the public origin ---
+    ops_host: str = Field(
+        default="127.0.0.1", description="where the operations routes listen (not public)"
+    )
+    ops_port: int = Field(
+        default=8010,
+        ge=0,
+        le=65535,
+        description="port of /readyz, /metrics, /docs and /openapi.json (0: any free port); "
+        "the public port answers only a bare /healthz",
+    )
     # upstreams ------------------------------------------------------------------------
     upstream_identity_url: str = "http://127.0.0.1:8001"
     upstream_orders_url: str = "http://127.0.0.1:8002"
@@ -61,6 +72,12 @@ class Settings(ServiceSettings):
         default=50.0, ge=0, description="requests per second per client; 0 turns it off"
     )
     rate_limit_burst: int = Field(default=100, ge=1)
+    gzip_min_bytes: int = Field(
+        default=1024,
+        ge=0,
+        description="answers at least this long are gzip-compressed for clients that "
+        "accept it (0: never)",
+    )
     # worker processes (uvicorn --workers) ----------------------------------------------
     workers: int = Field(
         default=1,

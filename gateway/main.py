@@ -11,9 +11,12 @@ the consent-state view (``app.state.consent_granted``, ``app.state.policy_sequen
 tests may replace both) and the consumer of the privacy center's decisions and identity's
 revocations (``app.state.policy_facts``: the newest major policy version, ceased purposes,
 closed accounts and revoked clients; :mod:`gateway.policy_facts`). Everything outside the
-gateway's own ``/healthz``, ``/readyz``, ``/metrics`` and OpenAPI goes through
+gateway's own bare ``/healthz`` and the well-known metadata goes through
 :mod:`gateway.handler`, straight from the app's ASGI entry (:mod:`gateway.entry`), not
-through FastAPI's routing.
+through FastAPI's routing. The gateway is the public origin: its ``/readyz``, ``/metrics``
+and OpenAPI (``/docs``, ``/openapi.json``) are served on the separate operations port
+(``GATEWAY_OPS_HOST``, ``GATEWAY_OPS_PORT``; :mod:`kit.operations`), started and stopped
+with the app; ``app.state.ops_port`` is the port it listens on.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from gateway.handler import Gateway
 from gateway.handler import router as gateway_router
 from gateway.limits import RateLimiter
 from gateway.policy_facts import facts_handler, load_facts, refresh_facts
+from gateway.problems import router as problems_router
 from gateway.proxy import ClientFactory, Upstreams, default_client_factory
 from gateway.routes import load_route_table
 from gateway.well_known import router as well_known_router
@@ -42,6 +46,8 @@ from kit.consent_state import ConsentStateView
 from kit.consumer import EventConsumer
 from kit.field_filter import FieldFilter
 from kit.kafka import TopicSpec
+from kit.operations import serve_operations
+from kit.problem_types import load_problem_catalogue
 
 
 def create_app(
@@ -53,11 +59,13 @@ def create_app(
 
     async def start(app: FastAPI, context: AppContext) -> None:
         table = load_route_table(settings.routes_path, context.catalogue)
+        load_problem_catalogue()  # the error-code catalogue it serves: a bad file stops start
         view = ConsentStateView(
             bootstrap_servers=settings.kafka_bootstrap_servers,
             topic=settings.topic("consent.state"),
             catalogue=context.catalogue,
             name="gateway-consent-state-view",
+            store_dir=settings.consent_state_dir,
         )
         app.state.consent_view = view
         app.state.consent_granted = consent_check(view)
@@ -111,6 +119,13 @@ def create_app(
     def background(context: AppContext) -> Sequence[BackgroundLoop]:
         return loops
 
+    async def flush_access_events(app: FastAPI) -> None:
+        # At shutdown, once uvicorn has drained the requests: whatever is still queued to
+        # be recorded is written before the relay's last publish (kit.app).
+        gateway: Gateway | None = getattr(app.state, "gateway", None)
+        if gateway is not None:
+            await gateway.access_events.aclose()
+
     app = create_kit_app(
         settings=settings,
         title="Gateway",
@@ -118,11 +133,13 @@ def create_app(
             "The API gateway: authorisation, purpose binding, consent enforcement and "
             "minimum-necessary field filtering."
         ),
-        routers=[well_known_router, gateway_router],
+        routers=[well_known_router, problems_router, gateway_router],
         consumers=background,
         on_startup=start,
+        on_stopping=[flush_access_events],
         access_log=True,  # the one access line per request is the gateway's
         app_class=GatewayApp,
+        public_operations=False,  # readiness, metrics and docs on the operations port
     )
     if isinstance(app, GatewayApp):
         app.hot_prefixes = tuple(f"/{name}/" for name in settings.upstream_urls())
@@ -130,13 +147,18 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with kit_lifespan(app):
+        async with (
+            kit_lifespan(app),
+            serve_operations(
+                app.state.operations_app, host=settings.ops_host, port=settings.ops_port
+            ) as ops_port,
+        ):
+            app.state.ops_port = ops_port
             try:
                 yield
             finally:
                 gateway: Gateway | None = getattr(app.state, "gateway", None)
                 if gateway is not None:
-                    await gateway.access_events.aclose()
                     await gateway.upstreams.aclose()
 
     app.router.lifespan_context = lifespan

@@ -198,7 +198,6 @@ class Consents:
 
 
 @pytest.mark.obligation("OB-2D-1")
-@pytest.mark.obligation("OB-0-2")
 async def test_price_drop_reminders_only_with_their_consent(orders: Orders) -> None:
     tea = await orders.add_goods("Tea set", "99.90")
     consenting, consenting_headers = orders.user()
