@@ -76,12 +76,12 @@ format: $(BIN)/.installed
 compliance: $(BIN)/.installed
 	$(BIN)/python tests/compliance.py
 
-# wrk and nginx from Debian (the load generator and the baseline proxy); about 8 minutes.
+# wrk and nginx from Debian (the load generator and the baseline proxy); about 11 minutes.
 bench: kafka postgres
 	@command -v wrk >/dev/null && command -v nginx >/dev/null || \
 		{ [ "$$(id -u)" = 0 ] && apt-get update -q >/dev/null && apt-get install -y -q nginx-light wrk >/dev/null; } || \
 		{ echo "make bench needs wrk and nginx: apt-get install nginx-light wrk" >&2; exit 1; }
-	timeout 900 $(BIN)/python -m bench
+	timeout 1200 $(BIN)/python -m bench
 
 stop:
 	-bash deploy/kafka/kafka.sh stop
