@@ -92,6 +92,7 @@ class Scope(StrEnum):
     # staff
     ADMIN_STAFF = "admin:staff"
     ADMIN_PARTNERS = "admin:partners"
+    ADMIN_CATALOGUE = "admin:catalogue"
     ADMIN_POLICY = "admin:policy"
     ADMIN_INCIDENTS = "admin:incidents"
     ADMIN_TRANSFERS = "admin:transfers"
@@ -134,6 +135,8 @@ STAFF_ROLE_SCOPES: Final[dict[str, frozenset[Scope]]] = {
             Scope.SECURITY_READ,
         }
     ),
+    # goods, prices, discounts and sale areas: the shop's catalogue, no partner or policy
+    "catalogue_manager": frozenset({Scope.ADMIN_CATALOGUE}),
     "customer_service": frozenset({Scope.SUPPORT_READ}),
     "security": frozenset({Scope.SECURITY_READ}),
 }
