@@ -16,7 +16,9 @@
 production uses, httpx over aiohttp's pool; ``httpcore``: httpx's own pool, the former
 one). ``--access-batch N`` caps the access events the gateway commits in one transaction
 (1: one transaction per owner read, as before group commit). uvicorn uses uvloop and
-httptools when they are installed (``uvicorn[standard]``), as it does in production.
+httptools when they are installed (``uvicorn[standard]``), as it does in production, with
+the gateway's guarded protocol (``--protocol guarded``, the default; ``httptools`` for
+uvicorn's own, to measure what the guards cost: ``python -m bench.connections``).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import argparse
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 
 import uvicorn
 from fastapi import FastAPI, Request, Response
@@ -33,6 +36,7 @@ from fastapi.routing import APIRoute
 from bench.gateway import fake_orders_app
 from gateway.config import Settings
 from gateway.main import create_app
+from gateway.protocol import GuardedHttpToolsProtocol, limits_from
 from gateway.proxy import (
     ClientFactory,
     Upstreams,
@@ -138,6 +142,12 @@ def main() -> None:
     parser.add_argument("--database-url", default="")
     parser.add_argument("--kafka", default="127.0.0.1:9092")
     parser.add_argument("--topic-prefix", default="bench.")
+    parser.add_argument(
+        "--protocol",
+        choices=["httptools", "guarded"],
+        default="guarded",
+        help="uvicorn's httptools protocol, or the gateway's (gateway.protocol) as deployed",
+    )
     parser.add_argument("--transport", default="default")
     parser.add_argument(
         "--access-batch", type=int, default=Settings.model_fields["access_event_max_batch"].default
@@ -152,7 +162,12 @@ def main() -> None:
             key = SigningKey(kid=args.key_id, alg="ES256", private_pem=pem.read())
         app = gateway_app(args, key)
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
-    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
+    # wrk's connections all come from loopback: no per-address cap in a benchmark
+    GuardedHttpToolsProtocol.limits = replace(limits_from(Settings()), max_connections_per_client=0)
+    http = GuardedHttpToolsProtocol if args.protocol == "guarded" else "httptools"
+    uvicorn.run(
+        app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False, http=http
+    )
 
 
 if __name__ == "__main__":
