@@ -96,7 +96,7 @@ class LocalKafkaCluster:
     """``size`` KRaft nodes of ``deploy/kafka/kafka.sh``'s cluster mode: node i on client
     port ``port + 2(i-1)``, controller port one above; nodes can be killed and restarted."""
 
-    port: int = 39092
+    port: int = 29292
     size: int = 3
     data_dir: Path = field(default_factory=lambda: REPO_ROOT / ".run" / "kafka-cluster")
     heap: str = "-Xms128m -Xmx384m"
@@ -125,8 +125,9 @@ class LocalKafkaCluster:
         return done.stdout.strip()
 
     def start(self, attempts: int = 2) -> None:
-        """Every node, from empty storage. Tried again once: the ports sit in Linux's
-        ephemeral range, where another program's outgoing connection may hold one."""
+        """Every node, from empty storage. Tried again once: a port may be held for a
+        moment by another program (an outgoing connection's ephemeral port when the ports
+        chosen sit in Linux's ephemeral range, 32768-60999: keep them below)."""
         for attempt in range(1, attempts + 1):
             try:
                 self._run("start", fresh=True)
@@ -143,9 +144,15 @@ class LocalKafkaCluster:
         """``kill -9`` of one node."""
         os.kill(int(self._run("pid", node=node)), 9)
 
-    def start_node(self, node: int) -> None:
-        """Start one node again from its own data (after :meth:`kill`)."""
-        self._run("start-node", node=node)
+    def start_node(self, node: int, attempts: int = 2) -> None:
+        """Start one node again from its own data (after :meth:`kill`), tried again once."""
+        for attempt in range(1, attempts + 1):
+            try:
+                self._run("start-node", node=node)
+                return
+            except subprocess.CalledProcessError:
+                if attempt == attempts:
+                    raise
 
 
 @dataclass
