@@ -15,12 +15,15 @@ keep enforcing consent while the consent service is down.
 - A consent key is a purpose id (``location``), or for a cross-border transfer, which is
   consented per overseas recipient, ``cross_border.transfer:<recipient_id>``
   (:func:`state_key`).
-- :class:`ConsentStateView` reads every partition of the topic from the beginning, without
-  a consumer group (assign + seek to beginning), keeps the latest state per key (last by
-  offset, as compaction does; a tombstone, a null value, forgets the subject), then keeps
-  following. :attr:`ConsentStateView.ready` turns true once it reached the end offsets it
-  saw at start. :meth:`ConsentStateView.state_of` answers for any subject: one it never saw
-  has granted nothing.
+- :class:`ConsentStateView` reads every partition of the topic without a consumer group
+  (assign + seek), keeps the latest state per key (last by offset, as compaction does; a
+  tombstone, a null value, forgets the subject) in a :class:`~kit.consent_store.ConsentStore`
+  (a SQLite file of the process's own, resumed from its offsets at the next start, or
+  memory), then keeps following. :attr:`ConsentStateView.ready` turns true once it reached
+  the end offsets it saw at start. :meth:`ConsentStateView.state_of` answers for any
+  subject: one it never saw has granted nothing; :meth:`ConsentStateView.granted` and
+  :meth:`ConsentStateView.policy_sequence_agreed` answer the consent checks without
+  reading the whole state.
 
 Decided (OB-0-1, OB-0-2): only *consentable* purposes, the catalogue's ``additional`` and
 ``separate`` ones, are consents. :meth:`SubjectConsent.granted` raises :class:`NotAConsent`

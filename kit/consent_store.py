@@ -142,6 +142,13 @@ class ConsentStore:
         data: Mapping[str, Any] = json.loads(row[0])
         return data
 
+    def row(self, subject: str) -> Row | None:
+        """The subject's whole row (to copy it)."""
+        found = self._db.execute(
+            "SELECT granted, policy_sequence, state FROM subjects WHERE subject = ?", (subject,)
+        ).fetchone()
+        return None if found is None else (str(found[0]), found[1], str(found[2]))
+
     def granted_keys(self, subject: str) -> str | None:
         """The consent keys the subject currently grants, joined by :data:`SEPARATOR`
         (the hot path: no JSON read), or None when the store has no state for them."""
