@@ -542,7 +542,10 @@ class ConsentStateView(BackgroundLoop):
             self._targets = {**(self._targets or {}), **ends}
 
     async def _check_caught_up(self, consumer: AIOKafkaConsumer) -> None:
-        if self._targets is None:
+        # Not before the last record the file read is fetched again and compared (it is
+        # there, or a later one of its key, unless compaction forgot a tombstone: older
+        # than delete.retention.ms, rebuilt before this).
+        if self._targets is None or self._unverified:
             return
         for tp, end in self._targets.items():
             if end > 0 and self._positions.get(tp, 0) < end:
