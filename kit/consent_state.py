@@ -367,12 +367,13 @@ class ConsentStateView(BackgroundLoop):
         """``state_of(subject).granted(purpose, recipient_id=...)``, the same answers and
         errors, without reading the whole state (the consent checks' hot path)."""
         key = consent_key(self.consentable, purpose, recipient_id)
-        keys = None if self._store.closed else self._store.granted_keys(subject)
-        return keys is not None and key in keys.split(SEPARATOR)
+        found = None if self._store.closed else self._store.consent(subject)
+        return found is not None and key in found[0]
 
     def policy_sequence_agreed(self, subject: str) -> int | None:
         """``state_of(subject).policy_sequence_agreed``, without reading the whole state."""
-        return None if self._store.closed else self._store.policy_sequence(subject)
+        found = None if self._store.closed else self._store.consent(subject)
+        return None if found is None else found[1]
 
     def snapshot(self) -> dict[str, SubjectConsent]:
         """Every known subject's state (a copy; reads the whole store)."""
