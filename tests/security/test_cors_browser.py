@@ -10,13 +10,14 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
+from playwright.async_api import Page, async_playwright
 
 from gateway.cors import EXPOSED_HEADERS
 from kit.testing import on_loopback_port
@@ -69,9 +70,7 @@ async def page_origin() -> AsyncIterator[str]:
 
 
 @asynccontextmanager
-async def chromium_page(executable: str, origin: str) -> AsyncIterator[Any]:
-    from playwright.async_api import async_playwright
-
+async def chromium_page(executable: str, origin: str) -> AsyncIterator[Page]:
     async with async_playwright() as playwright:
         # As root (CI) Chromium runs only without its sandbox.
         browser = await playwright.chromium.launch(
@@ -91,58 +90,52 @@ async def test_a_page_of_an_allowed_origin_calls_the_gateway_and_another_is_bloc
 ) -> None:
     executable = _browser_or_skip()
     orders = fake_orders_app()
-    async with page_origin() as shop, page_origin() as stranger:
-        async with running_gateway(
-            tmp_path,
-            {"orders": orders},
-            cors_allow_origins=[shop],
-            policy_major_sequence=2,
-            policy_major_version="2026.2",
-        ) as gw:
-            agreed, agreed_auth = gw.user()
-            gw.agreed[agreed] = 2
-            _, renewing_auth = gw.user()
-            async with on_loopback_port(gw.app) as port:
-                gateway = f"http://127.0.0.1:{port}"
-                order = f"{gateway}/orders/orders/o1"
-                with_token = {
-                    "credentials": "include",
-                    "headers": {"Authorization": agreed_auth["Authorization"]},
-                }
-                async with chromium_page(executable, shop) as page:
-                    # Authorization makes it a preflighted request: answered, then sent.
-                    mine = await page.evaluate(FETCH, [order, with_token])
-                    assert mine["ok"], mine
-                    assert mine["status"] == 200
-                    assert '"order_id":"o1"' in mine["body"]
-                    assert mine["requestId"]  # an exposed header the page can read
-                    renewing = await page.evaluate(
-                        FETCH,
-                        [
-                            order,
-                            {
-                                "credentials": "include",
-                                "headers": {"Authorization": renewing_auth["Authorization"]},
-                            },
-                        ],
-                    )
-                    assert renewing["ok"] and renewing["status"] == 428, renewing
-                    assert renewing["renewal"] == "2026.2"
-                    public = await page.evaluate(
-                        FETCH, [f"{gateway}/orders/goods/gds_1", {"credentials": "include"}]
-                    )
-                    assert public["ok"] and public["status"] == 200, public
-                assert len(orders.state.seen) == 2  # the 428 stayed at the gateway
+    async with AsyncExitStack() as stack:
+        shop = await stack.enter_async_context(page_origin())
+        stranger = await stack.enter_async_context(page_origin())
+        gw = await stack.enter_async_context(
+            running_gateway(
+                tmp_path,
+                {"orders": orders},
+                cors_allow_origins=[shop],
+                policy_major_sequence=2,
+                policy_major_version="2026.2",
+            )
+        )
+        agreed, agreed_auth = gw.user()
+        gw.agreed[agreed] = 2
+        _, renewing_auth = gw.user()
+        port = await stack.enter_async_context(on_loopback_port(gw.app))
+        gateway = f"http://127.0.0.1:{port}"
+        order = f"{gateway}/orders/orders/o1"
+        goods = f"{gateway}/orders/goods/gds_1"
 
-                async with chromium_page(executable, stranger) as page:
-                    blocked = await page.evaluate(FETCH, [order, with_token])
-                    assert blocked == {"ok": False, "error": "TypeError: Failed to fetch"}
-                    # The preflight was refused: the request itself never left the browser.
-                    assert len(orders.state.seen) == 2
-                    simple = await page.evaluate(FETCH, [f"{gateway}/orders/goods/gds_1", {}])
-                    # A simple request is sent, but the page may not read the answer.
-                    assert simple == {"ok": False, "error": "TypeError: Failed to fetch"}
-                    assert len(orders.state.seen) == 3
+        def with_token(auth: dict[str, str]) -> dict[str, Any]:
+            return {"credentials": "include", "headers": {"Authorization": auth["Authorization"]}}
+
+        async with chromium_page(executable, shop) as page:
+            # Authorization makes it a preflighted request: answered, then sent.
+            mine = await page.evaluate(FETCH, [order, with_token(agreed_auth)])
+            assert mine["ok"], mine
+            assert mine["status"] == 200
+            assert '"order_id":"o1"' in mine["body"]
+            assert mine["requestId"]  # an exposed header the page can read
+            renewing = await page.evaluate(FETCH, [order, with_token(renewing_auth)])
+            assert renewing["ok"] and renewing["status"] == 428, renewing
+            assert renewing["renewal"] == "2026.2"
+            public = await page.evaluate(FETCH, [goods, {"credentials": "include"}])
+            assert public["ok"] and public["status"] == 200, public
+        assert len(orders.state.seen) == 2  # the 428 stayed at the gateway
+
+        async with chromium_page(executable, stranger) as page:
+            blocked = await page.evaluate(FETCH, [order, with_token(agreed_auth)])
+            assert blocked == {"ok": False, "error": "TypeError: Failed to fetch"}
+            # The preflight was refused: the request itself never left the browser.
+            assert len(orders.state.seen) == 2
+            simple = await page.evaluate(FETCH, [goods, {}])
+            # A simple request is sent, but the page may not read the answer.
+            assert simple == {"ok": False, "error": "TypeError: Failed to fetch"}
+            assert len(orders.state.seen) == 3
 
 
 async def test_the_preflight_states_origin_credentials_methods_and_exposed_headers(
