@@ -43,14 +43,15 @@ run: kafka migrate
 	bash deploy/service-clients.sh
 	bash deploy/payment-provider.sh
 	@echo
-	@echo "  gateway   http://127.0.0.1:$${GATEWAY_PORT:-8000}   (OpenAPI: /docs)"
+	@echo "  gateway   http://127.0.0.1:$${GATEWAY_PORT:-8000}   (public: only /healthz of its own)"
+	@echo "  gw ops    http://127.0.0.1:$${GATEWAY_OPS_PORT:-8010}   (gateway /readyz /metrics /docs)"
 	@echo "  identity  http://127.0.0.1:$${IDENTITY_PORT:-8001}"
 	@echo "  orders    http://127.0.0.1:$${ORDERS_PORT:-8002}"
 	@echo "  consent   http://127.0.0.1:$${CONSENT_PORT:-8003}"
 	@echo "  transfer  http://127.0.0.1:$${TRANSFER_PORT:-8004}"
 	@echo "  payment   http://127.0.0.1:$${PAYMENT_PROVIDER_PORT:-8005}   (stand-in provider ptn_standin)"
 	@echo "  kafka     $$(bash deploy/kafka/kafka.sh bootstrap)"
-	@echo "  each app: /healthz /readyz /metrics /docs     Ctrl-C stops the apps"
+	@echo "  each service: /healthz /readyz /metrics /docs     Ctrl-C stops the apps"
 	@echo
 	$(BIN)/honcho start -f deploy/Procfile -e .run/data/service-clients.env -d .
 

@@ -148,9 +148,19 @@ def parse_wrk(output: str) -> WrkResult:
 
 
 def wrk(
-    url: str, *, connections: int, seconds: float, headers: dict[str, str], script: str = ""
+    url: str,
+    *,
+    connections: int,
+    seconds: float,
+    headers: dict[str, str],
+    script: str = "",
+    timeout_s: float = 2.0,
 ) -> WrkResult:
+    """wrk's figures; ``timeout_s`` is its per-request timeout (a request slower than that
+    counts as an error and wrk opens a new connection, while the server still works on it:
+    on a busy machine the full-stack runs raise it so no retry storm builds up)."""
     command = ["wrk", "-t1", f"-c{connections}", f"-d{round(seconds)}s", "--latency"]
+    command.append(f"--timeout={timeout_s:g}s")
     for name, value in headers.items():
         command += ["-H", f"{name}: {value}"]
     if script:

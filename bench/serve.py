@@ -57,6 +57,7 @@ def gateway_settings(args: argparse.Namespace) -> Settings:
         # Far above any run: the limiter still runs, but never refuses.
         rate_limit_per_s=1e9,
         rate_limit_burst=1_000_000_000,
+        ops_port=0,  # its operations routes on a free port, never make run's
         access_event_max_batch=args.access_batch,
     )
 

@@ -7,12 +7,12 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
-from kit.settings import REPO_ROOT, ServiceSettings
+from kit.settings import REPO_ROOT, ConsentViewSettings
 
 DEFAULT_ROUTES = REPO_ROOT / "policy" / "routes.yaml"
 
 
-class Settings(ServiceSettings):
+class Settings(ConsentViewSettings):
     service_name: ClassVar[str] = "gateway"
     model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore")
 
@@ -29,6 +29,17 @@ class Settings(ServiceSettings):
     cors_max_age_s: int = Field(
         default=600, ge=0, description="how long a browser may reuse a preflight's answer"
     )
+    # operations: /readyz, /metrics and the OpenAPI pages, never on the public origin ---
+    ops_host: str = Field(
+        default="127.0.0.1", description="where the operations routes listen (not public)"
+    )
+    ops_port: int = Field(
+        default=8010,
+        ge=0,
+        le=65535,
+        description="port of /readyz, /metrics, /docs and /openapi.json (0: any free port); "
+        "the public port answers only a bare /healthz",
+    )
     # upstreams ------------------------------------------------------------------------
     upstream_identity_url: str = "http://127.0.0.1:8001"
     upstream_orders_url: str = "http://127.0.0.1:8002"
@@ -41,10 +52,24 @@ class Settings(ServiceSettings):
     upstream_max_connections: int = Field(default=100, ge=1)
     upstream_max_keepalive: int = Field(default=20, ge=0)
     # access events --------------------------------------------------------------------
+    access_events_direct: bool = Field(
+        default=True,
+        description="send access events straight to Kafka, the outbox only when Kafka does "
+        "not acknowledge in time (false: every one through the outbox)",
+    )
+    access_event_ack_timeout_s: float = Field(
+        default=0.5,
+        gt=0,
+        description="how long a response waits for Kafka's acknowledgement of its access "
+        "event before the event goes to the outbox",
+    )
+    access_event_linger_ms: int = Field(
+        default=1, ge=0, description="the access-event producer's linger (batching wait)"
+    )
     access_event_max_batch: int = Field(
         default=256,
         ge=1,
-        description="most access events committed in one transaction (1: one each)",
+        description="most access events committed to the outbox in one transaction (1: one each)",
     )
     # limits ---------------------------------------------------------------------------
     max_body_bytes: int = Field(default=1_048_576, ge=0, description="larger bodies: 413")

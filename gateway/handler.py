@@ -34,7 +34,6 @@ In order, each step refusing with problem+json (and counted in
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import re
@@ -44,7 +43,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from prometheus_client import Counter
 
-from gateway.access_events import AccessEventBatcher
+from gateway.access_events import AccessEventPublisher
 from gateway.compression import compress
 from gateway.config import Settings
 from gateway.consent_view import ConsentViewNotReady
@@ -98,7 +97,7 @@ class Gateway:
     fields: FieldFilter
     upstreams: Upstreams
     limiter: RateLimiter
-    access_events: AccessEventBatcher
+    access_events: AccessEventPublisher
 
 
 class Refused(Exception):
@@ -215,7 +214,9 @@ def _refuse_header(status: int, reason: str, name: str, message: str) -> None:
 
 async def _read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+    if declared is not None and not declared.isdigit():
+        _refuse_header(400, "invalid_header", "content-length", "not a number of bytes")
+    if declared is not None and int(declared) > limit:
         raise Refused(413, "body_too_large", f"the body exceeds {limit} bytes")
     body = bytearray()
     async for chunk in request.stream():
@@ -519,17 +520,15 @@ async def _record_access(
         # its own read with the data subject (orders does, for partner reads).
         ACCESS_EVENTS.labels("left_to_upstream").inc()
         return
-    # Shared with the access events of concurrent reads: one commit for all of them, and
-    # this response still waits for its own event to be durable.
-    await gateway.access_events.record(
-        functools.partial(
-            gateway.context.events.processing,
-            subject=owner,
-            actor=principal.subject if principal else "anonymous",
-            action="read",
-            purpose=purpose,
-            resource=route.resource,
-            categories=categories,
-        )
+    # Straight to Kafka, or to the outbox (shared commits) when Kafka does not acknowledge
+    # in time: either way this response waits until its own event is safe.
+    event = gateway.context.events.processing_event(
+        subject=owner,
+        actor=principal.subject if principal else "anonymous",
+        action="read",
+        purpose=purpose,
+        resource=route.resource,
+        categories=categories,
     )
+    await gateway.access_events.record(event)
     ACCESS_EVENTS.labels("recorded").inc()

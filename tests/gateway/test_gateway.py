@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi import FastAPI
 from prometheus_client import REGISTRY
@@ -15,7 +16,7 @@ from gateway.consent_view import policy_agreed
 from gateway.policy_facts import CEASED, PUBLISHED, PolicyFacts, facts_handler, load_facts
 from kit.clock import china_today
 from kit.events import Event, new_event
-from tests.gateway.conftest import SECRETS, GatewayUnderTest, running_gateway
+from tests.gateway.conftest import POINT, SECRETS, GatewayUnderTest, running_gateway
 
 
 def refusals(reason: str) -> float:
@@ -100,14 +101,12 @@ async def test_the_purpose_is_forwarded_whatever_the_client_type(
 # --------------------------------------------------------------------------- consent
 
 
-@pytest.mark.obligation("OB-0-1")
-@pytest.mark.obligation("OB-0-2")
 @pytest.mark.obligation("OB-2G-1")
 async def test_location_needs_its_consent_while_ordering_never_does(
     gw: GatewayUnderTest, orders_upstream: FastAPI
 ) -> None:
     subject, user = gw.user()
-    refused = await gw.client.get("/orders/location/nearby", headers=user)
+    refused = await gw.client.post("/orders/location/nearby", headers=user, json=POINT)
     assert refused.status_code == 403
     body = refused.json()
     assert body["type"].endswith("consent_required") and body["purpose"] == "location"
@@ -119,10 +118,12 @@ async def test_location_needs_its_consent_while_ordering_never_does(
     assert (await gw.client.get("/orders/orders/o1", headers=user)).status_code == 200
 
     gw.consents.add((subject, "location"))
-    allowed = await gw.client.get("/orders/location/nearby", headers=user)
+    allowed = await gw.client.post("/orders/location/nearby", headers=user, json=POINT)
     assert allowed.status_code == 200
     gw.consents.discard((subject, "location"))  # withdrawn: refused again at once
-    assert (await gw.client.get("/orders/location/nearby", headers=user)).status_code == 403
+    assert (
+        await gw.client.post("/orders/location/nearby", headers=user, json=POINT)
+    ).status_code == 403
 
 
 @pytest.mark.obligation("OB-5-3")
@@ -305,7 +306,9 @@ async def test_a_major_version_learnt_from_the_privacy_center_asks_for_renewal(
 async def test_a_ceased_purpose_is_refused_with_410(gw: GatewayUnderTest) -> None:
     subject, user = gw.user()
     gw.consents.add((subject, "location"))
-    assert (await gw.client.get("/orders/location/nearby", headers=user)).status_code == 200
+    assert (
+        await gw.client.post("/orders/location/nearby", headers=user, json=POINT)
+    ).status_code == 200
     await learn(
         gw,
         new_event(
@@ -321,13 +324,12 @@ async def test_a_ceased_purpose_is_refused_with_410(gw: GatewayUnderTest) -> Non
             },
         ),
     )
-    refused = await gw.client.get("/orders/location/nearby", headers=user)
+    refused = await gw.client.post("/orders/location/nearby", headers=user, json=POINT)
     assert refused.status_code == 410
     assert refused.json()["purpose"] == "location"
     assert (await gw.client.get("/orders/orders/o1", headers=user)).status_code == 200
 
 
-@pytest.mark.obligation("OB-R-1")
 @pytest.mark.obligation("OB-4-7")
 @pytest.mark.parametrize(
     "event_type",
@@ -362,11 +364,13 @@ async def test_the_gateways_own_routes_stay_its_own_beside_the_hot_path(
 ) -> None:
     upstream_calls = len(orders_upstream.state.seen)
     health = await gw.client.get("/healthz")
-    assert health.status_code == 200 and health.json() == {"status": "ok", "app": "gateway"}
-    schema = await gw.client.get("/openapi.json")
-    assert schema.status_code == 200 and schema.json()["info"]["title"] == "Gateway"
-    metrics = await gw.client.get("/metrics")
-    assert metrics.status_code == 200 and "gateway_refusals_total" in metrics.text
+    assert health.status_code == 200 and health.json() == {"status": "ok"}
+    # readiness, metrics and OpenAPI are the operations port's (tests/security/test_ops_port.py)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{gw.app.state.ops_port}") as ops:
+        schema = await ops.get("/openapi.json")
+        assert schema.status_code == 200 and schema.json()["info"]["title"] == "Gateway"
+        metrics = await ops.get("/metrics")
+        assert metrics.status_code == 200 and "gateway_refusals_total" in metrics.text
     unknown = await gw.client.get("/nowhere")
     assert unknown.status_code == 404
     assert unknown.headers["content-type"].startswith("application/problem+json")

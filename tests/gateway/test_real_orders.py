@@ -15,8 +15,6 @@ from tests.gateway.conftest import DETAIL, EMAIL, KEY, NAME, PHONE, TAX_ID, runn
 
 
 @pytest.mark.obligation("OB-3-1")
-@pytest.mark.obligation("OB-2D-7")
-@pytest.mark.obligation("OB-0-2")
 async def test_an_order_and_its_waybill_through_the_gateway(tmp_path: Path) -> None:
     settings = OrdersSettings(
         database_url=f"sqlite+aiosqlite:///{tmp_path}/orders.db",

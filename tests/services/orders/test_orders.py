@@ -76,7 +76,6 @@ async def order_count(orders: Orders, headers: dict[str, str]) -> int:
 
 
 @pytest.mark.obligation("OB-2D-2")
-@pytest.mark.obligation("OB-0-3")
 async def test_an_order_names_every_missing_required_field(orders: Orders) -> None:
     _, headers = orders.user()
     empty = await orders.client.post("/orders", json={}, headers=headers)
