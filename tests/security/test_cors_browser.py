@@ -176,6 +176,9 @@ async def test_the_preflight_states_origin_credentials_methods_and_exposed_heade
         )
         assert other.status_code == 400
         assert "access-control-allow-origin" not in other.headers
+        assert other.headers["content-type"] == "application/problem+json"
+        assert other.json()["type"] == "/problems/cors-refused"
+        assert other.json()["refused"] == ["origin"]
 
 
 async def test_without_an_allow_list_no_origin_gets_cors_headers(tmp_path: Path) -> None:
