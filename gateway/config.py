@@ -1,9 +1,10 @@
 """Gateway settings: ``GATEWAY_*`` variables, falling back to the suite-wide ``PRIVACY_*``."""
 
 from pathlib import Path
-from typing import Annotated, ClassVar
+from typing import Annotated, Any, ClassVar
+from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from kit.settings import REPO_ROOT, ConsentViewSettings
@@ -19,6 +20,15 @@ class Settings(ConsentViewSettings):
     # The gateway is the edge: it believes no client's X-Forwarded-For, unless a load
     # balancer named here stands in front of it.
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default=[])
+    # CORS (browsers on other origins) ------------------------------------------------
+    cors_allow_origins: Annotated[list[str], NoDecode] = Field(
+        default=[],
+        description="origins (scheme://host[:port], comma-separated) whose pages may call "
+        "the gateway from a browser, with credentials (none: no cross-origin access)",
+    )
+    cors_max_age_s: int = Field(
+        default=600, ge=0, description="how long a browser may reuse a preflight's answer"
+    )
     # operations: /readyz, /metrics and the OpenAPI pages, never on the public origin ---
     ops_host: str = Field(
         default="127.0.0.1", description="where the operations routes listen (not public)"
@@ -119,6 +129,24 @@ class Settings(ConsentViewSettings):
     )
     policy_major_version: str = Field(default="", description="its version label")
     policy_page_url: str = Field(default="/consent/policy.html", description="the Link target")
+
+    @field_validator("cors_allow_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: Any) -> Any:
+        entries = [e.strip() for e in value.split(",")] if isinstance(value, str) else value
+        entries = [entry for entry in entries if entry]
+        for entry in entries:
+            # An origin is exactly scheme://host[:port] (RFC 6454): no path, no wildcard
+            # (credentials are allowed, so "*" would never do).
+            parts = urlsplit(entry)
+            if (
+                parts.scheme not in ("http", "https")
+                or not parts.hostname
+                or "*" in entry
+                or entry != f"{parts.scheme}://{parts.netloc}"
+            ):
+                raise ValueError(f"not an origin (scheme://host[:port]): {entry!r}")
+        return entries
 
     def upstream_urls(self) -> dict[str, str]:
         return {

@@ -31,6 +31,7 @@ from fastapi import FastAPI
 from gateway.access_events import AccessEventBatcher, AccessEventPublisher
 from gateway.config import Settings
 from gateway.consent_view import consent_check, policy_agreed
+from gateway.cors import add_cors
 from gateway.entry import GatewayApp
 from gateway.handler import Gateway
 from gateway.handler import router as gateway_router
@@ -142,6 +143,8 @@ def create_app(
         app_class=GatewayApp,
         public_operations=False,  # readiness, metrics and docs on the operations port
     )
+    if settings.cors_allow_origins:
+        add_cors(app, settings)
     if isinstance(app, GatewayApp):
         app.hot_prefixes = tuple(f"/{name}/" for name in settings.upstream_urls())
     kit_lifespan = app.router.lifespan_context
