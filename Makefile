@@ -7,13 +7,15 @@ BIN := $(VENV)/bin
 APPS := services.identity services.orders services.consent services.transfer gateway
 PYTEST_ARGS ?=
 
-.PHONY: help run test fuzz lint format compliance bench migrate kafka postgres test-services stop clean
+.PHONY: help run test fuzz invariants lint format compliance bench migrate kafka postgres test-services stop clean
 
 help:
 	@echo "make run         start Kafka, migrate the SQLite databases, run the 4 services + gateway"
 	@echo "                 and the stand-in payment provider"
 	@echo "make test        the whole test suite (starts Kafka and PostgreSQL when needed)"
 	@echo "make fuzz        schemathesis against every service and the gateway (FUZZ_EXAMPLES=8)"
+	@echo "make invariants  the privacy state machine, deeper than make test (INVARIANTS_EXAMPLES=20,"
+	@echo "                 INVARIANTS_STEPS=30, a new random seed each run)"
 	@echo "make lint        ruff (lint + format check) and mypy"
 	@echo "make compliance  which policy obligations the last test run proves"
 	@echo "make bench       benchmarks, side by side, printed as figures and ratios"
@@ -63,6 +65,15 @@ test: $(BIN)/.installed
 FUZZ_EXAMPLES ?= 8
 fuzz: $(BIN)/.installed
 	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest tests/security/test_fuzz.py -m fuzz -q $(PYTEST_ARGS)
+
+# The privacy invariants' state machine (tests/invariants), deeper than in `make test`:
+# more and longer sequences, a new random seed each run (the seed of a failure is printed).
+INVARIANTS_EXAMPLES ?= 20
+INVARIANTS_STEPS ?= 30
+invariants: $(BIN)/.installed
+	INVARIANTS_EXAMPLES=$(INVARIANTS_EXAMPLES) INVARIANTS_STEPS=$(INVARIANTS_STEPS) \
+		INVARIANTS_RANDOM=1 INVARIANTS_TIMEOUT_S=14400 \
+		$(BIN)/pytest tests/invariants/test_machine.py -q $(PYTEST_ARGS)
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
