@@ -58,7 +58,7 @@ class Settings(ConsentViewSettings):
         "not acknowledge in time (false: every one through the outbox)",
     )
     access_event_ack_timeout_s: float = Field(
-        default=0.5,
+        default=2.0,
         gt=0,
         description="how long a response waits for Kafka's acknowledgement of its access "
         "event before the event goes to the outbox",
@@ -77,6 +77,27 @@ class Settings(ConsentViewSettings):
         default=16_384,
         ge=8_200,  # a bearer token may be 8192 characters
         description="longest value of one request header; longer: 431",
+    )
+    # slow and greedy clients (gateway.protocol, on the connection, before the app) -----
+    idle_timeout_s: float = Field(
+        default=5.0, gt=0, description="a connection with no request under way is closed"
+    )
+    header_timeout_s: float = Field(
+        default=10.0, gt=0, description="all of a request's headers within; past it: 408"
+    )
+    body_timeout_s: float = Field(
+        default=30.0, gt=0, description="all of a request's body within; past it: 408"
+    )
+    max_request_header_bytes: int = Field(
+        default=65_536,
+        ge=16_384,
+        description="request line and all headers together; more: 431 and closed",
+    )
+    max_connections_per_client: int = Field(
+        default=64,
+        ge=0,
+        description="connections open at once per client address (TCP peer; 0: no cap, "
+        "as behind a load balancer); one more: 429 and closed",
     )
     rate_limit_per_s: float = Field(
         default=50.0, ge=0, description="requests per second per client; 0 turns it off"
