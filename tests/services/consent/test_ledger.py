@@ -5,6 +5,7 @@ the consumer fills the ledger from other services' topics."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
@@ -22,7 +23,15 @@ from kit.auth import USER_SCOPES, Scope
 from kit.consumer import EventConsumer
 from kit.events import Event, new_event
 from kit.kafka import TopicSpec, ensure_topics
-from kit.testing import bearer, eventually, mint_token, serve_app, trust_only
+from kit.testing import (
+    UNREACHABLE_KAFKA,
+    bearer,
+    eventually,
+    mint_token,
+    new_subject,
+    serve_app,
+    trust_only,
+)
 from services.consent.config import Settings
 from services.consent.ledger import service as ledger
 from services.consent.ledger.consumers import ledger_consumer
@@ -92,7 +101,7 @@ async def test_the_user_sees_who_processed_which_data_when_for_what_and_why(
 ) -> None:
     user, headers = consent.user()
     partner, unnamed_partner = f"ptn_{uuid.uuid4().hex[:12]}", f"ptn_{uuid.uuid4().hex[:12]}"
-    staff = f"acc_{uuid.uuid4().hex[:16]}"
+    staff = new_subject()
     await feed(
         consent,
         identity_event(
@@ -192,7 +201,7 @@ async def test_gateway_access_events_are_ledger_entries_and_other_events_are_not
         subject=user,
         purpose="security.anti_fraud",
         data={
-            "actor": f"acc_{uuid.uuid4().hex[:16]}",
+            "actor": new_subject(),
             "actor_role": "security",
             "resource": "orders.order",
             "action": "read",
@@ -241,7 +250,7 @@ async def test_each_user_sees_only_their_own_entries_a_page_at_a_time(consent: C
 
 async def test_the_ledger_needs_a_user_token_with_consent_read(consent: Consent) -> None:
     assert (await consent.client.get("/ledger/me")).status_code == 401
-    user = f"acc_{uuid.uuid4().hex[:16]}"
+    user = new_subject()
     without = bearer(consent.token(user, USER_SCOPES - {Scope.CONSENT_READ}))
     response = await consent.client.get("/ledger/me", headers=without)
     assert response.status_code == 403
@@ -397,7 +406,7 @@ async def test_the_consumer_fills_the_ledger_from_other_services_topics(
     async with serve_app("services.consent", settings) as (app, client):
         trust_only(app, KEY)
         database = app.state.context.database
-        user = f"acc_{uuid.uuid4().hex[:16]}"
+        user = new_subject()
         partner = f"ptn_{uuid.uuid4().hex[:12]}"
         headers = bearer(
             mint_token(
@@ -449,3 +458,49 @@ async def test_the_consumer_fills_the_ledger_from_other_services_topics(
     assert {e["id"] for e in page["entries"]} == {read.id, write.id}
     delivery = next(e for e in page["entries"] if e["id"] == read.id)
     assert delivery["who"]["display"] == f"logistics partner {partner}"
+
+
+@pytest.mark.integration
+async def test_concurrent_batches_on_postgresql_lock_each_subject_and_keep_every_chain(
+    pg_url: str,
+) -> None:
+    """The batch path on PostgreSQL: the batch's subjects locked in one statement and their
+    heads read in one query. Two batches for the same subjects at once (two consumers of a
+    group during a rebalance) both commit, one after the other, and every chain stays whole."""
+    settings = Settings(
+        database_url=pg_url,
+        kafka_bootstrap_servers=UNREACHABLE_KAFKA,
+        auth_issuer=ISSUER,
+        log_json=False,
+        first_policy_path=None,
+    )
+    subjects = [f"acc_{uuid.uuid4().hex[:12]}" for _ in range(5)]
+    async with serve_app("services.consent", settings) as (app, _):
+        context: AppContext = app.state.context
+        handle_batch = ledger_consumer(context).batch_handler
+        assert handle_batch is not None
+        database = context.database
+
+        async def batch(minute: int) -> None:
+            events = [
+                processing(subject, at=NOW - timedelta(minutes=minute, seconds=i))
+                for i in range(4)
+                for subject in (subjects[::-1] if minute % 2 else subjects)
+            ]
+            async with database.session() as session:
+                await handle_batch(session, events)
+
+        await batch(9)  # every chain has entries before the concurrent batches
+        await asyncio.gather(batch(5), batch(4), batch(3))
+        async with database.session() as session:
+            for subject in subjects:
+                check = await ledger.verify_chain(session, subject)
+                assert check.valid, (subject, check)
+            seqs = list(
+                await session.execute(
+                    select(col(LedgerEntry.subject), func.count(), func.max(col(LedgerEntry.seq)))
+                    .where(col(LedgerEntry.subject).in_(subjects))
+                    .group_by(col(LedgerEntry.subject))
+                )
+            )
+    assert sorted((count, last) for _, count, last in seqs) == [(16, 16)] * 5
