@@ -47,6 +47,7 @@ import base64
 import contextlib
 import json
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -618,6 +619,18 @@ def profiling(
     finally:
         for child in children:
             child.wait()
+        for app in pids:  # the title holds py-spy's command line: paths of this machine
+            with contextlib.suppress(OSError):
+                svg = out / f"{name}.{app}.svg"
+                svg.write_text(
+                    re.sub(
+                        r'(<text id="title"[^>]*>)[^<]*(</text>)',
+                        rf"\g<1>{app} during {name} (py-spy, 200 Hz, {round(seconds)} s)\g<2>",
+                        svg.read_text(encoding="utf-8"),
+                        count=1,
+                    ),
+                    encoding="utf-8",
+                )
 
 
 async def measure(
