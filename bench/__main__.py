@@ -9,7 +9,17 @@ runs of a few seconds, fixed event counts).
 import time
 from pathlib import Path
 
-from bench import fullstack, gateway, http, ledger, outbox, payment, placement, scale
+from bench import (
+    consent_store,
+    fullstack,
+    gateway,
+    http,
+    ledger,
+    outbox,
+    payment,
+    placement,
+    scale,
+)
 from bench.report import Row, table, write
 
 if __name__ == "__main__":
@@ -25,6 +35,8 @@ if __name__ == "__main__":
     rows += placement.run()
     print("== 6. scale: consent bootstrap, ledger query, retention sweep", flush=True)
     rows += scale.run()
+    print("== 6. consent view at scale: restart from its store, memory, lookups", flush=True)
+    rows += consent_store.run()
     print(
         "== 7. payment notifications: duplicates and concurrent deliveries in the mix", flush=True
     )

@@ -14,6 +14,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
+from kit.observability import PERIODIC_TASK_RUNS
 from kit.outage import OUTAGE
 
 logger = logging.getLogger("kit.background")
@@ -61,7 +62,10 @@ class BackgroundLoop:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopped.wait(), seconds)
 
-    async def stop(self) -> None:
+    async def stop(self, timeout_s: float | None = None) -> None:
+        """Ask the loop to end and wait for it up to ``timeout_s`` (default
+        :attr:`stop_timeout_s`), then cancel it."""
+        timeout = self.stop_timeout_s if timeout_s is None else max(0.0, timeout_s)
         task, self._task = self._task, None
         self._stopping = True
         self._stopped.set()
@@ -70,11 +74,9 @@ class BackgroundLoop:
             OUTAGE.forget(self.name)
             return
         try:
-            await asyncio.wait_for(asyncio.shield(task), self.stop_timeout_s)
+            await asyncio.wait_for(asyncio.shield(task), timeout)
         except TimeoutError:
-            logger.warning(
-                "%s did not stop in %.0fs; cancelling it", self.name, self.stop_timeout_s
-            )
+            logger.warning("%s did not stop in %.1fs; cancelling it", self.name, timeout)
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
@@ -88,7 +90,9 @@ class BackgroundLoop:
 
 class PeriodicTask(BackgroundLoop):
     """Runs ``job`` every ``interval_s`` seconds (first right after start) until stopped;
-    a failing run is logged and the next one comes on schedule."""
+    a failing run is logged and the next one comes on schedule. Completed runs are counted
+    in ``runs`` and in ``/metrics`` (``periodic_task_runs_total{task=...}``): how a test
+    outside the process knows a run happened after something it did."""
 
     def __init__(self, name: str, *, interval_s: float, job: Callable[[], Awaitable[object]]):
         super().__init__(name)
@@ -102,6 +106,7 @@ class PeriodicTask(BackgroundLoop):
             try:
                 await self.job()
                 self.runs += 1
+                PERIODIC_TASK_RUNS.labels(self.name).inc()
                 self.last_error = None
             except Exception as exc:
                 self.last_error = f"{type(exc).__name__}: {exc}"
