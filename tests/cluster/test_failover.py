@@ -2,8 +2,8 @@
 
 A 3-broker KRaft cluster on loopback (``deploy/kafka/kafka.sh`` cluster mode, ports
 ``TEST_CLUSTER_KAFKA_PORT``..+5, 29292-29297 by default: below Linux's ephemeral ports,
-where a client reconnecting to a killed broker could take its port), topics with replication factor 3
-and ``min.insync.replicas`` 2; two replicas of orders and two of consent, each pair on one
+where a client reconnecting to a killed broker could take its port), topics with replication
+factor 3 and ``min.insync.replicas`` 2; two replicas of orders and two of consent, each pair on one
 PostgreSQL database; identity and transfer once; two gateways on one database, gateway i
 forwarding to orders i and consent i. Users place orders and read them through both
 gateways while one broker, then the orders replica that publishes, then the consent
@@ -396,7 +396,7 @@ async def test_losing_a_broker_and_a_replica_of_each_loses_and_doubles_nothing(
         users.append((subject, headers, person))
     # Warm: each user has placed an order through each gateway (first-use paths, e.g. the
     # user's data key, are not what this test measures).
-    for subject, headers, person in users:
+    for _subject, headers, person in users:
         for suite in deployment.suites:
             await suite.call(
                 "POST",
