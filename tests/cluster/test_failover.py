@@ -2,12 +2,13 @@
 
 A 3-broker KRaft cluster on loopback (``deploy/kafka/kafka.sh`` cluster mode, ports
 ``TEST_CLUSTER_KAFKA_PORT``..+5, 29292-29297 by default: below Linux's ephemeral ports,
-where a client reconnecting to a killed broker could take its port), topics with replication factor 3
-and ``min.insync.replicas`` 2; two replicas of orders and two of consent, each pair on one
-PostgreSQL database; identity and transfer once; two gateways on one database, gateway i
-forwarding to orders i and consent i. Users place orders and read them through both
-gateways while one broker, then the orders replica that publishes, then the consent
-replica that publishes are killed with ``kill -9``, and all three are brought back.
+where a client reconnecting to a killed broker could take its port), topics with
+replication factor 3 and ``min.insync.replicas`` 2; two replicas of orders and two of
+consent, each pair on one PostgreSQL database; identity and transfer once; two gateways
+on one database, gateway i forwarding to orders i and consent i. Users place orders and
+read them through both gateways while one broker, then the orders replica that publishes,
+then the consent replica that publishes are killed with ``kill -9``, and all three are
+brought back.
 
 Then: every order answered 201 exists once; each such order's ``order.placed`` event and
 each answered read's access event are in Kafka (once per event id, duplicates counted);
@@ -396,7 +397,7 @@ async def test_losing_a_broker_and_a_replica_of_each_loses_and_doubles_nothing(
         users.append((subject, headers, person))
     # Warm: each user has placed an order through each gateway (first-use paths, e.g. the
     # user's data key, are not what this test measures).
-    for subject, headers, person in users:
+    for _, headers, person in users:
         for suite in deployment.suites:
             await suite.call(
                 "POST",
