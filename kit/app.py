@@ -4,8 +4,13 @@
 start; a bad one stops start-up), the database, the outbox relay and any consumers (started
 and stopped with the app), problem+json errors, request ids, JSON logs, ``/metrics``,
 a token verifier over identity's JWKS (``app.state.token_verifier``; identity replaces
-it with its own keys), ``/healthz`` (alive) and ``/readyz`` (database reachable, outbox
-relay running, Kafka reachable or events safely queued in the outbox).
+it with its own keys), the subjects identity revoked (``app.state.revocations``, learnt
+from ``identity.events`` and pruned; :mod:`kit.revocation`), ``/healthz`` (alive) and
+``/readyz`` (database reachable, outbox relay running, Kafka reachable or events safely
+queued in the outbox). With
+``public_operations=False`` (the gateway, the public origin) the app itself answers only a
+bare ``/healthz``; readiness, metrics and OpenAPI go to ``app.state.operations_app``, served
+on a separate port (:mod:`kit.operations`).
 
 Graceful shutdown, all within ``shutdown_grace_s`` of SIGTERM (:data:`SHUTDOWN`; the app
 wraps uvicorn's SIGTERM handler at start, in whichever process serves it, one worker or
@@ -31,7 +36,8 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -48,6 +54,7 @@ from kit.kafka import TopicSpec, configure_cluster, kafka_reachable
 from kit.observability import RequestContextMiddleware, configure_logging
 from kit.openapi import install_access_documentation
 from kit.outbox import EventWriter, OutboxRelay, outbox_stats
+from kit.revocation import Revocations, load_revocations, revocation_loops
 from kit.settings import ServiceSettings
 
 # Background loops started and stopped with the app: consumers, state views, sweepers.
@@ -164,7 +171,7 @@ class Readiness(BaseModel):
     checks: dict[str, Check]
 
 
-def app_context(request: Request) -> AppContext:
+async def app_context(request: Request) -> AppContext:
     context: AppContext = request.app.state.context
     return context
 
@@ -186,6 +193,7 @@ def create_app(
     version: str = "0.1.0",
     access_log: bool = False,
     app_class: type[FastAPI] = FastAPI,
+    public_operations: bool = True,
 ) -> FastAPI:
     """An app with the kit's parts; ``topics`` are created at start besides its own;
     ``on_startup`` runs once the context exists, before the relay and consumers start;
@@ -193,7 +201,9 @@ def create_app(
     parallel (flush what the app still holds to send); ``on_shutdown`` runs once the loops
     have stopped, before the database is closed;
     ``access_log`` keeps uvicorn's line per request (the gateway's; services log errors);
-    ``app_class`` a FastAPI subclass (the gateway's dispatches its hot path itself)."""
+    ``app_class`` a FastAPI subclass (the gateway's dispatches its hot path itself);
+    ``public_operations`` False keeps ``/readyz``, ``/metrics`` and the OpenAPI pages off
+    the app (``app.state.operations_app`` serves them) and answers ``/healthz`` bare."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -232,6 +242,9 @@ def create_app(
         )
         app.state.context = context
         app.state.database = database
+        revocations = Revocations()
+        app.state.revocations = revocations  # read by kit.auth.current_principal
+        await load_revocations(database, revocations)
         jwks = JwksClient(settings.auth_jwks_url)
         app.state.token_verifier = TokenVerifier(
             issuer=settings.auth_issuer,
@@ -241,7 +254,18 @@ def create_app(
         if on_startup is not None:
             await on_startup(app, context)
         relay.start()
-        context.consumers = list(consumers(context)) if consumers else []
+        context.consumers = [
+            *(consumers(context) if consumers else ()),
+            *revocation_loops(
+                name=settings.topic(f"{settings.service_name}.revocations"),
+                topic=settings.topic("identity.events"),
+                database=database,
+                bootstrap_servers=settings.kafka_bootstrap_servers,
+                revocations=revocations,
+                keep_s=settings.revocation_keep_s,
+                refresh_s=settings.revocation_refresh_s,
+            ),
+        ]
         for consumer in context.consumers:
             consumer.start()
         try:
@@ -253,18 +277,59 @@ def create_app(
             await jwks.aclose()
             await database.dispose()
 
-    app = app_class(title=title, description=description, version=version, lifespan=lifespan)
+    off: dict[str, Any] = (
+        {} if public_operations else {"openapi_url": None, "docs_url": None, "redoc_url": None}
+    )
+    app = app_class(title=title, description=description, version=version, lifespan=lifespan, **off)
     app.add_middleware(RequestContextMiddleware, app_name=settings.service_name)
     app.add_middleware(DrainingMiddleware)
     # Outermost: the client address every part of the app sees comes from the chain only
     # through the hops named in ``trusted_proxies`` (uvicorn's own is off: --no-proxy-headers).
     app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
     install_problem_handlers(app)
-    app.include_router(_operations_router(settings.service_name))
+    if public_operations:
+        app.include_router(operations_router(settings.service_name))
+    else:
+        app.include_router(_liveness_router())
     for router in routers:
         app.include_router(router)
     install_access_documentation(app)
+    if not public_operations:
+        app.state.operations_app = operations_app(app, app_name=settings.service_name)
     return app
+
+
+def operations_app(app: FastAPI, *, app_name: str) -> FastAPI:
+    """``/healthz``, ``/readyz``, ``/metrics``, ``/openapi.json`` and ``/docs`` of ``app``."""
+
+    async def context_of(_: Request) -> AppContext:
+        context: AppContext = app.state.context
+        return context
+
+    ops = FastAPI(title=f"{app.title} operations", openapi_url=None, docs_url=None, redoc_url=None)
+    ops.add_middleware(RequestContextMiddleware, app_name=app_name)
+    ops.include_router(operations_router(app_name, context_of=context_of))
+
+    @ops.get("/openapi.json", include_in_schema=False)
+    async def openapi() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @ops.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{app.title} - docs")
+
+    return ops
+
+
+def _liveness_router() -> APIRouter:
+    """The one operations route of a public origin: alive, nothing else said."""
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/healthz", summary="Alive")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return router
 
 
 async def _stop_gracefully(
@@ -294,7 +359,10 @@ async def _stop_gracefully(
     )
 
 
-def _operations_router(app_name: str) -> APIRouter:
+def operations_router(
+    app_name: str, *, context_of: Callable[[Request], Awaitable[AppContext]] = app_context
+) -> APIRouter:
+    """``/healthz``, ``/readyz`` (of the app ``context_of`` finds) and ``/metrics``."""
     router = APIRouter(tags=["operations"])
 
     @router.get("/healthz", summary="Alive")
@@ -313,7 +381,7 @@ def _operations_router(app_name: str) -> APIRouter:
                 Readiness(status="stopping", app=app_name, checks={}).model_dump(),
                 status_code=503,
             )
-        readiness = await check_readiness(app_context(request))
+        readiness = await check_readiness(await context_of(request))
         status = 503 if readiness.status == "unavailable" else 200
         return JSONResponse(readiness.model_dump(), status_code=status)
 

@@ -14,6 +14,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
+from kit.observability import PERIODIC_TASK_RUNS
 from kit.outage import OUTAGE
 
 logger = logging.getLogger("kit.background")
@@ -89,7 +90,9 @@ class BackgroundLoop:
 
 class PeriodicTask(BackgroundLoop):
     """Runs ``job`` every ``interval_s`` seconds (first right after start) until stopped;
-    a failing run is logged and the next one comes on schedule."""
+    a failing run is logged and the next one comes on schedule. Completed runs are counted
+    in ``runs`` and in ``/metrics`` (``periodic_task_runs_total{task=...}``): how a test
+    outside the process knows a run happened after something it did."""
 
     def __init__(self, name: str, *, interval_s: float, job: Callable[[], Awaitable[object]]):
         super().__init__(name)
@@ -103,6 +106,7 @@ class PeriodicTask(BackgroundLoop):
             try:
                 await self.job()
                 self.runs += 1
+                PERIODIC_TASK_RUNS.labels(self.name).inc()
                 self.last_error = None
             except Exception as exc:
                 self.last_error = f"{type(exc).__name__}: {exc}"

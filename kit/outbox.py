@@ -102,14 +102,38 @@ class EventWriter:
     ) -> Event:
         """Record that ``actor`` read or wrote ``subject``'s personal data: the processing
         ledger is built from these events (who, which categories, when, for what)."""
+        event = self.processing_event(
+            subject=subject,
+            actor=actor,
+            action=action,
+            purpose=purpose,
+            resource=resource,
+            categories=categories,
+        )
+        add_to_outbox(session, event, topic=self.topic)
+        return event
+
+    def processing_event(
+        self,
+        *,
+        subject: str,
+        actor: str,
+        action: Literal["read", "write", "delete"],
+        purpose: str,
+        resource: str,
+        categories: Iterable[str],
+    ) -> Event:
+        """The event :meth:`processing` writes, built without a session (for a producer
+        that sends it to Kafka itself, as the gateway does with its access events)."""
         service = self.source.strip("/").replace("/", "_")
-        return self.add(
-            session,
+        return new_event(
+            source=self.source,
             type=f"com.signature.{service}.personal_data.{action}.v1",
             subject=subject,
             purpose=purpose,
             data={"actor": actor, "resource": resource, "action": action},
             categories=categories,
+            personal_fields=self.personal_fields,
         )
 
 
@@ -167,6 +191,9 @@ class OutboxRelay(BackgroundLoop):
         self.max_backoff_s = max_backoff_s
         self.kafka_connected = False
         self.is_leader = False
+        #: Times this relay checked or tried for the publisher's lock (a follower keeps
+        #: trying every LEADERSHIP_RETRY_S).
+        self.leadership_checks = 0
         self.last_error: str | None = None
         self.published_total = 0
         self.failed_cycles = 0
@@ -397,6 +424,7 @@ class OutboxRelay(BackgroundLoop):
         The lock lives as long as its connection, which runs in autocommit so that it never
         sits idle in a transaction. Checked once per housekeeping interval.
         """
+        self.leadership_checks += 1
         if is_sqlite(self.database.url):
             self.is_leader = True
             return True

@@ -89,6 +89,16 @@ class ServiceSettings(BaseSettings):
     outbox_batch_size: int = Field(default=1000, ge=1, le=10_000)
     outbox_poll_interval_s: float = Field(default=0.2, gt=0)
     outbox_max_backoff_s: float = Field(default=5.0, gt=0)
+    # revocations learnt from identity's events (kit.revocation) ----------------------
+    revocation_keep_s: float = Field(
+        default=3660.0,
+        ge=60,
+        description="how long a closed account or revoked client stays refused: the longest "
+        "token lifetime identity issues (3600 s) and the clock leeway",
+    )
+    revocation_refresh_s: float = Field(
+        default=2.0, gt=0, description="how often the revocations are reread and pruned"
+    )
     # The issuer identifier is where clients reach identity: the gateway's public origin and
     # /identity, so the RFC 8414 metadata fetched there names its own address (section 3.3).
     auth_issuer: str = Field(
@@ -234,3 +244,19 @@ class ServiceSettings(BaseSettings):
     def events_topic(self) -> str:
         """The topic this app's outbox publishes its domain events to."""
         return self.topic(f"{self.service_name}.events")
+
+
+class ConsentViewSettings(ServiceSettings):
+    """The settings of an app that reads ``consent.state`` through a
+    :class:`~kit.consent_state.ConsentStateView` (the gateway, orders, transfer)."""
+
+    consent_state_dir: Path | None = Field(
+        default=DEFAULT_DATA_DIR / "consent-state",
+        description="directory of the consent view's SQLite files, one per process, kept "
+        "across restarts (empty: in memory, the topic read from its beginning at each start)",
+    )
+
+    @field_validator("consent_state_dir", mode="before")
+    @classmethod
+    def _empty_is_memory(cls, value: Any) -> Any:
+        return None if value == "" else value

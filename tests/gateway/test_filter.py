@@ -46,7 +46,6 @@ def expected_view(purpose: str) -> dict[str, Any]:
 
 
 @pytest.mark.obligation("OB-3-1")
-@pytest.mark.obligation("OB-2D-7")
 @pytest.mark.parametrize("purpose", sorted(PARTNERS))
 async def test_a_partner_gets_exactly_the_fields_of_its_purpose_masked(
     gw: GatewayUnderTest, purpose: str

@@ -3,8 +3,9 @@ through failures."""
 
 from __future__ import annotations
 
-import asyncio
 import time
+
+from prometheus_client import REGISTRY
 
 from kit.background import PeriodicTask
 from kit.testing import eventually
@@ -28,7 +29,13 @@ async def test_a_periodic_job_survives_failures_and_stops_at_once() -> None:
     assert task.runs >= 3 and task.running
     slow = PeriodicTask("test.slow", interval_s=3600, job=job)
     slow.start()
-    await asyncio.sleep(0.05)
+
+    async def slow_ran_once() -> bool:
+        return slow.runs == 1  # and now sleeps for an hour
+
+    await eventually(slow_ran_once, timeout_s=5, what="the slow task's first run")
+    # Counted where a test outside the process sees it too.
+    assert REGISTRY.get_sample_value("periodic_task_runs_total", {"task": "test.slow"}) == 1
     started = time.monotonic()
     await slow.stop()
     await task.stop()

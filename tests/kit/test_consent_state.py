@@ -57,7 +57,6 @@ def test_the_consentable_purposes_are_the_additional_and_separate_ones() -> None
 
 
 @pytest.mark.obligation("OB-0-1")
-@pytest.mark.obligation("OB-0-2")
 def test_granted_answers_for_consents_only() -> None:
     subject = state("acc_1", location=False, marketing__price_drop=True)
     assert subject.granted("marketing.price_drop") is True

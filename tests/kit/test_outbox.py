@@ -71,7 +71,11 @@ async def test_no_event_is_lost_while_kafka_is_down(outage_kafka: LocalKafka, pg
     try:
         for number in range(EVENTS):
             await make_deposit(database, writer, subject=f"acc_{number % SUBJECTS}", number=number)
-        await asyncio.sleep(1.0)
+
+        async def tried_twice() -> bool:
+            return relay.failed_cycles >= 2
+
+        await eventually(tried_twice, timeout_s=30, what="two failed publish cycles")
         assert relay.published_total == 0
         assert not relay.kafka_connected
         assert await pending(database) == EVENTS
@@ -244,7 +248,13 @@ async def test_one_relay_per_database_publishes_and_another_takes_over(
 
     try:
         await eventually(one_leader, timeout_s=10, what="one relay to become the publisher")
-        await asyncio.sleep(0.5)
+        # The follower keeps trying for the lock: after two more tries there is still one.
+        tries = {id(relay): relay.leadership_checks for relay in relays}
+
+        async def each_tried_twice_more() -> bool:
+            return all(relay.leadership_checks >= tries[id(relay)] + 2 for relay in relays)
+
+        await eventually(each_tried_twice_more, timeout_s=30, what="two more lock checks each")
         assert await one_leader(), "two relays must never publish one database at once"
         leader = next(relay for relay in relays if relay.is_leader)
         follower = next(relay for relay in relays if not relay.is_leader)

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from tests.security.conftest import Suite, running_suite
 
@@ -102,7 +101,6 @@ async def test_behind_a_gateway_on_another_host_each_client_keeps_its_address(
         assert answer.status_code == 200, answer.text
 
 
-@pytest.mark.obligation("OB-4-7")
 async def test_an_account_locks_with_backoff_and_a_known_device_keeps_a_way_in(
     tmp_path: Path,
 ) -> None:

@@ -191,9 +191,7 @@ async def test_a_grant_records_what_was_shown_a_withdrawal_needs_nothing(consent
 # --------------------------------------------------------------------------- grant / withdraw
 
 
-@pytest.mark.obligation("OB-0-1")
 @pytest.mark.obligation("OB-2G-1")
-@pytest.mark.obligation("OB-R-1")
 async def test_location_is_granted_and_withdrawn_with_receipts(consent: Consent) -> None:
     client = consent.client
     subject = f"acc_{uuid.uuid4().hex[:16]}"
@@ -249,7 +247,6 @@ async def test_location_is_granted_and_withdrawn_with_receipts(consent: Consent)
     assert (await client.get("/consents/me/receipts", headers=stranger)).json() == []
 
 
-@pytest.mark.obligation("OB-0-1")
 @pytest.mark.obligation("OB-0-2")
 async def test_withdrawing_one_purpose_leaves_the_others_and_says_nothing_of_basics(
     consent: Consent,
@@ -460,8 +457,6 @@ async def test_a_minor_cannot_grant_but_the_guardian_can(consent: Consent) -> No
 # --------------------------------------------------------------------------- published state
 
 
-@pytest.mark.obligation("OB-0-1")
-@pytest.mark.obligation("OB-4-7")
 async def test_every_change_puts_the_whole_state_in_the_outbox_keyed_by_subject(
     consent: Consent,
 ) -> None:
@@ -590,9 +585,6 @@ async def database_state(app: Any) -> dict[str, tuple[int, dict[str, ConsentEntr
 
 
 @pytest.mark.integration
-@pytest.mark.obligation("OB-0-1")
-@pytest.mark.obligation("OB-0-2")
-@pytest.mark.obligation("OB-4-5")
 async def test_the_topic_alone_rebuilds_every_subjects_state(
     kafka: Broker, live_consent: tuple[Any, httpx.AsyncClient, Settings]
 ) -> None:

@@ -367,7 +367,6 @@ async def test_only_known_non_legal_purposes_can_cease(consent: Consent) -> None
 
 
 @pytest.mark.obligation("OB-2H-1")
-@pytest.mark.obligation("OB-5-3")
 async def test_a_change_of_controller_tells_every_user_the_recipient(consent: Consent) -> None:
     users = [consent.user() for _ in range(2)]
     await feed(

@@ -16,17 +16,14 @@ from tests.conftest import Broker
 from tests.services.identity.conftest import ISSUER
 from tests.services.identity.ids import ADULT
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.obligation("OB-2A-3"),
-    pytest.mark.obligation("OB-4-7"),
-]
+pytestmark = pytest.mark.integration
 
 PHONE = "13812345678"
 NAME = "李四"
 FACE = b"\x89PNG-face-bytes-of-a-real-person" * 64
 
 
+@pytest.mark.obligation("OB-2A-3")
 async def test_identity_events_reach_kafka_without_personal_data(
     kafka: Broker, tmp_path: Path
 ) -> None:

@@ -16,7 +16,6 @@ from services.orders.config import Settings as OrdersSettings
 from tests.services.identity.conftest import ISSUER, Identity
 
 
-@pytest.mark.obligation("OB-4-7")
 async def test_another_service_verifies_identity_tokens_from_the_jwks(
     identity: Identity, tmp_path: Path
 ) -> None:

@@ -71,7 +71,6 @@ async def test_a_partner_is_recorded_with_its_agreement_and_secret_shown_once(
 
 
 @pytest.mark.obligation("OB-3-1")
-@pytest.mark.obligation("OB-3-2")
 async def test_partner_tokens_carry_only_its_scope_and_purposes(identity: Identity) -> None:
     partner = await register_partner(identity)
     response = await token_for(identity, partner)

@@ -33,7 +33,6 @@ async def jwks(identity: Identity) -> KeySet:
 
 
 @pytest.mark.obligation("OB-1-1")
-@pytest.mark.obligation("OB-4-7")
 async def test_access_tokens_carry_a_pseudonym_not_the_phone(identity: Identity) -> None:
     phone = identity.new_phone()
     account_id = await identity.register(phone)

@@ -301,7 +301,6 @@ async def test_an_invalid_id_number_never_reaches_the_provider(env: Env) -> None
 
 
 @pytest.mark.obligation("OB-2A-3")
-@pytest.mark.obligation("OB-4-7")
 async def test_name_and_id_number_are_stored_only_as_ciphertext(env: Env) -> None:
     await env.verify("acc-1", ADULT, name="欧阳娜娜")
     await env.db.engine.dispose()  # nothing cached in a connection

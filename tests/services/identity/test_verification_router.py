@@ -31,7 +31,6 @@ async def verification_rows(identity: Identity) -> int:
 
 
 @pytest.mark.obligation("OB-2A-2")
-@pytest.mark.obligation("OB-2A-3")
 async def test_verify_and_read_back_over_http(identity: Identity) -> None:
     client = identity.client
     anonymous = await client.post("/verifications", json={"real_name": NAME, "id_number": ADULT})

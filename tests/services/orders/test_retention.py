@@ -65,7 +65,6 @@ def years(start: datetime, count: int) -> datetime:
     return start.replace(year=start.year + count)
 
 
-@pytest.mark.obligation("OB-4-1")
 @pytest.mark.obligation("OB-4-2")
 async def test_each_field_goes_when_its_own_period_ends_and_then_the_order_is_anonymised(
     orders: Orders,

@@ -83,7 +83,7 @@ async def buyer_with_cart(orders: Orders) -> tuple[str, dict[str, str]]:
     added = await orders.client.post(
         "/cart/items", json={"goods_id": goods["goods_id"], "quantity": 2}, headers=headers
     )
-    assert added.status_code in (200, 201), added.text
+    assert added.status_code == 201, added.text
     return subject, headers
 
 
@@ -163,9 +163,9 @@ async def test_the_export_refuses_anyone_but_the_rights_service(orders: Orders, 
         "no-purpose": service_headers(orders, purposes=[]),
     }
     response = await orders.client.get(f"/rights/export/{subject}", headers=tokens[kind])
-    assert response.status_code in (401, 403), response.text
-    if kind != "no-purpose":  # a service token without its purpose is refused as invalid
-        assert response.status_code == 403
+    # Valid tokens all, none with the right: a service token without the route's purpose
+    # (rights.access) is refused that purpose, like the others.
+    assert response.status_code == 403, response.text
     assert NAME not in response.text and PHONE not in response.text
 
 
@@ -179,7 +179,6 @@ async def test_a_user_token_with_every_user_scope_is_refused(orders: Orders) -> 
 
 
 @pytest.mark.obligation("OB-4-1")
-@pytest.mark.obligation("OB-4-2")
 async def test_a_deletion_keeps_transaction_records_under_a_legal_hold_and_deletes_the_rest(
     orders: Orders,
 ) -> None:

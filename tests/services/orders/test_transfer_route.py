@@ -88,7 +88,6 @@ async def read(
 
 
 @pytest.mark.obligation("OB-4-4")
-@pytest.mark.obligation("OB-4-7")
 async def test_a_service_token_gets_exactly_the_allowed_fields_masked(orders: Orders) -> None:
     subject, order_id = await cross_border_order(orders)
     response = await read(orders, order_id, subject, ASKED, service_headers(orders))
@@ -132,7 +131,6 @@ async def test_a_service_token_gets_exactly_the_allowed_fields_masked(orders: Or
 
 
 @pytest.mark.obligation("OB-4-7")
-@pytest.mark.obligation("OB-3-1")
 async def test_users_staff_partners_and_other_services_are_refused(orders: Orders) -> None:
     subject, order_id = await cross_border_order(orders)
     owner = orders.headers_of(subject, USER_SCOPES)

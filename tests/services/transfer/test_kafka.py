@@ -48,11 +48,7 @@ from tests.services.transfer.conftest import (
     settings_for,
 )
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.obligation("OB-4-3"),
-    pytest.mark.obligation("OB-4-5"),
-]
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -144,6 +140,7 @@ async def on_kafka(kafka: Broker, database_url: str) -> AsyncIterator[OnKafka]:
         await producer.stop()
 
 
+@pytest.mark.obligation("OB-4-4")
 async def test_an_order_event_on_kafka_drives_a_transfer(on_kafka: OnKafka) -> None:
     transfer = on_kafka.transfer
     https_keys, kafka_keys = key_pair("x25519"), key_pair("rsa")

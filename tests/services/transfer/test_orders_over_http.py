@@ -101,7 +101,6 @@ def http_fetcher(orders: Orders, identity: Identity, secret: str = SECRET) -> Ht
 
 
 @pytest.mark.obligation("OB-4-4")
-@pytest.mark.obligation("OB-4-7")
 async def test_a_transfer_reads_the_real_orders_app_with_a_service_token(
     transfer: TransferApp, orders: Orders
 ) -> None:

@@ -26,7 +26,6 @@ def _pem(public_key: ec.EllipticCurvePublicKey | rsa.RSAPublicKey) -> str:
 
 
 @pytest.mark.obligation("OB-3-3")
-@pytest.mark.obligation("OB-4-6")
 async def test_a_recipient_is_recorded_with_agreement_basis_and_assessment(
     transfer: TransferApp,
 ) -> None:
@@ -190,7 +189,6 @@ async def test_an_rsa_recipient_and_a_kafka_recipient(transfer: TransferApp) -> 
 
 
 @pytest.mark.obligation("OB-4-6")
-@pytest.mark.obligation("OB-3-4")
 async def test_due_lists_lapsing_bases_and_assessments_and_blocks_lapsed_ones(
     transfer: TransferApp,
 ) -> None:

@@ -27,7 +27,6 @@ async def attempts_of(transfer: TransferApp, transfer_id: str) -> int:
     return int(count or 0)
 
 
-@pytest.mark.obligation("OB-4-1")
 @pytest.mark.obligation("OB-4-2")
 async def test_records_past_their_period_go_and_the_rest_stay(transfer: TransferApp) -> None:
     subject, _ = transfer.user()
