@@ -178,7 +178,11 @@ async def deployment(
                 own["GATEWAY_UPSTREAM_CONSENT_URL"] = (
                     f"http://127.0.0.1:{ports['consent-' + replica]}"
                 )
+            ops_port = None
+            if app == "gateway":  # its /readyz listens on an operations port of its own
+                ops_port = own["GATEWAY_OPS_PORT"] = str(free_port())
             processes[name] = AppProcess(app, ports[name], own, tmp_path / f"{name}.log")
+            processes[name].ops_port = int(ops_port) if ops_port else None
         stack.push_async_callback(_stop_all, processes)
         await _start_all(processes)
         deployment = Deployment(processes, urls, prefix, kafka_cluster)
