@@ -165,6 +165,7 @@ async def deployment(
             "create-admin",
             "--phone",
             admin_phone,
+            *("--role", "catalogue_manager"),  # adds the goods the users order
         )
         processes: dict[str, AppProcess] = {}
         for name in names:
