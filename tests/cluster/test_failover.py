@@ -63,6 +63,7 @@ LOAD_S = 40.0
 FAIL_FAST_S = 5.0  # a request failing during the failover answers within this
 UPSTREAM_TIMEOUT_S = 20.0
 SETTLE_S = 90.0
+READY_TIMEOUT_S = 180.0
 
 pytestmark = pytest.mark.cluster
 
@@ -100,7 +101,7 @@ class Deployment:
 
     async def start(self, name: str) -> None:
         self.processes[name].start()
-        await self.processes[name].wait_ready()
+        await self.processes[name].wait_ready(READY_TIMEOUT_S)
 
 
 @pytest.fixture(scope="module")
@@ -153,7 +154,6 @@ async def deployment(
                 "PRIVACY_KAFKA_REPLICATION_FACTOR": "3",
                 "PRIVACY_KAFKA_MIN_INSYNC_REPLICAS": "2",
                 "PRIVACY_KAFKA_TOPIC_PARTITIONS": "3",
-                "PRIVACY_SHUTDOWN_GRACE_S": "10",
                 # A slow answer on this shared machine is not a failover symptom: only a
                 # hang of this long is (504); failures must be fast 502/503 instead.
                 "GATEWAY_UPSTREAM_TIMEOUT_S": str(UPSTREAM_TIMEOUT_S),
@@ -216,12 +216,17 @@ async def _stop_all(processes: dict[str, AppProcess]) -> None:
 
 
 async def _start_all(processes: dict[str, AppProcess]) -> None:
-    processes["identity"].start()
-    await processes["identity"].wait_ready()
-    rest = [name for name in processes if name != "identity"]
-    for name in rest:
-        processes[name].start()
-    await asyncio.gather(*(processes[name].wait_ready() for name in rest))
+    """In waves, each given longer than the suite's usual wait: eight processes starting
+    at once on a busy 2-core machine take minutes."""
+    for wave in (
+        ["identity"],
+        ["orders-1", "consent-1", "transfer"],
+        ["orders-2", "consent-2"],
+        ["gateway-1", "gateway-2"],
+    ):
+        for name in wave:
+            processes[name].start()
+        await asyncio.gather(*(processes[name].wait_ready(READY_TIMEOUT_S) for name in wave))
 
 
 async def _publisher(client: httpx.AsyncClient, url: str) -> bool:
