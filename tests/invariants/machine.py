@@ -232,7 +232,10 @@ class PrivacyMachine(RuleBasedStateMachine):
                 if self.stack.loop.time() > deadline:
                     break
                 self.stack.run(asyncio.sleep(POLL_S))
-        self.broken(invariant, f"{what} never happened (last answer {answer.status_code})")
+        self.broken(
+            invariant,
+            f"{what} never happened (last answer {answer.status_code} {answer.text[:600]})",
+        )
         raise AssertionError  # unreachable
 
     @contextmanager

@@ -70,6 +70,16 @@ def test_a_corrected_address_is_what_the_owner_and_a_retry_see(stack: Stack) -> 
     play.end()
 
 
+def test_a_user_who_never_agreed_withdraws_everything(stack: Stack) -> None:
+    """Found by a deeper run: the withdraw-all of a user who never agreed to the policy
+    did not complete within 30 s."""
+    play = Play(stack)
+    play.step(play.state.start)
+    u1 = play.step(lambda: play.state.register(agree=False))
+    play.step(lambda: play.state.rights_request(user=u1, kind="withdraw_all"))
+    play.end()
+
+
 @pytest.mark.obligation("OB-5-3")
 def test_after_a_major_change_only_closed_routes_wait_until_the_user_agrees(
     stack: Stack,
