@@ -265,21 +265,28 @@ class PrivacyMachine(RuleBasedStateMachine):
         return 428 if self.model.needs_renewal(user) else 200
 
     def probe_location(self, user: User) -> None:
-        """Wait until the gateway applies the user's location consent as the model has it."""
+        """Wait until the gateway applies the user's location consent as the model has it.
+        Every 200 on the way is a location request orders records (one entry each), the
+        answers before the gateway learnt of a withdrawal included."""
         wanted = self.location_status(user)
+        route = POLICY.route("POST", LOCATION_PROBE)
+        assert route is not None and route.resource is not None
+        key = (route.resource, "location")
+
+        def probe() -> httpx.Response:
+            answer = self.send(
+                str(user), "POST", LOCATION_PROBE, headers=user.headers, json=WEST_LAKE
+            )
+            if answer.status_code == 200:
+                user.entries[key] += 1
+            return answer
+
         self.until(
             f"{user}'s location gate at {wanted}",
             1,
-            lambda: self.send(
-                str(user), "POST", LOCATION_PROBE, headers=user.headers, json=WEST_LAKE
-            ),
+            probe,
             lambda answer: answer.status_code == wanted,
         )
-        if wanted == 200:  # the probe's successful read is a location read of the user
-            route = POLICY.route("POST", LOCATION_PROBE)
-            assert route is not None and route.resource is not None
-            user.entries[(route.resource, "location")] += 1
-            user.tolerant.add((route.resource, "location"))
 
     def probe_renewal(self, user: User) -> None:
         wanted = 428 if self.model.needs_renewal(user) else 200
