@@ -32,7 +32,7 @@ from kit.kafka import TopicSpec, configure_cluster, kafka_reachable
 from kit.observability import RequestContextMiddleware, configure_logging
 from kit.openapi import install_access_documentation
 from kit.outbox import EventWriter, OutboxRelay, outbox_stats
-from kit.settings import ServiceSettings
+from kit.settings import EncryptingSettings, ServiceSettings
 
 # Background loops started and stopped with the app: consumers, state views, sweepers.
 ConsumerFactory = Callable[["AppContext"], Sequence[BackgroundLoop]]
@@ -47,10 +47,20 @@ class AppContext:
     settings: ServiceSettings
     catalogue: Catalogue
     database: Database
-    cipher: FieldCipher
+    #: None for an app without a master key (the gateway encrypts nothing).
+    field_cipher: FieldCipher | None
     events: EventWriter
     relay: OutboxRelay
     consumers: list[BackgroundLoop] = field(default_factory=list)
+
+    @property
+    def cipher(self) -> FieldCipher:
+        """The field cipher of an app with a master key (:class:`EncryptingSettings`)."""
+        if self.field_cipher is None:
+            raise RuntimeError(
+                f"{self.settings.service_name} has no master key: it encrypts nothing"
+            )
+        return self.field_cipher
 
 
 class Check(BaseModel):
@@ -118,7 +128,11 @@ def create_app(
             settings=settings,
             catalogue=catalogue,
             database=database,
-            cipher=FieldCipher(settings.master_key_bytes),
+            field_cipher=(
+                FieldCipher(settings.master_key_bytes)
+                if isinstance(settings, EncryptingSettings)
+                else None
+            ),
             events=EventWriter(
                 source=f"/{settings.service_name}",
                 topic=settings.events_topic,
