@@ -195,6 +195,7 @@ async def through_the_gateway(
         log_level="ERROR",
         rate_limit_per_s=1e9,
         rate_limit_burst=1_000_000_000,
+        ops_port=0,  # its operations routes on a free port, never make run's
     )
     await upgrade("gateway", settings.database_url)
     upstream = fake_orders_app()

@@ -7,17 +7,18 @@
 - the gateway (``bench.serve gateway``, one uvicorn worker, access events to a throw-away
   PostgreSQL database and on to the development Kafka broker);
 - the pure proxy (``bench.serve pure``: the gateway's forwarding with every policy step off);
-- both again with httpx's own pool (httpcore, the former transport) instead of
-  production's (httpx over aiohttp's pool), to keep the reason for the choice measured;
-- the gateway with one transaction per access event (``--access-batch 1``, as before
-  group commit), to keep the reason for :mod:`gateway.access_events` measured;
+- the gateway with its access events through the outbox (``--access-outbox``, the path
+  before they went straight to Kafka), and through the outbox with one transaction per
+  event (``--access-batch 1``, as before group commit), to keep the reasons for
+  :mod:`gateway.access_events` measured;
+- the gateway with 2 and 4 worker processes (``--workers``, ``GATEWAY_WORKERS``);
 
 then, for GET of one order by its owner (a user token; the gateway verifies it, picks the
 purpose, checks consent, filters and masks the 5-line order and writes an access event):
 
 1. peak requests/s of each, wrk ``-c CONNECTIONS`` for ``SECONDS`` after a warm-up, the
-   variants in turn (direct upstream, nginx, pure proxy, gateway, then the former
-   transport and the unbatched access events), twice, best kept;
+   variants in turn (direct upstream, nginx, pure proxy, gateway, then the outbox paths
+   and the workers), twice, best kept; CPU per request from ``/proc`` (workers included);
 2. latency at half the gateway's peak: wrk paced by a Lua ``delay()`` (each connection
    waits ``connections / rate`` between requests), nginx and the gateway, p50 and p99.
 
@@ -48,11 +49,19 @@ from pathlib import Path
 import httpx
 
 from bench.report import Row
+from bench.serve import gateway_command
 from kit.auth import USER_SCOPES, generate_signing_key
+from kit.kafka import TopicSpec, ensure_topics
 from kit.migrations import upgrade
 from kit.testing import TEST_ISSUER, LocalKafka, LocalPostgres, mint_token, new_subject
 
-ORDER_PATH = "/orders/ord_bench"  # the upstream's path; behind a proxy: /orders + this
+ORDER_PATH = "/orders/ord_bench"
+#: The gateways' topics, this run's own; the ones they read exist before they start (as in
+#: production: a missing topic keeps a consumer refreshing the cluster's metadata).
+TOPIC_PREFIX = f"bench{os.getpid()}."
+READ_TOPICS = ("consent.state", "consent.events", "identity.events")
+#: The scaling row's gateway worker processes (GATEWAY_WORKERS).
+WORKERS = (1, 2, 4)  # the upstream's path; behind a proxy: /orders + this
 
 NGINX_CONF = """\
 worker_processes 1;
@@ -148,9 +157,19 @@ def parse_wrk(output: str) -> WrkResult:
 
 
 def wrk(
-    url: str, *, connections: int, seconds: float, headers: dict[str, str], script: str = ""
+    url: str,
+    *,
+    connections: int,
+    seconds: float,
+    headers: dict[str, str],
+    script: str = "",
+    timeout_s: float = 2.0,
 ) -> WrkResult:
+    """wrk's figures; ``timeout_s`` is its per-request timeout (a request slower than that
+    counts as an error and wrk opens a new connection, while the server still works on it:
+    on a busy machine the full-stack runs raise it so no retry storm builds up)."""
     command = ["wrk", "-t1", f"-c{connections}", f"-d{round(seconds)}s", "--latency"]
+    command.append(f"--timeout={timeout_s:g}s")
     for name, value in headers.items():
         command += ["-H", f"{name}: {value}"]
     if script:
@@ -273,13 +292,13 @@ def measure(
         ttl_s=3600,
     )
     auth = {"Authorization": f"Bearer {owner}"}
-    # name: (bench.serve kind, --transport, --access-batch or "" for the default)
-    proxies = {
-        "pure": ("pure", "default", ""),
-        "gateway": ("gateway", "default", ""),
-        "pure-httpcore": ("pure", "httpcore", ""),
-        "gateway-httpcore": ("gateway", "httpcore", ""),
-        "gateway-unbatched": ("gateway", "default", "1"),
+    # name: (bench.serve kind, its further arguments)
+    proxies: dict[str, tuple[str, list[str]]] = {
+        "pure": ("pure", []),
+        "gateway": ("gateway", []),
+        "gateway-outbox": ("gateway", ["--access-outbox"]),
+        "gateway-unbatched": ("gateway", ["--access-outbox", "--access-batch", "1"]),
+        **{f"gateway-w{n}": ("gateway", ["--workers", str(n)]) for n in WORKERS[1:]},
     }
     ports = {name: free_port() for name in ("upstream", "nginx", *proxies)}
     upstream_url = f"http://127.0.0.1:{ports['upstream']}"
@@ -309,16 +328,20 @@ def measure(
             "--key-id",
             key.kid,
             "--topic-prefix",
-            f"bench{os.getpid()}.",
+            TOPIC_PREFIX,
         ]
         children: dict[str, subprocess.Popen[bytes]] = {}
-        for name, (kind, transport, batch) in proxies.items():
-            command = serve(kind, ports[name], *common, "--transport", transport)
+        for name, (kind, extra) in proxies.items():
+            command = serve(kind, ports[name], *common, *extra)
             if kind == "gateway":
                 command += gateway_args
-            if batch:
-                command += ["--access-batch", batch]
-            children[name] = stack.enter_context(process(command, scratch / f"{name}.log"))
+            env = None
+            if "--workers" in extra:  # uvicorn's manager and its workers, as in production
+                workers = int(extra[extra.index("--workers") + 1])
+                argv = [kind, "--port", str(ports[name]), *common, *gateway_args]
+                command, serve_argv = gateway_command(argv, port=ports[name], workers=workers)
+                env = {**os.environ, "BENCH_SERVE_ARGV": serve_argv}
+            children[name] = stack.enter_context(process(command, scratch / f"{name}.log", env))
         for url in urls.values():
             wait_until_up(url, auth)
         for url in urls.values():  # warm-up: connections, caches, the relay's producer
@@ -366,6 +389,7 @@ def rows(figures: Figures) -> list[Row]:
     added_p50 = paced["gateway"].p50_ms - paced["nginx"].p50_ms
     added_p99 = paced["gateway"].p99_ms - paced["nginx"].p99_ms
     errors = sum(r.errors for r in (*peak.values(), *paced.values()))
+    scaling = [peak["gateway" if n == 1 else f"gateway-w{n}"] for n in WORKERS]
     out = [
         Row("1", f"upstream alone, GET one order (wrk -c{c})", f"{peak['direct'].rps:,.0f} req/s"),
         Row("1", f"nginx proxy_pass (wrk -c{c})", f"{peak['nginx'].rps:,.0f} req/s",
@@ -379,18 +403,23 @@ def rows(figures: Figures) -> list[Row]:
         Row("1", "CPU per request at peak (from /proc): nginx / pure proxy / gateway",
             f"{peak['nginx'].cpu_us_per_request:,.0f} / {peak['pure'].cpu_us_per_request:,.0f}"
             f" / {peak['gateway'].cpu_us_per_request:,.0f} us",
-            f"gateway {peak['gateway'].cpu_us_per_request / nginx_cpu:.1f}x nginx"),
+            f"pure proxy {peak['pure'].cpu_us_per_request / nginx_cpu:.1f}x, gateway "
+            f"{peak['gateway'].cpu_us_per_request / nginx_cpu:.1f}x nginx",
+            "printed beside nginx's"),
         Row("1", "policy cost (1 - gateway / pure proxy)", f"{policy_cost:.0%}", "",
             "<= 20 %", policy_cost <= 0.20),
-        Row("1", "pure proxy over httpx's own pool (httpcore; the former transport)",
-            f"{peak['pure-httpcore'].rps:,.0f} req/s",
-            f"aiohttp's pool {peak['pure'].rps / peak['pure-httpcore'].rps:.2f}x"),
-        Row("1", "gateway, owner GET, over httpx's own pool (httpcore)",
-            f"{peak['gateway-httpcore'].rps:,.0f} req/s",
-            f"aiohttp's pool {peak['gateway'].rps / peak['gateway-httpcore'].rps:.2f}x"),
-        Row("1", "gateway, owner GET, one transaction per access event (no group commit)",
+        Row("1", "gateway, owner GET, access events through the outbox (the former path)",
+            f"{peak['gateway-outbox'].rps:,.0f} req/s",
+            f"straight to Kafka {peak['gateway'].rps / peak['gateway-outbox'].rps:.2f}x; CPU "
+            f"{peak['gateway-outbox'].cpu_us_per_request:,.0f} us/request"),
+        Row("1", "gateway, owner GET, outbox, one transaction per access event (no group commit)",
             f"{peak['gateway-unbatched'].rps:,.0f} req/s",
-            f"group commit {peak['gateway'].rps / peak['gateway-unbatched'].rps:.2f}x"),
+            f"group commit {peak['gateway-outbox'].rps / peak['gateway-unbatched'].rps:.2f}x"),
+        Row("1", f"gateway, owner GET, {' / '.join(map(str, WORKERS))} GATEWAY_WORKERS "
+            "(2 cores shared with wrk, nginx and the upstream)",
+            " / ".join(f"{r.rps:,.0f}" for r in scaling) + " req/s",
+            " / ".join(f"{r.rps / peak['nginx'].rps:.2f}" for r in scaling) + " of nginx",
+            ">= 0.6 of nginx", max(r.rps for r in scaling) / peak["nginx"].rps >= 0.6),
         Row("2", f"latency at half the gateway's peak (~{figures.paced_rate:,.0f} req/s asked; "
             f"nginx got {paced['nginx'].rps:,.0f}, gateway {paced['gateway'].rps:,.0f})",
             f"nginx p50 {paced['nginx'].p50_ms:.2f} / p99 {paced['nginx'].p99_ms:.2f} ms; "
@@ -414,6 +443,13 @@ async def _with_database(
     postgres = LocalPostgres(admin_url=os.environ.get("TEST_POSTGRES_ADMIN_URL", ""))
     if not postgres.admin_url:
         postgres.start()
+    await ensure_topics(
+        kafka,
+        [
+            TopicSpec(f"{TOPIC_PREFIX}{name}", compacted=name.endswith(".state"))
+            for name in READ_TOPICS
+        ],
+    )
     async with postgres.database() as url:
         await upgrade("gateway", url)
         with tempfile.TemporaryDirectory(prefix="bench-http-") as scratch:

@@ -9,30 +9,42 @@
   access events going to ``--database-url`` (migrated by the caller: two gateways on one
   database must not race to migrate it) and on to Kafka by its relay;
 - ``pure``: the gateway with all policy work turned off: the same
-  :class:`gateway.proxy.Upstreams` clients and :func:`gateway.proxy.forward`, no token,
-  purpose, consent, filter or access event; what the proxying alone costs.
+  :class:`gateway.proxy.Upstreams` clients and :func:`gateway.proxy.forward` in a plain ASGI
+  app (as the hot path, without FastAPI), no token, purpose, consent, filter or access
+  event; what the proxying alone costs.
 
 ``--transport`` picks the httpx transport of the upstream clients (``default``: what
 production uses, httpx over aiohttp's pool; ``httpcore``: httpx's own pool, the former
 one). ``--access-batch N`` caps the access events the gateway commits in one transaction
-(1: one transaction per owner read, as before group commit). uvicorn uses uvloop and
-httptools when they are installed (``uvicorn[standard]``), as it does in production.
+(1: one transaction per owner read, as before group commit); ``--access-outbox`` sends
+every access event through the outbox (the path before they went straight to Kafka);
+``--workers N`` sets ``GATEWAY_WORKERS`` (:func:`gateway_command` starts that many).
+uvicorn uses uvloop and httptools when they are installed (``uvicorn[standard]``), as
+it does in production, with the gateway's guarded protocol (``--protocol guarded``, the
+default; ``httptools`` for uvicorn's own, to measure what the guards cost:
+``python -m bench.connections``).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import os
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, Request, Response
-from fastapi.routing import APIRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bench.gateway import fake_orders_app
 from gateway.config import Settings
 from gateway.main import create_app
+from gateway.protocol import GuardedHttpToolsProtocol, limits_from
 from gateway.proxy import (
     ClientFactory,
     Upstreams,
@@ -57,7 +69,10 @@ def gateway_settings(args: argparse.Namespace) -> Settings:
         # Far above any run: the limiter still runs, but never refuses.
         rate_limit_per_s=1e9,
         rate_limit_burst=1_000_000_000,
+        ops_port=0,  # its operations routes on a free port, never make run's
         access_event_max_batch=args.access_batch,
+        access_events_direct=not args.access_outbox,
+        workers=args.workers,
     )
 
 
@@ -84,26 +99,35 @@ def gateway_app(args: argparse.Namespace, key: SigningKey) -> FastAPI:
     return app
 
 
-def pure_proxy_app(args: argparse.Namespace) -> FastAPI:
+def pure_proxy_app(args: argparse.Namespace) -> ASGIApp:
+    """The hot path's forwarding alone, as a plain ASGI app (no FastAPI, no middleware):
+    the floor the gateway's policy steps are added to."""
     settings = gateway_settings(args)
     upstreams: dict[str, Upstreams] = {}
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        upstreams["all"] = Upstreams(settings, client_factory(args.transport))
-        try:
-            yield
-        finally:
-            await upstreams["all"].aclose()
+    async def lifespan(receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                upstreams["all"] = Upstreams(settings, client_factory(args.transport))
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await upstreams["all"].aclose()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
 
-    async def proxy(request: Request) -> Response:
-        name, _, rest = request.url.path.lstrip("/").partition("/")
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await lifespan(receive, send)
+            return
+        request = Request(scope, receive)
+        name, _, rest = scope["path"].lstrip("/").partition("/")
         answer = await forward(
             upstreams["all"],
             name,
             method=request.method,
             path="/" + rest,
-            query=request.scope.get("query_string", b""),
+            query=scope.get("query_string", b""),
             headers=request_headers(
                 request.headers.items(),
                 client_host=request.client.host if request.client else None,
@@ -119,15 +143,36 @@ def pure_proxy_app(args: argparse.Namespace) -> FastAPI:
             (name.lower().encode("latin-1"), value.encode("latin-1"))
             for name, value in answer.headers
         )
-        return response
+        await response(scope, receive, send)
 
-    return FastAPI(
-        lifespan=lifespan,
-        routes=[APIRoute("/{full_path:path}", proxy, methods=["GET"], include_in_schema=False)],
-    )
+    return app
 
 
-def main() -> None:
+def gateway_from_environment() -> FastAPI:
+    """The gateway app of ``BENCH_SERVE_ARGV`` (this module's arguments, as JSON): the
+    factory for several workers, run as production runs it (``uvicorn --factory
+    bench.serve:gateway_from_environment --workers N``; :func:`gateway_command`)."""
+    args = parser().parse_args(json.loads(os.environ["BENCH_SERVE_ARGV"]))
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    return gateway_app(args, signing_key(args))
+
+
+def gateway_command(argv: list[str], *, port: int, workers: int) -> tuple[list[str], str]:
+    """The command running the gateway of ``argv`` in ``workers`` uvicorn worker
+    processes, and the value of ``BENCH_SERVE_ARGV`` it needs."""
+    command = [sys.executable, "-m", "uvicorn", "--factory"]
+    command += ["bench.serve:gateway_from_environment", "--host", "127.0.0.1"]
+    command += ["--port", str(port), "--workers", str(workers), "--log-level", "warning"]
+    command += ["--no-access-log", "--no-proxy-headers"]
+    return command, json.dumps([*argv, "--workers", str(workers)])
+
+
+def signing_key(args: argparse.Namespace) -> SigningKey:
+    with open(args.key_file, "rb") as pem:
+        return SigningKey(kid=args.key_id, alg="ES256", private_pem=pem.read())
+
+
+def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench.serve")
     parser.add_argument("kind", choices=["upstream", "gateway", "pure"])
     parser.add_argument("--port", type=int, required=True)
@@ -137,21 +182,41 @@ def main() -> None:
     parser.add_argument("--database-url", default="")
     parser.add_argument("--kafka", default="127.0.0.1:9092")
     parser.add_argument("--topic-prefix", default="bench.")
+    parser.add_argument(
+        "--protocol",
+        choices=["httptools", "guarded"],
+        default="guarded",
+        help="uvicorn's httptools protocol, or the gateway's (gateway.protocol) as deployed",
+    )
     parser.add_argument("--transport", default="default")
     parser.add_argument(
         "--access-batch", type=int, default=Settings.model_fields["access_event_max_batch"].default
     )
-    args = parser.parse_args()
+    parser.add_argument(
+        "--access-outbox",
+        action="store_true",
+        help="access events through the outbox only (GATEWAY_ACCESS_EVENTS_DIRECT=false)",
+    )
+    parser.add_argument("--workers", type=int, default=1, help="GATEWAY_WORKERS")
+    return parser
+
+
+def main() -> None:
+    args = parser().parse_args()
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    options: dict[str, Any] = {"host": "127.0.0.1", "port": args.port}
+    options |= {"log_level": "warning", "access_log": False}
+    app: ASGIApp
     if args.kind == "upstream":
         app = fake_orders_app()
     elif args.kind == "pure":
         app = pure_proxy_app(args)
     else:
-        with open(args.key_file, "rb") as pem:
-            key = SigningKey(kid=args.key_id, alg="ES256", private_pem=pem.read())
-        app = gateway_app(args, key)
-    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
-    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
+        app = gateway_app(args, signing_key(args))
+    # wrk's connections all come from loopback: no per-address cap in a benchmark
+    GuardedHttpToolsProtocol.limits = replace(limits_from(Settings()), max_connections_per_client=0)
+    options["http"] = GuardedHttpToolsProtocol if args.protocol == "guarded" else "httptools"
+    uvicorn.run(app, **options)
 
 
 if __name__ == "__main__":

@@ -16,17 +16,19 @@ for variable in $(env | sed -n "s/^\(\($apps\)_[A-Z0-9_]*\)_FILE=.*/\1/p"); do
 done
 port="${PORT:-8000}"
 serve() {
-    # exec: uvicorn becomes PID 1, so the platform's SIGTERM reaches it directly and it
-    # drains in-flight requests within the grace period (Kubernetes' default is 30 s).
+    # exec: uvicorn becomes PID 1, so the platform's SIGTERM reaches it directly. Within
+    # the grace period (PRIVACY_SHUTDOWN_GRACE_S, Kubernetes' 30 s): PRIVACY_SHUTDOWN_DELAY_S
+    # of serving on, up to GRACEFUL_SHUTDOWN_S for in-flight requests, the rest for the
+    # app to flush its events and stop its loops (README "Graceful shutdown").
     factory="$1"
     shift
     exec uvicorn --factory "$factory" --host 0.0.0.0 --port "$port" --no-access-log \
-        --no-proxy-headers --timeout-graceful-shutdown "${GRACEFUL_SHUTDOWN_S:-25}" "$@"
+        --no-proxy-headers --timeout-graceful-shutdown "${GRACEFUL_SHUTDOWN_S:-20}" "$@"
 }
 app="${1:-gateway}"
 [ "$#" -gt 0 ] && shift
 case "$app" in
-    gateway) serve gateway.main:create_app --loop uvloop --http httptools "$@" ;;
+    gateway) serve gateway.main:create_app --loop uvloop --http gateway.protocol:GuardedHttpToolsProtocol "$@" ;;
     identity | orders | consent | transfer) serve "services.$app.main:create_app" "$@" ;;
     migrate)
         if [ "$#" -eq 0 ]; then

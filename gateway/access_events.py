@@ -1,10 +1,16 @@
-"""Group commit of access events: the events of concurrent owner reads in one transaction.
+"""Access events: straight to Kafka, the outbox when Kafka does not acknowledge in time.
 
-Every response with an owner's personal data leaves only once its access event is durable
-in the gateway's outbox (same table, same relay, as :meth:`kit.outbox.EventWriter.processing`
-writes it). One transaction per read made that commit the largest policy cost
-(``bench.http``: ~25-30 % of the gateway's samples). :class:`AccessEventBatcher` keeps the
-guarantee and shares the transaction:
+Every response with an owner's personal data leaves only once its access event is
+acknowledged by Kafka (acks=all) or durable in the gateway's outbox.
+:class:`AccessEventPublisher` sends it with the gateway's own idempotent producer and falls
+back to the outbox (see its notes); the outbox's transaction per batch was a third of the
+gateway's cost (``bench.http --profile``), the direct send is what the relay would have
+done later anyway.
+
+The outbox path, :class:`AccessEventBatcher`: the events of concurrent reads in one
+transaction (same table, same relay, as :meth:`kit.outbox.EventWriter.processing` writes
+them). One transaction per read made that commit the largest policy cost (``bench.http``:
+~25-30 % of the gateway's samples); the batcher keeps the guarantee and shares it:
 
 - :meth:`AccessEventBatcher.record` queues the event and waits for the commit of the batch
   that holds it; a failed commit raises in every request of that batch (none answers
@@ -27,16 +33,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from aiokafka import AIOKafkaProducer
+from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kit.db import Database
+from kit.events import Event, kafka_record
+from kit.kafka import TopicSpec, abandon_producer, ensure_topics, new_producer
+from kit.outage import OUTAGE, is_broker_failure
+from kit.outbox import add_to_outbox
 
-__all__ = ["AccessEventBatcher", "AddEvent"]
+__all__ = ["ACCESS_EVENT_PATHS", "AccessEventBatcher", "AccessEventPublisher", "AddEvent"]
+
+ACCESS_EVENT_PATHS = Counter(
+    "gateway_access_event_paths_total",
+    "Access events acknowledged by Kafka directly, or written to the outbox instead",
+    ["path"],
+)
 
 logger = logging.getLogger("gateway.access_events")
 
@@ -123,6 +142,11 @@ class AccessEventBatcher:
                 await writer
 
 
+def _report(outcome: asyncio.Future[bool], delivery: asyncio.Future[object]) -> None:
+    if not outcome.done():
+        outcome.set_result(not delivery.cancelled() and delivery.exception() is None)
+
+
 def _settle(done: asyncio.Future[None], error: BaseException | None) -> None:
     if done.done():
         return
@@ -135,3 +159,171 @@ def _settle(done: asyncio.Future[None], error: BaseException | None) -> None:
 def _retrieve(done: asyncio.Future[None]) -> None:
     if not done.cancelled():
         done.exception()
+
+
+@dataclass
+class AccessEventPublisher:
+    """Access events straight to Kafka; the outbox only when Kafka does not acknowledge.
+
+    :meth:`record` sends the event with the gateway's own idempotent producer (acks=all,
+    ``linger_ms`` small) keyed by its subject, in the structured CloudEvents binding
+    (:func:`kit.events.kafka_record`, as the relay publishes), and returns once Kafka has
+    acknowledged it. When the acknowledgement does not come within ``ack_timeout_s`` (or
+    sending fails, or no producer is connected) the same event, same id, goes to the
+    gateway's outbox through ``outbox`` (group commit, :class:`AccessEventBatcher`) and the
+    relay publishes it once Kafka is back: the response still waits until its event is
+    either acknowledged or durable, and a failure of both fails the request.
+
+    The first unacknowledged event abandons the producer, dropping what it had not sent
+    (:func:`kit.kafka.abandon_producer`), so those events are published once, from the
+    outbox; later events go to the outbox at once, without waiting, while a background
+    task reconnects with back-off and takes the direct path back. Only an event the broker
+    stored but whose acknowledgement was lost can arrive twice, with the same id, which
+    consumers drop (at-least-once, as the relay). A subject's events sent during an outage
+    may arrive after later ones sent directly: the ledger records each read, not an order
+    between reads.
+    """
+
+    outbox: AccessEventBatcher
+    bootstrap_servers: str
+    topic: TopicSpec
+    ack_timeout_s: float = 2.0
+    linger_ms: int = 1
+    retry_s: float = 0.5
+    max_retry_s: float = 5.0
+    name: str = "gateway-access-events"
+    _producer: AIOKafkaProducer | None = None
+    _connecting: asyncio.Task[None] | None = None
+    _closed: bool = False
+    _topic_ready: bool = False
+    #: Events waiting for their acknowledgement: deadline and producer, in sending order.
+    _waiting: dict[asyncio.Future[bool], tuple[float, AIOKafkaProducer]] = field(
+        default_factory=dict
+    )
+    _watchdog: asyncio.Task[None] | None = None
+    connected: asyncio.Event = field(default_factory=asyncio.Event)
+    #: Events acknowledged by Kafka, and events written to the outbox instead.
+    sent: int = 0
+    to_outbox: int = 0
+
+    def start(self) -> None:
+        """Connect in the background; until then events go to the outbox."""
+        self._reconnect()
+
+    async def record(self, event: Event) -> None:
+        """Return once ``event`` is acknowledged by Kafka or committed to the outbox."""
+        if self._closed:
+            raise RuntimeError("the access-event publisher is closed")
+        producer = self._producer
+        if producer is not None and await self._send(producer, event):
+            self.sent += 1
+            ACCESS_EVENT_PATHS.labels("kafka").inc()
+            return
+        await self.outbox.record(
+            functools.partial(add_to_outbox, event=event, topic=self.topic.name)
+        )
+        self.to_outbox += 1
+        ACCESS_EVENT_PATHS.labels("outbox").inc()
+
+    async def _send(self, producer: AIOKafkaProducer, event: Event) -> bool:
+        record = kafka_record(event.subject, event.to_json_bytes())
+        try:  # never waits while connected: the topic's metadata was fetched on connecting
+            delivery = await producer.send(
+                self.topic.name, value=record.value, key=record.key, headers=record.headers
+            )
+        except Exception as exc:
+            self._lost(producer, exc)
+            return False
+        # No timer per event (one was ~6 % of the gateway's samples): the watchdog fails the
+        # waits that pass their deadline, all of them together.
+        loop = asyncio.get_running_loop()
+        outcome: asyncio.Future[bool] = loop.create_future()
+        self._waiting[outcome] = (loop.time() + self.ack_timeout_s, producer)
+        delivery.add_done_callback(functools.partial(_report, outcome))
+        if self._watchdog is None:
+            self._watchdog = loop.create_task(self._watch(), name=f"{self.name}-watchdog")
+        try:
+            acknowledged = await outcome
+        finally:
+            del self._waiting[outcome]
+        if not acknowledged:
+            error = delivery.exception() if delivery.done() and not delivery.cancelled() else None
+            self._lost(producer, error or TimeoutError())
+        return acknowledged
+
+    async def _watch(self) -> None:
+        """While events wait: every quarter of the timeout, fail those past their deadline
+        (they were sent in deadline order)."""
+        loop = asyncio.get_running_loop()
+        try:
+            while self._waiting:
+                await asyncio.sleep(self.ack_timeout_s / 4)
+                now = loop.time()
+                for outcome, (deadline, _) in list(self._waiting.items()):
+                    if deadline > now:
+                        break
+                    if not outcome.done():
+                        outcome.set_result(False)
+        finally:
+            self._watchdog = None
+
+    def _lost(self, producer: AIOKafkaProducer, error: BaseException) -> None:
+        if self._producer is not producer:
+            return  # already abandoned by an earlier event
+        self._producer = None
+        self.connected.clear()
+        OUTAGE.failed(
+            self.name, "no acknowledgement in time" if isinstance(error, TimeoutError) else error
+        )
+        asyncio.get_running_loop().create_task(abandon_producer(producer))
+        self._reconnect()
+
+    def _reconnect(self) -> None:
+        if self._closed or (self._connecting is not None and not self._connecting.done()):
+            return
+        self._connecting = asyncio.get_running_loop().create_task(
+            self._connect(), name=f"{self.name}-connect"
+        )
+
+    async def _connect(self) -> None:
+        backoff = self.retry_s
+        while not self._closed:
+            producer = new_producer(
+                self.bootstrap_servers, client_id=self.name, linger_ms=self.linger_ms
+            )
+            try:
+                if not self._topic_ready:
+                    await ensure_topics(self.bootstrap_servers, [self.topic])
+                    self._topic_ready = True
+                await producer.start()
+                await producer.partitions_for(self.topic.name)
+            except Exception as exc:
+                await abandon_producer(producer)
+                if is_broker_failure(exc):
+                    OUTAGE.failed(self.name, exc)
+                else:
+                    logger.warning("access events go to the outbox: %r", exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.max_retry_s)
+                continue
+            self._producer = producer
+            self.connected.set()
+            OUTAGE.recovered(self.name)
+            return
+
+    async def aclose(self) -> None:
+        """Stop sending directly (what is in flight is flushed), then close the outbox."""
+        self._closed = True
+        connecting, self._connecting = self._connecting, None
+        if connecting is not None:
+            connecting.cancel()
+            with contextlib.suppress(BaseException):
+                await connecting
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(producer.stop(), self.ack_timeout_s + 5)
+        for outcome in self._waiting:  # nobody is left to acknowledge them
+            if not outcome.done():
+                outcome.set_result(False)
+        await self.outbox.aclose()

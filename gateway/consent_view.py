@@ -35,7 +35,7 @@ def consent_check(view: ConsentStateView) -> ConsentCheck:
         if not view.ready:
             return False
         try:
-            return view.state_of(subject).granted(purpose)
+            return view.granted(subject, purpose)
         except ValueError:  # not a consent, or a per-recipient one asked without recipient
             return False
 
@@ -46,6 +46,6 @@ def policy_agreed(view: ConsentStateView) -> PolicyAgreed:
     def agreed(subject: str) -> int | None:
         if not view.ready:
             raise ConsentViewNotReady(view.name)
-        return view.state_of(subject).policy_sequence_agreed
+        return view.policy_sequence_agreed(subject)
 
     return agreed

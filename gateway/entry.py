@@ -21,6 +21,7 @@ from fastapi import FastAPI, Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.handler import gateway_entry
+from gateway.methods import as_get
 
 __all__ = ["GatewayApp"]
 
@@ -36,6 +37,9 @@ class GatewayApp(FastAPI):
         if scope["type"] == "http" and scope["path"].startswith(self.hot_prefixes):
             scope["app"] = self
             await self._hot_path(scope, receive, send)
+            return
+        if scope["type"] == "http" and scope["method"] == "HEAD":  # RFC 9110 9.3.2
+            await as_get(super().__call__, scope, receive, send)
             return
         await super().__call__(scope, receive, send)
 

@@ -35,7 +35,6 @@ In order, each step refusing with problem+json (and counted in
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import re
@@ -45,19 +44,28 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from prometheus_client import Counter
 
-from gateway.access_events import AccessEventBatcher
+from gateway.access_events import AccessEventPublisher
+from gateway.compression import compress
 from gateway.config import Settings
 from gateway.consent_view import ConsentViewNotReady
 from gateway.limits import RateLimiter
+from gateway.methods import not_allowed, own_allow
 from gateway.policy_facts import PolicyFacts
 from gateway.proxy import UpstreamDown, Upstreams, UpstreamTimeout, forward, request_headers
 from gateway.routes import Route, RouteTable
 from kit.app import AppContext
-from kit.auth import InvalidToken, Principal, TokenVerifier, insufficient_scope_challenge
+from kit.auth import (
+    REVOKED_DETAIL,
+    InvalidToken,
+    Principal,
+    TokenVerifier,
+    insufficient_scope_challenge,
+)
 from kit.clock import china_today
 from kit.errors import PROBLEM_JSON, DomainError, problem
 from kit.field_filter import FieldFilter
 from kit.observability import request_id_var
+from kit.revocation import Revocations
 
 __all__ = ["ACCESS_EVENTS", "REFUSALS", "Gateway", "router"]
 
@@ -79,7 +87,9 @@ ACCESS_EVENTS = Counter(
 _VISIBLE_VALUE = re.compile(rb"[\x20-\x7e\t]*")
 _TOKEN_NAME = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
-METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+# TRACE too, so that the catch-all answers it (404 off the table, 405 on a known path),
+# not FastAPI with an Allow of every method.
+METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"]
 RENEWAL_HEADER = "X-Policy-Renewal-Required"
 #: Seconds a client waits before asking again while the consent view catches up.
 CONSENT_VIEW_RETRY_AFTER_S = 2
@@ -95,7 +105,7 @@ class Gateway:
     fields: FieldFilter
     upstreams: Upstreams
     limiter: RateLimiter
-    access_events: AccessEventBatcher
+    access_events: AccessEventPublisher
 
 
 class Refused(Exception):
@@ -134,17 +144,55 @@ async def gateway_entry(request: Request) -> Response:
     try:
         response = await _handle(request, gateway, path, extra_headers)
     except Refused as exc:
-        response = _refusal(exc, path)
+        # Off the table: the gateway's own routes may still know the path (RFC 9110 9).
+        allowed = own_allow(request.app.router.routes, request.scope) if exc.status == 404 else ()
+        response = not_allowed(request.method, path, allowed) if allowed else _refusal(exc, path)
+    except Answered as answered:
+        response = answered.response
     response.headers.update(extra_headers)
+    compress(
+        response,
+        accept_encoding=request.headers.get("accept-encoding", ""),
+        min_bytes=gateway.settings.gzip_min_bytes,
+    )
+    if request.method == "HEAD":
+        # The GET answer's status and headers (its Content-Length too), without content.
+        response.body = b""
     return response
 
 
+class Answered(Exception):
+    """The gateway answers itself, without the upstream (OPTIONS: the path's ``Allow``)."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__(response.status_code)
+        self.response = response
+
+
 def _route_of(table: RouteTable, method: str, path: str) -> Route:
-    segments = path.split("/")
-    route = None if {".", ".."} & set(segments) else table.match(method, path)
-    if route is None or route.internal:
+    """The exposed entry serving ``method`` on ``path`` (RFC 9110 section 9.3): HEAD is
+    served by the GET entry; OPTIONS on a known path answers 204 with its ``Allow``; any
+    other method the path does not take (TRACE included) 405 with the true ``Allow``; a
+    path no exposed entry has 404."""
+    if {".", ".."} & set(path.split("/")):
         raise Refused(404, "route_not_listed", "no such route", code="not-found")
-    return route
+    route = table.match("GET" if method == "HEAD" else method, path)
+    if route is not None and not route.internal:
+        return route
+    allowed = table.allowed(path)
+    if not allowed:
+        raise Refused(404, "route_not_listed", "no such route", code="not-found")
+    allow = ", ".join(allowed)
+    if method == "OPTIONS":
+        raise Answered(Response(status_code=204, headers={"Allow": allow}))
+    raise Refused(
+        405,
+        "method_not_allowed",
+        f"{method} is not allowed here; allowed: {allow}",
+        code="method-not-allowed",
+        headers={"Allow": allow},
+        allow=list(allowed),
+    )
 
 
 def _check_headers(request: Request, limit: int) -> None:
@@ -196,9 +244,9 @@ async def _authenticate(request: Request) -> Principal:
     except DomainError as exc:
         reason = "unauthenticated" if exc.status == 401 else "auth_unavailable"
         raise Refused(exc.status, reason, exc.detail, code=exc.code, headers=exc.headers) from None
-    facts: PolicyFacts = request.app.state.policy_facts
-    if facts.is_revoked(principal.subject):
-        revoked = InvalidToken("the token's account was closed or its client revoked")
+    revocations: Revocations = request.app.state.revocations
+    if revocations.is_revoked(principal.subject):
+        revoked = InvalidToken(REVOKED_DETAIL)
         raise Refused(
             401, "unauthenticated", revoked.detail, code=revoked.code, headers=revoked.headers
         )
@@ -353,7 +401,13 @@ def _check_request_fields(
     try:
         parsed = json.loads(body)
     except (ValueError, RecursionError):  # RecursionError: nested past Python's limit
-        raise Refused(400, "invalid_json", "the body is not valid JSON") from None
+        raise Refused(
+            400,
+            "invalid_json",
+            "the body is not valid JSON",
+            code="malformed-json",
+            errors=[{"field": "body", "message": "not valid JSON", "type": "json_invalid"}],
+        ) from None
     refused = gateway.fields.refused_inputs(parsed, resource=route.resource, purpose=purpose)
     if refused:
         raise Refused(
@@ -404,7 +458,7 @@ async def _handle(
         answer = await forward(
             gateway.upstreams,
             route.upstream,
-            method=request.method,
+            method=route.method,  # HEAD: the GET it stands for
             path=upstream_path,
             query=request.scope.get("query_string", b""),
             headers=headers,
@@ -435,7 +489,7 @@ async def _handle(
         FILTERED_FIELDS.labels(route.resource, purpose, "removed").inc(result.removed)
         FILTERED_FIELDS.labels(route.resource, purpose, "masked").inc(result.masked)
         content = json.dumps(result.value, ensure_ascii=False, separators=(",", ":")).encode()
-        if result.categories:
+        if result.categories and request.method != "HEAD":  # HEAD: nothing left
             await _record_access(
                 gateway,
                 route,
@@ -474,17 +528,15 @@ async def _record_access(
         # its own read with the data subject (orders does, for partner reads).
         ACCESS_EVENTS.labels("left_to_upstream").inc()
         return
-    # Shared with the access events of concurrent reads: one commit for all of them, and
-    # this response still waits for its own event to be durable.
-    await gateway.access_events.record(
-        functools.partial(
-            gateway.context.events.processing,
-            subject=owner,
-            actor=principal.subject if principal else "anonymous",
-            action="read",
-            purpose=purpose,
-            resource=route.resource,
-            categories=categories,
-        )
+    # Straight to Kafka, or to the outbox (shared commits) when Kafka does not acknowledge
+    # in time: either way this response waits until its own event is safe.
+    event = gateway.context.events.processing_event(
+        subject=owner,
+        actor=principal.subject if principal else "anonymous",
+        action="read",
+        purpose=purpose,
+        resource=route.resource,
+        categories=categories,
     )
+    await gateway.access_events.record(event)
     ACCESS_EVENTS.labels("recorded").inc()

@@ -42,6 +42,8 @@ from kit.catalogue import Catalogue
 __all__ = ["Route", "RouteTable", "RouteTableError", "load_route_table", "parse_route_table"]
 
 METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+#: The order methods are listed in an ``Allow`` header.
+ALLOW_ORDER: Final = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 UPSTREAMS: Final = ("identity", "orders", "consent", "transfer")
 CONSENT_KINDS: Final = frozenset({"additional", "separate"})
 _ENTRY_KEYS: Final = frozenset(
@@ -141,6 +143,23 @@ class RouteTable:
 
     def path_known(self, path: str) -> bool:
         return any(pattern.match(path) for _, pattern in self._compiled)
+
+    def allowed(self, path: str) -> tuple[str, ...]:
+        """The methods the path answers to (RFC 9110 10.2.1 ``Allow``): those of its exposed
+        entries, HEAD wherever GET is, and OPTIONS; empty for a path no exposed entry has.
+        Each method is matched as a request would be, so a literal entry hides a parameter
+        one (``/orders/cart/shares`` is not ``/orders/cart/{item_id}``)."""
+        methods = {
+            method
+            for method in METHODS
+            if (route := self.match(method, path)) is not None and not route.internal
+        }
+        if not methods:
+            return ()
+        if "GET" in methods:
+            methods.add("HEAD")
+        methods.add("OPTIONS")
+        return tuple(method for method in ALLOW_ORDER if method in methods)
 
 
 def _entry_lines(text: str) -> list[int]:

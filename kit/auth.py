@@ -931,6 +931,8 @@ class TokenVerifier:
 #: The bearer access token in the apps' OpenAPI (``securitySchemes``, each operation needing
 #: it); :func:`current_principal` reads and checks the header itself.
 BEARER_SCHEME: Final = "bearerAccessToken"
+#: Why a verified token of a subject identity revoked is refused (kit.revocation).
+REVOKED_DETAIL: Final = "the token's account was closed or its client revoked"
 _documented_bearer = HTTPBearer(
     auto_error=False,
     scheme_name=BEARER_SCHEME,
@@ -951,7 +953,11 @@ async def current_principal(
     headers = request.headers.getlist("authorization")
     if len(headers) > 1:
         raise InvalidToken("more than one authorization header")
-    return await verifier.principal(headers[0] if headers else None)
+    principal = await verifier.principal(headers[0] if headers else None)
+    revocations = getattr(request.app.state, "revocations", None)  # kit.revocation
+    if revocations is not None and revocations.is_revoked(principal.subject):
+        raise InvalidToken(REVOKED_DETAIL)
+    return principal
 
 
 def require(*scopes: Scope) -> Any:

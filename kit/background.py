@@ -62,7 +62,10 @@ class BackgroundLoop:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopped.wait(), seconds)
 
-    async def stop(self) -> None:
+    async def stop(self, timeout_s: float | None = None) -> None:
+        """Ask the loop to end and wait for it up to ``timeout_s`` (default
+        :attr:`stop_timeout_s`), then cancel it."""
+        timeout = self.stop_timeout_s if timeout_s is None else max(0.0, timeout_s)
         task, self._task = self._task, None
         self._stopping = True
         self._stopped.set()
@@ -71,11 +74,9 @@ class BackgroundLoop:
             OUTAGE.forget(self.name)
             return
         try:
-            await asyncio.wait_for(asyncio.shield(task), self.stop_timeout_s)
+            await asyncio.wait_for(asyncio.shield(task), timeout)
         except TimeoutError:
-            logger.warning(
-                "%s did not stop in %.0fs; cancelling it", self.name, self.stop_timeout_s
-            )
+            logger.warning("%s did not stop in %.1fs; cancelling it", self.name, timeout)
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task

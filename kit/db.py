@@ -15,6 +15,9 @@
 - On PostgreSQL the pool keeps ``pool_size`` connections open and opens at most
   ``max_overflow`` more (default none): overflow connections are closed as soon as they are
   returned, so under load they would open and close a server process per request.
+- Every engine hides bound parameters (``hide_parameters=True``): a failed statement's
+  exception text names the statement, never its values, so no personal value reaches a log
+  line or a dead-letter record's headers through an error message.
 """
 
 from __future__ import annotations
@@ -144,12 +147,18 @@ def create_engine(
     open, ``max_overflow`` more at most)."""
     if not is_sqlite(url):
         return create_async_engine(
-            url, echo=echo, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True
+            url,
+            echo=echo,
+            hide_parameters=True,
+            pool_size=pool_size,
+            max_overflow=max_overflow,
+            pool_pre_ping=True,
         )
     in_memory = make_url(url).database in (None, "", ":memory:")
     engine = create_async_engine(
         url,
         echo=echo,
+        hide_parameters=True,
         connect_args={"timeout": 30},
         **({"poolclass": StaticPool} if in_memory else {}),
     )

@@ -20,7 +20,10 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
-PROBLEM_TYPE_BASE = "https://problems.signature.example/"
+#: A problem's ``type`` is this + its code: a relative reference (RFC 9457 3.1.1), resolved
+#: against the URL the client asked (the gateway's), which serves each type's page there
+#: (``policy/problems.yaml``, :mod:`gateway.problems`).
+PROBLEM_TYPE_BASE = "/problems/"
 
 logger = logging.getLogger("kit.errors")
 
@@ -116,6 +119,17 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     problems = validation_problems(exc.errors())
+    if any(item["type"] == "json_invalid" for item in problems):
+        # Not JSON at all: the request is malformed (400), not a well-formed request with
+        # fields the server cannot take (422; RFC 9110 15.5.1 and 15.5.21).
+        return problem(
+            400,
+            title="Malformed JSON",
+            code="malformed-json",
+            detail="the body is not valid JSON",
+            instance=request.url.path,
+            errors=[item for item in problems if item["type"] == "json_invalid"],
+        )
     fields = ", ".join(item["field"] for item in problems)
     return problem(
         422,
@@ -162,7 +176,7 @@ PROBLEM_SCHEMA: dict[str, Any] = {
     "title": "Problem",
     "required": ["type", "title", "status"],
     "properties": {
-        "type": {"type": "string", "format": "uri"},
+        "type": {"type": "string", "format": "uri-reference"},
         "title": {"type": "string"},
         "status": {"type": "integer"},
         "detail": {"type": "string"},

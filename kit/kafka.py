@@ -98,18 +98,34 @@ class TopicSpec:
         )
 
 
-def new_producer(bootstrap_servers: str, *, client_id: str) -> AIOKafkaProducer:
+def new_producer(bootstrap_servers: str, *, client_id: str, linger_ms: int = 5) -> AIOKafkaProducer:
     return AIOKafkaProducer(
         **_cluster.client_options(),
         bootstrap_servers=bootstrap_servers,
         client_id=client_id,
         enable_idempotence=True,
         acks="all",
-        linger_ms=5,
+        linger_ms=linger_ms,
         max_batch_size=256 * 1024,
         request_timeout_ms=REQUEST_TIMEOUT_MS,
         metadata_max_age_ms=METADATA_MAX_AGE_MS,
     )
+
+
+async def abandon_producer(producer: AIOKafkaProducer) -> None:
+    """Close ``producer`` at once, dropping the records it has not sent yet.
+
+    ``AIOKafkaProducer.stop`` first flushes, which with the broker gone waits until each
+    batch expires, and delivers them if the broker comes back meanwhile: a caller that
+    already wrote those events elsewhere (the gateway's outbox) would publish them twice.
+    aiokafka has no public abort, so this stops its sender task and closes its client."""
+    producer._closed = True
+    sender = getattr(producer, "_sender", None)
+    if sender is not None:
+        with contextlib.suppress(Exception):
+            await sender.close()
+    with contextlib.suppress(Exception):
+        await producer.client.close()
 
 
 def new_consumer(
@@ -184,6 +200,7 @@ __all__ = [
     "KafkaError",
     "ReplicationFactorTooHigh",
     "TopicSpec",
+    "abandon_producer",
     "configure_cluster",
     "current_cluster",
     "ensure_topics",

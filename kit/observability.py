@@ -4,6 +4,9 @@
   them; :func:`configure_logging` sets it up once per process.
 - :class:`RequestContextMiddleware` takes ``X-Request-ID`` from the caller (or makes one),
   echoes it on the response, and counts and times every request for Prometheus.
+- uvicorn's access line (the gateway's one line per request) never carries a query
+  string (:class:`DropQueryString`): query strings may hold personal values (a subject, a
+  search term), and the path is enough to tell requests apart.
 - The metrics are process-wide and labelled by ``app``, so several apps in one process (as
   in tests) share them without clashing.
 """
@@ -72,6 +75,19 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
+class DropQueryString(logging.Filter):
+    """Strip the query string from uvicorn's access lines (their record args are
+    ``(client, method, path_with_query, http_version, status)``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
+            path, _, query = args[2].partition("?")
+            if query:
+                record.args = (*args[:2], path, *args[3:])
+        return True
+
+
 def configure_logging(
     *, level: str = "INFO", json_lines: bool = True, access_log: bool = False
 ) -> None:
@@ -92,7 +108,11 @@ def configure_logging(
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):  # one format for every line
         logger = logging.getLogger(name)
         logger.handlers.clear()
+        logger.setLevel(logging.NOTSET)  # the root's level, whatever uvicorn set before
         logger.propagate = name != "uvicorn.access" or access_log
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, DropQueryString) for f in access.filters):
+        access.addFilter(DropQueryString())
 
 
 class RequestContextMiddleware:

@@ -7,6 +7,8 @@
 - The gateway in front answers every route 429 when a caller exceeds its rate, and 413 when
   a request body is over its limit; the documents say so, since clients only ever reach
   an app through the gateway.
+- A JSON request body that is not JSON at all is answered 400 ``malformed-json``
+  (:mod:`kit.errors`), never 422.
 
 Error bodies are problem+json (:data:`kit.errors.PROBLEM_SCHEMA`).
 """
@@ -32,6 +34,7 @@ UNAUTHENTICATED: Final = "No access token, or one not valid"
 FORBIDDEN: Final = "The token lacks a scope this route needs, or the caller may not do this"
 RATE_LIMITED: Final = "Too many requests from this caller (at the gateway)"
 BODY_TOO_LARGE: Final = "The request body is over the gateway's limit"
+MALFORMED_JSON: Final = "The body is not valid JSON (`malformed-json`)"
 _RETRY_AFTER: Final = {
     "Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}
 }
@@ -68,6 +71,8 @@ def install_access_documentation(app: FastAPI) -> None:
                 _add(responses, "429", _problem(RATE_LIMITED, headers=_RETRY_AFTER))
                 if "requestBody" in operation:
                     _add(responses, "413", _problem(BODY_TOO_LARGE))
+                    if "application/json" in operation["requestBody"].get("content", {}):
+                        _add(responses, "400", _problem(MALFORMED_JSON))
         return spec
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -102,14 +102,38 @@ class EventWriter:
     ) -> Event:
         """Record that ``actor`` read or wrote ``subject``'s personal data: the processing
         ledger is built from these events (who, which categories, when, for what)."""
+        event = self.processing_event(
+            subject=subject,
+            actor=actor,
+            action=action,
+            purpose=purpose,
+            resource=resource,
+            categories=categories,
+        )
+        add_to_outbox(session, event, topic=self.topic)
+        return event
+
+    def processing_event(
+        self,
+        *,
+        subject: str,
+        actor: str,
+        action: Literal["read", "write", "delete"],
+        purpose: str,
+        resource: str,
+        categories: Iterable[str],
+    ) -> Event:
+        """The event :meth:`processing` writes, built without a session (for a producer
+        that sends it to Kafka itself, as the gateway does with its access events)."""
         service = self.source.strip("/").replace("/", "_")
-        return self.add(
-            session,
+        return new_event(
+            source=self.source,
             type=f"com.signature.{service}.personal_data.{action}.v1",
             subject=subject,
             purpose=purpose,
             data={"actor": actor, "resource": resource, "action": action},
             categories=categories,
+            personal_fields=self.personal_fields,
         )
 
 
@@ -188,8 +212,13 @@ class OutboxRelay(BackgroundLoop):
         if session.info.get(OUTBOX_WRITTEN):
             self.wake()
 
-    async def stop(self) -> None:
-        await super().stop()
+    async def stop(self, timeout_s: float | None = None, *, flush_s: float = 0.0) -> None:
+        """Stop the loop; with ``flush_s`` first publish what is still pending (for at most
+        that long) when this relay is the publisher, so a process that exits leaves its
+        outbox empty; what is left (Kafka down, time up) waits for the next publisher."""
+        await super().stop(timeout_s)
+        if flush_s > 0 and self.is_leader:
+            await self._flush(flush_s)
         with contextlib.suppress(Exception):  # undeleted rows are published again later
             await self.settle()
         await self._close_producer()
@@ -301,6 +330,28 @@ class OutboxRelay(BackgroundLoop):
             self._next_rows = await read_ahead
         self.last_error = None
         return len(acked)
+
+    async def _flush(self, flush_s: float) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + flush_s
+        flushed = 0
+        try:
+            while (left := deadline - loop.time()) > 0:
+                sent = await asyncio.wait_for(self.publish_batch(), left)
+                flushed += sent
+                if sent == 0:
+                    await self.settle()
+                    break
+        except Exception as exc:  # the rows stay in the outbox for the next publisher
+            logger.warning(
+                "outbox relay stopped with events pending: %r", exc, extra={"app": self.app_name}
+            )
+        if flushed:
+            logger.info(
+                "outbox relay flushed %d events at shutdown",
+                flushed,
+                extra={"app": self.app_name},
+            )
 
     async def settle(self) -> None:
         """Wait until the rows acknowledged so far are deleted (raises if that failed; the

@@ -105,6 +105,16 @@ class ServiceSettings(BaseSettings):
     outbox_batch_size: int = Field(default=1000, ge=1, le=10_000)
     outbox_poll_interval_s: float = Field(default=0.2, gt=0)
     outbox_max_backoff_s: float = Field(default=5.0, gt=0)
+    # revocations learnt from identity's events (kit.revocation) ----------------------
+    revocation_keep_s: float = Field(
+        default=3660.0,
+        ge=60,
+        description="how long a closed account or revoked client stays refused: the longest "
+        "token lifetime identity issues (3600 s) and the clock leeway",
+    )
+    revocation_refresh_s: float = Field(
+        default=2.0, gt=0, description="how often the revocations are reread and pruned"
+    )
     # The issuer identifier is where clients reach identity: the gateway's public origin and
     # /identity, so the RFC 8414 metadata fetched there names its own address (section 3.3).
     auth_issuer: str = Field(
@@ -123,6 +133,18 @@ class ServiceSettings(BaseSettings):
     )
     service_client_id: str = Field(default="", description="this app's svc_ client id")
     service_client_secret: SecretStr = SecretStr("")
+    # Graceful shutdown (kit.serve, README "Graceful shutdown"): the whole stop, from
+    # SIGTERM to exit, fits in the platform's grace period.
+    shutdown_grace_s: float = Field(
+        default=30.0,
+        ge=2,
+        description="SIGTERM to exit: drain requests, flush events, stop loops (Kubernetes' 30 s)",
+    )
+    shutdown_delay_s: float = Field(
+        default=0.0,
+        ge=0,
+        description="after SIGTERM, keep serving (readyz 503, Connection: close) this long first",
+    )
     log_level: str = "INFO"
     log_json: bool = True
     # The hops in front of this app whose X-Forwarded-For it believes (addresses or
@@ -192,6 +214,12 @@ class ServiceSettings(BaseSettings):
             raise ValueError("kafka_min_insync_replicas may not exceed kafka_replication_factor")
         return self
 
+    @model_validator(mode="after")
+    def _shutdown_fits_the_grace_period(self) -> ServiceSettings:
+        if self.shutdown_delay_s > self.shutdown_grace_s / 2:
+            raise ValueError("shutdown_delay_s may be at most half of shutdown_grace_s")
+        return self
+
     @property
     def kafka_cluster(self) -> KafkaCluster:
         """How this app's Kafka clients reach the cluster (see kit.kafka.configure_cluster)."""
@@ -250,3 +278,19 @@ class EncryptingSettings(ServiceSettings):
     @property
     def master_key_bytes(self) -> bytes:
         return base64.b64decode(self.master_key.get_secret_value())
+
+
+class ConsentViewSettings(ServiceSettings):
+    """The settings of an app that reads ``consent.state`` through a
+    :class:`~kit.consent_state.ConsentStateView` (the gateway, orders, transfer)."""
+
+    consent_state_dir: Path | None = Field(
+        default=DEFAULT_DATA_DIR / "consent-state",
+        description="directory of the consent view's SQLite files, one per process, kept "
+        "across restarts (empty: in memory, the topic read from its beginning at each start)",
+    )
+
+    @field_validator("consent_state_dir", mode="before")
+    @classmethod
+    def _empty_is_memory(cls, value: Any) -> Any:
+        return None if value == "" else value

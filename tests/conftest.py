@@ -11,7 +11,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
@@ -21,6 +24,17 @@ from kit.settings import REPO_ROOT
 from kit.testing import LocalKafka, LocalPostgres
 
 pytest_plugins = ["tests.compliance"]
+
+# Every gateway a test starts serves its operations routes on a free port of its own, never
+# on the default one a running `make run` (or another test run) holds.
+os.environ.setdefault("GATEWAY_OPS_PORT", "0")
+
+# The consent views' SQLite files (kit.consent_store) of the apps the tests start: in a
+# temporary directory of this run, never in the repository's .run/.
+if "PRIVACY_CONSENT_STATE_DIR" not in os.environ:
+    _consent_state_dir = tempfile.mkdtemp(prefix="consent-state-")
+    os.environ["PRIVACY_CONSENT_STATE_DIR"] = _consent_state_dir
+    atexit.register(shutil.rmtree, _consent_state_dir, ignore_errors=True)
 
 # Fixtures that start or need the real broker or PostgreSQL.
 _REAL_SERVICES = frozenset({"kafka", "outage_kafka", "postgres", "pg_url"})

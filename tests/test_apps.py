@@ -1,16 +1,20 @@
 """Every app (four services and the gateway) starts from a migrated database, answers
-``/healthz`` and ``/readyz``, serves its own OpenAPI and metrics, and says when Kafka is
-down while its events wait safely in the outbox."""
+``/healthz`` and ``/readyz``, serves its own OpenAPI and metrics (the gateway on its
+operations port), and says when Kafka is down while its events wait safely in the outbox."""
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import AsyncIterator
+import inspect
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
 import pytest
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+from starlette.routing import BaseRoute
 
 from kit.catalogue import CatalogueError
 from kit.migrations import upgrade
@@ -32,8 +36,14 @@ async def running(app_package: str, url: str, bootstrap: str) -> AsyncIterator[h
         f"{app_package}.config"
     ).Settings
     settings = settings_class(database_url=url, kafka_bootstrap_servers=bootstrap)
-    async with serve_app(app_package, settings) as (_, client):
-        yield client
+    async with serve_app(app_package, settings) as (app, client):
+        if app_package != "gateway":
+            yield client
+            return
+        # the gateway's operations routes are on its operations port, not the public one
+        ops_url = f"http://127.0.0.1:{app.state.ops_port}"
+        async with httpx.AsyncClient(base_url=ops_url) as ops:
+            yield ops
 
 
 @pytest.mark.parametrize("app_package", APPS)
@@ -52,7 +62,9 @@ async def test_app_is_alive_and_ready_with_kafka(
         assert body["checks"]["database"]["ok"] and body["checks"]["outbox_relay"]["ok"]
         assert body["checks"]["kafka"]["ok"]
         openapi = (await client.get("/openapi.json")).json()
-        assert {"/healthz", "/readyz"} <= set(openapi["paths"])
+        # the gateway's OpenAPI documents its public routes: no /readyz among them
+        public = {"/healthz"} if app_package == "gateway" else {"/healthz", "/readyz"}
+        assert public <= set(openapi["paths"])
         metrics = await client.get("/metrics")
         assert "http_requests_total" in metrics.text
 
@@ -110,3 +122,46 @@ async def test_a_broken_catalogue_stops_start_up(tmp_path: Path) -> None:
     with pytest.raises(CatalogueError, match=r"catalogue\.yaml:\d+: .*fax_number"):
         async with app.router.lifespan_context(app):
             pass
+
+
+def _api_routes(routes: Sequence[BaseRoute]) -> Iterator[APIRoute]:
+    """Every API route of an app, those of included routers too."""
+    for route in routes:
+        if isinstance(route, APIRoute):
+            yield route
+        inner = getattr(route, "original_router", None)  # a router FastAPI includes lazily
+        if inner is not None:
+            yield from _api_routes(inner.routes)
+
+
+def _sync_calls(dependant: Dependant) -> Iterator[str]:
+    for dependency in dependant.dependencies:
+        call = dependency.call
+        is_async = inspect.iscoroutinefunction(call) or inspect.isasyncgenfunction(call)
+        if call is not None and not inspect.isfunction(call) and not is_async:
+            is_async = inspect.iscoroutinefunction(type(call).__call__)  # HTTPBearer()
+        if call is not None and not is_async:
+            yield getattr(call, "__qualname__", repr(call))
+        yield from _sync_calls(dependency)
+
+
+@pytest.mark.parametrize("app_package", APPS)
+def test_no_request_waits_for_a_worker_thread(app_package: str) -> None:
+    """FastAPI runs a plain ``def`` dependency or endpoint in its thread pool, one hand-off
+    per request (the full-stack profile of issue 22 found ``app_context`` and the settings
+    getters there on every request of every service): all of them are ``async def``."""
+    settings_class: type[ServiceSettings] = importlib.import_module(
+        f"{app_package}.config"
+    ).Settings
+    app = importlib.import_module(f"{app_package}.main").create_app(settings_class())
+    routes = list(_api_routes(app.routes))
+    assert routes, "no API route found"
+    found = {
+        f"{route.path}: {name}"
+        for route in routes
+        for name in (
+            *_sync_calls(route.dependant),
+            *(() if inspect.iscoroutinefunction(route.endpoint) else (route.endpoint.__name__,)),
+        )
+    }
+    assert not found, sorted(found)

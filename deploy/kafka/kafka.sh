@@ -6,6 +6,14 @@
 #
 # Usage: deploy/kafka/kafka.sh fetch|start|stop|restart|status|bootstrap
 #
+# Cluster mode (KAFKA_CLUSTER_SIZE > 1): that many KRaft nodes (broker+controller each, all
+# voters) on loopback, node i on client port KAFKA_PORT+2(i-1) and controller port one above,
+# data in KAFKA_DATA_DIR/node-i, internal topics replicated min(3, size) times with
+# min.insync.replicas 2. `start`, `stop` and `status` act on every node (`start` brings them
+# up together: a node is ready only once a quorum of voters is); with KAFKA_NODE_ID=i,
+# `start-node`, `stop-node` and `pid` act on node i alone (a node restarted after a kill -9
+# rejoins from its own data).
+#
 # Environment:
 #   KAFKA_PORT             client port (default 9092)
 #   KAFKA_CONTROLLER_PORT  KRaft controller port (default 9093)
@@ -17,6 +25,8 @@
 #   KAFKA_RELEASE_VERSION  optional --release-version for the first storage format (e.g. 3.9)
 #   KAFKA_FRESH            1: a start (not a reuse) begins from empty storage (test brokers)
 #   KAFKA_LIB_DIR          where the jars go (default deploy/kafka/lib)
+#   KAFKA_CLUSTER_SIZE     nodes of the cluster (default 1: the single node above)
+#   KAFKA_NODE_ID          with KAFKA_CLUSTER_SIZE > 1: the node start-node/stop-node/pid mean
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -31,6 +41,30 @@ KAFKA_START_TIMEOUT=${KAFKA_START_TIMEOUT:-90}
 KAFKA_STOP_TIMEOUT=${KAFKA_STOP_TIMEOUT:-30}
 KAFKA_RELEASE_VERSION=${KAFKA_RELEASE_VERSION:-}
 KAFKA_FRESH=${KAFKA_FRESH:-0}
+KAFKA_CLUSTER_SIZE=${KAFKA_CLUSTER_SIZE:-1}
+KAFKA_NODE_ID=${KAFKA_NODE_ID:-1}
+[[ $KAFKA_CLUSTER_SIZE =~ ^[1-9][0-9]*$ ]] || { echo "kafka.sh: bad KAFKA_CLUSTER_SIZE" >&2; exit 2; }
+cluster_dir=$KAFKA_DATA_DIR
+cluster_base_port=$KAFKA_PORT
+cluster_id_file=$KAFKA_DATA_DIR/cluster.id
+# Internal topics: as many replicas as the cluster allows, up to 3; min ISR 2 from 3 nodes.
+replicas=$((KAFKA_CLUSTER_SIZE < 3 ? KAFKA_CLUSTER_SIZE : 3))
+min_isr=$((replicas > 2 ? 2 : 1))
+quorum_voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
+
+# Node i of a cluster: its ports and data directory.
+select_node() {
+    KAFKA_NODE_ID=$1
+    KAFKA_PORT=$((cluster_base_port + 2 * (KAFKA_NODE_ID - 1)))
+    KAFKA_CONTROLLER_PORT=$((KAFKA_PORT + 1))
+    KAFKA_DATA_DIR=$cluster_dir/node-$KAFKA_NODE_ID
+    pidfile=$KAFKA_DATA_DIR/kafka.pid
+    props=$KAFKA_DATA_DIR/server.properties
+    logdir=$KAFKA_DATA_DIR/logs
+    log=$logdir/server.log
+    outlog=$logdir/kafka.out
+    datadir=$KAFKA_DATA_DIR/data
+}
 
 lib=${KAFKA_LIB_DIR:-$here/lib}
 stamp=$lib/.complete
@@ -40,6 +74,12 @@ logdir=$KAFKA_DATA_DIR/logs
 log=$logdir/server.log
 outlog=$logdir/kafka.out
 datadir=$KAFKA_DATA_DIR/data
+if ((KAFKA_CLUSTER_SIZE > 1)); then
+    quorum_voters=$(for ((i = 1; i <= KAFKA_CLUSTER_SIZE; i++)); do
+        printf '%s%d@127.0.0.1:%d' "$([[ $i -gt 1 ]] && echo ,)" "$i" "$((cluster_base_port + 2 * i - 1))"
+    done)
+    select_node "$KAFKA_NODE_ID"
+fi
 
 say() { printf 'kafka.sh: %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
@@ -130,8 +170,8 @@ write_props() {
     cat >"$props" <<EOF
 # Written by deploy/kafka/kafka.sh on every start; edits are overwritten.
 process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
+node.id=$KAFKA_NODE_ID
+controller.quorum.voters=$quorum_voters
 listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
 advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
 inter.broker.listener.name=PLAINTEXT
@@ -139,14 +179,17 @@ controller.listener.names=CONTROLLER
 listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
 log.dirs=$datadir
 
-# Single node: every internal topic with one replica.
-offsets.topic.replication.factor=1
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
-default.replication.factor=1
-min.insync.replicas=1
+# Internal topics with as many replicas as there are nodes, up to 3 (one on a single node).
+offsets.topic.replication.factor=$replicas
+transaction.state.log.replication.factor=$replicas
+transaction.state.log.min.isr=$min_isr
+share.coordinator.state.topic.replication.factor=$replicas
+share.coordinator.state.topic.min.isr=$min_isr
+default.replication.factor=$replicas
+min.insync.replicas=$min_isr
+# A node that stops heartbeating is fenced (its partitions led elsewhere) after this.
+broker.session.timeout.ms=4000
+broker.heartbeat.interval.ms=1000
 # Fewer internal partitions than the default 50: faster first group join / transaction.
 offsets.topic.num.partitions=5
 transaction.state.log.num.partitions=5
@@ -214,13 +257,13 @@ cmd_start() {
 
     if [[ ! -f $datadir/meta.properties ]]; then
         local cid
-        if [[ ! -s $KAFKA_DATA_DIR/cluster.id ]]; then
+        if [[ ! -s $cluster_id_file ]]; then
             "$java" "${jopts[@]}" -cp "$lib/*" kafka.tools.StorageTool random-uuid \
-                >"$KAFKA_DATA_DIR/cluster.id.tmp" 2>"$logdir/format.log" \
+                >"$cluster_id_file.tmp" 2>"$logdir/format.log" \
                 || { cat "$logdir/format.log" >&2; die "could not generate a cluster id"; }
-            mv "$KAFKA_DATA_DIR/cluster.id.tmp" "$KAFKA_DATA_DIR/cluster.id"
+            mv "$cluster_id_file.tmp" "$cluster_id_file"
         fi
-        cid=$(tr -d '[:space:]' <"$KAFKA_DATA_DIR/cluster.id")
+        cid=$(tr -d '[:space:]' <"$cluster_id_file")
         local -a fmt=(format -t "$cid" -c "$props")
         if [[ -n $KAFKA_RELEASE_VERSION ]]; then
             fmt+=(--release-version "$KAFKA_RELEASE_VERSION")
@@ -319,6 +362,68 @@ cmd_status() {
     echo "not running"
     return 1
 }
+
+# ---------------------------------------------------------------- cluster
+
+each_node() {
+    local i
+    for ((i = 1; i <= KAFKA_CLUSTER_SIZE; i++)); do
+        (select_node "$i" && "$@")
+    done
+}
+
+cluster_start() {
+    mkdir -p "$cluster_dir"
+    if [[ $KAFKA_FRESH == 1 ]]; then
+        rm -f "$cluster_id_file" # a new cluster: new storage, new id
+    fi
+    cmd_fetch
+    if [[ ! -s $cluster_id_file ]]; then
+        use_java
+        local -a jopts
+        mapfile -t jopts < <(java_opts)
+        "$java" "${jopts[@]}" -cp "$lib/*" kafka.tools.StorageTool random-uuid \
+            >"$cluster_id_file.tmp" || die "could not generate a cluster id"
+        mv "$cluster_id_file.tmp" "$cluster_id_file"
+    fi
+    # Together: no node is ready before a quorum of voters runs.
+    local i failed=0
+    local -a pids=()
+    for ((i = 1; i <= KAFKA_CLUSTER_SIZE; i++)); do
+        (select_node "$i" && cmd_start) &
+        pids+=($!)
+    done
+    for i in "${pids[@]}"; do wait "$i" || failed=1; done
+    ((failed == 0)) || { each_node stop_pid; die "the cluster failed to start"; }
+}
+
+cluster_bootstrap() {
+    local i
+    for ((i = 1; i <= KAFKA_CLUSTER_SIZE; i++)); do
+        printf '%s127.0.0.1:%d' "$([[ $i -gt 1 ]] && echo ,)" "$((cluster_base_port + 2 * (i - 1)))"
+    done
+    echo
+}
+
+if ((KAFKA_CLUSTER_SIZE > 1)); then
+    case ${1:-} in
+        fetch) cmd_fetch ;;
+        start) cluster_start ;;
+        stop) # together: a node left alone waits for a quorum that never comes
+            for ((i = 1; i <= KAFKA_CLUSTER_SIZE; i++)); do (select_node "$i" && cmd_stop) & done
+            wait ;;
+        status) each_node cmd_status ;;
+        bootstrap) cluster_bootstrap ;;
+        start-node) KAFKA_FRESH=0 cmd_start ;;
+        stop-node) cmd_stop ;;
+        pid) running_pid ;;
+        *)
+            echo "usage: $0 fetch|start|stop|status|bootstrap|start-node|stop-node|pid" >&2
+            exit 2
+            ;;
+    esac
+    exit
+fi
 
 case ${1:-} in
     fetch) cmd_fetch ;;

@@ -11,17 +11,17 @@ from services.identity.config import Settings
 from services.identity.verification.authority import AuthorityAdapter
 
 
-def identity_settings(context: Annotated[AppContext, Depends(app_context)]) -> Settings:
+async def identity_settings(context: Annotated[AppContext, Depends(app_context)]) -> Settings:
     assert isinstance(context.settings, Settings)
     return context.settings
 
 
-def authority(request: Request) -> AuthorityAdapter:
+async def authority(request: Request) -> AuthorityAdapter:
     adapter: AuthorityAdapter = request.app.state.authority
     return adapter
 
 
-def client_address(request: Request) -> str:
+async def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 

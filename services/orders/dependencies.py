@@ -30,7 +30,7 @@ async def catalogue_admin(
     return principal
 
 
-def orders_settings(context: ContextDep) -> Settings:
+async def orders_settings(context: ContextDep) -> Settings:
     settings = context.settings
     if not isinstance(settings, Settings):
         raise RuntimeError("the orders app runs with services.orders.config.Settings")

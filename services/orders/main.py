@@ -49,7 +49,6 @@ from services.orders.delivery import service as delivery_service
 from services.orders.delivery.router import router as delivery_router
 from services.orders.goods.router import router as goods_router
 from services.orders.location import service as location_service
-from services.orders.location.router import install_access_log_filter
 from services.orders.location.router import router as location_router
 from services.orders.orders import service as orders_service
 from services.orders.orders.router import router as orders_router
@@ -69,7 +68,7 @@ def consent_check(view: ConsentStateView) -> ConsentCheck:
     """``consent_granted(subject, purpose)`` over the view; False until it is ready."""
 
     def granted(subject: str, purpose: str) -> bool:
-        return view.ready and view.state_of(subject).granted(purpose)
+        return view.ready and view.granted(subject, purpose)
 
     return granted
 
@@ -104,12 +103,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         retention_service.check_catalogue(context.catalogue)
         transfer_service.check_catalogue(context.catalogue)
         payments_service.check_catalogue(context.catalogue)
-        install_access_log_filter()
         app.state.payment_api = ProviderApi(timeout_s=settings.payment_provider_timeout_s)
         view = ConsentStateView(
             bootstrap_servers=settings.kafka_bootstrap_servers,
             topic=settings.topic("consent.state"),
             catalogue=context.catalogue,
+            name="orders-consent-state-view",
+            store_dir=settings.consent_state_dir,
         )
         app.state.consent_view = view
         app.state.consent_granted = consent_check(view)

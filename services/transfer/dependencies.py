@@ -16,7 +16,7 @@ from services.transfer.transfers.service import Checks
 from services.transfer.transfers.worker import current_checks, review_rules
 
 
-def transfer_settings(context: ContextDep) -> Settings:
+async def transfer_settings(context: ContextDep) -> Settings:
     settings = context.settings
     assert isinstance(settings, Settings)
     return settings
@@ -25,16 +25,16 @@ def transfer_settings(context: ContextDep) -> Settings:
 SettingsDep = Annotated[Settings, Depends(transfer_settings)]
 
 
-def _rules(settings: SettingsDep) -> ReviewRules:
+async def _rules(settings: SettingsDep) -> ReviewRules:
     return review_rules(settings)
 
 
-def _today() -> date:
+async def _today() -> date:
     """Legal dates (review due, assessments) are counted in Chinese calendar days."""
     return china_today()
 
 
-def _checks(request: Request, settings: SettingsDep) -> Checks:
+async def _checks(request: Request, settings: SettingsDep) -> Checks:
     return current_checks(request.app, settings)
 
 

@@ -64,13 +64,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             topic=settings.topic(settings.consent_state_topic),
             catalogue=context.catalogue,
             name=settings.topic("transfer.consent-state-view"),
+            store_dir=settings.consent_state_dir,
         )
 
         def consent_granted(subject: str, recipient_id: str) -> bool:
             # Until the view has read the whole topic, a grant it shows may have been
             # withdrawn later in the log: nothing is granted yet (fail closed).
-            return view.ready and view.state_of(subject).granted(
-                CROSS_BORDER_PURPOSE, recipient_id=recipient_id
+            return view.ready and view.granted(
+                subject, CROSS_BORDER_PURPOSE, recipient_id=recipient_id
             )
 
         app.state.consent_view = view

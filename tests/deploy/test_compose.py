@@ -55,6 +55,10 @@ def test_each_app_is_checked_on_readyz_and_waits_for_the_migration(
         condition = service["depends_on"]["migrate"]["condition"]
         assert condition == "service_completed_successfully"
     assert compose["services"]["migrate"]["command"] == ["migrate"]
+    # the gateway's readiness is on its operations port, which is not published
+    gateway = compose["services"]["gateway"]
+    assert "127.0.0.1:8010/readyz" in " ".join(gateway["healthcheck"]["test"])
+    assert gateway["ports"] == ["8000-8001:8000"]
 
 
 def test_kafka_is_three_kraft_brokers_replicating_three_times(compose: dict[str, Any]) -> None:

@@ -76,6 +76,12 @@ def test_apps_are_probed_resourced_and_protected_from_disruption(
         assert budgets[name]["spec"]["minAvailable"] == 1
         if name != "gateway":
             assert deployment["spec"]["replicas"] == 3
+        else:  # readiness on the operations port, which the Service does not expose
+            assert container["readinessProbe"]["httpGet"]["port"] == "ops"
+            assert {p["name"]: p["containerPort"] for p in container["ports"]} == {
+                "http": 8000,
+                "ops": 8010,
+            }
     autoscaler = _objects(rendered, "HorizontalPodAutoscaler")["gateway"]
     assert autoscaler["spec"]["scaleTargetRef"]["name"] == "gateway"
     assert _objects(rendered, "Job")["migrate"]["spec"]["template"]["spec"]["containers"][0][

@@ -137,11 +137,14 @@ async def test_a_killed_app_comes_back_while_the_others_keep_serving(
         ports=ports,
     )
     env.update({f"{name.upper()}_PORT": str(port) for name, port in ports.items()})
+    ops_port = free_port()  # the gateway's /readyz is on its operations port
+    env["GATEWAY_OPS_PORT"] = str(ops_port)
     base = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    ready = {**base, "gateway": f"http://127.0.0.1:{ops_port}"}
     log = tmp_path / "honcho.log"
     async with httpx.AsyncClient(timeout=5.0) as client:
         with _make_run(env, log) as honcho:
-            for url in base.values():
+            for url in ready.values():
                 await _wait_ready(client, url, honcho)
             [killed] = _app_pids(ports["orders"])
             os.kill(killed, signal.SIGKILL)

@@ -9,6 +9,14 @@
   raw files of those topics' partitions under its data directory;
 - the log of every process.
 
+Dead-letter topics (``<topic>.dlq``, their ``dlq.error`` headers included) are topics under
+the prefix like the others.
+
+What is looked for: every personal field of ``policy/catalogue.yaml`` is named in
+:data:`CATALOGUE_VALUES`, either with the values of :meth:`tests.e2e.suite.Person.values`
+that stand for it or with the reason no unique value can (``tests/e2e/test_scan.py`` fails
+when the catalogue gains a field this table does not name).
+
 A finding names the place (database and table, topic, file) and what was found, never the
 value itself, so a failing test does not print personal data either.
 """
@@ -30,6 +38,37 @@ from kit.testing import read_records
 #: The data directory of the test broker of ``tests/conftest.py`` (127.0.0.1:29092).
 TEST_BROKER = "127.0.0.1:29092"
 TEST_BROKER_DATA = REPO_ROOT / ".run" / "kafka-test" / "data"
+
+
+#: Every personal field of the catalogue (``resource.field``): the ``Person.values()`` keys
+#: a scan looks for, or, as a string, why no value unique to a user can stand for it.
+CATALOGUE_VALUES: Mapping[str, tuple[str, ...] | str] = {
+    "orders.order.consignee_name": ("name",),
+    "orders.order.consignee_phone": ("phone",),
+    "orders.order.address_region": "province, city and district are shared by a region",
+    "orders.order.address_detail": ("address",),
+    "orders.order.postal_code": "six digits shared by a district (and found in any hex)",
+    "orders.order.extra_phones": ("extra phone",),
+    "orders.order.invoice_title": ("name",),
+    "orders.order.invoice_tax_id": ("taxpayer id",),
+    "orders.order.invoice_email": ("email",),
+    "orders.order.customs_name": ("name",),
+    "orders.order.customs_id_number": ("id number",),
+    "orders.order.lines": "goods, quantities and prices are the shop's, shared by buyers",
+    "orders.order.subtotal": "an amount, shared by every buyer of the same goods",
+    "orders.order.discounts": "discount codes are the shop's, shared by buyers",
+    "orders.order.discount_total": "an amount, shared by every buyer of the same goods",
+    "orders.order.amount_payable": "an amount, shared by every buyer of the same goods",
+    "orders.order.remarks": ("remarks",),
+    "orders.cart.cart_items": "goods ids and quantities, shared by buyers",
+    "orders.location.latitude": ("latitude",),
+    "orders.location.longitude": ("longitude",),
+    "identity.account.phone": ("phone",),
+    "identity.account.password_hash": ("password",),  # the password itself, never stored
+    "identity.verification.real_name": ("name",),
+    "identity.verification.id_number": ("id number",),
+    "identity.verification.face_image": ("face image", "face bytes"),
+}
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,10 @@ against its JWKS. Tests talk to the gateway only, as apps and partners do.
   registered, for the leak scans), and what the scans read (:mod:`tests.e2e.scan`): each
   process's log, each database and the topics under the suite's prefix.
 - :class:`Person` makes the unique personal values one test user is known by (a phone
-  number, a name, an address, a valid ID number, a taxpayer id, an email, face bytes), so a
-  scan can look for exactly them.
+  number, an extra contact number, a password, a name, an address, a valid ID number, a
+  taxpayer id, an email, order remarks, face bytes, device coordinates), so a scan can look
+  for exactly them (``tests.e2e.scan.CATALOGUE_VALUES`` ties each to the catalogue's
+  personal fields).
 """
 
 from __future__ import annotations
@@ -84,6 +86,10 @@ class Person:
     tax_id: str
     email: str
     face: bytes
+    extra_phone: str
+    remarks: str
+    latitude: float
+    longitude: float
 
     @classmethod
     def new(cls) -> Person:
@@ -106,6 +112,12 @@ class Person:
             tax_id=credit + uscc_check_character(credit),
             email=f"e2e.{secrets.token_hex(6)}@example.com",
             face=b"face photo " + secrets.token_hex(12).encode(),
+            extra_phone="138" + "".join(random.choices(string.digits, k=8)),
+            # letters only: remarks refuse anything shaped like a number or an address
+            remarks="请放门口 " + "".join(random.choices(string.ascii_lowercase, k=12)),
+            # West Lake, Hangzhou, with seven distinctive decimals
+            latitude=round(30.25 + random.randint(1, 99_999) * 1e-7 + 1e-7, 7),
+            longitude=round(120.13 + random.randint(1, 99_999) * 1e-7 + 1e-7, 7),
         )
 
     @property
@@ -113,10 +125,20 @@ class Person:
         """The face as a client sends it (base64)."""
         return base64.b64encode(self.face).decode()
 
+    @property
+    def point(self) -> dict[str, float]:
+        """The device location as an app sends it (``POST /orders/location/...``)."""
+        return {"latitude": self.latitude, "longitude": self.longitude}
+
     def values(self) -> dict[str, str]:
         """What a leak scan looks for, by what it is."""
         return {
             "phone": self.phone,
+            "extra phone": self.extra_phone,
+            "password": self.password,
+            "remarks": self.remarks,
+            "latitude": repr(self.latitude),
+            "longitude": repr(self.longitude),
             "name": self.name,
             "address": self.address_detail,
             "id number": self.id_number,
@@ -134,10 +156,15 @@ class AppProcess:
     env: dict[str, str] = field(repr=False)
     log_path: Path
     process: subprocess.Popen[bytes] | None = None
+    ops_port: int | None = None  # the gateway's operations routes (/readyz) listen there
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ops_url(self) -> str:
+        return f"http://127.0.0.1:{self.ops_port or self.port}"
 
     def start(self) -> None:
         module = APPS[self.name]
@@ -174,7 +201,7 @@ class AppProcess:
     async def wait_ready(self) -> None:
         deadline = asyncio.get_running_loop().time() + READY_TIMEOUT_S
         last = "no answer"
-        async with httpx.AsyncClient(base_url=self.url, timeout=2.0) as client:
+        async with httpx.AsyncClient(base_url=self.ops_url, timeout=2.0) as client:
             while asyncio.get_running_loop().time() < deadline:
                 if self.process is not None and self.process.poll() is not None:
                     break
@@ -345,13 +372,15 @@ class Suite:
         check: Any,
         *,
         headers: Mapping[str, str],
+        payload: Any = None,
         within_s: float = 30,
     ) -> Any:
-        """Poll ``path`` until ``check(body)`` holds; the last body otherwise fails."""
+        """Poll ``path`` (sending ``payload`` as the JSON body, if any) until ``check(body)`` holds;
+        the last body otherwise fails."""
         deadline = asyncio.get_running_loop().time() + within_s
         body: Any = None
         while True:
-            response = await self.client.request(method, path, headers=headers)
+            response = await self.client.request(method, path, headers=headers, json=payload)
             body = response.json() if response.content else None
             if response.status_code == 200 and check(body):
                 return body
@@ -401,6 +430,8 @@ def _suite_env(
             "GATEWAY_RATE_LIMIT_PER_S": "0",
         }
     )
+    if "gateway-ops" in ports:
+        env["GATEWAY_OPS_PORT"] = str(ports["gateway-ops"])
     for name in APPS:
         env[f"{name.upper()}_DATABASE_URL"] = database_urls[name]
         if name != "identity":
@@ -459,7 +490,7 @@ async def running_suite(
     *, postgres: LocalPostgres, bootstrap_servers: str, log_dir: Path
 ) -> AsyncIterator[Suite]:
     prefix = f"e2e{secrets.token_hex(4)}."
-    ports = {name: free_port() for name in APPS}
+    ports = {name: free_port() for name in (*APPS, "gateway-ops")}
     async with AsyncExitStack() as stack:
         urls = {name: await stack.enter_async_context(postgres.database()) for name in APPS}
         for name, package in APPS.items():
@@ -490,6 +521,7 @@ async def running_suite(
         processes = {
             name: AppProcess(name, ports[name], env, log_dir / f"{name}.log") for name in APPS
         }
+        processes["gateway"].ops_port = ports["gateway-ops"]
         for process in processes.values():
             stack.callback(process.stop)
         processes["identity"].start()

@@ -42,6 +42,8 @@ TAX_ID = "91350100M000100Y43"
 EMAIL = "zhangsan@example.com"
 CUSTOMS_NAME = "李四光"
 ID_NUMBER = "11010119900307123X"
+#: Device coordinates, sent in the body of ``POST /orders/location/nearby`` (never a URL).
+POINT = {"latitude": 30.27, "longitude": 120.15}
 SECRETS = (PHONE, EXTRA_MOBILE, NAME, DETAIL, TAX_ID, EMAIL, CUSTOMS_NAME, ID_NUMBER)
 
 #: An order as the upstream holds it, every personal field filled in.
@@ -117,7 +119,7 @@ def fake_orders_app() -> FastAPI:
             },
         )
 
-    @app.get("/location/nearby")
+    @app.post("/location/nearby")
     async def nearby(request: Request) -> dict[str, Any]:
         keep(request)
         return {"items": [{"goods_id": "gds_tea"}]}

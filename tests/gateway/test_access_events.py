@@ -40,7 +40,7 @@ def failing_commits(database: Database) -> Iterator[None]:
 
 def batcher_of(gw: GatewayUnderTest) -> AccessEventBatcher:
     gateway: Gateway = gw.app.state.gateway
-    return gateway.access_events
+    return gateway.access_events.outbox
 
 
 @pytest.mark.obligation("OB-3-1")

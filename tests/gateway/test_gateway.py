@@ -7,15 +7,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi import FastAPI
 from prometheus_client import REGISTRY
 
 from gateway.consent_view import policy_agreed
-from gateway.policy_facts import CEASED, PUBLISHED, PolicyFacts, facts_handler, load_facts
+from gateway.policy_facts import CEASED, PUBLISHED, PolicyFacts, facts_handler
 from kit.clock import china_today
 from kit.events import Event, new_event
-from tests.gateway.conftest import SECRETS, GatewayUnderTest, running_gateway
+from kit.revocation import Revocations, load_revocations, revocation_handler
+from tests.gateway.conftest import POINT, SECRETS, GatewayUnderTest, running_gateway
 
 
 def refusals(reason: str) -> float:
@@ -105,7 +107,7 @@ async def test_location_needs_its_consent_while_ordering_never_does(
     gw: GatewayUnderTest, orders_upstream: FastAPI
 ) -> None:
     subject, user = gw.user()
-    refused = await gw.client.get("/orders/location/nearby", headers=user)
+    refused = await gw.client.post("/orders/location/nearby", headers=user, json=POINT)
     assert refused.status_code == 403
     body = refused.json()
     assert body["type"].endswith("consent_required") and body["purpose"] == "location"
@@ -117,10 +119,12 @@ async def test_location_needs_its_consent_while_ordering_never_does(
     assert (await gw.client.get("/orders/orders/o1", headers=user)).status_code == 200
 
     gw.consents.add((subject, "location"))
-    allowed = await gw.client.get("/orders/location/nearby", headers=user)
+    allowed = await gw.client.post("/orders/location/nearby", headers=user, json=POINT)
     assert allowed.status_code == 200
     gw.consents.discard((subject, "location"))  # withdrawn: refused again at once
-    assert (await gw.client.get("/orders/location/nearby", headers=user)).status_code == 403
+    assert (
+        await gw.client.post("/orders/location/nearby", headers=user, json=POINT)
+    ).status_code == 403
 
 
 @pytest.mark.obligation("OB-5-3")
@@ -261,6 +265,13 @@ async def test_access_events_hold_categories_and_no_personal_data(gw: GatewayUnd
         assert secret not in payload
 
 
+async def learn_revocation(gw: GatewayUnderTest, event: Event) -> None:
+    """Feed one event to the gateway's revocation consumer handler (kit.revocation)."""
+    handle = revocation_handler(gw.app.state.revocations, keep_s=gw.settings.revocation_keep_s)
+    async with gw.app.state.context.database.session() as session:
+        await handle(session, event)
+
+
 async def learn(gw: GatewayUnderTest, event: Event) -> None:
     """Feed one privacy-center event to the gateway's consumer handler."""
     facts: PolicyFacts = gw.app.state.policy_facts
@@ -303,7 +314,9 @@ async def test_a_major_version_learnt_from_the_privacy_center_asks_for_renewal(
 async def test_a_ceased_purpose_is_refused_with_410(gw: GatewayUnderTest) -> None:
     subject, user = gw.user()
     gw.consents.add((subject, "location"))
-    assert (await gw.client.get("/orders/location/nearby", headers=user)).status_code == 200
+    assert (
+        await gw.client.post("/orders/location/nearby", headers=user, json=POINT)
+    ).status_code == 200
     await learn(
         gw,
         new_event(
@@ -319,7 +332,7 @@ async def test_a_ceased_purpose_is_refused_with_410(gw: GatewayUnderTest) -> Non
             },
         ),
     )
-    refused = await gw.client.get("/orders/location/nearby", headers=user)
+    refused = await gw.client.post("/orders/location/nearby", headers=user, json=POINT)
     assert refused.status_code == 410
     assert refused.json()["purpose"] == "location"
     assert (await gw.client.get("/orders/orders/o1", headers=user)).status_code == 200
@@ -341,16 +354,17 @@ async def test_tokens_of_a_closed_account_or_revoked_partner_are_refused_at_once
     other, still_valid = gw.user()
     assert (await gw.client.get("/orders/orders/o1", headers=user)).status_code == 200
     forged = new_event(source="/orders", type=event_type, subject=other, purpose="account")
-    await learn(gw, forged)  # only identity revokes
-    await learn(
+    await learn_revocation(gw, forged)  # only identity revokes
+    await learn_revocation(
         gw, new_event(source="/identity", type=event_type, subject=subject, purpose="account")
     )
     refused = await gw.client.get("/orders/orders/o1", headers=user)
     assert refused.status_code == 401
     assert refused.headers["www-authenticate"].startswith("Bearer")
     assert (await gw.client.get("/orders/orders/o1", headers=still_valid)).status_code == 200
-    # A restart remembers it: the facts are reloaded from the gateway's own table.
-    reloaded = await load_facts(gw.app.state.context.database)
+    # A restart remembers it: the revocations are reloaded from the app's own table.
+    reloaded = Revocations()
+    await load_revocations(gw.app.state.context.database, reloaded)
     assert reloaded.is_revoked(subject) and not reloaded.is_revoked(other)
 
 
@@ -359,11 +373,13 @@ async def test_the_gateways_own_routes_stay_its_own_beside_the_hot_path(
 ) -> None:
     upstream_calls = len(orders_upstream.state.seen)
     health = await gw.client.get("/healthz")
-    assert health.status_code == 200 and health.json() == {"status": "ok", "app": "gateway"}
-    schema = await gw.client.get("/openapi.json")
-    assert schema.status_code == 200 and schema.json()["info"]["title"] == "Gateway"
-    metrics = await gw.client.get("/metrics")
-    assert metrics.status_code == 200 and "gateway_refusals_total" in metrics.text
+    assert health.status_code == 200 and health.json() == {"status": "ok"}
+    # readiness, metrics and OpenAPI are the operations port's (tests/security/test_ops_port.py)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{gw.app.state.ops_port}") as ops:
+        schema = await ops.get("/openapi.json")
+        assert schema.status_code == 200 and schema.json()["info"]["title"] == "Gateway"
+        metrics = await ops.get("/metrics")
+        assert metrics.status_code == 200 and "gateway_refusals_total" in metrics.text
     unknown = await gw.client.get("/nowhere")
     assert unknown.status_code == 404
     assert unknown.headers["content-type"].startswith("application/problem+json")

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -29,6 +30,7 @@ from services.consent.consents.service import state_event
 from tests.conftest import Broker
 from tests.gateway.conftest import (
     KEY,
+    POINT,
     SECRETS,
     GatewayUnderTest,
     client_factory,
@@ -42,17 +44,21 @@ WITHDRAWAL_DEADLINE_S = 1.0
 
 @asynccontextmanager
 async def gateway_on_kafka(
-    tmp_path: Path, kafka: Broker, orders: FastAPI
+    tmp_path: Path, kafka: Broker, orders: FastAPI, **overrides: Any
 ) -> AsyncIterator[GatewayUnderTest]:
     """A gateway on the test broker under a topic prefix of its own, with its real
-    consent-state view (``app.state.consent_granted`` is not replaced)."""
+    consent-state view (``app.state.consent_granted`` is not replaced); ``overrides``
+    are more settings."""
     settings = Settings(
-        database_url=f"sqlite+aiosqlite:///{tmp_path}/gateway.db",
-        kafka_bootstrap_servers=kafka.bootstrap_servers,
-        kafka_topic_prefix=f"t{uuid.uuid4().hex[:10]}.",
-        auth_issuer=TEST_ISSUER,
-        log_json=False,
-        outbox_poll_interval_s=0.05,
+        **{
+            "database_url": f"sqlite+aiosqlite:///{tmp_path}/gateway.db",
+            "kafka_bootstrap_servers": kafka.bootstrap_servers,
+            "kafka_topic_prefix": f"t{uuid.uuid4().hex[:10]}.",
+            "auth_issuer": TEST_ISSUER,
+            "log_json": False,
+            "outbox_poll_interval_s": 0.05,
+            **overrides,
+        }
     )
     # The consent service creates its compacted state topic at start; here nobody else does.
     await ensure_topics(
@@ -114,7 +120,9 @@ async def test_a_withdrawal_on_the_real_topic_is_enforced_within_a_second(
         subject, user = gw.user()
 
         async def nearby() -> int:
-            return (await gw.client.get("/orders/location/nearby", headers=user)).status_code
+            return (
+                await gw.client.post("/orders/location/nearby", headers=user, json=POINT)
+            ).status_code
 
         async def own_order() -> int:
             return (await gw.client.get("/orders/orders/ord_1", headers=user)).status_code
@@ -134,7 +142,7 @@ async def test_a_withdrawal_on_the_real_topic_is_enforced_within_a_second(
             await consents.publish(subject, "location", granted=False)
             deadline = started + 5.0
             while True:
-                refused = await gw.client.get("/orders/location/nearby", headers=user)
+                refused = await gw.client.post("/orders/location/nearby", headers=user, json=POINT)
                 if refused.status_code == 403 or time.monotonic() > deadline:
                     break
                 await asyncio.sleep(0.01)

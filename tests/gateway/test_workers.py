@@ -21,7 +21,13 @@ from kit.kafka import TopicSpec, ensure_topics, new_producer
 from kit.migrations import upgrade
 from kit.testing import TEST_ISSUER, eventually, trust_only
 from tests.conftest import Broker
-from tests.gateway.conftest import KEY, GatewayUnderTest, client_factory, fake_orders_app
+from tests.gateway.conftest import (
+    KEY,
+    POINT,
+    GatewayUnderTest,
+    client_factory,
+    fake_orders_app,
+)
 from tests.gateway.test_gateway_kafka import ConsentPublisher
 
 OWN_ORDER = "/orders/orders/ord_1"
@@ -88,6 +94,11 @@ async def test_a_withdrawal_and_a_closed_account_reach_both_workers(
         subject, user = workers[0].user()
 
         async def statuses(path: str) -> list[int]:
+            if path == NEARBY:  # the coordinates go in the body
+                return [
+                    (await w.client.post(path, headers=user, json=POINT)).status_code
+                    for w in workers
+                ]
             return [(await w.client.get(path, headers=user)).status_code for w in workers]
 
         async with ConsentPublisher(

@@ -86,7 +86,7 @@ async def test_a_body_nested_past_any_limit_is_400_not_a_server_error(suite: Sui
         "/orders/orders", content=deep, headers={**user, "Content-Type": "application/json"}
     )
     assert answer.status_code == 400, answer.text
-    assert answer.json()["type"].endswith("/invalid-json"), answer.text
+    assert answer.json()["type"].endswith("/malformed-json"), answer.text
 
 
 async def test_an_order_without_hidden_fields_passes_the_gateway(suite: Suite) -> None:

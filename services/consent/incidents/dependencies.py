@@ -11,7 +11,7 @@ from services.consent.config import Settings
 from services.consent.incidents.notices import Notifier
 
 
-def consent_settings(context: ContextDep) -> Settings:
+async def consent_settings(context: ContextDep) -> Settings:
     assert isinstance(context.settings, Settings)
     return context.settings
 
@@ -19,7 +19,7 @@ def consent_settings(context: ContextDep) -> Settings:
 SettingsDep = Annotated[Settings, Depends(consent_settings)]
 
 
-def notifier(context: ContextDep, settings: SettingsDep) -> Notifier:
+async def notifier(context: ContextDep, settings: SettingsDep) -> Notifier:
     return Notifier(events=context.events, topic=settings.topic(settings.notifications_topic))
 
 

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, status
+from fastapi import APIRouter, Path, Query, Request, Response, status
 from fastapi.responses import HTMLResponse
 
 from kit.app import ContextDep
 from kit.auth import Principal, Scope, require
 from kit.clock import china_today
 from kit.db import SessionDep
+from kit.http_cache import IMMUTABLE, NOT_MODIFIED_RESPONSE, REVALIDATE, cacheable, json_answer
 from services.consent.config import Settings
 from services.consent.consents import service as consents_service
 from services.consent.policies import service
@@ -55,53 +56,81 @@ async def publish(
     )
 
 
-@router.get("/policy", response_model=PolicyVersionView, summary="The policy in effect today")
-async def current(session: SessionDep) -> PolicyVersionView:
-    return await service.current_version(session, today=china_today())
+@router.get(
+    "/policy",
+    response_model=PolicyVersionView,
+    summary="The policy in effect today",
+    responses=NOT_MODIFIED_RESPONSE,
+)
+async def current(session: SessionDep, request: Request) -> Response:
+    view = await service.current_version(session, today=china_today())
+    return cacheable(
+        request,
+        json_answer(view),
+        cache_control=REVALIDATE,
+        last_modified=service.in_effect_since(view),
+    )
 
 
 @router.get(
     "/policy.html",
     response_class=HTMLResponse,
     summary="The policy page: the version in effect, or an archived one",
+    responses=NOT_MODIFIED_RESPONSE,
 )
 async def page(
     session: SessionDep,
+    request: Request,
     version: Annotated[str | None, Query(pattern=VERSION_PATTERN)] = None,
-) -> HTMLResponse:
+) -> Response:
     html = await service.policy_page(session, version=version, today=china_today())
-    return HTMLResponse(
+    answer = HTMLResponse(
         html,
         headers={
             "Content-Security-Policy": CONTENT_SECURITY_POLICY,
             "X-Content-Type-Options": "nosniff",
             "Referrer-Policy": "no-referrer",
-            "Cache-Control": "no-cache",
         },
     )
+    return cacheable(request, answer, cache_control=REVALIDATE)
 
 
 @router.get(
     "/policy/versions",
     response_model=list[PolicyVersionSummary],
     summary="Every published version, newest first (the archive)",
+    responses=NOT_MODIFIED_RESPONSE,
 )
-async def archive(session: SessionDep) -> list[PolicyVersionSummary]:
-    return await service.list_versions(session, today=china_today())
+async def archive(session: SessionDep, request: Request) -> Response:
+    versions = await service.list_versions(session, today=china_today())
+    return cacheable(request, json_answer(list(versions)), cache_control=REVALIDATE)
 
 
-@router.get("/policy/versions/{version}", response_model=PolicyVersionView, summary="One version")
-async def one_version(version: VersionPath, session: SessionDep) -> PolicyVersionView:
-    return await service.get_version(session, version=version, today=china_today())
+@router.get(
+    "/policy/versions/{version}",
+    response_model=PolicyVersionView,
+    summary="One version (its text never changes; its status does, so caches revalidate)",
+    responses=NOT_MODIFIED_RESPONSE,
+)
+async def one_version(version: VersionPath, session: SessionDep, request: Request) -> Response:
+    view = await service.get_version(session, version=version, today=china_today())
+    return cacheable(request, json_answer(view), cache_control=REVALIDATE)
 
 
-@router.get("/policy/diff", response_model=PolicyDiff, summary="A unified diff of two versions")
+@router.get(
+    "/policy/diff",
+    response_model=PolicyDiff,
+    summary="A unified diff of two versions (immutable: published texts never change)",
+    responses=NOT_MODIFIED_RESPONSE,
+)
 async def diff(
     session: SessionDep,
+    request: Request,
     from_version: Annotated[str, Query(alias="from", pattern=VERSION_PATTERN)],
     to_version: Annotated[str, Query(alias="to", pattern=VERSION_PATTERN)],
-) -> PolicyDiff:
-    return await service.diff_versions(session, from_version=from_version, to_version=to_version)
+) -> Response:
+    found = await service.diff_versions(session, from_version=from_version, to_version=to_version)
+    return cacheable(request, json_answer(found), cache_control=IMMUTABLE)
 
 
 @router.post(

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-from datetime import date
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any, Final
 
@@ -39,6 +39,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from kit.clock import CHINA_TZ
 from kit.errors import Conflict, DomainError, NotFound
 from kit.ids import new_id
 from kit.outbox import EventWriter
@@ -307,6 +308,16 @@ async def current_version(session: AsyncSession, *, today: date) -> PolicyVersio
     if current is None:
         raise NoPolicyInEffect("no policy version is in effect yet")
     return _view(current, current=current, today=today)
+
+
+def in_effect_since(view: PolicyVersionSummary) -> datetime:
+    """When the version in effect became so: 00:00 China Standard Time on its effective
+    date, or its publication if later (the ``Last-Modified`` of the policy in effect)."""
+    start = datetime.combine(view.effective_date, time(), CHINA_TZ)
+    published = view.published_at
+    if published.tzinfo is None:
+        published = published.replace(tzinfo=UTC)
+    return max(start, published)
 
 
 async def get_version(session: AsyncSession, *, version: str, today: date) -> PolicyVersionView:

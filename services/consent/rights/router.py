@@ -36,12 +36,12 @@ Reader = Annotated[Principal, require(Scope.CONSENT_READ)]
 Officer = Annotated[Principal, require(Scope.ADMIN_RIGHTS)]
 
 
-def consent_settings(context: Annotated[AppContext, Depends(app_context)]) -> Settings:
+async def consent_settings(context: Annotated[AppContext, Depends(app_context)]) -> Settings:
     assert isinstance(context.settings, Settings)
     return context.settings
 
 
-def rights_exporter(request: Request) -> RightsExporter | None:
+async def rights_exporter(request: Request) -> RightsExporter | None:
     """``app.state.rights_exporter``, set at start-up with a service token (see ``export``);
     None until then."""
     exporter = getattr(request.app.state, "rights_exporter", None)

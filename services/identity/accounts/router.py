@@ -46,7 +46,6 @@ async def me(
     return await service.view_own_account(
         session,
         cipher=context.cipher,
-        events=context.events,
         catalogue=context.catalogue,
         account_id=principal.subject,
     )

@@ -192,7 +192,6 @@ async def view_own_account(
     session: AsyncSession,
     *,
     cipher: FieldCipher,
-    events: EventWriter,
     catalogue: Catalogue,
     account_id: str,
 ) -> AccountView:
@@ -208,15 +207,8 @@ async def view_own_account(
             ),
             rule,
         )
-    events.processing(
-        session,
-        subject=account.id,
-        actor=account.id,
-        action="read",
-        purpose="account",
-        resource=RESOURCE,
-        categories=["user.contact.phone_number"],
-    )
+    # Not recorded here: the answer leaves through the gateway, whose access event is the
+    # one ledger entry of this read (README, "Recording each read once").
     return AccountView(
         account_id=account.id,
         kind=account.kind,

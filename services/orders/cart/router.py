@@ -28,10 +28,8 @@ ShareToken = Annotated[str, Path(min_length=8, max_length=100)]
 
 
 @router.get("/cart", response_model=CartView, summary="The caller's cart")
-async def get_cart(session: SessionDep, context: ContextDep, principal: Reader) -> CartView:
-    return await service.list_cart(
-        session, events=context.events, catalogue=context.catalogue, owner_id=principal.subject
-    )
+async def get_cart(session: SessionDep, principal: Reader) -> CartView:
+    return await service.list_cart(session, owner_id=principal.subject)
 
 
 @router.post(

@@ -165,12 +165,10 @@ def _changed(
 # --------------------------------------------------------------------------- items
 
 
-async def list_cart(
-    session: AsyncSession, *, events: EventWriter, catalogue: Catalogue, owner_id: str
-) -> CartView:
+async def list_cart(session: AsyncSession, *, owner_id: str) -> CartView:
+    """The owner's cart. Not recorded here: the answer leaves through the gateway, whose
+    access event is the one ledger entry of this read (README, "Recording each read once")."""
     rows = await _items_with_goods(session, owner_id)
-    if rows:
-        _record(session, events=events, catalogue=catalogue, owner_id=owner_id, action="read")
     return CartView(
         cart_items=[_item_view(item, goods) for item, goods in rows], item_count=len(rows)
     )

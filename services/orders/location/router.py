@@ -4,17 +4,16 @@ The consent check is ``request.app.state.consent_granted(subject, purpose)``: th
 it at start from the consent-state view; tests replace it with a stub. When it is missing,
 every answer is "not granted" (fail closed).
 
-``GET /location/nearby`` takes the coordinates in its query string, which uvicorn's access
-log would print; :func:`install_access_log_filter` removes the query string of every
-``/location/`` request line before it is logged.
+Coordinates travel only in a POST body (``POST /location/address-autofill``,
+``POST /location/nearby``), never in a URL: a query string reaches access lines and proxies'
+logs, a body does not.
 """
 
 from __future__ import annotations
 
-import logging
-from typing import Annotated, Final
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Request
 
 from kit.app import ContextDep
 from kit.db import SessionDep
@@ -26,22 +25,17 @@ from services.orders.location.schemas import (
     Coordinates,
     GoodsCityRequest,
     GoodsCityView,
-    Latitude,
-    Longitude,
     NearbyGoods,
 )
 
 router = APIRouter(tags=["location"])
-
-LOCATION_PATH: Final = "/location/"
-ACCESS_LOGGER: Final = "uvicorn.access"
 
 
 def _never(subject: str, purpose: str) -> bool:
     return False
 
 
-def consent_check(request: Request) -> ConsentCheck:
+async def consent_check(request: Request) -> ConsentCheck:
     check: ConsentCheck = getattr(request.app.state, "consent_granted", _never)
     return check
 
@@ -71,15 +65,13 @@ async def address_autofill(
     )
 
 
-@router.get(
+@router.post(
     "/location/nearby",
     response_model=NearbyGoods,
     summary="Goods offered in the city of the device location (needs consent)",
 )
 async def nearby(
-    *,
-    latitude: Annotated[Latitude, Query()],
-    longitude: Annotated[Longitude, Query()],
+    body: Coordinates,
     session: SessionDep,
     context: ContextDep,
     principal: Reader,
@@ -91,7 +83,7 @@ async def nearby(
         catalogue=context.catalogue,
         consent_granted=consent_granted,
         subject=principal.subject,
-        point=Coordinates(latitude=latitude, longitude=longitude),
+        point=body,
     )
 
 
@@ -114,23 +106,3 @@ async def tag_goods_city(
         city=body.city,
         staff_id=principal.subject,
     )
-
-
-class DropLocationQuery(logging.Filter):
-    """Strip the query string from access-log lines of ``/location/`` requests (uvicorn's
-    record args are ``(client, method, path_with_query, http_version, status)``)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        args = record.args
-        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
-            path, _, query = args[2].partition("?")
-            if query and LOCATION_PATH in path:
-                record.args = (*args[:2], path, *args[3:])
-        return True
-
-
-def install_access_log_filter() -> None:
-    """Add :class:`DropLocationQuery` to uvicorn's access logger (once)."""
-    access = logging.getLogger(ACCESS_LOGGER)
-    if not any(isinstance(f, DropLocationQuery) for f in access.filters):
-        access.addFilter(DropLocationQuery())

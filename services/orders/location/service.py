@@ -15,7 +15,8 @@ the consent is asked (``cessation.service.check_not_ceased``); nothing was store
 Coordinates (``orders.location`` in the catalogue: precise location, sensitive, PIPL art.
 28) live only in the request: they are not stored, not put in events (the catalogue names
 ``latitude`` and ``longitude`` as personal fields, so the event guard refuses them by name)
-and not logged (see :func:`services.orders.location.router.install_access_log_filter`).
+and not logged (they come in a POST body, never a URL; access lines carry no query string
+either, :class:`kit.observability.DropQueryString`).
 Each use is recorded as processing (purpose ``location``, category
 ``user.location.precise``, no values) for the user's ledger.
 

@@ -45,7 +45,7 @@ async def security_staff(
     return principal
 
 
-def payment_api(request: Request) -> ProviderApi:
+async def payment_api(request: Request) -> ProviderApi:
     api: ProviderApi = request.app.state.payment_api
     return api
 

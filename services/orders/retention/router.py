@@ -30,7 +30,7 @@ async def policy_admin(principal: Annotated[Principal, require(Scope.ADMIN_POLIC
     return principal
 
 
-def retention_clock(request: Request) -> Callable[[], datetime]:
+async def retention_clock(request: Request) -> Callable[[], datetime]:
     clock: Callable[[], datetime] = getattr(request.app.state, "retention_clock", utcnow)
     return clock
 

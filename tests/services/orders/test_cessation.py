@@ -43,14 +43,8 @@ async def test_a_ceased_location_purpose_refuses_the_features_with_410(orders: O
     assert before.status_code == 200, before.text
 
     await apply(orders, purpose_ceased_event("location", china_today()))
-    for path, call in (
-        ("/location/address-autofill", "post"),
-        ("/location/nearby", "get"),
-    ):
-        if call == "post":
-            response = await orders.client.post(path, json=POINT, headers=headers)
-        else:
-            response = await orders.client.get(path, params=POINT, headers=headers)
+    for path in ("/location/address-autofill", "/location/nearby"):
+        response = await orders.client.post(path, json=POINT, headers=headers)
         assert response.status_code == 410, response.text
         assert response.headers["content-type"].startswith("application/problem+json")
         assert response.json()["type"].endswith("purpose-ceased")
