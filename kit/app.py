@@ -243,9 +243,7 @@ def create_app(
             catalogue=catalogue,
             database=database,
             field_cipher=(
-                FieldCipher(settings.master_key_bytes)
-                if isinstance(settings, EncryptingSettings)
-                else None
+                settings.field_cipher() if isinstance(settings, EncryptingSettings) else None
             ),
             events=EventWriter(
                 source=f"/{settings.service_name}",

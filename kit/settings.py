@@ -25,6 +25,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from kit.crypto import FieldCipher
 from kit.kafka import KafkaCluster
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -251,17 +252,37 @@ class EncryptingSettings(ServiceSettings):
         default=SecretStr(DEVELOPMENT_MASTER_KEY),
         description="base64 of 32 bytes; the development value only in development and test",
     )
+    master_key_version: int = Field(
+        default=1, ge=1, description="the version of master_key; raise it with a new key"
+    )
+    previous_master_keys: dict[int, SecretStr] = Field(
+        default={},
+        description='older master keys by version (JSON, e.g. {"1": "<base64>"}) until '
+        "rotate-master-key has rewrapped every subject key; version 1 stays for the blind index",
+    )
 
     @field_validator("master_key")
     @classmethod
     def _master_key_is_32_bytes(cls, value: SecretStr) -> SecretStr:
-        try:
-            raw = base64.b64decode(value.get_secret_value(), validate=True)
-        except ValueError as exc:
-            raise ValueError("master_key must be base64") from exc
-        if len(raw) != 32:
-            raise ValueError("master_key must decode to 32 bytes (AES-256)")
+        _key_bytes(value, "master_key")
         return value
+
+    @field_validator("previous_master_keys")
+    @classmethod
+    def _previous_keys_are_32_bytes(cls, value: dict[int, SecretStr]) -> dict[int, SecretStr]:
+        for version, key in value.items():
+            _key_bytes(key, f"previous_master_keys[{version}]")
+        return value
+
+    @model_validator(mode="after")
+    def _versions_make_sense(self) -> EncryptingSettings:
+        if any(version >= self.master_key_version for version in self.previous_master_keys):
+            raise ValueError("previous_master_keys must have versions below master_key_version")
+        if self.master_key_version > 1 and 1 not in self.previous_master_keys:
+            raise ValueError(
+                "the blind index is keyed by master key version 1: keep it in previous_master_keys"
+            )
+        return self
 
     @model_validator(mode="after")
     def _development_key_only_in_development(self) -> EncryptingSettings:
@@ -278,6 +299,26 @@ class EncryptingSettings(ServiceSettings):
     @property
     def master_key_bytes(self) -> bytes:
         return base64.b64decode(self.master_key.get_secret_value())
+
+    def field_cipher(self) -> FieldCipher:
+        """The field cipher of these keys: the current one and the older ones by version."""
+        previous = {
+            version: base64.b64decode(key.get_secret_value())
+            for version, key in self.previous_master_keys.items()
+        }
+        return FieldCipher(
+            self.master_key_bytes, version=self.master_key_version, previous=previous
+        )
+
+
+def _key_bytes(value: SecretStr, name: str) -> bytes:
+    try:
+        raw = base64.b64decode(value.get_secret_value(), validate=True)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be base64") from exc
+    if len(raw) != 32:
+        raise ValueError(f"{name} must decode to 32 bytes (AES-256)")
+    return raw
 
 
 class ConsentViewSettings(ServiceSettings):
