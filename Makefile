@@ -7,13 +7,15 @@ BIN := $(VENV)/bin
 APPS := services.identity services.orders services.consent services.transfer gateway
 PYTEST_ARGS ?=
 
-.PHONY: help run test fuzz lint format compliance bench migrate kafka postgres test-services stop clean
+.PHONY: help run test fuzz invariants lint format compliance bench migrate kafka postgres test-services stop clean
 
 help:
 	@echo "make run         start Kafka, migrate the SQLite databases, run the 4 services + gateway"
 	@echo "                 and the stand-in payment provider"
 	@echo "make test        the whole test suite (starts Kafka and PostgreSQL when needed)"
 	@echo "make fuzz        schemathesis against every service and the gateway (FUZZ_EXAMPLES=8)"
+	@echo "make invariants  the privacy state machine, deeper than make test (INVARIANTS_EXAMPLES=20,"
+	@echo "                 INVARIANTS_STEPS=30, a new random seed each run)"
 	@echo "make lint        ruff (lint + format check) and mypy"
 	@echo "make compliance  which policy obligations the last test run proves"
 	@echo "make bench       benchmarks, side by side, printed as figures and ratios"
@@ -64,6 +66,15 @@ FUZZ_EXAMPLES ?= 8
 fuzz: $(BIN)/.installed
 	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest tests/security/test_fuzz.py -m fuzz -q $(PYTEST_ARGS)
 
+# The privacy invariants' state machine (tests/invariants), deeper than in `make test`:
+# more and longer sequences, a new random seed each run (the seed of a failure is printed).
+INVARIANTS_EXAMPLES ?= 20
+INVARIANTS_STEPS ?= 30
+invariants: $(BIN)/.installed
+	INVARIANTS_EXAMPLES=$(INVARIANTS_EXAMPLES) INVARIANTS_STEPS=$(INVARIANTS_STEPS) \
+		INVARIANTS_RANDOM=1 INVARIANTS_TIMEOUT_S=14400 \
+		$(BIN)/pytest tests/invariants/test_machine.py -q $(PYTEST_ARGS)
+
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -76,12 +87,16 @@ format: $(BIN)/.installed
 compliance: $(BIN)/.installed
 	$(BIN)/python tests/compliance.py
 
-# wrk and nginx from Debian (the load generator and the baseline proxy); about 8 minutes.
+# The consent view's restart at scale (bench/consent_store.py): 100k subjects by default;
+# `make bench CONSENT_SUBJECTS=1000000 BENCH_TIMEOUT=1800` (or 10000000) for the goals' sizes.
+CONSENT_SUBJECTS ?= 100000
+BENCH_TIMEOUT ?= 1500
+# wrk and nginx from Debian (the load generator and the baseline proxy); about 12 minutes.
 bench: kafka postgres
 	@command -v wrk >/dev/null && command -v nginx >/dev/null || \
 		{ [ "$$(id -u)" = 0 ] && apt-get update -q >/dev/null && apt-get install -y -q nginx-light wrk >/dev/null; } || \
 		{ echo "make bench needs wrk and nginx: apt-get install nginx-light wrk" >&2; exit 1; }
-	timeout 900 $(BIN)/python -m bench
+	BENCH_CONSENT_SUBJECTS=$(CONSENT_SUBJECTS) timeout $(BENCH_TIMEOUT) $(BIN)/python -m bench
 
 stop:
 	-bash deploy/kafka/kafka.sh stop

@@ -1,7 +1,7 @@
 """``python -m bench`` (``make bench``): every benchmark, one after the other, in one run.
 
 Prints one table (figure, ratio, the goal of issue 10 beside it, met or not) and writes it
-to ``bench/results/latest.md``. About 8 minutes on 2 cores (5 of them order placement and
+to ``bench/results/latest.md``. About 11 minutes on 2 cores (5 of them order placement and
 the scale shape); each part is bounded (wrk
 runs of a few seconds, fixed event counts).
 """
@@ -9,7 +9,17 @@ runs of a few seconds, fixed event counts).
 import time
 from pathlib import Path
 
-from bench import gateway, http, ledger, outbox, payment, placement, scale
+from bench import (
+    consent_store,
+    fullstack,
+    gateway,
+    http,
+    ledger,
+    outbox,
+    payment,
+    placement,
+    scale,
+)
 from bench.report import Row, table, write
 
 if __name__ == "__main__":
@@ -25,6 +35,8 @@ if __name__ == "__main__":
     rows += placement.run()
     print("== 6. scale: consent bootstrap, ledger query, retention sweep", flush=True)
     rows += scale.run()
+    print("== 6. consent view at scale: restart from its store, memory, lookups", flush=True)
+    rows += consent_store.run()
     print(
         "== 7. payment notifications: duplicates and concurrent deliveries in the mix", flush=True
     )
@@ -33,6 +45,12 @@ if __name__ == "__main__":
         "== 8. the ledger consumer: events/s and backlog drain, one by one vs batches", flush=True
     )
     rows += ledger.run()
+    print(
+        "== 9. the whole suite: owner read, courier read and placement, through the gateway "
+        "and straight to orders, against the minimal anchor",
+        flush=True,
+    )
+    rows += fullstack.run()
     rows.sort(key=lambda row: row.section)
     text = table(rows, time.perf_counter() - started)
     print()

@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import random
@@ -50,6 +51,7 @@ from kit.consent_state import (
     SubjectConsent,
     consentable_purposes,
 )
+from kit.consent_store import ConsentStore
 from kit.events import kafka_record, new_event
 from kit.kafka import TopicSpec, ensure_topics, new_producer
 from kit.models import utcnow
@@ -78,7 +80,9 @@ def _memory() -> dict[str, float]:
 # --------------------------------------------------------------------------- the child
 
 
-async def child(bootstrap: str, topic: str, store: Path, withdrawn: str, lookups: int) -> None:
+async def child(
+    bootstrap: str, topic: str, store: Path, withdrawn: str, *, lookups: int, population: int
+) -> None:
     before = _memory()["VmRSS"]
     view = ConsentStateView(
         bootstrap_servers=bootstrap, topic=topic, name=VIEW_NAME, store_dir=store
@@ -91,7 +95,7 @@ async def child(bootstrap: str, topic: str, store: Path, withdrawn: str, lookups
         ready_s = time.perf_counter() - started
         ready_memory = _memory()
         check = consent_check(view)
-        subjects = int(sum(view.resumed_from.values()) or view.records_read)
+        subjects = population or int(sum(view.resumed_from.values()) or view.records_read)
         rng = random.Random(15)
         asked = [
             subject_of(rng.randrange(subjects)) if rng.random() < 0.9 else f"acc_u{i:07d}"
@@ -158,10 +162,12 @@ async def publish_changes(bootstrap: str, topic: str, count: int) -> str:
     return subject_of(0)
 
 
-def run_child(bootstrap: str, topic: str, store: Path, withdrawn: str, lookups: int) -> Any:
+def run_child(
+    bootstrap: str, topic: str, store: Path, withdrawn: str, *, lookups: int, population: int = 0
+) -> Any:
     args = [sys.executable, "-m", "bench.consent_store", "--child", "--bootstrap", bootstrap]
     args += ["--topic", topic, "--store", str(store), "--withdrawn", withdrawn]
-    args += ["--lookups", str(lookups)]
+    args += ["--lookups", str(lookups), "--population", str(population)]
     done = subprocess.run(args, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"the view's process failed: {done.stderr[-2000:]}")
@@ -174,9 +180,29 @@ class Figures:
     produce_s: float
     build: dict[str, Any]
     restart: dict[str, Any]
+    rows: int  # in the store at the restart: ``subjects``, or more when padded
+    pad_s: float = 0.0
 
 
-async def measure(subjects: int, bootstrap: str | None = None) -> Figures:
+def pad(store: Path, subjects: int, rows: int) -> float:
+    """Seconds to add subjects ``subjects`` to ``rows - 1`` to the store's file directly
+    (each a copy of the first subject's row), as if the topic had held them."""
+    started = time.perf_counter()
+    padded = ConsentStore.open(store, VIEW_NAME)
+    try:
+        template = padded.row(subject_of(1))
+        if template is None:
+            raise RuntimeError("the store has no row to copy")
+        chunk = 100_000
+        for first in range(subjects, rows, chunk):
+            last = min(first + chunk, rows)
+            padded.apply({subject_of(i): template for i in range(first, last)}, {})
+    finally:
+        padded.close()
+    return time.perf_counter() - started
+
+
+async def measure(subjects: int, bootstrap: str | None = None, pad_to: int = 0) -> Figures:
     """On the broker at ``bootstrap``, or on ``make run``'s (started when it is not)."""
     if bootstrap is None:
         kafka = LocalKafka()
@@ -189,18 +215,28 @@ async def measure(subjects: int, bootstrap: str | None = None) -> Figures:
         await ensure_topics(bootstrap, [TopicSpec(topic, partitions=3, compacted=True)])
         produce_s = await produce_states(bootstrap, topic, subjects)
         print(f"  {subjects:,} states produced in {produce_s:.1f} s", flush=True)
-        build = await asyncio.to_thread(run_child, bootstrap, topic, store, "-", 1000)
+        build = await asyncio.to_thread(
+            functools.partial(run_child, bootstrap, topic, store, "-", lookups=1000)
+        )
         print(f"  first start (store built from offset 0): {build['ready_s']:.1f} s, "
               f"store {build['store_mib']:.0f} MiB", flush=True)  # fmt: skip
+        rows, pad_s = subjects, 0.0
+        if pad_to > subjects:
+            pad_s, rows = await asyncio.to_thread(pad, store, subjects, pad_to), pad_to
+            print(f"  store padded to {rows:,} subjects in {pad_s:.0f} s", flush=True)
         withdrawn = await publish_changes(bootstrap, topic, CHANGED)
-        restart = await asyncio.to_thread(run_child, bootstrap, topic, store, withdrawn, LOOKUPS)
+        restart = await asyncio.to_thread(
+            functools.partial(
+                run_child, bootstrap, topic, store, withdrawn, lookups=LOOKUPS, population=rows
+            )
+        )
         if not (restart["resumed"] and restart["withdrawal_seen"] and not restart["rebuilds"]):
             raise RuntimeError(f"the restarted view did not resume correctly: {restart}")
         print(f"  restart: ready in {restart['ready_s']:.2f} s ({restart['records_read']} "
               f"records read), RSS {restart['rss_ready_mib']:.0f} MiB, lookup p50 "
               f"{restart['p50_us']:.1f} us, p99 {restart['p99_us']:.1f} us",
               flush=True)  # fmt: skip
-        return Figures(subjects, produce_s, build, restart)
+        return Figures(subjects, produce_s, build, restart, rows, pad_s)
     finally:
         shutil.rmtree(store, ignore_errors=True)
         with contextlib.suppress(Exception):
@@ -212,8 +248,13 @@ def _count(n: int) -> str:
 
 
 def rows(f: Figures) -> list[Row]:
-    r, b, size = f.restart, f.build, _count(f.subjects)
-    at = "" if f.subjects >= 10_000_000 else f" (goal at 10M; this run {size})"
+    r, b, size = f.restart, f.build, _count(f.rows)
+    at = "" if f.rows >= 10_000_000 else f" (goal at 10M; this run {size})"
+    if f.rows > f.subjects:
+        size += (
+            f" ({_count(f.subjects)} produced and read, then {f.rows - f.subjects:,} rows "
+            f"added to the file directly in {f.pad_s:.0f} s)"
+        )
     return [
         Row("6", f"consent view restart, {size} subjects in its SQLite store, {CHANGED:,} "
             "changed while down (a withdrawal among them, seen): start() to ready",
@@ -228,15 +269,16 @@ def rows(f: Figures) -> list[Row]:
             f"subjects, {LOOKUPS // 1000}k random, 1 in 10 unknown: p50 / p99",
             f"{r['p50_us']:.1f} / {r['p99_us']:.1f} us", "",
             f"p99 < {GOAL_P99_US:g} us{at}", r["p99_us"] < GOAL_P99_US),
-        Row("6", f"consent view first start, {size} subjects: store built from offset 0 "
+        Row("6", f"consent view first start, {_count(f.subjects)} subjects: store built from "
+            "offset 0 "
             f"(producing them: {f.produce_s:.1f} s)", f"{b['ready_s']:.1f} s",
             f"{f.subjects / b['ready_s']:,.0f} subjects/s; peak RSS {b['rss_peak_mib']:.0f} MiB"),
     ]  # fmt: skip
 
 
-def run(subjects: int | None = None, bootstrap: str | None = None) -> list[Row]:
+def run(subjects: int | None = None, bootstrap: str | None = None, pad_to: int = 0) -> list[Row]:
     size = subjects or int(os.environ.get("BENCH_CONSENT_SUBJECTS") or DEFAULT_SUBJECTS)
-    return rows(asyncio.run(measure(size, bootstrap)))
+    return rows(asyncio.run(measure(size, bootstrap, pad_to)))
 
 
 def main() -> None:
@@ -247,12 +289,29 @@ def main() -> None:
     parser.add_argument("--topic", help=argparse.SUPPRESS)
     parser.add_argument("--store", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--withdrawn", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--pad-to",
+        type=int,
+        default=0,
+        help="before the restart, add subjects to the store's file directly up to this many "
+        "(the restart at a size the topic was not produced at)",
+    )
     parser.add_argument("--lookups", type=int, default=LOOKUPS, help=argparse.SUPPRESS)
+    parser.add_argument("--population", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        asyncio.run(child(args.bootstrap, args.topic, args.store, args.withdrawn, args.lookups))
+        asyncio.run(
+            child(
+                args.bootstrap,
+                args.topic,
+                args.store,
+                args.withdrawn,
+                lookups=args.lookups,
+                population=args.population,
+            )
+        )
         return
-    for row in run(args.subjects or None, args.bootstrap):
+    for row in run(args.subjects or None, args.bootstrap, args.pad_to):
         print(" | ".join((row.section, row.what, row.figure, row.ratio, row.goal, str(row.met))))
 
 

@@ -392,8 +392,15 @@ class World:
 
 
 async def _user(suite: Suite, goods_id: str) -> tuple[Person, str, str]:
-    person = Person.new()
-    account_id, headers = await suite.register(person)
+    for attempt in range(5):  # a busy machine may time a registration out: a new person
+        person = Person.new()
+        try:
+            account_id, headers = await suite.register(person)
+            break
+        except AssertionError:
+            if attempt == 4:
+                raise
+            await asyncio.sleep(2 * (attempt + 1))
     for _ in range(ORDERS_EACH):
         await suite.call(
             "POST",
@@ -415,7 +422,7 @@ async def make_world(suite: Suite, users: int) -> World:
         expect=201,
     )
     goods_id: str = goods["goods_id"]
-    gate = asyncio.Semaphore(8)
+    gate = asyncio.Semaphore(2)  # argon2 at identity: 2 cores
 
     async def one() -> tuple[Person, str, str]:
         async with gate:

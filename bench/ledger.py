@@ -48,6 +48,9 @@ class Drain:
     events: int
     events_per_s: float
     drain_s: float
+    #: this process's CPU (consumer and the burst's producer) per 1,000 events: what a
+    #: busy machine changes least
+    cpu_ms_per_1000: float = 0.0
 
 
 def processing_event(index: int) -> Event:
@@ -104,7 +107,7 @@ async def drain(backend: str, url: str, bootstrap: str, *, batched: bool, events
 
         await eventually(joined, timeout_s=60, what="the ledger consumer to join")
         burst = [processing_event(index) for index in range(events)]
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         sent = [
             await producer.send(topic, event.to_json_bytes(), key=event.subject.encode())
             for event in burst
@@ -116,7 +119,7 @@ async def drain(backend: str, url: str, bootstrap: str, *, batched: bool, events
             return consumer.handled >= events + 1
 
         await eventually(all_recorded, timeout_s=300, what="the ledger to record the burst")
-        done = time.perf_counter()
+        done, cpu_done = time.perf_counter(), time.process_time()
     finally:
         await consumer.stop()
         await producer.stop()
@@ -126,7 +129,14 @@ async def drain(backend: str, url: str, bootstrap: str, *, batched: bool, events
         for index in range(SUBJECTS):
             assert (await service.verify_chain(session, f"acc_bench{index:04d}")).valid
     await database.dispose()
-    return Drain(backend, batched, events, events / (done - started), done - produced)
+    return Drain(
+        backend,
+        batched,
+        events,
+        events / (done - started),
+        done - produced,
+        (cpu_done - cpu_started) * 1e6 / events,
+    )
 
 
 @contextlib.asynccontextmanager
@@ -158,7 +168,8 @@ def rows(results: list[Drain]) -> list[Row]:
                 f"ledger consumer, {backend}: events/s one by one ({one.events:,}) / in batches "
                 f"({batch.events:,}), {SUBJECTS} subjects",
                 f"{one.events_per_s:,.0f} / {batch.events_per_s:,.0f}",
-                f"x{batch.events_per_s / one.events_per_s:.1f}",
+                f"x{batch.events_per_s / one.events_per_s:.1f}; process CPU "
+                f"{one.cpu_ms_per_1000:,.0f} / {batch.cpu_ms_per_1000:,.0f} ms per 1,000 events",
                 f">= {EVENTS_PER_S_GOAL:,} events/s",
                 batch.events_per_s >= EVENTS_PER_S_GOAL,
             )

@@ -20,7 +20,9 @@ one). ``--access-batch N`` caps the access events the gateway commits in one tra
 every access event through the outbox (the path before they went straight to Kafka);
 ``--workers N`` sets ``GATEWAY_WORKERS`` (:func:`gateway_command` starts that many).
 uvicorn uses uvloop and httptools when they are installed (``uvicorn[standard]``), as
-it does in production.
+it does in production, with the gateway's guarded protocol (``--protocol guarded``, the
+default; ``httptools`` for uvicorn's own, to measure what the guards cost:
+``python -m bench.connections``).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import os
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any
 
 import uvicorn
@@ -42,6 +45,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from bench.gateway import fake_orders_app
 from gateway.config import Settings
 from gateway.main import create_app
+from gateway.protocol import GuardedHttpToolsProtocol, limits_from
 from gateway.proxy import (
     ClientFactory,
     Upstreams,
@@ -181,6 +185,12 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--database-url", default="")
     parser.add_argument("--kafka", default="127.0.0.1:9092")
     parser.add_argument("--topic-prefix", default="bench.")
+    parser.add_argument(
+        "--protocol",
+        choices=["httptools", "guarded"],
+        default="guarded",
+        help="uvicorn's httptools protocol, or the gateway's (gateway.protocol) as deployed",
+    )
     parser.add_argument("--transport", default="default")
     parser.add_argument(
         "--access-batch", type=int, default=Settings.model_fields["access_event_max_batch"].default
@@ -206,6 +216,9 @@ def main() -> None:
         app = pure_proxy_app(args)
     else:
         app = gateway_app(args, signing_key(args))
+    # wrk's connections all come from loopback: no per-address cap in a benchmark
+    GuardedHttpToolsProtocol.limits = replace(limits_from(Settings()), max_connections_per_client=0)
+    options["http"] = GuardedHttpToolsProtocol if args.protocol == "guarded" else "httptools"
     uvicorn.run(app, **options)
 
 

@@ -28,7 +28,7 @@ serve() {
 app="${1:-gateway}"
 [ "$#" -gt 0 ] && shift
 case "$app" in
-    gateway) serve gateway.main:create_app --loop uvloop --http httptools "$@" ;;
+    gateway) serve gateway.main:create_app --loop uvloop --http gateway.protocol:GuardedHttpToolsProtocol "$@" ;;
     identity | orders | consent | transfer) serve "services.$app.main:create_app" "$@" ;;
     migrate)
         if [ "$#" -eq 0 ]; then

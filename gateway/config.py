@@ -1,9 +1,10 @@
 """Gateway settings: ``GATEWAY_*`` variables, falling back to the suite-wide ``PRIVACY_*``."""
 
 from pathlib import Path
-from typing import Annotated, ClassVar
+from typing import Annotated, Any, ClassVar
+from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from kit.settings import REPO_ROOT, ConsentViewSettings
@@ -19,6 +20,15 @@ class Settings(ConsentViewSettings):
     # The gateway is the edge: it believes no client's X-Forwarded-For, unless a load
     # balancer named here stands in front of it.
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default=[])
+    # CORS (browsers on other origins) ------------------------------------------------
+    cors_allow_origins: Annotated[list[str], NoDecode] = Field(
+        default=[],
+        description="origins (scheme://host[:port], comma-separated) whose pages may call "
+        "the gateway from a browser, with credentials (none: no cross-origin access)",
+    )
+    cors_max_age_s: int = Field(
+        default=600, ge=0, description="how long a browser may reuse a preflight's answer"
+    )
     # operations: /readyz, /metrics and the OpenAPI pages, never on the public origin ---
     ops_host: str = Field(
         default="127.0.0.1", description="where the operations routes listen (not public)"
@@ -68,6 +78,27 @@ class Settings(ConsentViewSettings):
         ge=8_200,  # a bearer token may be 8192 characters
         description="longest value of one request header; longer: 431",
     )
+    # slow and greedy clients (gateway.protocol, on the connection, before the app) -----
+    idle_timeout_s: float = Field(
+        default=5.0, gt=0, description="a connection with no request under way is closed"
+    )
+    header_timeout_s: float = Field(
+        default=10.0, gt=0, description="all of a request's headers within; past it: 408"
+    )
+    body_timeout_s: float = Field(
+        default=30.0, gt=0, description="all of a request's body within; past it: 408"
+    )
+    max_request_header_bytes: int = Field(
+        default=65_536,
+        ge=16_384,
+        description="request line and all headers together; more: 431 and closed",
+    )
+    max_connections_per_client: int = Field(
+        default=64,
+        ge=0,
+        description="connections open at once per client address (TCP peer; 0: no cap, "
+        "as behind a load balancer); one more: 429 and closed",
+    )
     rate_limit_per_s: float = Field(
         default=50.0, ge=0, description="requests per second per client; 0 turns it off"
     )
@@ -98,6 +129,24 @@ class Settings(ConsentViewSettings):
     )
     policy_major_version: str = Field(default="", description="its version label")
     policy_page_url: str = Field(default="/consent/policy.html", description="the Link target")
+
+    @field_validator("cors_allow_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: Any) -> Any:
+        entries = [e.strip() for e in value.split(",")] if isinstance(value, str) else value
+        entries = [entry for entry in entries if entry]
+        for entry in entries:
+            # An origin is exactly scheme://host[:port] (RFC 6454): no path, no wildcard
+            # (credentials are allowed, so "*" would never do).
+            parts = urlsplit(entry)
+            if (
+                parts.scheme not in ("http", "https")
+                or not parts.hostname
+                or "*" in entry
+                or entry != f"{parts.scheme}://{parts.netloc}"
+            ):
+                raise ValueError(f"not an origin (scheme://host[:port]): {entry!r}")
+        return entries
 
     def upstream_urls(self) -> dict[str, str]:
         return {

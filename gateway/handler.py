@@ -53,11 +53,18 @@ from gateway.policy_facts import PolicyFacts
 from gateway.proxy import UpstreamDown, Upstreams, UpstreamTimeout, forward, request_headers
 from gateway.routes import Route, RouteTable
 from kit.app import AppContext
-from kit.auth import InvalidToken, Principal, TokenVerifier, insufficient_scope_challenge
+from kit.auth import (
+    REVOKED_DETAIL,
+    InvalidToken,
+    Principal,
+    TokenVerifier,
+    insufficient_scope_challenge,
+)
 from kit.clock import china_today
 from kit.errors import PROBLEM_JSON, DomainError, problem
 from kit.field_filter import FieldFilter
 from kit.observability import request_id_var
+from kit.revocation import Revocations
 
 __all__ = ["ACCESS_EVENTS", "REFUSALS", "Gateway", "router"]
 
@@ -236,9 +243,9 @@ async def _authenticate(request: Request) -> Principal:
     except DomainError as exc:
         reason = "unauthenticated" if exc.status == 401 else "auth_unavailable"
         raise Refused(exc.status, reason, exc.detail, code=exc.code, headers=exc.headers) from None
-    facts: PolicyFacts = request.app.state.policy_facts
-    if facts.is_revoked(principal.subject):
-        revoked = InvalidToken("the token's account was closed or its client revoked")
+    revocations: Revocations = request.app.state.revocations
+    if revocations.is_revoked(principal.subject):
+        revoked = InvalidToken(REVOKED_DETAIL)
         raise Refused(
             401, "unauthenticated", revoked.detail, code=revoked.code, headers=revoked.headers
         )

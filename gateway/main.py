@@ -8,9 +8,10 @@ field filter from the catalogue once, opens one pooled client per upstream (made
 Kafka producer, and the batcher that commits to the outbox the events Kafka did not
 acknowledge in time; it writes what is queued at shutdown) and starts
 the consent-state view (``app.state.consent_granted``, ``app.state.policy_sequence_agreed``;
-tests may replace both) and the consumer of the privacy center's decisions and identity's
-revocations (``app.state.policy_facts``: the newest major policy version, ceased purposes,
-closed accounts and revoked clients; :mod:`gateway.policy_facts`). Everything outside the
+tests may replace both) and the consumer of the privacy center's decisions
+(``app.state.policy_facts``: the newest major policy version and ceased purposes;
+:mod:`gateway.policy_facts`); identity's revocations it learns as every app does
+(``app.state.revocations``, :mod:`kit.revocation`). Everything outside the
 gateway's own bare ``/healthz`` and the well-known metadata goes through
 :mod:`gateway.handler`, straight from the app's ASGI entry (:mod:`gateway.entry`), not
 through FastAPI's routing. The gateway is the public origin: its ``/readyz``, ``/metrics``
@@ -30,6 +31,7 @@ from fastapi import FastAPI
 from gateway.access_events import AccessEventBatcher, AccessEventPublisher
 from gateway.config import Settings
 from gateway.consent_view import consent_check, policy_agreed
+from gateway.cors import add_cors
 from gateway.entry import GatewayApp
 from gateway.handler import Gateway
 from gateway.handler import router as gateway_router
@@ -101,7 +103,7 @@ def create_app(
             view,
             EventConsumer(
                 name=settings.topic("gateway.policy"),
-                topics=[settings.topic("consent.events"), settings.topic("identity.events")],
+                topics=[settings.topic("consent.events")],
                 database=context.database,
                 bootstrap_servers=settings.kafka_bootstrap_servers,
                 handler=facts_handler(facts),
@@ -141,6 +143,8 @@ def create_app(
         app_class=GatewayApp,
         public_operations=False,  # readiness, metrics and docs on the operations port
     )
+    if settings.cors_allow_origins:
+        add_cors(app, settings)
     if isinstance(app, GatewayApp):
         app.hot_prefixes = tuple(f"/{name}/" for name in settings.upstream_urls())
     kit_lifespan = app.router.lifespan_context

@@ -1,12 +1,12 @@
 """Gateway tables. They live in this registry, so they exist only in the gateway database:
-what the gateway learnt from the privacy center's events (policy versions, ceased purposes)
-and from identity's (closed accounts, revoked partners and service clients)."""
+what the gateway learnt from the privacy center's events (policy versions, ceased purposes).
+Revocations live in the kit's ``revocation`` table, as in every app."""
 
-from datetime import date, datetime
+from datetime import date
 
 from sqlmodel import Field, SQLModel
 
-from kit.db import new_registry, timestamp_column
+from kit.db import new_registry
 
 registry = new_registry()
 
@@ -34,14 +34,3 @@ class CeasedPurpose(GatewayModel, table=True):
     purpose: str = Field(primary_key=True, max_length=100)
     effective_date: date
     cessation_id: str = Field(max_length=64)
-
-
-class RevokedSubject(GatewayModel, table=True):
-    """An account closed or a client revoked at identity: its tokens still in date are
-    refused (401) from the moment the gateway learns it."""
-
-    __tablename__ = "revoked_subject"
-
-    subject: str = Field(primary_key=True, max_length=128)
-    reason: str = Field(max_length=40, description="account_closed, partner_revoked, ...")
-    revoked_at: datetime = Field(sa_column=timestamp_column())

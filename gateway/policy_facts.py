@@ -7,11 +7,8 @@ down):
 - ``com.signature.consent.purpose.ceased.v1``: a ceased purpose is refused with 410 from
   its effective date (OB-2J-1).
 
-and what identity revoked, on ``identity.events``: an account closed by a deletion request
-(``identity.account.closed``), a partner or a service client revoked
-(``identity.partner.revoked``, ``identity.service_client.revoked``). Their access tokens
-stay valid until they expire (15 minutes by default), so the gateway refuses them with 401
-from the moment it learns of the revocation (OB-4-2, OB-3-1).
+What identity revoked (closed accounts, revoked partners and service clients) every app
+learns alike, the gateway included: :mod:`kit.revocation` (``app.state.revocations``).
 
 The events are recorded in the gateway's own tables (so a restart knows them at once) and
 mirrored in memory in :class:`PolicyFacts`, which the request path reads without I/O.
@@ -25,20 +22,13 @@ from datetime import date
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.models import CeasedPurpose, KnownPolicyVersion, RevokedSubject
+from gateway.models import CeasedPurpose, KnownPolicyVersion
 from kit.consumer import Handler
 from kit.db import Database
 from kit.events import Event
 
-IDENTITY_SOURCE = "/identity"
 PUBLISHED = "com.signature.consent.policy.published.v1"
 CEASED = "com.signature.consent.purpose.ceased.v1"
-#: identity's events that end every token of their subject, and the reason recorded.
-REVOKING: dict[str, str] = {
-    "com.signature.identity.account.closed.v1": "account_closed",
-    "com.signature.identity.partner.revoked.v1": "partner_revoked",
-    "com.signature.identity.service_client.revoked.v1": "service_client_revoked",
-}
 
 
 @dataclass(frozen=True)
@@ -52,7 +42,6 @@ class MajorVersion:
 class PolicyFacts:
     majors: list[MajorVersion] = field(default_factory=list)
     ceased: dict[str, date] = field(default_factory=dict)
-    revoked: set[str] = field(default_factory=set)
 
     def newest_major(self, *, today: date) -> MajorVersion | None:
         """The newest major version already in effect ``today``."""
@@ -70,9 +59,6 @@ class PolicyFacts:
     def learn_cessation(self, row: CeasedPurpose) -> None:
         self.ceased[row.purpose] = row.effective_date
 
-    def is_revoked(self, subject: str) -> bool:
-        return subject in self.revoked
-
 
 async def load_facts(database: Database) -> PolicyFacts:
     facts = PolicyFacts()
@@ -81,7 +67,6 @@ async def load_facts(database: Database) -> PolicyFacts:
             facts.learn_version(version)
         for ceased in await session.scalars(select(CeasedPurpose)):
             facts.learn_cessation(ceased)
-        facts.revoked.update(row.subject for row in await session.scalars(select(RevokedSubject)))
     return facts
 
 
@@ -91,7 +76,6 @@ async def refresh_facts(database: Database, facts: PolicyFacts) -> None:
     fresh = await load_facts(database)
     facts.majors[:] = fresh.majors
     facts.ceased.update(fresh.ceased)
-    facts.revoked.update(fresh.revoked)
 
 
 def facts_handler(facts: PolicyFacts) -> Handler:
@@ -115,12 +99,5 @@ def facts_handler(facts: PolicyFacts) -> Handler:
             )
             await session.merge(ceased)
             facts.learn_cessation(ceased)
-        elif event.type in REVOKING and event.source == IDENTITY_SOURCE:
-            await session.merge(
-                RevokedSubject(
-                    subject=event.subject, reason=REVOKING[event.type], revoked_at=event.time
-                )
-            )
-            facts.revoked.add(event.subject)
 
     return handle

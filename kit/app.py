@@ -4,8 +4,10 @@
 start; a bad one stops start-up), the database, the outbox relay and any consumers (started
 and stopped with the app), problem+json errors, request ids, JSON logs, ``/metrics``,
 a token verifier over identity's JWKS (``app.state.token_verifier``; identity replaces
-it with its own keys), ``/healthz`` (alive) and ``/readyz`` (database reachable, outbox
-relay running, Kafka reachable or events safely queued in the outbox). With
+it with its own keys), the subjects identity revoked (``app.state.revocations``, learnt
+from ``identity.events`` and pruned; :mod:`kit.revocation`), ``/healthz`` (alive) and
+``/readyz`` (database reachable, outbox relay running, Kafka reachable or events safely
+queued in the outbox). With
 ``public_operations=False`` (the gateway, the public origin) the app itself answers only a
 bare ``/healthz``; readiness, metrics and OpenAPI go to ``app.state.operations_app``, served
 on a separate port (:mod:`kit.operations`).
@@ -52,6 +54,7 @@ from kit.kafka import TopicSpec, configure_cluster, kafka_reachable
 from kit.observability import RequestContextMiddleware, configure_logging
 from kit.openapi import install_access_documentation
 from kit.outbox import EventWriter, OutboxRelay, outbox_stats
+from kit.revocation import Revocations, load_revocations, revocation_loops
 from kit.settings import ServiceSettings
 
 # Background loops started and stopped with the app: consumers, state views, sweepers.
@@ -239,6 +242,9 @@ def create_app(
         )
         app.state.context = context
         app.state.database = database
+        revocations = Revocations()
+        app.state.revocations = revocations  # read by kit.auth.current_principal
+        await load_revocations(database, revocations)
         jwks = JwksClient(settings.auth_jwks_url)
         app.state.token_verifier = TokenVerifier(
             issuer=settings.auth_issuer,
@@ -248,7 +254,18 @@ def create_app(
         if on_startup is not None:
             await on_startup(app, context)
         relay.start()
-        context.consumers = list(consumers(context)) if consumers else []
+        context.consumers = [
+            *(consumers(context) if consumers else ()),
+            *revocation_loops(
+                name=settings.topic(f"{settings.service_name}.revocations"),
+                topic=settings.topic("identity.events"),
+                database=database,
+                bootstrap_servers=settings.kafka_bootstrap_servers,
+                revocations=revocations,
+                keep_s=settings.revocation_keep_s,
+                refresh_s=settings.revocation_refresh_s,
+            ),
+        ]
         for consumer in context.consumers:
             consumer.start()
         try:

@@ -15,12 +15,15 @@ keep enforcing consent while the consent service is down.
 - A consent key is a purpose id (``location``), or for a cross-border transfer, which is
   consented per overseas recipient, ``cross_border.transfer:<recipient_id>``
   (:func:`state_key`).
-- :class:`ConsentStateView` reads every partition of the topic from the beginning, without
-  a consumer group (assign + seek to beginning), keeps the latest state per key (last by
-  offset, as compaction does; a tombstone, a null value, forgets the subject), then keeps
-  following. :attr:`ConsentStateView.ready` turns true once it reached the end offsets it
-  saw at start. :meth:`ConsentStateView.state_of` answers for any subject: one it never saw
-  has granted nothing.
+- :class:`ConsentStateView` reads every partition of the topic without a consumer group
+  (assign + seek), keeps the latest state per key (last by offset, as compaction does; a
+  tombstone, a null value, forgets the subject) in a :class:`~kit.consent_store.ConsentStore`
+  (a SQLite file of the process's own, resumed from its offsets at the next start, or
+  memory), then keeps following. :attr:`ConsentStateView.ready` turns true once it reached
+  the end offsets it saw at start. :meth:`ConsentStateView.state_of` answers for any
+  subject: one it never saw has granted nothing; :meth:`ConsentStateView.granted` and
+  :meth:`ConsentStateView.policy_sequence_agreed` answer the consent checks without
+  reading the whole state.
 
 Decided (OB-0-1, OB-0-2): only *consentable* purposes, the catalogue's ``additional`` and
 ``separate`` ones, are consents. :meth:`SubjectConsent.granted` raises :class:`NotAConsent`
@@ -364,12 +367,13 @@ class ConsentStateView(BackgroundLoop):
         """``state_of(subject).granted(purpose, recipient_id=...)``, the same answers and
         errors, without reading the whole state (the consent checks' hot path)."""
         key = consent_key(self.consentable, purpose, recipient_id)
-        keys = None if self._store.closed else self._store.granted_keys(subject)
-        return keys is not None and key in keys.split(SEPARATOR)
+        found = None if self._store.closed else self._store.consent(subject)
+        return found is not None and key in found[0]
 
     def policy_sequence_agreed(self, subject: str) -> int | None:
         """``state_of(subject).policy_sequence_agreed``, without reading the whole state."""
-        return None if self._store.closed else self._store.policy_sequence(subject)
+        found = None if self._store.closed else self._store.consent(subject)
+        return None if found is None else found[1]
 
     def snapshot(self) -> dict[str, SubjectConsent]:
         """Every known subject's state (a copy; reads the whole store)."""
@@ -539,7 +543,10 @@ class ConsentStateView(BackgroundLoop):
             self._targets = {**(self._targets or {}), **ends}
 
     async def _check_caught_up(self, consumer: AIOKafkaConsumer) -> None:
-        if self._targets is None:
+        # Not before the last record the file read is fetched again and compared (it is
+        # there, or a later one of its key, unless compaction forgot a tombstone: older
+        # than delete.retention.ms, rebuilt before this).
+        if self._targets is None or self._unverified:
             return
         for tp, end in self._targets.items():
             if end > 0 and self._positions.get(tp, 0) < end:

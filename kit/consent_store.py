@@ -35,17 +35,27 @@ from typing import IO, Any, Final
 __all__ = ["SCHEMA_VERSION", "SEPARATOR", "ConsentStore", "Position", "Row"]
 
 #: Bumped when the file's layout changes; a file of another version is rebuilt.
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 #: SQLite's page cache per store (KiB); the operating system caches the rest of the file.
 CACHE_KIB: Final = 16 * 1024
 #: Slots tried before giving up (more processes than this on one directory is a mistake).
 MAX_SLOTS: Final = 64
 
 _SCHEMA: Final = """
+-- What the consent checks ask, small enough for the pages they read to stay cached: the
+-- set of consent keys granted (an id of grant_sets) and the policy sequence agreed to.
 CREATE TABLE IF NOT EXISTS subjects (
     subject TEXT PRIMARY KEY,
-    granted TEXT NOT NULL,
-    policy_sequence INTEGER,
+    grants INTEGER NOT NULL,
+    policy_sequence INTEGER
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS grant_sets (
+    id INTEGER PRIMARY KEY,
+    keys TEXT NOT NULL UNIQUE
+);
+-- The whole state, for state_of (not on the checks' path).
+CREATE TABLE IF NOT EXISTS states (
+    subject TEXT PRIMARY KEY,
     state TEXT NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS positions (
@@ -61,13 +71,12 @@ CREATE TABLE IF NOT EXISTS meta (
 """
 
 
-_GET: Final = "SELECT state FROM subjects WHERE subject = ?"
-_GRANTED: Final = "SELECT granted FROM subjects WHERE subject = ?"
-_POLICY: Final = "SELECT policy_sequence FROM subjects WHERE subject = ?"
+_CONSENT: Final = "SELECT grants, policy_sequence FROM subjects WHERE subject = ?"
 #: Separates the consent keys of the ``granted`` column (never part of a key).
 SEPARATOR: Final = "\n"
 
 
+_TABLES: Final = ("subjects", "grant_sets", "states", "positions", "meta")
 #: A subject's row: the consent keys granted (joined by :data:`SEPARATOR`), the policy
 #: sequence agreed to, and the whole state event ``data`` as JSON.
 Row = tuple[str, int | None, str]
@@ -92,6 +101,18 @@ class ConsentStore:
         self._db = connection
         self.path = path
         self._lock = lock
+        # The few distinct sets of keys granted, by id (and the ids by their keys).
+        self._grant_sets: dict[int, frozenset[str]] = {}
+        self._grant_ids: dict[str, int] = {}
+        self._load_grant_sets()
+
+    def _load_grant_sets(self) -> None:
+        rows = self._db.execute("SELECT id, keys FROM grant_sets").fetchall()
+        self._grant_ids = {str(keys): int(id_) for id_, keys in rows}
+        self._grant_sets = {
+            id_: frozenset(keys.split(SEPARATOR)) if keys else frozenset()
+            for keys, id_ in self._grant_ids.items()
+        }
 
     # -- opening ------------------------------------------------------------------------
     @classmethod
@@ -134,27 +155,31 @@ class ConsentStore:
     # -- reading ------------------------------------------------------------------------
     def get(self, subject: str) -> Mapping[str, Any] | None:
         """The subject's state event ``data``, or None when the store has none."""
-        row = self._db.execute(
-            "SELECT state FROM subjects WHERE subject = ?", (subject,)
-        ).fetchone()
+        row = self._db.execute("SELECT state FROM states WHERE subject = ?", (subject,)).fetchone()
         if row is None:
             return None
         data: Mapping[str, Any] = json.loads(row[0])
         return data
 
-    def granted_keys(self, subject: str) -> str | None:
-        """The consent keys the subject currently grants, joined by :data:`SEPARATOR`
-        (the hot path: no JSON read), or None when the store has no state for them."""
-        row = self._db.execute(_GRANTED, (subject,)).fetchone()
-        return None if row is None else str(row[0])
+    def row(self, subject: str) -> Row | None:
+        """The subject's whole row (to copy it)."""
+        found = self._db.execute(
+            "SELECT grant_sets.keys, policy_sequence, state FROM subjects "
+            "JOIN grant_sets ON grant_sets.id = subjects.grants "
+            "JOIN states USING (subject) WHERE subject = ?",
+            (subject,),
+        ).fetchone()
+        return None if found is None else (str(found[0]), found[1], str(found[2]))
 
-    def policy_sequence(self, subject: str) -> int | None:
-        """The publication sequence of the policy the subject last agreed to."""
-        row = self._db.execute(_POLICY, (subject,)).fetchone()
-        return None if row is None or row[0] is None else int(row[0])
+    def consent(self, subject: str) -> tuple[frozenset[str], int | None] | None:
+        """The consent keys the subject currently grants and the policy sequence they
+        agreed to (the checks' hot path: one small row), or None when the store has no
+        state for them."""
+        row = self._db.execute(_CONSENT, (subject,)).fetchone()
+        return None if row is None else (self._grant_sets[row[0]], row[1])
 
     def subjects(self) -> Iterator[tuple[str, Mapping[str, Any]]]:
-        for subject, state in self._db.execute("SELECT subject, state FROM subjects"):
+        for subject, state in self._db.execute("SELECT subject, state FROM states"):
             yield subject, json.loads(state)
 
     def count(self) -> int:
@@ -181,17 +206,33 @@ class ConsentStore:
     ) -> None:
         """In one transaction: each subject's new row (None: forget the subject), each
         partition's position, and when the store was last known to be caught up."""
+        new_sets: dict[str, int] = {}
+
+        def grant_id(keys: str) -> int:
+            found = self._grant_ids.get(keys) or new_sets.get(keys)
+            if found is None:
+                found = new_sets[keys] = len(self._grant_ids) + len(new_sets) + 1
+            return found
+
+        gone = [(subject,) for subject, row in changes.items() if row is None]
+        kept = [(subject, *row) for subject, row in changes.items() if row is not None]
         with self._db:
+            self._db.executemany("DELETE FROM subjects WHERE subject = ?", gone)
+            self._db.executemany("DELETE FROM states WHERE subject = ?", gone)
             self._db.executemany(
-                "DELETE FROM subjects WHERE subject = ?",
-                [(subject,) for subject, state in changes.items() if state is None],
+                "INSERT INTO subjects (subject, grants, policy_sequence) VALUES (?, ?, ?) "
+                "ON CONFLICT (subject) DO UPDATE SET grants = excluded.grants, "
+                "policy_sequence = excluded.policy_sequence",
+                [(subject, grant_id(keys), sequence) for subject, keys, sequence, _ in kept],
             )
             self._db.executemany(
-                "INSERT INTO subjects (subject, granted, policy_sequence, state) "
-                "VALUES (?, ?, ?, ?) ON CONFLICT (subject) DO UPDATE SET "
-                "granted = excluded.granted, policy_sequence = excluded.policy_sequence, "
-                "state = excluded.state",
-                [(subject, *row) for subject, row in changes.items() if row is not None],
+                "INSERT INTO grant_sets (id, keys) VALUES (?, ?)",
+                [(id_, keys) for keys, id_ in new_sets.items()],
+            )
+            self._db.executemany(
+                "INSERT INTO states (subject, state) VALUES (?, ?) "
+                "ON CONFLICT (subject) DO UPDATE SET state = excluded.state",
+                [(subject, state) for subject, _, _, state in kept],
             )
             self._db.executemany(
                 "INSERT INTO positions (partition, next_offset, last_offset, last_timestamp) "
@@ -205,6 +246,9 @@ class ConsentStore:
             )
             if synced_at_ms is not None:
                 self._set(synced_at=str(synced_at_ms))
+        for keys, id_ in new_sets.items():  # committed: the ids are the file's now
+            self._grant_ids[keys] = id_
+            self._grant_sets[id_] = frozenset(keys.split(SEPARATOR)) if keys else frozenset()
 
     def set_meta(self, **values: str) -> None:
         with self._db:
@@ -222,12 +266,13 @@ class ConsentStore:
         if self.path is None:
             with self._db:
                 self._db.executescript(
-                    "DROP TABLE subjects; DROP TABLE positions; DROP TABLE meta;" + _SCHEMA
+                    "".join(f"DROP TABLE {table};" for table in _TABLES) + _SCHEMA
                 )
         else:  # deleting millions of rows one by one takes far longer than a new file
             self._db.close()
             _remove(self.path)
             self._db = _connect(str(self.path))
+        self._load_grant_sets()
         self.set_meta(schema=str(SCHEMA_VERSION), **meta)
 
 

@@ -5,6 +5,8 @@
   exactly-once effects out).
 - ``subject_key``: each subject's AES data key, wrapped by the master key; shredding
   empties it.
+- ``revocation``: subjects identity revoked (closed accounts, revoked partners and
+  service clients) until every token they could hold has expired (:mod:`kit.revocation`).
 
 They live in their own registry (:data:`kit_registry`); each app's Alembic run targets
 this metadata and its own. Their migration lives once, in ``kit/migrations/versions``.
@@ -76,3 +78,15 @@ class SubjectKey(KitModel, table=True):
     wrapped_key: bytes | None = Field(default=None)
     created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
     shredded_at: datetime | None = Field(default=None, sa_column=timestamp_column(nullable=True))
+
+
+class Revocation(KitModel, table=True):
+    """A subject whose tokens still in date are refused (401): learnt from identity's
+    events, kept until ``expires_at``, when every token it could hold has expired."""
+
+    __tablename__ = "revocation"
+
+    subject: str = Field(primary_key=True, max_length=200)
+    reason: str = Field(max_length=40, description="account_closed, partner_revoked, ...")
+    revoked_at: datetime = Field(sa_column=timestamp_column())
+    expires_at: datetime = Field(sa_column=timestamp_column(index=True))

@@ -89,6 +89,16 @@ class ServiceSettings(BaseSettings):
     outbox_batch_size: int = Field(default=1000, ge=1, le=10_000)
     outbox_poll_interval_s: float = Field(default=0.2, gt=0)
     outbox_max_backoff_s: float = Field(default=5.0, gt=0)
+    # revocations learnt from identity's events (kit.revocation) ----------------------
+    revocation_keep_s: float = Field(
+        default=3660.0,
+        ge=60,
+        description="how long a closed account or revoked client stays refused: the longest "
+        "token lifetime identity issues (3600 s) and the clock leeway",
+    )
+    revocation_refresh_s: float = Field(
+        default=2.0, gt=0, description="how often the revocations are reread and pruned"
+    )
     # The issuer identifier is where clients reach identity: the gateway's public origin and
     # /identity, so the RFC 8414 metadata fetched there names its own address (section 3.3).
     auth_issuer: str = Field(

@@ -1,6 +1,7 @@
 """Helpers for tests that run against the real broker and database.
 
 - :class:`LocalKafka` starts or stops a broker through ``deploy/kafka/kafka.sh``;
+  :class:`LocalKafkaCluster` a cluster of brokers in its cluster mode;
 - :class:`LocalPostgres` starts the cluster of ``deploy/postgres/pg.sh`` and makes
   throw-away databases;
 - :func:`read_events` reads a topic from the beginning into :class:`~kit.events.Event`s;
@@ -88,6 +89,70 @@ class LocalKafka:
 
     def stop(self) -> None:
         self._run("stop")
+
+
+@dataclass
+class LocalKafkaCluster:
+    """``size`` KRaft nodes of ``deploy/kafka/kafka.sh``'s cluster mode: node i on client
+    port ``port + 2(i-1)``, controller port one above; nodes can be killed and restarted."""
+
+    port: int = 29292
+    size: int = 3
+    data_dir: Path = field(default_factory=lambda: REPO_ROOT / ".run" / "kafka-cluster")
+    heap: str = "-Xms128m -Xmx384m"
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return ",".join(f"127.0.0.1:{self.port + 2 * i}" for i in range(self.size))
+
+    def _run(self, command: str, *, node: int = 1, fresh: bool = False) -> str:
+        env = dict(
+            os.environ,
+            KAFKA_PORT=str(self.port),
+            KAFKA_DATA_DIR=str(self.data_dir),
+            KAFKA_CLUSTER_SIZE=str(self.size),
+            KAFKA_NODE_ID=str(node),
+            KAFKA_HEAP=self.heap,
+            KAFKA_FRESH="1" if fresh else "0",
+        )
+        done = subprocess.run(
+            ["bash", str(KAFKA_SCRIPT), command],
+            check=True,
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        return done.stdout.strip()
+
+    def start(self, attempts: int = 2) -> None:
+        """Every node, from empty storage. Tried again once: a port may be held for a
+        moment by another program (an outgoing connection's ephemeral port when the ports
+        chosen sit in Linux's ephemeral range, 32768-60999: keep them below)."""
+        for attempt in range(1, attempts + 1):
+            try:
+                self._run("start", fresh=True)
+                return
+            except subprocess.CalledProcessError:
+                if attempt == attempts:
+                    raise
+                self._run("stop")
+
+    def stop(self) -> None:
+        self._run("stop")
+
+    def kill(self, node: int) -> None:
+        """``kill -9`` of one node."""
+        os.kill(int(self._run("pid", node=node)), 9)
+
+    def start_node(self, node: int, attempts: int = 2) -> None:
+        """Start one node again from its own data (after :meth:`kill`), tried again once."""
+        for attempt in range(1, attempts + 1):
+            try:
+                self._run("start-node", node=node)
+                return
+            except subprocess.CalledProcessError:
+                if attempt == attempts:
+                    raise
 
 
 @dataclass

@@ -409,7 +409,9 @@ if ((KAFKA_CLUSTER_SIZE > 1)); then
     case ${1:-} in
         fetch) cmd_fetch ;;
         start) cluster_start ;;
-        stop) each_node cmd_stop ;;
+        stop) # together: a node left alone waits for a quorum that never comes
+            for ((i = 1; i <= KAFKA_CLUSTER_SIZE; i++)); do (select_node "$i" && cmd_stop) & done
+            wait ;;
         status) each_node cmd_status ;;
         bootstrap) cluster_bootstrap ;;
         start-node) KAFKA_FRESH=0 cmd_start ;;

@@ -17,7 +17,7 @@ import getpass
 import os
 import sys
 
-from kit.auth import SERVICE_SCOPES
+from kit.auth import SERVICE_SCOPES, STAFF_ROLE_SCOPES
 from kit.catalogue import load_catalogue
 from kit.crypto import FieldCipher
 from kit.db import Database
@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> None:
         "--role",
         action="append",
         dest="roles",
-        choices=["privacy_officer", "customer_service", "security"],
+        choices=sorted(STAFF_ROLE_SCOPES),
     )
     commands.add_parser("rotate-key", help="rotate the token signing key")
     service = commands.add_parser(

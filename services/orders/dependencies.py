@@ -3,10 +3,9 @@
 - :data:`Reader` / :data:`Writer`: a user token with ``orders:read`` / ``orders:write``
   (only user tokens can hold them: ``kit.auth.SCOPES_BY_KIND``).
 - :data:`OrdersSettings`: the orders app's settings.
-- :data:`CatalogueAdmin`: staff who may add goods and discount codes. The suite has no
-  shop-catalogue scope yet, so this asks for ``admin:partners`` (the privacy officer's
-  administration scope, the nearest one) and a staff token. A dedicated scope
-  (``admin:catalogue``) belongs in ``kit.auth.Scope`` when the roles are revisited.
+- :data:`CatalogueAdmin`: staff who may manage goods, prices, sale areas and discount codes:
+  ``admin:catalogue`` (the ``catalogue_manager`` role), never ``admin:partners``, and a
+  staff token.
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ from kit.auth import Principal, Scope, require
 from kit.errors import Forbidden
 from services.orders.config import Settings
 
-CATALOGUE_ADMIN_SCOPE = Scope.ADMIN_PARTNERS
+CATALOGUE_ADMIN_SCOPE = Scope.ADMIN_CATALOGUE
 
 
 async def catalogue_admin(

@@ -516,6 +516,7 @@ async def running_suite(
             "create-admin",
             "--phone",
             admin_phone,
+            *("--role", "privacy_officer", "--role", "catalogue_manager"),
         )
         processes = {
             name: AppProcess(name, ports[name], env, log_dir / f"{name}.log") for name in APPS

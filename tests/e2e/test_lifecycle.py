@@ -471,6 +471,14 @@ async def test_deletion_leaves_only_the_kept_record_and_no_plaintext_anywhere(
         assert row["consignee_name_encrypted"], "the transaction record is kept"
         owner_read = await suite.client.get(f"/orders/orders/{order_id}", headers=shopper.headers)
         assert owner_read.status_code == 401, "a closed account's token still in date"
+    # Orders itself refuses the token too, for a caller behind the gateway's back: it learnt
+    # the closure from identity's events as the gateway did.
+    deadline = asyncio.get_running_loop().time() + 30
+    async with suite.direct("orders") as orders:
+        path = f"/orders/{shopper.orders[0]}"
+        while (direct := await orders.get(path, headers=shopper.headers)).status_code != 401:
+            assert asyncio.get_running_loop().time() < deadline, direct.text
+            await asyncio.sleep(0.3)
     # Consents are withdrawn, and nothing can go abroad any more.
     consents = await suite.sql(
         "consent", "SELECT key, granted FROM consent_state WHERE subject = $1", shopper.account_id

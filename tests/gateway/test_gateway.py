@@ -13,9 +13,10 @@ from fastapi import FastAPI
 from prometheus_client import REGISTRY
 
 from gateway.consent_view import policy_agreed
-from gateway.policy_facts import CEASED, PUBLISHED, PolicyFacts, facts_handler, load_facts
+from gateway.policy_facts import CEASED, PUBLISHED, PolicyFacts, facts_handler
 from kit.clock import china_today
 from kit.events import Event, new_event
+from kit.revocation import Revocations, load_revocations, revocation_handler
 from tests.gateway.conftest import POINT, SECRETS, GatewayUnderTest, running_gateway
 
 
@@ -264,6 +265,13 @@ async def test_access_events_hold_categories_and_no_personal_data(gw: GatewayUnd
         assert secret not in payload
 
 
+async def learn_revocation(gw: GatewayUnderTest, event: Event) -> None:
+    """Feed one event to the gateway's revocation consumer handler (kit.revocation)."""
+    handle = revocation_handler(gw.app.state.revocations, keep_s=gw.settings.revocation_keep_s)
+    async with gw.app.state.context.database.session() as session:
+        await handle(session, event)
+
+
 async def learn(gw: GatewayUnderTest, event: Event) -> None:
     """Feed one privacy-center event to the gateway's consumer handler."""
     facts: PolicyFacts = gw.app.state.policy_facts
@@ -346,16 +354,17 @@ async def test_tokens_of_a_closed_account_or_revoked_partner_are_refused_at_once
     other, still_valid = gw.user()
     assert (await gw.client.get("/orders/orders/o1", headers=user)).status_code == 200
     forged = new_event(source="/orders", type=event_type, subject=other, purpose="account")
-    await learn(gw, forged)  # only identity revokes
-    await learn(
+    await learn_revocation(gw, forged)  # only identity revokes
+    await learn_revocation(
         gw, new_event(source="/identity", type=event_type, subject=subject, purpose="account")
     )
     refused = await gw.client.get("/orders/orders/o1", headers=user)
     assert refused.status_code == 401
     assert refused.headers["www-authenticate"].startswith("Bearer")
     assert (await gw.client.get("/orders/orders/o1", headers=still_valid)).status_code == 200
-    # A restart remembers it: the facts are reloaded from the gateway's own table.
-    reloaded = await load_facts(gw.app.state.context.database)
+    # A restart remembers it: the revocations are reloaded from the app's own table.
+    reloaded = Revocations()
+    await load_revocations(gw.app.state.context.database, reloaded)
     assert reloaded.is_revoked(subject) and not reloaded.is_revoked(other)
 
 

@@ -14,10 +14,12 @@ import asyncio
 import gzip
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 
 import pytest
+import uvicorn
 
+from gateway import proxy
 from gateway.config import Settings
 from gateway.proxy import (
     ClientFactory,
@@ -201,3 +203,44 @@ async def test_a_stalled_upstream_is_a_timeout_within_the_limit(factory: ClientF
         with pytest.raises(UpstreamTimeout):
             await _get(factory, url, timeout_s=0.3)
     assert asyncio.get_running_loop().time() - started < 2.0
+
+
+def _first_request_only(connections: list[int]) -> Reply:
+    """An upstream that answers the first request of a connection and hangs up on any
+    later one, as a service does when its keep-alive timer fires as a request comes."""
+
+    async def reply(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(1)
+        await _read_head(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        await writer.drain()
+        with suppress(asyncio.IncompleteReadError, ConnectionError):
+            await _read_head(reader)
+        writer.close()
+
+    return reply
+
+
+def test_the_gateway_drops_an_idle_upstream_connection_before_the_service_does() -> None:
+    assert uvicorn.Config(app="gateway.main:app").timeout_keep_alive > proxy.UPSTREAM_IDLE_S
+
+
+async def test_a_connection_idle_past_its_time_is_not_reused(
+    factory: ClientFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(proxy, "UPSTREAM_IDLE_S", 0.2)
+    connections: list[int] = []
+    async with serving(_first_request_only(connections)) as url:
+        settings = Settings(upstream_orders_url=url, upstream_timeout_s=2.0)
+        upstreams = Upstreams(settings, factory)
+        try:
+            for _ in range(2):
+                answer = await forward(
+                    upstreams, "orders", method="POST", path="/orders", query=b"",
+                    headers=[], body=b"{}",
+                )  # fmt: skip
+                assert answer.status_code == 200 and answer.content == b"ok"
+                await asyncio.sleep(0.5)  # idle past UPSTREAM_IDLE_S
+        finally:
+            await upstreams.aclose()
+    assert len(connections) == 2

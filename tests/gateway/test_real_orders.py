@@ -25,9 +25,10 @@ async def test_an_order_and_its_waybill_through_the_gateway(tmp_path: Path) -> N
     async with serve_app("services.orders", settings) as (orders_app, _):
         trust_only(orders_app, KEY)
         async with running_gateway(tmp_path, {"orders": orders_app}) as gw:
+            _, catalogue = gw.staff(["admin:catalogue"])
             _, admin = gw.staff(["admin:partners"])
             goods = await gw.client.post(
-                "/orders/admin/goods", json={"name": "Tea set", "price": "99.90"}, headers=admin
+                "/orders/admin/goods", json={"name": "Tea set", "price": "99.90"}, headers=catalogue
             )
             assert goods.status_code == 201, goods.text
 

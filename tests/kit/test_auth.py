@@ -15,11 +15,14 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 import httpx
+import jose.jws
+import jose.jwt
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from fastapi import FastAPI
+from jose.exceptions import JWSError, JWTClaimsError
 
 from kit.auth import (
     ACCESS_TOKEN_TYPE,
@@ -411,6 +414,46 @@ def test_token_with_a_malformed_claim_is_refused(
 ) -> None:
     with pytest.raises(InvalidToken):
         verify(issue_token(claims(**{name: value}), key=es_key), keys)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [
+        ({"aud": "other-suite"}, "wrong audience"),
+        ({"iss": "https://elsewhere.test"}, "wrong issuer"),
+        ({"sub": None}, "missing claim: sub"),
+        ({"sub": 1}, "invalid claim: sub"),
+        ({"jti": ""}, "invalid claim: jti"),
+        ({"exp": int(NOW) - 1}, "token expired"),
+    ],
+)
+def test_reasons_come_from_the_kits_checks_not_python_joses_messages(
+    overrides: dict[str, Any],
+    reason: str,
+    es_key: SigningKey,
+    keys: KeySet,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """python-jose rewording (or dropping) its error messages changes no reason: the kit
+    names each failure by its own check. Every python-jose claim check here says the same
+    meaningless thing, and a bad signature is reworded too."""
+
+    def reworded_claims(*args: Any, **kwargs: Any) -> None:
+        raise JWTClaimsError("something about the claims")
+
+    original = jose.jws._verify_signature
+
+    def reworded_signature(*args: Any, **kwargs: Any) -> None:
+        try:
+            original(*args, **kwargs)
+        except JWSError:
+            raise JWSError("something about the signature") from None
+
+    monkeypatch.setattr(jose.jwt, "_validate_claims", reworded_claims)
+    monkeypatch.setattr(jose.jws, "_verify_signature", reworded_signature)
+    refused(issue_token(claims(**overrides), key=es_key), keys, reason)
+    stranger = generate_signing_key()
+    refused(sign_by_hand(header_for(es_key), claims(), stranger), keys, "invalid signature")
 
 
 @pytest.mark.obligation("OB-4-7")

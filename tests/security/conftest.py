@@ -26,12 +26,14 @@ import pytest
 from fastapi import FastAPI
 
 from kit.auth import STAFF_ROLE_SCOPES, USER_SCOPES
+from kit.revocation import revocation_handler
 from kit.settings import ServiceSettings
 from kit.testing import (
     TEST_ISSUER,
     UNREACHABLE_KAFKA,
     bearer,
     on_loopback_port,
+    outbox_events,
     serve_app,
     trust_only,
 )
@@ -174,3 +176,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if len(kept) != len(items):
         config.hook.pytest_deselected(items=[i for i in items if i not in kept])
         items[:] = kept
+
+
+async def deliver_identity_events(suite: Suite) -> None:
+    """What the broker would do (Kafka is unreachable here): identity's outbox events to
+    every app's revocation consumer (:mod:`kit.revocation`), the gateway's and each
+    service's."""
+    events = await outbox_events(suite.services["identity"].state.context.database)
+    for app in (suite.gateway.app, *suite.services.values()):
+        context = app.state.context
+        handle = revocation_handler(
+            app.state.revocations, keep_s=context.settings.revocation_keep_s
+        )
+        for event in events:
+            async with context.database.session() as session:
+                await handle(session, event)

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
-from kit.auth import PARTNER_SCOPES, STAFF_SCOPES
+from kit.auth import PARTNER_SCOPES, STAFF_ROLE_SCOPES, STAFF_SCOPES
 from kit.ids import new_id
 from kit.settings import REPO_ROOT
 from kit.testing import new_subject
@@ -178,7 +178,8 @@ async def test_every_writable_schema_forbids_unknown_members(suite: Suite) -> No
 def caller(suite: Suite, scopes: list[str]) -> dict[str, str]:
     """A principal the route lets through, so the body is what gets judged."""
     if set(scopes) and set(scopes) <= STAFF_SCOPES:
-        return suite.staff(new_subject("stf"))
+        role = next(role for role, held in STAFF_ROLE_SCOPES.items() if held & set(scopes))
+        return suite.staff(new_subject("stf"), role)
     if set(scopes) and set(scopes) <= PARTNER_SCOPES:
         return suite.partner(new_subject("ptn"), "partner:logistics", ["logistics.delivery"])
     return suite.user(new_subject())
@@ -242,7 +243,7 @@ async def test_an_order_with_a_privileged_field_is_refused_whole(
     goods = await client.post(
         "/orders/admin/goods",
         json={"name": "Tea cup", "price": "19.90"},
-        headers=suite.staff(new_subject("stf")),
+        headers=suite.staff(new_subject("stf"), "catalogue_manager"),
     )
     assert goods.status_code == 201, goods.text
     goods_id = goods.json()["goods_id"]

@@ -103,6 +103,7 @@ PRINCIPALS = (
     "partner_x",
     "partner_customs",
     "privacy_officer",
+    "catalogue_manager",
     "customer_service",
 )
 
@@ -115,6 +116,7 @@ HELD: dict[str, frozenset[str]] = {
     "partner_x": frozenset({"partner:logistics"}),
     "partner_customs": frozenset({"partner:customs"}),
     "privacy_officer": frozenset(STAFF_ROLE_SCOPES["privacy_officer"]),
+    "catalogue_manager": frozenset(STAFF_ROLE_SCOPES["catalogue_manager"]),
     "customer_service": frozenset(STAFF_ROLE_SCOPES["customer_service"]),
 }
 
@@ -160,7 +162,9 @@ def rightful(key: str, scopes: list[str]) -> frozenset[str]:
     if set(scopes) <= PARTNER_SCOPES:
         return frozenset({"partner_y"})
     if set(scopes) <= STAFF_SCOPES:
-        return frozenset({"privacy_officer"})
+        return frozenset(
+            role for role in ("privacy_officer", "catalogue_manager") if HELD[role] & set(scopes)
+        )
     raise AssertionError(f"{key}: scopes {scopes} mix kinds of principal")
 
 
@@ -225,6 +229,7 @@ async def build_world(suite: Suite) -> World:
             new_subject("ptn"), "partner:customs", ["customs.clearance"]
         ),
         "privacy_officer": officer,
+        "catalogue_manager": suite.staff(new_subject("stf"), "catalogue_manager"),
         "customer_service": suite.staff(new_subject("stf"), "customer_service"),
     }
     world = World(suite=suite, headers=headers)
@@ -247,7 +252,9 @@ async def build_world(suite: Suite) -> World:
 
     goods = await _ok(
         await client.post(
-            "/orders/admin/goods", json={"name": "Tea set", "price": "99.90"}, headers=officer
+            "/orders/admin/goods",
+            json={"name": "Tea set", "price": "99.90"},
+            headers=headers["catalogue_manager"],
         ),
         201,
     )

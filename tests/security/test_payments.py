@@ -212,7 +212,7 @@ async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World
         for label, extra in (("tea", {}), ("scarce", {"payment_window": "scarce"})):
             added = await suite.client.post(
                 "/orders/admin/goods",
-                headers=admin,
+                headers=suite.staff(new_subject("stf"), "catalogue_manager"),
                 json={"name": f"Longjing {label}", "price": "88.00", **extra},
             )
             assert added.status_code == 201, added.text

@@ -52,7 +52,7 @@ async def placed(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Plac
         goods = await client.post(
             "/orders/admin/goods",
             json={"name": "Wine", "price": PRICE, "cross_border": True},
-            headers=officer,
+            headers=suite.staff(new_subject("stf"), "catalogue_manager"),
         )
         assert goods.status_code == 201, goods.text
         buyer = suite.user(new_subject())

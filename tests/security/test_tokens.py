@@ -30,12 +30,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
-from gateway.policy_facts import facts_handler
 from kit.auth import ACCESS_TOKEN_TYPE, SigningKey, generate_signing_key
-from kit.testing import TEST_ISSUER, bearer, new_subject, outbox_events
+from kit.testing import TEST_ISSUER, bearer, new_subject
 from services.identity.rights.service import ACCOUNT_CLOSED
 from tests.gateway.conftest import KEY
-from tests.security.conftest import Suite, partner_registration
+from tests.security.conftest import Suite, deliver_identity_events, partner_registration
 
 pytestmark = pytest.mark.security
 
@@ -421,15 +420,6 @@ async def test_a_revoked_partner_gets_no_new_token(suite: Suite) -> None:
     grant = await suite.client.post("/identity/oauth2/token", data=form)
     assert grant.status_code == 401, grant.text
     assert grant.json()["error"] == "invalid_client"
-
-
-async def deliver_identity_events(suite: Suite) -> None:
-    """What the broker would do: identity's outbox events to the gateway's consumer."""
-    gateway_context = suite.gateway.app.state.context
-    handle = facts_handler(suite.gateway.app.state.policy_facts)
-    for event in await outbox_events(suite.services["identity"].state.context.database):
-        async with gateway_context.database.session() as session:
-            await handle(session, event)
 
 
 @pytest.mark.obligation("OB-4-7")

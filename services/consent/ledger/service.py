@@ -45,14 +45,15 @@ import hashlib
 import json
 import re
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
-from sqlalchemy import func, insert, or_, select
+from sqlalchemy import func, insert, or_, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 from sqlmodel import col
 
 from kit.catalogue import Catalogue
@@ -111,35 +112,39 @@ def _timestamp(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+_HASHED: Final = (
+    "event_id", "subject", "seq", "occurred_at", "recorded_at", "event_type", "service",
+    "actor", "actor_role", "action", "resource", "purpose", "legal_basis", "categories",
+)  # fmt: skip
+
+
+def canonical_facts(facts: Mapping[str, Any]) -> bytes:
+    """An entry's facts (its columns by name) as canonical JSON: what its hash covers (all
+    but the hashes and the row id)."""
+    covered = {name: facts[name] for name in _HASHED}
+    covered["occurred_at"] = _timestamp(facts["occurred_at"])
+    covered["recorded_at"] = _timestamp(facts["recorded_at"])
+    covered["categories"] = list(facts["categories"])
+    return json.dumps(covered, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
 def canonical_entry(entry: LedgerEntry) -> bytes:
-    """The entry's facts as canonical JSON: what its hash covers (all but the hashes and
-    the row id)."""
-    facts: dict[str, Any] = {
-        "event_id": entry.event_id,
-        "subject": entry.subject,
-        "seq": entry.seq,
-        "occurred_at": _timestamp(entry.occurred_at),
-        "recorded_at": _timestamp(entry.recorded_at),
-        "event_type": entry.event_type,
-        "service": entry.service,
-        "actor": entry.actor,
-        "actor_role": entry.actor_role,
-        "action": entry.action,
-        "resource": entry.resource,
-        "purpose": entry.purpose,
-        "legal_basis": entry.legal_basis,
-        "categories": list(entry.categories),
-    }
-    return json.dumps(facts, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    """The entry's facts as canonical JSON (:func:`canonical_facts` of its columns)."""
+    return canonical_facts({name: getattr(entry, name) for name in _HASHED})
+
+
+def facts_hash(prev_hash: str, facts: Mapping[str, Any]) -> str:
+    """SHA-256 over the previous entry's hash and the canonical JSON of ``facts``."""
+    digest = hashlib.sha256()
+    digest.update(prev_hash.encode("ascii"))
+    digest.update(b"\n")
+    digest.update(canonical_facts(facts))
+    return digest.hexdigest()
 
 
 def entry_hash(prev_hash: str, entry: LedgerEntry) -> str:
     """SHA-256 over the previous entry's hash and this entry's canonical JSON."""
-    digest = hashlib.sha256()
-    digest.update(prev_hash.encode("ascii"))
-    digest.update(b"\n")
-    digest.update(canonical_entry(entry))
-    return digest.hexdigest()
+    return facts_hash(prev_hash, {name: getattr(entry, name) for name in _HASHED})
 
 
 async def verify_chain(session: AsyncSession, subject: str) -> ChainCheck:
@@ -329,8 +334,41 @@ async def _lock_subject(session: AsyncSession, subject: str) -> None:
     transaction-scoped advisory lock; SQLite transactions already begin IMMEDIATE."""
     if session.get_bind().dialect.name != "postgresql":
         return
-    key = zlib.crc32(f"consent.ledger:{subject}".encode())
-    await session.execute(select(func.pg_advisory_xact_lock(key)))
+    await session.execute(select(func.pg_advisory_xact_lock(_lock_key(subject))))
+
+
+def _lock_key(subject: str) -> int:
+    return zlib.crc32(f"consent.ledger:{subject}".encode())
+
+
+async def _lock_subjects(session: AsyncSession, subjects: Iterable[str]) -> None:
+    """:func:`_lock_subject` for many subjects in one statement, in ascending key order
+    (every batch writer takes them in that order: no deadlock between two batches; a single
+    append holds one lock only)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    keys = sorted({_lock_key(subject) for subject in subjects})
+    if keys:
+        await session.execute(
+            text("SELECT pg_advisory_xact_lock(key) FROM unnest(CAST(:keys AS bigint[])) AS key"),
+            {"keys": keys},
+        )
+
+
+async def _heads(session: AsyncSession, subjects: Sequence[str]) -> dict[str, tuple[int, str]]:
+    """Each subject's last ``seq`` and hash (absent: an empty chain), in one query."""
+    newest = aliased(LedgerEntry)
+    last_seq = (
+        select(func.max(col(newest.seq)))
+        .where(col(newest.subject) == col(LedgerEntry.subject))
+        .scalar_subquery()
+    )
+    rows = await session.execute(
+        select(col(LedgerEntry.subject), col(LedgerEntry.seq), col(LedgerEntry.entry_hash)).where(
+            col(LedgerEntry.subject).in_(subjects), col(LedgerEntry.seq) == last_seq
+        )
+    )
+    return {subject: (seq, hash_) for subject, seq, hash_ in rows}
 
 
 async def _head(session: AsyncSession, subject: str) -> tuple[int, str]:
@@ -378,39 +416,48 @@ async def record_event(
     raise ChainContention(f"could not append to the ledger of {event.subject}")
 
 
+def _new_row(
+    event: Event, processing: Processing, *, seq: int, prev_hash: str, catalogue: Catalogue
+) -> dict[str, Any]:
+    """The ``ledger_entry`` row of ``event`` at ``seq`` after ``prev_hash``, its hash set."""
+    row: dict[str, Any] = {
+        "event_id": event.id,
+        "subject": event.subject,
+        "seq": seq,
+        "occurred_at": event.time.astimezone(UTC),
+        "recorded_at": utcnow(),
+        "event_type": event.type,
+        "service": service_of(event),
+        "actor": processing.actor,
+        "actor_role": processing.actor_role,
+        "action": processing.action,
+        "resource": processing.resource,
+        "purpose": event.purpose,
+        "legal_basis": legal_basis_for(catalogue, event.purpose),
+        "categories": sorted(set(event.categories)),
+        "prev_hash": prev_hash,
+    }
+    row["entry_hash"] = facts_hash(prev_hash, row)
+    return row
+
+
 def _new_entry(
     event: Event, processing: Processing, *, seq: int, prev_hash: str, catalogue: Catalogue
 ) -> LedgerEntry:
-    entry = LedgerEntry(
-        event_id=event.id,
-        subject=event.subject,
-        seq=seq,
-        occurred_at=event.time.astimezone(UTC),
-        recorded_at=utcnow(),
-        event_type=event.type,
-        service=service_of(event),
-        actor=processing.actor,
-        actor_role=processing.actor_role,
-        action=processing.action,
-        resource=processing.resource,
-        purpose=event.purpose,
-        legal_basis=legal_basis_for(catalogue, event.purpose),
-        categories=sorted(set(event.categories)),
-        prev_hash=prev_hash,
-        entry_hash="",
+    return LedgerEntry(
+        **_new_row(event, processing, seq=seq, prev_hash=prev_hash, catalogue=catalogue)
     )
-    entry.entry_hash = entry_hash(prev_hash, entry)
-    return entry
 
 
 async def record_events(
     session: AsyncSession, events: Sequence[Event], *, catalogue: Catalogue
-) -> list[LedgerEntry]:
+) -> int:
     """The ledger consumer's batch handler: the same entries as :func:`record_event` for
-    each event in turn, but each subject's chain is read and extended once per batch and
-    the entries are written in one statement (they come back without their row ids). A
-    concurrent append makes that statement fail; the consumer then records the batch one
-    event at a time (with its retries)."""
+    each event in turn, but the batch's subjects are locked in one statement, their chain
+    heads read in one query, and the entries, built as plain rows (no ORM object each),
+    written in one statement; the number of entries. A concurrent append makes that
+    statement fail; the consumer then records the batch one event at a time (with its
+    retries)."""
     processing: dict[str, list[tuple[Event, Processing]]] = {}
     for event in events:
         if await learn_actor(session, event):
@@ -419,30 +466,29 @@ async def record_events(
             processing.setdefault(event.subject, []).append((event, facts))
     ids = [event.id for pending in processing.values() for event, _ in pending]
     if not ids:
-        return []
+        return 0
     recorded = set(
         await session.scalars(
             select(col(LedgerEntry.event_id)).where(col(LedgerEntry.event_id).in_(ids))
         )
     )
-    entries: list[LedgerEntry] = []
-    for subject in sorted(processing):  # one lock order for every writer: no deadlock
-        await _lock_subject(session, subject)
-        seq, prev_hash = await _head(session, subject)
+    subjects = sorted(processing)
+    await _lock_subjects(session, subjects)
+    heads = await _heads(session, subjects)
+    rows: list[dict[str, Any]] = []
+    for subject in subjects:
+        seq, prev_hash = heads.get(subject, (0, GENESIS_HASH))
         for event, facts in processing[subject]:
             if event.id in recorded:
                 continue
             recorded.add(event.id)
             seq += 1
-            entry = _new_entry(event, facts, seq=seq, prev_hash=prev_hash, catalogue=catalogue)
-            prev_hash = entry.entry_hash
-            entries.append(entry)
-    if entries:  # one multi-row INSERT: the ORM's unit of work per row was most of a batch
-        await session.execute(
-            insert(LedgerEntry.__table__),  # type: ignore[attr-defined]
-            [entry.model_dump(exclude={"id"}) for entry in entries],
-        )
-    return entries
+            row = _new_row(event, facts, seq=seq, prev_hash=prev_hash, catalogue=catalogue)
+            prev_hash = row["entry_hash"]
+            rows.append(row)
+    if rows:  # one multi-row INSERT: the ORM's unit of work per row was most of a batch
+        await session.execute(insert(LedgerEntry.__table__), rows)  # type: ignore[attr-defined]
+    return len(rows)
 
 
 # --------------------------------------------------------------------------- the user's view

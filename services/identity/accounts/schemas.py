@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from kit.auth import STAFF_ROLE_SCOPES
 
-StaffRole = Literal["privacy_officer", "customer_service", "security"]
+StaffRole = Literal["privacy_officer", "catalogue_manager", "customer_service", "security"]
 UserRole = Literal["seller", "content_creator"]
 assert set(StaffRole.__args__) == set(STAFF_ROLE_SCOPES)  # type: ignore[attr-defined]
 

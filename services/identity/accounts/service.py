@@ -85,7 +85,7 @@ async def register(
         phone_encrypted=await cipher.encrypt(
             session, subject=account_id, value=number, context=PHONE_CONTEXT
         ),
-        password_hash=hash_secret(password),
+        password_hash=await hash_secret(password),
         roles=list(roles or []),
     )
     session.add(account)
@@ -179,7 +179,7 @@ async def authenticate(
         )
         rules = {owner_key: lock, f"addr:{client_address}": slow}
     throttle = await LoginGuard.load(session, rules, window_s=settings.login_window_s)
-    if not verify_secret(password, account.password_hash if active and account else None):
+    if not await verify_secret(password, account.password_hash if active and account else None):
         throttle.fail()
         raise LoginFailed("the phone number or the password is wrong")
     throttle.succeed(owner_key)

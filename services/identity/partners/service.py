@@ -66,7 +66,7 @@ async def register_partner(
     secret = new_token("pcs")
     partner = PartnerClient(
         client_id=new_id("ptn"),
-        secret_hash=hash_secret(secret),
+        secret_hash=await hash_secret(secret),
         name=request.name,
         contact=request.contact,
         kind=request.kind,
@@ -165,7 +165,7 @@ async def client_credentials_token(
     today: date,
 ) -> TokenResponse:
     partner = await session.get(PartnerClient, client_id)
-    secret_ok = verify_secret(client_secret, partner.secret_hash if partner else None)
+    secret_ok = await verify_secret(client_secret, partner.secret_hash if partner else None)
     if partner is None or not secret_ok or partner.status != "active":
         raise InvalidClient("unknown client, wrong secret, or revoked partner")
     if not assessment_valid(partner, today=today):

@@ -85,7 +85,7 @@ async def create_service_client(
     secret = new_token("scs")
     client = ServiceClient(
         client_id=new_id(SERVICE_CLIENT_PREFIX),
-        secret_hash=hash_secret(secret),
+        secret_hash=await hash_secret(secret),
         name=name,
         scopes=checked,
         created_by=created_by,
@@ -133,7 +133,7 @@ async def service_client_token(
     """The client-credentials grant for a service client: scopes within its registered
     ones (all of them when none are asked for)."""
     client = await session.get(ServiceClient, client_id)
-    secret_ok = verify_secret(client_secret, client.secret_hash if client else None)
+    secret_ok = await verify_secret(client_secret, client.secret_hash if client else None)
     if client is None or not secret_ok or client.status != "active":
         raise InvalidClient("unknown client, wrong secret, or revoked service client")
     allowed = frozenset(client.scopes) & SERVICE_SCOPES

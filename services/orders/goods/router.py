@@ -40,7 +40,7 @@ async def get_goods(
     "/admin/goods",
     response_model=GoodsView,
     status_code=status.HTTP_201_CREATED,
-    summary="Add goods (staff with admin:partners)",
+    summary="Add goods (staff with admin:catalogue)",
 )
 async def add_goods(
     body: GoodsCreate, session: SessionDep, context: ContextDep, admin: CatalogueAdmin
@@ -57,7 +57,7 @@ async def add_goods(
 @router.patch(
     "/admin/goods/{goods_id}",
     response_model=GoodsView,
-    summary="Change the price of goods (staff with admin:partners)",
+    summary="Change the price of goods (staff with admin:catalogue)",
 )
 async def change_price(
     goods_id: Annotated[str, Path(max_length=40)],
@@ -72,7 +72,9 @@ async def change_price(
 
 
 @router.get(
-    "/admin/goods", response_model=list[GoodsView], summary="Every item (staff with admin:partners)"
+    "/admin/goods",
+    response_model=list[GoodsView],
+    summary="Every item (staff with admin:catalogue)",
 )
 async def admin_list_goods(
     session: SessionDep, admin: CatalogueAdmin, limit: PageLimit = 50, offset: PageOffset = 0
@@ -84,7 +86,7 @@ async def admin_list_goods(
     "/admin/discounts",
     response_model=DiscountView,
     status_code=status.HTTP_201_CREATED,
-    summary="Add a discount code (staff with admin:partners)",
+    summary="Add a discount code (staff with admin:catalogue)",
 )
 async def add_discount(
     body: DiscountCreate, session: SessionDep, context: ContextDep, admin: CatalogueAdmin
@@ -97,7 +99,7 @@ async def add_discount(
 @router.get(
     "/admin/discounts",
     response_model=list[DiscountView],
-    summary="Every discount code (staff with admin:partners)",
+    summary="Every discount code (staff with admin:catalogue)",
 )
 async def list_discounts(session: SessionDep, admin: CatalogueAdmin) -> list[DiscountView]:
     return await service.list_discounts(session)

@@ -22,10 +22,11 @@ from typing import Final, Protocol
 import httpx
 
 from services.transfer.config import DeliveryTls
+from services.transfer.transfers.package import MEDIA_TYPE
 
 logger = logging.getLogger("transfer.delivery")
 
-PACKAGE_MEDIA_TYPE: Final = "application/json"
+PACKAGE_MEDIA_TYPE: Final = MEDIA_TYPE  # a compact JWE
 IDEMPOTENCY_HEADER: Final = "Idempotency-Key"
 _RETRYABLE_STATUS: Final = frozenset({408, 425, 429})
 

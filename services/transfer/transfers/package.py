@@ -1,5 +1,5 @@
 """The package sent abroad: a de-identified waybill, encrypted for its recipient alone
-(policy 4, OB-4-4).
+(policy 4, OB-4-4), as a standard JWE (RFC 7516) any JOSE library opens.
 
 - :func:`load_recipient_key` accepts a recipient's public key as PEM: X25519, or RSA of at
   least 2048 bits; anything else is :class:`InvalidPublicKey`.
@@ -7,22 +7,15 @@
   (HMAC under this deployment's master key), so the recipient can neither recover the
   order number nor link two recipients' waybills; the same order gives the same recipient
   the same waybill id. Letters only, so it can never look like a phone or ID number.
-- :func:`encrypt_package` is hybrid encryption with ``cryptography``:
-
-  * X25519: an ephemeral key pair, ECDH with the recipient's key, HKDF-SHA256 (salt: the
-    ephemeral and the recipient's public keys; info ``signature.transfer.package.v1``) to
-    a 256-bit AES-GCM key (``alg`` ``X25519-HKDF-SHA256+A256GCM``, ``epk`` the ephemeral
-    public key);
-  * RSA: a random 256-bit AES-GCM key wrapped with RSA-OAEP (SHA-256, MGF1-SHA-256)
-    (``alg`` ``RSA-OAEP-256+A256GCM``, ``ek`` the wrapped key).
-
-  The envelope is JSON: ``v``, ``alg``, ``kid`` (the recipient key's SHA-256 fingerprint,
-  base64url: a hex digest may hold digit runs the event guard takes for phone numbers),
-  the header (transfer, recipient and waybill ids), ``epk`` or ``ek``, ``nonce`` and
-  ``ciphertext`` (base64url, unpadded). Every member but ``ciphertext`` is the AES-GCM
-  associated data (canonical JSON), so a header cannot be swapped onto another package.
-- :func:`decrypt_package` is the recipient's side (and the tests'): the envelope and the
-  private key PEM give back the plaintext.
+- :func:`encrypt_package` makes a JWE in compact serialization with joserfc: ``enc``
+  ``A256GCM``; ``alg`` ``ECDH-ES+A256KW`` for an X25519 key (RFC 8037, the ephemeral key in
+  ``epk``) or ``RSA-OAEP-256`` for an RSA key. The protected header also holds ``kid``
+  (the recipient key's SHA-256 fingerprint of its DER SubjectPublicKeyInfo, base64url),
+  ``cty`` (``application/json``) and the transfer, recipient and waybill ids; being the
+  AES-GCM associated data, none of it can be swapped onto another package.
+- :func:`decrypt_package` is the recipient's side with joserfc (and the tests'); README
+  shows the same with jwcrypto, a second implementation (``tests/services/transfer/
+  test_package_jwe.py`` runs it).
 """
 
 from __future__ import annotations
@@ -30,43 +23,52 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa, x25519
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa, x25519
+from joserfc import jwe
+from joserfc.jwe import JWERegistry
+from joserfc.jwk import OKPKey, RSAKey
+from joserfc.registry import HeaderParameter
 
 from kit.crypto import FieldCipher
 
 __all__ = [
     "ALG_RSA",
     "ALG_X25519",
+    "ENC",
+    "MEDIA_TYPE",
     "InvalidPublicKey",
     "KeyType",
     "RecipientKey",
     "decrypt_package",
     "encrypt_package",
     "load_recipient_key",
+    "protected_header",
     "waybill_id",
 ]
 
 KeyType = Literal["x25519", "rsa"]
 
-PACKAGE_VERSION: Final = 1
-ALG_X25519: Final = "X25519-HKDF-SHA256+A256GCM"
-ALG_RSA: Final = "RSA-OAEP-256+A256GCM"
+ALG_X25519: Final = "ECDH-ES+A256KW"
+ALG_RSA: Final = "RSA-OAEP-256"
+ENC: Final = "A256GCM"
+#: How an HTTPS recipient receives it: the compact serialization (RFC 7516 section 9).
+MEDIA_TYPE: Final = "application/jose"
+HEADER_IDS: Final = ("transfer_id", "recipient_id", "waybill_id")
 MIN_RSA_BITS: Final = 2048
 MAX_PEM_CHARS: Final = 16_000
-HKDF_INFO: Final = b"signature.transfer.package.v1"
-KEY_BYTES: Final = 32
-NONCE_BYTES: Final = 12
 WAYBILL_CONTEXT: Final = "transfer.waybill"
 WAYBILL_LETTERS: Final = 24
 _ALPHABET: Final = "abcdefghijklmnopqrstuvwxyz"
+#: Only these algorithms, and the package's own header members, are accepted.
+_REGISTRY: Final = JWERegistry(
+    header_registry={name: HeaderParameter(name, "str", True) for name in HEADER_IDS},
+    algorithms=[ALG_X25519, ALG_RSA, ENC],
+)
 
 
 class InvalidPublicKey(ValueError):
@@ -78,6 +80,7 @@ class RecipientKey:
     key_type: KeyType
     public_key: x25519.X25519PublicKey | rsa.RSAPublicKey
     fingerprint: str
+    jwk: OKPKey | RSAKey
 
 
 def _b64(data: bytes) -> str:
@@ -86,10 +89,6 @@ def _b64(data: bytes) -> str:
 
 def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def _canonical(value: Mapping[str, Any]) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def load_recipient_key(pem: str) -> RecipientKey:
@@ -101,19 +100,20 @@ def load_recipient_key(pem: str) -> RecipientKey:
     except (ValueError, TypeError, UnicodeEncodeError) as exc:
         raise InvalidPublicKey("the public key is not a readable PEM public key") from exc
     key_type: KeyType
+    jwk: OKPKey | RSAKey
     if isinstance(key, x25519.X25519PublicKey):
-        key_type = "x25519"
+        key_type, jwk = "x25519", OKPKey.import_key(key)
     elif isinstance(key, rsa.RSAPublicKey):
         if key.key_size < MIN_RSA_BITS:
             raise InvalidPublicKey(f"an RSA key needs at least {MIN_RSA_BITS} bits")
-        key_type = "rsa"
+        key_type, jwk = "rsa", RSAKey.import_key(key)
     else:
         raise InvalidPublicKey("the public key must be X25519 or RSA")
     der = key.public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     fingerprint = _b64(hashlib.sha256(der).digest())
-    return RecipientKey(key_type=key_type, public_key=key, fingerprint=fingerprint)
+    return RecipientKey(key_type=key_type, public_key=key, fingerprint=fingerprint, jwk=jwk)
 
 
 def waybill_id(cipher: FieldCipher, *, order_id: str, recipient_id: str) -> str:
@@ -124,57 +124,34 @@ def waybill_id(cipher: FieldCipher, *, order_id: str, recipient_id: str) -> str:
     return "wb_" + "".join(_ALPHABET[byte % len(_ALPHABET)] for byte in digest[:WAYBILL_LETTERS])
 
 
-def _x25519_key(shared: bytes, epk: bytes, recipient_public: bytes) -> bytes:
-    return HKDF(
-        algorithm=hashes.SHA256(), length=KEY_BYTES, salt=epk + recipient_public, info=HKDF_INFO
-    ).derive(shared)
+def encrypt_package(plaintext: bytes, *, key: RecipientKey, header: Mapping[str, str]) -> str:
+    """``plaintext`` encrypted for the holder of ``key``'s private half: a compact JWE
+    whose protected header names the key and carries ``header`` (the package's ids)."""
+    protected: dict[str, Any] = {
+        "alg": ALG_X25519 if key.key_type == "x25519" else ALG_RSA,
+        "enc": ENC,
+        "kid": key.fingerprint,
+        "cty": "application/json",
+        **{name: header[name] for name in HEADER_IDS},
+    }
+    return jwe.encrypt_compact(protected, plaintext, key.jwk, registry=_REGISTRY)
 
 
-def _raw(public_key: x25519.X25519PublicKey) -> bytes:
-    return public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+def protected_header(package: str) -> dict[str, Any]:
+    """The package's protected header, read without decrypting (it is not secret)."""
+    header: dict[str, Any] = json.loads(_unb64(package.split(".", 1)[0]))
+    return header
 
 
-_OAEP: Final = padding.OAEP(
-    mgf=padding.MGF1(algorithm=hashes.SHA256()), algorithm=hashes.SHA256(), label=None
-)
-
-
-def encrypt_package(
-    plaintext: bytes, *, key: RecipientKey, header: Mapping[str, str]
-) -> dict[str, str | int]:
-    """``plaintext`` encrypted for the holder of ``key``'s private half, as an envelope."""
-    envelope: dict[str, str | int] = {"v": PACKAGE_VERSION, "kid": key.fingerprint, **header}
-    if isinstance(key.public_key, x25519.X25519PublicKey):
-        ephemeral = x25519.X25519PrivateKey.generate()
-        epk = _raw(ephemeral.public_key())
-        content_key = _x25519_key(ephemeral.exchange(key.public_key), epk, _raw(key.public_key))
-        envelope.update(alg=ALG_X25519, epk=_b64(epk))
-    else:
-        content_key = AESGCM.generate_key(bit_length=KEY_BYTES * 8)
-        envelope.update(alg=ALG_RSA, ek=_b64(key.public_key.encrypt(content_key, _OAEP)))
-    nonce = os.urandom(NONCE_BYTES)
-    envelope["nonce"] = _b64(nonce)
-    ciphertext = AESGCM(content_key).encrypt(nonce, plaintext, _canonical(envelope))
-    envelope["ciphertext"] = _b64(ciphertext)
-    return envelope
-
-
-def decrypt_package(envelope: Mapping[str, Any], private_key_pem: bytes) -> bytes:
-    """The plaintext of ``envelope`` (the recipient's side). ``ValueError`` or
-    ``cryptography.exceptions.InvalidTag`` if it is not for this key or was altered."""
+def decrypt_package(package: str, private_key_pem: bytes) -> bytes:
+    """The plaintext of ``package`` (the recipient's side). ``joserfc.errors.JoseError``
+    (or ``ValueError``) if it is not for this key or was altered."""
     private_key = serialization.load_pem_private_key(private_key_pem, password=None)
-    associated = {name: value for name, value in envelope.items() if name != "ciphertext"}
-    alg = envelope.get("alg")
-    if alg == ALG_X25519 and isinstance(private_key, x25519.X25519PrivateKey):
-        epk = _unb64(str(envelope["epk"]))
-        shared = private_key.exchange(x25519.X25519PublicKey.from_public_bytes(epk))
-        content_key = _x25519_key(shared, epk, _raw(private_key.public_key()))
-    elif alg == ALG_RSA and isinstance(private_key, rsa.RSAPrivateKey):
-        content_key = private_key.decrypt(_unb64(str(envelope["ek"])), _OAEP)
+    key: OKPKey | RSAKey
+    if isinstance(private_key, x25519.X25519PrivateKey):
+        key = OKPKey.import_key(private_key)
+    elif isinstance(private_key, rsa.RSAPrivateKey):
+        key = RSAKey.import_key(private_key)
     else:
-        raise ValueError("the envelope's algorithm does not fit this private key")
-    return AESGCM(content_key).decrypt(
-        _unb64(str(envelope["nonce"])),
-        _unb64(str(envelope["ciphertext"])),
-        _canonical(associated),
-    )
+        raise ValueError("not an X25519 or RSA private key")
+    return jwe.decrypt_compact(package, key, registry=_REGISTRY).plaintext or b""

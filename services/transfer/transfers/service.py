@@ -586,7 +586,7 @@ async def _package(
         waybill=waybill,
         issued_at=utcnow(),
     )
-    envelope = encrypt_package(
+    body = encrypt_package(
         _canonical(document),
         key=load_recipient_key(job.public_key_pem),
         header={
@@ -595,7 +595,6 @@ async def _package(
             "waybill_id": waybill,
         },
     )
-    body = _canonical(envelope).decode()
     async with database.session() as session:
         transfer = await session.get(Transfer, job.transfer_id)
         if transfer is None or transfer.status != "ready":
@@ -661,7 +660,7 @@ async def _deliver_kafka(
             data={
                 "transfer_id": job.transfer_id,
                 "waybill_id": job.waybill_id,
-                "package": json.loads(job.package),
+                "package": job.package,  # the JWE, compact serialization
             },
             categories=job.categories,
         )

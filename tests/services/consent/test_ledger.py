@@ -5,6 +5,7 @@ the consumer fills the ledger from other services' topics."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
@@ -22,7 +23,14 @@ from kit.auth import USER_SCOPES, Scope
 from kit.consumer import EventConsumer
 from kit.events import Event, new_event
 from kit.kafka import TopicSpec, ensure_topics
-from kit.testing import bearer, eventually, mint_token, serve_app, trust_only
+from kit.testing import (
+    UNREACHABLE_KAFKA,
+    bearer,
+    eventually,
+    mint_token,
+    serve_app,
+    trust_only,
+)
 from services.consent.config import Settings
 from services.consent.ledger import service as ledger
 from services.consent.ledger.consumers import ledger_consumer
@@ -449,3 +457,49 @@ async def test_the_consumer_fills_the_ledger_from_other_services_topics(
     assert {e["id"] for e in page["entries"]} == {read.id, write.id}
     delivery = next(e for e in page["entries"] if e["id"] == read.id)
     assert delivery["who"]["display"] == f"logistics partner {partner}"
+
+
+@pytest.mark.integration
+async def test_concurrent_batches_on_postgresql_lock_each_subject_and_keep_every_chain(
+    pg_url: str,
+) -> None:
+    """The batch path on PostgreSQL: the batch's subjects locked in one statement and their
+    heads read in one query. Two batches for the same subjects at once (two consumers of a
+    group during a rebalance) both commit, one after the other, and every chain stays whole."""
+    settings = Settings(
+        database_url=pg_url,
+        kafka_bootstrap_servers=UNREACHABLE_KAFKA,
+        auth_issuer=ISSUER,
+        log_json=False,
+        first_policy_path=None,
+    )
+    subjects = [f"acc_{uuid.uuid4().hex[:12]}" for _ in range(5)]
+    async with serve_app("services.consent", settings) as (app, _):
+        context: AppContext = app.state.context
+        handle_batch = ledger_consumer(context).batch_handler
+        assert handle_batch is not None
+        database = context.database
+
+        async def batch(minute: int) -> None:
+            events = [
+                processing(subject, at=NOW - timedelta(minutes=minute, seconds=i))
+                for i in range(4)
+                for subject in (subjects[::-1] if minute % 2 else subjects)
+            ]
+            async with database.session() as session:
+                await handle_batch(session, events)
+
+        await batch(9)  # every chain has entries before the concurrent batches
+        await asyncio.gather(batch(5), batch(4), batch(3))
+        async with database.session() as session:
+            for subject in subjects:
+                check = await ledger.verify_chain(session, subject)
+                assert check.valid, (subject, check)
+            seqs = list(
+                await session.execute(
+                    select(col(LedgerEntry.subject), func.count(), func.max(col(LedgerEntry.seq)))
+                    .where(col(LedgerEntry.subject).in_(subjects))
+                    .group_by(col(LedgerEntry.subject))
+                )
+            )
+    assert sorted((count, last) for _, count, last in seqs) == [(16, 16)] * 5

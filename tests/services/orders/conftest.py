@@ -88,7 +88,7 @@ class Orders(AppUnderTest):
         cross_border: bool = False,
         special_category: bool = False,
     ) -> dict[str, Any]:
-        _, admin = self.staff()
+        _, admin = self.staff("catalogue_manager")
         response = await self.client.post(
             "/admin/goods",
             json={
@@ -106,7 +106,7 @@ class Orders(AppUnderTest):
         return goods
 
     async def add_discount(self, code: str, amount: str, currency: str = "CNY") -> None:
-        _, admin = self.staff()
+        _, admin = self.staff("catalogue_manager")
         response = await self.client.post(
             "/admin/discounts",
             json={"code": code, "amount": amount, "currency": currency},

@@ -207,7 +207,7 @@ async def test_price_drop_reminders_only_with_their_consent(orders: Orders) -> N
             "/cart/items", json={"goods_id": tea["goods_id"]}, headers=headers
         )
         assert response.status_code == 201
-    _, admin = orders.staff()
+    _, admin = orders.staff("catalogue_manager")
     await orders.client.patch(
         f"/admin/goods/{tea['goods_id']}", json={"price": "79.90"}, headers=admin
     )

@@ -1,4 +1,4 @@
-"""Goods and discount codes: staff add them (admin:partners, staff tokens only), anyone
+"""Goods and discount codes: staff add them (admin:catalogue, staff tokens only), anyone
 lists the goods, prices are exact decimals."""
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ async def test_staff_add_goods_and_anyone_lists_them(orders: Orders) -> None:
     assert [g["goods_id"] for g in page.json()] == [wine["goods_id"]]
     assert (await orders.client.get("/goods", params={"limit": 101})).status_code == 422
 
-    _, admin = orders.staff()
+    _, admin = orders.staff("catalogue_manager")
     changed = await orders.client.patch(
         f"/admin/goods/{tea['goods_id']}", json={"price": "89.5"}, headers=admin
     )
@@ -42,17 +42,20 @@ async def test_only_staff_with_the_admin_scope_manage_goods(orders: Orders) -> N
     assert (await orders.client.post("/admin/goods", json=body)).status_code == 401
     refused = await orders.client.post("/admin/goods", json=body, headers=user)
     assert refused.status_code == 403
-    assert refused.json()["missing_scopes"] == ["admin:partners"]
+    assert refused.json()["missing_scopes"] == ["admin:catalogue"]
     assert (await orders.client.post("/admin/goods", json=body, headers=support)).status_code == 403
+    # The partners' administrator (the privacy officer) does not set prices.
+    _, officer = orders.staff("privacy_officer")
+    assert (await orders.client.post("/admin/goods", json=body, headers=officer)).status_code == 403
     assert (await orders.client.get("/admin/goods", headers=user)).status_code == 403
     assert (await orders.client.post("/admin/discounts", json={}, headers=user)).status_code == 403
-    _, admin = orders.staff()
+    _, admin = orders.staff("catalogue_manager")
     assert (await orders.client.get("/admin/goods", headers=admin)).status_code == 200
 
 
 @pytest.mark.obligation("OB-0-3")
 async def test_goods_input_is_strict(orders: Orders) -> None:
-    _, admin = orders.staff()
+    _, admin = orders.staff("catalogue_manager")
     response = await orders.client.post(
         "/admin/goods",
         json={"name": "", "price": "1.234", "currency": "yuan", "colour": "red"},
@@ -69,7 +72,7 @@ async def test_goods_input_is_strict(orders: Orders) -> None:
 
 async def test_discount_codes_are_set_by_staff(orders: Orders) -> None:
     await orders.add_discount("WELCOME10", "10")
-    _, admin = orders.staff()
+    _, admin = orders.staff("catalogue_manager")
     again = await orders.client.post(
         "/admin/discounts", json={"code": "WELCOME10", "amount": "5.00"}, headers=admin
     )
@@ -83,5 +86,5 @@ async def test_discount_codes_are_set_by_staff(orders: Orders) -> None:
     )
     assert bad.status_code == 422
     # A staff token cannot hold a user scope, nor a user token an admin one.
-    mixed = orders.token("acc_mixedscopes", ["admin:partners", "orders:read"], kind="staff")
+    mixed = orders.token("acc_mixedscopes", ["admin:catalogue", "orders:read"], kind="staff")
     assert (await orders.client.get("/admin/goods", headers=bearer(mixed))).status_code == 401

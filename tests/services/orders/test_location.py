@@ -89,7 +89,7 @@ async def test_with_location_consent_they_answer(orders: Orders) -> None:
     assert response.json()["region"] is None
 
     tea, wine = await orders.add_goods("Longjing tea"), await orders.add_goods("Wine")
-    _, admin = orders.staff()
+    _, admin = orders.staff("catalogue_manager")
     tagged = await orders.client.put(
         f"/admin/goods/{tea['goods_id']}/city", json={"city": "杭州市"}, headers=admin
     )
@@ -125,7 +125,7 @@ async def test_coordinates_are_never_stored_logged_or_published(
     buyer, headers = orders.user()
     orders.app.state.consent_granted = granting(buyer)
     goods = await orders.add_goods()
-    _, admin = orders.staff()
+    _, admin = orders.staff("catalogue_manager")
     await orders.client.put(
         f"/admin/goods/{goods['goods_id']}/city", json={"city": "杭州市"}, headers=admin
     )
@@ -162,7 +162,7 @@ async def test_only_staff_tag_goods_with_a_city_from_the_table(orders: Orders) -
     url = f"/admin/goods/{goods['goods_id']}/city"
     _, buyer = orders.user()
     assert (await orders.client.put(url, json={"city": "杭州市"}, headers=buyer)).status_code == 403
-    _, admin = orders.staff()
+    _, admin = orders.staff("catalogue_manager")
     unknown = await orders.client.put(url, json={"city": "拉萨市"}, headers=admin)
     assert unknown.status_code == 422 and unknown.json()["type"].endswith("/unknown-city")
     missing = await orders.client.put(

@@ -381,7 +381,7 @@ async def test_an_order_records_goods_number_time_discounts_amount_and_remarks(
     assert [s["status"] for s in order["status_history"]] == ["placed"]
     assert order["status"] == "placed"
     # The facts are as recorded when read back, and a later price change leaves them.
-    _, admin = orders.staff()
+    _, admin = orders.staff("catalogue_manager")
     await orders.client.patch(f"/admin/goods/{tea['goods_id']}", json={"price": "1"}, headers=admin)
     fetched = (await orders.client.get(f"/orders/{order['order_id']}", headers=headers)).json()
     assert fetched == order

@@ -97,9 +97,9 @@ def key_pair(kind: Literal["x25519", "rsa"] = "x25519") -> KeyPair:
     return KeyPair(kind=kind, private_pem=private_pem, public_pem=public_pem)
 
 
-def open_package(envelope: Mapping[str, Any], keys: KeyPair) -> dict[str, Any]:
-    """What the recipient reads: the envelope decrypted with its private key."""
-    document: dict[str, Any] = json.loads(decrypt_package(envelope, keys.private_pem))
+def open_package(package: str, keys: KeyPair) -> dict[str, Any]:
+    """What the recipient reads: the JWE decrypted with its private key."""
+    document: dict[str, Any] = json.loads(decrypt_package(package, keys.private_pem))
     return document
 
 
@@ -166,7 +166,7 @@ class Endpoint:
     down: int = 0
     lose: int = 0
     requests: list[httpx.Request] = field(default_factory=list)
-    kept: dict[str, dict[str, Any]] = field(default_factory=dict)
+    kept: dict[str, str] = field(default_factory=dict)  # the JWE received, by transfer
 
     def handler(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
@@ -175,7 +175,7 @@ class Endpoint:
             return httpx.Response(503, json={"error": "maintenance"})
         key = request.headers["Idempotency-Key"]
         if key not in self.kept:
-            self.kept[key] = json.loads(request.content)
+            self.kept[key] = request.content.decode("ascii")
         if self.lose > 0:
             self.lose -= 1
             raise httpx.ReadTimeout("the response was lost", request=request)

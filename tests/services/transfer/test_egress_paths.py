@@ -65,6 +65,8 @@ OTHER_NETWORK_MODULES = (
 REVIEWED_NETWORK_IMPORTS = {
     ("gateway/proxy.py", "aiohttp"): "the transport under the gateway's httpx clients: the "
     "same upstreams (the suite's own four services), built by the same factory",
+    ("kit/operations.py", "socket"): "the listening socket of an app's own operations port "
+    "(readiness, metrics, docs): it accepts connections, it sends nothing anywhere",
 }
 #: The kit's Kafka producers: the outbox relay, the consumers' dead-letter copies (events
 #: already on the suite's own topics), and the factory itself.

@@ -4,6 +4,8 @@ one recorded and shown to the user (OB-4-3, OB-4-4, OB-4-5, OB-4-6)."""
 
 from __future__ import annotations
 
+import base64
+import json
 from datetime import timedelta
 from typing import Any, Literal
 
@@ -15,6 +17,7 @@ from kit.clock import china_today
 from kit.events import find_personal_data, new_event
 from kit.models import OutboxMessage
 from services.transfer.transfers.consumers import orders_consumer
+from services.transfer.transfers.package import protected_header
 from services.transfer.transfers.service import on_order_event
 from services.transfer.transfers.worker import current_checks
 from tests.services.transfer.conftest import (
@@ -193,15 +196,21 @@ async def test_the_package_opens_only_with_the_recipients_key_and_holds_only_all
     ]
     [request] = transfer.endpoint.requests
     assert str(request.url) == ENDPOINT
-    envelope = transfer.endpoint.kept[requested["id"]]
-    assert envelope["recipient_id"] == recipient["id"]
+    package = transfer.endpoint.kept[requested["id"]]
+    assert request.headers["content-type"] == "application/jose"
+    header = protected_header(package)  # a standard JWE: RFC 7516, compact
+    assert (header["alg"], header["enc"]) == (
+        "ECDH-ES+A256KW" if kind == "x25519" else "RSA-OAEP-256",
+        "A256GCM",
+    )
+    assert header["recipient_id"] == recipient["id"]
     # Nothing readable travels in the clear: no name, phone, address or order number.
     for value in ("张", "138", "文三路", "西湖", "310012", order_id, subject):
         assert value not in request.content.decode()
 
-    document = open_package(envelope, keys)
+    document = open_package(package, keys)
     delivered = await transfer.transfer(requested["id"])
-    assert document["waybill_id"] == delivered["waybill_id"] == envelope["waybill_id"]
+    assert document["waybill_id"] == delivered["waybill_id"] == header["waybill_id"]
     assert document["categories"] == TRANSFERABLE
     assert document["fields"] == {
         "consignee_name": "张**",  # masked as the catalogue says for cross_border.transfer
@@ -212,10 +221,13 @@ async def test_the_package_opens_only_with_the_recipients_key_and_holds_only_all
     }
     # Another key opens nothing.
     with pytest.raises(Exception):  # noqa: B017 (InvalidTag or ValueError)
-        open_package(envelope, key_pair(kind))
+        open_package(package, key_pair(kind))
     # A tampered header no longer authenticates.
+    tampered = base64.urlsafe_b64encode(
+        json.dumps({**header, "waybill_id": "wb_other"}).encode()
+    ).rstrip(b"=")
     with pytest.raises(Exception):  # noqa: B017
-        open_package({**envelope, "waybill_id": "wb_other"}, keys)
+        open_package(".".join([tampered.decode(), *package.split(".")[1:]]), keys)
 
 
 @pytest.mark.obligation("OB-4-4")
