@@ -256,15 +256,15 @@ def create_app(
         app.state.database = database
         revocations = Revocations()
         app.state.revocations = revocations  # read by kit.auth.current_principal
-        await load_revocations(database, revocations)
         jwks = JwksClient(settings.auth_jwks_url)
         app.state.token_verifier = TokenVerifier(
             issuer=settings.auth_issuer,
             audience=settings.auth_audience,
             key_source=jwks.key_set,
         )
-        if on_startup is not None:
+        if on_startup is not None:  # first: a bad route table or policy stops start-up
             await on_startup(app, context)
+        await load_revocations(database, revocations)
         relay.start()
         context.consumers = [
             *(consumers(context) if consumers else ()),

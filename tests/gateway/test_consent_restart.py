@@ -20,7 +20,7 @@ from kit.kafka import TopicSpec, ensure_topics
 from kit.migrations import upgrade
 from kit.testing import TEST_ISSUER, bearer, eventually, mint_token, trust_only
 from tests.conftest import Broker
-from tests.gateway.conftest import KEY, client_factory, fake_orders_app
+from tests.gateway.conftest import KEY, POINT, client_factory, fake_orders_app
 from tests.gateway.test_gateway_kafka import ConsentPublisher
 
 
@@ -65,7 +65,7 @@ async def test_a_withdrawal_made_while_the_gateway_was_down_is_enforced_after_it
         )
 
     async def nearby(client: httpx.AsyncClient, subject: str) -> int:
-        response = await client.get("/orders/location/nearby", headers=user(subject))
+        response = await client.post("/orders/location/nearby", headers=user(subject), json=POINT)
         return response.status_code
 
     async with ConsentPublisher(kafka.bootstrap_servers, topic) as consents:
@@ -84,7 +84,9 @@ async def test_a_withdrawal_made_while_the_gateway_was_down_is_enforced_after_it
         assert await view.wait_ready(60), view.last_error
         assert view.rebuilds == 0, view.rebuild_reason
         assert view.records_read == 1  # the withdrawal alone: the grants came from the file
-        assert await nearby(client, leaving) == 403
+        refused = await client.post("/orders/location/nearby", headers=user(leaving), json=POINT)
+        assert refused.status_code == 403
+        assert refused.json()["type"].endswith("consent_required")
         assert await nearby(client, staying) == 200
 
         async def also_followed() -> bool:
