@@ -26,6 +26,7 @@ from kit.problem_types import load_problem_catalogue
 from kit.settings import REPO_ROOT
 from kit.testing import TEST_ISSUER, UNREACHABLE_KAFKA, serve_app, trust_only
 from services.consent.config import Settings as ConsentSettings
+from services.identity.config import Settings as IdentitySettings
 from tests.gateway.conftest import KEY, GatewayUnderTest, fake_orders_app, running_gateway
 
 #: A goods list of about 4 kB, as the issue measured it.
@@ -182,6 +183,25 @@ async def test_the_policy_in_effect_has_last_modified_and_a_diff_is_immutable(
         headers={"If-None-Match": diff.headers["etag"]},
     )
     assert repeat.status_code == 304
+
+
+async def test_the_signing_keys_have_a_validator_and_a_repeat_is_304(tmp_path: Path) -> None:
+    settings = IdentitySettings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path}/identity.db",
+        kafka_bootstrap_servers=UNREACHABLE_KAFKA,
+        auth_issuer=TEST_ISSUER,
+        log_json=False,
+    )
+    async with (
+        serve_app("services.identity", settings, base_url=TEST_ISSUER) as (identity_app, _),
+        running_gateway(tmp_path, {"identity": identity_app}) as gw,
+    ):
+        path = "/identity/.well-known/jwks.json"
+        keys = await gw.client.get(path)
+        assert keys.status_code == 200 and keys.json()["keys"]
+        assert keys.headers["cache-control"] == "public, max-age=60"
+        again = await gw.client.get(path, headers={"If-None-Match": keys.headers["etag"]})
+        assert again.status_code == 304 and again.content == b""
 
 
 # --------------------------------------------------------------------------- malformed JSON

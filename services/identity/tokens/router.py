@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from kit.app import ContextDep
 from kit.auth import Principal, Scope, require
 from kit.db import SessionDep
+from kit.http_cache import NOT_MODIFIED_RESPONSE, cacheable, json_answer
 from services.identity.accounts.service import authenticate
 from services.identity.dependencies import ClientAddress, SettingsDep
 from services.identity.partners.service import client_credentials_token
@@ -47,11 +48,18 @@ CLIENT_BASIC = "clientSecretBasic"
 DEVICE_COOKIE = "device"
 
 
-@router.get("/.well-known/jwks.json", response_model=Jwks, summary="Public signing keys")
-async def jwks(session: SessionDep, settings: SettingsDep, response: Response) -> Jwks:
-    response.headers["Cache-Control"] = "public, max-age=60"
+@router.get(
+    "/.well-known/jwks.json",
+    response_model=Jwks,
+    summary="Public signing keys",
+    description="Cached for a minute; its `ETag` answers 304 to `If-None-Match` (a key "
+    "rotation changes it).",
+    responses=NOT_MODIFIED_RESPONSE,
+)
+async def jwks(session: SessionDep, settings: SettingsDep, request: Request) -> Response:
     keys = await service.published_keys(session, settings=settings)
-    return Jwks(keys=keys.to_jwks()["keys"])
+    answer = json_answer(Jwks(keys=keys.to_jwks()["keys"]))
+    return cacheable(request, answer, cache_control="public, max-age=60")
 
 
 @router.get(
