@@ -244,7 +244,6 @@ def create_app(
         app.state.database = database
         revocations = Revocations()
         app.state.revocations = revocations  # read by kit.auth.current_principal
-        await load_revocations(database, revocations)
         jwks = JwksClient(settings.auth_jwks_url)
         app.state.token_verifier = TokenVerifier(
             issuer=settings.auth_issuer,
@@ -252,7 +251,8 @@ def create_app(
             key_source=jwks.key_set,
         )
         if on_startup is not None:
-            await on_startup(app, context)
+            await on_startup(app, context)  # the app's own checks first (catalogue, routes)
+        await load_revocations(database, revocations)  # known before the first request
         relay.start()
         context.consumers = [
             *(consumers(context) if consumers else ()),

@@ -20,7 +20,7 @@ from kit.kafka import TopicSpec, ensure_topics
 from kit.migrations import upgrade
 from kit.testing import TEST_ISSUER, bearer, eventually, mint_token, trust_only
 from tests.conftest import Broker
-from tests.gateway.conftest import KEY, client_factory, fake_orders_app
+from tests.gateway.conftest import KEY, POINT, client_factory, fake_orders_app
 from tests.gateway.test_gateway_kafka import ConsentPublisher
 
 
@@ -65,7 +65,7 @@ async def test_a_withdrawal_made_while_the_gateway_was_down_is_enforced_after_it
         )
 
     async def nearby(client: httpx.AsyncClient, subject: str) -> int:
-        response = await client.get("/orders/location/nearby", headers=user(subject))
+        response = await client.post("/orders/location/nearby", headers=user(subject), json=POINT)
         return response.status_code
 
     async with ConsentPublisher(kafka.bootstrap_servers, topic) as consents:
