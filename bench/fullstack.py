@@ -30,8 +30,10 @@ after a one-second warm-up, each user with their own token in turn:
 For every run: requests/s, p50, p99, and core-milliseconds per request of every process:
 each app (user + system time from ``/proc``), the broker (found by its listening port) and
 the PostgreSQL backends serving the suite's databases (``pg_stat_activity``; the server's
-own writer and checkpointer are not counted). The broker and server may be shared with
-other work: their share is what they spent meanwhile.
+own writer and checkpointer are not counted). Each process's idle rate, measured for
+``IDLE_S`` before the runs (relay polls, consumers, the broker's own work, or other work on
+a shared broker and server), is taken off what it spent during a run, so that a slow run
+does not charge its few requests the background.
 
 Goals (issue 22, item 2): owner read through the gateway >= 0.5 of the anchor; placing an
 order >= 0.3 of the minimal insert app; <= 3 core-ms per owner read and 6 per order across
@@ -47,6 +49,7 @@ import base64
 import contextlib
 import json
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -84,6 +87,7 @@ READ_CORE_MS_GOAL: Final = 3.0
 PLACE_CORE_MS_GOAL: Final = 6.0
 TAIL_GOAL: Final = 5.0
 WRK_TIMEOUT_S: Final = 30.0
+IDLE_S: Final = 3.0
 ANCHOR_DATABASE_ENV: Final = "BENCH_ANCHOR_DATABASE_URL"
 ANCHOR_KEY_ENV: Final = "BENCH_ANCHOR_PUBLIC_JWK"
 ANCHOR_MASTER_ENV: Final = "BENCH_ANCHOR_MASTER_KEY"
@@ -335,6 +339,16 @@ class Meter:
     broker: int | None
     admin_dsn: str
     databases: list[str]
+    #: each process's CPU seconds per second while the suite is idle (relay polls,
+    #: consumers, the broker's own work, other work on a shared broker), taken off a run's
+    #: CPU so that a slow run does not charge its requests the background
+    idle: dict[str, float] = field(default_factory=dict)
+
+    async def measure_idle(self, seconds: float) -> None:
+        before, started = await self.sample(), time.perf_counter()
+        await asyncio.sleep(seconds)
+        after, elapsed = await self.sample(), time.perf_counter() - started
+        self.idle = {name: used / elapsed for name, used in spent(before, after).items()}
 
     async def backends(self) -> list[int]:
         connection = await asyncpg.connect(self.admin_dsn)
@@ -556,7 +570,7 @@ async def measure_one(
         script=script,
         timeout_s=WRK_TIMEOUT_S,
     )
-    before = await meter.sample()
+    before, started = await meter.sample(), time.perf_counter()
     result = await asyncio.to_thread(
         wrk,
         url,
@@ -566,9 +580,12 @@ async def measure_one(
         script=script,
         timeout_s=WRK_TIMEOUT_S,
     )
-    after = await meter.sample()
+    after, elapsed = await meter.sample(), time.perf_counter() - started
     requests = max(result.rps * seconds, 1.0)
-    cpu = {name: used * 1000 / requests for name, used in spent(before, after).items()}
+    cpu = {
+        name: max(used - meter.idle.get(name, 0.0) * elapsed, 0.0) * 1000 / requests
+        for name, used in spent(before, after).items()
+    }
     run = Run(label, connections, result, cpu)
     print(
         f"   {label} c{connections}: {result.rps:,.0f} req/s, p50 {result.p50_ms:.1f} ms, "
@@ -618,6 +635,18 @@ def profiling(
     finally:
         for child in children:
             child.wait()
+        for app in pids:  # the title holds py-spy's command line: paths of this machine
+            with contextlib.suppress(OSError):
+                svg = out / f"{name}.{app}.svg"
+                svg.write_text(
+                    re.sub(
+                        r'(<text id="title"[^>]*>)[^<]*(</text>)',
+                        rf"\g<1>{app} during {name} (py-spy, 200 Hz, {round(seconds)} s)\g<2>",
+                        svg.read_text(encoding="utf-8"),
+                        count=1,
+                    ),
+                    encoding="utf-8",
+                )
 
 
 async def measure(
@@ -663,6 +692,12 @@ async def measure(
                         make_url(u).database or ""
                         for u in (*suite.database_urls.values(), anchor_url)
                     ],
+                )
+                await meter.measure_idle(IDLE_S)
+                print(
+                    "   idle CPU, core-ms per s: "
+                    + ", ".join(f"{n} {v * 1000:.0f}" for n, v in meter.idle.items()),
+                    flush=True,
                 )
                 tokens = [token for _, _, token in world.users]
                 # readers: the users with exactly ORDERS_EACH orders (not the couriers')

@@ -2,12 +2,13 @@
 
 A 3-broker KRaft cluster on loopback (``deploy/kafka/kafka.sh`` cluster mode, ports
 ``TEST_CLUSTER_KAFKA_PORT``..+5, 29292-29297 by default: below Linux's ephemeral ports,
-where a client reconnecting to a killed broker could take its port), topics with replication factor 3
-and ``min.insync.replicas`` 2; two replicas of orders and two of consent, each pair on one
-PostgreSQL database; identity and transfer once; two gateways on one database, gateway i
-forwarding to orders i and consent i. Users place orders and read them through both
-gateways while one broker, then the orders replica that publishes, then the consent
-replica that publishes are killed with ``kill -9``, and all three are brought back.
+where a client reconnecting to a killed broker could take its port), topics with
+replication factor 3 and ``min.insync.replicas`` 2; two replicas of orders and two of
+consent, each pair on one PostgreSQL database; identity and transfer once; two gateways
+on one database, gateway i forwarding to orders i and consent i. Users place orders and
+read them through both gateways while one broker, then the orders replica that publishes,
+then the consent replica that publishes are killed with ``kill -9``, and all three are
+brought back.
 
 Then: every order answered 201 exists once; each such order's ``order.placed`` event and
 each answered read's access event are in Kafka (once per event id, duplicates counted);
@@ -62,6 +63,7 @@ LOAD_S = 40.0
 FAIL_FAST_S = 5.0  # a request failing during the failover answers within this
 UPSTREAM_TIMEOUT_S = 20.0
 SETTLE_S = 90.0
+READY_TIMEOUT_S = 180.0
 
 pytestmark = pytest.mark.cluster
 
@@ -99,7 +101,7 @@ class Deployment:
 
     async def start(self, name: str) -> None:
         self.processes[name].start()
-        await self.processes[name].wait_ready()
+        await self.processes[name].wait_ready(READY_TIMEOUT_S)
 
 
 @pytest.fixture(scope="module")
@@ -152,7 +154,6 @@ async def deployment(
                 "PRIVACY_KAFKA_REPLICATION_FACTOR": "3",
                 "PRIVACY_KAFKA_MIN_INSYNC_REPLICAS": "2",
                 "PRIVACY_KAFKA_TOPIC_PARTITIONS": "3",
-                "PRIVACY_SHUTDOWN_GRACE_S": "10",
                 # A slow answer on this shared machine is not a failover symptom: only a
                 # hang of this long is (504); failures must be fast 502/503 instead.
                 "GATEWAY_UPSTREAM_TIMEOUT_S": str(UPSTREAM_TIMEOUT_S),
@@ -164,6 +165,7 @@ async def deployment(
             "create-admin",
             "--phone",
             admin_phone,
+            *("--role", "catalogue_manager"),  # adds the goods the users order
         )
         processes: dict[str, AppProcess] = {}
         for name in names:
@@ -177,7 +179,11 @@ async def deployment(
                 own["GATEWAY_UPSTREAM_CONSENT_URL"] = (
                     f"http://127.0.0.1:{ports['consent-' + replica]}"
                 )
+            ops_port = None
+            if app == "gateway":  # its /readyz listens on an operations port of its own
+                ops_port = own["GATEWAY_OPS_PORT"] = str(free_port())
             processes[name] = AppProcess(app, ports[name], own, tmp_path / f"{name}.log")
+            processes[name].ops_port = int(ops_port) if ops_port else None
         stack.push_async_callback(_stop_all, processes)
         await _start_all(processes)
         deployment = Deployment(processes, urls, prefix, kafka_cluster)
@@ -210,12 +216,17 @@ async def _stop_all(processes: dict[str, AppProcess]) -> None:
 
 
 async def _start_all(processes: dict[str, AppProcess]) -> None:
-    processes["identity"].start()
-    await processes["identity"].wait_ready()
-    rest = [name for name in processes if name != "identity"]
-    for name in rest:
-        processes[name].start()
-    await asyncio.gather(*(processes[name].wait_ready() for name in rest))
+    """In waves, each given longer than the suite's usual wait: eight processes starting
+    at once on a busy 2-core machine take minutes."""
+    for wave in (
+        ["identity"],
+        ["orders-1", "consent-1", "transfer"],
+        ["orders-2", "consent-2"],
+        ["gateway-1", "gateway-2"],
+    ):
+        for name in wave:
+            processes[name].start()
+        await asyncio.gather(*(processes[name].wait_ready(READY_TIMEOUT_S) for name in wave))
 
 
 async def _publisher(client: httpx.AsyncClient, url: str) -> bool:
@@ -396,7 +407,7 @@ async def test_losing_a_broker_and_a_replica_of_each_loses_and_doubles_nothing(
         users.append((subject, headers, person))
     # Warm: each user has placed an order through each gateway (first-use paths, e.g. the
     # user's data key, are not what this test measures).
-    for subject, headers, person in users:
+    for _, headers, person in users:
         for suite in deployment.suites:
             await suite.call(
                 "POST",

@@ -203,8 +203,8 @@ class AppProcess:
             self.process.wait()
         self.process = None
 
-    async def wait_ready(self) -> None:
-        deadline = asyncio.get_running_loop().time() + READY_TIMEOUT_S
+    async def wait_ready(self, timeout_s: float = READY_TIMEOUT_S) -> None:
+        deadline = asyncio.get_running_loop().time() + timeout_s
         last = "no answer"
         async with httpx.AsyncClient(base_url=self.ops_url, timeout=2.0) as client:
             while asyncio.get_running_loop().time() < deadline:

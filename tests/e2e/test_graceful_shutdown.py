@@ -136,8 +136,10 @@ async def test_sigterm_under_load_cuts_no_request_and_loses_no_access_event(
             "GATEWAY_DATABASE_URL": database_url,
             "GATEWAY_SHUTDOWN_DELAY_S": str(DELAY_S),
             "GATEWAY_SHUTDOWN_GRACE_S": str(GRACE_S),
+            "GATEWAY_OPS_PORT": str(ops_port := free_port()),
         }
         gateway = AppProcess("gateway", free_port(), env, tmp_path / "gateway.log")
+        gateway.ops_port = ops_port
         gateway.start()
         try:
             await gateway.wait_ready()

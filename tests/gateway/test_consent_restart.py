@@ -84,7 +84,9 @@ async def test_a_withdrawal_made_while_the_gateway_was_down_is_enforced_after_it
         assert await view.wait_ready(60), view.last_error
         assert view.rebuilds == 0, view.rebuild_reason
         assert view.records_read == 1  # the withdrawal alone: the grants came from the file
-        assert await nearby(client, leaving) == 403
+        refused = await client.post("/orders/location/nearby", headers=user(leaving), json=POINT)
+        assert refused.status_code == 403
+        assert refused.json()["type"].endswith("consent_required")
         assert await nearby(client, staying) == 200
 
         async def also_followed() -> bool:

@@ -328,3 +328,23 @@ async def test_the_hot_path_answers_as_the_whole_state_does(kafka: Broker, tmp_p
         assert view.granted("acc_h2x", "cross_border.transfer", recipient_id="rcp_a")
     finally:
         await view.stop()
+
+
+def test_a_file_keeps_its_rows_and_one_of_another_layout_starts_empty(tmp_path: Path) -> None:
+    store = ConsentStore.open(tmp_path, NAME)
+    store.apply(
+        {"acc_k1x": ("location", 3, '{"version": 1}'), "acc_k2x": ("", None, "{}")},
+        {},
+    )
+    store.close()
+    reopened = ConsentStore.open(tmp_path, NAME)
+    assert reopened.consent("acc_k1x") == (frozenset({"location"}), 3)
+    assert reopened.consent("acc_k2x") == (frozenset(), None)
+    assert reopened.get("acc_k1x") == {"version": 1}
+    reopened.apply({"acc_k1x": None}, {})  # a tombstone
+    assert reopened.consent("acc_k1x") is None and reopened.get("acc_k1x") is None
+    reopened.set_meta(schema="0")  # as an older release would have left it
+    reopened.close()
+    rebuilt = ConsentStore.open(tmp_path, NAME)
+    assert rebuilt.count() == 0 and rebuilt.consent("acc_k2x") is None
+    rebuilt.close()

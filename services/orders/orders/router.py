@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Path, Query, Response, status
 
 from kit.app import ContextDep
-from kit.db import SessionDep
+from kit.db import ReadSessionDep, SessionDep
 from services.orders.dependencies import Reader, Writer
 from services.orders.orders import service
 from services.orders.orders.schemas import OrderCreate, OrderPage, OrderView
@@ -60,7 +60,7 @@ async def place_order(
 
 @router.get("", response_model=OrderPage, summary="The caller's orders, newest first")
 async def list_orders(
-    session: SessionDep,
+    session: ReadSessionDep,  # the owner's reads write nothing: no write lock on SQLite
     context: ContextDep,
     principal: Reader,
     limit: Annotated[int, Query(ge=1, le=service.MAX_PAGE_SIZE)] = 20,
@@ -79,7 +79,7 @@ async def list_orders(
 @router.get("/{order_id}", response_model=OrderView, summary="One of the caller's orders")
 async def get_order(
     order_id: Annotated[str, Path(max_length=40)],
-    session: SessionDep,
+    session: ReadSessionDep,
     context: ContextDep,
     principal: Reader,
 ) -> OrderView:

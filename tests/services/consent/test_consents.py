@@ -35,7 +35,7 @@ from kit.events import Event, new_event, personal_shape
 from kit.kafka import TopicSpec, ensure_topics
 from kit.models import OutboxMessage
 from kit.outbox import outbox_stats
-from kit.testing import bearer, eventually, mint_token, serve_app, trust_only
+from kit.testing import bearer, eventually, mint_token, new_subject, serve_app, trust_only
 from services.consent.config import Settings
 from services.consent.consents.models import ConsentSubject, CurrentConsent
 from services.consent.consents.service import (
@@ -159,7 +159,7 @@ async def test_basic_and_legal_purposes_cannot_be_granted(
 
 
 async def test_changing_consents_needs_the_consent_write_scope(consent: Consent) -> None:
-    subject = f"acc_{uuid.uuid4().hex[:16]}"
+    subject = new_subject()
     reader = bearer(consent.token(subject, [Scope.CONSENT_READ]))
     response = await change(consent.client, reader, "location", True)
     assert response.status_code == 403 and "consent:write" in response.json()["detail"]
@@ -194,7 +194,7 @@ async def test_a_grant_records_what_was_shown_a_withdrawal_needs_nothing(consent
 @pytest.mark.obligation("OB-2G-1")
 async def test_location_is_granted_and_withdrawn_with_receipts(consent: Consent) -> None:
     client = consent.client
-    subject = f"acc_{uuid.uuid4().hex[:16]}"
+    subject = new_subject()
     headers = bearer(consent.token(subject, USER_SCOPES, client_type="mini_program"))
     before = await state_of(client, headers)
     assert before["version"] == 0 and granted_keys(before) == set()
@@ -590,7 +590,7 @@ async def test_the_topic_alone_rebuilds_every_subjects_state(
 ) -> None:
     app, client, settings = live_consent
     rng = random.Random(20261129)
-    subjects = [f"acc_{uuid.uuid4().hex[:16]}" for _ in range(40)]
+    subjects = [new_subject() for _ in range(40)]
     headers = {s: user_headers(s, settings) for s in subjects}
     purposes = sorted(ADDITIONAL | {"sensitive.face_verification"})
     changes = 0
@@ -652,8 +652,8 @@ async def test_identitys_guardian_event_lets_the_guardian_grant(
     kafka: Broker, live_consent: tuple[Any, httpx.AsyncClient, Settings]
 ) -> None:
     _, client, settings = live_consent
-    ward = f"acc_{uuid.uuid4().hex[:16]}"
-    guardian = f"acc_{uuid.uuid4().hex[:16]}"
+    ward = new_subject()
+    guardian = new_subject()
     guardian_headers = user_headers(guardian, settings)
     path = f"/wards/{ward}/consents"
     assert (await client.get(path, headers=guardian_headers)).status_code == 403
@@ -699,7 +699,7 @@ async def test_concurrent_changes_of_one_subject_publish_states_in_order(pg_url:
     )
     async with serve_app("services.consent", settings) as (app, client):
         trust_only(app, KEY)
-        subject = f"acc_{uuid.uuid4().hex[:16]}"
+        subject = new_subject()
         headers = user_headers(subject, settings)
         purposes = sorted(ADDITIONAL | {"sensitive.face_verification"})
         plan = [(purposes[i % len(purposes)], i % 3 != 0) for i in range(30)]

@@ -17,7 +17,7 @@ from sqlmodel import col
 from kit.auth import STAFF_ROLE_SCOPES, USER_SCOPES
 from kit.events import Event
 from kit.models import OutboxMessage
-from kit.testing import bearer
+from kit.testing import bearer, new_subject
 from services.consent.incidents.notices import NOTIFICATION_EVENT
 from tests.services.consent.conftest import Consent
 from tests.services.consent.test_ledger import (
@@ -55,7 +55,7 @@ def incident(**changes: Any) -> dict[str, Any]:
 
 
 def staff(consent: Consent, role: str) -> dict[str, str]:
-    subject = f"acc_{uuid.uuid4().hex[:16]}"
+    subject = new_subject()
     return bearer(consent.token(subject, STAFF_ROLE_SCOPES[role], kind="staff"))
 
 
@@ -280,7 +280,7 @@ async def test_only_incident_admins_record_and_read_incidents(consent: Consent) 
 
 async def test_notices_need_a_user_token_with_consent_read(consent: Consent) -> None:
     assert (await consent.client.get("/notices/me")).status_code == 401
-    no_read = bearer(consent.token(f"acc_{uuid.uuid4().hex[:16]}", USER_SCOPES - {"consent:read"}))
+    no_read = bearer(consent.token(new_subject(), USER_SCOPES - {"consent:read"}))
     assert (await consent.client.get("/notices/me", headers=no_read)).status_code == 403
 
 

@@ -28,6 +28,7 @@ from kit.testing import (
     bearer,
     eventually,
     mint_token,
+    new_subject,
     serve_app,
     trust_only,
 )
@@ -100,7 +101,7 @@ async def test_the_user_sees_who_processed_which_data_when_for_what_and_why(
 ) -> None:
     user, headers = consent.user()
     partner, unnamed_partner = f"ptn_{uuid.uuid4().hex[:12]}", f"ptn_{uuid.uuid4().hex[:12]}"
-    staff = f"acc_{uuid.uuid4().hex[:16]}"
+    staff = new_subject()
     await feed(
         consent,
         identity_event(
@@ -200,7 +201,7 @@ async def test_gateway_access_events_are_ledger_entries_and_other_events_are_not
         subject=user,
         purpose="security.anti_fraud",
         data={
-            "actor": f"acc_{uuid.uuid4().hex[:16]}",
+            "actor": new_subject(),
             "actor_role": "security",
             "resource": "orders.order",
             "action": "read",
@@ -249,7 +250,7 @@ async def test_each_user_sees_only_their_own_entries_a_page_at_a_time(consent: C
 
 async def test_the_ledger_needs_a_user_token_with_consent_read(consent: Consent) -> None:
     assert (await consent.client.get("/ledger/me")).status_code == 401
-    user = f"acc_{uuid.uuid4().hex[:16]}"
+    user = new_subject()
     without = bearer(consent.token(user, USER_SCOPES - {Scope.CONSENT_READ}))
     response = await consent.client.get("/ledger/me", headers=without)
     assert response.status_code == 403
@@ -405,7 +406,7 @@ async def test_the_consumer_fills_the_ledger_from_other_services_topics(
     async with serve_app("services.consent", settings) as (app, client):
         trust_only(app, KEY)
         database = app.state.context.database
-        user = f"acc_{uuid.uuid4().hex[:16]}"
+        user = new_subject()
         partner = f"ptn_{uuid.uuid4().hex[:12]}"
         headers = bearer(
             mint_token(

@@ -6,13 +6,16 @@ special goods behind verification (OB-2A-1); events without personal data."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from kit.catalogue import default_catalogue
+from kit.db import Database
 from services.orders.models import Order
 from services.orders.orders import service
 from services.orders.orders.tax_id import validate_taxpayer_id
@@ -676,3 +679,38 @@ def test_the_catalogue_describes_every_personal_field_stored() -> None:
         catalogue.fields_for("orders.order")
     )
     assert catalogue.is_sensitive("orders.order", "customs_id_number")
+
+
+# --------------------------------------------------------------------------- locking
+
+
+async def test_the_owner_reads_are_answered_while_a_writer_holds_sqlites_lock(
+    orders: Orders,
+) -> None:
+    """The owner's list and single order only read: they begin DEFERRED and take no write
+    lock, so a writer's open transaction does not queue them (issue 22)."""
+    goods = await orders.add_goods()
+    _, headers = orders.user()
+    order = await place(orders, headers, order_body(goods["goods_id"]))
+    database: Database = orders.app.state.database
+    holding, answered = asyncio.Event(), asyncio.Event()
+
+    async def writer() -> None:
+        async with database.session() as session:  # BEGIN IMMEDIATE: the write lock
+            await session.execute(text("SELECT 1"))
+            holding.set()
+            await answered.wait()
+
+    task = asyncio.create_task(writer())
+    await holding.wait()
+    try:
+        listed = await asyncio.wait_for(orders.client.get("/orders", headers=headers), 5)
+        one = await asyncio.wait_for(
+            orders.client.get(f"/orders/{order['order_id']}", headers=headers), 5
+        )
+    finally:
+        answered.set()
+        await task
+    assert listed.status_code == 200, listed.text
+    assert [item["order_id"] for item in listed.json()["items"]] == [order["order_id"]]
+    assert one.status_code == 200 and one.json()["order_id"] == order["order_id"]
