@@ -250,9 +250,9 @@ def create_app(
             audience=settings.auth_audience,
             key_source=jwks.key_set,
         )
-        if on_startup is not None:
-            await on_startup(app, context)  # the app's own checks first (catalogue, routes)
-        await load_revocations(database, revocations)  # known before the first request
+        if on_startup is not None:  # first: a bad route table or policy stops start-up
+            await on_startup(app, context)
+        await load_revocations(database, revocations)
         relay.start()
         context.consumers = [
             *(consumers(context) if consumers else ()),
