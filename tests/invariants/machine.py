@@ -65,7 +65,8 @@ POLL_S: Final = 0.2
 #: A closed route without personal data: 428 during renewal, 200 otherwise.
 RENEWAL_PROBE: Final = "/orders/cart/shares"
 #: A consent-gated route (location) whose answer holds no personal field.
-LOCATION_PROBE: Final = "/orders/location/nearby?latitude=30.27&longitude=120.15"
+LOCATION_PROBE: Final = "/orders/location/nearby"  # POST, the coordinates in the body
+LOCATION_POINT: Final = {"latitude": 30.27, "longitude": 120.15}
 #: The rights that must answer for every live account, whatever its policy and consents.
 RIGHTS: Final = ("/consent/notices/me", "/consent/rights-requests/me")
 #: The first page of a user's ledger (the ledger is a right too).
@@ -249,11 +250,13 @@ class PrivacyMachine(RuleBasedStateMachine):
         self.until(
             f"{user}'s location gate at {wanted}",
             1,
-            lambda: self.send(str(user), "GET", LOCATION_PROBE, headers=user.headers),
+            lambda: self.send(
+                str(user), "POST", LOCATION_PROBE, headers=user.headers, json=LOCATION_POINT
+            ),
             lambda answer: answer.status_code == wanted,
         )
         if wanted == 200:  # the probe's successful read is a location read of the user
-            route = POLICY.route("GET", LOCATION_PROBE)
+            route = POLICY.route("POST", LOCATION_PROBE)
             assert route is not None and route.resource is not None
             user.entries[(route.resource, "location")] += 1
             user.tolerant.add((route.resource, "location"))

@@ -33,7 +33,7 @@ DOUBLE_RECORDED_ROUTES: Final[frozenset[str]] = frozenset(
     {
         "GET /identity/accounts/me",
         "GET /orders/cart",
-        "GET /orders/location/nearby",
+        "POST /orders/location/nearby",
         "POST /orders/location/address-autofill",
     }
 )
