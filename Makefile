@@ -67,7 +67,8 @@ fuzz: $(BIN)/.installed
 	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest tests/security/test_fuzz.py -m fuzz -q $(PYTEST_ARGS)
 
 # The privacy invariants' state machine (tests/invariants), deeper than in `make test`:
-# more and longer sequences, a new random seed each run (the seed of a failure is printed).
+# more and longer sequences, a new random seed each run (a failure prints its
+# @reproduce_failure blob to replay it).
 INVARIANTS_EXAMPLES ?= 20
 INVARIANTS_STEPS ?= 30
 invariants: $(BIN)/.installed

@@ -24,19 +24,12 @@ from kit.catalogue import Catalogue, default_catalogue
 from kit.settings import REPO_ROOT
 from tests.e2e.suite import Person
 
-#: Owner reads the service still records itself beside the gateway's entry (README,
-#: "Recording each read once": identity's account, the cart and location; issue 14 item 4,
-#: being fixed on the gw branch). For these, invariant 5 accepts one or two entries per
-#: answer; empty this once each read is recorded once, and the invariant is strict for
-#: them too. Orders' routes are never here: they are strict.
-DOUBLE_RECORDED_ROUTES: Final[frozenset[str]] = frozenset(
-    {
-        "GET /identity/accounts/me",
-        "GET /orders/cart",
-        "POST /orders/location/nearby",
-        "POST /orders/location/address-autofill",
-    }
-)
+#: Owner reads a service still records itself beside the gateway's entry (README,
+#: "Recording each read once"), for which invariant 5 accepts one or two entries per
+#: answer, as "METHOD /upstream/path". Empty: identity's account and the cart are recorded
+#: once since issue 14 item 4 landed, and location is orders' alone. Add a route here only
+#: while a fix for it is under way; orders' routes never belong here.
+DOUBLE_RECORDED_ROUTES: Final[frozenset[str]] = frozenset()
 
 #: Found by the machine (invariant 4): after a buyer's deletion completed, the courier of
 #: their paid or assigned order still reads its waybill (masked name and phone, the full
@@ -171,6 +164,8 @@ class Order:
     first_answer: dict[str, Any]
     status: str = "placed"
     courier: Courier | None = None
+    #: The street address the order has now (a correction changes it).
+    address: str = ""
 
     def __str__(self) -> str:
         return self.name

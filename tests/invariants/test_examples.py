@@ -59,6 +59,27 @@ def test_a_retried_order_answers_the_order_placed_before(stack: Stack) -> None:
     play.end()
 
 
+@pytest.mark.obligation("OB-R-1")
+def test_a_corrected_address_is_what_the_owner_and_a_retry_see(stack: Stack) -> None:
+    play = Play(stack)
+    u0 = play.step(play.state.start)
+    o0 = play.step(lambda: play.state.place_order(user=u0))
+    play.step(lambda: play.state.correct_address(order=o0))
+    play.step(lambda: play.state.read_order(order=o0))
+    play.step(lambda: play.state.replay_order(order=o0))
+    play.end()
+
+
+def test_a_user_who_never_agreed_withdraws_everything(stack: Stack) -> None:
+    """Found by a deeper run: the withdraw-all of a user who never agreed to the policy
+    did not complete within 30 s."""
+    play = Play(stack)
+    play.step(play.state.start)
+    u1 = play.step(lambda: play.state.register(agree=False))
+    play.step(lambda: play.state.rights_request(user=u1, kind="withdraw_all"))
+    play.end()
+
+
 @pytest.mark.obligation("OB-5-3")
 def test_after_a_major_change_only_closed_routes_wait_until_the_user_agrees(
     stack: Stack,
@@ -71,6 +92,7 @@ def test_after_a_major_change_only_closed_routes_wait_until_the_user_agrees(
     play.step(lambda: play.state.place_order(user=u0))  # 428
     play.step(lambda: play.state.read_order(order=o0))  # 428
     play.step(lambda: play.state.rights_request(user=u0, kind="access"))
+    play.step(lambda: play.state.read_account(user=u0))  # open: 200, one ledger entry
     play.step(lambda: play.state.agree(user=u0))
     play.step(lambda: play.state.agree(user=u1))
     play.step(lambda: play.state.read_order(order=o0))

@@ -17,7 +17,7 @@ from hypothesis.stateful import run_state_machine_as_test
 
 from tests.invariants.machine import Stack, machine_for
 
-EXAMPLES = int(os.environ.get("INVARIANTS_EXAMPLES", "3"))
+EXAMPLES = int(os.environ.get("INVARIANTS_EXAMPLES", "6"))
 STEPS = int(os.environ.get("INVARIANTS_STEPS", "12"))
 #: make invariants raises the per-test timeout with the depth.
 TIMEOUT_S = int(os.environ.get("INVARIANTS_TIMEOUT_S", "600"))
