@@ -492,7 +492,8 @@ def main() -> None:
     if args.profile is not None:
         args.profile.mkdir(parents=True, exist_ok=True)
     for row in run(args.connections, args.seconds, args.kafka, args.profile):
-        print(" | ".join(str(cell) for cell in (row.section, row.what, row.figure, row.ratio)))
+        met = "" if row.met is None else ("met" if row.met else "NOT met")
+        print(" | ".join((row.section, row.what, row.figure, row.ratio, row.goal, met)))
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ default; ``httptools`` for uvicorn's own, to measure what the guards cost:
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import logging
 import os
@@ -93,6 +94,8 @@ def gateway_app(args: argparse.Namespace, key: SigningKey) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with inner(app):
             trust_only(app, key)  # the benchmark is its own token issuer
+            if settings.access_events_direct:  # measured on the path it is meant to take
+                await asyncio.wait_for(app.state.gateway.access_events.connected.wait(), 120)
             yield
 
     app.router.lifespan_context = lifespan

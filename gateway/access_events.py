@@ -142,11 +142,6 @@ class AccessEventBatcher:
                 await writer
 
 
-def _report(outcome: asyncio.Future[bool], delivery: asyncio.Future[object]) -> None:
-    if not outcome.done():
-        outcome.set_result(not delivery.cancelled() and delivery.exception() is None)
-
-
 def _settle(done: asyncio.Future[None], error: BaseException | None) -> None:
     if done.done():
         return
@@ -172,7 +167,9 @@ class AccessEventPublisher:
     sending fails, or no producer is connected) the same event, same id, goes to the
     gateway's outbox through ``outbox`` (group commit, :class:`AccessEventBatcher`) and the
     relay publishes it once Kafka is back: the response still waits until its event is
-    either acknowledged or durable, and a failure of both fails the request.
+    either acknowledged or durable, and a failure of both fails the request. While Kafka
+    acknowledges other events, a late one waits on (up to four timeouts): the gateway's
+    own event loop is then what is slow, and the outbox would only add to its work.
 
     The first unacknowledged event abandons the producer, dropping what it had not sent
     (:func:`kit.kafka.abandon_producer`), so those events are published once, from the
@@ -201,6 +198,7 @@ class AccessEventPublisher:
         default_factory=dict
     )
     _watchdog: asyncio.Task[None] | None = None
+    _last_ack: float = float("-inf")
     connected: asyncio.Event = field(default_factory=asyncio.Event)
     #: Events acknowledged by Kafka, and events written to the outbox instead.
     sent: int = 0
@@ -239,7 +237,7 @@ class AccessEventPublisher:
         loop = asyncio.get_running_loop()
         outcome: asyncio.Future[bool] = loop.create_future()
         self._waiting[outcome] = (loop.time() + self.ack_timeout_s, producer)
-        delivery.add_done_callback(functools.partial(_report, outcome))
+        delivery.add_done_callback(functools.partial(self._report, outcome))
         if self._watchdog is None:
             self._watchdog = loop.create_task(self._watch(), name=f"{self.name}-watchdog")
         try:
@@ -251,17 +249,30 @@ class AccessEventPublisher:
             self._lost(producer, error or TimeoutError())
         return acknowledged
 
+    def _report(self, outcome: asyncio.Future[bool], delivery: asyncio.Future[object]) -> None:
+        acknowledged = not delivery.cancelled() and delivery.exception() is None
+        if acknowledged:
+            self._last_ack = asyncio.get_running_loop().time()
+        if not outcome.done():
+            outcome.set_result(acknowledged)
+
     async def _watch(self) -> None:
         """While events wait: every quarter of the timeout, fail those past their deadline
-        (they were sent in deadline order)."""
+        (they were sent in deadline order), unless Kafka acknowledged other events within
+        the timeout: then it answers and the gateway's own loop is what is slow (a
+        saturated process), and sending to the outbox would only add work; they wait on,
+        up to four timeouts."""
         loop = asyncio.get_running_loop()
         try:
             while self._waiting:
                 await asyncio.sleep(self.ack_timeout_s / 4)
                 now = loop.time()
+                answering = now - self._last_ack < self.ack_timeout_s
                 for outcome, (deadline, _) in list(self._waiting.items()):
                     if deadline > now:
                         break
+                    if answering and now < deadline + 3 * self.ack_timeout_s:
+                        continue
                     if not outcome.done():
                         outcome.set_result(False)
         finally:

@@ -21,8 +21,9 @@ In order, each step refusing with problem+json (and counted in
    ``policy/routes.yaml`` marks ``during_renewal: open`` (the policy itself and the user's
    rights) answers 428 until renewed, and 503 with ``Retry-After`` while the consent view
    has not caught up (fail closed, OB-5-3);
-8. request fields: a top-level JSON field that is a personal field of the route's
-   resource the purpose may not have is refused (422);
+8. request fields: a JSON field at any depth (in nested objects and lists too) that is a
+   personal field of the route's resource the purpose may not have is refused (422, each
+   named by its path, e.g. ``body.items.0.invoice_tax_id``);
 9. proxy, with the purpose in ``X-Purpose`` (502 when the upstream is down, 504 slow); a
    problem+json answer's ``instance`` is rewritten to the path the client requested (the
    service only knows its own path);
@@ -399,7 +400,7 @@ def _check_request_fields(
         return
     try:
         parsed = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested past Python's limit
         raise Refused(
             400,
             "invalid_json",

@@ -234,11 +234,14 @@ async def forward(
     client = upstreams.client(upstream)
     url = path + ("?" + query.decode("latin-1") if query else "")
     try:
-        async with asyncio.timeout(upstreams.timeout_s):
-            if isinstance(client, aiohttp.ClientSession):
-                return await _over_aiohttp(
-                    client, upstreams.base_urls[upstream] + url, method, headers, body
-                )
+        if isinstance(client, aiohttp.ClientSession):
+            # The session's own total timeout bounds the exchange (body included): no
+            # second timer per request (with the access event's, timers were ~6 % of the
+            # gateway's samples).
+            return await _over_aiohttp(
+                client, upstreams.base_urls[upstream] + url, method, headers, body
+            )
+        async with asyncio.timeout(upstreams.timeout_s):  # in-process transports have none
             response = await client.request(method, url, headers=headers, content=body)
     except (TimeoutError, httpx.TimeoutException) as exc:
         if _broken_not_slow(exc):

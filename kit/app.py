@@ -55,7 +55,7 @@ from kit.observability import RequestContextMiddleware, configure_logging
 from kit.openapi import install_access_documentation
 from kit.outbox import EventWriter, OutboxRelay, outbox_stats
 from kit.revocation import Revocations, load_revocations, revocation_loops
-from kit.settings import ServiceSettings
+from kit.settings import EncryptingSettings, ServiceSettings
 
 # Background loops started and stopped with the app: consumers, state views, sweepers.
 ConsumerFactory = Callable[["AppContext"], Sequence[BackgroundLoop]]
@@ -154,10 +154,20 @@ class AppContext:
     settings: ServiceSettings
     catalogue: Catalogue
     database: Database
-    cipher: FieldCipher
+    #: None for an app without a master key (the gateway encrypts nothing).
+    field_cipher: FieldCipher | None
     events: EventWriter
     relay: OutboxRelay
     consumers: list[BackgroundLoop] = field(default_factory=list)
+
+    @property
+    def cipher(self) -> FieldCipher:
+        """The field cipher of an app with a master key (:class:`EncryptingSettings`)."""
+        if self.field_cipher is None:
+            raise RuntimeError(
+                f"{self.settings.service_name} has no master key: it encrypts nothing"
+            )
+        return self.field_cipher
 
 
 class Check(BaseModel):
@@ -232,7 +242,9 @@ def create_app(
             settings=settings,
             catalogue=catalogue,
             database=database,
-            cipher=FieldCipher(settings.master_key_bytes),
+            field_cipher=(
+                settings.field_cipher() if isinstance(settings, EncryptingSettings) else None
+            ),
             events=EventWriter(
                 source=f"/{settings.service_name}",
                 topic=settings.events_topic,
@@ -244,15 +256,15 @@ def create_app(
         app.state.database = database
         revocations = Revocations()
         app.state.revocations = revocations  # read by kit.auth.current_principal
-        await load_revocations(database, revocations)
         jwks = JwksClient(settings.auth_jwks_url)
         app.state.token_verifier = TokenVerifier(
             issuer=settings.auth_issuer,
             audience=settings.auth_audience,
             key_source=jwks.key_set,
         )
-        if on_startup is not None:
+        if on_startup is not None:  # first: a bad route table or policy stops start-up
             await on_startup(app, context)
+        await load_revocations(database, revocations)
         relay.start()
         context.consumers = [
             *(consumers(context) if consumers else ()),

@@ -1,8 +1,17 @@
 """Field encryption: per-subject AES-GCM data keys, blind indexes, crypto-shredding.
 
-- :class:`FieldCipher` is built from the 32-byte master key (``settings.master_key_bytes``).
-  HKDF-SHA256 derives two independent sub-keys from it: a key-encryption key (KEK) that wraps
-  the data keys, and a blind-index key. The master key itself encrypts nothing.
+- :class:`FieldCipher` is built from the 32-byte master key (``settings.master_key_bytes``)
+  and its version, plus the older master keys by version while a rotation is under way.
+  HKDF-SHA256 derives from each a key-encryption key (KEK) that wraps the data keys, and
+  from the master key of version 1 the blind-index key (so indexes stay valid across
+  rotations; without version 1, :meth:`FieldCipher.blind_index` is refused). The master key
+  itself encrypts nothing.
+- Each wrapped data key records the version of the master key that wrapped it; new keys are
+  wrapped by the current one. :func:`rotate_master_key` (``python -m kit.key_rotation
+  rotate-master-key --app <app>``) rewraps, in short transactions while the app serves, every
+  key of an older version with the current one; data is never re-encrypted (the data keys
+  stay), so everything written before reads as before. Once it reports none left, the old
+  key may leave the settings (keep version 1 for the blind index).
 - Each subject (a user, usually) has one random 256-bit data key, stored in the kit's
   ``subject_key`` table wrapped with AES-GCM under the KEK (associated data: the subject).
   :meth:`FieldCipher.encrypt` creates it on first use; two sessions racing to create it end
@@ -31,6 +40,7 @@ import base64
 import os
 import re
 import unicodedata
+from collections.abc import Mapping
 from typing import Any, Final
 
 from cryptography.exceptions import InvalidTag
@@ -44,6 +54,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
+from kit.db import Database
 from kit.errors import DomainError
 from kit.models import SubjectKey, utcnow
 
@@ -52,6 +63,7 @@ __all__ = [
     "DecryptionFailed",
     "FieldCipher",
     "SubjectKeyShredded",
+    "rotate_master_key",
 ]
 
 TOKEN_PREFIX: Final = "v1."
@@ -109,11 +121,17 @@ def _forget_keys(session: Session, _transaction: Any) -> None:
 class FieldCipher:
     """Encrypts and decrypts field values under per-subject keys wrapped by the master key."""
 
-    def __init__(self, master_key: bytes) -> None:
-        if len(master_key) != KEY_BYTES:
+    def __init__(
+        self, master_key: bytes, *, version: int = 1, previous: Mapping[int, bytes] | None = None
+    ) -> None:
+        keys = {**(previous or {}), version: master_key}
+        if any(len(key) != KEY_BYTES for key in keys.values()):
             raise ValueError("master_key must be 32 bytes (AES-256)")
-        self._kek = AESGCM(_derive(master_key, _KEK_INFO))
-        self._blind_index_key = _derive(master_key, _BLIND_INDEX_INFO)
+        if version < 1 or any(old >= version for old in previous or {}):
+            raise ValueError("previous master keys have versions below the current one")
+        self.version = version
+        self._keks = {number: AESGCM(_derive(key, _KEK_INFO)) for number, key in keys.items()}
+        self._blind_index_key = _derive(keys[1], _BLIND_INDEX_INFO) if 1 in keys else None
 
     # -- public API -------------------------------------------------------------------------
 
@@ -169,7 +187,7 @@ class FieldCipher:
             assert isinstance(result, CursorResult)
             if result.rowcount:
                 return True
-            exists, _wrapped = await self._read(session, subject)
+            exists, _wrapped, _version = await self._read(session, subject)
             if exists:
                 return False  # already a tombstone
             try:
@@ -189,6 +207,8 @@ class FieldCipher:
         """A keyed, deterministic index of ``value`` (NFKC-normalised and stripped) for the
         field ``context``: equal values give equal indexes; other fields give other ones."""
         _check_context(context)
+        if self._blind_index_key is None:
+            raise RuntimeError("the blind index needs the master key of version 1")
         normalised = unicodedata.normalize("NFKC", value).strip()
         mac = hmac.HMAC(self._blind_index_key, hashes.SHA256())
         mac.update(context.encode("utf-8") + b"\x00" + normalised.encode("utf-8"))
@@ -210,18 +230,27 @@ class FieldCipher:
         return per_cipher.setdefault(self, {})
 
     @staticmethod
-    async def _read(session: AsyncSession, subject: str) -> tuple[bool, bytes | None]:
-        """Whether the subject has a row, and its wrapped key (None once shredded)."""
+    async def _read(session: AsyncSession, subject: str) -> tuple[bool, bytes | None, int]:
+        """Whether the subject has a row, its wrapped key (None once shredded) and the
+        version of the master key that wrapped it."""
         row = (
             await session.execute(
-                select(col(SubjectKey.wrapped_key)).where(col(SubjectKey.subject) == subject)
+                select(col(SubjectKey.wrapped_key), col(SubjectKey.key_version)).where(
+                    col(SubjectKey.subject) == subject
+                )
             )
         ).first()
-        return (False, None) if row is None else (True, row[0])
+        return (False, None, 0) if row is None else (True, row[0], row[1])
 
-    def _unwrap(self, subject: str, wrapped: bytes) -> bytes:
+    def _unwrap(self, subject: str, wrapped: bytes, version: int) -> bytes:
+        kek = self._keks.get(version)
+        if kek is None:
+            raise DecryptionFailed(
+                f"the subject's key is wrapped by master key version {version}, "
+                "which is not configured"
+            )
         try:
-            return self._kek.decrypt(
+            return kek.decrypt(
                 wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:], subject.encode("utf-8")
             )
         except (InvalidTag, ValueError) as exc:  # ValueError: a truncated stored key
@@ -230,8 +259,35 @@ class FieldCipher:
             ) from exc
 
     def _wrap(self, subject: str, key: bytes) -> bytes:
+        """``key`` wrapped by the current master key (version :attr:`version`)."""
         nonce = os.urandom(NONCE_BYTES)
-        return nonce + self._kek.encrypt(nonce, key, subject.encode("utf-8"))
+        return nonce + self._keks[self.version].encrypt(nonce, key, subject.encode("utf-8"))
+
+    async def rewrap(self, session: AsyncSession, *, batch_size: int) -> int:
+        """Rewrap up to ``batch_size`` subject keys of older master key versions with the
+        current one; returns how many. Rows are locked (skipped if another rotation holds
+        them) so a concurrent shred or rotation is never overwritten."""
+        rows = (
+            await session.execute(
+                select(SubjectKey)
+                .where(
+                    col(SubjectKey.wrapped_key).is_not(None),
+                    col(SubjectKey.key_version) != self.version,
+                )
+                .order_by(col(SubjectKey.subject))
+                .limit(batch_size)
+                .with_for_update(skip_locked=True)
+            )
+        ).scalars()
+        count = 0
+        for row in rows:
+            assert row.wrapped_key is not None
+            key = self._unwrap(row.subject, row.wrapped_key, row.key_version)
+            row.wrapped_key = self._wrap(row.subject, key)
+            row.key_version = self.version
+            count += 1
+        await session.flush()
+        return count
 
     async def _data_key(self, session: AsyncSession, *, subject: str, create: bool) -> bytes:
         """The subject's unwrapped data key, created first if ``create`` and none exists."""
@@ -239,13 +295,13 @@ class FieldCipher:
         if cached is not None:
             return cached
         for _attempt in range(3):
-            exists, wrapped = await self._read(session, subject)
+            exists, wrapped, version = await self._read(session, subject)
             if exists:
                 if wrapped is None:
                     raise SubjectKeyShredded(
                         "this data was erased: the subject's encryption key was shredded"
                     )
-                key = self._unwrap(subject, wrapped)
+                key = self._unwrap(subject, wrapped, version)
                 break
             if not create:
                 raise DecryptionFailed("no encryption key exists for this subject")
@@ -256,6 +312,7 @@ class FieldCipher:
                         insert(SubjectKey).values(
                             subject=subject,
                             wrapped_key=self._wrap(subject, key),
+                            key_version=self.version,
                             created_at=utcnow(),
                         )
                     )
@@ -266,3 +323,17 @@ class FieldCipher:
             raise RuntimeError("could not create the subject key under concurrent inserts")
         self._cache(session)[subject] = key
         return key
+
+
+async def rotate_master_key(
+    database: Database, cipher: FieldCipher, *, batch_size: int = 500
+) -> int:
+    """Rewrap every subject key of an older master key version with ``cipher``'s current
+    one, one short transaction per batch while the app keeps serving; returns how many."""
+    total = 0
+    while True:
+        async with database.session() as session:
+            done = await cipher.rewrap(session, batch_size=batch_size)
+        total += done
+        if done < batch_size:
+            return total

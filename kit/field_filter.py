@@ -11,9 +11,10 @@ touching the catalogue again:
   are not personal and pass through (their values are walked, so personal fields nested
   in them are filtered too). It returns the filtered value and the data categories that
   remain in it (a field masked to ``null`` or absent counts for nothing).
-- :meth:`FieldFilter.refused_inputs` names the top-level keys of a request body that are
-  personal fields of the resource the purpose may not submit (conservative: a purpose that
-  may not see a field may not send it either).
+- :meth:`FieldFilter.refused_inputs` names, by path and at every depth (as the response
+  filter walks), the keys of a request body that are personal fields of the resource the
+  purpose may not submit (conservative: a purpose that may not see a field may not send it
+  either).
 
 Resource-agnostic: the gateway uses it; a service can use it for its own views.
 """
@@ -50,6 +51,15 @@ _NOT_PERSONAL: Final = object()
 _PLAIN: Final = frozenset({str, int, float, bool, type(None)})
 
 
+def _spelt(where: Any) -> str:
+    """``(((None, "items"), 0), "x")`` as ``items.0.x``."""
+    parts: list[str] = []
+    while where is not None:
+        where, key = where
+        parts.append(str(key))
+    return ".".join(reversed(parts))
+
+
 class FieldFilter:
     """Per resource and purpose, the personal fields shown and how; compiled once."""
 
@@ -60,6 +70,8 @@ class FieldFilter:
         # resource -> purpose -> personal field -> what to do with it (see _Shown). One
         # dict lookup per key of the response tells all: not personal, removed, or shown.
         self._plans: dict[str, dict[str, dict[str, _Shown | None]]] = {}
+        # resource -> purpose -> the personal fields it may not submit (nor see).
+        self._forbidden: dict[str, dict[str, frozenset[str]]] = {}
         purposes = [purpose.id for purpose in catalogue.purposes]
         for name, resource in catalogue.resources.items():
             self._personal[name] = frozenset(resource.fields)
@@ -67,6 +79,10 @@ class FieldFilter:
             self._categories[name] = categories
             self._rules[name] = {
                 purpose: catalogue.visible_fields(name, purpose) for purpose in purposes
+            }
+            self._forbidden[name] = {
+                purpose: frozenset(resource.fields) - frozenset(rules)
+                for purpose, rules in self._rules[name].items()
             }
             self._plans[name] = {
                 purpose: {
@@ -149,12 +165,32 @@ class FieldFilter:
         return FilterResult(filtered, tuple(sorted(found)), removed=removed, masked=masked)
 
     def refused_inputs(self, body: Any, *, resource: str, purpose: str) -> list[str]:
-        """Top-level keys of ``body`` that are personal fields ``purpose`` may not submit."""
-        if not isinstance(body, dict):
-            return []
-        rules = self.visible(resource, purpose)
-        personal = self._personal[resource]
-        return sorted(key for key in body if key in personal and key not in rules)
+        """Where ``body`` holds personal fields of ``resource`` that ``purpose`` may not
+        submit, at every depth (objects in objects and in lists), as dotted paths
+        (``address.customs_id_number``, ``items.0.invoice_tax_id``), sorted. Iterative: a
+        deeply nested body costs no recursion."""
+        try:
+            forbidden = self._forbidden[resource][purpose]
+        except KeyError:
+            raise KeyError(f"unknown resource or purpose: {resource} / {purpose}") from None
+        found: list[str] = []
+        # (where it is, the container): where is None at the top, else (parent's where, key);
+        # a path is spelt only for what is found. Scalars are never looked at twice.
+        pending: list[tuple[Any, Any]] = [(None, body)]
+        pop, push = pending.pop, pending.append
+        while pending:
+            where, node = pop()
+            if type(node) is dict or isinstance(node, dict):
+                if not forbidden.isdisjoint(node):
+                    found.extend(_spelt((where, key)) for key in node if key in forbidden)
+                for key, item in node.items():
+                    if type(item) not in _PLAIN:
+                        push(((where, key), item))
+            elif type(node) is list or isinstance(node, list):
+                for index, item in enumerate(node):
+                    if type(item) not in _PLAIN:
+                        push(((where, index), item))
+        return sorted(found)
 
     def categories_of(self, resource: str, fields: Iterable[str]) -> list[str]:
         table = self._categories[resource]

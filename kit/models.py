@@ -76,6 +76,8 @@ class SubjectKey(KitModel, table=True):
 
     subject: str = Field(primary_key=True, max_length=200)
     wrapped_key: bytes | None = Field(default=None)
+    #: The version of the master key that wraps ``wrapped_key`` (rotate-master-key).
+    key_version: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
     created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
     shredded_at: datetime | None = Field(default=None, sa_column=timestamp_column(nullable=True))
 

@@ -70,9 +70,6 @@ class Revocations:
     def learn(self, subject: str, expires_at: datetime) -> None:
         self._until[subject] = max(expires_at, self._until.get(subject, expires_at))
 
-    def replace(self, entries: dict[str, datetime]) -> None:
-        self._until = dict(entries)
-
     def prune(self) -> int:
         """Forget the entries whose tokens have all expired; how many went."""
         now = self.clock()
@@ -108,12 +105,15 @@ def revocation_handler(revocations: Revocations, *, keep_s: float) -> Handler:
 
 
 async def load_revocations(database: Database, revocations: Revocations) -> None:
-    """Reread the table into ``revocations`` (those not yet expired)."""
+    """Add the table's entries not yet expired to ``revocations``. Never a replacement: an
+    entry the consumer has just learnt may not be committed yet, and an entry leaves the set
+    only by :meth:`Revocations.prune`, when its time has come."""
     async with database.session(reads_only=True) as session:
         rows = await session.scalars(
             select(Revocation).where(col(Revocation.expires_at) > revocations.clock())
         )
-        revocations.replace({row.subject: row.expires_at for row in rows})
+        for row in rows:
+            revocations.learn(row.subject, row.expires_at)
 
 
 async def prune_revocations(database: Database, revocations: Revocations) -> None:
@@ -123,6 +123,7 @@ async def prune_revocations(database: Database, revocations: Revocations) -> Non
         await session.execute(
             delete(Revocation).where(col(Revocation.expires_at) <= revocations.clock())
         )
+    revocations.prune()
     await load_revocations(database, revocations)
 
 

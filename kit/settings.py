@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import base64
 import ipaddress
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Final, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic.fields import FieldInfo
@@ -24,6 +25,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from kit.crypto import FieldCipher
 from kit.kafka import KafkaCluster
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -35,8 +37,22 @@ SUITE_PREFIX = "PRIVACY_"
 # idea of which hops in front of it to trust.
 PER_APP_ONLY = frozenset({"database_url", "trusted_proxies"})
 
-# A development-only master key. Start-up refuses it when ``environment`` is ``production``.
+# A development-only master key: start-up refuses it in every environment but
+# ``development`` and ``test`` (:data:`DEVELOPMENT_KEY_ENVIRONMENTS`).
 DEVELOPMENT_MASTER_KEY = base64.b64encode(b"development-master-key-32-bytes!").decode()
+
+
+class Environment(StrEnum):
+    """Where an app runs; anything else (``prod``, a typo) is refused at start."""
+
+    DEVELOPMENT = "development"
+    TEST = "test"
+    STAGING = "staging"
+    PRODUCTION = "production"
+
+
+#: The only environments that may run with :data:`DEVELOPMENT_MASTER_KEY`.
+DEVELOPMENT_KEY_ENVIRONMENTS: Final = frozenset({Environment.DEVELOPMENT, Environment.TEST})
 
 
 class _SuiteWideEnvironment(EnvSettingsSource):
@@ -55,7 +71,9 @@ class ServiceSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix=SUITE_PREFIX, extra="ignore")
 
-    environment: str = Field(default="development", description="development, test, production")
+    environment: Environment = Field(
+        default=Environment.DEVELOPMENT, description="development, test, staging, production"
+    )
     database_url: str = Field(default="", description="SQLAlchemy async URL; default SQLite")
     database_pool_size: int = Field(
         default=10, ge=1, description="PostgreSQL connections each process keeps open"
@@ -84,7 +102,6 @@ class ServiceSettings(BaseSettings):
     kafka_min_insync_replicas: int = Field(
         default=1, ge=1, description="min.insync.replicas of those topics; 2 in production"
     )
-    master_key: SecretStr = SecretStr(DEVELOPMENT_MASTER_KEY)
     catalogue_path: Path = DEFAULT_CATALOGUE
     outbox_batch_size: int = Field(default=1000, ge=1, le=10_000)
     outbox_poll_interval_s: float = Field(default=0.2, gt=0)
@@ -161,22 +178,7 @@ class ServiceSettings(BaseSettings):
                 raise ValueError(f"not an IP address or network: {entry!r}") from None
         return entries
 
-    @field_validator("master_key")
-    @classmethod
-    def _master_key_is_32_bytes(cls, value: SecretStr) -> SecretStr:
-        try:
-            raw = base64.b64decode(value.get_secret_value(), validate=True)
-        except ValueError as exc:
-            raise ValueError("master_key must be base64") from exc
-        if len(raw) != 32:
-            raise ValueError("master_key must decode to 32 bytes (AES-256)")
-        return value
-
     def model_post_init(self, context: Any, /) -> None:
-        if self.environment == "production" and (
-            self.master_key.get_secret_value() == DEVELOPMENT_MASTER_KEY
-        ):
-            raise ValueError("the development master key may not be used in production")
         if not self.auth_jwks_url:
             self.auth_jwks_url = f"{self.auth_issuer.rstrip('/')}/.well-known/jwks.json"
         if not self.database_url:
@@ -232,10 +234,6 @@ class ServiceSettings(BaseSettings):
             min_insync_replicas=self.kafka_min_insync_replicas,
         )
 
-    @property
-    def master_key_bytes(self) -> bytes:
-        return base64.b64decode(self.master_key.get_secret_value())
-
     def topic(self, name: str) -> str:
         """A topic's full name: ``name`` behind this deployment's prefix."""
         return f"{self.kafka_topic_prefix}{name}"
@@ -244,6 +242,83 @@ class ServiceSettings(BaseSettings):
     def events_topic(self) -> str:
         """The topic this app's outbox publishes its domain events to."""
         return self.topic(f"{self.service_name}.events")
+
+
+class EncryptingSettings(ServiceSettings):
+    """An app that encrypts personal data (the four services): its master key. The gateway
+    encrypts nothing and has no such setting: it never loads the key."""
+
+    master_key: SecretStr = Field(
+        default=SecretStr(DEVELOPMENT_MASTER_KEY),
+        description="base64 of 32 bytes; the development value only in development and test",
+    )
+    master_key_version: int = Field(
+        default=1, ge=1, description="the version of master_key; raise it with a new key"
+    )
+    previous_master_keys: dict[int, SecretStr] = Field(
+        default={},
+        description='older master keys by version (JSON, e.g. {"1": "<base64>"}) until '
+        "rotate-master-key has rewrapped every subject key; version 1 stays for the blind index",
+    )
+
+    @field_validator("master_key")
+    @classmethod
+    def _master_key_is_32_bytes(cls, value: SecretStr) -> SecretStr:
+        _key_bytes(value, "master_key")
+        return value
+
+    @field_validator("previous_master_keys")
+    @classmethod
+    def _previous_keys_are_32_bytes(cls, value: dict[int, SecretStr]) -> dict[int, SecretStr]:
+        for version, key in value.items():
+            _key_bytes(key, f"previous_master_keys[{version}]")
+        return value
+
+    @model_validator(mode="after")
+    def _versions_make_sense(self) -> EncryptingSettings:
+        if any(version >= self.master_key_version for version in self.previous_master_keys):
+            raise ValueError("previous_master_keys must have versions below master_key_version")
+        if self.master_key_version > 1 and 1 not in self.previous_master_keys:
+            raise ValueError(
+                "the blind index is keyed by master key version 1: keep it in previous_master_keys"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _development_key_only_in_development(self) -> EncryptingSettings:
+        if (
+            self.master_key.get_secret_value() == DEVELOPMENT_MASTER_KEY
+            and self.environment not in DEVELOPMENT_KEY_ENVIRONMENTS
+        ):
+            raise ValueError(
+                f"the development master key may not be used in {self.environment.value}: "
+                "set <APP>_MASTER_KEY (or PRIVACY_MASTER_KEY)"
+            )
+        return self
+
+    @property
+    def master_key_bytes(self) -> bytes:
+        return base64.b64decode(self.master_key.get_secret_value())
+
+    def field_cipher(self) -> FieldCipher:
+        """The field cipher of these keys: the current one and the older ones by version."""
+        previous = {
+            version: base64.b64decode(key.get_secret_value())
+            for version, key in self.previous_master_keys.items()
+        }
+        return FieldCipher(
+            self.master_key_bytes, version=self.master_key_version, previous=previous
+        )
+
+
+def _key_bytes(value: SecretStr, name: str) -> bytes:
+    try:
+        raw = base64.b64decode(value.get_secret_value(), validate=True)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be base64") from exc
+    if len(raw) != 32:
+        raise ValueError(f"{name} must decode to 32 bytes (AES-256)")
+    return raw
 
 
 class ConsentViewSettings(ServiceSettings):

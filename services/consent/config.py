@@ -6,12 +6,12 @@ from typing import Any, ClassVar
 from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from kit.settings import REPO_ROOT, ServiceSettings
+from kit.settings import REPO_ROOT, EncryptingSettings
 
 DEFAULT_FIRST_POLICY = REPO_ROOT / "policy" / "privacy-policy.yaml"
 
 
-class Settings(ServiceSettings):
+class Settings(EncryptingSettings):
     service_name: ClassVar[str] = "consent"
     model_config = SettingsConfigDict(env_prefix="CONSENT_", extra="ignore")
 

@@ -19,7 +19,6 @@ import sys
 
 from kit.auth import SERVICE_SCOPES, STAFF_ROLE_SCOPES
 from kit.catalogue import load_catalogue
-from kit.crypto import FieldCipher
 from kit.db import Database
 from kit.errors import DomainError
 from kit.outbox import EventWriter
@@ -59,7 +58,7 @@ async def _create_admin(settings: Settings, phone: str, roles: list[str]) -> Non
         async with database.session() as session:
             created = await create_staff(
                 session,
-                cipher=FieldCipher(settings.master_key_bytes),
+                cipher=settings.field_cipher(),
                 events=events,
                 phone=phone,
                 password=_password(),
@@ -76,7 +75,7 @@ async def _rotate(settings: Settings) -> None:
     try:
         async with database.session() as session:
             key = await rotate_signing_key(
-                session, cipher=FieldCipher(settings.master_key_bytes), settings=settings
+                session, cipher=settings.field_cipher(), settings=settings
             )
     finally:
         await database.dispose()

@@ -5,10 +5,10 @@ from typing import ClassVar, Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from kit.settings import ServiceSettings
+from kit.settings import EncryptingSettings
 
 
-class Settings(ServiceSettings):
+class Settings(EncryptingSettings):
     service_name: ClassVar[str] = "identity"
     model_config = SettingsConfigDict(env_prefix="IDENTITY_", extra="ignore")
 

@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from kit.catalogue import Catalogue, load_catalogue
-from kit.crypto import FieldCipher
 from kit.db import Database
 from kit.outbox import EventWriter
 from services.orders.config import Settings
@@ -57,7 +56,7 @@ async def set_up_provider(settings: Settings, request: ProviderCreate) -> Provid
         async with database.session() as session:
             return await payments.register_provider(
                 session,
-                cipher=FieldCipher(settings.master_key_bytes),
+                cipher=settings.field_cipher(),
                 events=events,
                 request=request,
                 staff_id="command-line",

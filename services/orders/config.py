@@ -5,10 +5,10 @@ from typing import ClassVar
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from kit.settings import ConsentViewSettings
+from kit.settings import ConsentViewSettings, EncryptingSettings
 
 
-class Settings(ConsentViewSettings):
+class Settings(EncryptingSettings, ConsentViewSettings):
     service_name: ClassVar[str] = "orders"
     model_config = SettingsConfigDict(env_prefix="ORDERS_", extra="ignore")
 

@@ -6,7 +6,7 @@ from typing import ClassVar
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from kit.settings import ConsentViewSettings
+from kit.settings import ConsentViewSettings, EncryptingSettings
 
 
 class DeliveryTls(BaseModel):
@@ -19,7 +19,7 @@ class DeliveryTls(BaseModel):
     client_key: Path | None = None
 
 
-class Settings(ConsentViewSettings):
+class Settings(EncryptingSettings, ConsentViewSettings):
     service_name: ClassVar[str] = "transfer"
     model_config = SettingsConfigDict(env_prefix="TRANSFER_", extra="ignore")
 

@@ -86,3 +86,11 @@ def test_one_database_per_app_and_secrets_from_files(compose: dict[str, Any]) ->
     assert all(f"CREATE DATABASE {app};" in created for app in APPS)
     assert "PRIVACY_MASTER_KEY" not in environment
     assert environment["PRIVACY_MASTER_KEY_FILE"] == "/run/secrets/master_key"
+
+
+def test_the_gateway_never_gets_the_master_key(compose: dict[str, Any]) -> None:
+    gateway = compose["services"]["gateway"]
+    assert gateway["secrets"] == []
+    assert not [name for name in gateway["environment"] if "MASTER_KEY" in name]
+    for app in ("identity", "orders", "consent", "transfer", "migrate"):
+        assert compose["services"][app]["secrets"] == ["master_key"], app

@@ -124,3 +124,15 @@ def test_production_kafka_is_three_kraft_nodes_with_scram(rendered: list[dict[st
     listener = strimzi["Kafka"]["spec"]["kafka"]["listeners"][0]
     assert listener["tls"] is True and listener["authentication"]["type"] == "scram-sha-512"
     assert strimzi["Kafka"]["spec"]["kafka"]["config"]["min.insync.replicas"] == 2
+
+
+def test_the_gateway_never_gets_the_master_key(rendered: list[dict[str, Any]]) -> None:
+    deployments = _objects(rendered, "Deployment")
+    pod = deployments["gateway"]["spec"]["template"]["spec"]
+    for container in (*pod["containers"], *pod.get("initContainers", [])):
+        assert not [env for env in container.get("env", []) if "MASTER_KEY" in env["name"]]
+    [secrets] = [volume for volume in pod["volumes"] if volume["name"] == "secrets"]
+    assert [item["key"] for item in secrets["secret"]["items"]] == ["gateway_database_url"]
+    for name in SERVICES:
+        service = deployments[name]["spec"]["template"]["spec"]["containers"][0]
+        assert "PRIVACY_MASTER_KEY_FILE" in {env["name"] for env in service["env"]}, name

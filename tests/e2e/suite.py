@@ -74,6 +74,11 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+def _coordinate(degrees: float) -> float:
+    """``degrees`` plus a random fraction of a tenth of a degree, seven decimals."""
+    return round(degrees + (secrets.randbelow(10**5) * 10 + 1 + secrets.randbelow(9)) * 1e-7, 7)
+
+
 @dataclass(frozen=True)
 class Person:
     """One user's personal values, unique to this run."""
@@ -115,9 +120,9 @@ class Person:
             extra_phone="138" + "".join(random.choices(string.digits, k=8)),
             # letters only: remarks refuse anything shaped like a number or an address
             remarks="请放门口 " + "".join(random.choices(string.ascii_lowercase, k=12)),
-            # West Lake, Hangzhou, with seven distinctive decimals
-            latitude=round(30.25 + random.randint(1, 99_999) * 1e-7 + 1e-7, 7),
-            longitude=round(120.13 + random.randint(1, 99_999) * 1e-7 + 1e-7, 7),
+            # West Lake, Hangzhou, with seven distinctive decimals (the last never 0)
+            latitude=_coordinate(30.2),
+            longitude=_coordinate(120.1),
         )
 
     @property

@@ -5,7 +5,10 @@ from __future__ import annotations
 import base64
 
 import pytest
+from pydantic import ValidationError
 
+from gateway.config import Settings as GatewaySettings
+from kit.settings import DEVELOPMENT_MASTER_KEY
 from services.orders.config import Settings as OrdersSettings
 
 OTHER_KEY = base64.b64encode(b"another-master-key-of-32-bytes!!").decode()
@@ -31,10 +34,48 @@ def test_a_short_master_key_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
         OrdersSettings()
 
 
-def test_production_refuses_the_development_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ORDERS_ENVIRONMENT", "production")
-    with pytest.raises(ValueError, match="development master key"):
+@pytest.mark.parametrize("environment", ["production", "staging"])
+def test_every_environment_but_development_and_test_refuses_the_development_key(
+    monkeypatch: pytest.MonkeyPatch, environment: str
+) -> None:
+    monkeypatch.setenv("ORDERS_ENVIRONMENT", environment)
+    with pytest.raises(
+        ValueError, match=f"development master key may not be used in {environment}"
+    ):
         OrdersSettings()
+    monkeypatch.setenv("ORDERS_MASTER_KEY", OTHER_KEY)
+    assert OrdersSettings().environment == environment
+
+
+@pytest.mark.parametrize("environment", ["development", "test"])
+def test_development_and_test_may_use_the_development_key(
+    monkeypatch: pytest.MonkeyPatch, environment: str
+) -> None:
+    monkeypatch.setenv("ORDERS_ENVIRONMENT", environment)
+    assert OrdersSettings().master_key.get_secret_value() == DEVELOPMENT_MASTER_KEY
+
+
+@pytest.mark.parametrize("environment", ["prod", "Production", "produciton", "live", ""])
+def test_an_environment_that_is_none_of_the_four_is_refused(
+    monkeypatch: pytest.MonkeyPatch, environment: str
+) -> None:
+    """Formerly only exactly ``production`` refused the development key: ``prod`` or a typo
+    ran with a key printed in the source."""
+    monkeypatch.setenv("ORDERS_ENVIRONMENT", environment)
+    with pytest.raises(ValidationError, match="environment"):
+        OrdersSettings()
+
+
+def test_the_gateway_has_no_master_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The gateway encrypts nothing: it neither reads a master key nor refuses to start in
+    production for want of one."""
+    monkeypatch.setenv("PRIVACY_MASTER_KEY", OTHER_KEY)
+    monkeypatch.setenv("GATEWAY_MASTER_KEY", OTHER_KEY)
+    monkeypatch.setenv("GATEWAY_ENVIRONMENT", "production")
+    settings = GatewaySettings()
+    assert "master_key" not in GatewaySettings.model_fields
+    assert not hasattr(settings, "master_key_bytes")
+    assert OTHER_KEY not in str(settings.model_dump())
 
 
 def test_each_app_keeps_its_own_database(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -20,7 +20,12 @@ from sqlmodel import col
 from kit.db import Database
 from kit.events import new_event
 from kit.models import Revocation
-from kit.revocation import Revocations, prune_revocations, revocation_handler
+from kit.revocation import (
+    Revocations,
+    load_revocations,
+    prune_revocations,
+    revocation_handler,
+)
 from kit.testing import new_subject
 from services.identity.rights.service import ACCOUNT_CLOSED
 from tests.kit.support import create_tables
@@ -117,3 +122,20 @@ async def test_a_revocation_leaves_once_every_token_it_covers_has_expired(
     assert closed not in revocations and not revocations.is_revoked(closed)
     assert await rows() == {kept}
     assert revocations.is_revoked(kept)
+
+
+async def test_a_reread_while_a_revocation_commits_does_not_forget_it(
+    database: Database,
+) -> None:
+    """The periodic reread (siblings' revocations) runs while the consumer's transaction is
+    still open: the entry just learnt stays refused."""
+    revocations = Revocations()
+    handle = revocation_handler(revocations, keep_s=3660)
+    subject = new_subject()
+    event = new_event(source="/identity", type=ACCOUNT_CLOSED, subject=subject, purpose="account")
+    async with database.session() as session:
+        await handle(session, event)  # learnt, not committed yet
+        await load_revocations(database, revocations)  # a reread meanwhile
+        assert revocations.is_revoked(subject)
+    await load_revocations(database, revocations)
+    assert revocations.is_revoked(subject)
