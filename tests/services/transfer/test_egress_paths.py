@@ -68,9 +68,13 @@ REVIEWED_NETWORK_IMPORTS = {
     ("kit/operations.py", "socket"): "the listening socket of an app's own operations port "
     "(readiness, metrics, docs): it accepts connections, it sends nothing anywhere",
 }
-#: The kit's Kafka producers: the outbox relay, the consumers' dead-letter copies (events
-#: already on the suite's own topics), and the factory itself.
-KAFKA_PRODUCERS = frozenset({"kit/kafka.py", "kit/outbox.py", "kit/consumer.py"})
+#: The Kafka producers: the kit's outbox relay, the consumers' dead-letter copies (events
+#: already on the suite's own topics) and the factory itself; and the gateway's access
+#: events, sent straight to its own topic (issue 14), each built by the gateway's guarded
+#: ``EventWriter.processing_event`` and written to its outbox when Kafka does not answer.
+KAFKA_PRODUCERS = frozenset(
+    {"kit/kafka.py", "kit/outbox.py", "kit/consumer.py", "gateway/access_events.py"}
+)
 DESTINATION_NAME = re.compile(r"(url|uri|endpoint|webhook|callback|redirect|host)", re.I)
 ALLOWED_DESTINATIONS = {
     ("services.transfer", "RecipientCreate", "endpoint_url"),
