@@ -63,6 +63,17 @@ def test_fields_the_catalogue_calls_personal_are_refused_by_name() -> None:
         )
 
 
+def test_a_digest_whose_digits_look_like_a_card_number_is_carried() -> None:
+    # Found by tests/invariants: a policy text's SHA-256 with a run of 16 digits made
+    # publishing that policy version fail with 500.
+    digest = "ab" + "6222021234567890" + "cd" * 23
+    assert len(digest) == 64
+    event = order_event(data={"text_sha256": digest})
+    assert event.data["text_sha256"] == digest
+    with pytest.raises(PersonalDataInEvent, match="bank card number"):
+        order_event(data={"note": "ab6222021234567890cd"})
+
+
 @pytest.mark.parametrize("subject", ["13812345678", "li.lei@example.com", "", "a"])
 @pytest.mark.obligation("OB-4-7")
 def test_the_subject_must_be_a_pseudonymous_id(subject: str) -> None:
