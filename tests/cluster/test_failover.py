@@ -255,20 +255,6 @@ async def _the_publisher(deployment: Deployment, app: str, within_s: float = 30.
             await asyncio.sleep(0.2)
 
 
-def _order_body(person: Person, goods_id: str) -> dict[str, Any]:
-    return {
-        "items": [{"goods_id": goods_id, "quantity": 1}],
-        "consignee_name": person.name,
-        "consignee_phone": person.phone,
-        "address": {
-            "province": "浙江省",
-            "city": "杭州市",
-            "district": "西湖区",
-            "detail": person.address_detail,
-        },
-    }
-
-
 @dataclass
 class Load:
     """What the users did and got."""
@@ -296,7 +282,7 @@ async def _worker(
             response = await client.post(
                 "/orders/orders",
                 headers={**headers, "Idempotency-Key": secrets.token_hex(8)},
-                json=_order_body(person, goods_id),
+                json=person.order_body(goods_id),
             )
         except httpx.HTTPError as exc:
             load.calls.append(Call(gateway, "place", None, started, 0.0, repr(exc)))
@@ -413,7 +399,7 @@ async def test_losing_a_broker_and_a_replica_of_each_loses_and_doubles_nothing(
                 "POST",
                 "/orders/orders",
                 headers={**headers, "Idempotency-Key": secrets.token_hex(8)},
-                json=_order_body(person, goods["goods_id"]),
+                json=person.order_body(goods["goods_id"]),
                 expect=201,
             )
 

@@ -125,6 +125,20 @@ class Person:
             longitude=_coordinate(120.1),
         )
 
+    def order_body(self, goods_id: str, *, quantity: int = 1) -> dict[str, Any]:
+        """The least an order needs: the goods, and this person as consignee."""
+        return {
+            "items": [{"goods_id": goods_id, "quantity": quantity}],
+            "consignee_name": self.name,
+            "consignee_phone": self.phone,
+            "address": {
+                "province": "浙江省",
+                "city": "杭州市",
+                "district": "西湖区",
+                "detail": self.address_detail,
+            },
+        }
+
     @property
     def face_image(self) -> str:
         """The face as a client sends it (base64)."""

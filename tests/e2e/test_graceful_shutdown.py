@@ -18,7 +18,6 @@ import secrets
 import signal
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 import httpx
@@ -42,20 +41,6 @@ class Outcome:
     status: int | None
     closing: bool
     error: str | None
-
-
-def _order_body(person: Person, goods_id: str) -> dict[str, Any]:
-    return {
-        "items": [{"goods_id": goods_id, "quantity": 1}],
-        "consignee_name": person.name,
-        "consignee_phone": person.phone,
-        "address": {
-            "province": "浙江省",
-            "city": "杭州市",
-            "district": "西湖区",
-            "detail": person.address_detail,
-        },
-    }
 
 
 async def _outbox_rows(database_url: str) -> int:
@@ -83,7 +68,7 @@ async def _owner_with_an_order(suite: Suite) -> tuple[str, dict[str, str], str]:
         "POST",
         "/orders/orders",
         headers={**headers, "Idempotency-Key": secrets.token_hex(8)},
-        json=_order_body(person, goods["goods_id"]),
+        json=person.order_body(goods["goods_id"]),
         expect=201,
     )
     return subject, headers, f"/orders/orders/{placed['order_id']}"

@@ -12,20 +12,6 @@ import pytest
 from tests.e2e.suite import Person, Suite
 
 
-def _order_body(person: Person, goods_id: str) -> dict[str, Any]:
-    return {
-        "items": [{"goods_id": goods_id, "quantity": 1}],
-        "consignee_name": person.name,
-        "consignee_phone": person.phone,
-        "address": {
-            "province": "浙江省",
-            "city": "杭州市",
-            "district": "西湖区",
-            "detail": person.address_detail,
-        },
-    }
-
-
 @pytest.mark.obligation("OB-R-1")
 async def test_an_owners_read_of_an_order_is_one_ledger_entry(suite: Suite) -> None:
     goods = await suite.call(
@@ -43,7 +29,7 @@ async def test_an_owners_read_of_an_order_is_one_ledger_entry(suite: Suite) -> N
             "POST",
             "/orders/orders",
             headers={**headers, "Idempotency-Key": secrets.token_hex(8)},
-            json=_order_body(person, goods["goods_id"]),
+            json=person.order_body(goods["goods_id"]),
             expect=201,
         )
         order_id: str = placed["order_id"]

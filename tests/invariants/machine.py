@@ -395,24 +395,11 @@ class PrivacyMachine(RuleBasedStateMachine):
 
     # ------------------------------------------------------------------ rules: orders
 
-    def _order_body(self, user: User) -> dict[str, Any]:
-        return {
-            "items": [{"goods_id": self.stack.goods_id, "quantity": 1}],
-            "consignee_name": user.person.name,
-            "consignee_phone": user.person.phone,
-            "address": {
-                "province": "浙江省",
-                "city": "杭州市",
-                "district": "西湖区",
-                "detail": user.person.address_detail,
-            },
-        }
-
     @rule(target=orders, user=users)
     def place_order(self, user: User) -> Any:
         self.story.step("place_order", user=user)
         key = secrets.token_hex(8)
-        body = self._order_body(user)
+        body = user.person.order_body(self.stack.goods_id)
         status, number = self.expected(user, closed=True, ok=201)
         answer = self.call(
             user,
