@@ -438,6 +438,10 @@ async def check_readiness(context: AppContext) -> Readiness:
                 "dead_lettered": loop.dead_lettered,
                 "last_error": loop.last_error,
             }
+        elif isinstance(caught_up := getattr(loop, "ready", None), bool):
+            # A state view (kit.consent_state): running, but answering 503 until it has read
+            # its topic to the end; said here so that a rollout can wait for it.
+            detail = {"caught_up": caught_up}
         checks[f"loop:{loop.name}"] = Check(ok=loop.running, detail=detail)
     essential = checks["database"].ok and checks["outbox_relay"].ok
     if not essential:

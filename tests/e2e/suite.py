@@ -226,7 +226,7 @@ class AppProcess:
                     break
                 try:
                     response = await client.get("/readyz")
-                    if response.status_code == 200 and response.json().get("status") == "ready":
+                    if response.status_code == 200 and _ready(response.json()):
                         return
                     last = response.text
                 except httpx.TransportError as exc:
@@ -234,6 +234,15 @@ class AppProcess:
                 await asyncio.sleep(0.25)
         tail = self.log_path.read_text(errors="replace")[-3000:]
         raise RuntimeError(f"{self.name} did not become ready ({last}); log tail:\n{tail}")
+
+
+def _ready(readiness: dict[str, Any]) -> bool:
+    """Ready, and every state view caught up (the gateway answers 503 until its consent
+    view has read the topic to the end)."""
+    checks = readiness.get("checks", {}).values()
+    return readiness.get("status") == "ready" and all(
+        check.get("detail", {}).get("caught_up", True) for check in checks
+    )
 
 
 @dataclass
