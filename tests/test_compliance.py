@@ -48,7 +48,8 @@ def test_collection_refuses_shared_repeated_and_unknown_marks_naming_each_test(
         {
             "test_module_wide.py": f"""
                 import pytest
-                pytestmark = pytest.mark.obligation("{KNOWN}")
+                SHARED = pytest.mark.obligation("{KNOWN}")
+                pytestmark = SHARED
                 def test_under_a_module_mark(): pass
             """,
             "test_per_test.py": f"""
