@@ -121,19 +121,11 @@ end
 
 
 def order_body(person: Person, goods_id: str) -> dict[str, Any]:
-    return {
-        "items": [{"goods_id": goods_id, "quantity": 2}],
-        "consignee_name": person.name,
-        "consignee_phone": person.phone,
-        "address": {
-            "province": "浙江省",
-            "city": "杭州市",
-            "district": "西湖区",
-            "detail": person.address_detail,
-            "postal_code": "310012",
-        },
-        "extra_phones": ["0571-88886666"],
-    }
+    """A fuller order than the least one: two of the goods, a postal code, a second phone."""
+    body = person.order_body(goods_id, quantity=2)
+    body["address"]["postal_code"] = "310012"
+    body["extra_phones"] = ["0571-88886666"]
+    return body
 
 
 # --------------------------------------------------------------------------- the anchor

@@ -131,16 +131,7 @@ async def world(suite: Suite) -> World:
 
 
 def _order_body(person: Person, goods_id: str, *, customs: bool = False) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "items": [{"goods_id": goods_id, "quantity": 1}],
-        "consignee_name": person.name,
-        "consignee_phone": person.phone,
-        "address": {
-            "province": "浙江省",
-            "city": "杭州市",
-            "district": "西湖区",
-            "detail": person.address_detail,
-        },
+    body = person.order_body(goods_id) | {
         "invoice": {"title": person.name, "tax_id": person.tax_id, "email": person.email},
         "extra_phones": [person.extra_phone],
         "remarks": person.remarks,

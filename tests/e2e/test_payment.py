@@ -34,17 +34,7 @@ async def test_the_provider_retries_until_orders_answers_and_the_order_is_paid_o
         "POST",
         "/orders/orders",
         headers={**buyer, "Idempotency-Key": secrets.token_hex(8)},
-        json={
-            "items": [{"goods_id": goods["goods_id"], "quantity": 2}],
-            "consignee_name": person.name,
-            "consignee_phone": person.phone,
-            "address": {
-                "province": "浙江省",
-                "city": "杭州市",
-                "district": "西湖区",
-                "detail": person.address_detail,
-            },
-        },
+        json=person.order_body(goods["goods_id"], quantity=2),
         expect=201,
     )
     order_id = order["order_id"]
