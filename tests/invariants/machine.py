@@ -46,10 +46,11 @@ from tests.e2e.suite import Person, Suite, bearer
 from tests.invariants.model import (
     COUNTED_PURPOSES,
     DOUBLE_RECORDED_ROUTES,
-    Courier,
+    PARTNER_KINDS,
     InvariantBroken,
     Model,
     Order,
+    Partner,
     Policy,
     Story,
     User,
@@ -74,11 +75,12 @@ LEDGER_PAGE: Final = "/consent/ledger/me?limit=100"
 CONSENT_PURPOSES: Final = ("location", "marketing.price_drop")
 #: The statuses in which an order's courier reads it (orders' delivery service).
 COURIER_STATUSES: Final = frozenset({"assigned", "shipped", "delivered"})
-COURIER_SCOPES: Final = ("partner:logistics",)
 POLICY: Final = Policy()
 #: Bounds on what one sequence makes, so that its steps act on what is there.
 MAX_USERS: Final = 4
 MAX_COURIERS: Final = 2
+MAX_BROKERS: Final = 2
+MAX_TAX_PARTNERS: Final = 1
 MAX_PUBLISHED: Final = 3
 
 
@@ -90,6 +92,8 @@ class Stack:
     loop: asyncio.AbstractEventLoop
     suite: Suite
     goods_id: str = ""
+    #: Cross-border goods: an order of them carries the customs identity.
+    cross_border_goods_id: str = ""
 
     def run(self, coroutine: Awaitable[T]) -> T:
         return self.loop.run_until_complete(coroutine)
@@ -99,6 +103,8 @@ class PrivacyMachine(RuleBasedStateMachine):
     users = Bundle("users")
     orders = Bundle("orders")
     couriers = Bundle("couriers")
+    brokers = Bundle("brokers")
+    tax_partners = Bundle("tax_partners")
 
     def __init__(self, stack: Stack) -> None:
         super().__init__()
@@ -133,7 +139,7 @@ class PrivacyMachine(RuleBasedStateMachine):
 
     def call(
         self,
-        who: User | Courier | None,
+        who: User | Partner | None,
         method: str,
         path: str,
         *,
@@ -158,7 +164,7 @@ class PrivacyMachine(RuleBasedStateMachine):
 
     def _check_answer(
         self,
-        who: User | Courier | None,
+        who: User | Partner | None,
         method: str,
         path: str,
         answer: httpx.Response,
@@ -167,7 +173,7 @@ class PrivacyMachine(RuleBasedStateMachine):
         route = POLICY.route(method, path)
         if route is None or route.resource is None or not 200 <= answer.status_code < 300:
             return
-        scopes = COURIER_SCOPES if isinstance(who, Courier) else USER_SCOPES
+        scopes = who.scopes if isinstance(who, Partner) else USER_SCOPES
         purpose = POLICY.purpose(route, scopes)
         if purpose is None or not answer.content:
             return
@@ -317,6 +323,16 @@ class PrivacyMachine(RuleBasedStateMachine):
                 json={"name": "Invariant tea", "price": "12.50"},
             )
             self.stack.goods_id = goods.json()["goods_id"]
+        if not self.stack.cross_border_goods_id:
+            wine = self.call(
+                None,
+                "POST",
+                "/orders/admin/goods",
+                expect=201,
+                invariant=7,
+                json={"name": "Invariant wine", "price": "120.00", "cross_border": True},
+            )
+            self.stack.cross_border_goods_id = wine.json()["goods_id"]
         return self._register(agree=True)
 
     @precondition(lambda self: len(self.model.users) < MAX_USERS)
@@ -396,11 +412,15 @@ class PrivacyMachine(RuleBasedStateMachine):
 
     # ------------------------------------------------------------------ rules: orders
 
-    @rule(target=orders, user=users)
-    def place_order(self, user: User) -> Any:
-        self.story.step("place_order", user=user)
+    @rule(target=orders, user=users, cross_border=st.booleans())
+    def place_order(self, user: User, cross_border: bool = False) -> Any:
+        self.story.step("place_order", user=user, cross_border=cross_border)
         key = secrets.token_hex(8)
-        body = user.person.order_body(self.stack.goods_id)
+        if cross_border:
+            body = user.person.order_body(self.stack.cross_border_goods_id)
+            body["customs"] = {"name": user.person.name, "id_number": user.person.id_number}
+        else:
+            body = user.person.order_body(self.stack.goods_id)
         status, number = self.expected(user, closed=True, ok=201)
         answer = self.call(
             user,
@@ -421,6 +441,7 @@ class PrivacyMachine(RuleBasedStateMachine):
             idempotency_key=key,
             first_answer=answer.json(),
             address=user.person.address_detail,
+            cross_border=cross_border,
         )
         self.model.orders.append(order)
         return order
@@ -544,52 +565,99 @@ class PrivacyMachine(RuleBasedStateMachine):
             if order.status != wanted:
                 self.broken(6, f"{order} is {order.status} after cancelling, not {wanted}")
 
-    # ------------------------------------------------------------------ rules: couriers
+    # ------------------------------------------------------------------ rules: partners
+
+    def _new_partner(self, role: str, name: str) -> Partner:
+        self.story.step(f"new_{role}_partner", partner=name)
+        kind, purpose = PARTNER_KINDS[role]
+        client_id, headers = self.stack.run(self.suite.partner(kind, purpose))
+        self.story.note(f"{name} is the {kind} partner {client_id}")
+        return Partner(name=name, client_id=client_id, headers=headers, role=role)
 
     @precondition(lambda self: len(self.model.couriers) < MAX_COURIERS)
     @rule(target=couriers)
-    def new_courier(self) -> Courier:
-        name = f"c{len(self.model.couriers)}"
-        self.story.step("new_courier", courier=name)
-        client_id, headers = self.stack.run(self.suite.partner("logistics", "logistics.delivery"))
-        self.story.note(f"{name} is partner {client_id}")
-        courier = Courier(name=name, client_id=client_id, headers=headers)
+    def new_courier(self) -> Partner:
+        courier = self._new_partner("logistics", f"c{len(self.model.couriers)}")
         self.model.couriers.append(courier)
         return courier
 
+    @precondition(lambda self: len(self.model.brokers) < MAX_BROKERS)
+    @rule(target=brokers)
+    def new_broker(self) -> Partner:
+        broker = self._new_partner("customs", f"b{len(self.model.brokers)}")
+        self.model.brokers.append(broker)
+        return broker
+
+    @precondition(lambda self: len(self.model.tax_partners) < MAX_TAX_PARTNERS)
+    @rule(target=tax_partners)
+    def new_tax_partner(self) -> Partner:
+        partner = self._new_partner("tax", f"t{len(self.model.tax_partners)}")
+        self.model.tax_partners.append(partner)
+        return partner
+
     @rule(order=orders, courier=couriers)
-    def assign(self, order: Order, courier: Courier) -> None:
+    def assign(self, order: Order, courier: Partner) -> None:
+        """Staff assign a courier alone: a cross-border order is refused (422, it needs a
+        customs broker too)."""
         if order.owner.deleted:
             return
         self.story.step("assign", order=order, courier=courier)
+        self._assign(order, courier, None)
+
+    @rule(order=orders, courier=couriers, broker=brokers)
+    def assign_cross_border(self, order: Order, courier: Partner, broker: Partner) -> None:
+        """Staff assign a courier and a customs broker: only a cross-border order takes a
+        broker (422 for any other)."""
+        if order.owner.deleted:
+            return
+        self.story.step("assign_cross_border", order=order, courier=courier, broker=broker)
+        self._assign(order, courier, broker)
+
+    def _assign(self, order: Order, courier: Partner, broker: Partner | None) -> None:
         assignable = order.status in ("paid", "assigned")
+        fits = order.cross_border == (broker is not None)
+        body = {"logistics_partner_id": courier.client_id}
+        if broker is not None:
+            body["customs_broker_id"] = broker.client_id
         self.call(
             None,
             "PUT",
             f"/orders/admin/orders/{order.order_id}/partners",
-            expect=200 if assignable else 409,
+            expect=(200 if fits else 422) if assignable else 409,
             invariant=7,
-            json={"logistics_partner_id": courier.client_id},
+            json=body,
         )
-        if assignable:
+        if assignable and fits:
             order.status = "assigned"
             order.courier = courier
+            order.broker = broker
 
     @precondition(lambda self: any(o.courier is not None for o in self.model.orders))
     @rule(order=orders, courier=couriers)
-    def courier_reads(self, order: Order, courier: Courier) -> None:
+    def courier_reads(self, order: Order, courier: Partner) -> None:
         self.story.step("courier_reads", order=order, courier=courier)
-        if courier.revoked:
+        self._partner_reads(order, courier, order.courier)
+
+    @precondition(lambda self: any(o.broker is not None for o in self.model.orders))
+    @rule(order=orders, broker=brokers)
+    def broker_reads(self, order: Order, broker: Partner) -> None:
+        """The customs broker reads the customs identity in full, and nothing of the
+        waybill (invariant 1 on its answer)."""
+        self.story.step("broker_reads", order=order, broker=broker)
+        self._partner_reads(order, broker, order.broker)
+
+    def _partner_reads(self, order: Order, partner: Partner, assigned: Partner | None) -> None:
+        if partner.revoked:
             status, number = 401, 1
-        elif order.courier is not courier:
+        elif assigned is not partner:
             status, number = 404, 1
         elif order.status not in COURIER_STATUSES:
-            # cancelled, or cancelled by the buyer's deletion: the courier's duty is over
+            # cancelled, or cancelled by the buyer's deletion: the partner's duty is over
             status, number = 404, (4 if order.owner.deleted else 1)
         else:
             status, number = 200, 1
         self.call(
-            courier,
+            partner,
             "GET",
             f"/orders/partner/orders/{order.order_id}",
             expect=status,
@@ -597,25 +665,53 @@ class PrivacyMachine(RuleBasedStateMachine):
             subject=None if order.owner.deleted else order.owner,
         )
 
+    @precondition(lambda self: bool(self.model.orders))
+    @rule(order=orders, partner=tax_partners)
+    def tax_partner_reads(self, order: Order, partner: Partner) -> None:
+        """An invoicing partner has no duty at orders' partner routes: 403, 401 once
+        revoked; never any order."""
+        self.story.step("tax_partner_reads", order=order, partner=partner)
+        self.call(
+            partner,
+            "GET",
+            f"/orders/partner/orders/{order.order_id}",
+            expect=401 if partner.revoked else 403,
+            invariant=1,
+        )
+
     @precondition(lambda self: any(not c.revoked for c in self.model.couriers))
     @rule(courier=couriers)
-    def revoke_courier(self, courier: Courier) -> None:
-        if courier.revoked:
+    def revoke_courier(self, courier: Partner) -> None:
+        self._revoke(courier)
+
+    @precondition(lambda self: any(not b.revoked for b in self.model.brokers))
+    @rule(broker=brokers)
+    def revoke_broker(self, broker: Partner) -> None:
+        self._revoke(broker)
+
+    @precondition(lambda self: any(not t.revoked for t in self.model.tax_partners))
+    @rule(partner=tax_partners)
+    def revoke_tax_partner(self, partner: Partner) -> None:
+        self._revoke(partner)
+
+    def _revoke(self, partner: Partner) -> None:
+        """Staff revoke the partner at identity; the gateway refuses its token (401)."""
+        if partner.revoked:
             return
-        self.story.step("revoke_courier", courier=courier)
+        self.story.step("revoke_partner", partner=partner)
         self.call(
             None,
             "POST",
-            f"/identity/partners/{courier.client_id}/revoke",
+            f"/identity/partners/{partner.client_id}/revoke",
             expect=200,
             invariant=7,
         )
-        courier.revoked = True
+        partner.revoked = True
         self.until(
-            f"{courier}'s token refused",
+            f"{partner}'s token refused",
             1,
-            lambda: self.send(  # an order of nobody's: 404 until refused, and reads nothing
-                str(courier), "GET", "/orders/partner/orders/ord_none", headers=courier.headers
+            lambda: self.send(  # an order of nobody's: 404 or 403 until refused, reads nothing
+                str(partner), "GET", "/orders/partner/orders/ord_none", headers=partner.headers
             ),
             lambda answer: answer.status_code == 401,
         )

@@ -164,3 +164,34 @@ def test_a_revoked_courier_reads_nothing(stack: Stack) -> None:
     play.step(lambda: play.state.courier_reads(order=o0, courier=c0))  # 401
     play.step(lambda: play.state.cancel(order=o0))
     play.end()
+
+
+@pytest.mark.obligation("OB-3-1")
+def test_a_customs_broker_reads_the_customs_identity_until_revoked(stack: Stack) -> None:
+    play = Play(stack)
+    u0 = play.step(play.state.start)
+    o0 = play.step(lambda: play.state.place_order(user=u0, cross_border=True))
+    play.step(lambda: play.state.pay(order=o0))
+    c0 = play.step(play.state.new_courier)
+    b0 = play.step(play.state.new_broker)
+    play.step(lambda: play.state.assign(order=o0, courier=c0))  # 422: it needs a broker
+    play.step(lambda: play.state.assign_cross_border(order=o0, courier=c0, broker=b0))
+    play.step(lambda: play.state.broker_reads(order=o0, broker=b0))
+    play.step(lambda: play.state.courier_reads(order=o0, courier=c0))
+    play.step(lambda: play.state.read_order(order=o0))  # the ID number masked for the owner
+    play.step(lambda: play.state.revoke_broker(broker=b0))
+    play.step(lambda: play.state.broker_reads(order=o0, broker=b0))  # 401
+    play.step(lambda: play.state.courier_reads(order=o0, courier=c0))  # still its duty
+    play.end()
+
+
+@pytest.mark.obligation("OB-4-7")
+def test_an_invoicing_partner_reads_no_order_and_is_refused_once_revoked(stack: Stack) -> None:
+    play = Play(stack)
+    u0 = play.step(play.state.start)
+    o0 = play.step(lambda: play.state.place_order(user=u0))
+    t0 = play.step(play.state.new_tax_partner)
+    play.step(lambda: play.state.tax_partner_reads(order=o0, partner=t0))  # 403: no duty here
+    play.step(lambda: play.state.revoke_tax_partner(partner=t0))
+    play.step(lambda: play.state.tax_partner_reads(order=o0, partner=t0))  # 401
+    play.end()
