@@ -133,6 +133,12 @@ class User:
     agreed_major: int | None = None
     consents: set[str] = field(default_factory=set)
     deleted: bool = False
+    #: Real-name verified; a minor is a user under 14 (from the verified ID number), who
+    #: grants nothing without a guardian: a verified adult linked as such, who may also
+    #: grant and withdraw for them.
+    verified: bool = False
+    minor: bool = False
+    guardian: User | None = None
     #: Ledger entries the user's reads must have left: (resource, purpose) -> count; and
     #: the keys of routes still recorded twice (README), which may have up to twice that.
     entries: Counter[tuple[str, str]] = field(default_factory=Counter)
@@ -182,6 +188,9 @@ class Order:
     #: Cross-border goods: the customs identity was sent, and a customs broker clears it.
     cross_border: bool = False
     broker: Partner | None = None
+    #: The retention sweep anonymised it (the clock moved past its periods): it is
+    #: nobody's order any more.
+    anonymised: bool = False
     #: The street address the order has now (a correction changes it).
     address: str = ""
 
@@ -206,7 +215,8 @@ class Model:
         return (user for user in self.users if not user.deleted)
 
     def orders_of(self, user: User) -> list[Order]:
-        return [order for order in self.orders if order.owner is user]
+        """The user's orders (the anonymised ones are nobody's)."""
+        return [order for order in self.orders if order.owner is user and not order.anonymised]
 
 
 # ---------------------------------------------------------------------------- the rules of data
