@@ -124,7 +124,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.corrections_fetcher = fetcher
         loops[:] = [
             view,
-            rights_consumer(context, fetcher),
+            rights_consumer(
+                context,
+                fetcher,
+                payments_service.Refunds(
+                    api=app.state.payment_api,
+                    cipher=context.cipher,
+                    notify_base_url=settings.payment_notify_base_url,
+                ),
+            ),
             cessation_consumer(context, service=cessation.SERVICE, apply=cessation.handle),
         ]
         if settings.retention_sweep_enabled:
