@@ -217,7 +217,7 @@ def _deleted(
 ) -> None:
     events.add(
         session,
-        type=f"{EVENT_PREFIX}.history-deleted.v1",
+        type=f"{EVENT_PREFIX}.history_deleted.v1",
         subject=owner_id,
         purpose=purpose,
         data={"deleted": count},
