@@ -89,7 +89,10 @@ from services.orders.rights.schemas import (
     OrderExport,
     OrderLineExport,
     OrdersExport,
+    SearchEntryExport,
+    SearchHistoryExport,
 )
+from services.orders.search import service as search
 
 SERVICE: Final = "orders"
 ACTOR: Final = "orders.rights"
@@ -205,11 +208,44 @@ async def export(
             resource=CART,
             categories=[cart.about.category],
         )
+    searches = await _search_history(session, cipher=cipher, catalogue=catalogue, subject=subject)
+    if searches.entries:
+        events.processing(
+            session,
+            subject=subject,
+            actor=actor,
+            action="read",
+            purpose=rights.PURPOSE,
+            resource=search.RESOURCE,
+            categories=[searches.about.category],
+        )
     return OrdersExport(
         subject=subject,
         orders=exported,
         cart=cart,
+        search_history=searches,
         note=SHREDDED_NOTE if shredded else None,
+    )
+
+
+async def _search_history(
+    session: AsyncSession, *, cipher: FieldCipher, catalogue: Catalogue, subject: str
+) -> SearchHistoryExport:
+    found = await search.decrypted(
+        session, cipher, await search.entries_of(session, owner_id=subject)
+    )
+    return SearchHistoryExport(
+        entries=[
+            SearchEntryExport(
+                entry_id=entry.id,
+                query=words,
+                result_count=entry.result_count,
+                searched_at=entry.searched_at,
+                feeds_recommendations=entry.personalise,
+            )
+            for entry, words in found
+        ],
+        about=rights.exported_field(catalogue, search.RESOURCE, search.FIELD, len(found)),
     )
 
 
@@ -359,6 +395,18 @@ async def delete_subject(
             resource=CART,
             categories=[cart_category],
         )
+    if await search.delete_all(session, owner_id=subject):
+        search_category = catalogue.field_policy(search.RESOURCE, search.FIELD).category
+        erasure.deleted.add(search_category)
+        events.processing(
+            session,
+            subject=subject,
+            actor=ACTOR,
+            action="delete",
+            purpose=rights.PURPOSE,
+            resource=search.RESOURCE,
+            categories=[search_category],
+        )
     await session.flush()
     return erasure
 
@@ -382,7 +430,7 @@ def _reason(erasure: Erasure) -> str:
             "they end and the period after it"
         )
     if erasure.deleted:
-        parts.append("every other personal field and the cart were deleted")
+        parts.append("every other personal field, the cart and the search history were deleted")
     if not parts:
         parts.append("orders held no personal data about this subject")
     return "; ".join(parts)
