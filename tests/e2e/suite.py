@@ -515,12 +515,21 @@ async def _set_up_payment_provider(suite: Suite, url: str) -> None:
 
 @asynccontextmanager
 async def running_suite(
-    *, postgres: LocalPostgres, bootstrap_servers: str, log_dir: Path
+    *, postgres: LocalPostgres, bootstrap_servers: str, log_dir: Path, sqlite: bool = False
 ) -> AsyncIterator[Suite]:
+    """The suite on fresh PostgreSQL databases, or with ``sqlite`` on SQLite files in
+    ``log_dir`` (``make run``'s default; :meth:`Suite.sql` reads PostgreSQL only)."""
     prefix = f"e2e{secrets.token_hex(4)}."
     ports = {name: free_port() for name in (*APPS, "gateway-ops")}
     async with AsyncExitStack() as stack:
-        urls = {name: await stack.enter_async_context(postgres.database()) for name in APPS}
+        urls = {
+            name: (
+                f"sqlite+aiosqlite:///{log_dir / name}.db"
+                if sqlite
+                else await stack.enter_async_context(postgres.database())
+            )
+            for name in APPS
+        }
         for name, package in APPS.items():
             await upgrade(package, urls[name])
         env = _suite_env(
