@@ -16,6 +16,11 @@ In order, each step refusing with problem+json (and counted in
    under its registered purposes (403 ``purpose-not-allowed``, OB-3-1);
 6. consent: an additional or separate purpose needs the user's consent (403
    ``consent_required``, OB-0-1); basic purposes never ask (OB-0-2);
+6b. restriction and legal hold (:mod:`kit.restriction`): a user who restricted the
+   purpose, or a data category the route's resource shows that purpose, is refused (403
+   ``processing-restricted``, OB-L-2); data of a deleted account under a legal hold is
+   storage-only (403 ``storage-only``, OB-L-5): for the user's own calls before the
+   upstream, for anyone else's once the response names its owner (nothing is passed on);
 7. policy renewal: a user who agreed to an older policy than the newest major version, or
    to none, gets ``X-Policy-Renewal-Required`` and a ``Link``; every route but those
    ``policy/routes.yaml`` marks ``during_renewal: open`` (the policy itself and the user's
@@ -65,6 +70,7 @@ from kit.clock import china_today
 from kit.errors import PROBLEM_JSON, DomainError, problem
 from kit.field_filter import FieldFilter
 from kit.observability import request_id_var
+from kit.restriction import Restrictions
 from kit.revocation import Revocations
 
 __all__ = ["ACCESS_EVENTS", "REFUSALS", "Gateway", "router"]
@@ -316,6 +322,47 @@ def _check_consent(request: Request, route: Route, principal: Principal, purpose
         )
 
 
+def _check_restricted(
+    request: Request, gateway: Gateway, route: Route, subject: str, purpose: str
+) -> None:
+    restrictions: Restrictions = request.app.state.restrictions
+    catalogue = gateway.context.catalogue
+    categories: set[str] = set()
+    if route.resource is not None:
+        categories = {
+            catalogue.field_policy(route.resource, name).category
+            for name in catalogue.visible_fields(route.resource, purpose)
+        }
+    refused = restrictions.refusal(subject, purpose, categories)
+    if refused is not None:
+        raise Refused(
+            refused.status,
+            refused.code.replace("-", "_"),
+            refused.detail,
+            code=refused.code,
+            **refused.extra,
+        )
+
+
+def _check_owner(
+    request: Request,
+    gateway: Gateway,
+    route: Route,
+    principal: Principal | None,
+    *,
+    purpose: str,
+    parsed: Any,
+) -> None:
+    """Someone else's call: refused once the response names a restricted or held owner."""
+    if principal is not None and principal.kind == "user":
+        return  # checked before the upstream
+    owner = (
+        parsed.get(route.owner_field) if route.owner_field and isinstance(parsed, dict) else None
+    )
+    if isinstance(owner, str) and owner:
+        _check_restricted(request, gateway, route, owner, purpose)
+
+
 def _check_ceased(request: Request, purpose: str) -> None:
     facts: PolicyFacts = request.app.state.policy_facts
     if facts.is_ceased(purpose, today=china_today()):
@@ -438,6 +485,8 @@ async def _handle(
     _check_ceased(request, purpose)
     if principal is not None:
         _check_consent(request, route, principal, purpose)
+        if principal.kind == "user":
+            _check_restricted(request, gateway, route, principal.subject, purpose)
         _check_renewal(request, gateway, principal, route, extra_headers)
     _check_request_fields(gateway, route, purpose, body, request.headers.get("content-type", ""))
 
@@ -485,6 +534,7 @@ async def _handle(
             raise Refused(
                 502, "unfilterable_response", "the upstream answer cannot be filtered"
             ) from None
+        _check_owner(request, gateway, route, principal, purpose=purpose, parsed=parsed)
         result = gateway.fields.filter(parsed, resource=route.resource, purpose=purpose)
         FILTERED_FIELDS.labels(route.resource, purpose, "removed").inc(result.removed)
         FILTERED_FIELDS.labels(route.resource, purpose, "masked").inc(result.masked)

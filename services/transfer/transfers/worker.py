@@ -69,7 +69,10 @@ def current_checks(app: FastAPI, settings: Settings) -> Checks:
     """The checks as of now: today's date and ``app.state.consent_granted``."""
     consent_granted: ConsentCheck = app.state.consent_granted
     return Checks(
-        consent_granted=consent_granted, today=china_today(), rules=review_rules(settings)
+        consent_granted=consent_granted,
+        today=china_today(),
+        rules=review_rules(settings),
+        restrictions=getattr(app.state, "restrictions", None),
     )
 
 
