@@ -334,6 +334,13 @@ async def test_after_deletion_held_data_is_only_stored_and_each_service_refuses_
         json={"logistics_partner_id": courier},
     )
     await suite.call("GET", f"/orders/partner/orders/{order_id}", headers=courier_headers)
+    # Picked up: deleting the account no longer cancels the order, which stays on its way.
+    await suite.call(
+        "POST",
+        f"/orders/partner/orders/{order_id}/delivery",
+        headers=courier_headers,
+        json={"status": "picked_up"},
+    )
 
     deletion = await _file(suite, user, {"kind": "deletion"})
 
