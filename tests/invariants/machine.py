@@ -45,7 +45,6 @@ from kit.clock import china_today
 from tests.e2e.suite import Person, Suite, bearer
 from tests.invariants.model import (
     COUNTED_PURPOSES,
-    DELETION_KEEPS_OPEN_ORDERS,
     DOUBLE_RECORDED_ROUTES,
     Courier,
     InvariantBroken,
@@ -73,6 +72,8 @@ RIGHTS: Final = ("/consent/notices/me", "/consent/rights-requests/me")
 #: The first page of a user's ledger (the ledger is a right too).
 LEDGER_PAGE: Final = "/consent/ledger/me?limit=100"
 CONSENT_PURPOSES: Final = ("location", "marketing.price_drop")
+#: The statuses in which an order's courier reads it (orders' delivery service).
+COURIER_STATUSES: Final = frozenset({"assigned", "shipped", "delivered"})
 COURIER_SCOPES: Final = ("partner:logistics",)
 POLICY: Final = Policy()
 #: Bounds on what one sequence makes, so that its steps act on what is there.
@@ -582,8 +583,9 @@ class PrivacyMachine(RuleBasedStateMachine):
             status, number = 401, 1
         elif order.courier is not courier:
             status, number = 404, 1
-        elif order.owner.deleted and not self._kept_for_delivery(order):
-            status, number = 410, 4
+        elif order.status not in COURIER_STATUSES:
+            # cancelled, or cancelled by the buyer's deletion: the courier's duty is over
+            status, number = 404, (4 if order.owner.deleted else 1)
         else:
             status, number = 200, 1
         self.call(
@@ -594,11 +596,6 @@ class PrivacyMachine(RuleBasedStateMachine):
             invariant=number,
             subject=None if order.owner.deleted else order.owner,
         )
-
-    @staticmethod
-    def _kept_for_delivery(order: Order) -> bool:
-        """A deleted buyer's open order its courier still reads (DELETION_KEEPS_OPEN_ORDERS)."""
-        return DELETION_KEEPS_OPEN_ORDERS and order.status in ("paid", "assigned")
 
     @precondition(lambda self: any(not c.revoked for c in self.model.couriers))
     @rule(courier=couriers)
@@ -759,6 +756,11 @@ class PrivacyMachine(RuleBasedStateMachine):
         login = self.login(str(user), user.person)
         if login.status_code != 401:
             self.broken(4, f"the deleted {user} signed in ({login.status_code})")
+        for order in self.model.orders_of(user):  # ended by the deletion (README)
+            if order.status == "placed":
+                order.status = "cancelled"
+            elif order.status in ("paid", "assigned"):
+                order.status = "cancelling"  # until the refund settles
 
     # ------------------------------------------------------------------ the invariants
 

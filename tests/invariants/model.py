@@ -31,16 +31,6 @@ from tests.e2e.suite import Person
 #: while a fix for it is under way; orders' routes never belong here.
 DOUBLE_RECORDED_ROUTES: Final[frozenset[str]] = frozenset()
 
-#: Found by the machine (invariant 4): after a buyer's deletion completed, the courier of
-#: their paid or assigned order still reads its waybill (masked name and phone, the full
-#: street address): orders keeps open orders' records until completion ("orders still open
-#: keep their records until completion", README), so the deletion answers ``partial`` and
-#: delivery goes on. The invariant wants nothing but legal-hold facts left, readable only
-#: for that purpose. While this is True the machine expects the waybill (200); set it to
-#: False once orders ends a deleted buyer's open orders, and the machine expects 410 and no
-#: personal value (``test_examples.py`` keeps that sequence as an expected failure).
-DELETION_KEEPS_OPEN_ORDERS: Final = True
-
 #: The purposes whose ledger entries the model counts (the reads the machine makes);
 #: entries under other purposes (rights exports, transfers, retention) are not predicted.
 COUNTED_PURPOSES: Final = frozenset(

@@ -15,7 +15,6 @@ from typing import TypeVar
 import pytest
 
 from tests.invariants.machine import PrivacyMachine, Stack
-from tests.invariants.model import DELETION_KEEPS_OPEN_ORDERS
 
 T = TypeVar("T")
 
@@ -126,16 +125,13 @@ def test_after_deletion_the_buyer_is_gone_and_a_courier_of_no_open_order_reads_n
     play.end()
 
 
-@pytest.mark.xfail(
-    DELETION_KEEPS_OPEN_ORDERS,
-    strict=True,
-    reason="orders keeps a deleted buyer's open orders for delivery (DELETION_KEEPS_OPEN_ORDERS)",
-)
+@pytest.mark.obligation("OB-R-1")
 def test_after_deletion_the_courier_of_an_open_order_reads_nothing_of_the_buyer(
     stack: Stack,
 ) -> None:
     """Found by the machine: the courier still read the assigned order's waybill (masked
-    name and phone, the street address) after the buyer's deletion completed."""
+    name and phone, the street address) after the buyer's deletion completed. The deletion
+    now cancels and refunds the orders not yet picked up, so the courier loses the order."""
     play = Play(stack)
     u0 = play.step(play.state.start)
     o0 = play.step(lambda: play.state.place_order(user=u0))
@@ -149,7 +145,7 @@ def test_after_deletion_the_courier_of_an_open_order_reads_nothing_of_the_buyer(
     answer = play.state.send(
         "c0", "GET", f"/orders/partner/orders/{order_id}", headers=courier.headers
     )
-    assert answer.status_code == 410, answer.text
+    assert answer.status_code == 404, answer.text
     assert buyer.person.address_detail not in answer.text
     play.end()
 
