@@ -72,3 +72,11 @@ class Settings(EncryptingSettings):
 
     # Incidents: above this many affected users, a public announcement replaces notices.
     incident_announcement_threshold: int = Field(default=10_000, ge=1)
+    # National Cybersecurity Incident Reporting Measures (2025): a reportable incident is
+    # reported to the regulator within 4 hours of discovery, 1 hour for an operator of
+    # critical information infrastructure (OB-L-10).
+    critical_infrastructure_operator: bool = Field(
+        default=False,
+        description="a CII operator: a reportable incident's report is due 1 hour after "
+        "discovery instead of 4",
+    )
