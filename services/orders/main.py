@@ -62,6 +62,7 @@ from services.orders.rights.consumers import rights_consumer
 from services.orders.rights.router import router as rights_router
 from services.orders.search import service as search_service
 from services.orders.search.router import router as search_router
+from services.orders.security.router import router as security_router
 from services.orders.transfer import service as transfer_service
 from services.orders.transfer.router import router as transfer_router
 
@@ -205,6 +206,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             transfer_router,
             rights_router,
             search_router,
+            security_router,
         ],
         consumers=background,
         on_startup=start,

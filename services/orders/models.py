@@ -369,3 +369,38 @@ class SearchEntry(OrdersModel, table=True):
     result_count: int
     personalise: bool = False
     searched_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column(index=True))
+
+
+# --------------------------------------------------------------------------- security
+
+
+class FraudSignal(OrdersModel, table=True):
+    """What orders' anti-fraud rules look at for one order (``kit.fraud``; policy 2F):
+    keyed blind indexes of the consignee phone and of the delivery address, never the
+    values, made when the order is placed. Deleted with the account and after the
+    catalogue's ``fraud_signal`` period."""
+
+    __tablename__ = "fraud_signal"
+    __table_args__ = (Index("ix_fraud_signal_buyer_id_placed_at", "buyer_id", "placed_at"),)
+
+    order_id: str = Field(primary_key=True, max_length=40)
+    buyer_id: str = Field(max_length=40)
+    phone_index: str = Field(index=True, max_length=64)
+    address_index: str = Field(max_length=64)
+    placed_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column(index=True))
+
+
+class SecurityFlag(OrdersModel, table=True):
+    """An account flagged by orders' anti-fraud rules: the rule, the counts it saw, how
+    often and when. Ids and counts only, no personal value."""
+
+    __tablename__ = "security_flag"
+    __table_args__ = (UniqueConstraint("account_id", "rule"),)
+
+    id: str = Field(primary_key=True, max_length=40)
+    account_id: str = Field(max_length=40)
+    rule: str = Field(max_length=40)
+    evidence: dict[str, int] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    times: int = 1
+    first_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
+    last_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column(index=True))

@@ -233,6 +233,7 @@ async def build_world(suite: Suite) -> World:
         "customer_service": suite.staff(new_subject("stf"), "customer_service"),
     }
     world = World(suite=suite, headers=headers)
+    world.objects["account_id"] = a
     world.objects["client_id"] = y["client_id"]
     provider = await _ok(
         await client.post(

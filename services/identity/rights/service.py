@@ -47,6 +47,7 @@ from services.identity.rights.schemas import (
     LoginSession,
     VerificationExport,
 )
+from services.identity.security import service as security
 from services.identity.verification.service import ID_NUMBER_CONTEXT, REAL_NAME_CONTEXT
 from services.identity.verification.service import RESOURCE as VERIFICATION
 
@@ -211,6 +212,7 @@ async def delete_subject(
     if verification is not None:
         await session.delete(verification)
         deleted |= _categories(catalogue, VERIFICATION, ["real_name", "id_number"])
+    await security.delete_flags(session, account_id=subject)
     await cipher.shred(session, subject=subject)
     if account is not None:
         # Tokens already issued stay valid until they expire; the gateway refuses them at

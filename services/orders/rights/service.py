@@ -81,6 +81,7 @@ from services.orders.rights.schemas import (
     SearchHistoryExport,
 )
 from services.orders.search import service as search
+from services.orders.security import service as security
 
 SERVICE: Final = "orders"
 ACTOR: Final = "orders.rights"
@@ -380,6 +381,7 @@ async def delete_subject(
             resource=CART,
             categories=[cart_category],
         )
+    await security.delete_subject(session, account_id=subject)
     if await search.delete_all(session, owner_id=subject):
         search_category = catalogue.field_policy(search.RESOURCE, search.FIELD).category
         erasure.deleted.add(search_category)
