@@ -68,6 +68,7 @@ GRANT: dict[str, Any] = {"purpose": "location", "granted": True, "shown": LOCATI
 UNAVAILABLE_IN_PROCESS = {
     "GET /consent/rights-requests/{request_id}/export": 503,  # no service clients configured
     "GET /orders/orders/{order_id}/payment": 404,  # no payment provider here to pay with
+    "GET /identity/security/accounts/{account_id}": 404,  # user A's token has no account here
 }
 
 #: A valid body for each writing route, so a refusal is never a validation error.
