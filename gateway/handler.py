@@ -15,7 +15,7 @@ In order, each step refusing with problem+json (and counted in
    by the scope; ``X-Purpose`` naming another is refused (403, OB-3-2); a partner only
    under its registered purposes (403 ``purpose-not-allowed``, OB-3-1);
 6. consent: an additional or separate purpose needs the user's consent (403
-   ``consent_required``, OB-0-1); basic purposes never ask (OB-0-2);
+   ``consent-required``, OB-0-1); basic purposes never ask (OB-0-2);
 7. policy renewal: a user who agreed to an older policy than the newest major version, or
    to none, gets ``X-Policy-Renewal-Required`` and a ``Link``; every route but those
    ``policy/routes.yaml`` marks ``during_renewal: open`` (the policy itself and the user's
@@ -311,7 +311,7 @@ def _check_consent(request: Request, route: Route, principal: Principal, purpose
             403,
             "consent_required",
             f"this function needs your consent to the purpose {purpose}",
-            code="consent_required",
+            code="consent-required",
             purpose=purpose,
         )
 

@@ -18,7 +18,7 @@ process: the gateway ships with the services' code, so the two cannot drift):
   answers one of the per-purpose shapes (``anyOf``); request bodies lose the personal
   fields no purpose of the route may send (refused 422 ``field-not-allowed``);
 - the problem+json errors the gateway itself answers (400, 401, 403 ``insufficient-scope``
-  / ``consent_required`` / ``purpose-*``, 410 ``purpose-ceased``, 413, 422, 428, 429, 431,
+  / ``consent-required`` / ``purpose-*``, 410 ``purpose-ceased``, 413, 422, 428, 429, 431,
   502, 503, 504) are added to the service's own, each naming its codes (``x-problem-codes``,
   resolving to ``/problems/<code>``).
 
@@ -281,7 +281,7 @@ def _gateway_errors(
         if len(route.purposes) > 1:
             forbidden.append("purpose-required")
         if route.consent_purposes:
-            forbidden.append("consent_required")
+            forbidden.append("consent-required")
         if not route.open_during_renewal:
             errors["428"] = _problem_response(
                 "The privacy policy changed: the user agrees to the new version first "
@@ -344,7 +344,7 @@ def _access_text(route: Route, catalogue: Catalogue) -> str:
     lines = [who]
     if route.consent_purposes:
         needed = ", ".join(f"`{p}`" for p in sorted(route.consent_purposes))
-        lines.append(f"Needs the user's consent to {needed} (403 `consent_required` otherwise).")
+        lines.append(f"Needs the user's consent to {needed} (403 `consent-required` otherwise).")
     if route.resource is not None:
         lines.append(
             f"The answer is the resource `{route.resource}` filtered for the purpose: personal "

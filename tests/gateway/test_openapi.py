@@ -103,7 +103,7 @@ def test_scopes_purpose_and_consent_are_those_of_the_route_table(
     assert read["responses"]["428"]["x-problem-codes"] == ["policy-renewal-required"]
     nearby = operations["POST /orders/location/nearby"]
     assert nearby["x-consent-required"] == ["location"]
-    assert "consent_required" in nearby["responses"]["403"]["x-problem-codes"]
+    assert "consent-required" in nearby["responses"]["403"]["x-problem-codes"]
     partner = operations["GET /orders/partner/orders/{order_id}"]
     assert partner["x-purpose"] == {
         "partner:customs": "customs.clearance",

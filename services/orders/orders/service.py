@@ -4,7 +4,7 @@ Placing an order (policy 2C, 2D):
 
 - the goods decide what else is needed: cross-border goods need the customs identity and
   ordinary goods refuse it (OB-2D-3, 422 naming the fields); special goods need a real-name
-  verified buyer (OB-2A-1, 403 ``verification_required``);
+  verified buyer (OB-2A-1, 403 ``verification-required``);
 - prices come from the goods and discounts from the staff-set codes the buyer names, never
   from the request; amounts are exact decimals rounded half-up to 0.01 (OB-2D-6);
 - the personal fields (the catalogue's ``orders.order`` fields) are encrypted under the
@@ -121,7 +121,7 @@ class InvalidOrder(DomainError):
 class VerificationRequired(DomainError):
     """Special goods need a real-name verified buyer (policy 2A, OB-2A-1)."""
 
-    status, code, title = 403, "verification_required", "Verification required"
+    status, code, title = 403, "verification-required", "Verification required"
 
 
 class IdempotencyKeyReused(Conflict):
