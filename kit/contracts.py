@@ -30,8 +30,8 @@ __all__ = [
     "Contract",
     "EventData",
     "UnknownEventType",
-    "contract_of",
     "as_data",
+    "contract_of",
     "data_of",
 ]
 
@@ -394,7 +394,7 @@ class EgressPackage(EventData):
 
 @dataclass(frozen=True)
 class Contract:
-    type: str
+    event_type: str
     data: type[EventData]
     #: the app whose outbox (or producer) sends it
     sender: str
@@ -404,16 +404,16 @@ class Contract:
 
     @property
     def version(self) -> int:
-        found = _VERSION.search(self.type)
+        found = _VERSION.search(self.event_type)
         return int(found.group(1)) if found else 1
 
     @property
     def name(self) -> str:
         """The type without its prefix and version: ``orders.order.placed``."""
-        return _VERSION.sub("", self.type.removeprefix("com.signature."))
+        return _VERSION.sub("", self.event_type.removeprefix("com.signature."))
 
 
-def _contracts() -> dict[str, Contract]:
+def _contracts() -> dict[str, Contract]:  # noqa: PLR0915 (one line per event type)
     found: dict[str, Contract] = {}
 
     def add(type_: str, data: type[EventData], sender: str, summary: str, topic: str = "") -> None:
@@ -429,7 +429,12 @@ def _contracts() -> dict[str, Contract]:
                 f"{app} {action}s a subject's personal data (the processing ledger)",
             )
     for app in ("identity", "orders", "consent", "transfer"):
-        add(f"{p}{app}.rights.completed.v1", RightsCompleted, app, f"{app} answered a rights request")
+        add(
+            f"{p}{app}.rights.completed.v1",
+            RightsCompleted,
+            app,
+            f"{app} answered a rights request",
+        )
     for app in ("orders", "transfer"):
         add(
             f"{p}{app}.purpose.cessation.applied.v1",
@@ -535,7 +540,14 @@ def _contracts() -> dict[str, Contract]:
         "a legal basis recorded",
     )
     add(f"{p}transfer.recipient.assessed.v1", RecipientAssessed, "transfer", "a recipient assessed")
-    for action in ("requested", "awaiting_consent", "ready", "refused", "delivered", "purpose_ceased"):
+    for action in (
+        "requested",
+        "awaiting_consent",
+        "ready",
+        "refused",
+        "delivered",
+        "purpose_ceased",
+    ):
         add(
             f"{p}transfer.transfer.{action}.v1",
             TransferChanged,
@@ -564,7 +576,8 @@ def contract_of(event_type: str) -> Contract:
 
 def data_of(event_type: str, data: Mapping[str, Any]) -> EventData:
     """An event's ``data`` read with its type's model (``ValidationError`` if it breaks it)."""
-    return contract_of(event_type).data.model_validate(data)
+    model: type[EventData] = contract_of(event_type).data
+    return model.model_validate(data)
 
 
 def as_data(event_type: str, data: EventData) -> dict[str, Any]:

@@ -37,8 +37,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import col
 
 from kit.background import BackgroundLoop
-from kit.db import Database, is_sqlite
 from kit.contracts import EventData, PersonalDataProcessed
+from kit.db import Database, is_sqlite
 from kit.events import Event, kafka_record, new_event
 from kit.kafka import TopicSpec, configure_cluster, ensure_topics, new_producer
 from kit.models import OutboxMessage, utcnow

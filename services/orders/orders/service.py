@@ -38,6 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from kit.catalogue import Catalogue
+from kit.contracts import OrderPlaced, OrderStatusChanged
 from kit.crypto import FieldCipher
 from kit.db import to_cents
 from kit.errors import Conflict, DomainError, NotFound
@@ -501,17 +502,17 @@ async def place_order(
         type=f"{EVENT_PREFIX}.placed.v1",
         subject=buyer_id,
         purpose=FULFILMENT,
-        data={
-            "order_id": order_id,
-            "status": order.status,
-            "currency": currency,
-            "discount_codes": [discount["code"] for discount in applied],
-            "goods_ids": [item.id for item, _ in bought],
-            "line_count": len(lines),
-            "cross_border": cross_border,
-            "special_category": special,
-            "invoice_requested": order.invoice_requested,
-        },
+        data=OrderPlaced(
+            order_id=order_id,
+            status=order.status,
+            currency=currency,
+            discount_codes=[discount["code"] for discount in applied],
+            goods_ids=[item.id for item, _ in bought],
+            line_count=len(lines),
+            cross_border=cross_border,
+            special_category=special,
+            invoice_requested=order.invoice_requested,
+        ),
         categories=categories,
     )
     events.processing(
@@ -681,5 +682,5 @@ async def change_status(
         type=f"{EVENT_PREFIX}.status_changed.v1",
         subject=order.buyer_id,
         purpose=FULFILMENT,
-        data={"order_id": order_id, "status": status, "by": actor},
+        data=OrderStatusChanged(order_id=order_id, status=status, by=actor),
     )
