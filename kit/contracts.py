@@ -238,6 +238,18 @@ class PriceDropped(EventData):
     count: int
 
 
+class SearchRecorded(EventData):
+    """A search kept in the user's history (its words encrypted, never in the event)."""
+
+    entry_id: str
+    result_count: int
+    personalise: bool
+
+
+class SearchHistoryDeleted(EventData):
+    deleted: int = Field(description="how many history entries were deleted")
+
+
 # ------------------------------------------------------------------------------- consent
 
 
@@ -381,6 +393,17 @@ class TransferChanged(EventData):
     waybill_id: str | None = None
 
 
+class VolumeAlert(EventData):
+    """A yearly count of persons whose data went abroad reached 80 % of a threshold, or it."""
+
+    year: int
+    counter: str
+    persons: int
+    threshold: int
+    reached: bool
+    requires: str
+
+
 class EgressPackage(EventData):
     """An encrypted package for a recipient receiving by Kafka: only it can read it."""
 
@@ -504,6 +527,13 @@ def _contracts() -> dict[str, Contract]:  # noqa: PLR0915 (one line per event ty
     add(f"{p}orders.cart.shared.v1", CartShared, "orders", "a cart was shared")
     add(f"{p}orders.cart.share_revoked.v1", CartShareRevoked, "orders", "a cart share revoked")
     add(f"{p}orders.cart.price_dropped.v1", PriceDropped, "orders", "price-drop reminder sent")
+    add(f"{p}orders.search.searched.v1", SearchRecorded, "orders", "a search was kept in history")
+    add(
+        f"{p}orders.search.history_deleted.v1",
+        SearchHistoryDeleted,
+        "orders",
+        "search history entries were deleted",
+    )
     add(f"{p}consent.consent.changed.v1", ConsentChanged, "consent", "a consent granted/withdrawn")
     add(
         f"{p}consent.state.v1",
@@ -554,6 +584,12 @@ def _contracts() -> dict[str, Contract]:  # noqa: PLR0915 (one line per event ty
             "transfer",
             f"a cross-border transfer: {action.replace('_', ' ')}",
         )
+    add(
+        f"{p}transfer.volume.alert.v1",
+        VolumeAlert,
+        "transfer",
+        "a yearly cross-border volume reached 80 % of a threshold, or the threshold",
+    )
     add(
         f"{p}transfer.egress.package.v1",
         EgressPackage,

@@ -3,14 +3,15 @@ over every exposed route of ``policy/routes.yaml`` with a path parameter, throug
 gateway in front of the four real services (in-process, SQLite).
 
 The objects are made first, through the gateway, by their rightful holders: user A's cart
-item, cart share, order, consent receipt, rights request and ward; partner Y's assigned
-order; staff's goods, partner registration, incident, recipient and transfer. Then every
-principal who must not reach an object (user B, the partners not assigned, a user on
-staff routes, a partner on user routes, staff on user and partner routes, a customer
-service agent on the privacy officer's routes) calls each route on it. Every cell must
-be 403 or 404, a problem document, and carry none of the object's data; afterwards the
-objects are as their holders left them. A control call by the rightful holder proves
-each readable object exists and answers, so the refusals are about the caller.
+item, cart share, search history entry, order, consent receipt, rights request and ward;
+partner Y's assigned order; staff's goods, partner registration, incident, recipient and
+transfer. Then every principal who must not reach an object (user B, the partners not
+assigned, a user on staff routes, a partner on user routes, staff on user and partner
+routes, a customer service agent on the privacy officer's routes) calls each route on it.
+Every cell must be 403 or 404, a problem document, and carry none of the object's data;
+afterwards the objects are as their holders left them. A control call by the rightful
+holder proves each readable object exists and answers, so the refusals are about the
+caller.
 
 A new route with a path parameter joins the matrix by itself: its parameter must be one
 :data:`OBJECTS` knows (else the test names it), and its caller class follows from its
@@ -267,6 +268,10 @@ async def build_world(suite: Suite) -> World:
         201,
     )
     world.objects["item_id"] = item["item_id"]
+    searched = await _ok(
+        await client.post("/orders/search", json={"query": "Tea set"}, headers=user_a)
+    )
+    world.objects["entry_id"] = searched["entry_id"]
     share = await _ok(await client.post("/orders/cart/shares", headers=user_a), 201)
     world.objects["share_id"] = share["share_id"]
     world.secrets.add(share["token"])
