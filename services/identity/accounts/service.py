@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from kit import contracts
 from kit.catalogue import Catalogue
 from kit.crypto import FieldCipher
 from kit.errors import Conflict, DomainError, NotFound
@@ -95,7 +96,7 @@ async def register(
         type=f"{EVENT_PREFIX}.account.created.v1",
         subject=account_id,
         purpose="account",
-        data={"kind": kind, "roles": account.roles},
+        data=contracts.AccountCreated(kind=kind, roles=account.roles),
         categories=["user.contact.phone_number", "user.account.credentials"],
     )
     events.processing(
@@ -248,7 +249,7 @@ async def grant_user_role(
             type=f"{EVENT_PREFIX}.role.granted.v1",
             subject=account.id,
             purpose="account",
-            data={"role": role, "by": account.id},
+            data=contracts.RoleGranted(role=role, by=account.id),
         )
     return AccountCreated(account_id=account.id, kind="user", roles=account.roles)
 
@@ -279,6 +280,6 @@ async def create_staff(
             type=f"{EVENT_PREFIX}.role.granted.v1",
             subject=created.account_id,
             purpose="account",
-            data={"role": role, "by": granted_by},
+            data=contracts.RoleGranted(role=role, by=granted_by),
         )
     return created
