@@ -40,7 +40,13 @@ from kit.models import utcnow
 from kit.outbox import EventWriter
 from services.identity.accounts.service import PHONE_CONTEXT
 from services.identity.accounts.service import RESOURCE as ACCOUNT
-from services.identity.models import Account, RealNameVerification, RefreshToken
+from services.identity.mini_program.service import RESOURCE as MINI_PROGRAM
+from services.identity.models import (
+    Account,
+    MiniProgramIdentity,
+    RealNameVerification,
+    RefreshToken,
+)
 from services.identity.rights.schemas import (
     AccountExport,
     IdentityExport,
@@ -207,6 +213,15 @@ async def delete_subject(
             .values(revoked_at=now)
         )
         deleted |= _categories(catalogue, ACCOUNT, ["phone", "password_hash"])
+    platform_ids = (
+        await session.scalars(
+            select(MiniProgramIdentity).where(col(MiniProgramIdentity.account_id) == subject)
+        )
+    ).all()
+    for platform_id in platform_ids:  # the openid, unionid and session key go with it
+        await session.delete(platform_id)
+    if platform_ids:
+        deleted |= _categories(catalogue, MINI_PROGRAM, ["openid", "session_key"])
     verification = await session.get(RealNameVerification, subject)
     if verification is not None:
         await session.delete(verification)
