@@ -181,3 +181,21 @@ async def test_logout_drops_the_session_key_and_deletion_the_platform_identity(
             break
         await asyncio.sleep(0.3)
     assert await suite.sql("identity", query, account_id) == []
+
+
+async def test_the_privacy_guide_follows_the_policy_in_force_and_the_catalogue(
+    suite: Suite,
+) -> None:
+    guide = await suite.call("GET", "/consent/mini-program/privacy-guide")
+    assert guide["policy_version"] == await _policy_version(suite)
+    assert guide["requiredPrivateInfos"] == ["chooseAddress", "getLocation"]
+    items = {item["category"]: item for item in guide["items"]}
+    phone = items["user.contact.phone_number"]
+    assert phone["interfaces"] == ["getPhoneNumber"]
+    assert "account" in [purpose["id"] for purpose in phone["purposes"]]
+    assert items["user.location.precise"]["sensitive"] is True
+    assert "location" in [p["id"] for p in items["user.location.precise"]["purposes"]]
+    page = await suite.client.get("/consent/mini-program/privacy-guide.html")
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    assert f"policy version {guide['policy_version']}" in page.text

@@ -17,7 +17,8 @@ from kit.db import SessionDep
 from kit.http_cache import IMMUTABLE, NOT_MODIFIED_RESPONSE, REVALIDATE, cacheable, json_answer
 from services.consent.config import Settings
 from services.consent.consents import service as consents_service
-from services.consent.policies import service
+from services.consent.policies import guide, service
+from services.consent.policies.guide import PrivacyGuide
 from services.consent.policies.page import CONTENT_SECURITY_POLICY
 from services.consent.policies.schemas import (
     VERSION_PATTERN,
@@ -93,6 +94,34 @@ async def page(
         },
     )
     return cacheable(request, answer, cache_control=REVALIDATE)
+
+
+@router.get(
+    "/mini-program/privacy-guide",
+    response_model=PrivacyGuide,
+    response_model_by_alias=True,
+    summary="The mini-program privacy guide and requiredPrivateInfos, of the policy in effect",
+)
+async def privacy_guide(session: SessionDep, context: ContextDep) -> PrivacyGuide:
+    policy = await service.current_version(session, today=china_today())
+    return guide.build_guide(context.catalogue, policy)
+
+
+@router.get(
+    "/mini-program/privacy-guide.html",
+    response_class=HTMLResponse,
+    summary="The mini-program privacy guide as a page",
+)
+async def privacy_guide_page(session: SessionDep, context: ContextDep) -> HTMLResponse:
+    policy = await service.current_version(session, today=china_today())
+    return HTMLResponse(
+        guide.render_guide_page(guide.build_guide(context.catalogue, policy)),
+        headers={
+            "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "no-referrer",
+        },
+    )
 
 
 @router.get(
