@@ -40,6 +40,7 @@ from kit.models import utcnow
 from kit.outbox import EventWriter
 from services.identity.accounts.service import PHONE_CONTEXT
 from services.identity.accounts.service import RESOURCE as ACCOUNT
+from services.identity.mini_program.service import OPENID_CONTEXT
 from services.identity.mini_program.service import RESOURCE as MINI_PROGRAM
 from services.identity.models import (
     Account,
@@ -51,6 +52,7 @@ from services.identity.rights.schemas import (
     AccountExport,
     IdentityExport,
     LoginSession,
+    PlatformIdentityExport,
     VerificationExport,
 )
 from services.identity.verification.service import ID_NUMBER_CONTEXT, REAL_NAME_CONTEXT
@@ -152,6 +154,38 @@ async def export(
         )
         for token in tokens
     ]
+    platform_part: list[PlatformIdentityExport] = []
+    platform_ids = await session.scalars(
+        select(MiniProgramIdentity).where(col(MiniProgramIdentity.account_id) == subject)
+    )
+    for platform_id in platform_ids:
+        platform_fields: dict[str, rights.ExportedField] = {}
+        try:
+            openid = await cipher.decrypt(
+                session, subject=subject, token=platform_id.openid_encrypted, context=OPENID_CONTEXT
+            )
+        except SubjectKeyShredded:
+            shredded = True
+        else:
+            platform_fields["openid"] = rights.exported_field(
+                catalogue,
+                MINI_PROGRAM,
+                "openid",
+                _masked(catalogue, MINI_PROGRAM, "openid", openid),
+            )
+            categories.add(catalogue.field_policy(MINI_PROGRAM, "openid").category)
+        if platform_id.session_key_encrypted:
+            platform_fields["session_key"] = rights.exported_field(
+                catalogue, MINI_PROGRAM, "session_key", "set (never shown)"
+            )
+        platform_part.append(
+            PlatformIdentityExport(
+                platform=platform_id.platform,
+                app_id=platform_id.app_id,
+                created_at=platform_id.created_at,
+                fields=platform_fields,
+            )
+        )
     if categories:
         events.processing(
             session,
@@ -177,6 +211,7 @@ async def export(
         ),
         verification=verification_part,
         sessions=sessions,
+        platform_identities=platform_part,
         note=SHREDDED_NOTE if shredded else None,
     )
 
