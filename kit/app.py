@@ -269,7 +269,7 @@ def create_app(
         context.consumers = [
             *(consumers(context) if consumers else ()),
             *revocation_loops(
-                name=settings.topic(f"{settings.service_name}.revocations"),
+                name=f"{settings.service_name}.revocations",
                 topic=settings.topic("identity.events"),
                 database=database,
                 bootstrap_servers=settings.kafka_bootstrap_servers,

@@ -60,6 +60,8 @@ from services.orders.retention.router import router as retention_router
 from services.orders.retention.service import RetentionSweeper
 from services.orders.rights.consumers import rights_consumer
 from services.orders.rights.router import router as rights_router
+from services.orders.search import service as search_service
+from services.orders.search.router import router as search_router
 from services.orders.transfer import service as transfer_service
 from services.orders.transfer.router import router as transfer_router
 
@@ -103,6 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         retention_service.check_catalogue(context.catalogue)
         transfer_service.check_catalogue(context.catalogue)
         payments_service.check_catalogue(context.catalogue)
+        search_service.check_catalogue(context.catalogue)
         app.state.payment_api = ProviderApi(timeout_s=settings.payment_provider_timeout_s)
         view = ConsentStateView(
             bootstrap_servers=settings.kafka_bootstrap_servers,
@@ -124,7 +127,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.corrections_fetcher = fetcher
         loops[:] = [
             view,
-            rights_consumer(context, fetcher),
+            rights_consumer(
+                context,
+                fetcher,
+                payments_service.Refunds(
+                    api=app.state.payment_api,
+                    cipher=context.cipher,
+                    notify_base_url=settings.payment_notify_base_url,
+                ),
+            ),
             cessation_consumer(context, service=cessation.SERVICE, apply=cessation.handle),
         ]
         if settings.retention_sweep_enabled:
@@ -188,8 +199,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Orders service",
         description=(
             "Cart, orders, delivery, invoices, customs data, partner assignment, location "
-            "features, retention, and the fields a cross-border transfer needs (service "
-            "tokens only). Policy sections 2C, 2D, 2G, 3 and 4."
+            "features, search and search history, retention, and the fields a cross-border "
+            "transfer needs (service tokens only). Policy sections 2B, 2C, 2D, 2G, 3 and 4."
         ),
         routers=[
             goods_router,
@@ -201,6 +212,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             retention_router,
             transfer_router,
             rights_router,
+            search_router,
         ],
         consumers=background,
         on_startup=start,

@@ -348,3 +348,24 @@ class PaymentRefusal(OrdersModel, table=True):
     notification_id: str | None = Field(default=None, max_length=64)
     order_id: str | None = Field(default=None, max_length=40)
     at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
+
+
+# --------------------------------------------------------------------------- search
+
+
+class SearchEntry(OrdersModel, table=True):
+    """One search of the user's search history (policy 2B, OB-2B-1): the words only as
+    ciphertext under the user's key, how many goods matched and when. ``personalise`` says
+    whether the user consented to ``recommendation.personalised`` when searching: only
+    those entries ever feed recommendations. Deleted by the user, with the account, or by
+    the retention sweep when the catalogue's ``search_history`` period ends."""
+
+    __tablename__ = "search_entry"
+    __table_args__ = (Index("ix_search_entry_owner_id_searched_at", "owner_id", "searched_at"),)
+
+    id: str = Field(primary_key=True, max_length=40)
+    owner_id: str = Field(max_length=40)
+    query_encrypted: str
+    result_count: int
+    personalise: bool = False
+    searched_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column(index=True))

@@ -96,6 +96,7 @@ class Person:
     face: bytes
     extra_phone: str
     remarks: str
+    search_words: str
     latitude: float
     longitude: float
 
@@ -123,6 +124,8 @@ class Person:
             extra_phone="138" + "".join(random.choices(string.digits, k=8)),
             # letters only: remarks refuse anything shaped like a number or an address
             remarks="请放门口 " + "".join(random.choices(string.ascii_lowercase, k=12)),
+            # what the person typed into the search box (their search history, policy 2B)
+            search_words="tea " + "".join(random.choices(string.ascii_lowercase, k=12)),
             # West Lake, Hangzhou, with seven distinctive decimals (the last never 0)
             latitude=_coordinate(30.2),
             longitude=_coordinate(120.1),
@@ -159,6 +162,7 @@ class Person:
             "extra phone": self.extra_phone,
             "password": self.password,
             "remarks": self.remarks,
+            "search words": self.search_words,
             "latitude": repr(self.latitude),
             "longitude": repr(self.longitude),
             "name": self.name,
@@ -586,12 +590,21 @@ async def _set_up_payment_provider(suite: Suite, url: str) -> None:
 
 @asynccontextmanager
 async def running_suite(
-    *, postgres: LocalPostgres, bootstrap_servers: str, log_dir: Path
+    *, postgres: LocalPostgres, bootstrap_servers: str, log_dir: Path, sqlite: bool = False
 ) -> AsyncIterator[Suite]:
+    """The suite on fresh PostgreSQL databases, or with ``sqlite`` on SQLite files in
+    ``log_dir`` (``make run``'s default; :meth:`Suite.sql` reads PostgreSQL only)."""
     prefix = f"e2e{secrets.token_hex(4)}."
     ports = {name: free_port() for name in (*APPS, "gateway-ops")}
     async with AsyncExitStack() as stack:
-        urls = {name: await stack.enter_async_context(postgres.database()) for name in APPS}
+        urls = {
+            name: (
+                f"sqlite+aiosqlite:///{log_dir / name}.db"
+                if sqlite
+                else await stack.enter_async_context(postgres.database())
+            )
+            for name in APPS
+        }
         for name, package in APPS.items():
             await upgrade(package, urls[name])
         env = _suite_env(

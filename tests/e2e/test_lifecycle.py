@@ -315,6 +315,12 @@ async def shopper(suite: Suite, world: World) -> Shopper:
         headers=shopper.headers,
         json=shopper.person.point,
     )
+    await suite.call(
+        "POST",
+        "/orders/search",
+        headers=shopper.headers,
+        json={"query": shopper.person.search_words},
+    )
     await _place_and_deliver(suite, world, shopper, world.tea)
     await _place_and_deliver(suite, world, shopper, world.wine, customs=True)
     await suite.eventually(
@@ -378,6 +384,7 @@ async def test_an_access_request_gathers_everything_from_every_service(
         "name": person.name,
         "address": person.address_detail,
         "taxpayer id": person.tax_id,
+        "search words": person.search_words,
     }.items():
         assert value in text, f"the export lacks the {what}"
     # Every display of an ID number is masked, the owner's export included (OB-2A-3).

@@ -3,7 +3,7 @@ over every exposed route of ``policy/routes.yaml`` with a path parameter, throug
 gateway in front of the four real services (in-process, SQLite).
 
 The objects are made first, through the gateway, by their rightful holders: user A's cart
-item, cart share, order, consent receipt, rights request and ward; partner Y's assigned
+item, cart share, search history entry, order, consent receipt, rights request and ward; partner Y's assigned
 order; staff's goods, partner registration, incident, recipient and transfer. Then every
 principal who must not reach an object (user B, the partners not assigned, a user on
 staff routes, a partner on user routes, staff on user and partner routes, a customer
@@ -267,6 +267,10 @@ async def build_world(suite: Suite) -> World:
         201,
     )
     world.objects["item_id"] = item["item_id"]
+    searched = await _ok(
+        await client.post("/orders/search", json={"query": "Tea set"}, headers=user_a)
+    )
+    world.objects["entry_id"] = searched["entry_id"]
     share = await _ok(await client.post("/orders/cart/shares", headers=user_a), 201)
     world.objects["share_id"] = share["share_id"]
     world.secrets.add(share["token"])

@@ -26,6 +26,7 @@ from services.consent.rights.schemas import (
     RightsRequestAdminView,
     RightsRequestCreate,
     RightsRequestView,
+    RightsStatistics,
     ServiceCorrections,
 )
 
@@ -110,6 +111,25 @@ async def list_requests(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[RightsRequestAdminView]:
     return await service.list_requests(session, status=status, now=utcnow(), limit=limit)
+
+
+@router.get(
+    "/statistics",
+    response_model=RightsStatistics,
+    summary="Rights-request statistics of a year, per kind, for the yearly report",
+)
+async def statistics(
+    session: SessionDep,
+    settings: SettingsDep,
+    officer: Officer,
+    year: Annotated[int, Query(ge=2000, le=9999, description="year of filing, China time")],
+) -> RightsStatistics:
+    return await service.statistics(
+        session,
+        year=year,
+        deadline_working_days=settings.rights_deadline_working_days,
+        now=utcnow(),
+    )
 
 
 @router.get(

@@ -125,6 +125,7 @@ class RightsRequestAdminView(BaseModel):
     status: RequestStatus
     filed_at: datetime
     deadline: datetime
+    due_date: date = Field(description="the last working day, China Standard Time")
     completed_at: datetime | None
     has_corrections: bool
     participants: list[ParticipantView]
@@ -185,3 +186,26 @@ class ConsentServiceExport(BaseModel):
         description="how long each kind of record is kept: consent_receipt (agreements, "
         "consent receipts, rights requests) and processing_ledger"
     )
+
+
+class KindStatistics(BaseModel):
+    """One kind of request filed in a year: how many, how long they took, how many late."""
+
+    kind: RightsKind
+    count: int = Field(description="requests of this kind filed in the year")
+    completed: int = Field(description="of them, answered by every service")
+    median_working_days: float | None = Field(
+        description="working days from filing to completion (Chinese calendar), median of "
+        "the completed ones; None when none is completed"
+    )
+    max_working_days: int | None = Field(description="the longest of them")
+    overdue: int = Field(description="completed after their deadline, or still unanswered past it")
+
+
+class RightsStatistics(BaseModel):
+    """Rights-request statistics for the yearly report (NDSMR art. 44, OB-L-14)."""
+
+    year: int = Field(description="the year of filing, China Standard Time")
+    deadline_working_days: int
+    generated_at: datetime
+    kinds: list[KindStatistics] = Field(description="every kind, requests or not")

@@ -8,11 +8,12 @@ answer of each participant, and the request is ``completed`` once every particip
 answered. The consent service answers like any other participant, from its own
 ``rights.requested`` event (:func:`answer_as_consent`).
 
-Deadline: ``rights_deadline_working_days`` working days (Monday to Friday) after the filing
-day in China Standard Time; answers are due before midnight at the end of the last one.
-Public holidays and make-up working days are not modelled. A request past its deadline
-with answers missing reads as ``overdue``, naming the services that have not answered;
-:func:`report_overdue`, run periodically, publishes ``rights.overdue`` once per request.
+Deadline: ``rights_deadline_working_days`` working days after the filing day in China
+Standard Time, on the Chinese calendar (public holidays and make-up working days,
+``kit.workdays``); answers are due before midnight at the end of the last one. A request
+past its deadline with answers missing reads as ``overdue``, naming the services that have
+not answered; :func:`report_overdue`, run periodically, publishes ``rights.overdue`` once per
+request.
 
 Events carry ids, kinds, states and categories only: corrections may be personal data, so
 they stay in the request row, encrypted under the subject's key; the event says
@@ -28,14 +29,15 @@ import logging
 import re
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, Final
+from statistics import median
+from typing import Any, Final, get_args
 
 from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from kit import rights
+from kit import rights, workdays
 from kit.catalogue import Catalogue
 from kit.clock import CHINA_TZ, china_today
 from kit.crypto import FieldCipher, SubjectKeyShredded
@@ -54,6 +56,7 @@ from services.consent.rights.schemas import (
     ConsentServiceExport,
     ExportDocument,
     KeptCategory,
+    KindStatistics,
     ParticipantStatus,
     ParticipantView,
     RequestStatus,
@@ -61,6 +64,7 @@ from services.consent.rights.schemas import (
     RightsRequestAdminView,
     RightsRequestCreate,
     RightsRequestView,
+    RightsStatistics,
     ServiceCorrections,
 )
 
@@ -121,16 +125,11 @@ def new_request_id() -> str:
 
 def deadline_after(filed_at: datetime, working_days: int) -> datetime:
     """The instant answers are due before: midnight (China Standard Time) ending the
-    ``working_days``-th working day after the filing day. Working days are Monday to
-    Friday; public holidays are not modelled."""
+    ``working_days``-th working day after the filing day, on the Chinese calendar (public
+    holidays and make-up working days, ``kit.workdays``; OB-L-6)."""
     if working_days < 1:
         raise ValueError("working_days must be at least 1")
-    day = filed_at.astimezone(CHINA_TZ).date()
-    counted = 0
-    while counted < working_days:
-        day += timedelta(days=1)
-        if day.weekday() < 5:
-            counted += 1
+    day = workdays.add_working_days(filed_at.astimezone(CHINA_TZ).date(), working_days)
     return datetime.combine(day + timedelta(days=1), time(), CHINA_TZ).astimezone(UTC)
 
 
@@ -205,6 +204,7 @@ def _admin_view(
         status=status,
         filed_at=request.filed_at,
         deadline=request.deadline,
+        due_date=due_date(request.deadline),
         completed_at=request.completed_at,
         has_corrections=request.corrections_encrypted is not None,
         participants=participants,
@@ -575,6 +575,56 @@ async def report_overdue(
         )
         request.overdue_reported_at = now
     return [request.id for request in requests]
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def _cst_date(instant: datetime) -> date:
+    return instant.astimezone(CHINA_TZ).date()
+
+
+async def statistics(
+    session: AsyncSession, *, year: int, deadline_working_days: int, now: datetime
+) -> RightsStatistics:
+    """Per kind, the requests filed in ``year`` (China Standard Time): how many, how many
+    completed, the median and longest number of working days they took (Chinese calendar,
+    ``kit.workdays``), and how many were late (OB-L-14, NDSMR art. 44)."""
+    start = datetime.combine(date(year, 1, 1), time(), CHINA_TZ).astimezone(UTC)
+    end = datetime.combine(date(year + 1, 1, 1), time(), CHINA_TZ).astimezone(UTC)
+    requests = await session.scalars(
+        select(RightsRequest).where(
+            col(RightsRequest.filed_at) >= start, col(RightsRequest.filed_at) < end
+        )
+    )
+    counts: dict[str, int] = dict.fromkeys(get_args(RightsKind), 0)
+    took: dict[str, list[int]] = {kind: [] for kind in counts}
+    late: dict[str, int] = dict.fromkeys(counts, 0)
+    for request in requests:
+        counts[request.kind] = counts.get(request.kind, 0) + 1
+        finished = request.completed_at if request.status == "completed" else None
+        if finished is not None:
+            took.setdefault(request.kind, []).append(
+                workdays.working_days_between(_cst_date(request.filed_at), _cst_date(finished))
+            )
+        if (finished or now) >= request.deadline:
+            late[request.kind] = late.get(request.kind, 0) + 1
+    return RightsStatistics(
+        year=year,
+        deadline_working_days=deadline_working_days,
+        generated_at=now,
+        kinds=[
+            KindStatistics(
+                kind=kind,
+                count=counts[kind],
+                completed=len(took.get(kind, [])),
+                median_working_days=median(took[kind]) if took.get(kind) else None,
+                max_working_days=max(took[kind]) if took.get(kind) else None,
+                overdue=late.get(kind, 0),
+            )
+            for kind in counts
+        ],
+    )
 
 
 # --------------------------------------------------------------------------- export

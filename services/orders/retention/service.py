@@ -60,6 +60,7 @@ from kit.outbox import EventWriter
 from services.orders.models import Order, OrderIdempotencyKey, OrderStatusChange
 from services.orders.orders.service import EVENT_PREFIX, PERSONAL_FIELDS, RESOURCE
 from services.orders.retention.schemas import FieldRemoved, SweepReport
+from services.orders.search import service as search_service
 
 logger = logging.getLogger("services.orders.retention")
 
@@ -274,6 +275,8 @@ async def run_sweep(
     now = now or utcnow()
     async with database.session() as session:
         await start_clocks(session)
+    async with database.session() as session:
+        searches = await search_service.expire(session, events=events, catalogue=catalogue, now=now)
     removed: Counter[str] = Counter()
     examined = changed = anonymised = 0
     after: tuple[datetime, str] | None = None
@@ -299,6 +302,7 @@ async def run_sweep(
         orders_examined=examined,
         orders_changed=changed,
         orders_anonymised=anonymised,
+        search_entries_deleted=searches,
         fields=[
             FieldRemoved(field=rule.field, retention=rule.period.id, removed=removed[rule.field])
             for rule in rules(catalogue)
