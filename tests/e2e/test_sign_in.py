@@ -187,7 +187,9 @@ async def test_the_privacy_guide_follows_the_policy_in_force_and_the_catalogue(
     suite: Suite,
 ) -> None:
     guide = await suite.call("GET", "/consent/mini-program/privacy-guide")
-    assert guide["policy_version"] == await _policy_version(suite)
+    lists = await suite.call("GET", "/consent/lists")
+    assert guide["policy_version"] == lists["policy_version"] == await _policy_version(suite)
+    assert guide["list_version"] == lists["number"]
     assert guide["requiredPrivateInfos"] == ["chooseAddress", "getLocation"]
     items = {item["category"]: item for item in guide["items"]}
     phone = items["user.contact.phone_number"]

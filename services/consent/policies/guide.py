@@ -4,10 +4,11 @@ WeChat blocks every privacy interface of a mini-program (location, address, phon
 camera ...) until the user agrees to the privacy guide the operator declares, and the app
 declares in ``app.json`` which location interfaces it uses (``requiredPrivateInfos``). Both
 come from one place: ``policy/mini-program.yaml`` names the interfaces the mini-program
-calls and every category it collects; the catalogue gives each category's description and
-the purposes it serves; the policy version in force versions the guide. So the guide, the
-policy and the catalogue cannot disagree, and a route that starts collecting a category the
-declaration lacks fails ``tests/services/consent/test_privacy_guide.py``.
+calls and every category it collects; the current version of the OB-L-1 list of personal
+information collected (``services.consent.lists``, generated from the catalogue under the
+policy version in effect) gives each category's description, sensitivity and purposes. So
+the guide, the policy and the two lists cannot disagree, and a route that starts collecting
+a category the declaration lacks fails ``tests/services/consent/test_privacy_guide.py``.
 """
 
 from __future__ import annotations
@@ -22,12 +23,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from kit.catalogue import Catalogue
 from kit.settings import REPO_ROOT
-from services.consent.policies.schemas import PolicyVersionView
+from services.consent.lists.schemas import ListVersionView
 
 __all__ = [
     "DECLARATION",
     "Declaration",
     "GuideItem",
+    "GuideMismatch",
     "PrivacyGuide",
     "build_guide",
     "load_declaration",
@@ -89,8 +91,10 @@ class GuideItem(BaseModel):
 
 class PrivacyGuide(BaseModel):
     platform: str
-    policy_version: str
-    policy_effective_date: str
+    policy_version: str = Field(description="the privacy policy version it belongs to")
+    list_version: int = Field(
+        description="the version of the OB-L-1 lists (GET /consent/lists) it was made from"
+    )
     items: list[GuideItem]
     required_private_infos: list[str] = Field(
         alias="requiredPrivateInfos", description="app.json's requiredPrivateInfos"
@@ -99,44 +103,43 @@ class PrivacyGuide(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
 
 
-def _purposes(catalogue: Catalogue, category: str) -> list[GuidePurpose]:
-    ids = {
-        purpose
-        for resource in catalogue.resources.values()
-        for field in resource.fields.values()
-        if field.category == category
-        for purpose in field.purposes
-    }
-    found = [catalogue.purpose(purpose_id) for purpose_id in sorted(ids)]
-    return [
-        GuidePurpose(id=p.id, kind=p.kind, description=" ".join(p.description.split()))
-        for p in found
-        if p.kind in GUIDE_KINDS
-    ]
+class GuideMismatch(ValueError):
+    """The declaration names a category the list of personal information collected lacks."""
 
 
 def build_guide(
-    catalogue: Catalogue, policy: PolicyVersionView, declaration: Declaration | None = None
+    catalogue: Catalogue, lists: ListVersionView, declaration: Declaration | None = None
 ) -> PrivacyGuide:
-    """The guide of the policy version ``policy``: one item per declared category."""
+    """The guide of the current version of the OB-L-1 lists (and so of the policy version
+    they were made under): one item per declared category, described as the list of
+    personal information collected describes it, with the purposes users agree or consent
+    to (basic, additional, separate)."""
     declared = declaration or load_declaration()
-    categories = {category.id: category for category in catalogue.data_categories}
+    collected = {item.category: item for item in lists.collected}
+    missing = [category for category in declared.collects if category not in collected]
+    if missing:
+        raise GuideMismatch(f"not in the list of personal information collected: {missing}")
     items = []
     for category_id in declared.collects:
-        category = categories[category_id]
+        listed = collected[category_id]
+        purposes = [catalogue.purpose(purpose_id) for purpose_id in listed.purposes]
         items.append(
             GuideItem(
                 category=category_id,
-                description=" ".join(category.description.split()),
-                sensitive=category.sensitive,
+                description=listed.description,
+                sensitive=listed.sensitive,
                 interfaces=[i.api for i in declared.interfaces if i.category == category_id],
-                purposes=_purposes(catalogue, category_id),
+                purposes=[
+                    GuidePurpose(id=p.id, kind=p.kind, description=" ".join(p.description.split()))
+                    for p in purposes
+                    if p.kind in GUIDE_KINDS
+                ],
             )
         )
     return PrivacyGuide(
         platform=declared.platform,
-        policy_version=policy.version,
-        policy_effective_date=policy.effective_date.isoformat(),
+        policy_version=lists.policy_version or "",
+        list_version=lists.number,
         items=items,
         required_private_infos=sorted(
             i.api for i in declared.interfaces if i.api in REQUIRED_PRIVATE_INFOS
@@ -161,9 +164,8 @@ def render_guide_page(guide: PrivacyGuide) -> str:
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         "<title>Mini-program privacy guide</title></head><body>\n"
         f"<h1>Mini-program privacy guide</h1>\n<p>Under privacy policy version "
-        f"{escape(guide.policy_version)}, in effect since "
-        f"{escape(guide.policy_effective_date)}: what the mini-program collects, through "
-        "which interface, and why.</p>\n"
+        f"{escape(guide.policy_version)} (lists version {guide.list_version}): what the "
+        "mini-program collects, through which interface, and why.</p>\n"
         "<table><thead><tr><th>information</th><th>interface</th><th>purposes</th></tr>"
         f"</thead><tbody>\n{rows}</tbody></table>\n</body></html>\n"
     )

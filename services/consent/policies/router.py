@@ -9,14 +9,17 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response, status
 from fastapi.responses import HTMLResponse
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from kit.app import ContextDep
+from kit.app import AppContext, ContextDep
 from kit.auth import Principal, Scope, require
 from kit.clock import china_today
 from kit.db import SessionDep
 from kit.http_cache import IMMUTABLE, NOT_MODIFIED_RESPONSE, REVALIDATE, cacheable, json_answer
+from kit.models import utcnow
 from services.consent.config import Settings
 from services.consent.consents import service as consents_service
+from services.consent.lists import service as lists_service
 from services.consent.policies import guide, service
 from services.consent.policies.guide import PrivacyGuide
 from services.consent.policies.page import CONTENT_SECURITY_POLICY
@@ -103,8 +106,15 @@ async def page(
     summary="The mini-program privacy guide and requiredPrivateInfos, of the policy in effect",
 )
 async def privacy_guide(session: SessionDep, context: ContextDep) -> PrivacyGuide:
-    policy = await service.current_version(session, today=china_today())
-    return guide.build_guide(context.catalogue, policy)
+    return await _guide(session, context)
+
+
+async def _guide(session: AsyncSession, context: AppContext) -> PrivacyGuide:
+    await service.current_version(session, today=china_today())  # 404 with no policy yet
+    lists = await lists_service.current_lists(
+        session, catalogue=context.catalogue, today=china_today(), now=utcnow()
+    )
+    return guide.build_guide(context.catalogue, lists)
 
 
 @router.get(
@@ -113,9 +123,8 @@ async def privacy_guide(session: SessionDep, context: ContextDep) -> PrivacyGuid
     summary="The mini-program privacy guide as a page",
 )
 async def privacy_guide_page(session: SessionDep, context: ContextDep) -> HTMLResponse:
-    policy = await service.current_version(session, today=china_today())
     return HTMLResponse(
-        guide.render_guide_page(guide.build_guide(context.catalogue, policy)),
+        guide.render_guide_page(await _guide(session, context)),
         headers={
             "Content-Security-Policy": CONTENT_SECURITY_POLICY,
             "X-Content-Type-Options": "nosniff",

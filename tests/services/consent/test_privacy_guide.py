@@ -6,11 +6,21 @@ through the gateway: ``tests/e2e/test_sign_in.py``.)"""
 
 from __future__ import annotations
 
+import pytest
+
 from gateway.routes import RouteTable, load_route_table
 from kit.auth import USER_SCOPES
 from kit.catalogue import Catalogue, load_catalogue
+from kit.models import utcnow
 from kit.settings import DEFAULT_CATALOGUE, REPO_ROOT
-from services.consent.policies.guide import Declaration, load_declaration
+from services.consent.lists.schemas import ListVersionView
+from services.consent.lists.service import collected_list
+from services.consent.policies.guide import (
+    Declaration,
+    GuideMismatch,
+    build_guide,
+    load_declaration,
+)
 
 WRITES = frozenset({"POST", "PUT", "PATCH"})
 
@@ -62,9 +72,39 @@ def test_a_route_collecting_an_undeclared_category_is_named() -> None:
     }
 
 
-def test_every_declared_interface_and_category_is_in_the_catalogue() -> None:
+def _lists(catalogue: Catalogue) -> ListVersionView:
+    return ListVersionView(
+        number=3,
+        policy_version="2026.1",
+        made_at=utcnow(),
+        digest="d",
+        collected=collected_list(catalogue),
+        shared=[],
+    )
+
+
+def test_the_guide_says_what_the_list_of_personal_information_collected_says() -> None:
     _, catalogue = _suite_policy()
     declared = load_declaration()
-    known = {category.id for category in catalogue.data_categories}
-    assert set(declared.collects) <= known
     assert {i.category for i in declared.interfaces} <= set(declared.collects)
+    lists = _lists(catalogue)
+    guide = build_guide(catalogue, lists)
+    assert (guide.policy_version, guide.list_version) == ("2026.1", 3)
+    listed = {item.category: item for item in lists.collected}
+    assert [item.category for item in guide.items] == declared.collects
+    for item in guide.items:
+        assert item.description == listed[item.category].description
+        assert item.sensitive == listed[item.category].sensitive
+        assert {p.id for p in item.purposes} <= set(listed[item.category].purposes)
+    assert guide.required_private_infos == ["chooseAddress", "getLocation"]
+
+
+def test_a_declared_category_the_lists_lack_is_refused() -> None:
+    _, catalogue = _suite_policy()
+    declared = load_declaration()
+    lists = _lists(catalogue)
+    thinner = lists.model_copy(
+        update={"collected": [i for i in lists.collected if i.category != "user.name"]}
+    )
+    with pytest.raises(GuideMismatch, match=r"user\.name"):
+        build_guide(catalogue, thinner, declared)
