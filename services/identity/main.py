@@ -9,6 +9,8 @@ from services.identity.accounts.router import router as accounts_router
 from services.identity.config import Settings
 from services.identity.mini_program.platform import platform_from_settings
 from services.identity.mini_program.router import router as mini_program_router
+from services.identity.network_identity.adapter import network_identity_from_settings
+from services.identity.network_identity.router import router as network_identity_router
 from services.identity.partners.router import router as partners_router
 from services.identity.rights import consumers as rights_consumers
 from services.identity.rights.router import router as rights_router
@@ -29,6 +31,7 @@ async def _start(app: FastAPI, context: AppContext) -> None:
     app.state.authority = authority_from_settings(settings)
     app.state.sms_sender = sms_sender_from_settings(settings)
     app.state.mini_program_platform = platform_from_settings(settings)
+    app.state.network_identity = network_identity_from_settings(settings)
     app.state.token_verifier = TokenVerifier(
         issuer=settings.auth_issuer,
         audience=settings.auth_audience,
@@ -51,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             mini_program_router,
             partners_router,
             *verification_routers,
+            network_identity_router,
             rights_router,
         ],
         consumers=rights_consumers.consumers,

@@ -61,6 +61,7 @@ from services.orders.retention.service import RetentionSweeper
 from services.orders.rights.consumers import rights_consumer
 from services.orders.rights.router import router as rights_router
 from services.orders.search import service as search_service
+from services.orders.search.consumers import recommendation_consumer
 from services.orders.search.router import router as search_router
 from services.orders.transfer import service as transfer_service
 from services.orders.transfer.router import router as transfer_router
@@ -137,6 +138,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 ),
             ),
             cessation_consumer(context, service=cessation.SERVICE, apply=cessation.handle),
+            recommendation_consumer(context),
         ]
         if settings.retention_sweep_enabled:
             sweeper = RetentionSweeper(

@@ -45,9 +45,11 @@ from services.identity.mini_program.service import RESOURCE as MINI_PROGRAM
 from services.identity.models import (
     Account,
     MiniProgramIdentity,
+    NetworkIdentity,
     RealNameVerification,
     RefreshToken,
 )
+from services.identity.network_identity.service import CATEGORY as NETWORK_NUMBER
 from services.identity.rights.schemas import (
     AccountExport,
     IdentityExport,
@@ -261,6 +263,10 @@ async def delete_subject(
     if verification is not None:
         await session.delete(verification)
         deleted |= _categories(catalogue, VERIFICATION, ["real_name", "id_number"])
+    network = await session.get(NetworkIdentity, subject)
+    if network is not None:  # OB-L-11: the network number goes with the account
+        await session.delete(network)
+        deleted.add(NETWORK_NUMBER)
     await cipher.shred(session, subject=subject)
     if account is not None:
         # Tokens already issued stay valid until they expire; the gateway refuses them at
