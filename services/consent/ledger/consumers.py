@@ -33,7 +33,7 @@ def ledger_consumer(context: AppContext) -> EventConsumer:
     return EventConsumer(
         # The group (and dedup record) name lives behind the topic prefix, so that two
         # deployments sharing a broker never share offsets.
-        name=settings.topic(GROUP),
+        name=GROUP,
         topics=[settings.topic(topic) for topic in settings.ledger_source_topics],
         database=context.database,
         bootstrap_servers=settings.kafka_bootstrap_servers,
