@@ -4,7 +4,7 @@ Placing an order (policy 2C, 2D):
 
 - the goods decide what else is needed: cross-border goods need the customs identity and
   ordinary goods refuse it (OB-2D-3, 422 naming the fields); special goods need a real-name
-  verified buyer (OB-2A-1, 403 ``verification_required``);
+  verified buyer (OB-2A-1, 403 ``verification-required``);
 - prices come from the goods and discounts from the staff-set codes the buyer names, never
   from the request; amounts are exact decimals rounded half-up to 0.01 (OB-2D-6);
 - the personal fields (the catalogue's ``orders.order`` fields) are encrypted under the
@@ -32,11 +32,22 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Final, Literal, Protocol
 
-from sqlalchemy import Row, and_, bindparam, or_, select
+from sqlalchemy import (
+    Row,
+    and_,
+    bindparam,
+    cast,
+    literal_column,
+    null,
+    or_,
+    select,
+    union_all,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from kit.catalogue import Catalogue, MaskingRule
+from kit.contracts import OrderPlaced, OrderStatusChanged
 from kit.crypto import SUBJECT_KEY_COLUMNS, SUBJECT_KEYS, FieldCipher
 from kit.db import UtcDateTime, to_cents
 from kit.errors import Conflict, DomainError, NotFound
@@ -53,6 +64,7 @@ from services.orders.models import (
     OrderStatusChange,
 )
 from services.orders.orders.schemas import OrderCreate, OrderPage, OrderView
+from services.orders.security import rules as fraud_rules
 
 RESOURCE: Final = "orders.order"
 FULFILMENT: Final = "order.fulfilment"
@@ -120,7 +132,7 @@ class InvalidOrder(DomainError):
 class VerificationRequired(DomainError):
     """Special goods need a real-name verified buyer (policy 2A, OB-2A-1)."""
 
-    status, code, title = 403, "verification_required", "Verification required"
+    status, code, title = 403, "verification-required", "Verification required"
 
 
 class IdempotencyKeyReused(Conflict):
@@ -260,7 +272,7 @@ def _view(
                     "cross_border": line.cross_border,
                     "special_category": line.special_category,
                 }
-                for line in sorted(lines, key=lambda line: line.position)
+                for line in lines
             ],
             "subtotal": order.subtotal,
             "discounts": order.discounts,
@@ -489,6 +501,17 @@ async def place_order(
     await session.flush()  # the order before the rows that refer to it
     session.add_all([*lines, placed])
     await session.flush()
+    address = request.address
+    await fraud_rules.order_placed(
+        session,
+        cipher=cipher,
+        events=events,
+        order_id=order_id,
+        buyer_id=buyer_id,
+        phone=request.consignee_phone,
+        address=(address.province, address.city, address.district, address.detail),
+        placed_at=now,
+    )
 
     categories = _categories(catalogue, personal)
     events.add(
@@ -496,17 +519,17 @@ async def place_order(
         type=f"{EVENT_PREFIX}.placed.v1",
         subject=buyer_id,
         purpose=FULFILMENT,
-        data={
-            "order_id": order_id,
-            "status": order.status,
-            "currency": currency,
-            "discount_codes": [discount["code"] for discount in applied],
-            "goods_ids": [item.id for item, _ in bought],
-            "line_count": len(lines),
-            "cross_border": cross_border,
-            "special_category": special,
-            "invoice_requested": order.invoice_requested,
-        },
+        data=OrderPlaced(
+            order_id=order_id,
+            status=order.status,
+            currency=currency,
+            discount_codes=[discount["code"] for discount in applied],
+            goods_ids=[item.id for item, _ in bought],
+            line_count=len(lines),
+            cross_border=cross_border,
+            special_category=special,
+            invoice_requested=order.invoice_requested,
+        ),
         categories=categories,
     )
     events.processing(
@@ -527,7 +550,7 @@ async def place_order(
 #
 # The owner's reads run on plain Core statements over ``Database.reads`` (no session, no
 # ORM objects), each built once here: the orders with their buyer's key row (one query),
-# then the lines and the status history of the page's orders.
+# then the lines and the status history of the page's orders, in one statement.
 
 _ORDERS = Order.__table__  # type: ignore[attr-defined]
 _LINES = OrderLine.__table__  # type: ignore[attr-defined]
@@ -558,12 +581,43 @@ _NEXT_PAGE = (
     .order_by(*_NEWEST_FIRST)
     .limit(bindparam("limit"))
 )
-_PAGE_LINES = select(_LINES).where(_LINES.c.order_id.in_(bindparam("ids", expanding=True)))
-_PAGE_HISTORY = (
-    select(_HISTORY.c.order_id, _HISTORY.c.status, _HISTORY.c.at)
-    .where(_HISTORY.c.order_id.in_(bindparam("ids", expanding=True)))
-    .order_by(_HISTORY.c.id)
-)
+#: The lines and the status history of a page's orders in one round trip: the lines'
+#: rows (``kind`` 0, by position), then the history's (``kind`` 1, oldest first).
+_PAGE_DETAILS = union_all(
+    select(
+        _LINES.c.order_id,
+        literal_column("0").label("kind"),
+        _LINES.c.position.label("n"),
+        _LINES.c.goods_id,
+        _LINES.c.goods_name,
+        _LINES.c.quantity,
+        _LINES.c.unit_price,
+        _LINES.c.line_total,
+        _LINES.c.cross_border,
+        _LINES.c.special_category,
+        cast(null(), _HISTORY.c.status.type).label("status"),
+        cast(null(), UtcDateTime()).label("at"),
+    ).where(_LINES.c.order_id.in_(bindparam("ids", expanding=True))),
+    select(
+        _HISTORY.c.order_id,
+        literal_column("1"),
+        _HISTORY.c.id,
+        *(null() for _ in range(7)),
+        _HISTORY.c.status,
+        _HISTORY.c.at,
+    ).where(_HISTORY.c.order_id.in_(bindparam("ids", expanding=True))),
+).order_by(literal_column("kind"), literal_column("n"))
+
+
+async def _details(
+    connection: AsyncConnection | AsyncSession, ids: Sequence[str]
+) -> tuple[dict[str, list[Row[Any]]], dict[str, list[Row[Any]]]]:
+    """The lines and the status history of the orders ``ids``, in one query."""
+    lines: dict[str, list[Row[Any]]] = defaultdict(list)
+    history: dict[str, list[Row[Any]]] = defaultdict(list)
+    for row in await connection.execute(_PAGE_DETAILS, {"ids": list(ids)}):
+        (history if row.kind else lines)[row.order_id].append(row)
+    return lines, history
 
 
 async def _owner_views(
@@ -579,13 +633,7 @@ async def _owner_views(
     what left through it after filtering (README, "Recording each read once")."""
     if not orders:
         return []
-    ids = [order.id for order in orders]
-    lines: dict[str, list[Row[Any]]] = defaultdict(list)
-    history: dict[str, list[Row[Any]]] = defaultdict(list)
-    for line in await connection.execute(_PAGE_LINES, {"ids": ids}):
-        lines[line.order_id].append(line)
-    for change in await connection.execute(_PAGE_HISTORY, {"ids": ids}):
-        history[change.order_id].append(change)
+    lines, history = await _details(connection, [order.id for order in orders])
     shown = catalogue.visible_fields(RESOURCE, QUERY)
     encrypted = [field for field in PERSONAL_FIELDS if field in shown]
     opener = cipher.opener(buyer_id, orders[0])
@@ -599,6 +647,33 @@ async def _owner_views(
                 personal[field] = json.loads(text) if field in _JSON_FIELDS else text
         views.append(_view(order, lines[order.id], history[order.id], personal, shown=shown))
     return views
+
+
+async def purpose_views(
+    session: AsyncSession,
+    *,
+    cipher: FieldCipher,
+    catalogue: Catalogue,
+    orders: Sequence[Order],
+    purpose: str,
+) -> list[OrderView]:
+    """``orders`` as ``purpose`` sees them: only the personal fields the catalogue gives
+    it, masked as it says (the security team's view, ``security.anti_fraud``)."""
+    if not orders:
+        return []
+    lines, history = await _details(session, [order.id for order in orders])
+    shown = catalogue.visible_fields(RESOURCE, purpose)
+    fields = [field for field in PERSONAL_FIELDS if field in shown]
+    return [
+        _view(
+            order,
+            lines[order.id],
+            history[order.id],
+            await decrypt_fields(session, cipher, order, fields),
+            shown=shown,
+        )
+        for order in orders
+    ]
 
 
 async def get_order(
@@ -719,5 +794,5 @@ async def change_status(
         type=f"{EVENT_PREFIX}.status_changed.v1",
         subject=order.buyer_id,
         purpose=FULFILMENT,
-        data={"order_id": order_id, "status": status, "by": actor},
+        data=OrderStatusChanged(order_id=order_id, status=status, by=actor),
     )
