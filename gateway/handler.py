@@ -71,7 +71,7 @@ from kit.auth import (
 )
 from kit.clock import china_today
 from kit.errors import PROBLEM_JSON, DomainError, problem
-from kit.field_filter import FieldFilter
+from kit.field_filter import FieldFilter, FilterResult
 from kit.observability import request_id_var
 from kit.restriction import Restrictions
 from kit.revocation import Revocations
@@ -442,6 +442,15 @@ def _check_owner(
         _check_restricted(call, gateway, route, owner, purpose)
 
 
+def _filtered(gateway: Gateway, route: Route, purpose: str, parsed: Any) -> FilterResult:
+    """The answer as ``purpose`` may see it; with ``owner_hidden``, without the owner field
+    once checked: the caller never learns whose data it is (the upstream records the read)."""
+    result = gateway.fields.filter(parsed, resource=route.resource or "", purpose=purpose)
+    if route.owner_hidden and route.owner_field and isinstance(result.value, dict):
+        result.value.pop(route.owner_field, None)
+    return result
+
+
 def _check_ceased(facts: PolicyFacts, purpose: str, today: date) -> None:
     if facts.is_ceased(purpose, today=today):
         raise Refused(
@@ -618,7 +627,7 @@ async def _handle(
                 502, "unfilterable_response", "the upstream answer cannot be filtered"
             ) from None
         _check_owner(call, gateway, route, principal, purpose=purpose, parsed=parsed)
-        result = gateway.fields.filter(parsed, resource=route.resource, purpose=purpose)
+        result = _filtered(gateway, route, purpose, parsed)
         FILTERED_FIELDS.labels(route.resource, purpose, "removed").inc(result.removed)
         FILTERED_FIELDS.labels(route.resource, purpose, "masked").inc(result.masked)
         content = json.dumps(result.value, ensure_ascii=False, separators=(",", ":")).encode()
