@@ -185,6 +185,52 @@ async def test_a_restriction_names_only_purposes_and_categories_the_catalogue_al
     assert empty.status_code == 422
 
 
+@pytest.mark.obligation("OB-L-2")
+async def test_a_staff_read_of_a_restricted_users_data_is_refused_by_the_gateway_itself(
+    suite: Suite,
+) -> None:
+    goods = await suite.call(
+        "POST", "/orders/admin/goods", headers=suite.admin,
+        json={"name": f"Restricted tea {secrets.token_hex(3)}", "price": "12.00"}, expect=201,
+    )  # fmt: skip
+    person = Person.new()
+    _, user = await suite.register(person)
+    placed = await suite.call(
+        "POST", "/orders/orders", headers={**user, "Idempotency-Key": secrets.token_hex(8)},
+        json=person.order_body(goods["goods_id"]), expect=201,
+    )  # fmt: skip
+    text = f"Parcel {secrets.token_hex(6)} has not arrived."
+    case = await suite.call(
+        "POST", "/orders/support/cases", headers=user,
+        json={"topic": "delivery", "order_id": placed["order_id"], "text": text}, expect=201,
+    )  # fmt: skip
+    agent_person = Person.new()
+    await suite.call(
+        "POST", "/identity/staff", headers=suite.admin,
+        json={"phone": agent_person.phone, "password": agent_person.password,
+              "roles": ["customer_service"]},
+        expect=201,
+    )  # fmt: skip
+    agent = await suite.login(agent_person.phone, agent_person.password)
+    path = f"/orders/support/agent/cases/{case['case_id']}"
+    await suite.call("GET", path, headers=agent)
+
+    await _file(suite, user, {"kind": "restriction", "purposes": ["customer_service"]})
+    refused = await _answer_becomes(suite, "GET", path, 403, headers=agent)
+    assert refused["type"].endswith("/problems/processing-restricted")
+    assert refused["purpose"] == "customer_service"
+    assert not [value for value in (text, person.name, person.phone)
+                if value in json.dumps(refused, ensure_ascii=False)]  # fmt: skip
+    # The refusal is the gateway's own: behind its back orders still answers the agent.
+    async with suite.direct("orders") as orders:
+        direct = await orders.get(
+            f"/support/agent/cases/{case['case_id']}",
+            headers={**agent, "X-Purpose": "customer_service"},
+        )
+    assert direct.status_code == 200
+    assert direct.json()["case_id"] == case["case_id"]
+
+
 # ---------------------------------------------------------------------------- explanation
 
 
