@@ -14,6 +14,7 @@ from services.identity.network_identity.router import router as network_identity
 from services.identity.partners.router import router as partners_router
 from services.identity.rights import consumers as rights_consumers
 from services.identity.rights.router import router as rights_router
+from services.identity.security.router import router as security_router
 from services.identity.sms.router import router as sms_router
 from services.identity.sms.sender import sms_sender_from_settings
 from services.identity.tokens.router import oauth_error_answer, token_endpoint_documented
@@ -56,6 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             *verification_routers,
             network_identity_router,
             rights_router,
+            security_router,
         ],
         consumers=rights_consumers.consumers,
         on_startup=_start,

@@ -1,7 +1,7 @@
 """sign-in by SMS code and by mini-program platform: sms_code, mini_program_identity
 
 Revision ID: 7c3d9e1f4a26
-Revises: 9e2b6d41c8a7
+Revises: 8a3c6e1f0b27
 Create Date: 2026-12-06 02:20:00.000000
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 import kit.db
 
 revision: str = "7c3d9e1f4a26"
-down_revision: str | Sequence[str] | None = "9e2b6d41c8a7"
+down_revision: str | Sequence[str] | None = "8a3c6e1f0b27"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
