@@ -93,6 +93,20 @@ class CessationApplied(EventData):
 class AccountCreated(EventData):
     kind: Literal["user", "staff"]
     roles: list[str]
+    policy_version: str | None = Field(
+        default=None,
+        description="opened by a first sign-in (SMS code, mini-program): the policy version "
+        "the user agreed to on the sign-in screen, which the privacy center records",
+    )
+    channel: Literal["app", "web", "mini_program"] | None = Field(
+        default=None, description="the client that signed in (with policy_version)"
+    )
+
+
+class PhoneBound(EventData):
+    """A mini-program bound the user's verified phone number (by platform code)."""
+
+    source: str = Field(description="how the number was verified, e.g. wechat.getPhoneNumber")
 
 
 class RoleGranted(EventData):
@@ -467,6 +481,7 @@ def _contracts() -> dict[str, Contract]:  # noqa: PLR0915 (one line per event ty
         )
     add(f"{p}identity.account.created.v1", AccountCreated, "identity", "an account was created")
     add(f"{p}identity.role.granted.v1", RoleGranted, "identity", "an account got a role")
+    add(f"{p}identity.phone.bound.v1", PhoneBound, "identity", "a phone was bound by platform code")
     add(f"{p}identity.account.closed.v1", AccountClosed, "identity", "an account was closed")
     add(f"{p}identity.partner.registered.v1", PartnerRegistered, "identity", "a partner registered")
     add(f"{p}identity.partner.assessed.v1", PartnerAssessed, "identity", "a partner assessed")
