@@ -35,6 +35,7 @@ In order, each step refusing with problem+json (and counted in
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -85,6 +86,20 @@ ACCESS_EVENTS = Counter(
     "Responses with personal data: recorded, or left to the upstream (no owner known)",
     ["outcome"],
 )
+
+_RECORDED = ACCESS_EVENTS.labels("recorded")
+_LEFT_TO_UPSTREAM = ACCESS_EVENTS.labels("left_to_upstream")
+
+
+@functools.cache
+def _filtered_series(resource: str, purpose: str) -> tuple[Counter, Counter]:
+    """The removed and masked counters of a route's resource and purpose (both from the
+    route table), looked up once: the client's labels() costs microseconds a request."""
+    return (
+        FILTERED_FIELDS.labels(resource, purpose, "removed"),
+        FILTERED_FIELDS.labels(resource, purpose, "masked"),
+    )
+
 
 # RFC 9110 5.5: a field value is visible ASCII with spaces and tabs (obs-text is obsolete).
 _VISIBLE_VALUE = re.compile(rb"[\x20-\x7e\t]*")
@@ -553,27 +568,15 @@ async def _handle(
 
     content = answer.content
     if route.resource is not None and 200 <= answer.status_code < 300 and content:
-        if not _is_json(answer.content_type):
-            raise Refused(502, "unfilterable_response", "the upstream answer cannot be filtered")
-        try:
-            parsed = json.loads(content)
-        except ValueError:
-            raise Refused(
-                502, "unfilterable_response", "the upstream answer cannot be filtered"
-            ) from None
-        result = gateway.fields.filter(parsed, resource=route.resource, purpose=purpose)
-        FILTERED_FIELDS.labels(route.resource, purpose, "removed").inc(result.removed)
-        FILTERED_FIELDS.labels(route.resource, purpose, "masked").inc(result.masked)
-        content = json.dumps(result.value, ensure_ascii=False, separators=(",", ":")).encode()
-        if result.categories and call.method != "HEAD":  # HEAD: nothing left
-            await _record_access(
-                gateway,
-                route,
-                principal,
-                purpose=purpose,
-                value=result.value,
-                categories=result.categories,
-            )
+        content = await _filter_answer(
+            gateway,
+            call,
+            route,
+            principal=principal,
+            purpose=purpose,
+            content=content,
+            content_type=answer.content_type,
+        )
     elif answer.status_code >= 400 and answer.content_type.lower().startswith(PROBLEM_JSON):
         content = _public_instance(content, path)
 
@@ -582,6 +585,45 @@ async def _handle(
         (name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in answer.headers
     )
     return response
+
+
+async def _filter_answer(
+    gateway: Gateway,
+    call: Call,
+    route: Route,
+    *,
+    principal: Principal | None,
+    purpose: str,
+    content: bytes,
+    content_type: str,
+) -> bytes:
+    """The answer's personal fields filtered and masked for ``purpose``, and what is left
+    recorded as an access event (before the answer may leave)."""
+    assert route.resource is not None
+    if not _is_json(content_type):
+        raise Refused(502, "unfilterable_response", "the upstream answer cannot be filtered")
+    try:
+        parsed = json.loads(content)
+    except ValueError:
+        raise Refused(
+            502, "unfilterable_response", "the upstream answer cannot be filtered"
+        ) from None
+    result = gateway.fields.filter(parsed, resource=route.resource, purpose=purpose)
+    removed, masked = _filtered_series(route.resource, purpose)
+    if result.removed:
+        removed.inc(result.removed)
+    if result.masked:
+        masked.inc(result.masked)
+    if result.categories and call.method != "HEAD":  # HEAD: nothing left
+        await _record_access(
+            gateway,
+            route,
+            principal,
+            purpose=purpose,
+            value=result.value,
+            categories=result.categories,
+        )
+    return json.dumps(result.value, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 async def _record_access(
@@ -602,7 +644,7 @@ async def _record_access(
     if owner is None or route.resource is None:
         # No owner in sight (a partner's waybill carries none): the upstream records
         # its own read with the data subject (orders does, for partner reads).
-        ACCESS_EVENTS.labels("left_to_upstream").inc()
+        _LEFT_TO_UPSTREAM.inc()
         return
     # Straight to Kafka, or to the outbox (shared commits) when Kafka does not acknowledge
     # in time: either way this response waits until its own event is safe.
@@ -615,4 +657,4 @@ async def _record_access(
         categories=categories,
     )
     await gateway.access_events.record(event)
-    ACCESS_EVENTS.labels("recorded").inc()
+    _RECORDED.inc()
