@@ -35,14 +35,16 @@ In order, each step refusing with problem+json (and counted in
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
 import re
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, Final
 
+import orjson
 from fastapi import APIRouter, FastAPI, Request, Response
 from prometheus_client import Counter
 from starlette.requests import ClientDisconnect
@@ -464,17 +466,47 @@ def _check_renewal(
         )
 
 
+#: A run of 19 digits: where an integer orjson would read as a float (below -2**63 or
+#: above 2**64 - 1) may be. Found by mapping digits to 0 and searching (C speed, ~1 us an
+#: order; a regular expression took 40).
+_DIGITS_TO_ZERO: Final = bytes.maketrans(b"123456789", b"000000000")
+_LONG_NUMBER: Final = b"0" * 19
+
+
+def _loads(content: bytes) -> tuple[Any, bool]:
+    """JSON as :func:`json.loads` reads it, and whether orjson read it (3x faster on an
+    order). orjson reads integers past 64 bits as floats: a body with a run of 19 digits
+    is left to :func:`json.loads`, as is what orjson refuses and Python's reader takes
+    (NaN, 1e400, UTF-16, a BOM, lone surrogates) or refuses (``ValueError``,
+    ``RecursionError``)."""
+    if content.translate(_DIGITS_TO_ZERO).find(_LONG_NUMBER) < 0:
+        with contextlib.suppress(orjson.JSONDecodeError):
+            return orjson.loads(content), True
+    return json.loads(content), False
+
+
+def _dumps(value: Any, *, by_orjson: bool) -> bytes:
+    """Compact UTF-8 JSON: by orjson (20x faster on an order) what orjson read, the same
+    bytes as :func:`json.dumps` with ``ensure_ascii=False`` and no spaces but for the
+    spelling of some floats (``1e-7`` for ``1e-07``); what only Python's reader could read,
+    by :func:`json.dumps` again (a NaN stays NaN, a long integer keeps every digit)."""
+    if by_orjson:
+        with contextlib.suppress(orjson.JSONEncodeError):
+            return orjson.dumps(value)
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
 def _public_instance(content: bytes, path: str) -> bytes:
     """A problem's ``instance`` as the client knows it: the path it requested, not the
     service's own path behind the gateway."""
     try:
-        body = json.loads(content)
+        body, by_orjson = _loads(content)
     except ValueError:
         return content
     if not isinstance(body, dict) or not isinstance(body.get("instance"), str):
         return content
     body["instance"] = path
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    return _dumps(body, by_orjson=by_orjson)
 
 
 def _is_json(content_type: str) -> bool:
@@ -488,7 +520,7 @@ def _check_request_fields(
     if route.resource is None or not body or not _is_json(content_type):
         return
     try:
-        parsed = json.loads(body)
+        parsed, _ = _loads(body)
     except (ValueError, RecursionError):  # RecursionError: nested past Python's limit
         raise Refused(
             400,
@@ -603,7 +635,7 @@ async def _filter_answer(
     if not _is_json(content_type):
         raise Refused(502, "unfilterable_response", "the upstream answer cannot be filtered")
     try:
-        parsed = json.loads(content)
+        parsed, by_orjson = _loads(content)
     except ValueError:
         raise Refused(
             502, "unfilterable_response", "the upstream answer cannot be filtered"
@@ -623,7 +655,7 @@ async def _filter_answer(
             value=result.value,
             categories=result.categories,
         )
-    return json.dumps(result.value, ensure_ascii=False, separators=(",", ":")).encode()
+    return _dumps(result.value, by_orjson=by_orjson)
 
 
 async def _record_access(
