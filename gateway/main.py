@@ -106,7 +106,7 @@ def create_app(
         loops[:] = [
             view,
             EventConsumer(
-                name=settings.topic("gateway.policy"),
+                name="gateway.policy",
                 topics=[settings.topic("consent.events")],
                 database=context.database,
                 bootstrap_servers=settings.kafka_bootstrap_servers,
