@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 APPS := services.identity services.orders services.consent services.transfer gateway
 PYTEST_ARGS ?=
 
-.PHONY: help run test fuzz invariants lint format compliance bench migrate kafka postgres test-services stop clean
+.PHONY: help run test fuzz invariants lint format asyncapi compliance bench migrate kafka postgres test-services stop clean
 
 help:
 	@echo "make run         start Kafka, migrate the SQLite databases, run the 4 services + gateway"
@@ -17,6 +17,7 @@ help:
 	@echo "make invariants  the privacy state machine, deeper than make test (INVARIANTS_EXAMPLES=20,"
 	@echo "                 INVARIANTS_STEPS=30, a new random seed each run)"
 	@echo "make lint        ruff (lint + format check) and mypy"
+	@echo "make asyncapi    regenerate asyncapi.yaml (the events' AsyncAPI 3.0) from kit/contracts.py"
 	@echo "make compliance  which policy obligations the last test run proves"
 	@echo "make bench       benchmarks, side by side, printed as figures and ratios"
 	@echo "make stop        stop the local Kafka and PostgreSQL"
@@ -80,6 +81,9 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy kit gateway services tests bench
+
+asyncapi: $(BIN)/.installed
+	$(BIN)/python -m kit.asyncapi > asyncapi.yaml
 
 format: $(BIN)/.installed
 	$(BIN)/ruff check --fix .

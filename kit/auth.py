@@ -98,6 +98,7 @@ class Scope(StrEnum):
     ADMIN_TRANSFERS = "admin:transfers"
     ADMIN_RIGHTS = "admin:rights"
     SUPPORT_READ = "support:read"
+    SUPPORT_WRITE = "support:write"
     SECURITY_READ = "security:read"
     # partners
     PARTNER_LOGISTICS = "partner:logistics"
@@ -137,7 +138,7 @@ STAFF_ROLE_SCOPES: Final[dict[str, frozenset[Scope]]] = {
     ),
     # goods, prices, discounts and sale areas: the shop's catalogue, no partner or policy
     "catalogue_manager": frozenset({Scope.ADMIN_CATALOGUE}),
-    "customer_service": frozenset({Scope.SUPPORT_READ}),
+    "customer_service": frozenset({Scope.SUPPORT_READ, Scope.SUPPORT_WRITE}),
     "security": frozenset({Scope.SECURITY_READ}),
 }
 

@@ -12,6 +12,7 @@ from services.identity.network_identity.router import router as network_identity
 from services.identity.partners.router import router as partners_router
 from services.identity.rights import consumers as rights_consumers
 from services.identity.rights.router import router as rights_router
+from services.identity.security.router import router as security_router
 from services.identity.tokens.router import oauth_error_answer, token_endpoint_documented
 from services.identity.tokens.router import router as tokens_router
 from services.identity.tokens.service import LocalKeySource, OAuthError, active_signing_key
@@ -48,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             *verification_routers,
             network_identity_router,
             rights_router,
+            security_router,
         ],
         consumers=rights_consumers.consumers,
         on_startup=_start,

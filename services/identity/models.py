@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import JSON, Column
+from sqlalchemy import JSON, Column, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from kit.db import new_registry, timestamp_column
@@ -160,3 +160,19 @@ class LoginThrottle(IdentityModel, table=True):
     failures: int = 0
     window_started_at: datetime = Field(sa_column=timestamp_column())
     locked_until: datetime | None = Field(default=None, sa_column=timestamp_column(nullable=True))
+
+
+class SecurityFlag(IdentityModel, table=True):
+    """An account flagged by identity's anti-fraud rules (``kit.fraud``; policy 2F): the
+    rule, the counts it saw, how often and when. Ids and counts only, no personal value."""
+
+    __tablename__ = "security_flag"
+    __table_args__ = (UniqueConstraint("account_id", "rule"),)
+
+    id: str = Field(primary_key=True, max_length=40)
+    account_id: str = Field(max_length=40)
+    rule: str = Field(max_length=40)
+    evidence: dict[str, int] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    times: int = 1
+    first_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
+    last_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column(index=True))

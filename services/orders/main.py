@@ -63,6 +63,9 @@ from services.orders.rights.router import router as rights_router
 from services.orders.search import service as search_service
 from services.orders.search.consumers import recommendation_consumer
 from services.orders.search.router import router as search_router
+from services.orders.security.router import router as security_router
+from services.orders.support import service as support_service
+from services.orders.support.router import router as support_router
 from services.orders.transfer import service as transfer_service
 from services.orders.transfer.router import router as transfer_router
 
@@ -107,6 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         transfer_service.check_catalogue(context.catalogue)
         payments_service.check_catalogue(context.catalogue)
         search_service.check_catalogue(context.catalogue)
+        support_service.check_catalogue(context.catalogue)
         app.state.payment_api = ProviderApi(timeout_s=settings.payment_provider_timeout_s)
         view = ConsentStateView(
             bootstrap_servers=settings.kafka_bootstrap_servers,
@@ -215,6 +219,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             transfer_router,
             rights_router,
             search_router,
+            security_router,
+            support_router,
         ],
         consumers=background,
         on_startup=start,

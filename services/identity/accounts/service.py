@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from kit import contracts
 from kit.catalogue import Catalogue
 from kit.crypto import FieldCipher
 from kit.errors import Conflict, DomainError, NotFound
@@ -22,6 +23,7 @@ from services.identity.accounts.schemas import AccountCreated, AccountView
 from services.identity.config import Settings
 from services.identity.models import Account
 from services.identity.secrets import hash_secret, verify_secret
+from services.identity.security import service as security
 from services.identity.throttle import LockRule, LoginGuard
 from services.identity.verification.rules import Action, ensure_verified
 
@@ -94,7 +96,7 @@ async def register(
         type=f"{EVENT_PREFIX}.account.created.v1",
         subject=account_id,
         purpose="account",
-        data={"kind": kind, "roles": account.roles},
+        data=contracts.AccountCreated(kind=kind, roles=account.roles),
         categories=["user.contact.phone_number", "user.account.credentials"],
     )
     events.processing(
@@ -145,6 +147,7 @@ async def authenticate(
     password: str,
     client_address: str,
     cookie: str | None = None,
+    events: EventWriter | None = None,
 ) -> Authenticated:
     """The account for these credentials, throttled without telling whether a phone
     exists. From a device that signed in to the account before (its device cookie) only
@@ -170,7 +173,7 @@ async def authenticate(
         owner_key = f"device:{nonce}"
         rules = {owner_key: lock}
     else:
-        owner_key = f"phone:{phone_index}"
+        owner_key = security.phone_key(phone_index)
         slow = LockRule(
             free=settings.login_address_failures,
             first_s=settings.login_address_delay_s,
@@ -181,6 +184,13 @@ async def authenticate(
     throttle = await LoginGuard.load(session, rules, window_s=settings.login_window_s)
     if not await verify_secret(password, account.password_hash if active and account else None):
         throttle.fail()
+        if events is not None and active and account is not None and nonce is None:
+            await security.after_login_failure(
+                session,
+                events=events,
+                account_id=account.id,
+                failures=throttle.failures(owner_key),
+            )
         raise LoginFailed("the phone number or the password is wrong")
     throttle.succeed(owner_key)
     assert account is not None
@@ -239,7 +249,7 @@ async def grant_user_role(
             type=f"{EVENT_PREFIX}.role.granted.v1",
             subject=account.id,
             purpose="account",
-            data={"role": role, "by": account.id},
+            data=contracts.RoleGranted(role=role, by=account.id),
         )
     return AccountCreated(account_id=account.id, kind="user", roles=account.roles)
 
@@ -270,6 +280,6 @@ async def create_staff(
             type=f"{EVENT_PREFIX}.role.granted.v1",
             subject=created.account_id,
             purpose="account",
-            data={"role": role, "by": granted_by},
+            data=contracts.RoleGranted(role=role, by=granted_by),
         )
     return created

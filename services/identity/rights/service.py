@@ -48,6 +48,7 @@ from services.identity.rights.schemas import (
     LoginSession,
     VerificationExport,
 )
+from services.identity.security import service as security
 from services.identity.verification.service import ID_NUMBER_CONTEXT, REAL_NAME_CONTEXT
 from services.identity.verification.service import RESOURCE as VERIFICATION
 
@@ -216,6 +217,7 @@ async def delete_subject(
     if network is not None:  # OB-L-11: the network number goes with the account
         await session.delete(network)
         deleted.add(NETWORK_NUMBER)
+    await security.delete_flags(session, account_id=subject)
     await cipher.shred(session, subject=subject)
     if account is not None:
         # Tokens already issued stay valid until they expire; the gateway refuses them at

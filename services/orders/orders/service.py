@@ -4,7 +4,7 @@ Placing an order (policy 2C, 2D):
 
 - the goods decide what else is needed: cross-border goods need the customs identity and
   ordinary goods refuse it (OB-2D-3, 422 naming the fields); special goods need a real-name
-  verified buyer (OB-2A-1, 403 ``verification_required``);
+  verified buyer (OB-2A-1, 403 ``verification-required``);
 - prices come from the goods and discounts from the staff-set codes the buyer names, never
   from the request; amounts are exact decimals rounded half-up to 0.01 (OB-2D-6);
 - the personal fields (the catalogue's ``orders.order`` fields) are encrypted under the
@@ -47,6 +47,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from kit.catalogue import Catalogue, MaskingRule
+from kit.contracts import OrderPlaced, OrderStatusChanged
 from kit.crypto import SUBJECT_KEY_COLUMNS, SUBJECT_KEYS, FieldCipher
 from kit.db import UtcDateTime, to_cents
 from kit.errors import Conflict, DomainError, NotFound
@@ -63,6 +64,7 @@ from services.orders.models import (
     OrderStatusChange,
 )
 from services.orders.orders.schemas import OrderCreate, OrderPage, OrderView
+from services.orders.security import rules as fraud_rules
 
 RESOURCE: Final = "orders.order"
 FULFILMENT: Final = "order.fulfilment"
@@ -130,7 +132,7 @@ class InvalidOrder(DomainError):
 class VerificationRequired(DomainError):
     """Special goods need a real-name verified buyer (policy 2A, OB-2A-1)."""
 
-    status, code, title = 403, "verification_required", "Verification required"
+    status, code, title = 403, "verification-required", "Verification required"
 
 
 class IdempotencyKeyReused(Conflict):
@@ -499,6 +501,17 @@ async def place_order(
     await session.flush()  # the order before the rows that refer to it
     session.add_all([*lines, placed])
     await session.flush()
+    address = request.address
+    await fraud_rules.order_placed(
+        session,
+        cipher=cipher,
+        events=events,
+        order_id=order_id,
+        buyer_id=buyer_id,
+        phone=request.consignee_phone,
+        address=(address.province, address.city, address.district, address.detail),
+        placed_at=now,
+    )
 
     categories = _categories(catalogue, personal)
     events.add(
@@ -506,17 +519,17 @@ async def place_order(
         type=f"{EVENT_PREFIX}.placed.v1",
         subject=buyer_id,
         purpose=FULFILMENT,
-        data={
-            "order_id": order_id,
-            "status": order.status,
-            "currency": currency,
-            "discount_codes": [discount["code"] for discount in applied],
-            "goods_ids": [item.id for item, _ in bought],
-            "line_count": len(lines),
-            "cross_border": cross_border,
-            "special_category": special,
-            "invoice_requested": order.invoice_requested,
-        },
+        data=OrderPlaced(
+            order_id=order_id,
+            status=order.status,
+            currency=currency,
+            discount_codes=[discount["code"] for discount in applied],
+            goods_ids=[item.id for item, _ in bought],
+            line_count=len(lines),
+            cross_border=cross_border,
+            special_category=special,
+            invoice_requested=order.invoice_requested,
+        ),
         categories=categories,
     )
     events.processing(
@@ -596,6 +609,17 @@ _PAGE_DETAILS = union_all(
 ).order_by(literal_column("kind"), literal_column("n"))
 
 
+async def _details(
+    connection: AsyncConnection | AsyncSession, ids: Sequence[str]
+) -> tuple[dict[str, list[Row[Any]]], dict[str, list[Row[Any]]]]:
+    """The lines and the status history of the orders ``ids``, in one query."""
+    lines: dict[str, list[Row[Any]]] = defaultdict(list)
+    history: dict[str, list[Row[Any]]] = defaultdict(list)
+    for row in await connection.execute(_PAGE_DETAILS, {"ids": list(ids)}):
+        (history if row.kind else lines)[row.order_id].append(row)
+    return lines, history
+
+
 async def _owner_views(
     connection: AsyncConnection,
     *,
@@ -609,11 +633,7 @@ async def _owner_views(
     what left through it after filtering (README, "Recording each read once")."""
     if not orders:
         return []
-    ids = [order.id for order in orders]
-    lines: dict[str, list[Row[Any]]] = defaultdict(list)
-    history: dict[str, list[Row[Any]]] = defaultdict(list)
-    for row in await connection.execute(_PAGE_DETAILS, {"ids": ids}):
-        (history if row.kind else lines)[row.order_id].append(row)
+    lines, history = await _details(connection, [order.id for order in orders])
     shown = catalogue.visible_fields(RESOURCE, QUERY)
     encrypted = [field for field in PERSONAL_FIELDS if field in shown]
     opener = cipher.opener(buyer_id, orders[0])
@@ -627,6 +647,33 @@ async def _owner_views(
                 personal[field] = json.loads(text) if field in _JSON_FIELDS else text
         views.append(_view(order, lines[order.id], history[order.id], personal, shown=shown))
     return views
+
+
+async def purpose_views(
+    session: AsyncSession,
+    *,
+    cipher: FieldCipher,
+    catalogue: Catalogue,
+    orders: Sequence[Order],
+    purpose: str,
+) -> list[OrderView]:
+    """``orders`` as ``purpose`` sees them: only the personal fields the catalogue gives
+    it, masked as it says (the security team's view, ``security.anti_fraud``)."""
+    if not orders:
+        return []
+    lines, history = await _details(session, [order.id for order in orders])
+    shown = catalogue.visible_fields(RESOURCE, purpose)
+    fields = [field for field in PERSONAL_FIELDS if field in shown]
+    return [
+        _view(
+            order,
+            lines[order.id],
+            history[order.id],
+            await decrypt_fields(session, cipher, order, fields),
+            shown=shown,
+        )
+        for order in orders
+    ]
 
 
 async def get_order(
@@ -747,5 +794,5 @@ async def change_status(
         type=f"{EVENT_PREFIX}.status_changed.v1",
         subject=order.buyer_id,
         purpose=FULFILMENT,
-        data={"order_id": order_id, "status": status, "by": actor},
+        data=OrderStatusChanged(order_id=order_id, status=status, by=actor),
     )
