@@ -2,7 +2,7 @@
 identity authentication
 
 Revision ID: 9e2b6d41c8a7
-Revises: 8a3c6e1f0b27
+Revises: 5b1e0c7d2a94
 Create Date: 2026-12-06 02:40:00.000000
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 import kit.db
 
 revision: str = "9e2b6d41c8a7"
-down_revision: str | Sequence[str] | None = "8a3c6e1f0b27"
+down_revision: str | Sequence[str] | None = "5b1e0c7d2a94"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
