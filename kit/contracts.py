@@ -346,6 +346,19 @@ class IncidentRecorded(EventData):
     affected_users: int
     delivery: str
     notices_sent: int
+    level: str | None = Field(default=None, description="the incident's grading (OB-L-10)")
+    regulator_deadline: Iso | None = Field(
+        default=None, description="when the regulator report is due; None: not reportable"
+    )
+
+
+class IncidentReportFiled(EventData):
+    """An incident's regulator report was filed (OB-L-10)."""
+
+    incident_id: str
+    deadline: Iso
+    filed_at: Iso
+    late: bool
 
 
 class NotificationSent(EventData):
@@ -489,6 +502,12 @@ def _contracts() -> dict[str, Contract]:  # noqa: PLR0915 (one line per event ty
         "identity",
         "a real-name verification ended (match or mismatch)",
     )
+    add(
+        f"{p}identity.network_identity.completed.v1",
+        VerificationCompleted,
+        "identity",
+        "a national network identity authentication ended (match or mismatch; OB-L-11)",
+    )
     add(f"{p}identity.guardian.linked.v1", GuardianLinked, "identity", "a minor's guardian linked")
     add(f"{p}orders.goods.added.v1", GoodsAdded, "orders", "goods were added to the catalogue")
     add(f"{p}orders.goods.price_changed.v1", GoodsPriceChanged, "orders", "a price changed")
@@ -556,6 +575,12 @@ def _contracts() -> dict[str, Contract]:  # noqa: PLR0915 (one line per event ty
         "the controller changed (merger, ...)",
     )
     add(f"{p}consent.incident.recorded.v1", IncidentRecorded, "consent", "an incident recorded")
+    add(
+        f"{p}consent.incident.regulator_report_filed.v1",
+        IncidentReportFiled,
+        "consent",
+        "an incident's regulator report was filed",
+    )
     add(f"{p}consent.notification.v1", NotificationSent, "consent", "a notice sent to a user")
     add(
         f"{p}transfer.recipient.registered.v1",
@@ -572,6 +597,7 @@ def _contracts() -> dict[str, Contract]:  # noqa: PLR0915 (one line per event ty
     add(f"{p}transfer.recipient.assessed.v1", RecipientAssessed, "transfer", "a recipient assessed")
     for action in (
         "requested",
+        "awaiting_basis",
         "awaiting_consent",
         "ready",
         "refused",
