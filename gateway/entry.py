@@ -2,7 +2,7 @@
 
 :class:`GatewayApp` is the gateway's FastAPI app with one change at the door: a request to
 a path under one of the upstreams' prefixes (``/identity/``, ``/orders/``, ``/consent/``,
-``/transfer/``) goes straight to :func:`gateway.handler.gateway_entry`, through the same
+``/transfer/``) goes straight to :func:`gateway.handler.serve`, through the same
 middleware the app was given (proxy headers, request id and request metrics), without
 FastAPI's routing, dependency injection and exception middleware. The handler, its step list and its
 problem+json answers are the ones FastAPI served before; an error the handler does not
@@ -20,7 +20,7 @@ from functools import cached_property
 from fastapi import FastAPI, Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gateway.handler import gateway_entry
+from gateway.handler import serve
 from gateway.methods import as_get
 
 __all__ = ["GatewayApp"]
@@ -51,10 +51,9 @@ class GatewayApp(FastAPI):
         return app
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request = Request(scope, receive)
         try:
-            response = await gateway_entry(request)
+            response = await serve(scope, receive)
         except Exception as exc:  # the answer FastAPI's exception handler gives
-            answer = self.exception_handlers[Exception](request, exc)
+            answer = self.exception_handlers[Exception](Request(scope, receive), exc)
             response = await answer if inspect.isawaitable(answer) else answer
         await response(scope, receive, send)

@@ -16,6 +16,11 @@ In order, each step refusing with problem+json (and counted in
    under its registered purposes (403 ``purpose-not-allowed``, OB-3-1);
 6. consent: an additional or separate purpose needs the user's consent (403
    ``consent_required``, OB-0-1); basic purposes never ask (OB-0-2);
+6b. restriction and legal hold (:mod:`kit.restriction`): a user who restricted the
+   purpose, or a data category the route's resource shows that purpose, is refused (403
+   ``processing-restricted``, OB-L-2); data of a deleted account under a legal hold is
+   storage-only (403 ``storage-only``, OB-L-5): for the user's own calls before the
+   upstream, for anyone else's once the response names its owner (nothing is passed on);
 7. policy renewal: a user who agreed to an older policy than the newest major version, or
    to none, gets ``X-Policy-Renewal-Required`` and a ``Link``; every route but those
    ``policy/routes.yaml`` marks ``during_renewal: open`` (the policy itself and the user's
@@ -39,10 +44,13 @@ import json
 import logging
 import re
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 from prometheus_client import Counter
+from starlette.requests import ClientDisconnect
+from starlette.types import Receive, Scope
 
 from gateway.access_events import AccessEventPublisher
 from gateway.compression import compress
@@ -65,6 +73,7 @@ from kit.clock import china_today
 from kit.errors import PROBLEM_JSON, DomainError, problem
 from kit.field_filter import FieldFilter
 from kit.observability import request_id_var
+from kit.restriction import Restrictions
 from kit.revocation import Revocations
 
 __all__ = ["ACCESS_EVENTS", "REFUSALS", "Gateway", "router"]
@@ -136,26 +145,75 @@ def _refusal(exc: Refused, path: str) -> Response:
 router = APIRouter()
 
 
+class Call:
+    """One request as the handler reads it: the ASGI scope's parts, its headers decoded
+    once (no Starlette ``Request``, ``Headers`` or ``URL`` objects on the hot path)."""
+
+    __slots__ = (
+        "app", "client_host", "complete", "headers", "items", "method", "path", "receive", "scope"
+    )  # fmt: skip
+
+    def __init__(self, scope: Scope, receive: Receive) -> None:
+        self.scope = scope
+        self.receive = receive
+        self.app: FastAPI = scope["app"]
+        self.method: str = scope["method"]
+        self.path: str = scope["path"]
+        client = scope.get("client")
+        self.client_host: str | None = client[0] if client else None
+        #: (name, value) as they came, names lower-cased, in order; and by name.
+        self.items: list[tuple[str, str]] = []
+        self.headers: dict[str, list[str]] = {}
+        #: Whether every header was read (a refused one stops the reading).
+        self.complete = False
+
+    def header(self, name: str, default: str | None = None) -> str | None:
+        values = self.headers.get(name)
+        return values[0] if values else default
+
+    def header_list(self, name: str) -> list[str]:
+        return self.headers.get(name, [])
+
+    def accept_encoding(self) -> str:
+        """``Accept-Encoding``, also when a refused header stopped the reading."""
+        if self.complete:
+            return self.header("accept-encoding", "") or ""
+        for name, value in self.scope["headers"]:
+            if name.lower() == b"accept-encoding":
+                return str(value.decode("latin-1"))
+        return ""
+
+
 @router.api_route("/{full_path:path}", methods=METHODS, include_in_schema=False)
 async def gateway_entry(request: Request) -> Response:
-    gateway: Gateway = request.app.state.gateway
-    path = request.url.path
+    """FastAPI's catch-all: paths outside the upstreams' prefixes (404 or the gateway's
+    own routes' ``Allow``). The upstreams' paths come to :func:`serve` straight from the
+    app's ASGI entry (:mod:`gateway.entry`)."""
+    return await serve(request.scope, request.receive)
+
+
+async def serve(scope: Scope, receive: Receive) -> Response:
+    """The answer to one request: the upstream's, filtered, or the gateway's refusal."""
+    call = Call(scope, receive)
+    gateway: Gateway = call.app.state.gateway
+    path = call.path
     extra_headers: dict[str, str] = {}
     try:
-        response = await _handle(request, gateway, path, extra_headers)
+        response = await _handle(call, gateway, path, extra_headers)
     except Refused as exc:
         # Off the table: the gateway's own routes may still know the path (RFC 9110 9).
-        allowed = own_allow(request.app.router.routes, request.scope) if exc.status == 404 else ()
-        response = not_allowed(request.method, path, allowed) if allowed else _refusal(exc, path)
+        allowed = own_allow(call.app.router.routes, scope) if exc.status == 404 else ()
+        response = not_allowed(call.method, path, allowed) if allowed else _refusal(exc, path)
     except Answered as answered:
         response = answered.response
-    response.headers.update(extra_headers)
+    if extra_headers:
+        response.headers.update(extra_headers)
     compress(
         response,
-        accept_encoding=request.headers.get("accept-encoding", ""),
+        accept_encoding=call.accept_encoding(),
         min_bytes=gateway.settings.gzip_min_bytes,
     )
-    if request.method == "HEAD":
+    if call.method == "HEAD":
         # The GET answer's status and headers (its Content-Length too), without content.
         response.body = b""
     return response
@@ -195,9 +253,11 @@ def _route_of(table: RouteTable, method: str, path: str) -> Route:
     )
 
 
-def _check_headers(request: Request, limit: int) -> None:
-    """Refuse a header the gateway could not forward as it came, naming it."""
-    for raw_name, raw_value in request.scope["headers"]:
+def _read_headers(call: Call, limit: int) -> None:
+    """Decode the headers once, refusing one the gateway could not forward as it came,
+    naming it."""
+    items, by_name = call.items, call.headers
+    for raw_name, raw_value in call.scope["headers"]:
         name = raw_name.decode("latin-1")
         if not _TOKEN_NAME.fullmatch(raw_name):
             _refuse_header(400, "invalid_header", name, "not an HTTP token")
@@ -207,6 +267,15 @@ def _check_headers(request: Request, limit: int) -> None:
             _refuse_header(
                 400, "invalid_header", name, "only visible ASCII, spaces and tabs are allowed"
             )
+        name = name.lower()
+        value = raw_value.decode("latin-1")
+        items.append((name, value))
+        values = by_name.get(name)
+        if values is None:
+            by_name[name] = [value]
+        else:
+            values.append(value)
+    call.complete = True
 
 
 def _refuse_header(status: int, reason: str, name: str, message: str) -> None:
@@ -220,23 +289,30 @@ def _refuse_header(status: int, reason: str, name: str, message: str) -> None:
     )
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
+async def _read_body(call: Call, limit: int) -> bytes:
+    declared = call.header("content-length")
     if declared is not None and not declared.isdigit():
         _refuse_header(400, "invalid_header", "content-length", "not a number of bytes")
     if declared is not None and int(declared) > limit:
         raise Refused(413, "body_too_large", f"the body exceeds {limit} bytes")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise Refused(413, "body_too_large", f"the body exceeds {limit} bytes")
-    return bytes(body)
+    body = b""
+    while True:
+        message = await call.receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunk = message.get("body", b"")
+        if chunk:
+            body += chunk
+            if len(body) > limit:
+                raise Refused(413, "body_too_large", f"the body exceeds {limit} bytes")
+        if not message.get("more_body", False):
+            return body
 
 
-async def _authenticate(request: Request) -> Principal:
-    verifier: TokenVerifier = request.app.state.token_verifier
-    headers = request.headers.getlist("authorization")
+async def _authenticate(call: Call) -> Principal:
+    state = call.app.state
+    verifier: TokenVerifier = state.token_verifier
+    headers = call.header_list("authorization")
     try:
         if len(headers) > 1:
             raise Refused(401, "unauthenticated", "more than one authorization header")
@@ -244,7 +320,7 @@ async def _authenticate(request: Request) -> Principal:
     except DomainError as exc:
         reason = "unauthenticated" if exc.status == 401 else "auth_unavailable"
         raise Refused(exc.status, reason, exc.detail, code=exc.code, headers=exc.headers) from None
-    revocations: Revocations = request.app.state.revocations
+    revocations: Revocations = state.revocations
     if revocations.is_revoked(principal.subject):
         revoked = InvalidToken(REVOKED_DETAIL)
         raise Refused(
@@ -253,8 +329,8 @@ async def _authenticate(request: Request) -> Principal:
     return principal
 
 
-def _purpose(request: Request, route: Route, principal: Principal | None) -> str:
-    asked = request.headers.getlist("x-purpose")
+def _purpose(call: Call, route: Route, principal: Principal | None) -> str:
+    asked = call.header_list("x-purpose")
     if len(asked) > 1:
         raise Refused(403, "purpose_mismatch", "one request, one purpose", code="purpose-mismatch")
     if principal is None:
@@ -301,12 +377,12 @@ def _purpose(request: Request, route: Route, principal: Principal | None) -> str
     return purpose
 
 
-def _check_consent(request: Request, route: Route, principal: Principal, purpose: str) -> None:
+def _check_consent(call: Call, route: Route, principal: Principal, purpose: str) -> None:
     # The caller's own consent: checked for users. Staff and partner routes under a
     # consent purpose rely on the service's per-subject check (transfer: per recipient).
     if principal.kind != "user" or purpose not in route.consent_purposes:
         return
-    if not request.app.state.consent_granted(principal.subject, purpose):
+    if not call.app.state.consent_granted(principal.subject, purpose):
         raise Refused(
             403,
             "consent_required",
@@ -316,9 +392,58 @@ def _check_consent(request: Request, route: Route, principal: Principal, purpose
         )
 
 
-def _check_ceased(request: Request, purpose: str) -> None:
-    facts: PolicyFacts = request.app.state.policy_facts
-    if facts.is_ceased(purpose, today=china_today()):
+def _check_restricted(
+    call: Call, gateway: Gateway, route: Route, subject: str, purpose: str
+) -> None:
+    restrictions: Restrictions = call.app.state.restrictions
+    catalogue = gateway.context.catalogue
+    categories: set[str] = set()
+    if route.resource is not None:
+        categories = {
+            catalogue.field_policy(route.resource, name).category
+            for name in catalogue.visible_fields(route.resource, purpose)
+        }
+    refused = restrictions.refusal(subject, purpose, categories)
+    if refused is not None:
+        raise Refused(
+            refused.status,
+            refused.code.replace("-", "_"),
+            refused.detail,
+            code=refused.code,
+            **refused.extra,
+        )
+
+
+def _check_caller(
+    call: Call, gateway: Gateway, route: Route, principal: Principal, purpose: str
+) -> None:
+    """The caller's consent, and for a user their own restrictions, before the upstream."""
+    _check_consent(call, route, principal, purpose)
+    if principal.kind == "user":
+        _check_restricted(call, gateway, route, principal.subject, purpose)
+
+
+def _check_owner(
+    call: Call,
+    gateway: Gateway,
+    route: Route,
+    principal: Principal | None,
+    *,
+    purpose: str,
+    parsed: Any,
+) -> None:
+    """Someone else's call: refused once the response names a restricted or held owner."""
+    if principal is not None and principal.kind == "user":
+        return  # checked before the upstream
+    owner = (
+        parsed.get(route.owner_field) if route.owner_field and isinstance(parsed, dict) else None
+    )
+    if isinstance(owner, str) and owner:
+        _check_restricted(call, gateway, route, owner, purpose)
+
+
+def _check_ceased(facts: PolicyFacts, purpose: str, today: date) -> None:
+    if facts.is_ceased(purpose, today=today):
         raise Refused(
             410,
             "purpose_ceased",
@@ -328,10 +453,9 @@ def _check_ceased(request: Request, purpose: str) -> None:
         )
 
 
-def _newest_major(request: Request, settings: Settings) -> tuple[int, str] | None:
+def _newest_major(facts: PolicyFacts, settings: Settings, today: date) -> tuple[int, str] | None:
     """From the privacy center's events; the settings pin one where they are not read."""
-    facts: PolicyFacts = request.app.state.policy_facts
-    learnt = facts.newest_major(today=china_today())
+    learnt = facts.newest_major(today=today)
     if learnt is not None and learnt.sequence >= settings.policy_major_sequence:
         return learnt.sequence, learnt.version
     if settings.policy_major_sequence > 0:
@@ -341,15 +465,21 @@ def _newest_major(request: Request, settings: Settings) -> tuple[int, str] | Non
 
 
 def _check_renewal(
-    request: Request, gateway: Gateway, principal: Principal, route: Route, headers: dict[str, str]
+    call: Call,
+    gateway: Gateway,
+    principal: Principal,
+    route: Route,
+    headers: dict[str, str],
+    *,
+    today: date,
 ) -> None:
     settings = gateway.settings
-    newest = _newest_major(request, settings)
+    newest = _newest_major(call.app.state.policy_facts, settings, today)
     if principal.kind != "user" or newest is None:
         return
     sequence, version = newest
     try:
-        agreed = request.app.state.policy_sequence_agreed(principal.subject)
+        agreed = call.app.state.policy_sequence_agreed(principal.subject)
     except ConsentViewNotReady:
         if route.open_during_renewal:
             return  # a right never waits for the view
@@ -423,34 +553,36 @@ def _check_request_fields(
 
 
 async def _handle(
-    request: Request, gateway: Gateway, path: str, extra_headers: dict[str, str]
+    call: Call, gateway: Gateway, path: str, extra_headers: dict[str, str]
 ) -> Response:
-    _check_headers(request, gateway.settings.max_header_bytes)
-    route = _route_of(gateway.table, request.method, path)
-    body = await _read_body(request, gateway.settings.max_body_bytes)
-    principal = None if route.public else await _authenticate(request)
-    client_host = request.client.host if request.client else None
+    _read_headers(call, gateway.settings.max_header_bytes)
+    route = _route_of(gateway.table, call.method, path)
+    body = await _read_body(call, gateway.settings.max_body_bytes)
+    principal = None if route.public else await _authenticate(call)
+    client_host = call.client_host
     key = f"sub:{principal.subject}" if principal else f"addr:{client_host}"
     wait = gateway.limiter.take(key)
     if wait:
         raise Refused(429, "rate_limited", "too many requests", headers={"Retry-After": str(wait)})
-    purpose = _purpose(request, route, principal)
-    _check_ceased(request, purpose)
+    purpose = _purpose(call, route, principal)
+    today = china_today()
+    _check_ceased(call.app.state.policy_facts, purpose, today)
     if principal is not None:
-        _check_consent(request, route, principal, purpose)
-        _check_renewal(request, gateway, principal, route, extra_headers)
-    _check_request_fields(gateway, route, purpose, body, request.headers.get("content-type", ""))
+        _check_caller(call, gateway, route, principal, purpose)
+        _check_renewal(call, gateway, principal, route, extra_headers, today=today)
+    _check_request_fields(gateway, route, purpose, body, call.header("content-type", "") or "")
 
+    scope = call.scope
     upstream_path = path[len(route.upstream) + 1 :]
-    raw_path: bytes = request.scope.get("raw_path") or path.encode()
+    raw_path: bytes = scope.get("raw_path") or path.encode()
     raw = raw_path.decode("latin-1")
     if raw.startswith(f"/{route.upstream}/"):
         upstream_path = raw[len(route.upstream) + 1 :]
     headers = request_headers(
-        request.headers.items(),
+        call.items,
         client_host=client_host,
-        scheme=request.url.scheme,
-        host=request.headers.get("host"),
+        scheme=scope["scheme"],
+        host=call.header("host"),
         request_id=request_id_var.get(),
         purpose=purpose,
     )
@@ -460,7 +592,7 @@ async def _handle(
             route.upstream,
             method=route.method,  # HEAD: the GET it stands for
             path=upstream_path,
-            query=request.scope.get("query_string", b""),
+            query=scope.get("query_string", b""),
             headers=headers,
             body=body,
         )
@@ -485,11 +617,12 @@ async def _handle(
             raise Refused(
                 502, "unfilterable_response", "the upstream answer cannot be filtered"
             ) from None
+        _check_owner(call, gateway, route, principal, purpose=purpose, parsed=parsed)
         result = gateway.fields.filter(parsed, resource=route.resource, purpose=purpose)
         FILTERED_FIELDS.labels(route.resource, purpose, "removed").inc(result.removed)
         FILTERED_FIELDS.labels(route.resource, purpose, "masked").inc(result.masked)
         content = json.dumps(result.value, ensure_ascii=False, separators=(",", ":")).encode()
-        if result.categories and request.method != "HEAD":  # HEAD: nothing left
+        if result.categories and call.method != "HEAD":  # HEAD: nothing left
             await _record_access(
                 gateway,
                 route,

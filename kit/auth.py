@@ -684,6 +684,9 @@ class Principal(BaseModel):
     purposes: frozenset[str] = frozenset()
     token_id: str
     expires_at: int
+    #: When the user last signed in with their password (OIDC ``auth_time``); a refreshed
+    #: token keeps its login's. None for tokens that carry none.
+    auth_time: int | None = None
 
     def has(self, scope: Scope | str) -> bool:
         return str(scope) in self.scopes
@@ -727,6 +730,11 @@ class Principal(BaseModel):
             raise InvalidToken("invalid claim: jti")
         if isinstance(exp, bool) or not isinstance(exp, int | float) or not math.isfinite(exp):
             raise InvalidToken("invalid claim: exp")
+        auth_time = claims.get("auth_time")
+        if auth_time is not None and (
+            isinstance(auth_time, bool) or not isinstance(auth_time, int)
+        ):
+            raise InvalidToken("invalid claim: auth_time")
         return cls(
             subject=subject,
             kind=kind,
@@ -735,6 +743,7 @@ class Principal(BaseModel):
             purposes=frozenset(purposes),
             token_id=token_id,
             expires_at=int(exp),
+            auth_time=auth_time,
             **flags,
         )
 
@@ -958,6 +967,12 @@ async def current_principal(
     revocations = getattr(request.app.state, "revocations", None)  # kit.revocation
     if revocations is not None and revocations.is_revoked(principal.subject):
         raise InvalidToken(REVOKED_DETAIL)
+    # A user's restriction or legal hold (kit.restriction, OB-L-2, OB-L-5): the purpose
+    # the gateway forwarded is refused here too, for a caller behind the gateway's back.
+    restrictions = getattr(request.app.state, "restrictions", None)
+    purpose = request.headers.get("x-purpose")
+    if principal.kind == "user" and restrictions is not None and purpose:
+        restrictions.check(principal.subject, purpose)
     return principal
 
 

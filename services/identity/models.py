@@ -114,6 +114,22 @@ class ServiceClient(IdentityModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
 
 
+class NetworkIdentity(IdentityModel, table=True):
+    """An authentication through the national network identity service (OB-L-11): the
+    result's level and the pseudonymous network number (网号) only, never a name or an ID
+    number (the service gives none)."""
+
+    __tablename__ = "network_identity"
+
+    account_id: str = Field(primary_key=True, max_length=40)
+    network_number: str = Field(unique=True, max_length=64)
+    level: str = Field(max_length=20, description="real_name or real_person")
+    reference: str = Field(
+        default="", max_length=100, description="the service's transaction id, for audits"
+    )
+    verified_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
+
+
 class RealNameVerification(IdentityModel, table=True):
     """A completed real-name (or real-person) verification. Name and ID number are
     ciphertext; ``id_number_index`` is their blind index (one account per ID number).

@@ -61,6 +61,7 @@ from services.orders.retention.service import RetentionSweeper
 from services.orders.rights.consumers import rights_consumer
 from services.orders.rights.router import router as rights_router
 from services.orders.search import service as search_service
+from services.orders.search.consumers import recommendation_consumer
 from services.orders.search.router import router as search_router
 from services.orders.security.router import router as security_router
 from services.orders.support import service as support_service
@@ -131,8 +132,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.corrections_fetcher = fetcher
         loops[:] = [
             view,
-            rights_consumer(context, fetcher),
+            rights_consumer(
+                context,
+                fetcher,
+                payments_service.Refunds(
+                    api=app.state.payment_api,
+                    cipher=context.cipher,
+                    notify_base_url=settings.payment_notify_base_url,
+                ),
+            ),
             cessation_consumer(context, service=cessation.SERVICE, apply=cessation.handle),
+            recommendation_consumer(context),
         ]
         if settings.retention_sweep_enabled:
             sweeper = RetentionSweeper(

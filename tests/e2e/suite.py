@@ -460,6 +460,8 @@ def _suite_env(
             "ORDERS_RETENTION_SWEEP_ENABLED": "false",
             "ORDERS_PAYMENT_NOTIFY_BASE_URL": f"http://127.0.0.1:{ports['gateway']}",
             "GATEWAY_RATE_LIMIT_PER_S": "0",
+            # Portability copies go to a test's stand-in processor on this machine.
+            "CONSENT_PORTABILITY_PLAIN_HTTP_HOSTS": '["127.0.0.1"]',
         }
     )
     if "gateway-ops" in ports:
@@ -519,12 +521,21 @@ async def _set_up_payment_provider(suite: Suite, url: str) -> None:
 
 @asynccontextmanager
 async def running_suite(
-    *, postgres: LocalPostgres, bootstrap_servers: str, log_dir: Path
+    *, postgres: LocalPostgres, bootstrap_servers: str, log_dir: Path, sqlite: bool = False
 ) -> AsyncIterator[Suite]:
+    """The suite on fresh PostgreSQL databases, or with ``sqlite`` on SQLite files in
+    ``log_dir`` (``make run``'s default; :meth:`Suite.sql` reads PostgreSQL only)."""
     prefix = f"e2e{secrets.token_hex(4)}."
     ports = {name: free_port() for name in (*APPS, "gateway-ops")}
     async with AsyncExitStack() as stack:
-        urls = {name: await stack.enter_async_context(postgres.database()) for name in APPS}
+        urls = {
+            name: (
+                f"sqlite+aiosqlite:///{log_dir / name}.db"
+                if sqlite
+                else await stack.enter_async_context(postgres.database())
+            )
+            for name in APPS
+        }
         for name, package in APPS.items():
             await upgrade(package, urls[name])
         env = _suite_env(

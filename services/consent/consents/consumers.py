@@ -20,7 +20,7 @@ def consumers(context: AppContext) -> list[EventConsumer]:
     settings = context.settings
     return [
         EventConsumer(
-            name=settings.topic(GUARDIANSHIPS_GROUP),
+            name=GUARDIANSHIPS_GROUP,
             topics=[settings.topic(IDENTITY_EVENTS)],
             database=context.database,
             bootstrap_servers=settings.kafka_bootstrap_servers,

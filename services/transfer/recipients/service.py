@@ -23,6 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from kit import workdays
 from kit.catalogue import Catalogue
 from kit.consent_state import CROSS_BORDER_PURPOSE
 from kit.errors import DomainError, NotFound
@@ -38,6 +39,7 @@ from services.transfer.recipients.schemas import (
     RecipientDisclosure,
     RecipientHistory,
     RecipientView,
+    security_assessment_expiry,
 )
 from services.transfer.transfers.package import InvalidPublicKey, load_recipient_key
 
@@ -64,6 +66,8 @@ class ReviewRules:
 
     warning_days: int = 30
     assessment_interval_days: int = 365
+    #: a security assessment's renewal is flagged this many working days before it lapses
+    security_assessment_renewal_working_days: int = 60
 
 
 @dataclass(frozen=True)
@@ -149,6 +153,17 @@ async def eligibility(
             blocked.append("legal_basis_past_review")
         if basis.review_due <= soon:
             due.append("legal_basis_review_due")
+        if basis.kind == "security_assessment":
+            # OB-L-8: valid 3 years; renewal flagged 60 working days before; then it stops.
+            expiry = security_assessment_expiry(basis.decided_on)
+            if today >= expiry:
+                blocked.append("security_assessment_lapsed")
+                due.append("security_assessment_lapsed")
+            elif (
+                workdays.working_days_between(today, expiry)
+                <= rules.security_assessment_renewal_working_days
+            ):
+                due.append("security_assessment_renewal_due")
     if assessment is None:
         blocked.append("assessment_missing")
         due.append("assessment_missing")
@@ -196,6 +211,11 @@ def _view(recipient: Recipient, state: Eligibility) -> RecipientView:
         may_receive=state.may_receive,
         blocked_because=list(state.blocked_because),
         due=list(state.due),
+        security_assessment_expires_on=(
+            security_assessment_expiry(state.basis.decided_on)
+            if state.basis is not None and state.basis.kind == "security_assessment"
+            else None
+        ),
         created_at=recipient.created_at,
     )
 
