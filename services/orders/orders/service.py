@@ -45,7 +45,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
-from sqlmodel import col
 
 from kit.catalogue import Catalogue, MaskingRule
 from kit.crypto import SUBJECT_KEY_COLUMNS, SUBJECT_KEYS, FieldCipher
@@ -609,6 +608,17 @@ _PAGE_DETAILS = union_all(
 ).order_by(literal_column("kind"), literal_column("n"))
 
 
+async def _details(
+    connection: AsyncConnection | AsyncSession, ids: Sequence[str]
+) -> tuple[dict[str, list[Row[Any]]], dict[str, list[Row[Any]]]]:
+    """The lines and the status history of the orders ``ids``, in one query."""
+    lines: dict[str, list[Row[Any]]] = defaultdict(list)
+    history: dict[str, list[Row[Any]]] = defaultdict(list)
+    for row in await connection.execute(_PAGE_DETAILS, {"ids": list(ids)}):
+        (history if row.kind else lines)[row.order_id].append(row)
+    return lines, history
+
+
 async def _owner_views(
     connection: AsyncConnection,
     *,
@@ -622,11 +632,7 @@ async def _owner_views(
     what left through it after filtering (README, "Recording each read once")."""
     if not orders:
         return []
-    ids = [order.id for order in orders]
-    lines: dict[str, list[Row[Any]]] = defaultdict(list)
-    history: dict[str, list[Row[Any]]] = defaultdict(list)
-    for row in await connection.execute(_PAGE_DETAILS, {"ids": ids}):
-        (history if row.kind else lines)[row.order_id].append(row)
+    lines, history = await _details(connection, [order.id for order in orders])
     shown = catalogue.visible_fields(RESOURCE, QUERY)
     encrypted = [field for field in PERSONAL_FIELDS if field in shown]
     opener = cipher.opener(buyer_id, orders[0])
@@ -653,22 +659,9 @@ async def purpose_views(
     """``orders`` as ``purpose`` sees them: only the personal fields the catalogue gives
     it, masked as it says (the security team's ``security.anti_fraud``, customer
     service's ``customer_service``)."""
-    ids = [order.id for order in orders]
-    lines: dict[str, list[OrderLine]] = defaultdict(list)
-    history: dict[str, list[OrderStatusChange]] = defaultdict(list)
-    if ids:
-        for line in await session.scalars(
-            select(OrderLine)
-            .where(col(OrderLine.order_id).in_(ids))
-            .order_by(col(OrderLine.position))
-        ):
-            lines[line.order_id].append(line)
-        for change in await session.scalars(
-            select(OrderStatusChange)
-            .where(col(OrderStatusChange.order_id).in_(ids))
-            .order_by(col(OrderStatusChange.id))
-        ):
-            history[change.order_id].append(change)
+    if not orders:
+        return []
+    lines, history = await _details(session, [order.id for order in orders])
     shown = catalogue.visible_fields(RESOURCE, purpose)
     fields = [field for field in PERSONAL_FIELDS if field in shown]
     return [
