@@ -15,7 +15,7 @@ In order, each step refusing with problem+json (and counted in
    by the scope; ``X-Purpose`` naming another is refused (403, OB-3-2); a partner only
    under its registered purposes (403 ``purpose-not-allowed``, OB-3-1);
 6. consent: an additional or separate purpose needs the user's consent (403
-   ``consent_required``, OB-0-1); basic purposes never ask (OB-0-2);
+   ``consent-required``, OB-0-1); basic purposes never ask (OB-0-2);
 6b. restriction and legal hold (:mod:`kit.restriction`): a user who restricted the
    purpose, or a data category the route's resource shows that purpose, is refused (403
    ``processing-restricted``, OB-L-2); data of a deleted account under a legal hold is
@@ -387,7 +387,7 @@ def _check_consent(call: Call, route: Route, principal: Principal, purpose: str)
             403,
             "consent_required",
             f"this function needs your consent to the purpose {purpose}",
-            code="consent_required",
+            code="consent-required",
             purpose=purpose,
         )
 

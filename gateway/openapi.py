@@ -15,10 +15,11 @@ process: the gateway ships with the services' code, so the two cannot drift):
   field filter for that purpose (:class:`kit.field_filter.FieldFilter`): personal fields
   the purpose may not see are absent, masked ones are documented as masked (a string, or
   null when redacted) with ``x-masked``; a route serving several purposes (partner duties)
-  answers one of the per-purpose shapes (``anyOf``); request bodies lose the personal
-  fields no purpose of the route may send (refused 422 ``field-not-allowed``);
+  answers one of the per-purpose shapes (``anyOf``, each naming its ``x-purpose``);
+  request bodies lose the personal fields no purpose of the route may send (refused 422
+  ``field-not-allowed``);
 - the problem+json errors the gateway itself answers (400, 401, 403 ``insufficient-scope``
-  / ``consent_required`` / ``purpose-*``, 410 ``purpose-ceased``, 413, 422, 428, 429, 431,
+  / ``consent-required`` / ``purpose-*``, 410 ``purpose-ceased``, 413, 422, 428, 429, 431,
   502, 503, 504) are added to the service's own, each naming its codes (``x-problem-codes``,
   resolving to ``/problems/<code>``).
 
@@ -60,6 +61,7 @@ _OPERATION_KEYS: Final = ("get", "put", "post", "delete", "options", "head", "pa
 _SCHEMA_LISTS: Final = ("anyOf", "oneOf", "allOf", "prefixItems")
 _SCHEMA_ONES: Final = ("items", "additionalProperties", "not")
 _PURPOSE_HEADER: Final = "x-purpose"
+PROBLEM_COMPONENT: Final = "Problem"
 
 
 class OpenApiProblem(ValueError):
@@ -107,6 +109,9 @@ def _inline(schema: Any, components: Mapping[str, Any], seen: tuple[str, ...] = 
             if name in seen or name not in components:
                 return dict(schema)
             target = _inline(components[name], components, (*seen, name))
+            # No title: a client generator names an inline object by where it is, so the
+            # same model inlined twice (filtered differently) makes two classes, not a clash.
+            target = {k: v for k, v in target.items() if k != "title"}
             rest = {k: v for k, v in schema.items() if k != "$ref"}
             return {**target, **rest} if rest else target
         return {key: _inline(value, components, seen) for key, value in schema.items()}
@@ -281,7 +286,7 @@ def _gateway_errors(
         if len(route.purposes) > 1:
             forbidden.append("purpose-required")
         if route.consent_purposes:
-            forbidden.append("consent_required")
+            forbidden.append("consent-required")
         if not route.open_during_renewal:
             errors["428"] = _problem_response(
                 "The privacy policy changed: the user agrees to the new version first "
@@ -344,7 +349,7 @@ def _access_text(route: Route, catalogue: Catalogue) -> str:
     lines = [who]
     if route.consent_purposes:
         needed = ", ".join(f"`{p}`" for p in sorted(route.consent_purposes))
-        lines.append(f"Needs the user's consent to {needed} (403 `consent_required` otherwise).")
+        lines.append(f"Needs the user's consent to {needed} (403 `consent-required` otherwise).")
     if route.resource is not None:
         lines.append(
             f"The answer is the resource `{route.resource}` filtered for the purpose: personal "
@@ -440,7 +445,7 @@ def _operation(
                 else:
                     media["schema"] = {
                         "anyOf": [
-                            {**shape, "title": f"As seen for the purpose {p}"}
+                            {**shape, "description": f"As seen for the purpose {p}", "x-purpose": p}
                             for p, shape in zip(purposes, shapes, strict=True)
                         ]
                     }
@@ -499,6 +504,13 @@ def build_gateway_openapi(
             )
     if missing:
         raise OpenApiProblem("\n".join(missing))
+    # Every problem+json answer names one component (a client generator makes one class).
+    for methods in paths.values():
+        for operation in methods.values():
+            for response in operation.get("responses", {}).values():
+                media = response.get("content", {}).get(PROBLEM_JSON)
+                if media is not None and media.get("schema") == PROBLEM_SCHEMA:
+                    media["schema"] = {"$ref": _REF_PREFIX + PROBLEM_COMPONENT}
     # Only the components the exposed operations reach.
     wanted: set[str] = set()
     pending = _references(paths)
@@ -525,7 +537,10 @@ def build_gateway_openapi(
         "info": {"title": title, "version": version, "description": description},
         "paths": ordered_paths,
         "components": {
-            "schemas": {name: all_components[name] for name in sorted(wanted)},
+            "schemas": {
+                PROBLEM_COMPONENT: PROBLEM_SCHEMA,
+                **{name: all_components[name] for name in sorted(wanted)},
+            },
             "securitySchemes": {BEARER_SCHEME: scheme},
         },
         "tags": [{"name": name, "description": f"routes of {name}"} for name in UPSTREAMS],

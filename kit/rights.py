@@ -49,6 +49,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kit.auth import InsufficientScope, Principal, Scope, current_principal
 from kit.catalogue import Catalogue
 from kit.consumer import EventConsumer, Handler
+from kit.contracts import RightsCompleted
 from kit.db import Database
 from kit.errors import Forbidden
 from kit.events import Event
@@ -250,15 +251,14 @@ def answer(
     reason: str | None = None,
 ) -> Event:
     """Publish ``service``'s answer through its outbox, in the caller's transaction."""
-    data: dict[str, Any] = {
-        "request_id": request.request_id,
-        "outcome": outcome,
-        "deleted": sorted(set(deleted)),
-        "anonymised": sorted(set(anonymised)),
-        "kept": [item.as_data() for item in kept],
-    }
-    if reason:
-        data["reason"] = reason
+    data = RightsCompleted(
+        request_id=request.request_id,
+        outcome=outcome,
+        deleted=sorted(set(deleted)),
+        anonymised=sorted(set(anonymised)),
+        kept=[item.as_data() for item in kept],
+        **({"reason": reason} if reason else {}),
+    )
     return events.add(
         session,
         type=completion_type(service),

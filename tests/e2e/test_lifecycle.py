@@ -277,7 +277,7 @@ async def shopper(suite: Suite, world: World) -> Shopper:
     without = await suite.client.post(
         "/identity/verifications/real-person", headers=shopper.headers, json=face
     )
-    assert without.status_code == 403 and without.json()["type"].endswith("/consent_required")
+    assert without.status_code == 403 and without.json()["type"].endswith("/consent-required")
     await _consent(suite, shopper, "sensitive.face_verification")
     deadline = asyncio.get_running_loop().time() + 30
     while (

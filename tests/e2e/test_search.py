@@ -92,7 +92,7 @@ async def test_searches_made_without_the_recommendation_consent_never_feed_recom
     # ...and recommendations are refused.
     refused = await suite.client.get("/orders/search/recommendations", headers=headers)
     assert refused.status_code == 403, refused.text
-    assert refused.json()["type"].endswith("/consent_required")
+    assert refused.json()["type"].endswith("/consent-required")
 
     await suite.call(
         "POST",

@@ -4,7 +4,7 @@ Placing an order (policy 2C, 2D):
 
 - the goods decide what else is needed: cross-border goods need the customs identity and
   ordinary goods refuse it (OB-2D-3, 422 naming the fields); special goods need a real-name
-  verified buyer (OB-2A-1, 403 ``verification_required``);
+  verified buyer (OB-2A-1, 403 ``verification-required``);
 - prices come from the goods and discounts from the staff-set codes the buyer names, never
   from the request; amounts are exact decimals rounded half-up to 0.01 (OB-2D-6);
 - the personal fields (the catalogue's ``orders.order`` fields) are encrypted under the
@@ -47,6 +47,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from kit.catalogue import Catalogue, MaskingRule
+from kit.contracts import OrderPlaced, OrderStatusChanged
 from kit.crypto import SUBJECT_KEY_COLUMNS, SUBJECT_KEYS, FieldCipher
 from kit.db import UtcDateTime, to_cents
 from kit.errors import Conflict, DomainError, NotFound
@@ -131,7 +132,7 @@ class InvalidOrder(DomainError):
 class VerificationRequired(DomainError):
     """Special goods need a real-name verified buyer (policy 2A, OB-2A-1)."""
 
-    status, code, title = 403, "verification_required", "Verification required"
+    status, code, title = 403, "verification-required", "Verification required"
 
 
 class IdempotencyKeyReused(Conflict):
@@ -518,17 +519,17 @@ async def place_order(
         type=f"{EVENT_PREFIX}.placed.v1",
         subject=buyer_id,
         purpose=FULFILMENT,
-        data={
-            "order_id": order_id,
-            "status": order.status,
-            "currency": currency,
-            "discount_codes": [discount["code"] for discount in applied],
-            "goods_ids": [item.id for item, _ in bought],
-            "line_count": len(lines),
-            "cross_border": cross_border,
-            "special_category": special,
-            "invoice_requested": order.invoice_requested,
-        },
+        data=OrderPlaced(
+            order_id=order_id,
+            status=order.status,
+            currency=currency,
+            discount_codes=[discount["code"] for discount in applied],
+            goods_ids=[item.id for item, _ in bought],
+            line_count=len(lines),
+            cross_border=cross_border,
+            special_category=special,
+            invoice_requested=order.invoice_requested,
+        ),
         categories=categories,
     )
     events.processing(
@@ -549,7 +550,7 @@ async def place_order(
 #
 # The owner's reads run on plain Core statements over ``Database.reads`` (no session, no
 # ORM objects), each built once here: the orders with their buyer's key row (one query),
-# then the lines and the status history of the page's orders.
+# then the lines and the status history of the page's orders, in one statement.
 
 _ORDERS = Order.__table__  # type: ignore[attr-defined]
 _LINES = OrderLine.__table__  # type: ignore[attr-defined]
@@ -794,5 +795,5 @@ async def change_status(
         type=f"{EVENT_PREFIX}.status_changed.v1",
         subject=order.buyer_id,
         purpose=FULFILMENT,
-        data={"order_id": order_id, "status": status, "by": actor},
+        data=OrderStatusChanged(order_id=order_id, status=status, by=actor),
     )

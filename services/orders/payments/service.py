@@ -44,6 +44,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from kit.catalogue import Catalogue
+from kit.contracts import OrderPaid, OrderRefunded, PaymentProviderChanged
 from kit.crypto import FieldCipher
 from kit.errors import Conflict, DomainError, NotFound
 from kit.ids import new_id
@@ -214,7 +215,7 @@ async def register_provider(
         type=f"{EVENT_PREFIX}.payment_provider_registered.v1",
         subject=provider.id,
         purpose=PAYMENT_PURPOSE,
-        data={"provider_id": provider.id, "by": staff_id},
+        data=PaymentProviderChanged(provider_id=provider.id, by=staff_id),
     )
     return await _provider_view(session, cipher, provider)
 
@@ -243,7 +244,7 @@ async def revoke_provider(
         type=f"{EVENT_PREFIX}.payment_provider_revoked.v1",
         subject=provider.id,
         purpose=PAYMENT_PURPOSE,
-        data={"provider_id": provider.id, "by": staff_id},
+        data=PaymentProviderChanged(provider_id=provider.id, by=staff_id),
     )
     return await _provider_view(session, cipher, provider)
 
@@ -704,7 +705,7 @@ async def _apply(
     )
     if not first:
         return "duplicate"
-    data = {"order_id": order.id, "payment_id": payment.id, "provider_id": payment.provider_id}
+    ids = {"order_id": order.id, "payment_id": payment.id, "provider_id": payment.provider_id}
     if notification.event_type == "payment.succeeded":
         payment.status, payment.paid_at = "paid", now
         await change_status(
@@ -715,7 +716,7 @@ async def _apply(
             type=f"{EVENT_PREFIX}.paid.v1",
             subject=order.buyer_id,
             purpose=PAYMENT_PURPOSE,
-            data=data,
+            data=OrderPaid(**ids),
         )
         return "paid"
     payment.status, payment.refunded_at = "refunded", now
@@ -727,7 +728,7 @@ async def _apply(
         type=f"{EVENT_PREFIX}.refunded.v1",
         subject=order.buyer_id,
         purpose=PAYMENT_PURPOSE,
-        data={**data, "refund_id": payment.refund_id},
+        data=OrderRefunded(**ids, refund_id=payment.refund_id),
     )
     return "refunded"
 

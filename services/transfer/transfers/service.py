@@ -58,6 +58,7 @@ from sqlmodel import col
 
 from kit.catalogue import Catalogue, MaskingRule
 from kit.consent_state import CROSS_BORDER_PURPOSE
+from kit.contracts import TransferChanged
 from kit.crypto import FieldCipher
 from kit.db import Database
 from kit.errors import DomainError, NotFound
@@ -190,13 +191,13 @@ def _emit(
         type=f"{TRANSFER_EVENT}.{action}.v1",
         subject=transfer.subject,
         purpose=CROSS_BORDER_PURPOSE,
-        data={
-            "transfer_id": transfer.id,
-            "recipient_id": transfer.recipient_id,
-            "order_id": transfer.order_id,
-            "status": transfer.status,
+        data=TransferChanged(
+            transfer_id=transfer.id,
+            recipient_id=transfer.recipient_id,
+            order_id=transfer.order_id,
+            status=transfer.status,
             **extra,
-        },
+        ),
         categories=transfer.categories,
     )
 
