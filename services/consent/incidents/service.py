@@ -22,6 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from kit import contracts
 from kit.catalogue import Catalogue
 from kit.errors import DomainError, NotFound
 from kit.ids import new_id
@@ -150,12 +151,12 @@ async def record_incident(
         subject=incident.id,
         purpose=NOTICE_PURPOSE,
         categories=categories,
-        data={
-            "incident_id": incident.id,
-            "affected_users": incident.affected_users,
-            "delivery": incident.delivery,
-            "notices_sent": incident.notices_sent,
-        },
+        data=contracts.IncidentRecorded(
+            incident_id=incident.id,
+            affected_users=incident.affected_users,
+            delivery=incident.delivery,
+            notices_sent=incident.notices_sent,
+        ),
     )
     await session.flush()
     return _view(incident, announcement)

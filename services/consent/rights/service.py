@@ -37,7 +37,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from kit import rights, workdays
+from kit import contracts, rights, workdays
 from kit.catalogue import Catalogue
 from kit.clock import CHINA_TZ, china_today
 from kit.crypto import FieldCipher, SubjectKeyShredded
@@ -301,14 +301,13 @@ async def file_request(
     await session.flush()
     answers = [RightsAnswer(request_id=row.id, service=service) for service in asked]
     session.add_all(answers)
-    data: dict[str, Any] = {
-        "request_id": row.id,
-        "kind": row.kind,
-        "deadline": row.deadline.isoformat(),
-        "participants": asked,
-    }
-    if row.corrections_encrypted is not None:
-        data["has_corrections"] = True
+    data = contracts.RightsRequested(
+        request_id=row.id,
+        kind=row.kind,
+        deadline=row.deadline.isoformat(),
+        participants=asked,
+        **({"has_corrections": True} if row.corrections_encrypted is not None else {}),
+    )
     events.add(session, type=REQUESTED, subject=subject, purpose=PURPOSE, data=data)
     await session.flush()
     return _owner_view(row, answers, now)
@@ -446,11 +445,11 @@ async def record_answer(
             type=FULFILLED,
             subject=request.subject,
             purpose=PURPOSE,
-            data={
-                "request_id": request.id,
-                "kind": request.kind,
-                "outcomes": {a.service: a.outcome for a in answers},
-            },
+            data=contracts.RightsFulfilled(
+                request_id=request.id,
+                kind=request.kind,
+                outcomes={a.service: a.outcome for a in answers},
+            ),
         )
     return True
 
@@ -531,7 +530,9 @@ async def answer_as_consent(
         type=completion_type(CONSENT_SERVICE),
         subject=subject,
         purpose=PURPOSE,
-        data=answer.model_dump(mode="json", exclude_none=True),
+        data=contracts.RightsCompleted.model_validate(
+            answer.model_dump(mode="json", exclude_none=True)
+        ),
     )
     own.event_id = event.id
     return event
@@ -566,12 +567,12 @@ async def report_overdue(
             type=OVERDUE,
             subject=request.subject,
             purpose=PURPOSE,
-            data={
-                "request_id": request.id,
-                "kind": request.kind,
-                "deadline": request.deadline.isoformat(),
-                "overdue_services": missing,
-            },
+            data=contracts.RightsOverdue(
+                request_id=request.id,
+                kind=request.kind,
+                deadline=request.deadline.isoformat(),
+                overdue_services=missing,
+            ),
         )
         request.overdue_reported_at = now
     return [request.id for request in requests]
@@ -660,10 +661,10 @@ async def export_request(
         type=EXPORTED,
         subject=subject,
         purpose=PURPOSE,
-        data={
-            "request_id": request_id,
-            "services": {name: part.status for name, part in document.services.items()},
-        },
+        data=contracts.RightsExported(
+            request_id=request_id,
+            services={name: part.status for name, part in document.services.items()},
+        ),
     )
     return document
 
