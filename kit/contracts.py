@@ -573,6 +573,7 @@ def _contracts() -> dict[str, Contract]:  # noqa: PLR0915 (one line per event ty
     for action in (
         "requested",
         "awaiting_consent",
+        "awaiting_basis",
         "ready",
         "refused",
         "delivered",
