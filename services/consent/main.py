@@ -10,6 +10,7 @@ from kit.auth import Scope
 from kit.background import BackgroundLoop
 from kit.clock import china_today
 from kit.kafka import TopicSpec
+from kit.restriction import TOPIC as RESTRICTIONS_TOPIC
 from kit.service_token import ServiceTokenProvider
 from services.consent import models  # noqa: F401  (every table registered)
 from services.consent.config import Settings
@@ -112,6 +113,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         topics=[
             TopicSpec(
                 settings.topic(settings.consent_state_topic),
+                partitions=settings.kafka_topic_partitions,
+                compacted=True,
+            ),
+            TopicSpec(
+                settings.topic(RESTRICTIONS_TOPIC),
                 partitions=settings.kafka_topic_partitions,
                 compacted=True,
             ),

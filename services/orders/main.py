@@ -61,7 +61,11 @@ from services.orders.retention.service import RetentionSweeper
 from services.orders.rights.consumers import rights_consumer
 from services.orders.rights.router import router as rights_router
 from services.orders.search import service as search_service
+from services.orders.search.consumers import recommendation_consumer
 from services.orders.search.router import router as search_router
+from services.orders.security.router import router as security_router
+from services.orders.support import service as support_service
+from services.orders.support.router import router as support_router
 from services.orders.transfer import service as transfer_service
 from services.orders.transfer.router import router as transfer_router
 
@@ -106,6 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         transfer_service.check_catalogue(context.catalogue)
         payments_service.check_catalogue(context.catalogue)
         search_service.check_catalogue(context.catalogue)
+        support_service.check_catalogue(context.catalogue)
         app.state.payment_api = ProviderApi(timeout_s=settings.payment_provider_timeout_s)
         view = ConsentStateView(
             bootstrap_servers=settings.kafka_bootstrap_servers,
@@ -137,6 +142,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 ),
             ),
             cessation_consumer(context, service=cessation.SERVICE, apply=cessation.handle),
+            recommendation_consumer(context),
         ]
         if settings.retention_sweep_enabled:
             sweeper = RetentionSweeper(
@@ -213,6 +219,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             transfer_router,
             rights_router,
             search_router,
+            security_router,
+            support_router,
         ],
         consumers=background,
         on_startup=start,

@@ -61,6 +61,11 @@ CATALOGUE_VALUES: Mapping[str, tuple[str, ...] | str] = {
     "orders.order.amount_payable": "an amount, shared by every buyer of the same goods",
     "orders.order.remarks": ("remarks",),
     "orders.cart.cart_items": "goods ids and quantities, shared by buyers",
+    "orders.search.search_history": ("search words",),
+    "orders.support.messages": (
+        "free text: tests/e2e/test_support.py plants each kind of value in messages and "
+        "scans the training export for them"
+    ),
     "orders.location.latitude": ("latitude",),
     "orders.location.longitude": ("longitude",),
     "identity.account.phone": ("phone",),

@@ -460,6 +460,8 @@ def _suite_env(
             "ORDERS_RETENTION_SWEEP_ENABLED": "false",
             "ORDERS_PAYMENT_NOTIFY_BASE_URL": f"http://127.0.0.1:{ports['gateway']}",
             "GATEWAY_RATE_LIMIT_PER_S": "0",
+            # Portability copies go to a test's stand-in processor on this machine.
+            "CONSENT_PORTABILITY_PLAIN_HTTP_HOSTS": '["127.0.0.1"]',
         }
     )
     if "gateway-ops" in ports:

@@ -323,6 +323,17 @@ async def shopper(suite: Suite, world: World) -> Shopper:
     )
     await _place_and_deliver(suite, world, shopper, world.tea)
     await _place_and_deliver(suite, world, shopper, world.wine, customs=True)
+    await suite.call(
+        "POST",
+        "/orders/support/cases",
+        headers=shopper.headers,
+        json={
+            "topic": "after_sales",
+            "order_id": shopper.orders[0],
+            "text": f"The tin was dented. {shopper.person.remarks}",
+        },
+        expect=201,
+    )
     await suite.eventually(
         "GET",
         "/transfer/transfers/me",
@@ -361,6 +372,8 @@ async def test_an_access_request_gathers_everything_from_every_service(
         assert part["data"]["subject"] == shopper.account_id, name
     assert parts["identity"]["data"]["account"] is not None
     assert {o["order_id"] for o in parts["orders"]["data"]["orders"]} >= set(shopper.orders)
+    [case] = parts["orders"]["data"]["support_cases"]
+    assert case["messages"][0]["text"] == f"The tin was dented. {shopper.person.remarks}"
     assert {t["recipient"]["recipient_id"] for t in parts["transfer"]["data"]["transfers"]} == {
         world.recipient["id"]
     }

@@ -44,6 +44,13 @@ class ConsentRecord(ConsentModel, table=True):
     actor_role: str = Field(max_length=20, description="subject or guardian")
     state_version: int = Field(description="the subject's change counter after this change")
     recorded_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
+    purpose_fingerprint: str | None = Field(
+        default=None,
+        max_length=64,
+        description="SHA-256 of the purpose, its method and data types as the catalogue "
+        "stated them at the decision: a refusal is not asked again until it changes "
+        "(OB-L-13)",
+    )
 
 
 class CurrentConsent(ConsentModel, table=True):

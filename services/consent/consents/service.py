@@ -62,6 +62,7 @@ from services.consent.consents.schemas import (
     RECIPIENT_DISCLOSURE,
     ActorRole,
     ConsentChange,
+    ConsentPrompt,
     ConsentStateRead,
     ConsentValue,
     GrantablePurpose,
@@ -168,6 +169,26 @@ def grantable_purposes(catalogue: Catalogue) -> list[GrantablePurpose]:
         for purpose in catalogue.purposes
         if purpose.kind in CONSENTABLE_KINDS
     ]
+
+
+def purpose_fingerprint(catalogue: Catalogue, purpose_id: str) -> str:
+    """SHA-256 of what a user decides on for ``purpose_id`` as the catalogue states it:
+    its description and kind (the purpose), and every field it may see with its data
+    category and masking rule (the data types and the method). A refusal is asked again
+    only once this changed (OB-L-13)."""
+    purpose = catalogue.purpose(purpose_id)
+    fields = sorted(
+        [resource, field, catalogue.field_policy(resource, field).category, rule.id]
+        for resource in catalogue.resources
+        for field, rule in catalogue.visible_fields(resource, purpose_id).items()
+    )
+    document = {
+        "purpose": purpose.id,
+        "kind": purpose.kind,
+        "description": purpose.description,
+        "fields": fields,
+    }
+    return hashlib.sha256(canonical_json(document)).hexdigest()
 
 
 def _check_purpose(catalogue: Catalogue, purpose_id: str) -> None:
@@ -325,6 +346,7 @@ async def change_consent(
         actor_role=actor_role,
         state_version=holder.version,
         recorded_at=now,
+        purpose_fingerprint=purpose_fingerprint(catalogue, change.purpose),
     )
     session.add(record)
     current = await session.get(CurrentConsent, (subject, key))
@@ -613,3 +635,51 @@ async def withdraw_all(
             )
         )
     return receipts
+
+
+async def prompts(
+    session: AsyncSession, *, catalogue: Catalogue, subject: str
+) -> list[ConsentPrompt]:
+    """For each additional purpose, whether an app may ask the user for it now: never
+    while granted; after a refusal (the latest decision is no) only when the purpose,
+    method or data types changed since (its fingerprint differs); OB-L-13."""
+    latest: dict[str, ConsentRecord] = {}
+    for record in await session.scalars(
+        select(ConsentRecord)
+        .where(
+            col(ConsentRecord.subject) == subject,
+            col(ConsentRecord.recipient_id).is_(None),
+        )
+        .order_by(col(ConsentRecord.state_version))
+    ):
+        latest[record.purpose] = record
+    found: list[ConsentPrompt] = []
+    for purpose in catalogue.additional_purposes():
+        decided = latest.get(purpose.id)
+        if decided is None:
+            found.append(
+                ConsentPrompt(
+                    purpose=purpose.id,
+                    description=purpose.description,
+                    ask=True,
+                    reason="never_decided",
+                )
+            )
+        elif decided.granted:
+            found.append(
+                ConsentPrompt(
+                    purpose=purpose.id, description=purpose.description, ask=False, reason="granted"
+                )
+            )
+        else:
+            changed = decided.purpose_fingerprint != purpose_fingerprint(catalogue, purpose.id)
+            found.append(
+                ConsentPrompt(
+                    purpose=purpose.id,
+                    description=purpose.description,
+                    ask=changed,
+                    reason="changed_since_refusal" if changed else "refused",
+                    refused_at=decided.recorded_at,
+                )
+            )
+    return found

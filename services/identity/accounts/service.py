@@ -23,6 +23,7 @@ from services.identity.accounts.schemas import AccountCreated, AccountView
 from services.identity.config import Settings
 from services.identity.models import Account
 from services.identity.secrets import hash_secret, verify_secret
+from services.identity.security import service as security
 from services.identity.throttle import LockRule, LoginGuard
 from services.identity.verification.rules import Action, ensure_verified
 
@@ -146,6 +147,7 @@ async def authenticate(
     password: str,
     client_address: str,
     cookie: str | None = None,
+    events: EventWriter | None = None,
 ) -> Authenticated:
     """The account for these credentials, throttled without telling whether a phone
     exists. From a device that signed in to the account before (its device cookie) only
@@ -171,7 +173,7 @@ async def authenticate(
         owner_key = f"device:{nonce}"
         rules = {owner_key: lock}
     else:
-        owner_key = f"phone:{phone_index}"
+        owner_key = security.phone_key(phone_index)
         slow = LockRule(
             free=settings.login_address_failures,
             first_s=settings.login_address_delay_s,
@@ -182,6 +184,13 @@ async def authenticate(
     throttle = await LoginGuard.load(session, rules, window_s=settings.login_window_s)
     if not await verify_secret(password, account.password_hash if active and account else None):
         throttle.fail()
+        if events is not None and active and account is not None and nonce is None:
+            await security.after_login_failure(
+                session,
+                events=events,
+                account_id=account.id,
+                failures=throttle.failures(owner_key),
+            )
         raise LoginFailed("the phone number or the password is wrong")
     throttle.succeed(owner_key)
     assert account is not None

@@ -40,13 +40,15 @@ from kit.models import utcnow
 from kit.outbox import EventWriter
 from services.identity.accounts.service import PHONE_CONTEXT
 from services.identity.accounts.service import RESOURCE as ACCOUNT
-from services.identity.models import Account, RealNameVerification, RefreshToken
+from services.identity.models import Account, NetworkIdentity, RealNameVerification, RefreshToken
+from services.identity.network_identity.service import CATEGORY as NETWORK_NUMBER
 from services.identity.rights.schemas import (
     AccountExport,
     IdentityExport,
     LoginSession,
     VerificationExport,
 )
+from services.identity.security import service as security
 from services.identity.verification.service import ID_NUMBER_CONTEXT, REAL_NAME_CONTEXT
 from services.identity.verification.service import RESOURCE as VERIFICATION
 
@@ -211,6 +213,11 @@ async def delete_subject(
     if verification is not None:
         await session.delete(verification)
         deleted |= _categories(catalogue, VERIFICATION, ["real_name", "id_number"])
+    network = await session.get(NetworkIdentity, subject)
+    if network is not None:  # OB-L-11: the network number goes with the account
+        await session.delete(network)
+        deleted.add(NETWORK_NUMBER)
+    await security.delete_flags(session, account_id=subject)
     await cipher.shred(session, subject=subject)
     if account is not None:
         # Tokens already issued stay valid until they expire; the gateway refuses them at

@@ -62,6 +62,8 @@ from services.orders.models import Order, OrderIdempotencyKey, OrderStatusChange
 from services.orders.orders.service import EVENT_PREFIX, PERSONAL_FIELDS, RESOURCE
 from services.orders.retention.schemas import FieldRemoved, SweepReport
 from services.orders.search import service as search_service
+from services.orders.security import service as security_service
+from services.orders.support import service as support_service
 
 logger = logging.getLogger("services.orders.retention")
 
@@ -278,6 +280,8 @@ async def run_sweep(
         await start_clocks(session)
     async with database.session() as session:
         searches = await search_service.expire(session, events=events, catalogue=catalogue, now=now)
+        await security_service.expire_signals(session, catalogue=catalogue, now=now)
+        await support_service.expire(session, events=events, catalogue=catalogue, now=now)
     removed: Counter[str] = Counter()
     examined = changed = anonymised = 0
     after: tuple[datetime, str] | None = None

@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from kit.rights import ExportedField
+from services.orders.support.schemas import CaseView
 
 
 class OrderLineExport(BaseModel):
@@ -88,4 +89,7 @@ class OrdersExport(BaseModel):
     orders: list[OrderExport]
     cart: CartExport
     search_history: SearchHistoryExport | None = None
+    support_cases: list[CaseView] | None = Field(
+        default=None, description="customer-service cases with their communication record"
+    )
     note: str | None = None

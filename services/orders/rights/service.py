@@ -93,6 +93,8 @@ from services.orders.rights.schemas import (
     SearchHistoryExport,
 )
 from services.orders.search import service as search
+from services.orders.security import service as security
+from services.orders.support import service as support
 
 SERVICE: Final = "orders"
 ACTOR: Final = "orders.rights"
@@ -219,11 +221,23 @@ async def export(
             resource=search.RESOURCE,
             categories=[searches.about.category],
         )
+    cases = await support.export_cases(session, cipher=cipher, account_id=subject)
+    if cases:
+        events.processing(
+            session,
+            subject=subject,
+            actor=actor,
+            action="read",
+            purpose=rights.PURPOSE,
+            resource=support.RESOURCE,
+            categories=[catalogue.field_policy(support.RESOURCE, support.FIELD).category],
+        )
     return OrdersExport(
         subject=subject,
         orders=exported,
         cart=cart,
         search_history=searches,
+        support_cases=cases,
         note=SHREDDED_NOTE if shredded else None,
     )
 
@@ -395,6 +409,19 @@ async def delete_subject(
             resource=CART,
             categories=[cart_category],
         )
+    await security.delete_subject(session, account_id=subject)
+    if await support.delete_subject(session, account_id=subject):
+        support_category = catalogue.field_policy(support.RESOURCE, support.FIELD).category
+        erasure.deleted.add(support_category)
+        events.processing(
+            session,
+            subject=subject,
+            actor=ACTOR,
+            action="delete",
+            purpose=rights.PURPOSE,
+            resource=support.RESOURCE,
+            categories=[support_category],
+        )
     if await search.delete_all(session, owner_id=subject):
         search_category = catalogue.field_policy(search.RESOURCE, search.FIELD).category
         erasure.deleted.add(search_category)
@@ -430,7 +457,10 @@ def _reason(erasure: Erasure) -> str:
             "they end and the period after it"
         )
     if erasure.deleted:
-        parts.append("every other personal field, the cart and the search history were deleted")
+        parts.append(
+            "every other personal field, the cart, the search history and the support cases "
+            "were deleted"
+        )
     if not parts:
         parts.append("orders held no personal data about this subject")
     return "; ".join(parts)

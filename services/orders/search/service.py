@@ -25,7 +25,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Final, Literal
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -302,6 +302,32 @@ async def recommendations(
             actor=RECOMMENDATION_ACTOR,
         )
     return Recommendations(goods=[goods_view(item) for item in list(seen.values())[:MAX_RESULTS]])
+
+
+async def delete_tags(
+    session: AsyncSession, *, events: EventWriter, catalogue: Catalogue, owner_id: str
+) -> int:
+    """Personalised recommendation switched off (OB-L-12; NDSMR art. 42, PIPL art. 24):
+    the owner's tags go, i.e. no search of theirs is marked to feed recommendations any
+    more, even after a later consent. The history itself stays under ``search.basic``.
+    How many entries were untagged; the deletion is recorded as processing."""
+    result = await session.execute(
+        update(SearchEntry)
+        .where(col(SearchEntry.owner_id) == owner_id, col(SearchEntry.personalise))
+        .values(personalise=False)
+    )
+    untagged = int(getattr(result, "rowcount", 0) or 0)
+    if untagged:
+        _record(
+            session,
+            events=events,
+            catalogue=catalogue,
+            owner_id=owner_id,
+            action="delete",
+            purpose=RECOMMENDATION_PURPOSE,
+            actor=RECOMMENDATION_ACTOR,
+        )
+    return untagged
 
 
 async def expire(

@@ -68,6 +68,7 @@ from kit.ids import new_id
 from kit.masking import mask_value
 from kit.models import utcnow
 from kit.outbox import EventWriter
+from kit.restriction import Restrictions
 from services.transfer.models import (
     CeasedPurpose,
     DeliveryAttempt,
@@ -125,6 +126,8 @@ class Checks:
     consent_granted: ConsentCheck
     today: date
     rules: ReviewRules
+    #: Restricted and legal-hold subjects (OB-L-2, OB-L-5): their data is only stored.
+    restrictions: Restrictions | None = None
     #: the catalogue's sensitive data categories (the volume counts them apart, OB-L-7)
     sensitive_categories: frozenset[str] = frozenset()
 
@@ -263,6 +266,12 @@ async def _blocker(
     since = await ceased_since(session)
     if since is not None and since <= checks.today:
         return "refused", PURPOSE_CEASED_REASON
+    if checks.restrictions is not None:
+        refused = checks.restrictions.refusal(
+            transfer.subject, CROSS_BORDER_PURPOSE, transfer.categories
+        )
+        if refused is not None:
+            return "refused", refused.code
     if not set(transfer.categories) <= set(recipient.data_categories):
         return "refused", "categories_outside_allowance"
     state = await eligibility(session, recipient.id, today=checks.today, rules=checks.rules)
@@ -364,6 +373,8 @@ async def create_transfer(
     """An administrator's transfer; it is checked like any other (it may be refused)."""
     _check_reference("subject", request.subject)
     _check_reference("order_id", request.order_id)
+    if checks.restrictions is not None:
+        checks.restrictions.check(request.subject, CROSS_BORDER_PURPOSE, request.categories)
     recipient = await get_recipient_row(session, request.recipient_id)
     transfer = await request_transfer(
         session,

@@ -73,6 +73,7 @@ def current_checks(app: FastAPI, settings: Settings) -> Checks:
         consent_granted=consent_granted,
         today=china_today(),
         rules=review_rules(settings),
+        restrictions=getattr(app.state, "restrictions", None),
         sensitive_categories=frozenset(
             category.id for category in catalogue.data_categories if category.sensitive
         ),

@@ -82,6 +82,10 @@ ALLOWED_DESTINATIONS = {
     # the same two routes in the gateway's own OpenAPI (gateway/openapi.py)
     ("gateway", "TransferRecipientCreate", "endpoint_url"),
     ("gateway", "OrdersProviderCreate", "api_url"),
+    # the processor a user names for a portability copy (OB-L-4), at consent and through
+    # the gateway
+    ("services.consent", "Destination", "url"),
+    ("gateway", "ConsentDestination", "url"),
 }
 
 
