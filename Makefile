@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 
 help:
 	@echo "make run         start Kafka, migrate the SQLite databases, run the 4 services + gateway"
-	@echo "                 and the stand-in payment provider"
+	@echo "                 and the stand-ins: payment provider, mini-program platform, SMS"
 	@echo "make test        the whole test suite (starts Kafka and PostgreSQL when needed)"
 	@echo "make fuzz        schemathesis against every service and the gateway (FUZZ_EXAMPLES=8)"
 	@echo "make invariants  the privacy state machine, deeper than make test (INVARIANTS_EXAMPLES=20,"
@@ -53,6 +53,8 @@ run: kafka migrate
 	@echo "  consent   http://127.0.0.1:$${CONSENT_PORT:-8003}"
 	@echo "  transfer  http://127.0.0.1:$${TRANSFER_PORT:-8004}"
 	@echo "  payment   http://127.0.0.1:$${PAYMENT_PROVIDER_PORT:-8005}   (stand-in provider ptn_standin)"
+	@echo "  platform  http://127.0.0.1:$${MINI_PLATFORM_PORT:-8006}   (stand-in mini-program platform)"
+	@echo "  sms       .run/data/sms/outbox.log   (stand-in SMS gateway: the codes sent)"
 	@echo "  kafka     $$(bash deploy/kafka/kafka.sh bootstrap)"
 	@echo "  each service: /healthz /readyz /metrics /docs     Ctrl-C stops the apps"
 	@echo

@@ -13,9 +13,10 @@ assigned to it, as one unit: the new events (their ids looked up in one query) a
 together and recorded in one transaction, and the partitions' offsets committed after it
 (each partition's records keep their order). If that transaction fails, the batch is taken
 again one event at a time, as above, so a poison event still goes alone to the dead-letter
-topic. With ``batch_linger_s``, a fetch smaller than :data:`MAX_BATCH` waits that long for
-more before it is handled: under a steady trickle (an event per request) the transaction
-and its statements are shared by many events instead of paid by each.
+topic. With ``batch_linger_s``, a fetch of fewer than :data:`LINGER_BELOW` records waits
+that long for more before it is handled: under a steady trickle (an event per request) the
+transaction and its statements are shared by many events instead of paid by each, while a
+backlog (larger fetches) is taken at once.
 
 A consumer given ``wants`` asks it first: an event it does not want is skipped before any
 database work (no transaction, no ``processed_event`` row), so a topic's other event types
@@ -53,6 +54,7 @@ BatchHandler = Callable[[AsyncSession, Sequence[Event]], Awaitable[None]]
 Record: TypeAlias = "ConsumerRecord[Any, Any]"
 DEAD_LETTER_SUFFIX = ".dlq"
 MAX_BATCH = 500  # records a fetch takes at most
+LINGER_BELOW = 32  # a smaller fetch is a trickle: it may wait batch_linger_s for more
 
 
 class _HandledElsewhere(Exception):
@@ -137,7 +139,7 @@ class EventConsumer(BackgroundLoop):
                     await consumer.commit({partition: records[-1].offset + 1})
                 continue
             fetched = sum(len(records) for records in batches.values())
-            if 0 < fetched < MAX_BATCH and self.batch_linger_s > 0:
+            if 0 < fetched < LINGER_BELOW and self.batch_linger_s > 0:
                 await asyncio.sleep(self.batch_linger_s)  # let a trickle gather
                 more = await consumer.getmany(timeout_ms=0, max_records=MAX_BATCH - fetched)
                 for partition, records in more.items():

@@ -176,3 +176,36 @@ class SecurityFlag(IdentityModel, table=True):
     times: int = 1
     first_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
     last_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column(index=True))
+
+
+class SmsCode(IdentityModel, table=True):
+    """The live SMS code of a phone (one at a time): only its keyed hash, bound to the
+    phone's blind index; used once, tried at most ``sms_code_max_tries`` times."""
+
+    __tablename__ = "sms_code"
+
+    id: str = Field(primary_key=True, max_length=40)
+    phone_index: str = Field(index=True, max_length=64)
+    code_hash: str = Field(max_length=64)
+    tries: int = 0
+    created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
+    expires_at: datetime = Field(sa_column=timestamp_column())
+    used_at: datetime | None = Field(default=None, sa_column=timestamp_column(nullable=True))
+
+
+class MiniProgramIdentity(IdentityModel, table=True):
+    """An account's identity at a mini-program platform: the openid (personal data) as a
+    keyed blind index and as ciphertext under the subject's key; the platform's
+    ``session_key`` as ciphertext, removed at logout and deletion."""
+
+    __tablename__ = "mini_program_identity"
+
+    id: str = Field(primary_key=True, max_length=40)
+    account_id: str = Field(index=True, max_length=40)
+    platform: str = Field(max_length=20)
+    app_id: str = Field(max_length=64)
+    openid_index: str = Field(unique=True, max_length=64)
+    openid_encrypted: str
+    unionid_encrypted: str | None = None
+    session_key_encrypted: str | None = None
+    created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())

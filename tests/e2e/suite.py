@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import os
 import random
 import secrets
@@ -60,6 +61,8 @@ SERVICES: Final = ("identity", "orders", "consent", "transfer")
 READY_TIMEOUT_S: Final = 60.0
 ADMIN_PASSWORD: Final = "e2e-admin-" + secrets.token_urlsafe(12)
 FAMILY_NAMES: Final = "赵钱孙李周吴郑王冯陈褚卫蒋沈韩杨朱秦尤许何吕施张孔曹严华金魏陶姜"
+STANDIN_APP_ID: Final = "wx0standin0000001"  # deploy/mini_platform's app for identity
+OTHER_APP_ID: Final = "wx0otherapp000002"  # another mini-program on the same platform
 GIVEN_NAMES: Final = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华玉兰萍红"
 
 
@@ -261,6 +264,31 @@ class Suite:
     people: list[Person] = field(default_factory=list)
     payment_provider_url: str = ""
     payment_provider_id: str = ""
+    platform_url: str = ""  # the stand-in mini-program platform (deploy/mini_platform)
+    sms_file: Path | None = None  # the stand-in SMS gateway's outbox
+
+    def sms_code(self, phone: str) -> str:
+        """The last code the stand-in SMS gateway sent to ``phone`` (what the phone shows)."""
+        assert self.sms_file is not None
+        sent = [json.loads(line) for line in self.sms_file.read_text().splitlines()]
+        codes = [message["code"] for message in sent if message["phone"] == phone]
+        assert codes, f"no SMS was sent to {phone}"
+        code: str = codes[-1]
+        return code
+
+    async def platform_code(
+        self, user: str, *, appid: str = STANDIN_APP_ID, phone: str | None = None
+    ) -> str:
+        """What the mini-program gets on the user's phone: a login code (``wx.login``), or
+        with ``phone`` the one-time code of ``getPhoneNumber``."""
+        path, body = "/stand-in/wx.login", {"appid": appid, "user": user}
+        if phone is not None:
+            path, body = "/stand-in/getPhoneNumber", {**body, "phone": phone}
+        async with httpx.AsyncClient(base_url=self.platform_url, timeout=10.0) as platform:
+            answer = await platform.post(path, json=body)
+        assert answer.status_code == 200, answer.text
+        code: str = answer.json()["code"]
+        return code
 
     @property
     def gateway_url(self) -> str:
@@ -474,6 +502,49 @@ def _suite_env(
     return env
 
 
+def _start_platform(log_dir: Path, port: int) -> subprocess.Popen[bytes]:
+    command = [
+        sys.executable,
+        *("-m", "uvicorn", "--factory", "deploy.mini_platform.main:create_app"),
+        *("--host", "127.0.0.1", "--port", str(port), "--no-access-log"),
+    ]
+    with (log_dir / "mini-platform.log").open("ab") as log:
+        return subprocess.Popen(command, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@asynccontextmanager
+async def standin_platform(log_dir: Path, *, port: int) -> AsyncIterator[str]:
+    """The stand-in mini-program platform (``deploy/mini_platform``) on ``port``, its log
+    beside the apps'; its URL once it answers."""
+    url = f"http://127.0.0.1:{port}"
+    process = _start_platform(log_dir, port)
+    try:
+        async with httpx.AsyncClient(base_url=url, timeout=2.0) as client:
+            for _ in range(200):  # bounded: 20 s
+                if process.poll() is not None:
+                    raise RuntimeError("the stand-in platform exited at start")
+                try:
+                    if (await client.get("/readyz")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.1)
+            else:
+                raise RuntimeError("the stand-in platform did not start")
+        yield url
+    finally:
+        _stop(process)
+
+
 def _identity_cli(env: Mapping[str, str], *args: str) -> dict[str, str]:
     """Run ``python -m services.identity`` and read its ``key: value`` lines."""
     done = subprocess.run(
@@ -541,6 +612,12 @@ async def running_suite(
         env = _suite_env(
             prefix=prefix, bootstrap_servers=bootstrap_servers, database_urls=urls, ports=ports
         )
+        platform_url = await stack.enter_async_context(standin_platform(log_dir, port=free_port()))
+        # The SMS outbox holds phone numbers, as a real SMS provider does: beside the logs,
+        # not among them (the leak scans read the logs).
+        sms_file = log_dir.parent / f"{log_dir.name}-sms" / "outbox.log"
+        env["IDENTITY_WECHAT_API_URL"] = platform_url
+        env["IDENTITY_SMS_FILE"] = str(sms_file)
         token_url = f"http://127.0.0.1:{ports['identity']}/oauth2/token"
         for service, scope in (
             ("consent", "service:rights.access"),
@@ -582,6 +659,8 @@ async def running_suite(
             bootstrap_servers=bootstrap_servers,
             log_dir=log_dir,
             client=client,
+            platform_url=platform_url,
+            sms_file=sms_file,
         )
         suite.admin = await suite.login(admin_phone, ADMIN_PASSWORD)
         provider = await stack.enter_async_context(standin_provider(log_dir, port=free_port()))

@@ -32,6 +32,7 @@ DEVICE_CONTEXT = "identity.device_cookie"
 RESOURCE = "identity.account"
 _MAINLAND_MOBILE = re.compile(r"^1[3-9]\d{9}$")
 EVENT_PREFIX = "com.signature.identity"
+ACCOUNT_CREATED_EVENT = f"{EVENT_PREFIX}.account.created.v1"
 
 
 class InvalidPhone(DomainError):
@@ -93,7 +94,7 @@ async def register(
     session.add(account)
     events.add(
         session,
-        type=f"{EVENT_PREFIX}.account.created.v1",
+        type=ACCOUNT_CREATED_EVENT,
         subject=account_id,
         purpose="account",
         data=contracts.AccountCreated(kind=kind, roles=account.roles),
@@ -113,6 +114,61 @@ async def register(
         kind=kind,
         roles=account.roles,
     )
+
+
+NO_PHONE_PREFIX = "none:"
+
+
+async def open_account(
+    session: AsyncSession,
+    *,
+    cipher: FieldCipher,
+    events: EventWriter,
+    number: str | None,
+    policy_version: str,
+    channel: str,
+    categories: list[str],
+) -> Account:
+    """A user account opened by a first sign-in without a password (an SMS code proved the
+    phone ``number``; a mini-program platform vouched for the user, ``number`` None). Its
+    ``account.created`` event names the policy version the user agreed to on the sign-in
+    screen, which the privacy center records as the agreement (``channel``: the client)."""
+    account_id = new_id("acc")
+    account = Account(
+        id=account_id,
+        kind="user",
+        phone_index=(
+            cipher.blind_index(number, context=PHONE_CONTEXT)
+            if number
+            else f"{NO_PHONE_PREFIX}{account_id}"
+        ),
+        phone_encrypted=(
+            await cipher.encrypt(session, subject=account_id, value=number, context=PHONE_CONTEXT)
+            if number
+            else ""
+        ),
+        password_hash="",
+        roles=[],
+    )
+    session.add(account)
+    events.add(
+        session,
+        type=ACCOUNT_CREATED_EVENT,
+        subject=account_id,
+        purpose="account",
+        data={"kind": "user", "roles": [], "policy_version": policy_version, "channel": channel},
+        categories=categories,
+    )
+    events.processing(
+        session,
+        subject=account_id,
+        actor=account_id,
+        action="write",
+        purpose="account",
+        resource=RESOURCE,
+        categories=categories,
+    )
+    return account
 
 
 @dataclass(frozen=True)
@@ -182,7 +238,8 @@ async def authenticate(
         )
         rules = {owner_key: lock, f"addr:{client_address}": slow}
     throttle = await LoginGuard.load(session, rules, window_s=settings.login_window_s)
-    if not await verify_secret(password, account.password_hash if active and account else None):
+    stored_hash = (account.password_hash or None) if active and account else None
+    if not await verify_secret(password, stored_hash):  # an account without a password: none
         throttle.fail()
         if events is not None and active and account is not None and nonce is None:
             await security.after_login_failure(
@@ -210,7 +267,7 @@ async def view_own_account(
         raise NotFound("no such account")
     phone: str | None = None
     rule = catalogue.masking_for(RESOURCE, "phone", "account")
-    if rule is not None:
+    if rule is not None and account.phone_encrypted:
         phone = apply_mask(
             await cipher.decrypt(
                 session, subject=account.id, token=account.phone_encrypted, context=PHONE_CONTEXT

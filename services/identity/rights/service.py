@@ -40,12 +40,21 @@ from kit.models import utcnow
 from kit.outbox import EventWriter
 from services.identity.accounts.service import PHONE_CONTEXT
 from services.identity.accounts.service import RESOURCE as ACCOUNT
-from services.identity.models import Account, NetworkIdentity, RealNameVerification, RefreshToken
+from services.identity.mini_program.service import OPENID_CONTEXT
+from services.identity.mini_program.service import RESOURCE as MINI_PROGRAM
+from services.identity.models import (
+    Account,
+    MiniProgramIdentity,
+    NetworkIdentity,
+    RealNameVerification,
+    RefreshToken,
+)
 from services.identity.network_identity.service import CATEGORY as NETWORK_NUMBER
 from services.identity.rights.schemas import (
     AccountExport,
     IdentityExport,
     LoginSession,
+    PlatformIdentityExport,
     VerificationExport,
 )
 from services.identity.security import service as security
@@ -148,6 +157,38 @@ async def export(
         )
         for token in tokens
     ]
+    platform_part: list[PlatformIdentityExport] = []
+    platform_ids = await session.scalars(
+        select(MiniProgramIdentity).where(col(MiniProgramIdentity.account_id) == subject)
+    )
+    for platform_id in platform_ids:
+        platform_fields: dict[str, rights.ExportedField] = {}
+        try:
+            openid = await cipher.decrypt(
+                session, subject=subject, token=platform_id.openid_encrypted, context=OPENID_CONTEXT
+            )
+        except SubjectKeyShredded:
+            shredded = True
+        else:
+            platform_fields["openid"] = rights.exported_field(
+                catalogue,
+                MINI_PROGRAM,
+                "openid",
+                _masked(catalogue, MINI_PROGRAM, "openid", openid),
+            )
+            categories.add(catalogue.field_policy(MINI_PROGRAM, "openid").category)
+        if platform_id.session_key_encrypted:
+            platform_fields["session_key"] = rights.exported_field(
+                catalogue, MINI_PROGRAM, "session_key", "set (never shown)"
+            )
+        platform_part.append(
+            PlatformIdentityExport(
+                platform=platform_id.platform,
+                app_id=platform_id.app_id,
+                created_at=platform_id.created_at,
+                fields=platform_fields,
+            )
+        )
     if categories:
         events.processing(
             session,
@@ -173,6 +214,7 @@ async def export(
         ),
         verification=verification_part,
         sessions=sessions,
+        platform_identities=platform_part,
         note=SHREDDED_NOTE if shredded else None,
     )
 
@@ -209,6 +251,15 @@ async def delete_subject(
             .values(revoked_at=now)
         )
         deleted |= _categories(catalogue, ACCOUNT, ["phone", "password_hash"])
+    platform_ids = (
+        await session.scalars(
+            select(MiniProgramIdentity).where(col(MiniProgramIdentity.account_id) == subject)
+        )
+    ).all()
+    for platform_id in platform_ids:  # the openid, unionid and session key go with it
+        await session.delete(platform_id)
+    if platform_ids:
+        deleted |= _categories(catalogue, MINI_PROGRAM, ["openid", "session_key"])
     verification = await session.get(RealNameVerification, subject)
     if verification is not None:
         await session.delete(verification)

@@ -38,7 +38,12 @@ from kit.errors import DomainError
 from kit.ids import new_id
 from kit.models import utcnow
 from services.identity.config import Settings
-from services.identity.models import Account, RefreshToken, SigningKeyRecord
+from services.identity.models import (
+    Account,
+    MiniProgramIdentity,
+    RefreshToken,
+    SigningKeyRecord,
+)
 from services.identity.secrets import fingerprint, new_token
 from services.identity.tokens.schemas import IssuerMetadata, TokenResponse
 
@@ -285,6 +290,12 @@ async def log_out(session: AsyncSession, *, refresh_token: str, account_id: str)
     )
     if record is not None and record.account_id == account_id:
         await revoke_family(session, family_id=record.family_id)
+        if record.client_type == "mini_program":  # the platform's session key goes too
+            await session.execute(
+                update(MiniProgramIdentity)
+                .where(col(MiniProgramIdentity.account_id) == account_id)
+                .values(session_key_encrypted=None)
+            )
 
 
 async def issue_partner_token(

@@ -550,7 +550,7 @@ async def place_order(
 #
 # The owner's reads run on plain Core statements over ``Database.reads`` (no session, no
 # ORM objects), each built once here: the orders with their buyer's key row (one query),
-# then the lines and the status history of the page's orders.
+# then the lines and the status history of the page's orders, in one statement.
 
 _ORDERS = Order.__table__  # type: ignore[attr-defined]
 _LINES = OrderLine.__table__  # type: ignore[attr-defined]

@@ -2,7 +2,7 @@
 refused purpose looked like when it was refused
 
 Revision ID: 7c4a2e9f0b13
-Revises: 51df10ba8366
+Revises: a4f764eba837
 Create Date: 2026-12-06 02:30:00.000000
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 import kit.db
 
 revision: str = "7c4a2e9f0b13"
-down_revision: str | Sequence[str] | None = "51df10ba8366"
+down_revision: str | Sequence[str] | None = "a4f764eba837"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """security flags: accounts flagged by identity's anti-fraud rules (ids and counts only)
 
 Revision ID: 8a3c6e1f0b27
-Revises: 5b1e0c7d2a94
+Revises: 9e2b6d41c8a7
 Create Date: 2026-12-06 03:00:00.000000
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 import kit.db
 
 revision: str = "8a3c6e1f0b27"
-down_revision: str | Sequence[str] | None = "5b1e0c7d2a94"
+down_revision: str | Sequence[str] | None = "9e2b6d41c8a7"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
