@@ -93,6 +93,16 @@ class CessationApplied(EventData):
 class AccountCreated(EventData):
     kind: Literal["user", "staff"]
     roles: list[str]
+    policy_version: str | None = Field(
+        default=None, description="the policy agreed to on the sign-in screen (SMS sign-in)"
+    )
+    channel: str | None = Field(default=None, description="where that agreement was made")
+
+
+class PhoneBound(EventData):
+    """A mini-program user bound the phone number their platform vouched for."""
+
+    source: str = Field(description="e.g. wechat.getPhoneNumber")
 
 
 class RoleGranted(EventData):
@@ -517,6 +527,7 @@ def _contracts() -> dict[str, Contract]:  # noqa: PLR0915 (one line per event ty
         )
     add(f"{p}identity.account.created.v1", AccountCreated, "identity", "an account was created")
     add(f"{p}identity.role.granted.v1", RoleGranted, "identity", "an account got a role")
+    add(f"{p}identity.phone.bound.v1", PhoneBound, "identity", "a platform's phone was bound")
     add(f"{p}identity.account.closed.v1", AccountClosed, "identity", "an account was closed")
     add(f"{p}identity.partner.registered.v1", PartnerRegistered, "identity", "a partner registered")
     add(f"{p}identity.partner.assessed.v1", PartnerAssessed, "identity", "a partner assessed")
