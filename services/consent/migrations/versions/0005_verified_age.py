@@ -1,7 +1,7 @@
 """consent: identity's latest verification of each subject, a minor or not (OB-2A-4)
 
 Revision ID: 3f7a2c9d41e8
-Revises: 51df10ba8366
+Revises: 7c4a2e9f0b13
 Create Date: 2026-12-06 02:40:00.000000
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 import kit.db
 
 revision: str = "3f7a2c9d41e8"
-down_revision: str | Sequence[str] | None = "51df10ba8366"
+down_revision: str | Sequence[str] | None = "7c4a2e9f0b13"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
