@@ -31,7 +31,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from kit import rights
+from kit import contracts, rights
 from kit.catalogue import Catalogue
 from kit.crypto import FieldCipher, SubjectKeyShredded
 from kit.events import Event
@@ -305,7 +305,13 @@ async def delete_subject(
     if account is not None:
         # Tokens already issued stay valid until they expire; the gateway refuses them at
         # once when it learns this (gateway.policy_facts).
-        events.add(session, type=ACCOUNT_CLOSED, subject=subject, purpose="account")
+        events.add(
+            session,
+            type=ACCOUNT_CLOSED,
+            subject=subject,
+            purpose="account",
+            data=contracts.AccountClosed(),
+        )
     if deleted:
         events.processing(
             session,
