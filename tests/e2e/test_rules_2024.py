@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import httpx
 import pytest
 
 from kit.catalogue import default_catalogue
@@ -229,6 +230,17 @@ async def test_a_staff_read_of_a_restricted_users_data_is_refused_by_the_gateway
         )
     assert direct.status_code == 200
     assert direct.json()["case_id"] == case["case_id"]
+
+
+async def test_every_app_is_ready_only_with_its_restriction_view_caught_up(suite: Suite) -> None:
+    """An app that has not read ``consent.restrictions`` could serve a restricted or held
+    subject's data: its ``/readyz`` says whether the view caught up (what a rollout and
+    the suite wait for)."""
+    for name, process in suite.processes.items():
+        async with httpx.AsyncClient(base_url=process.ops_url, timeout=5.0) as client:
+            readiness = (await client.get("/readyz")).json()
+        view = readiness["checks"][f"loop:{name}.restrictions"]
+        assert view == {"ok": True, "detail": {"caught_up": True}}, name
 
 
 # ---------------------------------------------------------------------------- explanation
