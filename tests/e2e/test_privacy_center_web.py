@@ -168,3 +168,35 @@ async def test_a_person_grants_consent_reads_the_ledger_downloads_an_export_and_
         )
         assert sorted(kinds) == ["access", "deletion"]
         await photograph(page, "deletion-filed")
+
+
+async def serious_violations(page: Page) -> list[str]:
+    """axe-core's serious and critical violations of the page (rule id and the nodes)."""
+    await page.add_script_tag(path=str(AXE))
+    result: dict[str, Any] = await page.evaluate("axe.run(document)")
+    return [
+        f"{v['id']}: {[node['target'] for node in v['nodes']]}"
+        for v in result["violations"]
+        if v["impact"] in {"serious", "critical"}
+    ]
+
+
+async def test_every_page_of_the_privacy_center_passes_axe_in_both_languages(
+    suite: Suite,
+) -> None:
+    _needed(str(AXE) if AXE.exists() else None, "axe-core is not installed (see .ci/run)")
+    person = Person.new()
+    _, headers = await suite.register(person)
+    await suite.call(
+        "POST", "/consent/rights-requests", headers=headers, json={"kind": "access"}, expect=202
+    )
+    async with browser_page(suite.gateway_url, locale="zh-CN") as page:
+        await page.goto("/privacy/")
+        found = {"zh /privacy/": await serious_violations(page)}
+        await sign_in_by_keyboard(page, person)
+        for language in ("zh", "en"):
+            await page.goto(f"/privacy/language/{language}?next=/privacy/consents")
+            for path in ("/privacy/consents", "/privacy/ledger", "/privacy/requests"):
+                await page.goto(path)
+                found[f"{language} {path}"] = await serious_violations(page)
+    assert found == {name: [] for name in found}
