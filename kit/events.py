@@ -118,8 +118,16 @@ def kafka_record(key: str, event_json: bytes) -> KafkaRecord:
 _DIGEST = re.compile(r"^[0-9a-f]{32,128}$")
 
 
+# What every shape needs: an ``@`` (email) or a run of 11 digits (the shortest, a mobile
+# number; an ID or card number is longer). A value with neither (most ids, states and
+# names) is answered without the four searches, a few microseconds per event.
+_DIGIT_RUN = re.compile(r"\d{11}")
+
+
 def personal_shape(value: str) -> str | None:
     """The name of the personal-data shape ``value`` contains, or None."""
+    if "@" not in value and not _DIGIT_RUN.search(value):
+        return None
     if _DIGEST.match(value):
         return None
     for name, pattern in _PERSONAL_SHAPES.items():

@@ -118,6 +118,10 @@ class Restrictions:
         else:
             self._states[subject] = state
 
+    def __contains__(self, subject: str) -> bool:
+        """Whether ``subject`` restricted anything or is held (the common case: not)."""
+        return subject in self._states
+
     def state_of(self, subject: str) -> RestrictionState:
         return self._states.get(subject, RestrictionState())
 

@@ -42,6 +42,7 @@ import asyncpg
 import httpx
 from sqlalchemy.engine import make_url
 
+from gateway.proxy import UPSTREAM_IDLE_S
 from kit.clock import china_today
 from kit.id_number import check_character
 from kit.ids import new_id
@@ -650,7 +651,14 @@ async def running_suite(
             processes[name].start()
         for name in ("orders", "consent", "transfer", "gateway"):
             await processes[name].wait_ready()
-        client = httpx.AsyncClient(base_url=processes["gateway"].url, timeout=30.0)
+        # Idle connections are dropped before the gateway's uvicorn closes them (5 s), as
+        # the gateway drops its own upstream ones: at the same 5 s a request sent just as
+        # the gateway closed one failed to read (found by tests/invariants after a wait).
+        client = httpx.AsyncClient(
+            base_url=processes["gateway"].url,
+            timeout=30.0,
+            limits=httpx.Limits(keepalive_expiry=UPSTREAM_IDLE_S),
+        )
         stack.push_async_callback(client.aclose)
         suite = Suite(
             processes=processes,

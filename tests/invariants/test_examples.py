@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
+import httpx
 import pytest
 
 from tests.invariants.machine import PrivacyMachine, Stack, _unique_person
@@ -254,29 +255,27 @@ def test_a_child_grants_nothing_alone_and_only_their_guardian_grants_for_them(
     play.end()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="consent takes a child's minor flag from the token, which predates the verification "
-    "that found them under 14 (README, Privacy invariants: what it found)",
-)
 @pytest.mark.obligation("OB-2A-4")
 def test_a_child_grants_nothing_with_the_token_from_before_their_verification(
     stack: Stack,
 ) -> None:
     """Found by the machine (invariant 1): a child who verified their real name still
-    granted a consent with the token they signed in with before (201), for as long as that
-    token lives (15 min), where the child's own app had not signed in again."""
+    granted a consent with the token they had signed in with before (201), for as long as
+    that token lived (15 min). Consent now learns identity's verification from Kafka, as
+    the machine waits for every such fact (bounded), and refuses from then on."""
     play = Play(stack)
     play.step(play.state.start)
     u1 = play.step(lambda: play.state._register(agree=True, person=_unique_person(age=8)))
     before = dict(u1.headers)
     play.step(lambda: play.state._verify(u1))
-    answer = play.state.send(
-        "u1",
-        "POST",
-        "/consent/consents",
-        headers=before,
-        json={"purpose": "location", "granted": True, "shown": {"text": "Allow location?"}},
+
+    def grant(granted: bool) -> httpx.Response:
+        body = {"purpose": "marketing.price_drop", "granted": granted, "shown": {"text": "?"}}
+        return play.state.send("u1", "POST", "/consent/consents", headers=before, json=body)
+
+    refused = play.state.until(
+        "the token from before refused", 1, lambda: grant(True), lambda a: a.status_code == 403
     )
-    assert answer.status_code == 403, answer.text
+    assert refused.json()["type"].endswith("/guardian-consent-required")
+    assert grant(False).status_code == 201  # withdrawing only ever reduces processing
     play.end()

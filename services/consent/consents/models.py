@@ -10,6 +10,9 @@
   counts them (``version``).
 - ``guardianship``: which account is the guardian of which minor, from identity's
   ``guardian.linked`` events (OB-2A-4).
+- ``verified_age``: whether identity's latest real-name verification of a subject found a
+  minor (under 14), and when, from its ``verification.completed`` events: a token issued
+  before that verification still carries the flag from before (OB-2A-4).
 """
 
 from __future__ import annotations
@@ -87,3 +90,14 @@ class Guardianship(ConsentModel, table=True):
     guardian_account_id: str = Field(index=True, max_length=128)
     linked_at: datetime = Field(sa_column=timestamp_column())
     event_id: str = Field(max_length=64, description="the identity event that linked them")
+
+
+class VerifiedAge(ConsentModel, table=True):
+    """Identity's latest verification of ``subject``: a minor or not, and when."""
+
+    __tablename__ = "verified_age"
+
+    subject: str = Field(primary_key=True, max_length=128)
+    minor: bool
+    verified_at: datetime = Field(sa_column=timestamp_column())
+    event_id: str = Field(max_length=64, description="the identity event that told it")

@@ -89,6 +89,7 @@ async def change_consent(
         minor=principal.minor,
         guardian_consent=principal.guardian_consent,
         change=body,
+        token_expires_at=principal.expires_at,
     )
 
 

@@ -66,7 +66,7 @@ def consumers(context: AppContext) -> list[EventConsumer]:
 
     return [
         EventConsumer(
-            name=settings.topic(SIGN_UP_GROUP),
+            name=SIGN_UP_GROUP,
             topics=[settings.topic(IDENTITY_EVENTS)],
             database=context.database,
             bootstrap_servers=settings.kafka_bootstrap_servers,
