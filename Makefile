@@ -7,16 +7,17 @@ BIN := $(VENV)/bin
 APPS := services.identity services.orders services.consent services.transfer gateway
 PYTEST_ARGS ?=
 
-.PHONY: help run test fuzz invariants lint format compliance bench migrate kafka postgres test-services stop clean
+.PHONY: help run test fuzz invariants lint format asyncapi compliance bench migrate kafka postgres test-services stop clean
 
 help:
 	@echo "make run         start Kafka, migrate the SQLite databases, run the 4 services + gateway"
-	@echo "                 and the stand-in payment provider"
+	@echo "                 and the stand-ins: payment provider, mini-program platform, SMS"
 	@echo "make test        the whole test suite (starts Kafka and PostgreSQL when needed)"
 	@echo "make fuzz        schemathesis against every service and the gateway (FUZZ_EXAMPLES=8)"
 	@echo "make invariants  the privacy state machine, deeper than make test (INVARIANTS_EXAMPLES=20,"
 	@echo "                 INVARIANTS_STEPS=30, a new random seed each run)"
 	@echo "make lint        ruff (lint + format check) and mypy"
+	@echo "make asyncapi    regenerate asyncapi.yaml (the events' AsyncAPI 3.0) from kit/contracts.py"
 	@echo "make compliance  which policy obligations the last test run proves"
 	@echo "make bench       benchmarks, side by side, printed as figures and ratios"
 	@echo "make stop        stop the local Kafka and PostgreSQL"
@@ -52,6 +53,8 @@ run: kafka migrate
 	@echo "  consent   http://127.0.0.1:$${CONSENT_PORT:-8003}"
 	@echo "  transfer  http://127.0.0.1:$${TRANSFER_PORT:-8004}"
 	@echo "  payment   http://127.0.0.1:$${PAYMENT_PROVIDER_PORT:-8005}   (stand-in provider ptn_standin)"
+	@echo "  platform  http://127.0.0.1:$${MINI_PLATFORM_PORT:-8006}   (stand-in mini-program platform)"
+	@echo "  sms       .run/data/sms/outbox.log   (stand-in SMS gateway: the codes sent)"
 	@echo "  kafka     $$(bash deploy/kafka/kafka.sh bootstrap)"
 	@echo "  each service: /healthz /readyz /metrics /docs     Ctrl-C stops the apps"
 	@echo
@@ -80,6 +83,9 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy kit gateway services tests bench
+
+asyncapi: $(BIN)/.installed
+	$(BIN)/python -m kit.asyncapi > asyncapi.yaml
 
 format: $(BIN)/.installed
 	$(BIN)/ruff check --fix .

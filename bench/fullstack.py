@@ -37,8 +37,11 @@ does not charge its few requests the background.
 
 Goals (issue 22, item 2): owner read through the gateway >= 0.5 of the anchor; placing an
 order >= 0.3 of the minimal insert app; <= 3 core-ms per owner read and 6 per order across
-all processes; p99 at c32 within 5x of p50. PostgreSQL only so far (the SQLite rows of the
-issue are not built yet).
+all processes; p99 at c32 within 5x of p50.
+
+All of it runs twice (``--backends``): the suite on PostgreSQL, then on SQLite files
+(``make run``'s default), each pass with its own users and its own anchor run on
+PostgreSQL; a SQLite row names its ratio to the PostgreSQL row beside it.
 """
 
 from __future__ import annotations
@@ -517,6 +520,7 @@ async def fill_anchor(url: str, world: World, master: bytes, key: SigningKey) ->
 
 @dataclass(frozen=True)
 class Run:
+    backend: str  # "PostgreSQL" or "SQLite": the suite's databases
     label: str
     connections: int
     result: WrkResult
@@ -551,7 +555,14 @@ def post_script(
 
 
 async def measure_one(
-    meter: Meter, label: str, url: str, script: str, *, connections: int, seconds: float
+    meter: Meter,
+    label: str,
+    url: str,
+    script: str,
+    *,
+    connections: int,
+    seconds: float,
+    backend: str = "PostgreSQL",
 ) -> Run:
     await asyncio.to_thread(
         wrk,
@@ -578,11 +589,11 @@ async def measure_one(
         name: max(used - meter.idle.get(name, 0.0) * elapsed, 0.0) * 1000 / requests
         for name, used in spent(before, after).items()
     }
-    run = Run(label, connections, result, cpu)
+    run = Run(backend, label, connections, result, cpu)
     print(
-        f"   {label} c{connections}: {result.rps:,.0f} req/s, p50 {result.p50_ms:.1f} ms, "
-        f"p99 {result.p99_ms:.1f} ms, {run.core_ms:.1f} core-ms/req, errors "
-        f"{result.errors}",
+        f"   {backend}, {label} c{connections}: {result.rps:,.0f} req/s, "
+        f"p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms, "
+        f"{run.core_ms:.1f} core-ms/req, errors {result.errors}",
         flush=True,
     )
     return run
@@ -641,6 +652,9 @@ def profiling(
                 )
 
 
+BACKENDS: Final = ("PostgreSQL", "SQLite")
+
+
 async def measure(
     postgres: LocalPostgres,
     bootstrap: str,
@@ -650,12 +664,46 @@ async def measure(
     connections: Sequence[int],
     profile: Path | None,
     only: Sequence[str] = (),
+    backends: Sequence[str] = BACKENDS,
+) -> list[Run]:
+    """Every run on each of ``backends`` in turn: the suite on PostgreSQL databases, then on
+    SQLite files (``make run``'s default); the anchor runs on PostgreSQL in each pass, so
+    each backend's ratios compare figures of one pass."""
+    runs: list[Run] = []
+    for backend in backends:
+        print(f"   the suite on {backend}", flush=True)
+        runs += await measure_backend(
+            postgres,
+            bootstrap,
+            backend=backend,
+            users=users,
+            seconds=seconds,
+            connections=connections,
+            profile=profile,
+            only=only,
+        )
+    return runs
+
+
+async def measure_backend(
+    postgres: LocalPostgres,
+    bootstrap: str,
+    *,
+    backend: str,
+    users: int,
+    seconds: float,
+    connections: Sequence[int],
+    profile: Path | None,
+    only: Sequence[str] = (),
 ) -> list[Run]:
     runs: list[Run] = []
+    sqlite = backend == "SQLite"
     with tempfile.TemporaryDirectory(prefix="bench-fullstack-") as scratch_name:
         scratch = Path(scratch_name)
         async with (
-            running_suite(postgres=postgres, bootstrap_servers=bootstrap, log_dir=scratch) as suite,
+            running_suite(
+                postgres=postgres, bootstrap_servers=bootstrap, log_dir=scratch, sqlite=sqlite
+            ) as suite,
             postgres.database() as anchor_url,
         ):
             print(f"   suite up; making {users} users with {ORDERS_EACH} orders each", flush=True)
@@ -683,6 +731,7 @@ async def measure(
                     databases=[
                         make_url(u).database or ""
                         for u in (*suite.database_urls.values(), anchor_url)
+                        if not u.startswith("sqlite")
                     ],
                 )
                 await meter.measure_idle(IDLE_S)
@@ -730,11 +779,19 @@ async def measure(
                     for c in connections:
                         spied = {n: pids[n] for n in ("gateway", "orders", "consent")}
                         name = label.replace(", ", "-").replace(" ", "-") + f"-c{c}"
+                        if sqlite:
+                            name += "-sqlite"
                         wanted = profile if label in profiled and c == max(connections) else None
                         with profiling(spied, wanted, name, seconds):
                             runs.append(
                                 await measure_one(
-                                    meter, label, base, script, connections=c, seconds=seconds
+                                    meter,
+                                    label,
+                                    base,
+                                    script,
+                                    connections=c,
+                                    seconds=seconds,
+                                    backend=backend,
                                 )
                             )
     return runs
@@ -749,6 +806,29 @@ def _cpu_text(run: Run) -> str:
 
 
 def rows(runs: Sequence[Run]) -> list[Row]:
+    """Each backend's rows; a SQLite row also says how it compares with PostgreSQL's."""
+    out: list[Row] = []
+    postgres = {(r.label, r.connections): r for r in runs if r.backend == "PostgreSQL"}
+    for backend in dict.fromkeys(r.backend for r in runs):
+        mine = [r for r in runs if r.backend == backend]
+        out += _backend_rows(backend, mine, postgres if backend != "PostgreSQL" else {})
+    return out
+
+
+def _versus(run: Run, other: Run | None) -> str:
+    if other is None:
+        return ""
+    return (
+        f"; x{run.result.rps / other.result.rps:.2f} of PostgreSQL's req/s, "
+        f"x{run.core_ms / other.core_ms:.2f} its core-ms"
+        if other.result.rps and other.core_ms
+        else ""
+    )
+
+
+def _backend_rows(
+    backend: str, runs: Sequence[Run], postgres: Mapping[tuple[str, int], Run]
+) -> list[Row]:
     by = {(r.label, r.connections): r for r in runs}
     top = max(r.connections for r in runs)
     out: list[Row] = []
@@ -765,7 +845,7 @@ def rows(runs: Sequence[Run]) -> list[Row]:
                 out.append(
                     Row(
                         "9",
-                        f"full stack, {anchor_label}, PostgreSQL, wrk -c{c}",
+                        f"full stack, {anchor_label} (PostgreSQL), {backend} pass, wrk -c{c}",
                         f"{anchor.result.rps:,.0f} req/s, p50 {anchor.result.p50_ms:.1f} / p99 "
                         f"{anchor.result.p99_ms:.1f} ms",
                         f"{anchor.core_ms:.2f} core-ms/req ({_cpu_text(anchor)})",
@@ -788,11 +868,12 @@ def rows(runs: Sequence[Run]) -> list[Row]:
                 out.append(
                     Row(
                         "9",
-                        f"full stack, {label} {via}, PostgreSQL, wrk -c{c}",
+                        f"full stack, {label} {via}, {backend}, wrk -c{c}",
                         f"{run.result.rps:,.0f} req/s, p50 {run.result.p50_ms:.1f} / p99 "
                         f"{run.result.p99_ms:.1f} ms; {run.core_ms:.2f} core-ms/req "
                         f"({_cpu_text(run)})",
-                        f"{ratio:.2f} of {anchor_label.split(', ')[1]}",
+                        f"{ratio:.2f} of {anchor_label.split(', ')[1]}"
+                        + _versus(run, postgres.get((run.label, c))),
                         goal_text,
                         all(checks),
                     )
@@ -801,7 +882,7 @@ def rows(runs: Sequence[Run]) -> list[Row]:
                     out.append(
                         Row(
                             "9",
-                            f"{label} {via} -c{c}: wrk errors or non-2xx",
+                            f"{label} {via}, {backend}, -c{c}: wrk errors or non-2xx",
                             f"{run.result.errors:,}",
                             "",
                             "0",
@@ -824,6 +905,7 @@ def run(
     connections: Sequence[int] = (8, 32),
     profile: Path | None = None,
     only: Sequence[str] = (),
+    backends: Sequence[str] = BACKENDS,
 ) -> list[Row]:
     if not bootstrap:
         kafka = LocalKafka()
@@ -843,6 +925,7 @@ def run(
             connections=connections,
             profile=profile,
             only=only,
+            backends=backends,
         )
     )
     return rows(runs)
@@ -872,6 +955,11 @@ def main() -> None:
         default=[],
         help="only the runs whose label holds this word (repeatable; a row needs its anchor)",
     )
+    parser.add_argument(
+        "--backends",
+        default=",".join(BACKENDS),
+        help="the suite's databases, in turn: PostgreSQL, SQLite or both (comma-separated)",
+    )
     args = parser.parse_args()
     if args.command == "serve":
         uvicorn.run(
@@ -891,6 +979,7 @@ def main() -> None:
         connections=[int(c) for c in args.connections.split(",")],
         profile=args.profile,
         only=args.only,
+        backends=[b for b in BACKENDS if b.lower() in args.backends.lower().split(",")],
     ):
         print(
             " | ".join(

@@ -35,6 +35,7 @@ from kit.kafka import TopicSpec, ensure_topics, new_producer
 from kit.migrations import upgrade
 from kit.testing import LocalKafka, LocalPostgres, delete_topics, eventually
 from services.consent.ledger import service
+from services.consent.ledger.consumers import BATCH_LINGER_S
 
 SUBJECTS: Final = 64
 EVENTS_PER_S_GOAL: Final = 5_000
@@ -83,6 +84,7 @@ def ledger_consumer(
         bootstrap_servers=bootstrap,
         handler=handle,
         batch_handler=handle_batch if batched else None,
+        batch_linger_s=BATCH_LINGER_S if batched else 0.0,
     )
 
 

@@ -29,7 +29,7 @@ class Settings(ConsentViewSettings):
     cors_max_age_s: int = Field(
         default=600, ge=0, description="how long a browser may reuse a preflight's answer"
     )
-    # operations: /readyz, /metrics and the OpenAPI pages, never on the public origin ---
+    # operations: /readyz, /metrics and /docs, never on the public origin ----------------
     ops_host: str = Field(
         default="127.0.0.1", description="where the operations routes listen (not public)"
     )
@@ -38,7 +38,7 @@ class Settings(ConsentViewSettings):
         ge=0,
         le=65535,
         description="port of /readyz, /metrics, /docs and /openapi.json (0: any free port); "
-        "the public port answers only a bare /healthz",
+        "the public port answers a bare /healthz and the client-facing /openapi.json",
     )
     # upstreams ------------------------------------------------------------------------
     upstream_identity_url: str = "http://127.0.0.1:8001"

@@ -15,7 +15,12 @@ In order, each step refusing with problem+json (and counted in
    by the scope; ``X-Purpose`` naming another is refused (403, OB-3-2); a partner only
    under its registered purposes (403 ``purpose-not-allowed``, OB-3-1);
 6. consent: an additional or separate purpose needs the user's consent (403
-   ``consent_required``, OB-0-1); basic purposes never ask (OB-0-2);
+   ``consent-required``, OB-0-1); basic purposes never ask (OB-0-2);
+6b. restriction and legal hold (:mod:`kit.restriction`): a user who restricted the
+   purpose, or a data category the route's resource shows that purpose, is refused (403
+   ``processing-restricted``, OB-L-2); data of a deleted account under a legal hold is
+   storage-only (403 ``storage-only``, OB-L-5): for the user's own calls before the
+   upstream, for anyone else's once the response names its owner (nothing is passed on);
 7. policy renewal: a user who agreed to an older policy than the newest major version, or
    to none, gets ``X-Policy-Renewal-Required`` and a ``Link``; every route but those
    ``policy/routes.yaml`` marks ``during_renewal: open`` (the policy itself and the user's
@@ -71,6 +76,7 @@ from kit.clock import china_today
 from kit.errors import PROBLEM_JSON, DomainError, problem
 from kit.field_filter import FieldFilter
 from kit.observability import request_id_var
+from kit.restriction import Restrictions
 from kit.revocation import Revocations
 
 __all__ = ["ACCESS_EVENTS", "REFUSALS", "Gateway", "router"]
@@ -398,9 +404,61 @@ def _check_consent(call: Call, route: Route, principal: Principal, purpose: str)
             403,
             "consent_required",
             f"this function needs your consent to the purpose {purpose}",
-            code="consent_required",
+            code="consent-required",
             purpose=purpose,
         )
+
+
+def _check_restricted(
+    call: Call, gateway: Gateway, route: Route, subject: str, purpose: str
+) -> None:
+    restrictions: Restrictions = call.app.state.restrictions
+    if subject not in restrictions:  # nothing restricted: no categories to work out
+        return
+    catalogue = gateway.context.catalogue
+    categories: set[str] = set()
+    if route.resource is not None:
+        categories = {
+            catalogue.field_policy(route.resource, name).category
+            for name in catalogue.visible_fields(route.resource, purpose)
+        }
+    refused = restrictions.refusal(subject, purpose, categories)
+    if refused is not None:
+        raise Refused(
+            refused.status,
+            refused.code.replace("-", "_"),
+            refused.detail,
+            code=refused.code,
+            **refused.extra,
+        )
+
+
+def _check_caller(
+    call: Call, gateway: Gateway, route: Route, principal: Principal, purpose: str
+) -> None:
+    """The caller's consent, and for a user their own restrictions, before the upstream."""
+    _check_consent(call, route, principal, purpose)
+    if principal.kind == "user":
+        _check_restricted(call, gateway, route, principal.subject, purpose)
+
+
+def _check_owner(
+    call: Call,
+    gateway: Gateway,
+    route: Route,
+    principal: Principal | None,
+    *,
+    purpose: str,
+    parsed: Any,
+) -> None:
+    """Someone else's call: refused once the response names a restricted or held owner."""
+    if principal is not None and principal.kind == "user":
+        return  # checked before the upstream
+    owner = (
+        parsed.get(route.owner_field) if route.owner_field and isinstance(parsed, dict) else None
+    )
+    if isinstance(owner, str) and owner:
+        _check_restricted(call, gateway, route, owner, purpose)
 
 
 def _check_ceased(facts: PolicyFacts, purpose: str, today: date) -> None:
@@ -559,7 +617,7 @@ async def _handle(
     today = china_today()
     _check_ceased(call.app.state.policy_facts, purpose, today)
     if principal is not None:
-        _check_consent(call, route, principal, purpose)
+        _check_caller(call, gateway, route, principal, purpose)
         _check_renewal(call, gateway, principal, route, extra_headers, today=today)
     _check_request_fields(gateway, route, purpose, body, call.header("content-type", "") or "")
 
@@ -640,6 +698,7 @@ async def _filter_answer(
         raise Refused(
             502, "unfilterable_response", "the upstream answer cannot be filtered"
         ) from None
+    _check_owner(call, gateway, route, principal, purpose=purpose, parsed=parsed)
     result = gateway.fields.filter(parsed, resource=route.resource, purpose=purpose)
     removed, masked = _filtered_series(route.resource, purpose)
     if result.removed:

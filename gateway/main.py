@@ -14,8 +14,9 @@ tests may replace both) and the consumer of the privacy center's decisions
 (``app.state.revocations``, :mod:`kit.revocation`). Everything outside the
 gateway's own bare ``/healthz`` and the well-known metadata goes through
 :mod:`gateway.handler`, straight from the app's ASGI entry (:mod:`gateway.entry`), not
-through FastAPI's routing. The gateway is the public origin: its ``/readyz``, ``/metrics``
-and OpenAPI (``/docs``, ``/openapi.json``) are served on the separate operations port
+through FastAPI's routing. Its OpenAPI (``/openapi.json``) is the routes as a client sees
+them (:mod:`gateway.openapi`), on both ports. The gateway is the public origin: its
+``/readyz``, ``/metrics`` and ``/docs`` are served on the separate operations port
 (``GATEWAY_OPS_HOST``, ``GATEWAY_OPS_PORT``; :mod:`kit.operations`), started and stopped
 with the app; ``app.state.ops_port`` is the port it listens on.
 """
@@ -25,6 +26,7 @@ from __future__ import annotations
 import functools
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -36,6 +38,8 @@ from gateway.entry import GatewayApp
 from gateway.handler import Gateway
 from gateway.handler import router as gateway_router
 from gateway.limits import RateLimiter
+from gateway.openapi import gateway_openapi
+from gateway.openapi import router as openapi_router
 from gateway.policy_facts import facts_handler, load_facts, refresh_facts
 from gateway.problems import router as problems_router
 from gateway.proxy import ClientFactory, Upstreams, default_client_factory
@@ -44,6 +48,7 @@ from gateway.well_known import router as well_known_router
 from kit.app import AppContext
 from kit.app import create_app as create_kit_app
 from kit.background import BackgroundLoop, PeriodicTask
+from kit.catalogue import load_catalogue
 from kit.consent_state import ConsentStateView
 from kit.consumer import EventConsumer
 from kit.field_filter import FieldFilter
@@ -102,7 +107,7 @@ def create_app(
         loops[:] = [
             view,
             EventConsumer(
-                name=settings.topic("gateway.policy"),
+                name="gateway.policy",
                 topics=[settings.topic("consent.events")],
                 database=context.database,
                 bootstrap_servers=settings.kafka_bootstrap_servers,
@@ -135,7 +140,7 @@ def create_app(
             "The API gateway: authorisation, purpose binding, consent enforcement and "
             "minimum-necessary field filtering."
         ),
-        routers=[well_known_router, problems_router, gateway_router],
+        routers=[well_known_router, problems_router, openapi_router, gateway_router],
         consumers=background,
         on_startup=start,
         on_stopping=[flush_access_events],
@@ -143,6 +148,23 @@ def create_app(
         app_class=GatewayApp,
         public_operations=False,  # readiness, metrics and docs on the operations port
     )
+    description = app.description
+
+    def openapi() -> dict[str, Any]:
+        # The routes as a client sees them (gateway.openapi), built on the first ask.
+        if app.openapi_schema is None:
+            gateway: Gateway | None = getattr(app.state, "gateway", None)
+            # Not started (a document asked of the app alone): the same files, read now.
+            catalogue = (
+                gateway.context.catalogue if gateway else load_catalogue(settings.catalogue_path)
+            )
+            table = gateway.table if gateway else load_route_table(settings.routes_path, catalogue)
+            app.openapi_schema = gateway_openapi(
+                table, catalogue, title=app.title, version=app.version, description=description
+            )
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     if settings.cors_allow_origins:
         add_cors(app, settings)
     if isinstance(app, GatewayApp):

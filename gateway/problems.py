@@ -1,6 +1,7 @@
 """The error-code catalogue at the gateway: ``/problems`` lists every problem type the
 suite answers with, ``/problems/<code>`` documents one (title, status, meaning, what to
-do), as HTML with no script. A problem's ``type`` (``/problems/<code>``) resolves here.
+do), as HTML with no script. A problem's ``type`` (``/problems/<code>``) resolves here;
+an old spelling of a code (its ``aliases``) redirects (301) to the code's page.
 Both pages carry an ``ETag`` and ``Cache-Control`` (:mod:`kit.http_cache`) and are
 gzip-compressed like every long answer of the gateway."""
 
@@ -11,7 +12,7 @@ from html import escape
 from typing import Final
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 
 from gateway.compression import compress
 from kit.errors import NotFound
@@ -42,10 +43,15 @@ def _text(value: str) -> str:
 
 def _entry(code: str, entry: ProblemType) -> str:
     statuses = ", ".join(str(status) for status in entry.status)
+    was = "".join(
+        f'<p id="{escape(alias)}"><em>Formerly:</em> <code>{escape(alias)}</code></p>'
+        for alias in entry.aliases
+    )
     return (
         f'<dt id="{escape(code)}"><a href="/problems/{escape(code)}">{escape(code)}</a> '
         f"&mdash; {escape(entry.title)} ({statuses})</dt>"
-        f"<dd><p>{_text(entry.meaning)}</p><p><em>What to do:</em> {_text(entry.action)}</p></dd>"
+        f"<dd><p>{_text(entry.meaning)}</p><p><em>What to do:</em> {_text(entry.action)}</p>"
+        f"{was}</dd>"
     )
 
 
@@ -82,7 +88,10 @@ async def problem_types(request: Request) -> Response:
 
 @router.get("/problems/{code}", response_class=HTMLResponse, include_in_schema=False)
 async def problem_type(code: str, request: Request) -> Response:
-    entry = load_problem_catalogue().types.get(code)
+    catalogue = load_problem_catalogue()
+    entry = catalogue.types.get(code)
+    if entry is None and code in catalogue.aliases:  # an old spelling: the code's own page
+        return RedirectResponse(f"/problems/{catalogue.aliases[code]}", status_code=301)
     if entry is None:
         raise NotFound(f"no problem type {code!r}: see /problems")
     body = f'<dl>{_entry(code, entry)}</dl><p><a href="/problems">All problem types</a></p>'

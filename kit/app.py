@@ -5,7 +5,8 @@ start; a bad one stops start-up), the database, the outbox relay and any consume
 and stopped with the app), problem+json errors, request ids, JSON logs, ``/metrics``,
 a token verifier over identity's JWKS (``app.state.token_verifier``; identity replaces
 it with its own keys), the subjects identity revoked (``app.state.revocations``, learnt
-from ``identity.events`` and pruned; :mod:`kit.revocation`), ``/healthz`` (alive) and
+from ``identity.events`` and pruned; :mod:`kit.revocation`), the subjects restricted or
+under a legal hold (``app.state.restrictions``, :mod:`kit.restriction`), ``/healthz`` (alive) and
 ``/readyz`` (database reachable, outbox relay running, Kafka reachable or events safely
 queued in the outbox). With
 ``public_operations=False`` (the gateway, the public origin) the app itself answers only a
@@ -54,6 +55,8 @@ from kit.kafka import TopicSpec, configure_cluster, kafka_reachable
 from kit.observability import RequestContextMiddleware, configure_logging
 from kit.openapi import install_access_documentation
 from kit.outbox import EventWriter, OutboxRelay, outbox_stats
+from kit.restriction import TOPIC as RESTRICTIONS_TOPIC
+from kit.restriction import Restrictions, RestrictionView
 from kit.revocation import Revocations, load_revocations, revocation_loops
 from kit.settings import EncryptingSettings, ServiceSettings
 
@@ -159,6 +162,8 @@ class AppContext:
     events: EventWriter
     relay: OutboxRelay
     consumers: list[BackgroundLoop] = field(default_factory=list)
+    #: Restricted and legal-hold subjects (kit.restriction), for checks in service code.
+    restrictions: Restrictions | None = None
 
     @property
     def cipher(self) -> FieldCipher:
@@ -256,6 +261,9 @@ def create_app(
         app.state.database = database
         revocations = Revocations()
         app.state.revocations = revocations  # read by kit.auth.current_principal
+        restrictions = Restrictions(catalogue)
+        app.state.restrictions = restrictions  # read by kit.auth.current_principal too
+        context.restrictions = restrictions
         jwks = JwksClient(settings.auth_jwks_url)
         app.state.token_verifier = TokenVerifier(
             issuer=settings.auth_issuer,
@@ -269,13 +277,19 @@ def create_app(
         context.consumers = [
             *(consumers(context) if consumers else ()),
             *revocation_loops(
-                name=settings.topic(f"{settings.service_name}.revocations"),
+                name=f"{settings.service_name}.revocations",
                 topic=settings.topic("identity.events"),
                 database=database,
                 bootstrap_servers=settings.kafka_bootstrap_servers,
                 revocations=revocations,
                 keep_s=settings.revocation_keep_s,
                 refresh_s=settings.revocation_refresh_s,
+            ),
+            RestrictionView(
+                bootstrap_servers=settings.kafka_bootstrap_servers,
+                topic=settings.topic(RESTRICTIONS_TOPIC),
+                restrictions=restrictions,
+                name=f"{settings.service_name}.restrictions",
             ),
         ]
         for consumer in context.consumers:

@@ -98,6 +98,7 @@ class Scope(StrEnum):
     ADMIN_TRANSFERS = "admin:transfers"
     ADMIN_RIGHTS = "admin:rights"
     SUPPORT_READ = "support:read"
+    SUPPORT_WRITE = "support:write"
     SECURITY_READ = "security:read"
     # partners
     PARTNER_LOGISTICS = "partner:logistics"
@@ -137,7 +138,7 @@ STAFF_ROLE_SCOPES: Final[dict[str, frozenset[Scope]]] = {
     ),
     # goods, prices, discounts and sale areas: the shop's catalogue, no partner or policy
     "catalogue_manager": frozenset({Scope.ADMIN_CATALOGUE}),
-    "customer_service": frozenset({Scope.SUPPORT_READ}),
+    "customer_service": frozenset({Scope.SUPPORT_READ, Scope.SUPPORT_WRITE}),
     "security": frozenset({Scope.SECURITY_READ}),
 }
 
@@ -683,6 +684,9 @@ class Principal(BaseModel):
     purposes: frozenset[str] = frozenset()
     token_id: str
     expires_at: int
+    #: When the user last signed in with their password (OIDC ``auth_time``); a refreshed
+    #: token keeps its login's. None for tokens that carry none.
+    auth_time: int | None = None
 
     def has(self, scope: Scope | str) -> bool:
         return str(scope) in self.scopes
@@ -726,6 +730,11 @@ class Principal(BaseModel):
             raise InvalidToken("invalid claim: jti")
         if isinstance(exp, bool) or not isinstance(exp, int | float) or not math.isfinite(exp):
             raise InvalidToken("invalid claim: exp")
+        auth_time = claims.get("auth_time")
+        if auth_time is not None and (
+            isinstance(auth_time, bool) or not isinstance(auth_time, int)
+        ):
+            raise InvalidToken("invalid claim: auth_time")
         return cls(
             subject=subject,
             kind=kind,
@@ -734,6 +743,7 @@ class Principal(BaseModel):
             purposes=frozenset(purposes),
             token_id=token_id,
             expires_at=int(exp),
+            auth_time=auth_time,
             **flags,
         )
 
@@ -957,6 +967,12 @@ async def current_principal(
     revocations = getattr(request.app.state, "revocations", None)  # kit.revocation
     if revocations is not None and revocations.is_revoked(principal.subject):
         raise InvalidToken(REVOKED_DETAIL)
+    # A user's restriction or legal hold (kit.restriction, OB-L-2, OB-L-5): the purpose
+    # the gateway forwarded is refused here too, for a caller behind the gateway's back.
+    restrictions = getattr(request.app.state, "restrictions", None)
+    purpose = request.headers.get("x-purpose")
+    if principal.kind == "user" and restrictions is not None and purpose:
+        restrictions.check(principal.subject, purpose)
     return principal
 
 

@@ -30,6 +30,7 @@ from sqlmodel import SQLModel
 
 from kit.app import AppContext
 from kit.consumer import EventConsumer, Handler
+from kit.contracts import CessationApplied
 from kit.errors import DomainError
 from kit.events import Event
 from kit.outbox import EventWriter
@@ -100,13 +101,13 @@ def applied(
         subject=cessation.cessation_id,
         purpose=cessation.purpose,
         categories=categories,
-        data={
-            "cessation_id": cessation.cessation_id,
-            "purpose": cessation.purpose,
-            "effective_date": cessation.effective_date.isoformat(),
-            "stopped": sorted(set(stopped)),
-            "counts": dict(sorted(counts.items())),
-        },
+        data=CessationApplied(
+            cessation_id=cessation.cessation_id,
+            purpose=cessation.purpose,
+            effective_date=cessation.effective_date.isoformat(),
+            stopped=sorted(set(stopped)),
+            counts=dict(sorted(counts.items())),
+        ),
     )
 
 

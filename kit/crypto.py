@@ -32,6 +32,10 @@
 - Unwrapped data keys are cached in ``session.info`` only until the session's current
   transaction (or savepoint) ends, never across sessions, so a shred made elsewhere takes
   effect at the next transaction.
+- A read without a session (``Database.reads``, Core statements) selects the subject's
+  key row with its data (:data:`SUBJECT_KEY_COLUMNS`, joined on the subject) and decrypts
+  with :meth:`FieldCipher.opener`: the same checks and errors as :meth:`FieldCipher.decrypt`,
+  the key unwrapped once for all the fields of the rows read.
 """
 
 from __future__ import annotations
@@ -59,9 +63,12 @@ from kit.errors import DomainError
 from kit.models import SubjectKey, utcnow
 
 __all__ = [
+    "SUBJECT_KEYS",
+    "SUBJECT_KEY_COLUMNS",
     "TOKEN_PREFIX",
     "DecryptionFailed",
     "FieldCipher",
+    "FieldOpener",
     "SubjectKeyShredded",
     "rotate_master_key",
 ]
@@ -113,6 +120,69 @@ def _check_context(context: str) -> None:
         raise ValueError("context must be a non-empty field name without '|'")
 
 
+def _ciphertext(token: str) -> bytes:
+    """The nonce, ciphertext and tag of a token; :class:`DecryptionFailed` if malformed."""
+    if not token.startswith(TOKEN_PREFIX):
+        raise DecryptionFailed("the encrypted value is not a recognised token")
+    try:
+        raw = _b64decode(token[len(TOKEN_PREFIX) :])
+    except ValueError as exc:
+        raise DecryptionFailed("the encrypted value is not a recognised token") from exc
+    if len(raw) < NONCE_BYTES + TAG_BYTES:
+        raise DecryptionFailed("the encrypted value is truncated")
+    return raw
+
+
+def _open(aead: AESGCM, raw: bytes, aad: bytes) -> str:
+    try:
+        plaintext = aead.decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], aad)
+    except InvalidTag as exc:
+        raise DecryptionFailed(
+            "the encrypted value failed authentication (tampered, or not for this "
+            "field and subject)"
+        ) from exc
+    return plaintext.decode("utf-8")
+
+
+#: The ``subject_key`` table, for Core reads that join it (:data:`SUBJECT_KEY_COLUMNS`).
+SUBJECT_KEYS: Final = SubjectKey.__table__  # type: ignore[attr-defined]
+#: What a Core read selects beside a subject's data (outer-joined on the subject) to give
+#: :meth:`FieldCipher.opener` the key: whether the row exists, the wrapped key, its version.
+SUBJECT_KEY_COLUMNS: Final = (
+    SUBJECT_KEYS.c.subject.label("subject_key_subject"),
+    SUBJECT_KEYS.c.wrapped_key.label("subject_key_wrapped"),
+    SUBJECT_KEYS.c.key_version.label("subject_key_version"),
+)
+
+
+class FieldOpener:
+    """Decrypts one subject's values with the key row read beside them; the key is
+    unwrapped at the first value (a subject without a key or with a shredded one raises
+    only when there is something to decrypt, as :meth:`FieldCipher.decrypt` does)."""
+
+    def __init__(self, cipher: FieldCipher, subject: str, row: Any) -> None:
+        self._cipher = cipher
+        self.subject = subject
+        self._found = row.subject_key_subject is not None
+        self._wrapped: bytes | None = row.subject_key_wrapped
+        self._version: int = row.subject_key_version or 0
+        self._aead: AESGCM | None = None
+
+    def decrypt(self, token: str, *, context: str) -> str:
+        _check_context(context)
+        raw = _ciphertext(token)
+        if self._aead is None:
+            if not self._found:
+                raise DecryptionFailed("no encryption key exists for this subject")
+            if self._wrapped is None:
+                raise SubjectKeyShredded(
+                    "this data was erased: the subject's encryption key was shredded"
+                )
+            key = self._cipher._unwrap(self.subject, self._wrapped, self._version)
+            self._aead = AESGCM(key)
+        return _open(self._aead, raw, FieldCipher._aad(context, self.subject))
+
+
 def _forget_keys(session: Session, _transaction: Any) -> None:
     """Drop cached data keys whenever a transaction or savepoint of the session ends."""
     session.info.pop(_CACHE, None)
@@ -151,25 +221,14 @@ class FieldCipher:
         """The value in ``token``. Raises :class:`SubjectKeyShredded` if the subject's key
         was shredded and :class:`DecryptionFailed` if the token does not authenticate."""
         _check_context(context)
-        if not token.startswith(TOKEN_PREFIX):
-            raise DecryptionFailed("the encrypted value is not a recognised token")
-        try:
-            raw = _b64decode(token[len(TOKEN_PREFIX) :])
-        except ValueError as exc:
-            raise DecryptionFailed("the encrypted value is not a recognised token") from exc
-        if len(raw) < NONCE_BYTES + TAG_BYTES:
-            raise DecryptionFailed("the encrypted value is truncated")
+        raw = _ciphertext(token)
         key = await self._data_key(session, subject=subject, create=False)
-        try:
-            plaintext = AESGCM(key).decrypt(
-                raw[:NONCE_BYTES], raw[NONCE_BYTES:], self._aad(context, subject)
-            )
-        except InvalidTag as exc:
-            raise DecryptionFailed(
-                "the encrypted value failed authentication (tampered, or not for this "
-                "field and subject)"
-            ) from exc
-        return plaintext.decode("utf-8")
+        return _open(AESGCM(key), raw, self._aad(context, subject))
+
+    def opener(self, subject: str, row: Any) -> FieldOpener:
+        """A decrypter of ``subject``'s values, given a row that selected
+        :data:`SUBJECT_KEY_COLUMNS` joined on that subject (no session: a Core read)."""
+        return FieldOpener(self, subject, row)
 
     async def shred(self, session: AsyncSession, *, subject: str) -> bool:
         """Erase ``subject``'s data key, leaving a tombstone. Returns whether a key existed.

@@ -12,9 +12,19 @@
   lock, so a read is never queued behind a writer (WAL readers see the last commit); writes
   begin IMMEDIATE, so a writer waits for the lock instead of failing when its read turns
   into a write.
+- :meth:`Database.reads` is for reads that need no session: a plain connection for Core
+  statements (rows, no ORM objects, no unit of work). On PostgreSQL it runs in autocommit:
+  no ``BEGIN``/``COMMIT`` round trips, and each statement sees the last commit, as it does
+  inside a READ COMMITTED transaction; on SQLite its statements share one DEFERRED
+  transaction (one snapshot, no write lock). Build each statement once (a module constant
+  with ``bindparam``): SQLAlchemy then neither rebuilds its cache key nor recompiles it.
 - On PostgreSQL the pool keeps ``pool_size`` connections open and opens at most
   ``max_overflow`` more (default none): overflow connections are closed as soon as they are
   returned, so under load they would open and close a server process per request.
+  A connection is pinged at checkout only when it sat in the pool for
+  :data:`PING_AFTER_IDLE_S` or more (one that failed is replaced, as ``pool_pre_ping``
+  does): under load a connection comes back within milliseconds, and a ping on every
+  checkout was three round trips (``BEGIN``, ``;``, ``ROLLBACK``) per request.
 - Every engine hides bound parameters (``hide_parameters=True``): a failed statement's
   exception text names the statement, never its values, so no personal value reaches a log
   line or a dead-letter record's headers through an error message.
@@ -22,6 +32,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -41,7 +52,9 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -134,6 +147,9 @@ def is_sqlite(url: str) -> bool:
 READS_ONLY: Final = "kit_reads_only"  # execution option of a read session's connections
 DEFAULT_POOL_SIZE: Final = 10
 DEFAULT_MAX_OVERFLOW: Final = 0
+#: A pooled PostgreSQL connection idle this long is pinged before it is handed out.
+PING_AFTER_IDLE_S: Final = 1.0
+_RETURNED_AT: Final = "kit_returned_at"  # pool record info: when the connection came back
 
 
 def create_engine(
@@ -142,18 +158,21 @@ def create_engine(
     echo: bool = False,
     pool_size: int = DEFAULT_POOL_SIZE,
     max_overflow: int = DEFAULT_MAX_OVERFLOW,
+    ping_after_idle_s: float = PING_AFTER_IDLE_S,
 ) -> AsyncEngine:
     """An async engine for SQLite (aiosqlite) or PostgreSQL (asyncpg; ``pool_size`` kept
-    open, ``max_overflow`` more at most)."""
+    open, ``max_overflow`` more at most, a connection idle ``ping_after_idle_s`` pinged
+    before use)."""
     if not is_sqlite(url):
-        return create_async_engine(
+        server = create_async_engine(
             url,
             echo=echo,
             hide_parameters=True,
             pool_size=pool_size,
             max_overflow=max_overflow,
-            pool_pre_ping=True,
         )
+        _ping_when_idle(server, ping_after_idle_s)
+        return server
     in_memory = make_url(url).database in (None, "", ":memory:")
     engine = create_async_engine(
         url,
@@ -185,6 +204,27 @@ def create_engine(
     return engine
 
 
+def _ping_when_idle(engine: AsyncEngine, idle_s: float) -> None:
+    """``pool_pre_ping`` for connections that sat idle for ``idle_s`` or more only
+    (SQLAlchemy's recipe: a failed ping raises ``DisconnectionError`` and the pool replaces
+    the connection)."""
+    dialect = engine.sync_engine.dialect
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _returned(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_RETURNED_AT] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        returned = record.info.get(_RETURNED_AT)
+        if returned is None or time.monotonic() - returned < idle_s:
+            return  # just opened, or back from a request a moment ago
+        try:
+            dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            raise DisconnectionError("the pooled connection failed its ping") from exc
+
+
 class Database:
     """An app's engine, its session factory, and the listeners told after each commit."""
 
@@ -195,12 +235,25 @@ class Database:
         echo: bool = False,
         pool_size: int = DEFAULT_POOL_SIZE,
         max_overflow: int = DEFAULT_MAX_OVERFLOW,
+        ping_after_idle_s: float = PING_AFTER_IDLE_S,
     ) -> None:
         self.url = url
-        self.engine = create_engine(url, echo=echo, pool_size=pool_size, max_overflow=max_overflow)
+        self.engine = create_engine(
+            url,
+            echo=echo,
+            pool_size=pool_size,
+            max_overflow=max_overflow,
+            ping_after_idle_s=ping_after_idle_s,
+        )
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
         self.read_sessionmaker = async_sessionmaker(
             self.engine.execution_options(**{READS_ONLY: True}), expire_on_commit=False
+        )
+        self._sqlite = is_sqlite(url)
+        self._reads_engine = (
+            self.engine.execution_options(**{READS_ONLY: True})
+            if self._sqlite
+            else self.engine.execution_options(isolation_level="AUTOCOMMIT")
         )
         self._after_commit: list[Callable[[AsyncSession], None]] = []
 
@@ -227,6 +280,17 @@ class Database:
             for listener in self._after_commit:
                 listener(session)
 
+    @asynccontextmanager
+    async def reads(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for Core statements that only read (no session, no ORM objects):
+        autocommit on PostgreSQL, one DEFERRED transaction on SQLite (see the module)."""
+        async with self._reads_engine.connect() as connection:
+            if self._sqlite:
+                async with connection.begin():
+                    yield connection
+            else:
+                yield connection
+
     async def ping(self) -> None:
         async with self.engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
@@ -250,5 +314,12 @@ async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
+async def get_reads(request: Request) -> AsyncIterator[AsyncConnection]:
+    async with get_database(request).reads() as connection:
+        yield connection
+
+
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session, scope="function")]
+#: A connection for Core reads (:meth:`Database.reads`), for routes that only read.
+ReadsDep = Annotated[AsyncConnection, Depends(get_reads, scope="function")]

@@ -19,6 +19,7 @@ from typing import Any, Final, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from kit.contracts import EventData, as_data
 from kit.errors import DomainError
 
 EVENT_TYPE_PREFIX = "com.signature."
@@ -172,13 +173,15 @@ def new_event(
     type: str,
     subject: str,
     purpose: str,
-    data: Mapping[str, Any] | None = None,
+    data: EventData | Mapping[str, Any] | None = None,
     categories: Iterable[str] = (),
     personal_fields: frozenset[str] = frozenset(),
     event_id: str | None = None,
 ) -> Event:
-    """Build a validated event; raise :class:`PersonalDataInEvent` if ``data`` holds any."""
-    payload = dict(data or {})
+    """Build a validated event; raise :class:`PersonalDataInEvent` if ``data`` holds any.
+    ``data`` given as its type's contract model (:mod:`kit.contracts`) is checked to be
+    that model (:class:`~kit.contracts.UnknownEventType` otherwise)."""
+    payload = as_data(type, data) if isinstance(data, EventData) else dict(data or {})
     problems = find_personal_data(payload, personal_fields=personal_fields)
     if problems:
         raise PersonalDataInEvent("events may not carry personal data: " + "; ".join(problems))

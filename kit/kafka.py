@@ -2,7 +2,9 @@
 
 - :func:`new_producer`: idempotent (``enable_idempotence``, hence ``acks=all``), keyed by
   subject so one subject's events stay in one partition, in order.
-- :func:`new_consumer`: a consumer-group member with manual offset commits.
+- :func:`new_consumer`: a consumer-group member with manual offset commits; its group is
+  named behind the deployment's prefix (``KafkaCluster.group_prefix``, the topic prefix),
+  so two deployments or test runs sharing a broker never join one group.
 - :func:`ensure_topics`: creates topics that do not exist yet (compacted ones included).
 - :func:`kafka_reachable`: a cheap probe for readiness checks.
 - :func:`configure_cluster`: how this process reaches its cluster (TLS, SASL/SCRAM) and the
@@ -45,6 +47,10 @@ class KafkaCluster:
     ssl_ca_file: Path | None = None
     replication_factor: int = 1
     min_insync_replicas: int = 1
+    #: Prepended to every consumer group id: the deployment's topic prefix, so that
+    #: deployments (and test runs) on one broker never share a group, whose members would
+    #: rebalance against each other's subscriptions and commit each other's offsets.
+    group_prefix: str = ""
 
     def client_options(self) -> dict[str, Any]:
         """The aiokafka keyword arguments for TLS and SASL (none for PLAINTEXT)."""
@@ -160,7 +166,7 @@ def new_consumer(
         *topics,
         **_cluster.client_options(),
         bootstrap_servers=bootstrap_servers,
-        group_id=group_id,
+        group_id=f"{_cluster.group_prefix}{group_id}",
         client_id=client_id,
         enable_auto_commit=False,
         auto_offset_reset="earliest",

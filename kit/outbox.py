@@ -37,6 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import col
 
 from kit.background import BackgroundLoop
+from kit.contracts import EventData, PersonalDataProcessed
 from kit.db import Database, is_sqlite
 from kit.events import Event, kafka_record, new_event
 from kit.kafka import TopicSpec, configure_cluster, ensure_topics, new_producer
@@ -74,7 +75,7 @@ class EventWriter:
         type: str,
         subject: str,
         purpose: str,
-        data: Mapping[str, Any] | None = None,
+        data: EventData | Mapping[str, Any] | None = None,
         categories: Iterable[str] = (),
     ) -> Event:
         event = new_event(
@@ -131,7 +132,7 @@ class EventWriter:
             type=f"com.signature.{service}.personal_data.{action}.v1",
             subject=subject,
             purpose=purpose,
-            data={"actor": actor, "resource": resource, "action": action},
+            data=PersonalDataProcessed(actor=actor, resource=resource, action=action),
             categories=categories,
             personal_fields=self.personal_fields,
         )

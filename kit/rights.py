@@ -2,7 +2,8 @@
 
 The privacy center (consent) files a request and publishes
 ``com.signature.consent.rights.requested.v1`` on ``consent.events``; its ``data`` holds
-``request_id``, ``kind`` (access, correction, deletion, withdraw_all), ``deadline``,
+``request_id``, ``kind`` (access, correction, deletion, withdraw_all, restriction,
+explanation, portability), ``deadline``,
 ``participants`` and, for a correction, ``has_corrections``. Each participant named in
 ``participants`` answers on its own events topic with
 ``com.signature.<service>.rights.completed.v1`` (subject = the user), ``data``
@@ -21,8 +22,12 @@ its own for ``rights.access`` (:class:`CorrectionsFetcher`; the privacy center c
 caller with :func:`check_caller` too). A participant that corrects nothing refuses without
 fetching.
 
-Kinds a participant does not handle are answered by :func:`answer_unsupported`: ``access``
-is ``done`` (the export is fetched over HTTP), anything else refused as not supported.
+Kinds a participant does not handle itself are answered by :func:`answer_unsupported`:
+``access`` and ``portability`` are ``done`` (the export and the copy are fetched over
+HTTP); ``restriction`` is ``done`` (every app learns the restriction from the privacy
+center's compacted ``consent.restrictions`` topic and refuses processing other than
+storage, :mod:`kit.restriction`); ``explanation`` is ``done`` (the privacy center answers
+from the catalogue and the ledger); anything else is refused as not supported.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kit.auth import InsufficientScope, Principal, Scope, current_principal
 from kit.catalogue import Catalogue
 from kit.consumer import EventConsumer, Handler
+from kit.contracts import RightsCompleted
 from kit.db import Database
 from kit.errors import Forbidden
 from kit.events import Event
@@ -60,9 +66,29 @@ NOT_SUPPORTED: Final = "not supported by this service yet"
 CORRECTIONS_PATH: Final = "/rights-requests/{request_id}/corrections/{service}"
 MAX_CORRECTIONS_BYTES: Final = 64 * 1024
 
-Kind = Literal["access", "correction", "deletion", "withdraw_all"]
+Kind = Literal[
+    "access", "correction", "deletion", "withdraw_all", "restriction", "explanation", "portability"
+]
 Outcome = Literal["done", "partial", "refused"]
-KINDS: Final = frozenset({"access", "correction", "deletion", "withdraw_all"})
+KINDS: Final = frozenset(
+    {
+        "access",
+        "correction",
+        "deletion",
+        "withdraw_all",
+        "restriction",
+        "explanation",
+        "portability",
+    }
+)
+#: What a participant answers to the kinds it has nothing of its own to do for.
+ANSWERED_FOR_ALL: Final[dict[str, str]] = {
+    "access": "the export is fetched from this service",
+    "portability": "this service's part of the copy is fetched from its export",
+    "restriction": "this service refuses processing of the restricted data other than "
+    "storage until the restriction is lifted",
+    "explanation": "the privacy center explains from the catalogue and the processing ledger",
+}
 
 
 class NotAService(Forbidden):
@@ -225,15 +251,14 @@ def answer(
     reason: str | None = None,
 ) -> Event:
     """Publish ``service``'s answer through its outbox, in the caller's transaction."""
-    data: dict[str, Any] = {
-        "request_id": request.request_id,
-        "outcome": outcome,
-        "deleted": sorted(set(deleted)),
-        "anonymised": sorted(set(anonymised)),
-        "kept": [item.as_data() for item in kept],
-    }
-    if reason:
-        data["reason"] = reason
+    data = RightsCompleted(
+        request_id=request.request_id,
+        outcome=outcome,
+        deleted=sorted(set(deleted)),
+        anonymised=sorted(set(anonymised)),
+        kept=[item.as_data() for item in kept],
+        **({"reason": reason} if reason else {}),
+    )
     return events.add(
         session,
         type=completion_type(service),
@@ -246,15 +271,15 @@ def answer(
 def answer_unsupported(
     session: AsyncSession, *, events: EventWriter, service: str, request: RightsRequested
 ) -> Event:
-    """``access`` is done (the export is fetched over HTTP); anything else is refused."""
-    if request.kind == "access":
+    """The kinds of :data:`ANSWERED_FOR_ALL` are done; anything else is refused."""
+    if request.kind in ANSWERED_FOR_ALL:
         return answer(
             session,
             events=events,
             service=service,
             request=request,
             outcome="done",
-            reason="the export is fetched from this service",
+            reason=ANSWERED_FOR_ALL[request.kind],
         )
     return answer(
         session,

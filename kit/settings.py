@@ -84,7 +84,9 @@ class ServiceSettings(BaseSettings):
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     kafka_topic_partitions: int = Field(default=3, ge=1)
     kafka_topic_prefix: str = Field(
-        default="", pattern=r"^[a-z0-9._-]*$", description="prepended to every topic name"
+        default="",
+        pattern=r"^[a-z0-9._-]*$",
+        description="prepended to every topic name and consumer group id",
     )
     # Kafka for production (README "Deploying"): TLS, SASL/SCRAM, replication of new topics.
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
@@ -232,6 +234,7 @@ class ServiceSettings(BaseSettings):
             ssl_ca_file=self.kafka_ssl_ca_path,
             replication_factor=self.kafka_replication_factor,
             min_insync_replicas=self.kafka_min_insync_replicas,
+            group_prefix=self.kafka_topic_prefix,
         )
 
     def topic(self, name: str) -> str:

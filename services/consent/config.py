@@ -54,6 +54,29 @@ class Settings(EncryptingSettings):
     # with ``python -m services.identity create-service-client --name consent
     # --scope service:rights.access``); without them the export answers 503.
     rights_export_timeout_s: float = Field(default=10.0, gt=0)
+    # Portability (OB-L-4): the copy goes only to a user who signed in with their password
+    # this recently, to the destination they name over HTTPS (plain HTTP only to these
+    # hosts: a test's stand-in processor on the same machine).
+    portability_reverify_s: int = Field(
+        default=300,
+        ge=30,
+        description="a portability copy leaves only this long after the user's password sign-in",
+    )
+    portability_plain_http_hosts: list[str] = Field(
+        default=[],
+        description="hosts a portability copy may reach over plain HTTP (tests); others: HTTPS",
+    )
+    portability_timeout_s: float = Field(
+        default=10.0, gt=0, description="how long the destination has to take a copy"
+    )
 
     # Incidents: above this many affected users, a public announcement replaces notices.
     incident_announcement_threshold: int = Field(default=10_000, ge=1)
+    # National Cybersecurity Incident Reporting Measures (2025): a reportable incident is
+    # reported to the regulator within 4 hours of discovery, 1 hour for an operator of
+    # critical information infrastructure (OB-L-10).
+    critical_infrastructure_operator: bool = Field(
+        default=False,
+        description="a CII operator: a reportable incident's report is due 1 hour after "
+        "discovery instead of 4",
+    )

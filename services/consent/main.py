@@ -10,6 +10,7 @@ from kit.auth import Scope
 from kit.background import BackgroundLoop
 from kit.clock import china_today
 from kit.kafka import TopicSpec
+from kit.restriction import TOPIC as RESTRICTIONS_TOPIC
 from kit.service_token import ServiceTokenProvider
 from services.consent import models  # noqa: F401  (every table registered)
 from services.consent.config import Settings
@@ -19,6 +20,8 @@ from services.consent.incidents import consumers as incidents_consumers
 from services.consent.incidents.router import router as incidents_router
 from services.consent.ledger import consumers as ledger_consumers
 from services.consent.ledger.router import router as ledger_router
+from services.consent.lists import consumers as lists_consumers
+from services.consent.lists.router import router as lists_router
 from services.consent.policies import consumers as policies_consumers
 from services.consent.policies import service as policies_service
 from services.consent.policies.router import router as policies_router
@@ -39,6 +42,7 @@ def _consumers(context: AppContext) -> list[BackgroundLoop]:
             rights_consumers,
             ledger_consumers,
             incidents_consumers,
+            lists_consumers,
         )
         for consumer in domain.consumers(context)
     ]
@@ -104,10 +108,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             rights_export_router,
             ledger_router,
             incidents_router,
+            lists_router,
         ],
         topics=[
             TopicSpec(
                 settings.topic(settings.consent_state_topic),
+                partitions=settings.kafka_topic_partitions,
+                compacted=True,
+            ),
+            TopicSpec(
+                settings.topic(RESTRICTIONS_TOPIC),
                 partitions=settings.kafka_topic_partitions,
                 compacted=True,
             ),

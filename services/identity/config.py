@@ -45,3 +45,28 @@ class Settings(EncryptingSettings):
     authority_client_secret: SecretStr = SecretStr("")
     authority_timeout_s: float = Field(default=5.0, gt=0)
     authority_retries: int = Field(default=2, ge=0, le=5)
+
+    # SMS codes (sign-in and registration by phone): 6 digits, single use, stored only as a
+    # keyed hash. Sends are limited per phone, per account and per client address within
+    # ``sms_send_window_s``, with ``sms_resend_s`` between two sends to one phone.
+    sms_adapter: Literal["file", "http"] = "file"
+    #: the stand-in's outbox (``file``): one line per message, read by the tests and by
+    #: whoever runs ``make run``; never served by any API
+    sms_file: str = ".run/data/sms/outbox.log"
+    sms_url: str = ""
+    sms_client_id: str = ""
+    sms_client_secret: SecretStr = SecretStr("")
+    sms_timeout_s: float = Field(default=5.0, gt=0)
+    sms_code_ttl_s: int = Field(default=300, ge=30, le=900)
+    sms_code_max_tries: int = Field(default=5, ge=1, le=10)
+    sms_resend_s: int = Field(default=60, ge=1)
+    sms_send_window_s: int = Field(default=3600, ge=60)
+    sms_sends_per_phone: int = Field(default=5, ge=1)
+    sms_sends_per_address: int = Field(default=30, ge=1)
+
+    # Mini-programs: the platform's login (WeChat code2Session) and phone-number exchange.
+    # ``make run`` points them at the stand-in platform (deploy/mini_platform).
+    wechat_api_url: str = "http://127.0.0.1:8006"
+    wechat_app_id: str = "wx0standin0000001"
+    wechat_app_secret: SecretStr = SecretStr("standin-app-secret")
+    wechat_timeout_s: float = Field(default=5.0, gt=0)

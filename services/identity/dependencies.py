@@ -8,6 +8,8 @@ from fastapi import Depends, Request
 
 from kit.app import AppContext, app_context
 from services.identity.config import Settings
+from services.identity.mini_program.platform import MiniProgramPlatform
+from services.identity.sms.sender import SmsSender
 from services.identity.verification.authority import AuthorityAdapter
 
 
@@ -21,6 +23,16 @@ async def authority(request: Request) -> AuthorityAdapter:
     return adapter
 
 
+async def sms_sender(request: Request) -> SmsSender:
+    sender: SmsSender = request.app.state.sms_sender
+    return sender
+
+
+async def platform(request: Request) -> MiniProgramPlatform:
+    adapter: MiniProgramPlatform = request.app.state.mini_program_platform
+    return adapter
+
+
 async def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
@@ -28,3 +40,5 @@ async def client_address(request: Request) -> str:
 SettingsDep = Annotated[Settings, Depends(identity_settings)]
 AuthorityDep = Annotated[AuthorityAdapter, Depends(authority)]
 ClientAddress = Annotated[str, Depends(client_address)]
+SmsSenderDep = Annotated[SmsSender, Depends(sms_sender)]
+PlatformDep = Annotated[MiniProgramPlatform, Depends(platform)]

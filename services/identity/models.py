@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import JSON, Column
+from sqlalchemy import JSON, Column, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from kit.db import new_registry, timestamp_column
@@ -114,6 +114,22 @@ class ServiceClient(IdentityModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
 
 
+class NetworkIdentity(IdentityModel, table=True):
+    """An authentication through the national network identity service (OB-L-11): the
+    result's level and the pseudonymous network number (网号) only, never a name or an ID
+    number (the service gives none)."""
+
+    __tablename__ = "network_identity"
+
+    account_id: str = Field(primary_key=True, max_length=40)
+    network_number: str = Field(unique=True, max_length=64)
+    level: str = Field(max_length=20, description="real_name or real_person")
+    reference: str = Field(
+        default="", max_length=100, description="the service's transaction id, for audits"
+    )
+    verified_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
+
+
 class RealNameVerification(IdentityModel, table=True):
     """A completed real-name (or real-person) verification. Name and ID number are
     ciphertext; ``id_number_index`` is their blind index (one account per ID number).
@@ -144,3 +160,52 @@ class LoginThrottle(IdentityModel, table=True):
     failures: int = 0
     window_started_at: datetime = Field(sa_column=timestamp_column())
     locked_until: datetime | None = Field(default=None, sa_column=timestamp_column(nullable=True))
+
+
+class SecurityFlag(IdentityModel, table=True):
+    """An account flagged by identity's anti-fraud rules (``kit.fraud``; policy 2F): the
+    rule, the counts it saw, how often and when. Ids and counts only, no personal value."""
+
+    __tablename__ = "security_flag"
+    __table_args__ = (UniqueConstraint("account_id", "rule"),)
+
+    id: str = Field(primary_key=True, max_length=40)
+    account_id: str = Field(max_length=40)
+    rule: str = Field(max_length=40)
+    evidence: dict[str, int] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    times: int = 1
+    first_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
+    last_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column(index=True))
+
+
+class SmsCode(IdentityModel, table=True):
+    """The live SMS code of a phone (one at a time): only its keyed hash, bound to the
+    phone's blind index; used once, tried at most ``sms_code_max_tries`` times."""
+
+    __tablename__ = "sms_code"
+
+    id: str = Field(primary_key=True, max_length=40)
+    phone_index: str = Field(index=True, max_length=64)
+    code_hash: str = Field(max_length=64)
+    tries: int = 0
+    created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
+    expires_at: datetime = Field(sa_column=timestamp_column())
+    used_at: datetime | None = Field(default=None, sa_column=timestamp_column(nullable=True))
+
+
+class MiniProgramIdentity(IdentityModel, table=True):
+    """An account's identity at a mini-program platform: the openid (personal data) as a
+    keyed blind index and as ciphertext under the subject's key; the platform's
+    ``session_key`` as ciphertext, removed at logout and deletion."""
+
+    __tablename__ = "mini_program_identity"
+
+    id: str = Field(primary_key=True, max_length=40)
+    account_id: str = Field(index=True, max_length=40)
+    platform: str = Field(max_length=20)
+    app_id: str = Field(max_length=64)
+    openid_index: str = Field(unique=True, max_length=64)
+    openid_encrypted: str
+    unionid_encrypted: str | None = None
+    session_key_encrypted: str | None = None
+    created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())

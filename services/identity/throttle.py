@@ -123,6 +123,10 @@ class LoginGuard:
             lock = rule.lock_s(counter.failures)
             counter.locked_until = now + timedelta(seconds=lock) if lock else None
 
+    def failures(self, key: str) -> int:
+        """The failures counted against ``key`` now."""
+        return next((counter.failures for counter, _ in self.keys if counter.key == key), 0)
+
     def succeed(self, key: str) -> None:
         """Clear the count of ``key`` (the account's or the device's, never an address's)."""
         for counter, _ in self.keys:

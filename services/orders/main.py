@@ -60,6 +60,12 @@ from services.orders.retention.router import router as retention_router
 from services.orders.retention.service import RetentionSweeper
 from services.orders.rights.consumers import rights_consumer
 from services.orders.rights.router import router as rights_router
+from services.orders.search import service as search_service
+from services.orders.search.consumers import recommendation_consumer
+from services.orders.search.router import router as search_router
+from services.orders.security.router import router as security_router
+from services.orders.support import service as support_service
+from services.orders.support.router import router as support_router
 from services.orders.transfer import service as transfer_service
 from services.orders.transfer.router import router as transfer_router
 
@@ -103,6 +109,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         retention_service.check_catalogue(context.catalogue)
         transfer_service.check_catalogue(context.catalogue)
         payments_service.check_catalogue(context.catalogue)
+        search_service.check_catalogue(context.catalogue)
+        support_service.check_catalogue(context.catalogue)
         app.state.payment_api = ProviderApi(timeout_s=settings.payment_provider_timeout_s)
         view = ConsentStateView(
             bootstrap_servers=settings.kafka_bootstrap_servers,
@@ -124,8 +132,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.corrections_fetcher = fetcher
         loops[:] = [
             view,
-            rights_consumer(context, fetcher),
+            rights_consumer(
+                context,
+                fetcher,
+                payments_service.Refunds(
+                    api=app.state.payment_api,
+                    cipher=context.cipher,
+                    notify_base_url=settings.payment_notify_base_url,
+                ),
+            ),
             cessation_consumer(context, service=cessation.SERVICE, apply=cessation.handle),
+            recommendation_consumer(context),
         ]
         if settings.retention_sweep_enabled:
             sweeper = RetentionSweeper(
@@ -188,8 +205,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Orders service",
         description=(
             "Cart, orders, delivery, invoices, customs data, partner assignment, location "
-            "features, retention, and the fields a cross-border transfer needs (service "
-            "tokens only). Policy sections 2C, 2D, 2G, 3 and 4."
+            "features, search and search history, retention, and the fields a cross-border "
+            "transfer needs (service tokens only). Policy sections 2B, 2C, 2D, 2G, 3 and 4."
         ),
         routers=[
             goods_router,
@@ -201,6 +218,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             retention_router,
             transfer_router,
             rights_router,
+            search_router,
+            security_router,
+            support_router,
         ],
         consumers=background,
         on_startup=start,

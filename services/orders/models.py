@@ -348,3 +348,117 @@ class PaymentRefusal(OrdersModel, table=True):
     notification_id: str | None = Field(default=None, max_length=64)
     order_id: str | None = Field(default=None, max_length=40)
     at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
+
+
+# --------------------------------------------------------------------------- search
+
+
+class SearchEntry(OrdersModel, table=True):
+    """One search of the user's search history (policy 2B, OB-2B-1): the words only as
+    ciphertext under the user's key, how many goods matched and when. ``personalise`` says
+    whether the user consented to ``recommendation.personalised`` when searching: only
+    those entries ever feed recommendations. Deleted by the user, with the account, or by
+    the retention sweep when the catalogue's ``search_history`` period ends."""
+
+    __tablename__ = "search_entry"
+    __table_args__ = (Index("ix_search_entry_owner_id_searched_at", "owner_id", "searched_at"),)
+
+    id: str = Field(primary_key=True, max_length=40)
+    owner_id: str = Field(max_length=40)
+    query_encrypted: str
+    result_count: int
+    personalise: bool = False
+    searched_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column(index=True))
+
+
+# --------------------------------------------------------------------------- security
+
+
+class FraudSignal(OrdersModel, table=True):
+    """What orders' anti-fraud rules look at for one order (``kit.fraud``; policy 2F):
+    keyed blind indexes of the consignee phone and of the delivery address, never the
+    values, made when the order is placed. Deleted with the account and after the
+    catalogue's ``fraud_signal`` period."""
+
+    __tablename__ = "fraud_signal"
+    __table_args__ = (Index("ix_fraud_signal_buyer_id_placed_at", "buyer_id", "placed_at"),)
+
+    order_id: str = Field(primary_key=True, max_length=40)
+    buyer_id: str = Field(max_length=40)
+    phone_index: str = Field(index=True, max_length=64)
+    address_index: str = Field(max_length=64)
+    placed_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column(index=True))
+
+
+class SecurityFlag(OrdersModel, table=True):
+    """An account flagged by orders' anti-fraud rules: the rule, the counts it saw, how
+    often and when. Ids and counts only, no personal value."""
+
+    __tablename__ = "security_flag"
+    __table_args__ = (UniqueConstraint("account_id", "rule"),)
+
+    id: str = Field(primary_key=True, max_length=40)
+    account_id: str = Field(max_length=40)
+    rule: str = Field(max_length=40)
+    evidence: dict[str, int] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    times: int = 1
+    first_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
+    last_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column(index=True))
+
+
+# --------------------------------------------------------------------------- support
+
+
+class SupportCase(OrdersModel, table=True):
+    """A customer-service case (policy 2E): opened by the user or by an agent, about a
+    topic and maybe one of the user's orders. ``verified_at`` records the agent's check of
+    the user's membership; until then the agent sees no message and no order."""
+
+    __tablename__ = "support_case"
+    __table_args__ = (Index("ix_support_case_account_id_created_at", "account_id", "created_at"),)
+
+    id: str = Field(primary_key=True, max_length=40)
+    account_id: str = Field(max_length=40)
+    topic: str = Field(max_length=20)
+    order_id: str | None = Field(default=None, max_length=40)
+    opened_by: str = Field(max_length=10, description="user or agent")
+    opened_by_id: str = Field(max_length=40)
+    status: str = Field(default="open", max_length=10)
+    verified_at: datetime | None = Field(default=None, sa_column=timestamp_column(nullable=True))
+    verified_by: str | None = Field(default=None, max_length=40)
+    verification_method: str | None = Field(default=None, max_length=40)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column(index=True))
+    closed_at: datetime | None = Field(default=None, sa_column=timestamp_column(nullable=True))
+
+
+class SupportMessage(OrdersModel, table=True):
+    """One message of a case's communication record: the text as ciphertext under the
+    user's key; attachments by their metadata only (type, size, SHA-256)."""
+
+    __tablename__ = "support_message"
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: str = Field(foreign_key="support_case.id", index=True, max_length=40)
+    author: str = Field(max_length=10, description="user or agent")
+    author_id: str = Field(max_length=40)
+    text_encrypted: str
+    attachments: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    sent_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
+
+
+class TrainingExport(OrdersModel, table=True):
+    """A de-identified batch of communication records for training customer-service
+    models (OB-2E-2): placeholders instead of personal values, no subject id; with its
+    manifest. Never published as events."""
+
+    __tablename__ = "training_export"
+
+    id: str = Field(primary_key=True, max_length=40)
+    created_by: str = Field(max_length=40)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
+    manifest: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    records: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )

@@ -40,6 +40,7 @@ from services.transfer.transfers.fetcher import (
 )
 from services.transfer.transfers.router import router as transfers_router
 from services.transfer.transfers.worker import TransferWorker
+from services.transfer.volume.router import router as volume_router
 
 
 def orders_token_provider(settings: Settings) -> TokenProvider:
@@ -106,7 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "encrypted for the recipient, every transfer recorded and shown to the user. "
             "Policy section 4 (storage location) and 3."
         ),
-        routers=[recipients_router, transfers_router, rights_router],
+        routers=[recipients_router, transfers_router, rights_router, volume_router],
         on_startup=start,
         consumers=loops,
     )

@@ -112,6 +112,11 @@ class Transfer(TransferModel, table=True):
     order_id: str = Field(max_length=40)
     categories: list[str] = Field(sa_column=Column(JSON, nullable=False))
     trigger: str = Field(max_length=20, description="order_event or admin")
+    contract_necessary: bool = Field(
+        default=False,
+        description="necessary to perform the user's contract (cross-border shopping, "
+        "delivery, payment): exempt from the yearly volume count (OB-L-7)",
+    )
     requested_by: str = Field(max_length=80)
     source_event_id: str | None = Field(default=None, max_length=64)
     status: str = Field(max_length=20)
@@ -158,3 +163,29 @@ class CeasedPurpose(TransferModel, table=True):
     cessation_id: str = Field(max_length=40)
     effective_date: date
     recorded_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
+
+
+class VolumePerson(TransferModel, table=True):
+    """A person whose personal information went abroad in a calendar year (China Standard
+    Time), counted once per year and sensitivity (OB-L-7): ``sensitive`` true for sensitive
+    personal information, false for the rest. The account id is pseudonymous."""
+
+    __tablename__ = "volume_person"
+
+    year: int = Field(primary_key=True)
+    sensitive: bool = Field(primary_key=True)
+    subject: str = Field(primary_key=True, max_length=200)
+    transfer_id: str = Field(max_length=40, description="the first transfer that counted them")
+    counted_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
+
+
+class VolumeCounter(TransferModel, table=True):
+    """How many persons a year counts, per sensitivity: one row per (year, sensitive),
+    moved on with each new :class:`VolumePerson` (a new year starts at 0)."""
+
+    __tablename__ = "volume_counter"
+
+    year: int = Field(primary_key=True)
+    sensitive: bool = Field(primary_key=True)
+    persons: int = 0
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())

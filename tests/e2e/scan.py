@@ -61,10 +61,19 @@ CATALOGUE_VALUES: Mapping[str, tuple[str, ...] | str] = {
     "orders.order.amount_payable": "an amount, shared by every buyer of the same goods",
     "orders.order.remarks": ("remarks",),
     "orders.cart.cart_items": "goods ids and quantities, shared by buyers",
+    "orders.search.search_history": ("search words",),
+    "orders.support.messages": (
+        "free text: tests/e2e/test_support.py plants each kind of value in messages and "
+        "scans the training export for them"
+    ),
     "orders.location.latitude": ("latitude",),
     "orders.location.longitude": ("longitude",),
     "identity.account.phone": ("phone",),
     "identity.account.password_hash": ("password",),  # the password itself, never stored
+    "identity.mini_program.openid": "made by the platform, not a value the Person holds",
+    "identity.mini_program.unionid": "made by the platform, not a value the Person holds",
+    "identity.mini_program.session_key": "made by the platform at each sign-in; "
+    "tests/security/test_sign_in_attacks.py scans for every one the stand-in issued",
     "identity.verification.real_name": ("name",),
     "identity.verification.id_number": ("id number",),
     "identity.verification.face_image": ("face image", "face bytes"),

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import os
 import random
 import secrets
@@ -41,6 +42,7 @@ import asyncpg
 import httpx
 from sqlalchemy.engine import make_url
 
+from gateway.proxy import UPSTREAM_IDLE_S
 from kit.clock import china_today
 from kit.id_number import check_character
 from kit.ids import new_id
@@ -60,6 +62,8 @@ SERVICES: Final = ("identity", "orders", "consent", "transfer")
 READY_TIMEOUT_S: Final = 60.0
 ADMIN_PASSWORD: Final = "e2e-admin-" + secrets.token_urlsafe(12)
 FAMILY_NAMES: Final = "赵钱孙李周吴郑王冯陈褚卫蒋沈韩杨朱秦尤许何吕施张孔曹严华金魏陶姜"
+STANDIN_APP_ID: Final = "wx0standin0000001"  # deploy/mini_platform's app for identity
+OTHER_APP_ID: Final = "wx0otherapp000002"  # another mini-program on the same platform
 GIVEN_NAMES: Final = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华玉兰萍红"
 
 
@@ -93,6 +97,7 @@ class Person:
     face: bytes
     extra_phone: str
     remarks: str
+    search_words: str
     latitude: float
     longitude: float
 
@@ -120,6 +125,8 @@ class Person:
             extra_phone="138" + "".join(random.choices(string.digits, k=8)),
             # letters only: remarks refuse anything shaped like a number or an address
             remarks="请放门口 " + "".join(random.choices(string.ascii_lowercase, k=12)),
+            # what the person typed into the search box (their search history, policy 2B)
+            search_words="tea " + "".join(random.choices(string.ascii_lowercase, k=12)),
             # West Lake, Hangzhou, with seven distinctive decimals (the last never 0)
             latitude=_coordinate(30.2),
             longitude=_coordinate(120.1),
@@ -156,6 +163,7 @@ class Person:
             "extra phone": self.extra_phone,
             "password": self.password,
             "remarks": self.remarks,
+            "search words": self.search_words,
             "latitude": repr(self.latitude),
             "longitude": repr(self.longitude),
             "name": self.name,
@@ -257,6 +265,31 @@ class Suite:
     people: list[Person] = field(default_factory=list)
     payment_provider_url: str = ""
     payment_provider_id: str = ""
+    platform_url: str = ""  # the stand-in mini-program platform (deploy/mini_platform)
+    sms_file: Path | None = None  # the stand-in SMS gateway's outbox
+
+    def sms_code(self, phone: str) -> str:
+        """The last code the stand-in SMS gateway sent to ``phone`` (what the phone shows)."""
+        assert self.sms_file is not None
+        sent = [json.loads(line) for line in self.sms_file.read_text().splitlines()]
+        codes = [message["code"] for message in sent if message["phone"] == phone]
+        assert codes, f"no SMS was sent to {phone}"
+        code: str = codes[-1]
+        return code
+
+    async def platform_code(
+        self, user: str, *, appid: str = STANDIN_APP_ID, phone: str | None = None
+    ) -> str:
+        """What the mini-program gets on the user's phone: a login code (``wx.login``), or
+        with ``phone`` the one-time code of ``getPhoneNumber``."""
+        path, body = "/stand-in/wx.login", {"appid": appid, "user": user}
+        if phone is not None:
+            path, body = "/stand-in/getPhoneNumber", {**body, "phone": phone}
+        async with httpx.AsyncClient(base_url=self.platform_url, timeout=10.0) as platform:
+            answer = await platform.post(path, json=body)
+        assert answer.status_code == 200, answer.text
+        code: str = answer.json()["code"]
+        return code
 
     @property
     def gateway_url(self) -> str:
@@ -456,6 +489,8 @@ def _suite_env(
             "ORDERS_RETENTION_SWEEP_ENABLED": "false",
             "ORDERS_PAYMENT_NOTIFY_BASE_URL": f"http://127.0.0.1:{ports['gateway']}",
             "GATEWAY_RATE_LIMIT_PER_S": "0",
+            # Portability copies go to a test's stand-in processor on this machine.
+            "CONSENT_PORTABILITY_PLAIN_HTTP_HOSTS": '["127.0.0.1"]',
         }
     )
     if "gateway-ops" in ports:
@@ -466,6 +501,49 @@ def _suite_env(
             env[f"GATEWAY_UPSTREAM_{name.upper()}_URL"] = f"http://127.0.0.1:{ports[name]}"
     env["GATEWAY_UPSTREAM_IDENTITY_URL"] = identity
     return env
+
+
+def _start_platform(log_dir: Path, port: int) -> subprocess.Popen[bytes]:
+    command = [
+        sys.executable,
+        *("-m", "uvicorn", "--factory", "deploy.mini_platform.main:create_app"),
+        *("--host", "127.0.0.1", "--port", str(port), "--no-access-log"),
+    ]
+    with (log_dir / "mini-platform.log").open("ab") as log:
+        return subprocess.Popen(command, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@asynccontextmanager
+async def standin_platform(log_dir: Path, *, port: int) -> AsyncIterator[str]:
+    """The stand-in mini-program platform (``deploy/mini_platform``) on ``port``, its log
+    beside the apps'; its URL once it answers."""
+    url = f"http://127.0.0.1:{port}"
+    process = _start_platform(log_dir, port)
+    try:
+        async with httpx.AsyncClient(base_url=url, timeout=2.0) as client:
+            for _ in range(200):  # bounded: 20 s
+                if process.poll() is not None:
+                    raise RuntimeError("the stand-in platform exited at start")
+                try:
+                    if (await client.get("/readyz")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.1)
+            else:
+                raise RuntimeError("the stand-in platform did not start")
+        yield url
+    finally:
+        _stop(process)
 
 
 def _identity_cli(env: Mapping[str, str], *args: str) -> dict[str, str]:
@@ -515,17 +593,32 @@ async def _set_up_payment_provider(suite: Suite, url: str) -> None:
 
 @asynccontextmanager
 async def running_suite(
-    *, postgres: LocalPostgres, bootstrap_servers: str, log_dir: Path
+    *, postgres: LocalPostgres, bootstrap_servers: str, log_dir: Path, sqlite: bool = False
 ) -> AsyncIterator[Suite]:
+    """The suite on fresh PostgreSQL databases, or with ``sqlite`` on SQLite files in
+    ``log_dir`` (``make run``'s default; :meth:`Suite.sql` reads PostgreSQL only)."""
     prefix = f"e2e{secrets.token_hex(4)}."
     ports = {name: free_port() for name in (*APPS, "gateway-ops")}
     async with AsyncExitStack() as stack:
-        urls = {name: await stack.enter_async_context(postgres.database()) for name in APPS}
+        urls = {
+            name: (
+                f"sqlite+aiosqlite:///{log_dir / name}.db"
+                if sqlite
+                else await stack.enter_async_context(postgres.database())
+            )
+            for name in APPS
+        }
         for name, package in APPS.items():
             await upgrade(package, urls[name])
         env = _suite_env(
             prefix=prefix, bootstrap_servers=bootstrap_servers, database_urls=urls, ports=ports
         )
+        platform_url = await stack.enter_async_context(standin_platform(log_dir, port=free_port()))
+        # The SMS outbox holds phone numbers, as a real SMS provider does: beside the logs,
+        # not among them (the leak scans read the logs).
+        sms_file = log_dir.parent / f"{log_dir.name}-sms" / "outbox.log"
+        env["IDENTITY_WECHAT_API_URL"] = platform_url
+        env["IDENTITY_SMS_FILE"] = str(sms_file)
         token_url = f"http://127.0.0.1:{ports['identity']}/oauth2/token"
         for service, scope in (
             ("consent", "service:rights.access"),
@@ -558,7 +651,14 @@ async def running_suite(
             processes[name].start()
         for name in ("orders", "consent", "transfer", "gateway"):
             await processes[name].wait_ready()
-        client = httpx.AsyncClient(base_url=processes["gateway"].url, timeout=30.0)
+        # Idle connections are dropped before the gateway's uvicorn closes them (5 s), as
+        # the gateway drops its own upstream ones: at the same 5 s a request sent just as
+        # the gateway closed one failed to read (found by tests/invariants after a wait).
+        client = httpx.AsyncClient(
+            base_url=processes["gateway"].url,
+            timeout=30.0,
+            limits=httpx.Limits(keepalive_expiry=UPSTREAM_IDLE_S),
+        )
         stack.push_async_callback(client.aclose)
         suite = Suite(
             processes=processes,
@@ -567,6 +667,8 @@ async def running_suite(
             bootstrap_servers=bootstrap_servers,
             log_dir=log_dir,
             client=client,
+            platform_url=platform_url,
+            sms_file=sms_file,
         )
         suite.admin = await suite.login(admin_phone, ADMIN_PASSWORD)
         provider = await stack.enter_async_context(standin_provider(log_dir, port=free_port()))

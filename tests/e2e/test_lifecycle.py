@@ -277,7 +277,7 @@ async def shopper(suite: Suite, world: World) -> Shopper:
     without = await suite.client.post(
         "/identity/verifications/real-person", headers=shopper.headers, json=face
     )
-    assert without.status_code == 403 and without.json()["type"].endswith("/consent_required")
+    assert without.status_code == 403 and without.json()["type"].endswith("/consent-required")
     await _consent(suite, shopper, "sensitive.face_verification")
     deadline = asyncio.get_running_loop().time() + 30
     while (
@@ -315,8 +315,25 @@ async def shopper(suite: Suite, world: World) -> Shopper:
         headers=shopper.headers,
         json=shopper.person.point,
     )
+    await suite.call(
+        "POST",
+        "/orders/search",
+        headers=shopper.headers,
+        json={"query": shopper.person.search_words},
+    )
     await _place_and_deliver(suite, world, shopper, world.tea)
     await _place_and_deliver(suite, world, shopper, world.wine, customs=True)
+    await suite.call(
+        "POST",
+        "/orders/support/cases",
+        headers=shopper.headers,
+        json={
+            "topic": "after_sales",
+            "order_id": shopper.orders[0],
+            "text": f"The tin was dented. {shopper.person.remarks}",
+        },
+        expect=201,
+    )
     await suite.eventually(
         "GET",
         "/transfer/transfers/me",
@@ -355,6 +372,8 @@ async def test_an_access_request_gathers_everything_from_every_service(
         assert part["data"]["subject"] == shopper.account_id, name
     assert parts["identity"]["data"]["account"] is not None
     assert {o["order_id"] for o in parts["orders"]["data"]["orders"]} >= set(shopper.orders)
+    [case] = parts["orders"]["data"]["support_cases"]
+    assert case["messages"][0]["text"] == f"The tin was dented. {shopper.person.remarks}"
     assert {t["recipient"]["recipient_id"] for t in parts["transfer"]["data"]["transfers"]} == {
         world.recipient["id"]
     }
@@ -378,6 +397,7 @@ async def test_an_access_request_gathers_everything_from_every_service(
         "name": person.name,
         "address": person.address_detail,
         "taxpayer id": person.tax_id,
+        "search words": person.search_words,
     }.items():
         assert value in text, f"the export lacks the {what}"
     # Every display of an ID number is masked, the owner's export included (OB-2A-3).

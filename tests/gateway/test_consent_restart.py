@@ -86,7 +86,7 @@ async def test_a_withdrawal_made_while_the_gateway_was_down_is_enforced_after_it
         assert view.records_read == 1  # the withdrawal alone: the grants came from the file
         refused = await client.post("/orders/location/nearby", headers=user(leaving), json=POINT)
         assert refused.status_code == 403
-        assert refused.json()["type"].endswith("consent_required")
+        assert refused.json()["type"].endswith("/consent-required")
         assert await nearby(client, staying) == 200
 
         async def also_followed() -> bool:

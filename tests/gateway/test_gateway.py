@@ -110,7 +110,7 @@ async def test_location_needs_its_consent_while_ordering_never_does(
     refused = await gw.client.post("/orders/location/nearby", headers=user, json=POINT)
     assert refused.status_code == 403
     body = refused.json()
-    assert body["type"].endswith("consent_required") and body["purpose"] == "location"
+    assert body["type"].endswith("/consent-required") and body["purpose"] == "location"
     assert orders_upstream.state.seen == []
 
     # Basic functions go on without the additional consent.

@@ -150,7 +150,7 @@ async def test_a_withdrawal_on_the_real_topic_is_enforced_within_a_second(
 
         assert refused.status_code == 403, "the withdrawal never reached the gateway"
         body = refused.json()
-        assert body["type"].endswith("consent_required") and body["purpose"] == "location"
+        assert body["type"].endswith("/consent-required") and body["purpose"] == "location"
         assert elapsed < WITHDRAWAL_DEADLINE_S, f"refused only {elapsed:.3f}s after the publish"
         # Withdrawing an additional purpose never blocks a basic one (OB-0-2).
         assert await own_order() == 200

@@ -24,7 +24,8 @@ import secrets
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import timedelta
 from typing import Any, Final, TypeVar
 
 import httpx
@@ -42,15 +43,16 @@ from hypothesis.stateful import (
 
 from kit.auth import USER_SCOPES
 from kit.clock import china_today
+from kit.id_number import check_character
 from tests.e2e.suite import Person, Suite, bearer
 from tests.invariants.model import (
     COUNTED_PURPOSES,
-    DELETION_KEEPS_OPEN_ORDERS,
     DOUBLE_RECORDED_ROUTES,
-    Courier,
+    PARTNER_KINDS,
     InvariantBroken,
     Model,
     Order,
+    Partner,
     Policy,
     Story,
     User,
@@ -73,11 +75,14 @@ RIGHTS: Final = ("/consent/notices/me", "/consent/rights-requests/me")
 #: The first page of a user's ledger (the ledger is a right too).
 LEDGER_PAGE: Final = "/consent/ledger/me?limit=100"
 CONSENT_PURPOSES: Final = ("location", "marketing.price_drop")
-COURIER_SCOPES: Final = ("partner:logistics",)
+#: The statuses in which an order's courier reads it (orders' delivery service).
+COURIER_STATUSES: Final = frozenset({"assigned", "shipped", "delivered"})
 POLICY: Final = Policy()
 #: Bounds on what one sequence makes, so that its steps act on what is there.
 MAX_USERS: Final = 4
 MAX_COURIERS: Final = 2
+MAX_BROKERS: Final = 2
+MAX_TAX_PARTNERS: Final = 1
 MAX_PUBLISHED: Final = 3
 
 
@@ -89,6 +94,8 @@ class Stack:
     loop: asyncio.AbstractEventLoop
     suite: Suite
     goods_id: str = ""
+    #: Cross-border goods: an order of them carries the customs identity.
+    cross_border_goods_id: str = ""
 
     def run(self, coroutine: Awaitable[T]) -> T:
         return self.loop.run_until_complete(coroutine)
@@ -98,6 +105,8 @@ class PrivacyMachine(RuleBasedStateMachine):
     users = Bundle("users")
     orders = Bundle("orders")
     couriers = Bundle("couriers")
+    brokers = Bundle("brokers")
+    tax_partners = Bundle("tax_partners")
 
     def __init__(self, stack: Stack) -> None:
         super().__init__()
@@ -132,7 +141,7 @@ class PrivacyMachine(RuleBasedStateMachine):
 
     def call(
         self,
-        who: User | Courier | None,
+        who: User | Partner | None,
         method: str,
         path: str,
         *,
@@ -157,7 +166,7 @@ class PrivacyMachine(RuleBasedStateMachine):
 
     def _check_answer(
         self,
-        who: User | Courier | None,
+        who: User | Partner | None,
         method: str,
         path: str,
         answer: httpx.Response,
@@ -166,7 +175,7 @@ class PrivacyMachine(RuleBasedStateMachine):
         route = POLICY.route(method, path)
         if route is None or route.resource is None or not 200 <= answer.status_code < 300:
             return
-        scopes = COURIER_SCOPES if isinstance(who, Courier) else USER_SCOPES
+        scopes = who.scopes if isinstance(who, Partner) else USER_SCOPES
         purpose = POLICY.purpose(route, scopes)
         if purpose is None or not answer.content:
             return
@@ -189,6 +198,8 @@ class PrivacyMachine(RuleBasedStateMachine):
                     self.broken(1, f"{path} under {purpose} showed {shown_in} unmasked")
             key = (route.resource, purpose)
             request_carried = route.resource == "orders.location"
+            if purpose not in COUNTED_PURPOSES:
+                return  # e.g. a verification's answer: its ledger entries are not predicted
             if request_carried or POLICY.categories_in(value, route.resource):
                 subject.entries[key] += 1
                 if route.key in DOUBLE_RECORDED_ROUTES:
@@ -316,6 +327,16 @@ class PrivacyMachine(RuleBasedStateMachine):
                 json={"name": "Invariant tea", "price": "12.50"},
             )
             self.stack.goods_id = goods.json()["goods_id"]
+        if not self.stack.cross_border_goods_id:
+            wine = self.call(
+                None,
+                "POST",
+                "/orders/admin/goods",
+                expect=201,
+                invariant=7,
+                json={"name": "Invariant wine", "price": "120.00", "cross_border": True},
+            )
+            self.stack.cross_border_goods_id = wine.json()["goods_id"]
         return self._register(agree=True)
 
     @precondition(lambda self: len(self.model.users) < MAX_USERS)
@@ -323,10 +344,10 @@ class PrivacyMachine(RuleBasedStateMachine):
     def register(self, agree: bool) -> User:
         return self._register(agree)
 
-    def _register(self, agree: bool) -> User:
+    def _register(self, agree: bool, person: Person | None = None) -> User:
         name = f"u{len(self.model.users)}"
-        self.story.step("register", user=name, agree=agree)
-        person = _unique_person()
+        self.story.step("register", user=name, agree=agree, minor=person is not None)
+        person = person or _unique_person()
         self.suite.people.append(person)
         created = self.send(
             name,
@@ -352,6 +373,83 @@ class PrivacyMachine(RuleBasedStateMachine):
             self.probe_renewal(user)
         return user
 
+    @precondition(
+        lambda self: (
+            len(self.model.users) < MAX_USERS and any(not u.minor for u in self.model.live())
+        )
+    )
+    @rule(target=users, guardian=users, linked=st.booleans())
+    def register_minor(self, guardian: User, linked: bool) -> Any:
+        """A child under 14 registers, agrees and verifies their real name (the answer
+        says ``minor``); with ``linked`` an adult user verifies too and becomes their
+        guardian. The child's app then signs in again, so that its token carries what
+        identity now knows (a minor; the guardian's consent)."""
+        if guardian.deleted or guardian.minor or self.model.needs_renewal(guardian):
+            return multiple()  # verifying is closed during a renewal
+        child = self._register(agree=True, person=_unique_person(age=8))
+        self._verify(child)
+        if linked:
+            self.story.step("link_guardian", guardian=guardian, ward=child)
+            if not guardian.verified:
+                self._verify(guardian)
+            self.call(
+                guardian,
+                "POST",
+                "/identity/guardianships",
+                expect=201,
+                invariant=2,
+                json={"real_name": child.person.name, "id_number": child.person.id_number},
+            )
+            child.guardian = guardian
+        tokens = self.login(str(child), child.person)
+        if tokens.status_code != 200:
+            self.broken(7, f"login answered {tokens.status_code}")
+        child.headers = bearer(tokens.json()["access_token"])
+        return child
+
+    def _verify(self, user: User) -> None:
+        self.story.step("verify", user=user)
+        answer = self.call(
+            user,
+            "POST",
+            "/identity/verifications",
+            expect=201,
+            invariant=2,
+            json={"real_name": user.person.name, "id_number": user.person.id_number},
+        )
+        user.verified = True
+        user.minor = answer.json()["minor"]
+
+    @rule(ward=users, by=users, purpose=st.sampled_from(CONSENT_PURPOSES), granted=st.booleans())
+    def guardian_consent(self, ward: User, by: User, purpose: str, granted: bool) -> None:
+        """Someone grants or withdraws for a minor: only their guardian may (403 for
+        anyone else); open during a renewal."""
+        if not ward.minor or ward.deleted:
+            return
+        self.story.step("guardian_consent", ward=ward, by=by, purpose=purpose, granted=granted)
+        if by.deleted:
+            status, number = 401, 4
+        elif ward.guardian is not by:
+            status, number = 403, 1
+        else:
+            status, number = 201, 1
+        self.call(
+            by,
+            "POST",
+            f"/consent/wards/{ward.account_id}/consents",
+            expect=status,
+            invariant=number,
+            json={"purpose": purpose, "granted": granted, "shown": {"text": f"Allow {purpose}?"}},
+        )
+        if status != 201:
+            return
+        if granted:
+            ward.consents.add(purpose)
+        else:
+            ward.consents.discard(purpose)
+        if purpose == "location":
+            self.probe_location(ward)
+
     @precondition(lambda self: any(self.model.needs_renewal(u) for u in self.model.live()))
     @rule(user=users)
     def agree(self, user: User) -> None:
@@ -376,6 +474,8 @@ class PrivacyMachine(RuleBasedStateMachine):
     def set_consent(self, user: User, purpose: str, granted: bool) -> None:
         self.story.step("set_consent", user=user, purpose=purpose, granted=granted)
         status, number = self.expected(user, closed=False, ok=201)
+        if status == 201 and granted and user.minor and user.guardian is None:
+            status, number = 403, 1  # a child grants nothing without a guardian
         self.call(
             user,
             "POST",
@@ -395,11 +495,15 @@ class PrivacyMachine(RuleBasedStateMachine):
 
     # ------------------------------------------------------------------ rules: orders
 
-    @rule(target=orders, user=users)
-    def place_order(self, user: User) -> Any:
-        self.story.step("place_order", user=user)
+    @rule(target=orders, user=users, cross_border=st.booleans())
+    def place_order(self, user: User, cross_border: bool = False) -> Any:
+        self.story.step("place_order", user=user, cross_border=cross_border)
         key = secrets.token_hex(8)
-        body = user.person.order_body(self.stack.goods_id)
+        if cross_border:
+            body = user.person.order_body(self.stack.cross_border_goods_id)
+            body["customs"] = {"name": user.person.name, "id_number": user.person.id_number}
+        else:
+            body = user.person.order_body(self.stack.goods_id)
         status, number = self.expected(user, closed=True, ok=201)
         answer = self.call(
             user,
@@ -420,6 +524,7 @@ class PrivacyMachine(RuleBasedStateMachine):
             idempotency_key=key,
             first_answer=answer.json(),
             address=user.person.address_detail,
+            cross_border=cross_border,
         )
         self.model.orders.append(order)
         return order
@@ -428,6 +533,8 @@ class PrivacyMachine(RuleBasedStateMachine):
     @rule(order=orders)
     def replay_order(self, order: Order) -> None:
         user = order.owner
+        if order.anonymised:
+            return  # its key went with the buyer's link: what a replay does is not modelled
         self.story.step("replay_order", order=order, user=user)
         # A retry answers 200 with the order placed before (README, orders' OpenAPI).
         status, number = self.expected(user, closed=True, ok=200)
@@ -463,6 +570,8 @@ class PrivacyMachine(RuleBasedStateMachine):
         user = order.owner
         self.story.step("read_order", order=order, user=user)
         status, number = self.expected(user, closed=True)
+        if status == 200 and order.anonymised:
+            status, number = 404, 4  # nobody's order: the buyer no longer finds it
         answer = self.call(
             user, "GET", f"/orders/orders/{order.order_id}", expect=status, invariant=number
         )
@@ -543,51 +652,99 @@ class PrivacyMachine(RuleBasedStateMachine):
             if order.status != wanted:
                 self.broken(6, f"{order} is {order.status} after cancelling, not {wanted}")
 
-    # ------------------------------------------------------------------ rules: couriers
+    # ------------------------------------------------------------------ rules: partners
+
+    def _new_partner(self, role: str, name: str) -> Partner:
+        self.story.step(f"new_{role}_partner", partner=name)
+        kind, purpose = PARTNER_KINDS[role]
+        client_id, headers = self.stack.run(self.suite.partner(kind, purpose))
+        self.story.note(f"{name} is the {kind} partner {client_id}")
+        return Partner(name=name, client_id=client_id, headers=headers, role=role)
 
     @precondition(lambda self: len(self.model.couriers) < MAX_COURIERS)
     @rule(target=couriers)
-    def new_courier(self) -> Courier:
-        name = f"c{len(self.model.couriers)}"
-        self.story.step("new_courier", courier=name)
-        client_id, headers = self.stack.run(self.suite.partner("logistics", "logistics.delivery"))
-        self.story.note(f"{name} is partner {client_id}")
-        courier = Courier(name=name, client_id=client_id, headers=headers)
+    def new_courier(self) -> Partner:
+        courier = self._new_partner("logistics", f"c{len(self.model.couriers)}")
         self.model.couriers.append(courier)
         return courier
 
+    @precondition(lambda self: len(self.model.brokers) < MAX_BROKERS)
+    @rule(target=brokers)
+    def new_broker(self) -> Partner:
+        broker = self._new_partner("customs", f"b{len(self.model.brokers)}")
+        self.model.brokers.append(broker)
+        return broker
+
+    @precondition(lambda self: len(self.model.tax_partners) < MAX_TAX_PARTNERS)
+    @rule(target=tax_partners)
+    def new_tax_partner(self) -> Partner:
+        partner = self._new_partner("tax", f"t{len(self.model.tax_partners)}")
+        self.model.tax_partners.append(partner)
+        return partner
+
     @rule(order=orders, courier=couriers)
-    def assign(self, order: Order, courier: Courier) -> None:
+    def assign(self, order: Order, courier: Partner) -> None:
+        """Staff assign a courier alone: a cross-border order is refused (422, it needs a
+        customs broker too)."""
         if order.owner.deleted:
             return
         self.story.step("assign", order=order, courier=courier)
+        self._assign(order, courier, None)
+
+    @rule(order=orders, courier=couriers, broker=brokers)
+    def assign_cross_border(self, order: Order, courier: Partner, broker: Partner) -> None:
+        """Staff assign a courier and a customs broker: only a cross-border order takes a
+        broker (422 for any other)."""
+        if order.owner.deleted:
+            return
+        self.story.step("assign_cross_border", order=order, courier=courier, broker=broker)
+        self._assign(order, courier, broker)
+
+    def _assign(self, order: Order, courier: Partner, broker: Partner | None) -> None:
         assignable = order.status in ("paid", "assigned")
+        fits = order.cross_border == (broker is not None)
+        body = {"logistics_partner_id": courier.client_id}
+        if broker is not None:
+            body["customs_broker_id"] = broker.client_id
         self.call(
             None,
             "PUT",
             f"/orders/admin/orders/{order.order_id}/partners",
-            expect=200 if assignable else 409,
+            expect=(200 if fits else 422) if assignable else 409,
             invariant=7,
-            json={"logistics_partner_id": courier.client_id},
+            json=body,
         )
-        if assignable:
+        if assignable and fits:
             order.status = "assigned"
             order.courier = courier
+            order.broker = broker
 
     @precondition(lambda self: any(o.courier is not None for o in self.model.orders))
     @rule(order=orders, courier=couriers)
-    def courier_reads(self, order: Order, courier: Courier) -> None:
+    def courier_reads(self, order: Order, courier: Partner) -> None:
         self.story.step("courier_reads", order=order, courier=courier)
-        if courier.revoked:
+        self._partner_reads(order, courier, order.courier)
+
+    @precondition(lambda self: any(o.broker is not None for o in self.model.orders))
+    @rule(order=orders, broker=brokers)
+    def broker_reads(self, order: Order, broker: Partner) -> None:
+        """The customs broker reads the customs identity in full, and nothing of the
+        waybill (invariant 1 on its answer)."""
+        self.story.step("broker_reads", order=order, broker=broker)
+        self._partner_reads(order, broker, order.broker)
+
+    def _partner_reads(self, order: Order, partner: Partner, assigned: Partner | None) -> None:
+        if partner.revoked:
             status, number = 401, 1
-        elif order.courier is not courier:
+        elif assigned is not partner:
             status, number = 404, 1
-        elif order.owner.deleted and not self._kept_for_delivery(order):
-            status, number = 410, 4
+        elif order.status not in COURIER_STATUSES:
+            # cancelled, or cancelled by the buyer's deletion: the partner's duty is over
+            status, number = 404, (4 if order.owner.deleted else 1)
         else:
             status, number = 200, 1
         self.call(
-            courier,
+            partner,
             "GET",
             f"/orders/partner/orders/{order.order_id}",
             expect=status,
@@ -595,33 +752,113 @@ class PrivacyMachine(RuleBasedStateMachine):
             subject=None if order.owner.deleted else order.owner,
         )
 
-    @staticmethod
-    def _kept_for_delivery(order: Order) -> bool:
-        """A deleted buyer's open order its courier still reads (DELETION_KEEPS_OPEN_ORDERS)."""
-        return DELETION_KEEPS_OPEN_ORDERS and order.status in ("paid", "assigned")
+    @precondition(lambda self: bool(self.model.orders))
+    @rule(order=orders, partner=tax_partners)
+    def tax_partner_reads(self, order: Order, partner: Partner) -> None:
+        """An invoicing partner has no duty at orders' partner routes: 403, 401 once
+        revoked; never any order."""
+        self.story.step("tax_partner_reads", order=order, partner=partner)
+        self.call(
+            partner,
+            "GET",
+            f"/orders/partner/orders/{order.order_id}",
+            expect=401 if partner.revoked else 403,
+            invariant=1,
+        )
 
     @precondition(lambda self: any(not c.revoked for c in self.model.couriers))
     @rule(courier=couriers)
-    def revoke_courier(self, courier: Courier) -> None:
-        if courier.revoked:
+    def revoke_courier(self, courier: Partner) -> None:
+        self._revoke(courier)
+
+    @precondition(lambda self: any(not b.revoked for b in self.model.brokers))
+    @rule(broker=brokers)
+    def revoke_broker(self, broker: Partner) -> None:
+        self._revoke(broker)
+
+    @precondition(lambda self: any(not t.revoked for t in self.model.tax_partners))
+    @rule(partner=tax_partners)
+    def revoke_tax_partner(self, partner: Partner) -> None:
+        self._revoke(partner)
+
+    def _revoke(self, partner: Partner) -> None:
+        """Staff revoke the partner at identity; the gateway refuses its token (401)."""
+        if partner.revoked:
             return
-        self.story.step("revoke_courier", courier=courier)
+        self.story.step("revoke_partner", partner=partner)
         self.call(
             None,
             "POST",
-            f"/identity/partners/{courier.client_id}/revoke",
+            f"/identity/partners/{partner.client_id}/revoke",
             expect=200,
             invariant=7,
         )
-        courier.revoked = True
+        partner.revoked = True
         self.until(
-            f"{courier}'s token refused",
+            f"{partner}'s token refused",
             1,
-            lambda: self.send(  # an order of nobody's: 404 until refused, and reads nothing
-                str(courier), "GET", "/orders/partner/orders/ord_none", headers=courier.headers
+            lambda: self.send(  # an order of nobody's: 404 or 403 until refused, reads nothing
+                str(partner), "GET", "/orders/partner/orders/ord_none", headers=partner.headers
             ),
             lambda answer: answer.status_code == 401,
         )
+
+    @rule(order=orders)
+    def pick_up(self, order: Order) -> None:
+        """The order's courier picks the goods up: ``shipped``, and no longer cancellable
+        (a deletion then keeps the order for delivery)."""
+        courier = order.courier
+        if order.status != "assigned" or courier is None or courier.revoked:
+            return
+        self.story.step("pick_up", order=order, courier=courier)
+        self._report(order, courier, "picked_up", "shipped")
+
+    @rule(order=orders)
+    def deliver(self, order: Order) -> None:
+        """The courier delivers: the order completes and its retention clock starts; its
+        partners' duty is over (404 from now on)."""
+        courier = order.courier
+        if order.status != "shipped" or courier is None or courier.revoked:
+            return
+        self.story.step("deliver", order=order, courier=courier)
+        self._report(order, courier, "delivered", "completed")
+
+    def _report(self, order: Order, courier: Partner, report: str, status: str) -> None:
+        answer = self.call(
+            courier,
+            "POST",
+            f"/orders/partner/orders/{order.order_id}/delivery",
+            expect=200,
+            invariant=7,
+            json={"status": report},
+        )
+        if answer.json()["order_status"] != status:
+            self.broken(7, f"{order} is {answer.json()['order_status']}, not {status}")
+        order.status = status
+
+    @rule(order=orders, years=st.sampled_from((1, 4)))
+    def sweep_after(self, order: Order, years: int) -> None:
+        """The clock moves ``years`` past the start of the order's retention clock (its
+        completion or cancellation), as an operator's clock would: the order's times move
+        back by as much. Then staff run the retention sweep. One year in, nothing of the
+        order's goes (its fields are transaction records, 3 years); four years in, every
+        personal field is gone and the order is anonymised: nobody's order any more."""
+        if order.status not in ("completed", "cancelled") or order.anonymised:
+            return
+        self.story.step("sweep_after", order=order, years=years)
+        self.stack.run(
+            self.suite.sql(
+                "orders",
+                "UPDATE orders SET retention_starts_at = retention_starts_at - $2::interval,"
+                " completed_at = completed_at - $2::interval WHERE id = $1",
+                order.order_id,
+                timedelta(days=365 * years + 1),
+            )
+        )
+        self.story.note(f"{order}'s clock moved {years} year(s) on")
+        self.call(None, "POST", "/orders/admin/retention/sweep", expect=200, invariant=7)
+        if years >= 3:
+            order.anonymised = True
 
     # ------------------------------------------------------------------ rules: staff
 
@@ -759,6 +996,11 @@ class PrivacyMachine(RuleBasedStateMachine):
         login = self.login(str(user), user.person)
         if login.status_code != 401:
             self.broken(4, f"the deleted {user} signed in ({login.status_code})")
+        for order in self.model.orders_of(user):  # ended by the deletion (README)
+            if order.status == "placed":
+                order.status = "cancelled"
+            elif order.status in ("paid", "assigned"):
+                order.status = "cancelling"  # until the refund settles
 
     # ------------------------------------------------------------------ the invariants
 
@@ -877,13 +1119,20 @@ def machine_for(stack: Stack) -> type[PrivacyMachine]:
     return OnTheStack
 
 
-def _unique_person() -> Person:
+def _unique_person(age: int | None = None) -> Person:
     """A new person whose values no earlier example had: Hypothesis seeds ``random`` the
-    same way for every example, and :meth:`Person.new` draws from it."""
+    same way for every example, and :meth:`Person.new` draws from it. With ``age``, a
+    person that old, by the birth date in their ID number."""
     state = random.getstate()
     random.seed(secrets.randbits(64))
     try:
-        return Person.new()
+        person = Person.new()
+        if age is None:
+            return person
+        born = china_today().year - age
+        first_17 = f"330106{born}0{random.randint(1, 9)}1{random.randint(0, 8)}"
+        first_17 += f"{random.randint(100, 997)}"  # the sandbox authority fails 998, 999
+        return replace(person, id_number=first_17 + check_character(first_17))
     finally:
         random.setstate(state)
 

@@ -2,10 +2,11 @@
 checks of one answer or of the model against the suite (issue 25).
 
 The model knows only what the machine did in this example: its users (live, deleted, which
-policy they agreed to, their consents), their orders, the couriers, how many major policy
-versions it published and, per user, how many ledger entries each kind of read must have
-left. It predicts the one right answer of every request; a check that finds another raises
-:class:`InvariantBroken` with the story so far (step, request, answer).
+policy they agreed to, their consents), their orders, the partners (couriers, customs
+brokers, invoicing partners), how many major policy versions it published and, per user,
+how many ledger entries each kind of read must have left. It predicts the one right answer
+of every request; a check that finds another raises :class:`InvariantBroken` with the story
+so far (step, request, answer).
 """
 
 from __future__ import annotations
@@ -31,20 +32,18 @@ from tests.e2e.suite import Person
 #: while a fix for it is under way; orders' routes never belong here.
 DOUBLE_RECORDED_ROUTES: Final[frozenset[str]] = frozenset()
 
-#: Found by the machine (invariant 4): after a buyer's deletion completed, the courier of
-#: their paid or assigned order still reads its waybill (masked name and phone, the full
-#: street address): orders keeps open orders' records until completion ("orders still open
-#: keep their records until completion", README), so the deletion answers ``partial`` and
-#: delivery goes on. The invariant wants nothing but legal-hold facts left, readable only
-#: for that purpose. While this is True the machine expects the waybill (200); set it to
-#: False once orders ends a deleted buyer's open orders, and the machine expects 410 and no
-#: personal value (``test_examples.py`` keeps that sequence as an expected failure).
-DELETION_KEEPS_OPEN_ORDERS: Final = True
-
 #: The purposes whose ledger entries the model counts (the reads the machine makes);
 #: entries under other purposes (rights exports, transfers, retention) are not predicted.
 COUNTED_PURPOSES: Final = frozenset(
-    {"order.query", "order.fulfilment", "logistics.delivery", "account", "cart", "location"}
+    {
+        "order.query",
+        "order.fulfilment",
+        "logistics.delivery",
+        "customs.clearance",
+        "account",
+        "cart",
+        "location",
+    }
 )
 
 PROBLEM_JSON: Final = "application/problem+json"
@@ -134,6 +133,12 @@ class User:
     agreed_major: int | None = None
     consents: set[str] = field(default_factory=set)
     deleted: bool = False
+    #: Real-name verified; a minor is a user under 14 (from the verified ID number), who
+    #: grants nothing without a guardian: a verified adult linked as such, who may also
+    #: grant and withdraw for them.
+    verified: bool = False
+    minor: bool = False
+    guardian: User | None = None
     #: Ledger entries the user's reads must have left: (resource, purpose) -> count; and
     #: the keys of routes still recorded twice (README), which may have up to twice that.
     entries: Counter[tuple[str, str]] = field(default_factory=Counter)
@@ -144,14 +149,30 @@ class User:
 
 
 @dataclass
-class Courier:
-    name: str
+class Partner:
+    """A partner of one kind, acting with its client-credentials token: a courier
+    (``logistics``), a customs broker (``customs``) or an invoicing partner (``tax``)."""
+
+    name: str  # c0 (couriers), b0 (brokers), t0 (tax) in the story
     client_id: str
     headers: dict[str, str]
+    role: str = "logistics"
     revoked: bool = False
+
+    @property
+    def scopes(self) -> tuple[str, ...]:
+        return (f"partner:{self.role}",)
 
     def __str__(self) -> str:
         return self.name
+
+
+#: The partner kinds identity registers, per role, and the purpose each is registered for.
+PARTNER_KINDS: Final = {
+    "logistics": ("logistics", "logistics.delivery"),
+    "customs": ("customs_broker", "customs.clearance"),
+    "tax": ("tax", "tax.invoice"),
+}
 
 
 @dataclass
@@ -163,7 +184,13 @@ class Order:
     idempotency_key: str
     first_answer: dict[str, Any]
     status: str = "placed"
-    courier: Courier | None = None
+    courier: Partner | None = None
+    #: Cross-border goods: the customs identity was sent, and a customs broker clears it.
+    cross_border: bool = False
+    broker: Partner | None = None
+    #: The retention sweep anonymised it (the clock moved past its periods): it is
+    #: nobody's order any more.
+    anonymised: bool = False
     #: The street address the order has now (a correction changes it).
     address: str = ""
 
@@ -177,7 +204,9 @@ class Model:
     majors: int = 0
     users: list[User] = field(default_factory=list)
     orders: list[Order] = field(default_factory=list)
-    couriers: list[Courier] = field(default_factory=list)
+    couriers: list[Partner] = field(default_factory=list)
+    brokers: list[Partner] = field(default_factory=list)
+    tax_partners: list[Partner] = field(default_factory=list)
 
     def needs_renewal(self, user: User) -> bool:
         return user.agreed_major is None or user.agreed_major < self.majors
@@ -186,7 +215,8 @@ class Model:
         return (user for user in self.users if not user.deleted)
 
     def orders_of(self, user: User) -> list[Order]:
-        return [order for order in self.orders if order.owner is user]
+        """The user's orders (the anonymised ones are nobody's)."""
+        return [order for order in self.orders if order.owner is user and not order.anonymised]
 
 
 # ---------------------------------------------------------------------------- the rules of data
@@ -260,6 +290,7 @@ def raw_values(person: Person) -> Mapping[str, str]:
         "phone": person.phone,
         "name": person.name,
         "address": person.address_detail,
+        "ID number": person.id_number,
     }
 
 

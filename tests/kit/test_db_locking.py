@@ -69,3 +69,39 @@ async def test_postgres_serves_more_sessions_than_its_pool_on_the_same_connectio
     await database.dispose()
     assert len(backends) == 12
     assert len(set(backends)) <= 2
+
+
+async def test_a_read_after_the_servers_connection_ended_is_answered(pg_url: str) -> None:
+    """A pooled connection that sat idle is pinged before use: one whose server process
+    ended (a restart, an idle timeout) is replaced instead of failing the next request."""
+    database = Database(pg_url, pool_size=1, ping_after_idle_s=0.0)
+    async with database.reads() as connection:
+        first = int(await connection.scalar(text("SELECT pg_backend_pid()")))
+    other = Database(pg_url)  # the server ends the pooled connection's process
+    async with other.reads() as connection:
+        await connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
+    await other.dispose()
+    async with database.reads() as connection:
+        second = int(await connection.scalar(text("SELECT pg_backend_pid()")))
+    async with database.session() as session:  # a write session checks out the same way
+        third = int(await session.scalar(text("SELECT pg_backend_pid()")))
+    await database.dispose()
+    assert second != first
+    assert third == second
+
+
+async def test_postgres_reads_see_each_commit_without_a_transaction(pg_url: str) -> None:
+    """``Database.reads`` on PostgreSQL runs in autocommit: no transaction is held open
+    between its statements, and each sees the last commit."""
+    database = Database(pg_url)
+    await create_tables(database)
+    async with database.reads() as connection:
+        before = (await connection.execute(select(col(AppliedDeposits.subject)))).all()
+        xids = [await connection.scalar(text("SELECT txid_current()")) for _ in range(2)]
+        async with database.session() as session:
+            session.add(AppliedDeposits(subject="acc_1", count=1))
+        after = (await connection.execute(select(col(AppliedDeposits.subject)))).all()
+    await database.dispose()
+    assert before == []
+    assert xids[0] != xids[1], "each statement is its own transaction"
+    assert [subject for (subject,) in after] == ["acc_1"]

@@ -18,6 +18,8 @@ from kit.kafka import (
     current_cluster,
     ensure_topics,
     new_admin,
+    new_consumer,
+    new_producer,
 )
 from kit.settings import ServiceSettings
 from tests.conftest import Broker
@@ -79,3 +81,46 @@ def test_plaintext_by_default_for_make_run() -> None:
     cluster = ServiceSettings().kafka_cluster
     assert cluster.client_options() == {"security_protocol": "PLAINTEXT"}
     assert (cluster.replication_factor, cluster.min_insync_replicas) == (1, 1)
+
+
+def test_consumer_groups_are_named_behind_the_topic_prefix(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PRIVACY_KAFKA_TOPIC_PREFIX", "e2e1a2b3c4d.")
+    assert ServiceSettings().kafka_cluster.group_prefix == "e2e1a2b3c4d."
+
+
+async def test_two_runs_on_one_broker_never_share_a_consumer_group(kafka: Broker) -> None:
+    """Each run's consumer of the same name reads every event it is sent: in one shared
+    group the two would split the partitions and commit each other's offsets."""
+    topic = f"kit-test.groups.{uuid.uuid4().hex[:8]}"
+    await ensure_topics(kafka.bootstrap_servers, [TopicSpec(topic, partitions=1)])
+    producer = new_producer(kafka.bootstrap_servers, client_id="kit-test-groups")
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, value=b"the one event", key=b"acc_1")
+    finally:
+        await producer.stop()
+    before = current_cluster()
+    consumers = []
+    try:
+        for run in ("e2eaaaa.", "e2ebbbb."):
+            configure_cluster(KafkaCluster(group_prefix=f"{run}{uuid.uuid4().hex[:6]}."))
+            consumers.append(
+                new_consumer(
+                    kafka.bootstrap_servers, topic, group_id="orders.rights", client_id=run
+                )
+            )
+    finally:
+        configure_cluster(before)
+    read: list[list[bytes]] = []
+    for consumer in consumers:
+        await consumer.start()
+    try:
+        for consumer in consumers:
+            batches = await consumer.getmany(timeout_ms=30_000)
+            read.append([record.value for records in batches.values() for record in records])
+    finally:
+        for consumer in consumers:
+            await consumer.stop()
+    assert read == [[b"the one event"], [b"the one event"]]

@@ -7,12 +7,10 @@ code any app can emit."""
 
 from __future__ import annotations
 
-import ast
 import gzip
-import importlib
 import json
-import pkgutil
-from collections.abc import AsyncIterator, Iterator
+import re
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin
@@ -21,8 +19,14 @@ import pytest
 from fastapi import FastAPI
 
 from gateway.compression import accepts_gzip
-from kit.errors import PROBLEM_SCHEMA, DomainError, problem
-from kit.problem_types import load_problem_catalogue
+from kit.errors import PROBLEM_SCHEMA, problem
+from kit.problem_types import (
+    CODE_STYLE,
+    OAUTH_CODES,
+    codes_table,
+    emitted_codes,
+    load_problem_catalogue,
+)
 from kit.settings import REPO_ROOT
 from kit.testing import TEST_ISSUER, UNREACHABLE_KAFKA, serve_app, trust_only
 from services.consent.config import Settings as ConsentSettings
@@ -262,77 +266,52 @@ async def test_a_problems_type_resolves_to_its_page_at_the_gateway(
     assert index.status_code == 200
     for code in load_problem_catalogue().types:
         assert f'href="/problems/{code}"' in index.text
+    # An old spelling a client may still hold leads to the code's page.
+    old = await client.get("/problems/consent_required", follow_redirects=False)
+    assert old.status_code == 301 and old.headers["location"] == "/problems/consent-required"
+    assert "Consent required" in (await client.get("/problems/consent-required")).text
     unknown = await client.get("/problems/no-such-type")
     assert unknown.status_code == 404
     assert unknown.headers["content-type"] == "application/problem+json"
 
 
-def _modules() -> Iterator[str]:
-    for package in ("kit", "gateway", "services"):
-        root = importlib.import_module(package)
-        for info in pkgutil.walk_packages(root.__path__, f"{package}."):
-            if ".migrations" not in info.name and not info.name.endswith("__main__"):
-                yield info.name
-
-
-def _subclasses(cls: type[DomainError]) -> Iterator[type[DomainError]]:
-    for sub in cls.__subclasses__():
-        yield sub
-        yield from _subclasses(sub)
-
-
-def _literal(node: ast.expr | None) -> Any:
-    return node.value if isinstance(node, ast.Constant) else None
-
-
-def _emitted_in_source() -> dict[str, set[int | None]]:
-    """Codes written at call sites: ``problem(status, code="...")``, and the gateway's
-    refusals (``Refused(status, reason, code=...)``; without ``code`` the reason with
-    dashes, as :class:`gateway.handler.Refused` makes it)."""
-    found: dict[str, set[int | None]] = {}
-    for package in ("kit", "gateway", "services"):
-        for path in (REPO_ROOT / package).rglob("*.py"):
-            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-                if not isinstance(node, ast.Call):
-                    continue
-                name = getattr(node.func, "id", getattr(node.func, "attr", ""))
-                keywords = {keyword.arg: keyword.value for keyword in node.keywords}
-                status = _literal(node.args[0]) if node.args else None
-                code = _literal(keywords.get("code"))
-                if name in ("Refused", "_refuse_header") and len(node.args) > 1:
-                    reason = _literal(node.args[1])
-                    if code is None and "code" not in keywords and isinstance(reason, str):
-                        code = reason.replace("_", "-")
-                elif name != "problem":
-                    continue
-                if isinstance(code, str):
-                    found.setdefault(code, set()).add(status)
-    return found
-
-
 def test_every_problem_type_any_app_can_emit_is_documented() -> None:
-    for module in _modules():
-        importlib.import_module(module)
     documented = load_problem_catalogue().types
-    emitted: dict[str, set[int | None]] = {}
-    classes: list[type[DomainError]] = [DomainError, *_subclasses(DomainError)]
-    for cls in classes:
-        emitted.setdefault(cls.code, set()).add(cls.status)
-    for code, statuses in _emitted_in_source().items():
-        emitted.setdefault(code, set()).update(statuses)
-    # Starlette's own errors (an unknown path or method inside a service) by their phrase.
-    emitted.setdefault("not-found", set()).add(404)
-    emitted.setdefault("method-not-allowed", set()).add(405)
+    emitted = emitted_codes()
     assert len(emitted) > 60  # the scan found the apps' errors
 
     missing = sorted(set(emitted) - set(documented))
     assert missing == [], f"undocumented problem types: {missing} (policy/problems.yaml)"
-    for code, statuses in emitted.items():
-        known = {status for status in statuses if isinstance(status, int)}
+    for code, found in emitted.items():
         # NotificationRefused sets its status per reason: the catalogue lists them all.
-        assert known <= set(documented[code].status) or code == "notification-refused", code
+        assert found.statuses <= set(documented[code].status) or code == "notification-refused", (
+            code
+        )
     unused = sorted(set(documented) - set(emitted))
     assert unused == [], f"documented but never emitted: {unused}"
+
+
+def test_every_code_is_spelt_one_way() -> None:
+    """Lower-case words joined by hyphens; OAuth 2.0's own codes as RFC 6749 spells them."""
+    for code in emitted_codes():
+        assert CODE_STYLE.match(code) or code in OAUTH_CODES, code
+    aliases = load_problem_catalogue().aliases
+    assert aliases == {
+        "consent_required": "consent-required",
+        "verification_required": "verification-required",
+    }
+
+
+def test_readme_lists_every_code_as_the_code_answers_it() -> None:
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    found = re.search(
+        r"<!-- problem-codes:start -->\n(.*?)<!-- problem-codes:end -->", readme, re.DOTALL
+    )
+    assert found, "README lost its problem-codes markers"
+    assert found.group(1) == codes_table(), "run `python -m kit.problem_types` into README"
+    assert (
+        "| `consent-required` (was `consent_required`) | 403 | gateway, orders |" in codes_table()
+    )
 
 
 def test_the_problem_schema_takes_the_relative_type() -> None:

@@ -3,11 +3,12 @@ over every exposed route of ``policy/routes.yaml`` with a path parameter, throug
 gateway in front of the four real services (in-process, SQLite).
 
 The objects are made first, through the gateway, by their rightful holders: user A's cart
-item, cart share, order, consent receipt, rights request and ward; partner Y's assigned
-order; staff's goods, partner registration, incident, recipient and transfer. Then every
-principal who must not reach an object (user B, the partners not assigned, a user on
-staff routes, a partner on user routes, staff on user and partner routes, a customer
-service agent on the privacy officer's routes) calls each route on it. Every cell must
+item, cart share, search history entry, order, support case (its membership verified by
+the agent), consent receipt, rights request and ward; partner Y's assigned order;
+staff's goods, partner registration, incident, recipient, transfer and training export.
+Then every principal who must not reach an object (user B, the partners not assigned, a
+user on staff routes, a partner on user routes, staff on user and partner routes, a
+customer service agent on the privacy officer's routes) calls each route on it. Every cell must
 be 403 or 404, a problem document, and carry none of the object's data; afterwards the
 objects are as their holders left them. A control call by the rightful holder proves
 each readable object exists and answers, so the refusals are about the caller.
@@ -52,6 +53,7 @@ PUBLIC_BY_DESIGN = {
     "GET /orders/goods/{goods_id}": "the shop's goods",
     "GET /orders/shared-carts/{token}": "a share link: the unguessable token is the grant",
     "GET /consent/policy/versions/{version}": "the published privacy policy",
+    "GET /consent/lists/versions/{number}": "the published lists of what is collected and shared",
     "POST /orders/payments/notifications/{provider_id}": (
         "a payment provider's notification: its signature is the grant "
         "(tests/security/test_payments.py attacks it)"
@@ -68,6 +70,7 @@ GRANT: dict[str, Any] = {"purpose": "location", "granted": True, "shown": LOCATI
 UNAVAILABLE_IN_PROCESS = {
     "GET /consent/rights-requests/{request_id}/export": 503,  # no service clients configured
     "GET /orders/orders/{order_id}/payment": 404,  # no payment provider here to pay with
+    "GET /identity/security/accounts/{account_id}": 404,  # user A's token has no account here
 }
 
 #: A valid body for each writing route, so a refusal is never a validation error.
@@ -80,6 +83,12 @@ BODIES: dict[str, dict[str, Any]] = {
     "PATCH /orders/admin/goods/{goods_id}": {"price": "0.01"},
     "PUT /orders/admin/goods/{goods_id}/city": {"city": "杭州市"},
     "PATCH /orders/cart/items/{item_id}": {"quantity": 9},
+    "POST /orders/support/cases/{case_id}/messages": {"text": "attack"},
+    "POST /orders/support/agent/cases/{case_id}/messages": {"text": "attack"},
+    "POST /orders/support/agent/cases/{case_id}/verification": {
+        "order_id": "ord_attacker",
+        "phone_last4": "0000",
+    },
     "PUT /orders/admin/orders/{order_id}/partners": {"logistics_partner_id": "ptn_attacker"},
     "POST /orders/orders/{order_id}/payment": {"provider_id": "ptn_attacker"},
     "POST /orders/partner/orders/{order_id}/delivery": {"status": "delivered"},
@@ -163,7 +172,9 @@ def rightful(key: str, scopes: list[str]) -> frozenset[str]:
         return frozenset({"partner_y"})
     if set(scopes) <= STAFF_SCOPES:
         return frozenset(
-            role for role in ("privacy_officer", "catalogue_manager") if HELD[role] & set(scopes)
+            role
+            for role in ("privacy_officer", "catalogue_manager", "customer_service")
+            if HELD[role] & set(scopes)
         )
     raise AssertionError(f"{key}: scopes {scopes} mix kinds of principal")
 
@@ -202,6 +213,32 @@ async def _ok(answer: Any, status: int = 200) -> dict[str, Any]:
     return body
 
 
+async def _support_objects(world: World, order_id: str) -> None:
+    """User A's case about the order, verified by the agent; a training export."""
+    client, headers = world.suite.client, world.headers
+    user_a, officer = headers["user_a"], headers["privacy_officer"]
+    case = await _ok(
+        await client.post(
+            "/orders/support/cases",
+            json={"topic": "order", "order_id": order_id, "text": "Where is my parcel?"},
+            headers=user_a,
+        ),
+        201,
+    )
+    world.objects["case_id"] = case["case_id"]
+    await _ok(
+        await client.post(
+            f"/orders/support/agent/cases/{case['case_id']}/verification",
+            json={"order_id": order_id, "phone_last4": PHONE[-4:]},
+            headers=headers["customer_service"],
+        )
+    )
+    training = await _ok(
+        await client.post("/orders/support/admin/training-exports", headers=officer), 201
+    )
+    world.objects["export_id"] = training["export_id"]
+
+
 async def build_world(suite: Suite) -> World:
     client = suite.client
     a, b = new_subject(), new_subject()
@@ -233,6 +270,7 @@ async def build_world(suite: Suite) -> World:
         "customer_service": suite.staff(new_subject("stf"), "customer_service"),
     }
     world = World(suite=suite, headers=headers)
+    world.objects["account_id"] = a
     world.objects["client_id"] = y["client_id"]
     provider = await _ok(
         await client.post(
@@ -267,6 +305,10 @@ async def build_world(suite: Suite) -> World:
         201,
     )
     world.objects["item_id"] = item["item_id"]
+    searched = await _ok(
+        await client.post("/orders/search", json={"query": "Tea set"}, headers=user_a)
+    )
+    world.objects["entry_id"] = searched["entry_id"]
     share = await _ok(await client.post("/orders/cart/shares", headers=user_a), 201)
     world.objects["share_id"] = share["share_id"]
     world.secrets.add(share["token"])
@@ -304,6 +346,7 @@ async def build_world(suite: Suite) -> World:
             headers=officer,
         )
     )
+    await _support_objects(world, order_id)
     consent = await _ok(
         await client.post("/consent/consents", json=GRANT, headers=user_a),
         201,

@@ -1,8 +1,10 @@
 """The public origin says nothing about the gateway's insides (issue 23 item 6).
 
-Readiness (with broker addresses and last errors), Prometheus metrics and the OpenAPI pages
-are served on the gateway's separate operations port (``GATEWAY_OPS_HOST``,
-``GATEWAY_OPS_PORT``); the public port answers only a bare liveness check. Both are read
+Readiness (with broker addresses and last errors), Prometheus metrics and the interactive
+docs are served on the gateway's separate operations port (``GATEWAY_OPS_HOST``,
+``GATEWAY_OPS_PORT``); the public port answers only a bare liveness check and the
+gateway's own OpenAPI (``/openapi.json``: only the routes any client may call, issue 18;
+tests/gateway/test_openapi.py). Both are read
 here over real sockets, as a client on the internet and a probe on the pod would.
 """
 
@@ -17,7 +19,7 @@ import pytest
 from kit.testing import UNREACHABLE_KAFKA, on_loopback_port
 from tests.gateway.conftest import GatewayUnderTest, fake_orders_app, running_gateway
 
-OPERATIONS = ("/readyz", "/metrics", "/docs", "/openapi.json", "/redoc", "/docs/oauth2-redirect")
+OPERATIONS = ("/readyz", "/metrics", "/docs", "/redoc", "/docs/oauth2-redirect")
 
 
 @pytest.fixture

@@ -10,6 +10,9 @@
   counts them (``version``).
 - ``guardianship``: which account is the guardian of which minor, from identity's
   ``guardian.linked`` events (OB-2A-4).
+- ``verified_age``: whether identity's latest real-name verification of a subject found a
+  minor (under 14), and when, from its ``verification.completed`` events: a token issued
+  before that verification still carries the flag from before (OB-2A-4).
 """
 
 from __future__ import annotations
@@ -44,6 +47,13 @@ class ConsentRecord(ConsentModel, table=True):
     actor_role: str = Field(max_length=20, description="subject or guardian")
     state_version: int = Field(description="the subject's change counter after this change")
     recorded_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
+    purpose_fingerprint: str | None = Field(
+        default=None,
+        max_length=64,
+        description="SHA-256 of the purpose, its method and data types as the catalogue "
+        "stated them at the decision: a refusal is not asked again until it changes "
+        "(OB-L-13)",
+    )
 
 
 class CurrentConsent(ConsentModel, table=True):
@@ -80,3 +90,14 @@ class Guardianship(ConsentModel, table=True):
     guardian_account_id: str = Field(index=True, max_length=128)
     linked_at: datetime = Field(sa_column=timestamp_column())
     event_id: str = Field(max_length=64, description="the identity event that linked them")
+
+
+class VerifiedAge(ConsentModel, table=True):
+    """Identity's latest verification of ``subject``: a minor or not, and when."""
+
+    __tablename__ = "verified_age"
+
+    subject: str = Field(primary_key=True, max_length=128)
+    minor: bool
+    verified_at: datetime = Field(sa_column=timestamp_column())
+    event_id: str = Field(max_length=64, description="the identity event that told it")

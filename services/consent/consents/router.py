@@ -26,6 +26,7 @@ from services.consent.config import Settings
 from services.consent.consents import service
 from services.consent.consents.schemas import (
     ConsentChange,
+    ConsentPrompt,
     ConsentStateRead,
     GrantablePurpose,
     Receipt,
@@ -88,7 +89,20 @@ async def change_consent(
         minor=principal.minor,
         guardian_consent=principal.guardian_consent,
         change=body,
+        token_expires_at=principal.expires_at,
     )
+
+
+@router.get(
+    "/consents/me/prompts",
+    response_model=list[ConsentPrompt],
+    summary="Which additional purposes an app may ask me about now (a refusal is not asked "
+    "again unless the purpose changed)",
+)
+async def my_prompts(
+    session: SessionDep, context: ContextDep, principal: Reader
+) -> list[ConsentPrompt]:
+    return await service.prompts(session, catalogue=context.catalogue, subject=principal.subject)
 
 
 @router.get("/consents/me", response_model=ConsentStateRead, summary="My current consents")

@@ -80,6 +80,18 @@ class GrantablePurpose(BaseModel):
     )
 
 
+class ConsentPrompt(BaseModel):
+    """Whether an app may ask the user for an additional purpose now (OB-L-13, NDSMR art.
+    22): not while it is granted, and not after a refusal unless the purpose, its method
+    or the data types it uses changed since."""
+
+    purpose: str
+    description: str
+    ask: bool
+    reason: Literal["never_decided", "granted", "refused", "changed_since_refusal"]
+    refused_at: datetime | None = Field(default=None, description="the refusal in force")
+
+
 class Receipt(BaseModel):
     """The receipt of one grant or withdrawal."""
 

@@ -16,7 +16,13 @@
 - A minor under 14 without the guardian's consent may not grant anything; the guardian
   grants for them (OB-2A-4, PIPL art. 31). Withdrawing is always allowed: it only ever
   reduces processing. Guardianships come from identity's ``guardian.linked`` events
-  (:func:`record_guardianship`, run by the consumer in ``consumers.py``).
+  (:func:`record_guardianship`), and whether identity's latest verification found a minor
+  from its ``verification.completed`` events (:func:`record_verified_age`), both run by
+  the consumer in ``consumers.py``. The token's flags say what identity knew when it was
+  issued: a token that may predate the subject's latest verification (it expires within
+  the longest token lifetime of it) is taken as that verification says, and a recorded
+  guardianship counts as the guardian's consent, so a child's token from before the
+  verification that found them under 14 grants nothing.
 - :func:`current_state`, :func:`list_receipts`, :func:`get_receipt`: the subject's view.
 
 Withdrawing an additional purpose changes only that purpose's value; basic functions never
@@ -35,6 +41,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from kit import contracts
 from kit.catalogue import Catalogue
 from kit.clock import china_today
 from kit.consent_state import (
@@ -51,16 +58,19 @@ from kit.events import Event, new_event, personal_shape
 from kit.ids import new_id
 from kit.models import utcnow
 from kit.outbox import EventWriter, add_to_outbox
+from kit.revocation import MAX_TOKEN_LIFETIME_S
 from services.consent.consents.models import (
     ConsentRecord,
     ConsentSubject,
     CurrentConsent,
     Guardianship,
+    VerifiedAge,
 )
 from services.consent.consents.schemas import (
     RECIPIENT_DISCLOSURE,
     ActorRole,
     ConsentChange,
+    ConsentPrompt,
     ConsentStateRead,
     ConsentValue,
     GrantablePurpose,
@@ -90,6 +100,8 @@ __all__ = [
     "list_receipts",
     "new_receipt_id",
     "record_guardianship",
+    "record_identity_fact",
+    "record_verified_age",
     "state_event",
     "subject_consent",
     "ward_receipts",
@@ -101,6 +113,10 @@ logger = logging.getLogger("services.consent.consents")
 CHANGED_EVENT: Final = "com.signature.consent.consent.changed.v1"
 #: Identity's event naming a minor's guardian (services.identity.verification.service).
 GUARDIAN_LINKED_EVENT: Final = "com.signature.identity.guardian.linked.v1"
+#: Identity's event closing a real-name verification (``data.minor`` when it matched).
+VERIFICATION_COMPLETED_EVENT: Final = "com.signature.identity.verification.completed.v1"
+#: Identity's events this domain records (the guardianships consumer wants only these).
+IDENTITY_FACTS: Final = frozenset({GUARDIAN_LINKED_EVENT, VERIFICATION_COMPLETED_EVENT})
 #: The purpose both consent events are processed under: keeping the user's account.
 EVENT_PURPOSE: Final = "account"
 
@@ -169,6 +185,26 @@ def grantable_purposes(catalogue: Catalogue) -> list[GrantablePurpose]:
     ]
 
 
+def purpose_fingerprint(catalogue: Catalogue, purpose_id: str) -> str:
+    """SHA-256 of what a user decides on for ``purpose_id`` as the catalogue states it:
+    its description and kind (the purpose), and every field it may see with its data
+    category and masking rule (the data types and the method). A refusal is asked again
+    only once this changed (OB-L-13)."""
+    purpose = catalogue.purpose(purpose_id)
+    fields = sorted(
+        [resource, field, catalogue.field_policy(resource, field).category, rule.id]
+        for resource in catalogue.resources
+        for field, rule in catalogue.visible_fields(resource, purpose_id).items()
+    )
+    document = {
+        "purpose": purpose.id,
+        "kind": purpose.kind,
+        "description": purpose.description,
+        "fields": fields,
+    }
+    return hashlib.sha256(canonical_json(document)).hexdigest()
+
+
 def _check_purpose(catalogue: Catalogue, purpose_id: str) -> None:
     if not catalogue.has_purpose(purpose_id):
         raise UnknownPurpose(
@@ -231,10 +267,21 @@ async def change_own_consent(
     minor: bool,
     guardian_consent: bool,
     change: ConsentChange,
+    token_expires_at: int | None = None,
 ) -> Receipt:
     """The subject decides for themselves. A minor without the guardian's consent may
-    withdraw but not grant (:class:`GuardianConsentRequired`)."""
+    withdraw but not grant (:class:`GuardianConsentRequired`). ``minor`` and
+    ``guardian_consent`` are the token's flags, issued before ``token_expires_at`` (epoch
+    seconds; None: the flags are current); what identity told since counts too."""
     _check_purpose(catalogue, change.purpose)
+    if change.granted:
+        minor, guardian_consent = await _minor_now(
+            session,
+            subject=subject,
+            minor=minor,
+            guardian_consent=guardian_consent,
+            token_expires_at=token_expires_at,
+        )
     if change.granted and minor and not guardian_consent:
         raise GuardianConsentRequired(
             "a user under 14 cannot grant consents; their guardian grants them at "
@@ -252,6 +299,28 @@ async def change_own_consent(
         channel=channel,
         change=change,
     )
+
+
+async def _minor_now(
+    session: AsyncSession,
+    *,
+    subject: str,
+    minor: bool,
+    guardian_consent: bool,
+    token_expires_at: int | None,
+) -> tuple[bool, bool]:
+    """Whether ``subject`` is a minor and has their guardian's consent, now: a token that
+    may have been issued before identity's latest verification of the subject (it expires
+    no later than the longest token lifetime after it) is taken as that verification says;
+    a recorded guardianship is the guardian's consent."""
+    age = await session.get(VerifiedAge, subject)
+    if age is not None and token_expires_at is not None:
+        newest_stale = age.verified_at.timestamp() + MAX_TOKEN_LIFETIME_S
+        if token_expires_at <= newest_stale:
+            minor = age.minor
+    if minor and not guardian_consent:
+        guardian_consent = await session.get(Guardianship, subject) is not None
+    return minor, guardian_consent
 
 
 async def change_ward_consent(
@@ -324,6 +393,7 @@ async def change_consent(
         actor_role=actor_role,
         state_version=holder.version,
         recorded_at=now,
+        purpose_fingerprint=purpose_fingerprint(catalogue, change.purpose),
     )
     session.add(record)
     current = await session.get(CurrentConsent, (subject, key))
@@ -347,14 +417,13 @@ async def change_consent(
 
     state = await _subject_consent(session, subject, catalogue=catalogue)
     add_to_outbox(session, state_event(events, state), topic=state_topic)
-    data: dict[str, Any] = {
-        "purpose": change.purpose,
-        "granted": change.granted,
-        "receipt_id": record.id,
-        "version": holder.version,
-    }
-    if recipient_id is not None:
-        data["recipient_id"] = recipient_id
+    data = contracts.ConsentChanged(
+        purpose=change.purpose,
+        granted=change.granted,
+        receipt_id=record.id,
+        version=holder.version,
+        **({"recipient_id": recipient_id} if recipient_id is not None else {}),
+    )
     events.add(session, type=CHANGED_EVENT, subject=subject, purpose=EVENT_PURPOSE, data=data)
     logger.info(
         "consent %s %s for %s (receipt %s)",
@@ -373,7 +442,7 @@ def state_event(events: EventWriter, state: SubjectConsent) -> Event:
         type=CONSENT_STATE_EVENT,
         subject=state.subject,
         purpose=EVENT_PURPOSE,
-        data=state.to_data(),
+        data=contracts.ConsentState.model_validate(state.to_data()),
         personal_fields=events.personal_fields,
     )
 
@@ -557,6 +626,35 @@ async def ward_receipts(
     return await list_receipts(session, subject=ward, limit=limit, offset=offset)
 
 
+async def record_identity_fact(session: AsyncSession, event: Event) -> None:
+    """Consumer handler for identity's events: a guardianship or a verification's age
+    (:data:`IDENTITY_FACTS`); other events are ignored."""
+    if event.type == GUARDIAN_LINKED_EVENT:
+        await record_guardianship(session, event)
+    elif event.type == VERIFICATION_COMPLETED_EVENT:
+        await record_verified_age(session, event)
+
+
+async def record_verified_age(session: AsyncSession, event: Event) -> None:
+    """Record whether identity's verification of the event's subject found a minor (a
+    match carries ``data.minor``; a mismatch changes nothing). A later verification
+    replaces an earlier one; an older event arriving late changes nothing."""
+    if event.type != VERIFICATION_COMPLETED_EVENT or event.data.get("result") != "match":
+        return
+    minor = event.data.get("minor")
+    if not isinstance(minor, bool):
+        raise ValueError("verification.completed match without a boolean data.minor")
+    age = await session.get(VerifiedAge, event.subject)
+    if age is None:
+        session.add(
+            VerifiedAge(
+                subject=event.subject, minor=minor, verified_at=event.time, event_id=event.id
+            )
+        )
+    elif age.verified_at <= event.time:
+        age.minor, age.verified_at, age.event_id = minor, event.time, event.id
+
+
 async def record_guardianship(session: AsyncSession, event: Event) -> None:
     """Consumer handler for identity's events: record ``guardian.linked`` (ward = the
     event's subject, guardian = ``data.guardian_account_id``); other events are ignored.
@@ -613,3 +711,51 @@ async def withdraw_all(
             )
         )
     return receipts
+
+
+async def prompts(
+    session: AsyncSession, *, catalogue: Catalogue, subject: str
+) -> list[ConsentPrompt]:
+    """For each additional purpose, whether an app may ask the user for it now: never
+    while granted; after a refusal (the latest decision is no) only when the purpose,
+    method or data types changed since (its fingerprint differs); OB-L-13."""
+    latest: dict[str, ConsentRecord] = {}
+    for record in await session.scalars(
+        select(ConsentRecord)
+        .where(
+            col(ConsentRecord.subject) == subject,
+            col(ConsentRecord.recipient_id).is_(None),
+        )
+        .order_by(col(ConsentRecord.state_version))
+    ):
+        latest[record.purpose] = record
+    found: list[ConsentPrompt] = []
+    for purpose in catalogue.additional_purposes():
+        decided = latest.get(purpose.id)
+        if decided is None:
+            found.append(
+                ConsentPrompt(
+                    purpose=purpose.id,
+                    description=purpose.description,
+                    ask=True,
+                    reason="never_decided",
+                )
+            )
+        elif decided.granted:
+            found.append(
+                ConsentPrompt(
+                    purpose=purpose.id, description=purpose.description, ask=False, reason="granted"
+                )
+            )
+        else:
+            changed = decided.purpose_fingerprint != purpose_fingerprint(catalogue, purpose.id)
+            found.append(
+                ConsentPrompt(
+                    purpose=purpose.id,
+                    description=purpose.description,
+                    ask=changed,
+                    reason="changed_since_refusal" if changed else "refused",
+                    refused_at=decided.recorded_at,
+                )
+            )
+    return found

@@ -46,6 +46,20 @@ class SecurityIncident(ConsentModel, table=True):
     notices_sent: int = 0
     recorded_by: str = Field(max_length=128)
     recorded_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
+    # The regulator report's clock (OB-L-10): a reportable incident's report is due
+    # ``regulator_deadline`` (discovery + 4 h, or 1 h for a CII operator).
+    level: str = Field(
+        default="general",
+        max_length=30,
+        description="general, relatively_major, major or particularly_major",
+    )
+    regulator_deadline: datetime | None = Field(
+        default=None, sa_column=timestamp_column(nullable=True)
+    )
+    regulator_filed_at: datetime | None = Field(
+        default=None, sa_column=timestamp_column(nullable=True)
+    )
+    regulator_reference: str | None = Field(default=None, max_length=200)
 
 
 class IncidentAnnouncement(ConsentModel, table=True):

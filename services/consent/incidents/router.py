@@ -15,6 +15,7 @@ from fastapi import APIRouter, Response, status
 from kit.app import ContextDep
 from kit.auth import Principal, Scope, require
 from kit.db import SessionDep
+from kit.models import utcnow
 from kit.pagination import PageLimit, PageOffset
 from services.consent.incidents import cessation, notices, service
 from services.consent.incidents.dependencies import NotifierDep, SettingsDep
@@ -25,6 +26,7 @@ from services.consent.incidents.schemas import (
     IncidentCreate,
     IncidentView,
     Notice,
+    RegulatorFiling,
     RegulatorReport,
 )
 
@@ -57,6 +59,7 @@ async def record_incident(
         announcement_threshold=settings.incident_announcement_threshold,
         request=body,
         recorded_by=admin.subject,
+        critical_infrastructure=settings.critical_infrastructure_operator,
     )
 
 
@@ -89,6 +92,23 @@ async def regulator_report(
         f'attachment; filename="incident-{report.incident.id}-report.json"'
     )
     return report
+
+
+@router.post(
+    "/incidents/{incident_id}/regulator-filing",
+    response_model=IncidentView,
+    summary="Record that the regulator report was filed now (OB-L-10)",
+)
+async def file_regulator_report(
+    incident_id: str,
+    body: RegulatorFiling,
+    session: SessionDep,
+    context: ContextDep,
+    admin: IncidentAdmin,
+) -> IncidentView:
+    return await service.file_regulator_report(
+        session, events=context.events, incident_id=incident_id, filing=body, now=utcnow()
+    )
 
 
 @router.get(

@@ -17,6 +17,10 @@ ActorName = Annotated[
 ]
 CategoryId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$")]
 Delivery = Literal["individual", "announcement"]
+#: The grading of the National Cybersecurity Incident Reporting Measures; every level but
+#: ``general`` is reported to the regulator on the clock (OB-L-10).
+IncidentLevel = Literal["general", "relatively_major", "major", "particularly_major"]
+ReportStatus = Literal["not_required", "due", "overdue", "filed", "filed_late"]
 ControllerChangeKind = Literal["merger", "division", "dissolution", "bankruptcy"]
 
 # --------------------------------------------------------------------------- incidents
@@ -32,7 +36,16 @@ class IncidentCreate(BaseModel):
     impact: LongText = Field(description="the possible impact on the users")
     window_start: AwareDatetime = Field(description="when the incident began")
     window_end: AwareDatetime = Field(description="when it ended or was contained")
-    detected_at: AwareDatetime | None = None
+    detected_at: AwareDatetime | None = Field(
+        default=None,
+        description="when it was discovered: the regulator report's clock starts there "
+        "(when it is not given, at recording)",
+    )
+    level: IncidentLevel = Field(
+        default="general",
+        description="relatively_major and above are reported to the regulator within 4 "
+        "hours of discovery (1 hour for a critical information infrastructure operator)",
+    )
     categories: list[CategoryId] = Field(
         default=[],
         max_length=50,
@@ -60,6 +73,28 @@ class AnnouncementRef(BaseModel):
     published_at: datetime
 
 
+class RegulatorClock(BaseModel):
+    """The regulator report's clock (OB-L-10)."""
+
+    level: IncidentLevel
+    discovered_at: datetime = Field(description="discovery (detected_at, else recording)")
+    deadline: datetime | None = Field(description="the report is due before; None: general")
+    filed_at: datetime | None = Field(description="when the report was filed")
+    reference: str | None = Field(description="the regulator's receipt for it")
+    status: ReportStatus
+    overdue: bool = Field(description="due and not filed in time (or filed late)")
+
+
+class RegulatorFiling(BaseModel):
+    """The report was filed with the regulator now."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reference: str = Field(
+        min_length=1, max_length=200, description="the regulator's receipt number"
+    )
+
+
 class IncidentView(BaseModel):
     id: str
     title: str
@@ -80,6 +115,7 @@ class IncidentView(BaseModel):
     notices_sent: int
     announcement: AnnouncementRef | None
     recorded_at: datetime
+    regulator: RegulatorClock
 
 
 class AnnouncementView(BaseModel):
@@ -145,6 +181,9 @@ class RegulatorReport(BaseModel):
     incident: IncidentFacts
     affected: AffectedCounts
     notification: NotificationRecord
+    regulator: RegulatorClock = Field(
+        description="discovery, the report's deadline and when it was filed (OB-L-10)"
+    )
     timeline: list[TimelineItem]
 
 

@@ -17,13 +17,15 @@ done when the incident was recorded.
 from __future__ import annotations
 
 from collections import Counter
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from kit import contracts
 from kit.catalogue import Catalogue
-from kit.errors import DomainError, NotFound
+from kit.errors import Conflict, DomainError, NotFound
 from kit.ids import new_id
 from kit.models import utcnow
 from kit.outbox import EventWriter
@@ -37,12 +39,20 @@ from services.consent.incidents.schemas import (
     IncidentFacts,
     IncidentView,
     NotificationRecord,
+    RegulatorClock,
+    RegulatorFiling,
     RegulatorReport,
+    ReportStatus,
     TimelineItem,
 )
 from services.consent.ledger import service as ledger
 
 INCIDENT_RECORDED = "com.signature.consent.incident.recorded.v1"
+REPORT_FILED = "com.signature.consent.incident.regulator_report_filed.v1"
+#: Hours from discovery to the regulator report (National Cybersecurity Incident Reporting
+#: Measures, 2025): 4, or 1 for a critical information infrastructure operator (OB-L-10).
+REPORT_HOURS = 4
+CII_REPORT_HOURS = 1
 NOTICE_PURPOSE = "incident.notification"
 
 
@@ -73,13 +83,53 @@ def _ref(announcement: IncidentAnnouncement | None) -> AnnouncementRef | None:
     return AnnouncementRef(id=announcement.id, published_at=announcement.published_at)
 
 
+def report_deadline(
+    level: str, discovered_at: datetime, *, critical_infrastructure: bool
+) -> datetime | None:
+    """When a regulator report is due: discovery plus 4 hours (1 for a CII operator) for a
+    reportable level; None for a general incident."""
+    if level == "general":
+        return None
+    return discovered_at + timedelta(
+        hours=CII_REPORT_HOURS if critical_infrastructure else REPORT_HOURS
+    )
+
+
+def regulator_clock(incident: SecurityIncident, *, now: datetime) -> RegulatorClock:
+    """Discovery, the deadline, when it was filed, and whether it is (or was) late."""
+    deadline, filed = incident.regulator_deadline, incident.regulator_filed_at
+    status: ReportStatus
+    if deadline is None:
+        status = "not_required"
+    elif filed is not None:
+        status = "filed" if filed <= deadline else "filed_late"
+    else:
+        status = "overdue" if now >= deadline else "due"
+    return RegulatorClock(
+        level=incident.level,
+        discovered_at=incident.detected_at or incident.recorded_at,
+        deadline=deadline,
+        filed_at=filed,
+        reference=incident.regulator_reference,
+        status=status,
+        overdue=status in ("overdue", "filed_late"),
+    )
+
+
 def _view(incident: SecurityIncident, announcement: IncidentAnnouncement | None) -> IncidentView:
     return IncidentView.model_validate(
         {
             **incident.model_dump(
-                exclude={"recorded_by"},
+                exclude={
+                    "recorded_by",
+                    "level",
+                    "regulator_deadline",
+                    "regulator_filed_at",
+                    "regulator_reference",
+                },
             ),
             "announcement": _ref(announcement),
+            "regulator": regulator_clock(incident, now=utcnow()),
         }
     )
 
@@ -93,6 +143,7 @@ async def record_incident(
     announcement_threshold: int,
     request: IncidentCreate,
     recorded_by: str,
+    critical_infrastructure: bool = False,
 ) -> IncidentView:
     """Record the incident, find the affected users in the ledger, and tell them:
     individually, or by a public announcement above the threshold."""
@@ -128,6 +179,12 @@ async def record_incident(
         users_per_category=dict(sorted(per_category.items())),
         delivery="announcement" if announce else "individual",
         recorded_by=recorded_by,
+        level=request.level,
+    )
+    incident.regulator_deadline = report_deadline(
+        request.level,
+        request.detected_at or incident.recorded_at,
+        critical_infrastructure=critical_infrastructure,
     )
     session.add(incident)
     await session.flush()
@@ -150,15 +207,60 @@ async def record_incident(
         subject=incident.id,
         purpose=NOTICE_PURPOSE,
         categories=categories,
-        data={
-            "incident_id": incident.id,
-            "affected_users": incident.affected_users,
-            "delivery": incident.delivery,
-            "notices_sent": incident.notices_sent,
-        },
+        data=contracts.IncidentRecorded(
+            incident_id=incident.id,
+            affected_users=incident.affected_users,
+            delivery=incident.delivery,
+            notices_sent=incident.notices_sent,
+            level=incident.level,
+            regulator_deadline=(
+                incident.regulator_deadline.isoformat() if incident.regulator_deadline else None
+            ),
+        ),
     )
     await session.flush()
     return _view(incident, announcement)
+
+
+class ReportNotRequired(Conflict):
+    code, title = "report-not-required", "No regulator report for this incident"
+
+
+class ReportAlreadyFiled(Conflict):
+    code, title = "report-already-filed", "Regulator report already filed"
+
+
+async def file_regulator_report(
+    session: AsyncSession,
+    *,
+    events: EventWriter,
+    incident_id: str,
+    filing: RegulatorFiling,
+    now: datetime,
+) -> IncidentView:
+    """Record that the regulator report was filed now, with the regulator's receipt."""
+    incident = await _incident(session, incident_id)
+    if incident.regulator_deadline is None:
+        raise ReportNotRequired("a general incident is not reported to the regulator")
+    if incident.regulator_filed_at is not None:
+        raise ReportAlreadyFiled("the report was filed already")
+    incident.regulator_filed_at = now
+    incident.regulator_reference = filing.reference
+    clock = regulator_clock(incident, now=now)
+    events.add(
+        session,
+        type=REPORT_FILED,
+        subject=incident.id,
+        purpose=NOTICE_PURPOSE,
+        data=contracts.IncidentReportFiled(
+            incident_id=incident.id,
+            deadline=incident.regulator_deadline.isoformat(),
+            filed_at=now.isoformat(),
+            late=clock.overdue,
+        ),
+    )
+    await session.flush()
+    return _view(incident, await _announcement(session, incident_id))
 
 
 async def _incident(session: AsyncSession, incident_id: str) -> SecurityIncident:
@@ -244,6 +346,12 @@ async def regulator_report(
     timeline = [TimelineItem(at=incident.window_start, event="incident began")]
     if incident.detected_at is not None:
         timeline.append(TimelineItem(at=incident.detected_at, event="incident detected"))
+    if incident.regulator_deadline is not None:
+        timeline.append(TimelineItem(at=incident.regulator_deadline, event="regulator report due"))
+    if incident.regulator_filed_at is not None:
+        timeline.append(
+            TimelineItem(at=incident.regulator_filed_at, event="regulator report filed")
+        )
     timeline.append(TimelineItem(at=incident.window_end, event="incident ended or contained"))
     timeline.append(
         TimelineItem(
@@ -289,6 +397,7 @@ async def regulator_report(
         affected=AffectedCounts(
             users=incident.affected_users, per_category=incident.users_per_category
         ),
+        regulator=regulator_clock(incident, now=generated_at),
         notification=NotificationRecord.model_validate(
             {
                 "delivery": incident.delivery,

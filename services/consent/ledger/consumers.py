@@ -14,6 +14,9 @@ from services.consent.config import Settings
 from services.consent.ledger import service
 
 GROUP = "consent.ledger"
+#: How long a small fetch waits for more events: one transaction for the reads of many
+#: requests instead of one each (the ledger is read seconds later, not milliseconds).
+BATCH_LINGER_S = 0.05
 
 
 def ledger_consumer(context: AppContext) -> EventConsumer:
@@ -30,12 +33,13 @@ def ledger_consumer(context: AppContext) -> EventConsumer:
     return EventConsumer(
         # The group (and dedup record) name lives behind the topic prefix, so that two
         # deployments sharing a broker never share offsets.
-        name=settings.topic(GROUP),
+        name=GROUP,
         topics=[settings.topic(topic) for topic in settings.ledger_source_topics],
         database=context.database,
         bootstrap_servers=settings.kafka_bootstrap_servers,
         handler=handle,
         batch_handler=handle_batch,  # the ledger keeps up with the whole suite's events
+        batch_linger_s=BATCH_LINGER_S,
     )
 
 

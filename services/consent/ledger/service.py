@@ -668,3 +668,29 @@ async def all_subjects(session: AsyncSession) -> list[str]:
         select(col(LedgerEntry.subject)).distinct().order_by(col(LedgerEntry.subject))
     )
     return list(found)
+
+
+# --------------------------------------------------------------------------- explaining
+
+
+async def processing_by_category(
+    session: AsyncSession, *, subject: str, limit: int = 100_000
+) -> dict[str, list[tuple[str, str, str]]]:
+    """For the explanation right (OB-L-3): each category in ``subject``'s ledger, with the
+    distinct (purpose, legal basis, who) it was processed for and by, who as the ledger
+    shows it to the user."""
+    entries = list(
+        await session.scalars(
+            select(LedgerEntry)
+            .where(col(LedgerEntry.subject) == subject)
+            .order_by(col(LedgerEntry.seq))
+            .limit(limit)
+        )
+    )
+    directory = await _directory(session, (entry.actor for entry in entries))
+    found: dict[str, set[tuple[str, str, str]]] = {}
+    for entry in entries:
+        who = _actor_view(entry, directory).display
+        for category in entry.categories:
+            found.setdefault(category, set()).add((entry.purpose, entry.legal_basis, who))
+    return {category: sorted(rows) for category, rows in sorted(found.items())}

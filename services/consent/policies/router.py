@@ -9,15 +9,19 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response, status
 from fastapi.responses import HTMLResponse
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from kit.app import ContextDep
+from kit.app import AppContext, ContextDep
 from kit.auth import Principal, Scope, require
 from kit.clock import china_today
 from kit.db import SessionDep
 from kit.http_cache import IMMUTABLE, NOT_MODIFIED_RESPONSE, REVALIDATE, cacheable, json_answer
+from kit.models import utcnow
 from services.consent.config import Settings
 from services.consent.consents import service as consents_service
-from services.consent.policies import service
+from services.consent.lists import service as lists_service
+from services.consent.policies import guide, service
+from services.consent.policies.guide import PrivacyGuide
 from services.consent.policies.page import CONTENT_SECURITY_POLICY
 from services.consent.policies.schemas import (
     VERSION_PATTERN,
@@ -93,6 +97,40 @@ async def page(
         },
     )
     return cacheable(request, answer, cache_control=REVALIDATE)
+
+
+@router.get(
+    "/mini-program/privacy-guide",
+    response_model=PrivacyGuide,
+    response_model_by_alias=True,
+    summary="The mini-program privacy guide and requiredPrivateInfos, of the policy in effect",
+)
+async def privacy_guide(session: SessionDep, context: ContextDep) -> PrivacyGuide:
+    return await _guide(session, context)
+
+
+async def _guide(session: AsyncSession, context: AppContext) -> PrivacyGuide:
+    await service.current_version(session, today=china_today())  # 404 with no policy yet
+    lists = await lists_service.current_lists(
+        session, catalogue=context.catalogue, today=china_today(), now=utcnow()
+    )
+    return guide.build_guide(context.catalogue, lists)
+
+
+@router.get(
+    "/mini-program/privacy-guide.html",
+    response_class=HTMLResponse,
+    summary="The mini-program privacy guide as a page",
+)
+async def privacy_guide_page(session: SessionDep, context: ContextDep) -> HTMLResponse:
+    return HTMLResponse(
+        guide.render_guide_page(await _guide(session, context)),
+        headers={
+            "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "no-referrer",
+        },
+    )
 
 
 @router.get(

@@ -40,6 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from kit.clock import CHINA_TZ
+from kit.contracts import PolicyAgreed, PolicyPublished
 from kit.errors import Conflict, DomainError, NotFound
 from kit.ids import new_id
 from kit.outbox import EventWriter
@@ -246,15 +247,15 @@ async def publish_version(
         type=PUBLISHED_EVENT,
         subject=POLICY_SUBJECT,
         purpose=EVENT_PURPOSE,
-        data={
-            "version": version.version,
-            "sequence": version.sequence,
-            "effective_date": version.effective_date.isoformat(),
-            "major": version.major,
-            "kinds": list(version.major_change_kinds),
-            "reduces_rights": version.reduces_rights,
-            "text_sha256": version.text_sha256,
-        },
+        data=PolicyPublished(
+            version=version.version,
+            sequence=version.sequence,
+            effective_date=version.effective_date.isoformat(),
+            major=version.major,
+            kinds=list(version.major_change_kinds),
+            reduces_rights=version.reduces_rights,
+            text_sha256=version.text_sha256,
+        ),
     )
     current = await _current(session, today=today)
     return _view(version, current=current, today=today)
@@ -400,12 +401,12 @@ async def agree(
         type=AGREED_EVENT,
         subject=subject,
         purpose=EVENT_PURPOSE,
-        data={
-            "version": agreed.version,
-            "sequence": agreed.sequence,
-            "receipt_id": agreement.receipt_id,
-            "channel": channel,
-        },
+        data=PolicyAgreed(
+            version=agreed.version,
+            sequence=agreed.sequence,
+            receipt_id=agreement.receipt_id,
+            channel=channel,
+        ),
     )
     return _receipt(agreement, agreed)
 

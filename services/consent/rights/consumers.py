@@ -12,6 +12,7 @@ from kit.background import BackgroundLoop, PeriodicTask
 from kit.consumer import EventConsumer, Handler
 from kit.events import Event
 from kit.models import utcnow
+from kit.restriction import TOPIC as RESTRICTIONS_TOPIC
 from services.consent.config import Settings
 from services.consent.consents import service as consents_service
 from services.consent.rights import service
@@ -37,7 +38,14 @@ def rights_handler(context: AppContext, *, withdraw_all: service.WithdrawAll | N
                 withdraw_all=withdraw_all,
             )
         elif service.completion_service(event.type) is not None:
-            await service.record_answer(session, events=context.events, event=event, now=utcnow())
+            settings = context.settings
+            await service.record_answer(
+                session,
+                events=context.events,
+                event=event,
+                now=utcnow(),
+                restrictions_topic=settings.topic(RESTRICTIONS_TOPIC),
+            )
 
     return handle
 

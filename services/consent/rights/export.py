@@ -27,7 +27,7 @@ from urllib.parse import quote
 
 import httpx
 
-from kit.errors import ServiceUnavailable
+from kit.errors import DomainError, ServiceUnavailable
 from services.consent.rights.schemas import (
     ExportDocument,
     ServiceExport,
@@ -124,3 +124,29 @@ def new_rights_exporter(
         service_urls=service_urls,
         timeout_s=timeout_s,
     )
+
+
+class DestinationUnreachable(DomainError):
+    status, code, title = 502, "portability-destination-failed", "Destination did not take the copy"
+
+
+async def deliver_copy(
+    client: httpx.AsyncClient, *, url: str, body: bytes, content_type: str, timeout_s: float
+) -> None:
+    """POST a portability copy to the destination the user named (no redirects followed,
+    so the copy goes to that URL only); :class:`DestinationUnreachable` unless it answers
+    2xx. The error names the failure, never the copy."""
+    try:
+        response = await client.post(
+            url,
+            content=body,
+            headers={"Content-Type": content_type},
+            timeout=timeout_s,
+            follow_redirects=False,
+        )
+    except httpx.HTTPError as exc:
+        raise DestinationUnreachable(
+            f"the destination could not be reached ({type(exc).__name__})"
+        ) from None
+    if not 200 <= response.status_code < 300:
+        raise DestinationUnreachable(f"the destination answered HTTP {response.status_code}")

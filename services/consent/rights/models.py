@@ -24,14 +24,15 @@ from services.consent.base import ConsentModel
 
 
 class RightsRequest(ConsentModel, table=True):
-    """A rights request (access, correction, deletion, withdraw_all) of one subject."""
+    """A rights request (access, correction, deletion, withdraw_all, restriction,
+    explanation, portability) of one subject."""
 
     __tablename__ = "rights_request"
     __table_args__ = (Index("ix_rights_request_status_deadline", "status", "deadline"),)
 
     id: str = Field(primary_key=True, max_length=40)
     subject: str = Field(index=True, max_length=200, description="the account id")
-    kind: str = Field(max_length=20, description="access, correction, deletion, withdraw_all")
+    kind: str = Field(max_length=20, description="access, correction, deletion, withdraw_all, ...")
     status: str = Field(default="open", max_length=20, description="open or completed")
     corrections_encrypted: str | None = Field(
         default=None,
@@ -68,3 +69,39 @@ class RightsAnswer(ConsentModel, table=True):
     reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     event_id: str | None = Field(default=None, max_length=64, description="the answer's event")
     answered_at: datetime | None = Field(default=None, sa_column=timestamp_column(nullable=True))
+
+
+class Restriction(ConsentModel, table=True):
+    """What a request put under storage only (OB-L-2, OB-L-5): a restriction's purposes and
+    categories until the user lifts it, or, after a deletion, everything the services keep
+    under a legal hold (``storage_only``; never lifted by the user)."""
+
+    __tablename__ = "restriction"
+
+    request_id: str = Field(
+        sa_column=Column(
+            String(40), ForeignKey("rights_request.id", ondelete="CASCADE"), primary_key=True
+        )
+    )
+    subject: str = Field(index=True, max_length=200)
+    purposes: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    categories: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    storage_only: bool = Field(default=False)
+    since: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
+    lifted_at: datetime | None = Field(default=None, sa_column=timestamp_column(nullable=True))
+
+
+class PortabilityDestination(ConsentModel, table=True):
+    """The processor a portability request's copy goes to, and the last delivery."""
+
+    __tablename__ = "portability_destination"
+
+    request_id: str = Field(
+        sa_column=Column(
+            String(40), ForeignKey("rights_request.id", ondelete="CASCADE"), primary_key=True
+        )
+    )
+    name: str = Field(max_length=200)
+    url: str = Field(sa_column=Column(Text, nullable=False))
+    delivered_at: datetime | None = Field(default=None, sa_column=timestamp_column(nullable=True))
+    sha256: str | None = Field(default=None, max_length=64)

@@ -16,16 +16,20 @@ from kit.auth import InsufficientScope, Principal, Scope, current_principal, req
 from kit.db import SessionDep
 from kit.models import utcnow
 from kit.pagination import PageLimit, PageOffset
+from kit.restriction import TOPIC as RESTRICTIONS_TOPIC
 from services.consent.config import Settings
 from services.consent.rights import service
 from services.consent.rights.export import RightsExporter
 from services.consent.rights.schemas import (
     ConsentServiceExport,
+    Explanation,
     ExportDocument,
+    PortabilityReceipt,
     RequestStatus,
     RightsRequestAdminView,
     RightsRequestCreate,
     RightsRequestView,
+    RightsStatistics,
     ServiceCorrections,
 )
 
@@ -68,7 +72,8 @@ ExporterDep = Annotated[RightsExporter | None, Depends(rights_exporter)]
     "",
     response_model=RightsRequestView,
     status_code=status.HTTP_202_ACCEPTED,
-    summary="File a rights request: access, correction, deletion or withdraw_all",
+    summary="File a rights request: access, correction, deletion, withdraw_all, "
+    "restriction, explanation or portability",
 )
 async def file_request(
     body: RightsRequestCreate,
@@ -86,6 +91,9 @@ async def file_request(
         subject=user.subject,
         request=body,
         now=utcnow(),
+        catalogue=context.catalogue,
+        restrictions_topic=settings.topic(RESTRICTIONS_TOPIC),
+        plain_http_hosts=settings.portability_plain_http_hosts,
     )
 
 
@@ -110,6 +118,25 @@ async def list_requests(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[RightsRequestAdminView]:
     return await service.list_requests(session, status=status, now=utcnow(), limit=limit)
+
+
+@router.get(
+    "/statistics",
+    response_model=RightsStatistics,
+    summary="Rights-request statistics of a year, per kind, for the yearly report",
+)
+async def statistics(
+    session: SessionDep,
+    settings: SettingsDep,
+    officer: Officer,
+    year: Annotated[int, Query(ge=2000, le=9999, description="year of filing, China time")],
+) -> RightsStatistics:
+    return await service.statistics(
+        session,
+        year=year,
+        deadline_working_days=settings.rights_deadline_working_days,
+        now=utcnow(),
+    )
 
 
 @router.get(
@@ -190,5 +217,77 @@ async def own_export(
         catalogue=context.catalogue,
         actor=actor,
         subject=subject,
+        now=utcnow(),
+    )
+
+
+@router.post(
+    "/{request_id}/lift",
+    response_model=RightsRequestView,
+    summary="Lift my restriction: processing resumes",
+    responses={409: {"description": "not a restriction, or lifted already"}},
+)
+async def lift(
+    request_id: str, session: SessionDep, context: ContextDep, settings: SettingsDep, user: Writer
+) -> RightsRequestView:
+    return await service.lift_restriction(
+        session,
+        cipher=context.cipher,
+        events=context.events,
+        topic=settings.topic(RESTRICTIONS_TOPIC),
+        subject=user.subject,
+        request_id=request_id,
+        now=utcnow(),
+    )
+
+
+@router.get(
+    "/{request_id}/explanation",
+    response_model=Explanation,
+    summary="How my data is processed: which, for what, by whom, on which basis, how long",
+    responses={409: {"description": "not an explanation request"}},
+)
+async def explanation(
+    request_id: str, session: SessionDep, context: ContextDep, user: Reader
+) -> Explanation:
+    return await service.explain(
+        session,
+        events=context.events,
+        catalogue=context.catalogue,
+        subject=user.subject,
+        request_id=request_id,
+        now=utcnow(),
+    )
+
+
+@router.post(
+    "/{request_id}/delivery",
+    response_model=PortabilityReceipt,
+    summary="Deliver my portable data to the processor I named (sign in again first)",
+    responses={
+        401: {"description": "sign in again: the copy needs a recent password sign-in"},
+        409: {"description": "not a portability request"},
+        502: {"description": "the destination did not take the copy"},
+    },
+)
+async def delivery(
+    *,
+    request_id: str,
+    session: SessionDep,
+    context: ContextDep,
+    settings: SettingsDep,
+    exporter: ExporterDep,
+    user: Writer,
+) -> PortabilityReceipt:
+    return await service.port_request(
+        session,
+        exporter=exporter,
+        events=context.events,
+        catalogue=context.catalogue,
+        subject=user.subject,
+        request_id=request_id,
+        auth_time=user.auth_time,
+        reverify_within_s=settings.portability_reverify_s,
+        timeout_s=settings.portability_timeout_s,
         now=utcnow(),
     )

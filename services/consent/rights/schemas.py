@@ -18,13 +18,26 @@ from services.consent.consents.schemas import ConsentValue, Receipt
 from services.consent.incidents.schemas import Notice
 from services.consent.policies.schemas import MyAgreements
 
-RightsKind = Literal["access", "correction", "deletion", "withdraw_all"]
+RightsKind = Literal[
+    "access", "correction", "deletion", "withdraw_all", "restriction", "explanation", "portability"
+]
 RequestStatus = Literal["open", "overdue", "completed"]
 Outcome = Literal["done", "partial", "refused"]
 ParticipantStatus = Literal["pending", "overdue", "done", "partial", "refused"]
 
 MAX_CORRECTIONS_BYTES = 16 * 1024
 Category = Annotated[str, Field(min_length=1, max_length=200)]
+CatalogueId = Annotated[str, Field(min_length=1, max_length=100)]
+
+
+class Destination(BaseModel):
+    """The other processor a portability copy goes to (PIPL art. 45): its name and the
+    HTTPS endpoint that takes the copy."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    url: str = Field(min_length=8, max_length=2000, pattern=r"^https?://[^\s]+$")
 
 
 class RightsRequestCreate(BaseModel):
@@ -37,6 +50,29 @@ class RightsRequestCreate(BaseModel):
     corrections: dict[str, dict[str, Any]] | None = Field(
         default=None, description="kind=correction only: service -> fields to correct"
     )
+    purposes: list[CatalogueId] | None = Field(
+        default=None, max_length=50, description="kind=restriction: purposes to restrict"
+    )
+    categories: list[CatalogueId] | None = Field(
+        default=None, max_length=50, description="kind=restriction: data categories to restrict"
+    )
+    destination: Destination | None = Field(
+        default=None, description="kind=portability only: the processor the copy goes to"
+    )
+
+    @model_validator(mode="after")
+    def _restriction_and_destination_fit_the_kind(self) -> RightsRequestCreate:
+        if self.kind == "restriction":
+            if not self.purposes and not self.categories:
+                raise ValueError("a restriction names at least one purpose or category")
+        elif self.purposes is not None or self.categories is not None:
+            raise ValueError("only a restriction names purposes or categories")
+        if self.kind == "portability":
+            if self.destination is None:
+                raise ValueError("a portability request names its destination")
+        elif self.destination is not None:
+            raise ValueError("only a portability request names a destination")
+        return self
 
     @model_validator(mode="after")
     def _corrections_fit_the_kind(self) -> RightsRequestCreate:
@@ -114,6 +150,18 @@ class RightsRequestView(BaseModel):
     )
     participants: list[ParticipantView]
     overdue_services: list[str]
+    restriction: RestrictionView | None = Field(
+        default=None, description="kind=restriction: what is restricted, and until when"
+    )
+
+
+class RestrictionView(BaseModel):
+    """What a restriction request restricts: only stored until ``lifted_at``."""
+
+    purposes: list[str]
+    categories: list[str]
+    since: datetime
+    lifted_at: datetime | None
 
 
 class RightsRequestAdminView(BaseModel):
@@ -125,6 +173,7 @@ class RightsRequestAdminView(BaseModel):
     status: RequestStatus
     filed_at: datetime
     deadline: datetime
+    due_date: date = Field(description="the last working day, China Standard Time")
     completed_at: datetime | None
     has_corrections: bool
     participants: list[ParticipantView]
@@ -185,3 +234,74 @@ class ConsentServiceExport(BaseModel):
         description="how long each kind of record is kept: consent_receipt (agreements, "
         "consent receipts, rights requests) and processing_ledger"
     )
+
+
+class ExplainedPurpose(BaseModel):
+    purpose: str
+    description: str | None
+    legal_basis: str
+    by: list[str] = Field(description="who processed it, as the ledger names them")
+
+
+class ExplainedCategory(BaseModel):
+    """One kind of the user's data: what it is, for which purposes, by whom, on which
+    basis, and how long it is kept."""
+
+    category: str
+    description: str | None
+    sensitive: bool
+    purposes: list[ExplainedPurpose]
+    retention: list[RetentionView]
+
+
+class Explanation(BaseModel):
+    """The answer to an explanation request (PIPL art. 48), from the catalogue and the
+    user's own processing ledger."""
+
+    request_id: str
+    generated_at: datetime
+    categories: list[ExplainedCategory]
+
+
+class RefusedPart(BaseModel):
+    service: str
+    category: str
+    reason: str
+
+
+class PortabilityReceipt(BaseModel):
+    """What was delivered to the destination, and what was left out and why."""
+
+    request_id: str
+    destination: str
+    delivered_at: datetime
+    format: str = Field(description="the copy's documented format")
+    sha256: str = Field(description="of the copy as delivered")
+    services: dict[str, str] = Field(description="each service's part: ok or error")
+    categories: list[str] = Field(description="the categories in the copy")
+    refused: list[RefusedPart] = Field(
+        description="data left out: not collected by consent or contract"
+    )
+
+
+class KindStatistics(BaseModel):
+    """One kind of request filed in a year: how many, how long they took, how many late."""
+
+    kind: RightsKind
+    count: int = Field(description="requests of this kind filed in the year")
+    completed: int = Field(description="of them, answered by every service")
+    median_working_days: float | None = Field(
+        description="working days from filing to completion (Chinese calendar), median of "
+        "the completed ones; None when none is completed"
+    )
+    max_working_days: int | None = Field(description="the longest of them")
+    overdue: int = Field(description="completed after their deadline, or still unanswered past it")
+
+
+class RightsStatistics(BaseModel):
+    """Rights-request statistics for the yearly report (NDSMR art. 44, OB-L-14)."""
+
+    year: int = Field(description="the year of filing, China Standard Time")
+    deadline_working_days: int
+    generated_at: datetime
+    kinds: list[KindStatistics] = Field(description="every kind, requests or not")

@@ -8,11 +8,12 @@ answer of each participant, and the request is ``completed`` once every particip
 answered. The consent service answers like any other participant, from its own
 ``rights.requested`` event (:func:`answer_as_consent`).
 
-Deadline: ``rights_deadline_working_days`` working days (Monday to Friday) after the filing
-day in China Standard Time; answers are due before midnight at the end of the last one.
-Public holidays and make-up working days are not modelled. A request past its deadline
-with answers missing reads as ``overdue``, naming the services that have not answered;
-:func:`report_overdue`, run periodically, publishes ``rights.overdue`` once per request.
+Deadline: ``rights_deadline_working_days`` working days after the filing day in China
+Standard Time, on the Chinese calendar (public holidays and make-up working days,
+``kit.workdays``); answers are due before midnight at the end of the last one. A request
+past its deadline with answers missing reads as ``overdue``, naming the services that have
+not answered; :func:`report_overdue`, run periodically, publishes ``rights.overdue`` once per
+request.
 
 Events carry ids, kinds, states and categories only: corrections may be personal data, so
 they stay in the request row, encrypted under the subject's key; the event says
@@ -23,45 +24,65 @@ with its own service token for ``rights.access``; see ``kit.rights.CorrectionsFe
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, Final
+from statistics import median
+from typing import Any, Final, get_args
 
+import httpx
 from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from kit import rights
+from kit import contracts, rights, workdays
 from kit.catalogue import Catalogue
 from kit.clock import CHINA_TZ, china_today
 from kit.crypto import FieldCipher, SubjectKeyShredded
 from kit.errors import Conflict, DomainError, NotFound
-from kit.events import Event
+from kit.events import Event, new_event
 from kit.ids import new_id
-from kit.outbox import EventWriter
+from kit.models import utcnow
+from kit.outbox import EventWriter, add_to_outbox
+from kit.restriction import STATE_EVENT as RESTRICTION_STATE
+from kit.restriction import RestrictionState
 from services.consent.consents import service as consents
 from services.consent.incidents import notices
 from services.consent.ledger import service as ledger
 from services.consent.policies import service as policies
-from services.consent.rights.export import ExportNotConfigured, RightsExporter
-from services.consent.rights.models import RightsAnswer, RightsRequest
+from services.consent.rights.export import ExportNotConfigured, RightsExporter, deliver_copy
+from services.consent.rights.models import (
+    PortabilityDestination,
+    Restriction,
+    RightsAnswer,
+    RightsRequest,
+)
 from services.consent.rights.schemas import (
     CompletionData,
     ConsentServiceExport,
+    ExplainedCategory,
+    ExplainedPurpose,
+    Explanation,
     ExportDocument,
     KeptCategory,
+    KindStatistics,
     ParticipantStatus,
     ParticipantView,
+    PortabilityReceipt,
+    RefusedPart,
     RequestStatus,
+    RestrictionView,
     RightsKind,
     RightsRequestAdminView,
     RightsRequestCreate,
     RightsRequestView,
+    RightsStatistics,
     ServiceCorrections,
+    ServiceExportOk,
 )
 
 logger = logging.getLogger("services.consent.rights")
@@ -121,16 +142,11 @@ def new_request_id() -> str:
 
 def deadline_after(filed_at: datetime, working_days: int) -> datetime:
     """The instant answers are due before: midnight (China Standard Time) ending the
-    ``working_days``-th working day after the filing day. Working days are Monday to
-    Friday; public holidays are not modelled."""
+    ``working_days``-th working day after the filing day, on the Chinese calendar (public
+    holidays and make-up working days, ``kit.workdays``; OB-L-6)."""
     if working_days < 1:
         raise ValueError("working_days must be at least 1")
-    day = filed_at.astimezone(CHINA_TZ).date()
-    counted = 0
-    while counted < working_days:
-        day += timedelta(days=1)
-        if day.weekday() < 5:
-            counted += 1
+    day = workdays.add_working_days(filed_at.astimezone(CHINA_TZ).date(), working_days)
     return datetime.combine(day + timedelta(days=1), time(), CHINA_TZ).astimezone(UTC)
 
 
@@ -177,6 +193,7 @@ def _owner_view(
     answers: Sequence[RightsAnswer],
     now: datetime,
     corrections: dict[str, dict[str, Any]] | None = None,
+    restriction: Restriction | None = None,
 ) -> RightsRequestView:
     status, participants, overdue = _participant_statuses(request, answers, now)
     return RightsRequestView(
@@ -191,6 +208,7 @@ def _owner_view(
         corrections=corrections,
         participants=participants,
         overdue_services=overdue,
+        restriction=restriction_view(restriction),
     )
 
 
@@ -205,6 +223,7 @@ def _admin_view(
         status=status,
         filed_at=request.filed_at,
         deadline=request.deadline,
+        due_date=due_date(request.deadline),
         completed_at=request.completed_at,
         has_corrections=request.corrections_encrypted is not None,
         participants=participants,
@@ -266,12 +285,19 @@ async def file_request(
     subject: str,
     request: RightsRequestCreate,
     now: datetime,
+    catalogue: Catalogue | None = None,
+    restrictions_topic: str | None = None,
+    plain_http_hosts: Sequence[str] = (),
 ) -> RightsRequestView:
     """File ``subject``'s request and publish ``rights.requested`` (through the outbox).
 
     Every configured participant must answer, except for a correction, which goes to the
     services it names only. Corrections are stored encrypted and never put in the event.
+    A restriction takes effect at once (its state is published with the request); a
+    portability request keeps its destination for the delivery.
     """
+    if catalogue is not None:
+        check_request(catalogue, request, plain_http_hosts=plain_http_hosts)
     if request.kind == "correction":
         assert request.corrections is not None  # the schema requires them
         unknown = sorted(set(request.corrections) - set(participants))
@@ -301,17 +327,29 @@ async def file_request(
     await session.flush()
     answers = [RightsAnswer(request_id=row.id, service=service) for service in asked]
     session.add_all(answers)
-    data: dict[str, Any] = {
-        "request_id": row.id,
-        "kind": row.kind,
-        "deadline": row.deadline.isoformat(),
-        "participants": asked,
-    }
-    if row.corrections_encrypted is not None:
-        data["has_corrections"] = True
+    data = contracts.RightsRequested(
+        request_id=row.id,
+        kind=row.kind,
+        deadline=row.deadline.isoformat(),
+        participants=asked,
+        **({"has_corrections": True} if row.corrections_encrypted is not None else {}),
+    )
     events.add(session, type=REQUESTED, subject=subject, purpose=PURPOSE, data=data)
+    restriction: Restriction | None = None
+    if request.kind == "restriction":
+        if restrictions_topic is None:
+            raise ValueError("a restriction needs the restrictions topic")
+        restriction = await add_restriction(
+            session, events=events, topic=restrictions_topic, request=row, body=request
+        )
+    if request.destination is not None:
+        session.add(
+            PortabilityDestination(
+                request_id=row.id, name=request.destination.name, url=request.destination.url
+            )
+        )
     await session.flush()
-    return _owner_view(row, answers, now)
+    return _owner_view(row, answers, now, restriction=restriction)
 
 
 # --------------------------------------------------------------------------- reading
@@ -340,7 +378,8 @@ async def get_own_request(
     request = await _owned(session, request_id=request_id, subject=subject)
     answers = await _answers(session, [request.id])
     corrections = await _decrypt_corrections(session, cipher=cipher, request=request)
-    return _owner_view(request, answers[request.id], now, corrections)
+    restriction = await session.get(Restriction, request.id)
+    return _owner_view(request, answers[request.id], now, corrections, restriction)
 
 
 async def list_requests(
@@ -400,7 +439,12 @@ async def corrections_for_service(
 
 
 async def record_answer(
-    session: AsyncSession, *, events: EventWriter, event: Event, now: datetime
+    session: AsyncSession,
+    *,
+    events: EventWriter,
+    event: Event,
+    now: datetime,
+    restrictions_topic: str | None = None,
 ) -> bool:
     """Record a participant's completion event; complete the request when it was the last
     answer missing. False when the event is no completion event or the service answered
@@ -446,12 +490,16 @@ async def record_answer(
             type=FULFILLED,
             subject=request.subject,
             purpose=PURPOSE,
-            data={
-                "request_id": request.id,
-                "kind": request.kind,
-                "outcomes": {a.service: a.outcome for a in answers},
-            },
+            data=contracts.RightsFulfilled(
+                request_id=request.id,
+                kind=request.kind,
+                outcomes={a.service: a.outcome for a in answers},
+            ),
         )
+        if request.kind == "deletion" and restrictions_topic is not None:
+            await hold_after_deletion(
+                session, events=events, topic=restrictions_topic, request=request
+            )
     return True
 
 
@@ -520,6 +568,10 @@ async def answer_as_consent(
             outcome="refused",
             reason="agreements and consent receipts record what was agreed and are not altered",
         )
+    elif request.kind in {"restriction", "explanation", "portability"}:
+        answer = CompletionData(
+            request_id=request.id, outcome="done", reason=rights.ANSWERED_FOR_ALL[request.kind]
+        )
     else:
         answer = CompletionData(
             request_id=request.id,
@@ -531,7 +583,9 @@ async def answer_as_consent(
         type=completion_type(CONSENT_SERVICE),
         subject=subject,
         purpose=PURPOSE,
-        data=answer.model_dump(mode="json", exclude_none=True),
+        data=contracts.RightsCompleted.model_validate(
+            answer.model_dump(mode="json", exclude_none=True)
+        ),
     )
     own.event_id = event.id
     return event
@@ -566,15 +620,65 @@ async def report_overdue(
             type=OVERDUE,
             subject=request.subject,
             purpose=PURPOSE,
-            data={
-                "request_id": request.id,
-                "kind": request.kind,
-                "deadline": request.deadline.isoformat(),
-                "overdue_services": missing,
-            },
+            data=contracts.RightsOverdue(
+                request_id=request.id,
+                kind=request.kind,
+                deadline=request.deadline.isoformat(),
+                overdue_services=missing,
+            ),
         )
         request.overdue_reported_at = now
     return [request.id for request in requests]
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def _cst_date(instant: datetime) -> date:
+    return instant.astimezone(CHINA_TZ).date()
+
+
+async def statistics(
+    session: AsyncSession, *, year: int, deadline_working_days: int, now: datetime
+) -> RightsStatistics:
+    """Per kind, the requests filed in ``year`` (China Standard Time): how many, how many
+    completed, the median and longest number of working days they took (Chinese calendar,
+    ``kit.workdays``), and how many were late (OB-L-14, NDSMR art. 44)."""
+    start = datetime.combine(date(year, 1, 1), time(), CHINA_TZ).astimezone(UTC)
+    end = datetime.combine(date(year + 1, 1, 1), time(), CHINA_TZ).astimezone(UTC)
+    requests = await session.scalars(
+        select(RightsRequest).where(
+            col(RightsRequest.filed_at) >= start, col(RightsRequest.filed_at) < end
+        )
+    )
+    counts: dict[str, int] = dict.fromkeys(get_args(RightsKind), 0)
+    took: dict[str, list[int]] = {kind: [] for kind in counts}
+    late: dict[str, int] = dict.fromkeys(counts, 0)
+    for request in requests:
+        counts[request.kind] = counts.get(request.kind, 0) + 1
+        finished = request.completed_at if request.status == "completed" else None
+        if finished is not None:
+            took.setdefault(request.kind, []).append(
+                workdays.working_days_between(_cst_date(request.filed_at), _cst_date(finished))
+            )
+        if (finished or now) >= request.deadline:
+            late[request.kind] = late.get(request.kind, 0) + 1
+    return RightsStatistics(
+        year=year,
+        deadline_working_days=deadline_working_days,
+        generated_at=now,
+        kinds=[
+            KindStatistics(
+                kind=kind,
+                count=counts[kind],
+                completed=len(took.get(kind, [])),
+                median_working_days=median(took[kind]) if took.get(kind) else None,
+                max_working_days=max(took[kind]) if took.get(kind) else None,
+                overdue=late.get(kind, 0),
+            )
+            for kind in counts
+        ],
+    )
 
 
 # --------------------------------------------------------------------------- export
@@ -610,10 +714,10 @@ async def export_request(
         type=EXPORTED,
         subject=subject,
         purpose=PURPOSE,
-        data={
-            "request_id": request_id,
-            "services": {name: part.status for name, part in document.services.items()},
-        },
+        data=contracts.RightsExported(
+            request_id=request_id,
+            services={name: part.status for name, part in document.services.items()},
+        ),
     )
     return document
 
@@ -674,3 +778,370 @@ async def export_subject(
         categories=[RECEIPT_CATEGORY],
     )
     return export
+
+
+# --------------------------------------------------------------------------- rules since 2024
+# Restriction (OB-L-2), explanation (OB-L-3), portability (OB-L-4) and the storage-only
+# state of a deleted account's data under a legal hold (OB-L-5).
+
+#: The copy's documented format (README, "Rules in force since 2024").
+PORTABILITY_FORMAT: Final = "application/vnd.signature.portability.v1+json"
+PORTED: Final = f"{EVENT_PREFIX}.ported.v1"
+LIFTED: Final = f"{EVENT_PREFIX}.restriction_lifted.v1"
+#: Purposes a user cannot restrict: their own rights, and what the law imposes.
+_UNRESTRICTABLE_KINDS: Final = frozenset({"legal"})
+#: Purpose kinds whose data came by contract (basic) or consent (additional, separate).
+_PORTABLE_KINDS: Final = frozenset({"basic", "additional", "separate"})
+_EXPORTED_FIELD_KEYS: Final = frozenset({"value", "category", "purposes", "retention"})
+
+
+class InvalidRightsRequest(DomainError):
+    """A field of the request names something the catalogue does not allow; ``errors``
+    names each field by its path, like a validation error."""
+
+    status, code, title = 422, "validation-error", "Invalid request"
+
+
+class NotThisKind(Conflict):
+    code, title = "wrong-rights-request-kind", "Not a request of this kind"
+
+
+class AlreadyLifted(Conflict):
+    code, title = "restriction-already-lifted", "Restriction already lifted"
+
+
+class ReverificationRequired(DomainError):
+    status, code, title = 401, "reverification-required", "Sign in again"
+    headers = {"WWW-Authenticate": 'Bearer error="insufficient_user_authentication"'}
+
+
+def _invalid(errors: list[dict[str, str]]) -> InvalidRightsRequest:
+    return InvalidRightsRequest(
+        "; ".join(f"{e['field']}: {e['message']}" for e in errors), extra={"errors": errors}
+    )
+
+
+def check_request(
+    catalogue: Catalogue, request: RightsRequestCreate, *, plain_http_hosts: Sequence[str]
+) -> None:
+    """What the schema cannot check without the catalogue and the settings: a restriction
+    names known purposes (never a legal one) and known personal categories; a destination
+    is HTTPS (plain HTTP only to ``plain_http_hosts``)."""
+    errors: list[dict[str, str]] = []
+    for index, purpose in enumerate(request.purposes or ()):
+        field = f"body.purposes.{index}"
+        if not catalogue.has_purpose(purpose):
+            errors.append({"field": field, "message": "not a purpose of the catalogue",
+                           "type": "unknown_purpose"})  # fmt: skip
+        elif catalogue.purpose(purpose).kind in _UNRESTRICTABLE_KINDS:
+            errors.append({"field": field, "message": "imposed by law: it cannot be restricted",
+                           "type": "not_restrictable"})  # fmt: skip
+    known = {category.id for category in catalogue.data_categories if category.personal}
+    for index, category in enumerate(request.categories or ()):
+        if category not in known:
+            errors.append({"field": f"body.categories.{index}",
+                           "message": "not a personal data category of the catalogue",
+                           "type": "unknown_category"})  # fmt: skip
+    if request.destination is not None:
+        url = httpx.URL(request.destination.url)
+        if url.scheme != "https" and not (url.scheme == "http" and url.host in plain_http_hosts):
+            errors.append({"field": "body.destination.url", "message": "must be an https URL",
+                           "type": "url_scheme"})  # fmt: skip
+    if errors:
+        raise _invalid(errors)
+
+
+def reverified(auth_time: int | None, *, now: datetime, within_s: int) -> None:
+    """Portability goes only to a user who signed in with their password within
+    ``within_s`` (the token's ``auth_time``; a refreshed token keeps its login's)."""
+    if auth_time is None or now.timestamp() - auth_time > within_s:
+        raise ReverificationRequired(
+            f"a copy for another processor needs you to sign in again (within {within_s} s)"
+        )
+
+
+async def _active_restrictions(session: AsyncSession, subject: str) -> list[Restriction]:
+    return list(
+        await session.scalars(
+            select(Restriction).where(
+                col(Restriction.subject) == subject, col(Restriction.lifted_at).is_(None)
+            )
+        )
+    )
+
+
+async def publish_restriction_state(
+    session: AsyncSession, *, events: EventWriter, topic: str, subject: str
+) -> RestrictionState:
+    """Publish ``subject``'s whole restriction state to the compacted topic every app
+    follows (kit.restriction), in the caller's transaction."""
+    await session.flush()
+    rows = await _active_restrictions(session, subject)
+    state = RestrictionState(
+        purposes=frozenset(p for row in rows for p in row.purposes),
+        categories=frozenset(c for row in rows for c in row.categories),
+        storage_only=any(row.storage_only for row in rows),
+    )
+    event = new_event(
+        source=events.source,
+        type=RESTRICTION_STATE,
+        subject=subject,
+        purpose=PURPOSE,
+        data=contracts.RestrictionState.model_validate(state.to_data()),
+        personal_fields=events.personal_fields,
+    )
+    add_to_outbox(session, event, topic=topic)
+    return state
+
+
+def restriction_view(row: Restriction | None) -> RestrictionView | None:
+    if row is None or row.storage_only:
+        return None
+    return RestrictionView(
+        purposes=sorted(row.purposes),
+        categories=sorted(row.categories),
+        since=row.since,
+        lifted_at=row.lifted_at,
+    )
+
+
+async def add_restriction(
+    session: AsyncSession,
+    *,
+    events: EventWriter,
+    topic: str,
+    request: RightsRequest,
+    body: RightsRequestCreate,
+) -> Restriction:
+    row = Restriction(
+        request_id=request.id,
+        subject=request.subject,
+        purposes=sorted(set(body.purposes or ())),
+        categories=sorted(set(body.categories or ())),
+        since=request.filed_at,
+    )
+    session.add(row)
+    await publish_restriction_state(session, events=events, topic=topic, subject=request.subject)
+    return row
+
+
+async def lift_restriction(
+    session: AsyncSession,
+    *,
+    cipher: FieldCipher,
+    events: EventWriter,
+    topic: str,
+    subject: str,
+    request_id: str,
+    now: datetime,
+) -> RightsRequestView:
+    """The user lifts their restriction: processing resumes once every app has read it."""
+    request = await _owned(session, request_id=request_id, subject=subject)
+    row = await session.get(Restriction, request.id, with_for_update=True)
+    if request.kind != "restriction" or row is None:
+        raise NotThisKind("only a restriction request can be lifted")
+    if row.lifted_at is not None:
+        raise AlreadyLifted("this restriction was lifted already")
+    row.lifted_at = now
+    await publish_restriction_state(session, events=events, topic=topic, subject=subject)
+    events.add(
+        session,
+        type=LIFTED,
+        subject=subject,
+        purpose=PURPOSE,
+        data=contracts.RestrictionLifted(request_id=request.id),
+    )
+    return await get_own_request(
+        session, cipher=cipher, subject=subject, request_id=request_id, now=now
+    )
+
+
+async def hold_after_deletion(
+    session: AsyncSession, *, events: EventWriter, topic: str, request: RightsRequest
+) -> None:
+    """A completed deletion leaves what the services keep under a legal hold storage-only
+    (OB-L-5): the state every app refuses other processing by."""
+    if await session.get(Restriction, request.id) is not None:
+        return
+    session.add(
+        Restriction(
+            request_id=request.id,
+            subject=request.subject,
+            storage_only=True,
+            since=request.completed_at or utcnow(),
+        )
+    )
+    await publish_restriction_state(session, events=events, topic=topic, subject=request.subject)
+
+
+async def explain(
+    session: AsyncSession,
+    *,
+    events: EventWriter,
+    catalogue: Catalogue,
+    subject: str,
+    request_id: str,
+    now: datetime,
+) -> Explanation:
+    """The answer to an explanation request (OB-L-3): for each category of the user's
+    data in their ledger, what it is, the purposes it served with their legal basis and
+    who processed it, and its retention periods from the catalogue."""
+    request = await _owned(session, request_id=request_id, subject=subject)
+    if request.kind != "explanation":
+        raise NotThisKind("only an explanation request has an explanation")
+    processed = await ledger.processing_by_category(session, subject=subject)
+    retention_ids: dict[str, set[str]] = {}
+    for resource in catalogue.resources.values():
+        for field in resource.fields.values():
+            retention_ids.setdefault(field.category, set()).add(field.retention)
+    categories: list[ExplainedCategory] = []
+    for category, rows in processed.items():
+        known = (
+            catalogue.category(category)
+            if category in {c.id for c in catalogue.data_categories}
+            else None
+        )
+        by_purpose: dict[tuple[str, str], set[str]] = {}
+        for purpose, basis, who in rows:
+            by_purpose.setdefault((purpose, basis), set()).add(who)
+        categories.append(
+            ExplainedCategory(
+                category=category,
+                description=known.description if known else None,
+                sensitive=known.sensitive if known else False,
+                purposes=[
+                    ExplainedPurpose(
+                        purpose=purpose,
+                        description=catalogue.purpose(purpose).description
+                        if catalogue.has_purpose(purpose)
+                        else None,
+                        legal_basis=basis,
+                        by=sorted(who),
+                    )
+                    for (purpose, basis), who in sorted(by_purpose.items())
+                ],
+                retention=[
+                    rights.retention_view(catalogue, period)
+                    for period in sorted(retention_ids.get(category, ()))
+                ],
+            )
+        )
+    events.processing(
+        session,
+        subject=subject,
+        actor=subject,
+        action="read",
+        purpose=PURPOSE,
+        resource=RESOURCE,
+        categories=[RECEIPT_CATEGORY],
+    )
+    return Explanation(request_id=request.id, generated_at=now, categories=categories)
+
+
+def _portable(catalogue: Catalogue, service: str, data: Any, refused: list[RefusedPart]) -> Any:
+    """``data`` with every exported field not collected by consent or contract left out
+    (noted in ``refused``); other values as they are."""
+    if isinstance(data, list):
+        return [_portable(catalogue, service, item, refused) for item in data]
+    if not isinstance(data, dict):
+        return data
+    if data.keys() >= _EXPORTED_FIELD_KEYS and isinstance(data.get("purposes"), list):
+        kinds = {catalogue.purpose(p).kind for p in data["purposes"] if catalogue.has_purpose(p)}
+        if kinds & _PORTABLE_KINDS:
+            return data
+        refused.append(
+            RefusedPart(
+                service=service,
+                category=str(data.get("category")),
+                reason="collected under a legal obligation, not by consent or contract "
+                "(PIPL art. 45 covers data provided by consent or contract)",
+            )
+        )
+        return None
+    return {key: _portable(catalogue, service, value, refused) for key, value in data.items()}
+
+
+def _categories_in(data: Any, found: set[str]) -> None:
+    if isinstance(data, list):
+        for item in data:
+            _categories_in(item, found)
+    elif isinstance(data, dict):
+        if data.keys() >= _EXPORTED_FIELD_KEYS and isinstance(data.get("category"), str):
+            found.add(data["category"])
+        for value in data.values():
+            _categories_in(value, found)
+
+
+async def port_request(
+    session: AsyncSession,
+    *,
+    exporter: RightsExporter | None,
+    events: EventWriter,
+    catalogue: Catalogue,
+    subject: str,
+    request_id: str,
+    auth_time: int | None,
+    reverify_within_s: int,
+    timeout_s: float,
+    now: datetime,
+) -> PortabilityReceipt:
+    """Gather the user's data from every participant, keep what came by consent or
+    contract, and deliver it to the destination they named, once they signed in again
+    (OB-L-4). As with the export, nothing is locked while the services and the
+    destination answer; the ``rights.ported`` event is written afterwards."""
+    reverified(auth_time, now=now, within_s=reverify_within_s)
+    request = await _owned(session, request_id=request_id, subject=subject)
+    destination = await session.get(PortabilityDestination, request.id)
+    if request.kind != "portability" or destination is None:
+        raise NotThisKind("only a portability request is delivered to another processor")
+    if exporter is None:
+        raise ExportNotConfigured("the copy cannot reach the services yet; try again later")
+    names = sorted(a.service for a in (await _answers(session, [request.id]))[request.id])
+    name, url = destination.name, destination.url
+    await session.commit()
+    document = await exporter.gather(subject=subject, services=names, generated_at=now)
+    refused: list[RefusedPart] = []
+    parts: dict[str, Any] = {}
+    statuses: dict[str, str] = {}
+    for service, part in document.services.items():
+        statuses[service] = part.status
+        if isinstance(part, ServiceExportOk):
+            parts[service] = _portable(catalogue, service, part.data, refused)
+    categories: set[str] = set()
+    _categories_in(parts, categories)
+    copy = {
+        "format": PORTABILITY_FORMAT,
+        "request_id": request.id,
+        "subject": subject,
+        "generated_at": now.isoformat(),
+        "services": parts,
+        "left_out": [item.model_dump() for item in refused],
+    }
+    body = json.dumps(copy, ensure_ascii=False, sort_keys=True).encode()
+    await deliver_copy(
+        exporter.client, url=url, body=body, content_type=PORTABILITY_FORMAT, timeout_s=timeout_s
+    )
+    digest = hashlib.sha256(body).hexdigest()
+    row = await session.get(PortabilityDestination, request_id)
+    if row is not None:
+        row.delivered_at, row.sha256 = now, digest
+    events.add(
+        session,
+        type=PORTED,
+        subject=subject,
+        purpose=PURPOSE,
+        data=contracts.RightsPorted(
+            request_id=request_id, services=statuses, left_out=len(refused)
+        ),
+        categories=sorted(categories),
+    )
+    return PortabilityReceipt(
+        request_id=request_id,
+        destination=name,
+        delivered_at=now,
+        format=PORTABILITY_FORMAT,
+        sha256=digest,
+        services=statuses,
+        categories=sorted(categories),
+        refused=refused,
+    )

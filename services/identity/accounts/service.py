@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from kit import contracts
 from kit.catalogue import Catalogue
 from kit.crypto import FieldCipher
 from kit.errors import Conflict, DomainError, NotFound
@@ -22,6 +23,7 @@ from services.identity.accounts.schemas import AccountCreated, AccountView
 from services.identity.config import Settings
 from services.identity.models import Account
 from services.identity.secrets import hash_secret, verify_secret
+from services.identity.security import service as security
 from services.identity.throttle import LockRule, LoginGuard
 from services.identity.verification.rules import Action, ensure_verified
 
@@ -30,6 +32,7 @@ DEVICE_CONTEXT = "identity.device_cookie"
 RESOURCE = "identity.account"
 _MAINLAND_MOBILE = re.compile(r"^1[3-9]\d{9}$")
 EVENT_PREFIX = "com.signature.identity"
+ACCOUNT_CREATED_EVENT = f"{EVENT_PREFIX}.account.created.v1"
 
 
 class InvalidPhone(DomainError):
@@ -91,10 +94,10 @@ async def register(
     session.add(account)
     events.add(
         session,
-        type=f"{EVENT_PREFIX}.account.created.v1",
+        type=ACCOUNT_CREATED_EVENT,
         subject=account_id,
         purpose="account",
-        data={"kind": kind, "roles": account.roles},
+        data=contracts.AccountCreated(kind=kind, roles=account.roles),
         categories=["user.contact.phone_number", "user.account.credentials"],
     )
     events.processing(
@@ -111,6 +114,63 @@ async def register(
         kind=kind,
         roles=account.roles,
     )
+
+
+NO_PHONE_PREFIX = "none:"
+
+
+async def open_account(
+    session: AsyncSession,
+    *,
+    cipher: FieldCipher,
+    events: EventWriter,
+    number: str | None,
+    policy_version: str,
+    channel: str,
+    categories: list[str],
+) -> Account:
+    """A user account opened by a first sign-in without a password (an SMS code proved the
+    phone ``number``; a mini-program platform vouched for the user, ``number`` None). Its
+    ``account.created`` event names the policy version the user agreed to on the sign-in
+    screen, which the privacy center records as the agreement (``channel``: the client)."""
+    account_id = new_id("acc")
+    account = Account(
+        id=account_id,
+        kind="user",
+        phone_index=(
+            cipher.blind_index(number, context=PHONE_CONTEXT)
+            if number
+            else f"{NO_PHONE_PREFIX}{account_id}"
+        ),
+        phone_encrypted=(
+            await cipher.encrypt(session, subject=account_id, value=number, context=PHONE_CONTEXT)
+            if number
+            else ""
+        ),
+        password_hash="",
+        roles=[],
+    )
+    session.add(account)
+    events.add(
+        session,
+        type=ACCOUNT_CREATED_EVENT,
+        subject=account_id,
+        purpose="account",
+        data=contracts.AccountCreated(
+            kind="user", roles=[], policy_version=policy_version, channel=channel
+        ),
+        categories=categories,
+    )
+    events.processing(
+        session,
+        subject=account_id,
+        actor=account_id,
+        action="write",
+        purpose="account",
+        resource=RESOURCE,
+        categories=categories,
+    )
+    return account
 
 
 @dataclass(frozen=True)
@@ -145,6 +205,7 @@ async def authenticate(
     password: str,
     client_address: str,
     cookie: str | None = None,
+    events: EventWriter | None = None,
 ) -> Authenticated:
     """The account for these credentials, throttled without telling whether a phone
     exists. From a device that signed in to the account before (its device cookie) only
@@ -170,7 +231,7 @@ async def authenticate(
         owner_key = f"device:{nonce}"
         rules = {owner_key: lock}
     else:
-        owner_key = f"phone:{phone_index}"
+        owner_key = security.phone_key(phone_index)
         slow = LockRule(
             free=settings.login_address_failures,
             first_s=settings.login_address_delay_s,
@@ -179,8 +240,16 @@ async def authenticate(
         )
         rules = {owner_key: lock, f"addr:{client_address}": slow}
     throttle = await LoginGuard.load(session, rules, window_s=settings.login_window_s)
-    if not await verify_secret(password, account.password_hash if active and account else None):
+    stored_hash = (account.password_hash or None) if active and account else None
+    if not await verify_secret(password, stored_hash):  # an account without a password: none
         throttle.fail()
+        if events is not None and active and account is not None and nonce is None:
+            await security.after_login_failure(
+                session,
+                events=events,
+                account_id=account.id,
+                failures=throttle.failures(owner_key),
+            )
         raise LoginFailed("the phone number or the password is wrong")
     throttle.succeed(owner_key)
     assert account is not None
@@ -200,7 +269,7 @@ async def view_own_account(
         raise NotFound("no such account")
     phone: str | None = None
     rule = catalogue.masking_for(RESOURCE, "phone", "account")
-    if rule is not None:
+    if rule is not None and account.phone_encrypted:
         phone = apply_mask(
             await cipher.decrypt(
                 session, subject=account.id, token=account.phone_encrypted, context=PHONE_CONTEXT
@@ -239,7 +308,7 @@ async def grant_user_role(
             type=f"{EVENT_PREFIX}.role.granted.v1",
             subject=account.id,
             purpose="account",
-            data={"role": role, "by": account.id},
+            data=contracts.RoleGranted(role=role, by=account.id),
         )
     return AccountCreated(account_id=account.id, kind="user", roles=account.roles)
 
@@ -270,6 +339,6 @@ async def create_staff(
             type=f"{EVENT_PREFIX}.role.granted.v1",
             subject=created.account_id,
             purpose="account",
-            data={"role": role, "by": granted_by},
+            data=contracts.RoleGranted(role=role, by=granted_by),
         )
     return created

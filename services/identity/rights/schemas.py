@@ -37,6 +37,15 @@ class LoginSession(BaseModel):
     revoked: bool
 
 
+class PlatformIdentityExport(BaseModel):
+    """The user's identity at a mini-program platform (the session key only as 'set')."""
+
+    platform: str
+    app_id: str
+    created_at: datetime
+    fields: dict[str, ExportedField]
+
+
 class IdentityExport(BaseModel):
     """Everything identity holds about the subject; empty parts when it holds nothing."""
 
@@ -45,6 +54,7 @@ class IdentityExport(BaseModel):
     account: AccountExport | None
     verification: VerificationExport | None
     sessions: list[LoginSession]
+    platform_identities: list[PlatformIdentityExport] = Field(default_factory=list)
     partner_links: list[str] = Field(
         default_factory=list, description="identity links no user to a partner"
     )

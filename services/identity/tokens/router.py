@@ -99,6 +99,7 @@ async def login(
         password=body.password,
         client_address=address,
         cookie=device,
+        events=context.events,
     )
     response.headers.update(service.TOKEN_ANSWER_HEADERS)
     response.set_cookie(

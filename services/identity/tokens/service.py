@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import Final
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -38,7 +38,12 @@ from kit.errors import DomainError
 from kit.ids import new_id
 from kit.models import utcnow
 from services.identity.config import Settings
-from services.identity.models import Account, RefreshToken, SigningKeyRecord
+from services.identity.models import (
+    Account,
+    MiniProgramIdentity,
+    RefreshToken,
+    SigningKeyRecord,
+)
 from services.identity.secrets import fingerprint, new_token
 from services.identity.tokens.schemas import IssuerMetadata, TokenResponse
 
@@ -197,8 +202,11 @@ async def issue_account_tokens(
     account: Account,
     client_type: str,
     family_id: str | None = None,
+    auth_time: int | None = None,
 ) -> TokenResponse:
-    """An access token and the next refresh token of ``family_id`` (a new family if None)."""
+    """An access token and the next refresh token of ``family_id`` (a new family if None).
+    ``auth_time`` (OIDC) is when the user signed in with their password: now for a new
+    login, the login's for a refresh (so a refresh is never a re-verification)."""
     scopes = account_scopes(account)
     claims = access_claims(
         issuer=settings.auth_issuer,
@@ -212,6 +220,7 @@ async def issue_account_tokens(
         verified=account.verified,
         minor=account.minor,
         guardian_consent=account.guardian_consent_at is not None,
+        auth_time=auth_time if auth_time is not None else int(time.time()),
     )
     key = await active_signing_key(session, cipher=cipher, settings=settings)
     refresh = new_token("rt")
@@ -250,6 +259,11 @@ async def refresh_tokens(
     if account is None or account.status != "active":
         raise InvalidGrant("the refresh token is not valid")
     record.used_at = utcnow()
+    signed_in = await session.scalar(
+        select(func.min(col(RefreshToken.created_at))).where(
+            col(RefreshToken.family_id) == record.family_id
+        )
+    )
     return await issue_account_tokens(
         session,
         cipher=cipher,
@@ -257,6 +271,7 @@ async def refresh_tokens(
         account=account,
         client_type=record.client_type,
         family_id=record.family_id,
+        auth_time=int((signed_in or record.created_at).timestamp()),
     )
 
 
@@ -275,6 +290,12 @@ async def log_out(session: AsyncSession, *, refresh_token: str, account_id: str)
     )
     if record is not None and record.account_id == account_id:
         await revoke_family(session, family_id=record.family_id)
+        if record.client_type == "mini_program":  # the platform's session key goes too
+            await session.execute(
+                update(MiniProgramIdentity)
+                .where(col(MiniProgramIdentity.account_id) == account_id)
+                .values(session_key_encrypted=None)
+            )
 
 
 async def issue_partner_token(

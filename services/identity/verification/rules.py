@@ -98,7 +98,7 @@ if set(RULES) != set(Action):  # pragma: no cover - a programming error, caught 
 class VerificationRequired(DomainError):
     """The action needs a verified identity and the account has none."""
 
-    status, code, title = 403, "verification_required", "Verification required"
+    status, code, title = 403, "verification-required", "Verification required"
 
 
 def verification_required(action: Action | str) -> bool:

@@ -88,6 +88,7 @@ async def list_partner_orders(
         limit=limit,
         cursor=cursor,
         virtual_number_prefix=settings.virtual_number_prefix,
+        restrictions=context.restrictions,
     )
 
 
@@ -112,6 +113,7 @@ async def get_partner_order(
         duty=duty,
         order_id=order_id,
         virtual_number_prefix=settings.virtual_number_prefix,
+        restrictions=context.restrictions,
     )
 
 

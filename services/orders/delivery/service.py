@@ -57,6 +57,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from kit import contracts
 from kit.auth import InsufficientScope, Principal, Scope
 from kit.catalogue import Catalogue
 from kit.crypto import FieldCipher
@@ -64,6 +65,7 @@ from kit.errors import Conflict, Forbidden, NotFound
 from kit.masking import mask_value
 from kit.models import utcnow
 from kit.outbox import EventWriter
+from kit.restriction import Restrictions
 from services.orders.delivery.schemas import (
     AssignmentRequest,
     AssignmentView,
@@ -283,11 +285,11 @@ async def assign_partners(
         type=f"{EVENT_PREFIX}.assigned.v1",
         subject=order.buyer_id,
         purpose=FULFILMENT,
-        data={
-            "order_id": order.id,
-            "partners": [partner.model_dump() for partner in view.partners],
-            "by": staff_id,
-        },
+        data=contracts.OrderAssigned(
+            order_id=order.id,
+            partners=[partner.model_dump() for partner in view.partners],
+            by=staff_id,
+        ),
         categories=_categories(catalogue, shared),
     )
     return view
@@ -368,8 +370,15 @@ async def _partner_views(
     duty: Duty,
     found: Sequence[Order],
     virtual_number_prefix: str,
+    restrictions: Restrictions | None = None,
 ) -> list[PartnerOrderView]:
-    """The views of ``found`` for ``duty``, one processing record per order read."""
+    """The views of ``found`` for ``duty``, one processing record per order read. The
+    order of a buyer who restricted the duty's purpose or a category it shows, or whose
+    deleted account left it under a legal hold, is refused (OB-L-2, OB-L-5)."""
+    if restrictions is not None:
+        shown = _categories(catalogue, list(catalogue.visible_fields(RESOURCE, duty.purpose)))
+        for order in found:
+            restrictions.check(order.buyer_id, duty.purpose, shown)
     lines = await _lines(session, [order.id for order in found])
     use_number = duty.role == "logistics" and bool(virtual_number_prefix)
     fields = [
@@ -418,6 +427,7 @@ async def get_partner_order(
     duty: Duty,
     order_id: str,
     virtual_number_prefix: str = "",
+    restrictions: Restrictions | None = None,
 ) -> PartnerOrderView:
     """An order assigned to the partner in its role and open for its duty; else 404."""
     order = await session.scalar(select(Order).where(col(Order.id) == order_id, _open_for(duty)))
@@ -431,6 +441,7 @@ async def get_partner_order(
         duty=duty,
         found=[order],
         virtual_number_prefix=virtual_number_prefix,
+        restrictions=restrictions,
     )
     return view
 
@@ -445,8 +456,10 @@ async def list_partner_orders(
     limit: int,
     cursor: str | None = None,
     virtual_number_prefix: str = "",
+    restrictions: Restrictions | None = None,
 ) -> PartnerOrderPage:
-    """The orders assigned to the partner in its role and open for its duty, newest first."""
+    """The orders assigned to the partner in its role and open for its duty, newest first;
+    those of restricted or held buyers are left out (OB-L-2, OB-L-5)."""
     limit = max(1, min(limit, MAX_PAGE_SIZE))
     query = select(Order).where(_open_for(duty))
     if cursor is not None:
@@ -461,13 +474,19 @@ async def list_partner_orders(
     found = list(await session.scalars(query))
     more = len(found) > limit
     found = found[:limit]
+    shown = _categories(catalogue, list(catalogue.visible_fields(RESOURCE, duty.purpose)))
     views = await _partner_views(
         session,
         cipher=cipher,
         events=events,
         catalogue=catalogue,
         duty=duty,
-        found=found,
+        found=[
+            order
+            for order in found
+            if restrictions is None
+            or restrictions.refusal(order.buyer_id, duty.purpose, shown) is None
+        ],
         virtual_number_prefix=virtual_number_prefix,
     )
     return PartnerOrderPage(
@@ -530,11 +549,11 @@ async def report_delivery(
         type=f"{EVENT_PREFIX}.delivery_updated.v1",
         subject=order.buyer_id,
         purpose=duty.purpose,
-        data={
-            "order_id": order.id,
-            "delivery_status": status,
-            "order_status": order.status,
-            "partner_id": duty.partner_id,
-        },
+        data=contracts.OrderDeliveryUpdated(
+            order_id=order.id,
+            delivery_status=status,
+            order_status=order.status,
+            partner_id=duty.partner_id,
+        ),
     )
     return _delivery_view(order, update)

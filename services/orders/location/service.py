@@ -4,7 +4,7 @@ No HTTP here.
 Consent (OB-2G-1, OB-0-2). ``location`` is an additional purpose: each feature first asks
 ``consent_granted(subject, "location")`` (in the app: the consent-state view materialised
 from the compacted ``consent.state`` topic, failing closed while it is not ready) and,
-without it, refuses with 403 ``consent_required`` naming the purpose, before anything is
+without it, refuses with 403 ``consent-required`` naming the purpose, before anything is
 computed or recorded. Nothing else in the service asks for this consent, so refusing it
 never blocks placing orders.
 
@@ -39,6 +39,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from kit import contracts
 from kit.catalogue import Catalogue
 from kit.errors import DomainError, Forbidden, NotFound
 from kit.models import utcnow
@@ -104,7 +105,7 @@ CITIES: Final = frozenset(box.city for box in REGIONS)
 class ConsentRequired(Forbidden):
     """An additional function used without its consent (OB-0-1); names the purpose."""
 
-    code, title = "consent_required", "Consent required"
+    code, title = "consent-required", "Consent required"
 
 
 class UnknownCity(DomainError):
@@ -219,6 +220,6 @@ async def tag_goods_city(
         type=f"{EVENT_PREFIX}.goods.city_tagged.v1",
         subject=goods_id,
         purpose="browse",
-        data={"city": city, "by": staff_id},
+        data=contracts.GoodsCityTagged(city=city, by=staff_id),
     )
     return GoodsCityView(goods_id=goods_id, city=city)

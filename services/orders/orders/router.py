@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Path, Query, Response, status
 
 from kit.app import ContextDep
-from kit.db import ReadSessionDep, SessionDep
+from kit.db import ReadsDep, SessionDep
 from services.orders.dependencies import Reader, Writer
 from services.orders.orders import service
 from services.orders.orders.schemas import OrderCreate, OrderPage, OrderView
@@ -60,14 +60,14 @@ async def place_order(
 
 @router.get("", response_model=OrderPage, summary="The caller's orders, newest first")
 async def list_orders(
-    session: ReadSessionDep,  # the owner's reads write nothing: no write lock on SQLite
+    reads: ReadsDep,  # Core statements, no session; no write lock on SQLite
     context: ContextDep,
     principal: Reader,
     limit: Annotated[int, Query(ge=1, le=service.MAX_PAGE_SIZE)] = 20,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> OrderPage:
     return await service.list_orders(
-        session,
+        reads,
         cipher=context.cipher,
         catalogue=context.catalogue,
         buyer_id=principal.subject,
@@ -79,12 +79,12 @@ async def list_orders(
 @router.get("/{order_id}", response_model=OrderView, summary="One of the caller's orders")
 async def get_order(
     order_id: Annotated[str, Path(max_length=40)],
-    session: ReadSessionDep,
+    reads: ReadsDep,
     context: ContextDep,
     principal: Reader,
 ) -> OrderView:
     return await service.get_order(
-        session,
+        reads,
         cipher=context.cipher,
         catalogue=context.catalogue,
         buyer_id=principal.subject,

@@ -4,7 +4,7 @@ Placing an order (policy 2C, 2D):
 
 - the goods decide what else is needed: cross-border goods need the customs identity and
   ordinary goods refuse it (OB-2D-3, 422 naming the fields); special goods need a real-name
-  verified buyer (OB-2A-1, 403 ``verification_required``);
+  verified buyer (OB-2A-1, 403 ``verification-required``);
 - prices come from the goods and discounts from the staff-set codes the buyer names, never
   from the request; amounts are exact decimals rounded half-up to 0.01 (OB-2D-6);
 - the personal fields (the catalogue's ``orders.order`` fields) are encrypted under the
@@ -30,16 +30,26 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, Protocol
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import (
+    Row,
+    and_,
+    bindparam,
+    cast,
+    literal_column,
+    null,
+    or_,
+    select,
+    union_all,
+)
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from kit.catalogue import Catalogue
-from kit.crypto import FieldCipher
-from kit.db import to_cents
+from kit.catalogue import Catalogue, MaskingRule
+from kit.contracts import OrderPlaced, OrderStatusChanged
+from kit.crypto import SUBJECT_KEY_COLUMNS, SUBJECT_KEYS, FieldCipher
+from kit.db import UtcDateTime, to_cents
 from kit.errors import Conflict, DomainError, NotFound
 from kit.ids import new_id
 from kit.masking import mask_value
@@ -54,6 +64,7 @@ from services.orders.models import (
     OrderStatusChange,
 )
 from services.orders.orders.schemas import OrderCreate, OrderPage, OrderView
+from services.orders.security import rules as fraud_rules
 
 RESOURCE: Final = "orders.order"
 FULFILMENT: Final = "order.fulfilment"
@@ -121,7 +132,7 @@ class InvalidOrder(DomainError):
 class VerificationRequired(DomainError):
     """Special goods need a real-name verified buyer (policy 2A, OB-2A-1)."""
 
-    status, code, title = 403, "verification_required", "Verification required"
+    status, code, title = 403, "verification-required", "Verification required"
 
 
 class IdempotencyKeyReused(Conflict):
@@ -230,25 +241,21 @@ async def decrypt_fields(
     return values
 
 
-def _shown_fields(catalogue: Catalogue, purpose: str) -> list[str]:
-    """The personal fields ``purpose`` may see (the catalogue decides; fails closed)."""
-    return [f for f in PERSONAL_FIELDS if catalogue.masking_for(RESOURCE, f, purpose) is not None]
-
-
 def _view(
-    order: Order,
-    lines: Sequence[OrderLine],
-    history: Sequence[OrderStatusChange],
+    order: Order | Row[Any],
+    lines: Sequence[OrderLine | Row[Any]],
+    history: Sequence[OrderStatusChange | Row[Any]],
     personal: Mapping[str, Any],
     *,
-    catalogue: Catalogue,
-    purpose: str,
+    shown: Mapping[str, MaskingRule],
 ) -> OrderView:
-    shown: dict[str, Any] = {}
+    """The owner's view; ``shown``: the fields its purpose sees, with their masks
+    (``Catalogue.visible_fields``)."""
+    masked: dict[str, Any] = {}
     for field in PERSONAL_FIELDS:
-        rule = catalogue.masking_for(RESOURCE, field, purpose)
+        rule = shown.get(field)
         value = personal.get(field)
-        shown[field] = None if rule is None or value is None else mask_value(value, rule)
+        masked[field] = None if rule is None or value is None else mask_value(value, rule)
     return OrderView.model_validate(
         {
             "order_id": order.id,
@@ -265,7 +272,7 @@ def _view(
                     "cross_border": line.cross_border,
                     "special_category": line.special_category,
                 }
-                for line in sorted(lines, key=lambda line: line.position)
+                for line in lines
             ],
             "subtotal": order.subtotal,
             "discounts": order.discounts,
@@ -275,7 +282,7 @@ def _view(
             "invoice_requested": order.invoice_requested,
             "delivery_window": order.delivery_window,
             "pay_by": order.pay_by,
-            **shown,
+            **masked,
         }
     )
 
@@ -368,7 +375,7 @@ async def _replay(
         return None
     if record.request_digest != digest:
         raise IdempotencyKeyReused("this Idempotency-Key was used for a different order request")
-    return await get_order(
+    return await _replay_view(
         session,
         cipher=cipher,
         catalogue=catalogue,
@@ -494,6 +501,17 @@ async def place_order(
     await session.flush()  # the order before the rows that refer to it
     session.add_all([*lines, placed])
     await session.flush()
+    address = request.address
+    await fraud_rules.order_placed(
+        session,
+        cipher=cipher,
+        events=events,
+        order_id=order_id,
+        buyer_id=buyer_id,
+        phone=request.consignee_phone,
+        address=(address.province, address.city, address.district, address.detail),
+        placed_at=now,
+    )
 
     categories = _categories(catalogue, personal)
     events.add(
@@ -501,17 +519,17 @@ async def place_order(
         type=f"{EVENT_PREFIX}.placed.v1",
         subject=buyer_id,
         purpose=FULFILMENT,
-        data={
-            "order_id": order_id,
-            "status": order.status,
-            "currency": currency,
-            "discount_codes": [discount["code"] for discount in applied],
-            "goods_ids": [item.id for item, _ in bought],
-            "line_count": len(lines),
-            "cross_border": cross_border,
-            "special_category": special,
-            "invoice_requested": order.invoice_requested,
-        },
+        data=OrderPlaced(
+            order_id=order_id,
+            status=order.status,
+            currency=currency,
+            discount_codes=[discount["code"] for discount in applied],
+            goods_ids=[item.id for item, _ in bought],
+            line_count=len(lines),
+            cross_border=cross_border,
+            special_category=special,
+            invoice_requested=order.invoice_requested,
+        ),
         categories=categories,
     )
     events.processing(
@@ -524,63 +542,143 @@ async def place_order(
         categories=categories,
     )
     # The answer echoes what the buyer just sent, shown as the owner's view shows it.
-    view = _view(order, lines, [placed], personal, catalogue=catalogue, purpose=QUERY)
+    view = _view(order, lines, [placed], personal, shown=catalogue.visible_fields(RESOURCE, QUERY))
     return PlacedOrder(order=view, created=True)
 
 
 # --------------------------------------------------------------------------- reading
+#
+# The owner's reads run on plain Core statements over ``Database.reads`` (no session, no
+# ORM objects), each built once here: the orders with their buyer's key row (one query),
+# then the lines and the status history of the page's orders, in one statement.
+
+_ORDERS = Order.__table__  # type: ignore[attr-defined]
+_LINES = OrderLine.__table__  # type: ignore[attr-defined]
+_HISTORY = OrderStatusChange.__table__  # type: ignore[attr-defined]
+_OWNED = select(_ORDERS, *SUBJECT_KEY_COLUMNS).select_from(
+    _ORDERS.outerjoin(SUBJECT_KEYS, SUBJECT_KEYS.c.subject == _ORDERS.c.buyer_id)
+)
+_NEWEST_FIRST = (_ORDERS.c.created_at.desc(), _ORDERS.c.id.desc())
+_ONE_OWNED = _OWNED.where(
+    _ORDERS.c.id == bindparam("order_id"), _ORDERS.c.buyer_id == bindparam("buyer_id")
+)
+_FIRST_PAGE = (
+    _OWNED.where(_ORDERS.c.buyer_id == bindparam("buyer_id"))
+    .order_by(*_NEWEST_FIRST)
+    .limit(bindparam("limit"))
+)
+_NEXT_PAGE = (
+    _OWNED.where(
+        _ORDERS.c.buyer_id == bindparam("buyer_id"),
+        or_(
+            _ORDERS.c.created_at < bindparam("created_at", type_=UtcDateTime()),
+            and_(
+                _ORDERS.c.created_at == bindparam("created_at", type_=UtcDateTime()),
+                _ORDERS.c.id < bindparam("order_id"),
+            ),
+        ),
+    )
+    .order_by(*_NEWEST_FIRST)
+    .limit(bindparam("limit"))
+)
+#: The lines and the status history of a page's orders in one round trip: the lines'
+#: rows (``kind`` 0, by position), then the history's (``kind`` 1, oldest first).
+_PAGE_DETAILS = union_all(
+    select(
+        _LINES.c.order_id,
+        literal_column("0").label("kind"),
+        _LINES.c.position.label("n"),
+        _LINES.c.goods_id,
+        _LINES.c.goods_name,
+        _LINES.c.quantity,
+        _LINES.c.unit_price,
+        _LINES.c.line_total,
+        _LINES.c.cross_border,
+        _LINES.c.special_category,
+        cast(null(), _HISTORY.c.status.type).label("status"),
+        cast(null(), UtcDateTime()).label("at"),
+    ).where(_LINES.c.order_id.in_(bindparam("ids", expanding=True))),
+    select(
+        _HISTORY.c.order_id,
+        literal_column("1"),
+        _HISTORY.c.id,
+        *(null() for _ in range(7)),
+        _HISTORY.c.status,
+        _HISTORY.c.at,
+    ).where(_HISTORY.c.order_id.in_(bindparam("ids", expanding=True))),
+).order_by(literal_column("kind"), literal_column("n"))
 
 
 async def _details(
-    session: AsyncSession, order_ids: Sequence[str]
-) -> tuple[dict[str, list[OrderLine]], dict[str, list[OrderStatusChange]]]:
-    lines: dict[str, list[OrderLine]] = defaultdict(list)
-    history: dict[str, list[OrderStatusChange]] = defaultdict(list)
-    if order_ids:
-        for line in await session.scalars(
-            select(OrderLine).where(col(OrderLine.order_id).in_(order_ids))
-        ):
-            lines[line.order_id].append(line)
-        for change in await session.scalars(
-            select(OrderStatusChange)
-            .where(col(OrderStatusChange.order_id).in_(order_ids))
-            .order_by(col(OrderStatusChange.id))
-        ):
-            history[change.order_id].append(change)
+    connection: AsyncConnection | AsyncSession, ids: Sequence[str]
+) -> tuple[dict[str, list[Row[Any]]], dict[str, list[Row[Any]]]]:
+    """The lines and the status history of the orders ``ids``, in one query."""
+    lines: dict[str, list[Row[Any]]] = defaultdict(list)
+    history: dict[str, list[Row[Any]]] = defaultdict(list)
+    for row in await connection.execute(_PAGE_DETAILS, {"ids": list(ids)}):
+        (history if row.kind else lines)[row.order_id].append(row)
     return lines, history
 
 
 async def _owner_views(
-    session: AsyncSession,
+    connection: AsyncConnection,
     *,
     cipher: FieldCipher,
     catalogue: Catalogue,
     buyer_id: str,
-    orders: Sequence[Order],
+    orders: Sequence[Row[Any]],
 ) -> list[OrderView]:
-    """The owner's views of ``orders`` (all the buyer's). No processing record: an owner
-    reads only through the gateway, which records what left through it after filtering
-    (README, "Recording each read once")."""
-    lines, history = await _details(session, [order.id for order in orders])
-    fields = _shown_fields(catalogue, QUERY)
+    """The owner's views of ``orders`` (all the buyer's, each row with the buyer's key
+    columns). No processing record: an owner reads only through the gateway, which records
+    what left through it after filtering (README, "Recording each read once")."""
+    if not orders:
+        return []
+    lines, history = await _details(connection, [order.id for order in orders])
+    shown = catalogue.visible_fields(RESOURCE, QUERY)
+    encrypted = [field for field in PERSONAL_FIELDS if field in shown]
+    opener = cipher.opener(buyer_id, orders[0])
     views: list[OrderView] = []
     for order in orders:
-        personal = await decrypt_fields(session, cipher, order, fields)
-        views.append(
-            _view(
-                order,
-                lines[order.id],
-                history[order.id],
-                personal,
-                catalogue=catalogue,
-                purpose=QUERY,
-            )
-        )
+        personal: dict[str, Any] = {}
+        for field in encrypted:
+            token: str | None = getattr(order, f"{field}_encrypted")
+            if token:  # None or "": never given, or removed when its retention ended
+                text = opener.decrypt(token, context=f"{RESOURCE}.{field}")
+                personal[field] = json.loads(text) if field in _JSON_FIELDS else text
+        views.append(_view(order, lines[order.id], history[order.id], personal, shown=shown))
     return views
 
 
-async def get_order(
+async def purpose_views(
     session: AsyncSession,
+    *,
+    cipher: FieldCipher,
+    catalogue: Catalogue,
+    orders: Sequence[Order],
+    purpose: str,
+) -> list[OrderView]:
+    """``orders`` as ``purpose`` sees them: only the personal fields the catalogue gives
+    it, masked as it says (the security team's ``security.anti_fraud``, customer
+    service's ``customer_service``)."""
+    if not orders:
+        return []
+    lines, history = await _details(session, [order.id for order in orders])
+    shown = catalogue.visible_fields(RESOURCE, purpose)
+    fields = [field for field in PERSONAL_FIELDS if field in shown]
+    return [
+        _view(
+            order,
+            lines[order.id],
+            history[order.id],
+            await decrypt_fields(session, cipher, order, fields),
+            shown=shown,
+        )
+        for order in orders
+    ]
+
+
+async def get_order(
+    connection: AsyncConnection,
     *,
     cipher: FieldCipher,
     catalogue: Catalogue,
@@ -588,20 +686,41 @@ async def get_order(
     order_id: str,
 ) -> OrderView:
     """The buyer's own order; any other order, whoever owns it, is 404."""
-    order = await session.get(Order, order_id)
-    if order is None or order.buyer_id != buyer_id:
+    order = (
+        await connection.execute(_ONE_OWNED, {"order_id": order_id, "buyer_id": buyer_id})
+    ).first()
+    if order is None:
         raise NotFound("no such order")
     [view] = await _owner_views(
-        session,
-        cipher=cipher,
-        catalogue=catalogue,
-        buyer_id=buyer_id,
-        orders=[order],
+        connection, cipher=cipher, catalogue=catalogue, buyer_id=buyer_id, orders=[order]
     )
     return view
 
 
-def encode_cursor(order: Order) -> str:
+async def _replay_view(
+    session: AsyncSession,
+    *,
+    cipher: FieldCipher,
+    catalogue: Catalogue,
+    buyer_id: str,
+    order_id: str,
+) -> OrderView:
+    """The order an earlier request placed, read in the placing session."""
+    connection = await session.connection()
+    return await get_order(
+        connection, cipher=cipher, catalogue=catalogue, buyer_id=buyer_id, order_id=order_id
+    )
+
+
+class _Cursored(Protocol):
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def created_at(self) -> datetime: ...
+
+
+def encode_cursor(order: _Cursored) -> str:
     raw = f"{order.created_at.isoformat()}|{order.id}".encode()
     return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
 
@@ -619,7 +738,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
 
 
 async def list_orders(
-    session: AsyncSession,
+    connection: AsyncConnection,
     *,
     cipher: FieldCipher,
     catalogue: Catalogue,
@@ -629,21 +748,16 @@ async def list_orders(
 ) -> OrderPage:
     """The buyer's orders, newest first, ``limit`` (at most :data:`MAX_PAGE_SIZE`) a page."""
     limit = max(1, min(limit, MAX_PAGE_SIZE))
-    query = select(Order).where(col(Order.buyer_id) == buyer_id)
+    params: dict[str, Any] = {"buyer_id": buyer_id, "limit": limit + 1}
+    query = _FIRST_PAGE
     if cursor is not None:
-        created_at, order_id = decode_cursor(cursor)
-        query = query.where(
-            or_(
-                col(Order.created_at) < created_at,
-                and_(col(Order.created_at) == created_at, col(Order.id) < order_id),
-            )
-        )
-    query = query.order_by(col(Order.created_at).desc(), col(Order.id).desc()).limit(limit + 1)
-    orders = list(await session.scalars(query))
+        params["created_at"], params["order_id"] = decode_cursor(cursor)
+        query = _NEXT_PAGE
+    orders = list(await connection.execute(query, params))
     more = len(orders) > limit
     orders = orders[:limit]
     views = await _owner_views(
-        session, cipher=cipher, catalogue=catalogue, buyer_id=buyer_id, orders=orders
+        connection, cipher=cipher, catalogue=catalogue, buyer_id=buyer_id, orders=orders
     )
     return OrderPage(items=views, next_cursor=encode_cursor(orders[-1]) if more else None)
 
@@ -681,5 +795,5 @@ async def change_status(
         type=f"{EVENT_PREFIX}.status_changed.v1",
         subject=order.buyer_id,
         purpose=FULFILMENT,
-        data={"order_id": order_id, "status": status, "by": actor},
+        data=OrderStatusChanged(order_id=order_id, status=status, by=actor),
     )

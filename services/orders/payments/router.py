@@ -9,9 +9,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 
 from kit.app import ContextDep
-from kit.auth import Principal, Scope, require
 from kit.db import SessionDep
-from kit.errors import Forbidden
+from kit.fraud import SecurityStaff
 from kit.models import utcnow
 from services.orders.delivery.router import PartnerAdmin
 from services.orders.dependencies import OrdersSettings, Reader, Writer
@@ -37,20 +36,11 @@ OrderId = Annotated[str, Path(max_length=40)]
 ProviderPath = Annotated[str, Path(max_length=40)]
 
 
-async def security_staff(
-    principal: Annotated[Principal, require(Scope.SECURITY_READ)],
-) -> Principal:
-    if principal.kind != "staff":  # staff-only scope already; never rely on one check
-        raise Forbidden("only the security team reads refused notifications")
-    return principal
-
-
 async def payment_api(request: Request) -> ProviderApi:
     api: ProviderApi = request.app.state.payment_api
     return api
 
 
-SecurityStaff = Annotated[Principal, Depends(security_staff)]
 PaymentApi = Annotated[ProviderApi, Depends(payment_api)]
 
 

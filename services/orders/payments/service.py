@@ -22,6 +22,8 @@ The shape is the one WeChat Pay v3, Alipay and UnionPay share:
 4. a buyer cancels an order before pick-up: unpaid, it is cancelled at once; paid, the shop
    asks the provider for a refund and the order is ``cancelling`` (partners lose it, no
    pick-up) until the refund notification ends it ``cancelled`` with the refund recorded;
+   an account's deletion cancels every such order of the buyer the same way
+   (:func:`cancel_open_orders`);
 5. an order still ``placed`` when its payment window (catalogue ``payment_windows``: the
    shortest of its goods', else the default) ends is cancelled by :func:`expire_unpaid`,
    which starts its retention clock.
@@ -42,6 +44,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from kit.catalogue import Catalogue
+from kit.contracts import OrderPaid, OrderRefunded, PaymentProviderChanged
 from kit.crypto import FieldCipher
 from kit.errors import Conflict, DomainError, NotFound
 from kit.ids import new_id
@@ -212,7 +215,7 @@ async def register_provider(
         type=f"{EVENT_PREFIX}.payment_provider_registered.v1",
         subject=provider.id,
         purpose=PAYMENT_PURPOSE,
-        data={"provider_id": provider.id, "by": staff_id},
+        data=PaymentProviderChanged(provider_id=provider.id, by=staff_id),
     )
     return await _provider_view(session, cipher, provider)
 
@@ -241,7 +244,7 @@ async def revoke_provider(
         type=f"{EVENT_PREFIX}.payment_provider_revoked.v1",
         subject=provider.id,
         purpose=PAYMENT_PURPOSE,
-        data={"provider_id": provider.id, "by": staff_id},
+        data=PaymentProviderChanged(provider_id=provider.id, by=staff_id),
     )
     return await _provider_view(session, cipher, provider)
 
@@ -441,8 +444,11 @@ async def cancel_order(
     buyer_id: str,
     order_id: str,
     now: datetime,
+    actor: str | None = None,
 ) -> CancellationView:
-    """The buyer cancels before pick-up: at once when unpaid, by refund when paid."""
+    """The buyer cancels before pick-up: at once when unpaid, by refund when paid.
+    ``actor`` (the buyer unless named) is who the order's history says cancelled it."""
+    actor = actor or buyer_id
     order = await _own_order(session, buyer_id=buyer_id, order_id=order_id)
     payment = await _payment_of(session, order.id, lock=True)
     if order.status in ("cancelled", "cancelling"):  # a repeated cancellation
@@ -454,7 +460,7 @@ async def cancel_order(
         )
     if order.status == "placed":
         await change_status(
-            session, events=events, order_id=order.id, status="cancelled", actor=buyer_id
+            session, events=events, order_id=order.id, status="cancelled", actor=actor
         )
         return CancellationView(order_id=order.id, status="cancelled")
     if payment is None or payment.status != "paid":
@@ -475,10 +481,66 @@ async def cancel_order(
     payment.refund_id = refund_id
     payment.refund_reference = reference
     payment.refund_requested_at = now
-    await change_status(
-        session, events=events, order_id=order.id, status="cancelling", actor=buyer_id
-    )
+    await change_status(session, events=events, order_id=order.id, status="cancelling", actor=actor)
     return CancellationView(order_id=order.id, status="cancelling", refund_id=refund_id)
+
+
+@dataclass(frozen=True)
+class Refunds:
+    """What refunding a paid order needs outside a request (a consumer has no route to take
+    them from): the provider API, the cipher holding the shop's keys, and where the provider
+    notifies the refund."""
+
+    api: ProviderApi
+    cipher: FieldCipher
+    notify_base_url: str
+
+
+async def cancel_open_orders(
+    session: AsyncSession,
+    *,
+    events: EventWriter,
+    refunds: Refunds | None,
+    buyer_id: str,
+    actor: str,
+    now: datetime,
+) -> list[CancellationView]:
+    """Cancel every order of ``buyer_id`` the courier has not picked up yet, as the buyer
+    would (:func:`cancel_order`): unpaid ones at once, paid ones by refund (``cancelling``
+    until the provider's refund notification). An account's deletion does this first
+    (``rights.service``). Without ``refunds`` a paid order cannot be refunded: raises
+    :class:`CancellationNotPossible`, so the caller's transaction rolls back."""
+    found = await session.scalars(
+        select(Order)
+        .where(col(Order.buyer_id) == buyer_id, col(Order.status).in_(sorted(CANCELLABLE)))
+        .order_by(col(Order.created_at), col(Order.id))
+    )
+    cancelled: list[CancellationView] = []
+    for order in list(found):
+        if order.status == "placed":
+            await change_status(
+                session, events=events, order_id=order.id, status="cancelled", actor=actor
+            )
+            cancelled.append(CancellationView(order_id=order.id, status="cancelled"))
+            continue
+        if refunds is None:
+            raise CancellationNotPossible(
+                f"order {order.id} is paid and no payment provider API is configured to refund it"
+            )
+        cancelled.append(
+            await cancel_order(
+                session,
+                cipher=refunds.cipher,
+                events=events,
+                api=refunds.api,
+                notify_base_url=refunds.notify_base_url,
+                buyer_id=buyer_id,
+                order_id=order.id,
+                now=now,
+                actor=actor,
+            )
+        )
+    return cancelled
 
 
 # --------------------------------------------------------------------------- notifications
@@ -643,7 +705,7 @@ async def _apply(
     )
     if not first:
         return "duplicate"
-    data = {"order_id": order.id, "payment_id": payment.id, "provider_id": payment.provider_id}
+    ids = {"order_id": order.id, "payment_id": payment.id, "provider_id": payment.provider_id}
     if notification.event_type == "payment.succeeded":
         payment.status, payment.paid_at = "paid", now
         await change_status(
@@ -654,7 +716,7 @@ async def _apply(
             type=f"{EVENT_PREFIX}.paid.v1",
             subject=order.buyer_id,
             purpose=PAYMENT_PURPOSE,
-            data=data,
+            data=OrderPaid(**ids),
         )
         return "paid"
     payment.status, payment.refunded_at = "refunded", now
@@ -666,7 +728,7 @@ async def _apply(
         type=f"{EVENT_PREFIX}.refunded.v1",
         subject=order.buyer_id,
         purpose=PAYMENT_PURPOSE,
-        data={**data, "refund_id": payment.refund_id},
+        data=OrderRefunded(**ids, refund_id=payment.refund_id),
     )
     return "refunded"
 

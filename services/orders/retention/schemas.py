@@ -18,4 +18,7 @@ class SweepReport(BaseModel):
     orders_examined: int
     orders_changed: int = Field(description="orders that lost at least one field")
     orders_anonymised: int = Field(description="orders with no personal field left")
+    search_entries_deleted: int = Field(
+        default=0, description="search history entries whose search_history period ended"
+    )
     fields: list[FieldRemoved]

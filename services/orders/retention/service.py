@@ -52,6 +52,7 @@ from sqlalchemy import and_, delete, func, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from kit import contracts
 from kit.background import BackgroundLoop
 from kit.catalogue import Catalogue, RetentionPeriod
 from kit.db import Database
@@ -60,6 +61,9 @@ from kit.outbox import EventWriter
 from services.orders.models import Order, OrderIdempotencyKey, OrderStatusChange
 from services.orders.orders.service import EVENT_PREFIX, PERSONAL_FIELDS, RESOURCE
 from services.orders.retention.schemas import FieldRemoved, SweepReport
+from services.orders.search import service as search_service
+from services.orders.security import service as security_service
+from services.orders.support import service as support_service
 
 logger = logging.getLogger("services.orders.retention")
 
@@ -173,11 +177,11 @@ async def anonymise(
             type=f"{EVENT_PREFIX}.anonymised.v1",
             subject=order.buyer_id,
             purpose=PURPOSE,
-            data={
-                "order_id": order.id,
-                "retention_started_at": order.retention_starts_at.isoformat(),
-                "anonymised_at": now.isoformat(),
-            },
+            data=contracts.OrderAnonymised(
+                order_id=order.id,
+                retention_started_at=order.retention_starts_at.isoformat(),
+                anonymised_at=now.isoformat(),
+            ),
         )
         order.buyer_id = ANONYMOUS
         order.anonymised_at = now
@@ -274,6 +278,10 @@ async def run_sweep(
     now = now or utcnow()
     async with database.session() as session:
         await start_clocks(session)
+    async with database.session() as session:
+        searches = await search_service.expire(session, events=events, catalogue=catalogue, now=now)
+        await security_service.expire_signals(session, catalogue=catalogue, now=now)
+        await support_service.expire(session, events=events, catalogue=catalogue, now=now)
     removed: Counter[str] = Counter()
     examined = changed = anonymised = 0
     after: tuple[datetime, str] | None = None
@@ -299,6 +307,7 @@ async def run_sweep(
         orders_examined=examined,
         orders_changed=changed,
         orders_anonymised=anonymised,
+        search_entries_deleted=searches,
         fields=[
             FieldRemoved(field=rule.field, retention=rule.period.id, removed=removed[rule.field])
             for rule in rules(catalogue)

@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from kit.rights import ExportedField
+from services.orders.support.schemas import CaseView
 
 
 class OrderLineExport(BaseModel):
@@ -62,6 +63,23 @@ class CartExport(BaseModel):
     )
 
 
+class SearchEntryExport(BaseModel):
+    entry_id: str
+    query: str
+    result_count: int
+    searched_at: datetime
+    feeds_recommendations: bool = Field(
+        description="made with the recommendation.personalised consent, so it may feed them"
+    )
+
+
+class SearchHistoryExport(BaseModel):
+    entries: list[SearchEntryExport]
+    about: ExportedField = Field(
+        description="the search history's category, purposes and retention (value: the count)"
+    )
+
+
 class OrdersExport(BaseModel):
     """Everything orders holds about the subject. Anonymised orders no longer name anyone
     and are not part of it."""
@@ -70,4 +88,8 @@ class OrdersExport(BaseModel):
     subject: str
     orders: list[OrderExport]
     cart: CartExport
+    search_history: SearchHistoryExport | None = None
+    support_cases: list[CaseView] | None = Field(
+        default=None, description="customer-service cases with their communication record"
+    )
     note: str | None = None

@@ -7,7 +7,18 @@ and retention (``until`` once the order's retention clock has started); and the 
 and share links). Anonymised orders name nobody and are not part of it. Every export that
 shows personal data is a processing record (actor: the calling service's client id).
 
-Deletion (:func:`delete_subject`): for each of the subject's orders, a field whose retention
+Deletion first ends the subject's orders not yet picked up (``placed``, ``paid``,
+``assigned``): they are cancelled as the buyer would cancel them
+(``payments.service.cancel_open_orders``), unpaid ones at once and paid ones refunded
+(``cancelling`` until the provider's refund notification), so their courier loses them and
+nobody delivers to a person who asked to be forgotten. Decided (README, "Deleting an
+account with open orders"): an account closed at the user's request ends the service the
+orders were for (PIPL art. 47(1)-(2): the purpose can no longer be achieved, the service
+ends), and the refund returns the buyer's money. An order already picked up (``shipped``,
+``delivered``) cannot be cancelled: the parcel is on its way, and its courier keeps its
+waybill until delivery completes (held, as below).
+
+Then (:func:`delete_subject`): for each of the subject's orders, a field whose retention
 is a legal record (:data:`LEGAL_RECORDS`: ``transaction_record``, ``tax_record``) and whose
 period has not ended is kept under a legal hold, reported with the retention's legal basis
 and ``until`` (the end of its period; none yet for an order still open, whose clock starts
@@ -68,6 +79,7 @@ from services.orders.models import (
 from services.orders.orders import service as orders
 from services.orders.orders.service import PERSONAL_FIELDS
 from services.orders.orders.service import RESOURCE as ORDER
+from services.orders.payments import service as payments
 from services.orders.retention import service as retention
 from services.orders.rights import corrections as correcting
 from services.orders.rights.schemas import (
@@ -77,7 +89,12 @@ from services.orders.rights.schemas import (
     OrderExport,
     OrderLineExport,
     OrdersExport,
+    SearchEntryExport,
+    SearchHistoryExport,
 )
+from services.orders.search import service as search
+from services.orders.security import service as security
+from services.orders.support import service as support
 
 SERVICE: Final = "orders"
 ACTOR: Final = "orders.rights"
@@ -193,11 +210,56 @@ async def export(
             resource=CART,
             categories=[cart.about.category],
         )
+    searches = await _search_history(session, cipher=cipher, catalogue=catalogue, subject=subject)
+    if searches.entries:
+        events.processing(
+            session,
+            subject=subject,
+            actor=actor,
+            action="read",
+            purpose=rights.PURPOSE,
+            resource=search.RESOURCE,
+            categories=[searches.about.category],
+        )
+    cases = await support.export_cases(session, cipher=cipher, account_id=subject)
+    if cases:
+        events.processing(
+            session,
+            subject=subject,
+            actor=actor,
+            action="read",
+            purpose=rights.PURPOSE,
+            resource=support.RESOURCE,
+            categories=[catalogue.field_policy(support.RESOURCE, support.FIELD).category],
+        )
     return OrdersExport(
         subject=subject,
         orders=exported,
         cart=cart,
+        search_history=searches,
+        support_cases=cases,
         note=SHREDDED_NOTE if shredded else None,
+    )
+
+
+async def _search_history(
+    session: AsyncSession, *, cipher: FieldCipher, catalogue: Catalogue, subject: str
+) -> SearchHistoryExport:
+    found = await search.decrypted(
+        session, cipher, await search.entries_of(session, owner_id=subject)
+    )
+    return SearchHistoryExport(
+        entries=[
+            SearchEntryExport(
+                entry_id=entry.id,
+                query=words,
+                result_count=entry.result_count,
+                searched_at=entry.searched_at,
+                feeds_recommendations=entry.personalise,
+            )
+            for entry, words in found
+        ],
+        about=rights.exported_field(catalogue, search.RESOURCE, search.FIELD, len(found)),
     )
 
 
@@ -249,6 +311,9 @@ class Erasure:
     held: dict[tuple[str, str], date | None] = field(default_factory=dict)
     orders_anonymised: int = 0
     open_orders: int = 0
+    #: Orders the deletion cancelled, and how many of them are refunded.
+    cancelled: int = 0
+    refunded: int = 0
 
     def hold(self, category: str, retention_id: str, until: date | None) -> None:
         key = (category, retention_id)
@@ -344,12 +409,43 @@ async def delete_subject(
             resource=CART,
             categories=[cart_category],
         )
+    await security.delete_subject(session, account_id=subject)
+    if await support.delete_subject(session, account_id=subject):
+        support_category = catalogue.field_policy(support.RESOURCE, support.FIELD).category
+        erasure.deleted.add(support_category)
+        events.processing(
+            session,
+            subject=subject,
+            actor=ACTOR,
+            action="delete",
+            purpose=rights.PURPOSE,
+            resource=support.RESOURCE,
+            categories=[support_category],
+        )
+    if await search.delete_all(session, owner_id=subject):
+        search_category = catalogue.field_policy(search.RESOURCE, search.FIELD).category
+        erasure.deleted.add(search_category)
+        events.processing(
+            session,
+            subject=subject,
+            actor=ACTOR,
+            action="delete",
+            purpose=rights.PURPOSE,
+            resource=search.RESOURCE,
+            categories=[search_category],
+        )
     await session.flush()
     return erasure
 
 
 def _reason(erasure: Erasure) -> str:
     parts: list[str] = []
+    if erasure.cancelled:
+        refunded = f", {erasure.refunded} of them refunded" if erasure.refunded else ""
+        parts.append(
+            f"{erasure.cancelled} order(s) not yet picked up were cancelled{refunded}, so no "
+            "courier delivers them"
+        )
     if erasure.held:
         parts.append(
             "transaction and tax records are kept under a legal hold until their retention "
@@ -357,10 +453,14 @@ def _reason(erasure: Erasure) -> str:
         )
     if erasure.open_orders:
         parts.append(
-            "orders still open keep their records until completion and the period after it"
+            "orders on their way, or whose refund is under way, keep their records until "
+            "they end and the period after it"
         )
     if erasure.deleted:
-        parts.append("every other personal field and the cart were deleted")
+        parts.append(
+            "every other personal field, the cart, the search history and the support cases "
+            "were deleted"
+        )
     if not parts:
         parts.append("orders held no personal data about this subject")
     return "; ".join(parts)
@@ -438,8 +538,10 @@ async def handle(
     now: datetime | None = None,
     cipher: FieldCipher | None = None,
     corrections: rights.CorrectionsSource | None = None,
+    refunds: payments.Refunds | None = None,
 ) -> Event | None:
-    """Answer a ``rights.requested`` event that names orders; None for other events."""
+    """Answer a ``rights.requested`` event that names orders; None for other events.
+    ``refunds``: how a deletion refunds the subject's paid orders (module docstring)."""
     request = rights.requested_of(event, SERVICE)
     if request is None:
         return None
@@ -464,9 +566,15 @@ async def handle(
         )
     if request.kind != "deletion":
         return rights.answer_unsupported(session, events=events, service=SERVICE, request=request)
-    erasure = await delete_subject(
-        session, events=events, catalogue=catalogue, subject=request.subject, now=now or utcnow()
+    now = now or utcnow()
+    cancelled = await payments.cancel_open_orders(
+        session, events=events, refunds=refunds, buyer_id=request.subject, actor=ACTOR, now=now
     )
+    erasure = await delete_subject(
+        session, events=events, catalogue=catalogue, subject=request.subject, now=now
+    )
+    erasure.cancelled = len(cancelled)
+    erasure.refunded = sum(1 for view in cancelled if view.refund_id is not None)
     kept = erasure.kept(catalogue)
     return rights.answer(
         session,

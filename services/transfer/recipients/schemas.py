@@ -7,9 +7,30 @@ from datetime import date, datetime
 from typing import Literal, Self
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
-BasisKind = Literal["security_assessment", "certification", "standard_contract"]
+BasisKind = Literal["security_assessment", "certification", "standard_contract", "consent_only"]
+#: A CAC security assessment's result is valid this many years (OB-L-8).
+SECURITY_ASSESSMENT_YEARS = 3
+
+
+def security_assessment_expiry(decided_on: date) -> date:
+    """The day a security assessment decided on ``decided_on`` no longer covers: three
+    years on (28 February for a 29 February decision in a common year)."""
+    year = decided_on.year + SECURITY_ASSESSMENT_YEARS
+    try:
+        return decided_on.replace(year=year)
+    except ValueError:
+        return date(year, 2, 28)
+
+
 Delivery = Literal["https", "kafka"]
 AssessmentResult = Literal["passed", "failed"]
 
@@ -24,7 +45,8 @@ class LegalBasisIn(BaseModel):
         min_length=1,
         max_length=200,
         description="security_assessment: the CAC approval reference; certification: the "
-        "certificate number; standard_contract: the filing reference",
+        "certificate number; standard_contract: the filing reference; consent_only (below "
+        "the 2024 volume thresholds, OB-L-7): the internal record of that decision",
     )
     decided_on: date = Field(description="when it was approved, certified or filed")
     review_due: date = Field(description="the recipient receives nothing after this day")
@@ -34,6 +56,19 @@ class LegalBasisIn(BaseModel):
         if self.review_due <= self.decided_on:
             raise ValueError("review_due must be after decided_on")
         return self
+
+    @field_validator("review_due")
+    @classmethod
+    def _assessment_valid_three_years(cls, value: date, info: ValidationInfo) -> date:
+        decided_on = info.data.get("decided_on")
+        if info.data.get("kind") == "security_assessment" and isinstance(decided_on, date):
+            expiry = security_assessment_expiry(decided_on)
+            if value >= expiry:
+                raise ValueError(
+                    f"a security assessment is valid {SECURITY_ASSESSMENT_YEARS} years: "
+                    f"review_due must be before {expiry.isoformat()}"
+                )
+        return value
 
 
 class AssessmentIn(BaseModel):
@@ -142,6 +177,11 @@ class RecipientView(BaseModel):
     may_receive: bool = Field(description="basis in force and a passed assessment in date")
     blocked_because: list[str] = Field(description="why it may not receive data, if so")
     due: list[str] = Field(description="what is due for review soon or overdue")
+    security_assessment_expires_on: date | None = Field(
+        default=None,
+        description="a security_assessment basis: the day it no longer covers (3 years "
+        "after the decision); renewal is flagged 60 working days before",
+    )
     created_at: datetime
 
 

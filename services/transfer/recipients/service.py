@@ -23,6 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from kit import contracts, workdays
 from kit.catalogue import Catalogue
 from kit.consent_state import CROSS_BORDER_PURPOSE
 from kit.errors import DomainError, NotFound
@@ -38,6 +39,7 @@ from services.transfer.recipients.schemas import (
     RecipientDisclosure,
     RecipientHistory,
     RecipientView,
+    security_assessment_expiry,
 )
 from services.transfer.transfers.package import InvalidPublicKey, load_recipient_key
 
@@ -64,6 +66,8 @@ class ReviewRules:
 
     warning_days: int = 30
     assessment_interval_days: int = 365
+    #: a security assessment's renewal is flagged this many working days before it lapses
+    security_assessment_renewal_working_days: int = 60
 
 
 @dataclass(frozen=True)
@@ -149,6 +153,17 @@ async def eligibility(
             blocked.append("legal_basis_past_review")
         if basis.review_due <= soon:
             due.append("legal_basis_review_due")
+        if basis.kind == "security_assessment":
+            # OB-L-8: valid 3 years; renewal flagged 60 working days before; then it stops.
+            expiry = security_assessment_expiry(basis.decided_on)
+            if today >= expiry:
+                blocked.append("security_assessment_lapsed")
+                due.append("security_assessment_lapsed")
+            elif (
+                workdays.working_days_between(today, expiry)
+                <= rules.security_assessment_renewal_working_days
+            ):
+                due.append("security_assessment_renewal_due")
     if assessment is None:
         blocked.append("assessment_missing")
         due.append("assessment_missing")
@@ -196,6 +211,11 @@ def _view(recipient: Recipient, state: Eligibility) -> RecipientView:
         may_receive=state.may_receive,
         blocked_because=list(state.blocked_because),
         due=list(state.due),
+        security_assessment_expires_on=(
+            security_assessment_expiry(state.basis.decided_on)
+            if state.basis is not None and state.basis.kind == "security_assessment"
+            else None
+        ),
         created_at=recipient.created_at,
     )
 
@@ -287,15 +307,15 @@ async def register_recipient(
         type=f"{EVENT_PREFIX}.registered.v1",
         subject=recipient.id,
         purpose=CROSS_BORDER_PURPOSE,
-        data={
-            "legal_name": recipient.legal_name,  # an organisation: the ledger shows it to users
-            "delivery": recipient.delivery,
-            "key_type": recipient.key_type,
-            "basis_kind": basis.kind,
-            "review_due": basis.review_due.isoformat(),
-            "assessment_result": request.assessment.result,
-            "by": registered_by,
-        },
+        data=contracts.RecipientRegistered(
+            legal_name=recipient.legal_name,  # an organisation: the ledger shows it to users
+            delivery=recipient.delivery,
+            key_type=recipient.key_type,
+            basis_kind=basis.kind,
+            review_due=basis.review_due.isoformat(),
+            assessment_result=request.assessment.result,
+            by=registered_by,
+        ),
         categories=categories,
     )
     return _view(recipient, await eligibility(session, recipient.id, today=today, rules=rules))
@@ -365,12 +385,12 @@ async def record_basis(
         type=f"{EVENT_PREFIX}.basis_recorded.v1",
         subject=recipient_id,
         purpose=CROSS_BORDER_PURPOSE,
-        data={
-            "basis_id": row.id,
-            "kind": row.kind,
-            "review_due": row.review_due.isoformat(),
-            "by": recorded_by,
-        },
+        data=contracts.BasisRecorded(
+            basis_id=row.id,
+            kind=row.kind,
+            review_due=row.review_due.isoformat(),
+            by=recorded_by,
+        ),
     )
     return _view(recipient, await eligibility(session, recipient_id, today=today, rules=rules))
 
@@ -394,12 +414,12 @@ async def record_assessment(
         type=f"{EVENT_PREFIX}.assessed.v1",
         subject=recipient_id,
         purpose=CROSS_BORDER_PURPOSE,
-        data={
-            "assessment_id": row.id,
-            "result": row.result,
-            "assessed_on": row.assessed_on.isoformat(),
-            "by": recorded_by,
-        },
+        data=contracts.RecipientAssessed(
+            assessment_id=row.id,
+            result=row.result,
+            assessed_on=row.assessed_on.isoformat(),
+            by=recorded_by,
+        ),
     )
     return _view(recipient, await eligibility(session, recipient_id, today=today, rules=rules))
 

@@ -2,7 +2,10 @@
 
 A transfer record is the evidence of what was provided abroad, to whom and when (PIPL art.
 55, 56); the catalogue keeps it ``transfer_record`` (three years) from the record's date:
-its delivery, or its last change for a refused transfer. Open transfers (requested,
+its delivery, or its last change for a refused transfer, and never less than three years
+whatever the catalogue says (``kit.records``, OB-L-9). Recipients, their legal bases and
+their assessments (the impact assessments of each provision abroad) are never swept.
+Open transfers (requested,
 awaiting consent, ready) are never touched: their clock has not started.
 
 :func:`sweep` deletes, in batches, every closed transfer whose period ended by ``now``,
@@ -22,6 +25,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from kit import records
 from kit.app import AppContext
 from kit.background import PeriodicTask
 from kit.catalogue import Catalogue
@@ -47,12 +51,14 @@ async def sweep_batch(
     candidates = list(
         await session.scalars(
             select(Transfer)
-            .where(col(Transfer.status).in_(CLOSED), made <= now - period.period.shortest_span())
+            .where(col(Transfer.status).in_(CLOSED), made <= now - records.shortest_span(period))
             .order_by(made, col(Transfer.id))
             .limit(BATCH_SIZE)
         )
     )
-    expired = [t for t in candidates if period.expires_at(t.delivered_at or t.updated_at) <= now]
+    expired = [
+        t for t in candidates if records.kept_until(period, t.delivered_at or t.updated_at) <= now
+    ]
     if not expired:
         return 0
     ids = [t.id for t in expired]

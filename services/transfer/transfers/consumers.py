@@ -30,7 +30,7 @@ def orders_consumer(app: FastAPI, context: AppContext, settings: Settings) -> Ev
         )
 
     return EventConsumer(
-        name=settings.topic(ORDERS_GROUP),
+        name=ORDERS_GROUP,
         topics=[settings.topic(settings.orders_events_topic)],
         database=context.database,
         bootstrap_servers=settings.kafka_bootstrap_servers,

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.transfer.recipients.schemas import BasisKind, RecipientDisclosure
 
-TransferStatus = Literal["awaiting_consent", "ready", "delivered", "refused"]
+TransferStatus = Literal["awaiting_basis", "awaiting_consent", "ready", "delivered", "refused"]
 Trigger = Literal["order_event", "admin"]
 CategoryId = Annotated[
     str, Field(min_length=1, max_length=100, pattern=r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$")
@@ -32,6 +32,11 @@ class TransferCreate(BaseModel):
     categories: list[CategoryId] = Field(
         min_length=1, max_length=20, description="catalogue data-category ids to provide"
     )
+    contract_necessary: bool = Field(
+        default=False,
+        description="necessary to perform a contract the person is party to (cross-border "
+        "shopping, delivery, payment): exempt from the yearly volume count (OB-L-7)",
+    )
 
 
 class BasisRef(BaseModel):
@@ -51,8 +56,12 @@ class TransferView(BaseModel):
     categories: list[str]
     trigger: Trigger
     requested_by: str
+    contract_necessary: bool = Field(description="exempt from the yearly volume count")
     status: TransferStatus
-    reason: str | None = Field(description="why it was refused, or the last delivery failure")
+    reason: str | None = Field(
+        description="why it was refused or waits (awaiting_basis: volume_needs_<basis>), or "
+        "the last delivery failure"
+    )
     basis: BasisRef | None
     waybill_id: str | None = Field(description="the pseudonymous waybill id sent abroad")
     package_sha256: str | None = Field(description="SHA-256 of the encrypted package")

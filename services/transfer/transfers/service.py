@@ -10,10 +10,14 @@ leaves, and again right before each delivery round, it is checked (OB-4-5, OB-4-
 2. the recipient's legal basis is on record and not past its review date, and its newest
    assessment passed and is in date, else ``refused`` with the reasons
    (``legal_basis_missing``, ``legal_basis_past_review``, ``assessment_failed``, ...);
-3. the subject's separate consent ``cross_border.transfer`` to that recipient is in force,
+3. unless necessary to perform the user's contract (every order-event transfer), the
+   year's volume with this person counted needs no stronger legal basis than the
+   recipient's, else ``awaiting_basis`` (``volume_needs_<basis>``; OB-L-7, see
+   ``volume.service``), resumed once a stronger basis is recorded;
+4. the subject's separate consent ``cross_border.transfer`` to that recipient is in force,
    else ``awaiting_consent`` (resumed by :func:`resume_awaiting` once the consent
    arrives); a consent withdrawn before delivery refuses it (``consent_withdrawn``);
-4. the purpose ``cross_border.transfer`` has not ceased (``purpose_ceased`` from the
+5. the purpose ``cross_border.transfer`` has not ceased (``purpose_ceased`` from the
    effective date the privacy center declared; see ``cessation.service``).
 
 :func:`refuse_pending` refuses every transfer not delivered yet (of one subject, or all)
@@ -30,7 +34,8 @@ service's outbox. A ready transfer is never given up: failed rounds are retried 
 
 Events (on ``transfer.events``, subject = the account id, purpose ``cross_border.transfer``,
 the categories as ``datacategories``; ids, states and reason codes only):
-``com.signature.transfer.transfer.{requested,awaiting_consent,delivered,refused}.v1``,
+``com.signature.transfer.transfer.{requested,awaiting_basis,awaiting_consent,delivered,
+refused}.v1``,
 and on delivery a processing record (``personal_data.read`` with the recipient as actor)
 for the user's processing ledger.
 """
@@ -51,8 +56,10 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from kit import contracts
 from kit.catalogue import Catalogue, MaskingRule
 from kit.consent_state import CROSS_BORDER_PURPOSE
+from kit.contracts import TransferChanged
 from kit.crypto import FieldCipher
 from kit.db import Database
 from kit.errors import DomainError, NotFound
@@ -61,6 +68,7 @@ from kit.ids import new_id
 from kit.masking import mask_value
 from kit.models import utcnow
 from kit.outbox import EventWriter
+from kit.restriction import Restrictions
 from services.transfer.models import (
     CeasedPurpose,
     DeliveryAttempt,
@@ -90,6 +98,7 @@ from services.transfer.transfers.schemas import (
     TransferView,
     UserTransferView,
 )
+from services.transfer.volume import service as volume
 
 logger = logging.getLogger("services.transfer.transfers")
 
@@ -117,6 +126,10 @@ class Checks:
     consent_granted: ConsentCheck
     today: date
     rules: ReviewRules
+    #: Restricted and legal-hold subjects (OB-L-2, OB-L-5): their data is only stored.
+    restrictions: Restrictions | None = None
+    #: the catalogue's sensitive data categories (the volume counts them apart, OB-L-7)
+    sensitive_categories: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -179,13 +192,13 @@ def _emit(
         type=f"{TRANSFER_EVENT}.{action}.v1",
         subject=transfer.subject,
         purpose=CROSS_BORDER_PURPOSE,
-        data={
-            "transfer_id": transfer.id,
-            "recipient_id": transfer.recipient_id,
-            "order_id": transfer.order_id,
-            "status": transfer.status,
+        data=TransferChanged(
+            transfer_id=transfer.id,
+            recipient_id=transfer.recipient_id,
+            order_id=transfer.order_id,
+            status=transfer.status,
             **extra,
-        },
+        ),
         categories=transfer.categories,
     )
 
@@ -200,7 +213,7 @@ def _refuse(session: AsyncSession, events: EventWriter, transfer: Transfer, *, r
 
 #: Transfers not delivered (nor refused) yet: what a withdrawal, an erasure or a ceased
 #: purpose stops.
-PENDING: Final = ("requested", "awaiting_consent", "ready")
+PENDING: Final = ("requested", "awaiting_consent", "awaiting_basis", "ready")
 PURPOSE_CEASED_REASON: Final = "purpose_ceased"
 
 
@@ -253,12 +266,28 @@ async def _blocker(
     since = await ceased_since(session)
     if since is not None and since <= checks.today:
         return "refused", PURPOSE_CEASED_REASON
+    if checks.restrictions is not None:
+        refused = checks.restrictions.refusal(
+            transfer.subject, CROSS_BORDER_PURPOSE, transfer.categories
+        )
+        if refused is not None:
+            return "refused", refused.code
     if not set(transfer.categories) <= set(recipient.data_categories):
         return "refused", "categories_outside_allowance"
     state = await eligibility(session, recipient.id, today=checks.today, rules=checks.rules)
     transfer.basis_id = state.basis.id if state.basis else None
     if not state.may_receive:
         return "refused", ",".join(state.blocked_because)
+    assert state.basis is not None  # a recipient without a basis may not receive
+    waits = await volume.blocker(
+        session,
+        transfer,
+        basis_kind=state.basis.kind,
+        year=checks.today.year,
+        sensitive_categories=checks.sensitive_categories,
+    )
+    if waits is not None:
+        return "awaiting_basis", waits
     if not checks.consent_granted(transfer.subject, recipient.id):
         return "awaiting_consent", "consent_missing"
     return None
@@ -274,13 +303,20 @@ async def _decide(
 ) -> None:
     blocked = await _blocker(session, transfer, recipient, checks=checks)
     if blocked is None:
+        await volume.count(
+            session,
+            transfer,
+            events=events,
+            year=checks.today.year,
+            sensitive_categories=checks.sensitive_categories,
+        )
         _touch(transfer, "ready", None)
         session.info[WAKE_WORKER] = True
     elif blocked[0] == "refused":
         _refuse(session, events, transfer, reason=blocked[1])
-    elif transfer.status != "awaiting_consent":
-        _touch(transfer, "awaiting_consent", blocked[1])
-        _emit(session, events, transfer, "awaiting_consent")
+    elif transfer.status != blocked[0] or transfer.reason != blocked[1]:
+        _touch(transfer, blocked[0], blocked[1])
+        _emit(session, events, transfer, blocked[0], reason=blocked[1])
 
 
 async def request_transfer(
@@ -295,8 +331,10 @@ async def request_transfer(
     requested_by: str,
     checks: Checks,
     source_event_id: str | None = None,
+    contract_necessary: bool = False,
 ) -> Transfer:
-    """Record a transfer and decide it at once: refused, awaiting consent, or ready."""
+    """Record a transfer and decide it at once: refused, awaiting a basis or consent, or
+    ready."""
     transfer = Transfer(
         id=new_id("trf"),
         subject=subject,
@@ -307,6 +345,7 @@ async def request_transfer(
         requested_by=requested_by,
         source_event_id=source_event_id,
         status="requested",
+        contract_necessary=contract_necessary,
     )
     session.add(transfer)
     await session.flush()
@@ -334,6 +373,8 @@ async def create_transfer(
     """An administrator's transfer; it is checked like any other (it may be refused)."""
     _check_reference("subject", request.subject)
     _check_reference("order_id", request.order_id)
+    if checks.restrictions is not None:
+        checks.restrictions.check(request.subject, CROSS_BORDER_PURPOSE, request.categories)
     recipient = await get_recipient_row(session, request.recipient_id)
     transfer = await request_transfer(
         session,
@@ -345,6 +386,7 @@ async def create_transfer(
         trigger="admin",
         requested_by=requested_by,
         checks=checks,
+        contract_necessary=request.contract_necessary,
     )
     return (await _views(session, [transfer]))[0]
 
@@ -387,6 +429,8 @@ async def on_order_event(
             requested_by=event.source,
             checks=checks,
             source_event_id=event.id,
+            # delivering a cross-border order is necessary to perform the buyer's contract
+            contract_necessary=True,
         )
         created.append(transfer.id)
     if not created:
@@ -397,12 +441,15 @@ async def on_order_event(
 async def resume_awaiting(
     database: Database, *, events: EventWriter, checks: Checks, batch_size: int = 100
 ) -> int:
-    """Re-check every transfer awaiting consent; return how many moved on."""
+    """Re-check every transfer awaiting consent or a stronger legal basis; return how many
+    moved on."""
     moved = 0
     after: tuple[datetime, str] | None = None
     while True:
         async with database.session() as session:
-            query = select(Transfer).where(col(Transfer.status) == "awaiting_consent")
+            query = select(Transfer).where(
+                col(Transfer.status).in_(("awaiting_consent", "awaiting_basis"))
+            )
             if after is not None:
                 query = query.where(
                     or_(
@@ -416,12 +463,15 @@ async def resume_awaiting(
                 )
             )
             for transfer in page:
-                if not checks.consent_granted(transfer.subject, transfer.recipient_id):
+                before = transfer.status
+                if before == "awaiting_consent" and not checks.consent_granted(
+                    transfer.subject, transfer.recipient_id
+                ):
                     continue
                 recipient = await session.get(Recipient, transfer.recipient_id)
                 assert recipient is not None  # a foreign key
                 await _decide(session, events, transfer, recipient, checks=checks)
-                moved += transfer.status != "awaiting_consent"
+                moved += transfer.status != before
         if len(page) < batch_size:
             return moved
         after = (page[-1].requested_at, page[-1].id)
@@ -515,6 +565,11 @@ async def _start_round(
         recipient = await session.get(Recipient, transfer.recipient_id)
         assert recipient is not None
         blocked = await _blocker(session, transfer, recipient, checks=checks)
+        if blocked is not None and blocked[0] == "awaiting_basis":
+            _touch(transfer, "awaiting_basis", blocked[1])
+            transfer.lease_until = None
+            _emit(session, events, transfer, "awaiting_basis", reason=blocked[1])
+            return None
         if blocked is not None:
             reason = "consent_withdrawn" if blocked[0] == "awaiting_consent" else blocked[1]
             _refuse(session, events, transfer, reason=reason)
@@ -657,11 +712,11 @@ async def _deliver_kafka(
             type=EGRESS_EVENT,
             subject=job.waybill_id,
             purpose=CROSS_BORDER_PURPOSE,
-            data={
-                "transfer_id": job.transfer_id,
-                "waybill_id": job.waybill_id,
-                "package": job.package,  # the JWE, compact serialization
-            },
+            data=contracts.EgressPackage(
+                transfer_id=job.transfer_id,
+                waybill_id=job.waybill_id,
+                package=job.package,  # the JWE, compact serialization
+            ),
             categories=job.categories,
         )
         session.add(

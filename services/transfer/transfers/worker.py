@@ -68,8 +68,15 @@ def delivery_policy(settings: Settings) -> DeliveryPolicy:
 def current_checks(app: FastAPI, settings: Settings) -> Checks:
     """The checks as of now: today's date and ``app.state.consent_granted``."""
     consent_granted: ConsentCheck = app.state.consent_granted
+    catalogue = app.state.context.catalogue
     return Checks(
-        consent_granted=consent_granted, today=china_today(), rules=review_rules(settings)
+        consent_granted=consent_granted,
+        today=china_today(),
+        rules=review_rules(settings),
+        restrictions=getattr(app.state, "restrictions", None),
+        sensitive_categories=frozenset(
+            category.id for category in catalogue.data_categories if category.sensitive
+        ),
     )
 
 

@@ -41,8 +41,10 @@ from services.consent.consents.models import ConsentSubject, CurrentConsent
 from services.consent.consents.service import (
     CHANGED_EVENT,
     GUARDIAN_LINKED_EVENT,
+    VERIFICATION_COMPLETED_EVENT,
     new_receipt_id,
     record_guardianship,
+    record_identity_fact,
 )
 from tests.conftest import Broker
 from tests.services.consent.conftest import ISSUER, KEY, Consent
@@ -452,6 +454,44 @@ async def test_a_minor_cannot_grant_but_the_guardian_can(consent: Consent) -> No
     for event in await consent.outbox_events():
         assert guardian not in json.dumps(event.data)
         assert "guardian" not in json.dumps(event.data) and "minor" not in json.dumps(event.data)
+
+
+async def record_verification(consent: Consent, subject: str, *, minor: bool) -> None:
+    """What the guardianships consumer does with identity's verification.completed."""
+    event = new_event(
+        source="/identity",
+        type=VERIFICATION_COMPLETED_EVENT,
+        subject=subject,
+        purpose="identity.verification",
+        data={"result": "match", "level": "real_name", "minor": minor},
+        categories=["user.minor.age"],
+    )
+    async with consent.context.database.session() as session:
+        await record_identity_fact(session, event)
+
+
+@pytest.mark.obligation("OB-2A-4")
+async def test_a_childs_token_from_before_their_verification_grants_nothing(
+    consent: Consent,
+) -> None:
+    """The token a child signed in with says what identity knew then (not a minor); the
+    verification that found them under 14 counts from the moment consent reads it."""
+    client = consent.client
+    child, stale = consent.user()  # minor: false, issued before the verification
+    _, other = consent.user()
+    guardian, _ = consent.user()
+    await record_verification(consent, child, minor=True)
+    await record_verification(consent, guardian, minor=False)
+
+    refused = await change(client, stale, "location", True)
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["type"].endswith("/guardian-consent-required")
+    assert (await change(client, stale, "location", False)).status_code == 201
+    assert (await change(client, other, "location", True)).status_code == 201  # never verified
+
+    await link_guardian(consent, ward=child, guardian=guardian)
+    granted = await change(client, stale, "location", True)  # the guardian's consent is given
+    assert granted.status_code == 201, granted.text
 
 
 # --------------------------------------------------------------------------- published state

@@ -65,7 +65,7 @@ async def test_becoming_a_seller_needs_real_name_verification(identity: Identity
         "/accounts/me/roles", json={"role": "seller"}, headers=bearer(token)
     )
     assert response.status_code == 403
-    assert response.json()["type"].endswith("/verification_required")
+    assert response.json()["type"].endswith("/verification-required")
 
 
 async def test_admins_create_staff_and_users_cannot(identity: Identity) -> None:

@@ -15,7 +15,7 @@ from sqlmodel import col
 from kit.auth import KeySet, generate_signing_key, issue_token, verify_token
 from kit.models import utcnow
 from kit.testing import bearer
-from services.identity.models import SigningKeyRecord
+from services.identity.models import RefreshToken, SigningKeyRecord
 from services.identity.tokens.service import active_signing_key, rotate_signing_key
 from tests.services.identity.conftest import ISSUER, Identity
 
@@ -174,3 +174,32 @@ async def test_forged_or_stale_tokens_are_refused(identity: Identity, attack: st
     response = await identity.client.get("/accounts/me", headers=bearer(forged))
     assert response.status_code == 401
     assert response.headers["content-type"] == "application/problem+json"
+
+
+def _claims(token: str) -> dict[str, object]:
+    body = token.split(".")[1]
+    decoded: dict[str, object] = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    return decoded
+
+
+@pytest.mark.obligation("OB-L-4")
+async def test_a_refreshed_token_keeps_its_logins_auth_time_so_it_never_counts_as_signing_in(
+    identity: Identity,
+) -> None:
+    phone = identity.new_phone()
+    await identity.register(phone)
+    first = await identity.login(phone)
+    signed_in = _claims(first["access_token"])["auth_time"]
+    assert signed_in == _claims(first["access_token"])["iat"]
+    # The family's first token is backdated: a refresh must still name that sign-in.
+    async with identity.context.database.session() as session:
+        await session.execute(
+            update(RefreshToken).values(created_at=utcnow() - timedelta(minutes=30))
+        )
+    refreshed = (
+        await identity.client.post("/token/refresh", json={"refresh_token": first["refresh_token"]})
+    ).json()
+    claims = _claims(refreshed["access_token"])
+    assert claims["auth_time"] != claims["iat"]
+    assert isinstance(claims["auth_time"], int) and isinstance(signed_in, int)
+    assert claims["auth_time"] <= signed_in - 29 * 60

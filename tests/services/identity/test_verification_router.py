@@ -131,7 +131,7 @@ async def test_a_guardianship_over_http(identity: Identity) -> None:
         headers=bearer(guardian_token),
     )
     assert refused.status_code == 403
-    assert refused.json()["type"].endswith("/verification_required")
+    assert refused.json()["type"].endswith("/verification-required")
     await identity.client.post(
         "/verifications",
         json={"real_name": NAME, "id_number": ADULT_2},

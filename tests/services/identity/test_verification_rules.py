@@ -68,7 +68,7 @@ def test_required_actions_refuse_an_unverified_account(action: str) -> None:
     with pytest.raises(VerificationRequired) as caught:
         ensure_verified(account("none"), action)
     error = caught.value
-    assert (error.status, error.code) == (403, "verification_required")
+    assert (error.status, error.code) == (403, "verification-required")
     assert action in error.detail and error.extra == {"action": action}
     ensure_verified(account("real_name"), action)
     ensure_verified(account("real_person"), action)

@@ -56,7 +56,7 @@ async def test_without_location_consent_the_features_are_refused_and_ordering_wo
     for response in (autofill, nearby):
         assert response.status_code == 403
         problem = response.json()
-        assert problem["type"].endswith("/consent_required")
+        assert problem["type"].endswith("/consent-required")
         assert problem["purpose"] == "location"
         assert "location" in problem["detail"]
 

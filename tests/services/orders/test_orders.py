@@ -568,7 +568,7 @@ async def test_special_goods_need_a_verified_buyer_and_ordinary_goods_do_not(
         "/orders", json=order_body(special["goods_id"]), headers=unverified
     )
     assert refused.status_code == 403
-    assert refused.json()["type"].endswith("/verification_required")
+    assert refused.json()["type"].endswith("/verification-required")
     assert await order_count(orders, unverified) == 0
     assert (await place(orders, unverified, order_body(ordinary["goods_id"])))["status"] == "placed"
     order = await place(orders, verified, order_body(special["goods_id"]))

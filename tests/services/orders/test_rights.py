@@ -16,6 +16,7 @@ from kit.auth import PARTNER_SCOPES, USER_SCOPES
 from kit.events import Event, find_personal_data, new_event
 from kit.testing import bearer
 from services.orders.models import CartItem
+from services.orders.payments.service import CancellationNotPossible
 from services.orders.rights import service
 from services.orders.rights.consumers import rights_handler
 from tests.services.orders.conftest import Orders
@@ -254,18 +255,54 @@ async def test_a_deletion_after_the_period_anonymises_and_answers_done(orders: O
 
 
 @pytest.mark.obligation("OB-R-1")
-async def test_an_open_order_keeps_its_records_until_completion(orders: Orders) -> None:
+async def test_a_deletion_cancels_an_unpaid_order_and_its_clock_starts(orders: Orders) -> None:
     subject, headers = orders.user()
     goods = await orders.add_goods()
     placed = await place(orders, headers, order_body(goods["goods_id"]))
     context = orders.context
     async with context.database.session() as session:
         await rights_handler(context)(session, requested(subject))
-    still = await stored(orders, placed["order_id"])
-    assert still.consignee_name_encrypted
+    ended = await stored(orders, placed["order_id"])
+    assert ended.status == "cancelled" and ended.retention_starts_at is not None
+    assert ended.consignee_name_encrypted  # a transaction record, under the legal hold
     (answer,) = await answers(orders)
     assert answer.data["outcome"] == "partial"
+    assert "1 order(s) not yet picked up were cancelled, so no courier" in answer.data["reason"]
+    assert all(item["until"] for item in answer.data["kept"])
+
+
+@pytest.mark.obligation("OB-R-1")
+async def test_an_order_on_its_way_keeps_its_records_until_it_ends(orders: Orders) -> None:
+    subject, headers = orders.user()
+    goods = await orders.add_goods()
+    placed = await place(orders, headers, order_body(goods["goods_id"]))
+    await orders.advance(placed["order_id"], "paid", "assigned", "shipped")
+    context = orders.context
+    async with context.database.session() as session:
+        await rights_handler(context)(session, requested(subject))
+    still = await stored(orders, placed["order_id"])
+    assert still.status == "shipped" and still.consignee_name_encrypted
+    (answer,) = await answers(orders)
+    assert answer.data["outcome"] == "partial"
+    assert "cancelled" not in answer.data["reason"]
     assert all("until" not in item for item in answer.data["kept"])
+
+
+@pytest.mark.obligation("OB-R-1")
+async def test_a_paid_order_without_a_way_to_refund_it_is_tried_again(orders: Orders) -> None:
+    """The deletion's transaction rolls back (the consumer tries again, then dead-letters):
+    nothing is deleted while a paid order cannot be refunded."""
+    subject, headers = orders.user()
+    goods = await orders.add_goods()
+    placed = await place(orders, headers, order_body(goods["goods_id"]))
+    await orders.advance(placed["order_id"], "paid")
+    context = orders.context
+    with pytest.raises(CancellationNotPossible, match="no payment provider API"):
+        async with context.database.session() as session:
+            await rights_handler(context)(session, requested(subject))
+    still = await stored(orders, placed["order_id"])
+    assert still.status == "paid"
+    assert await answers(orders) == []
 
 
 @pytest.mark.parametrize(("kind", "outcome"), [("access", "done"), ("withdraw_all", "done")])

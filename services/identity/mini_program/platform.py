@@ -1,0 +1,198 @@
+"""The mini-program platform, behind one adapter (built as the real-name authority is,
+see ``services.identity.verification.authority``).
+
+- :class:`MiniProgramPlatform` is the protocol: ``exchange_login_code(code)`` answers the
+  platform's :class:`PlatformSession` for the code ``wx.login`` gave the mini-program;
+  ``exchange_phone_code(code)`` the phone number for the code ``getPhoneNumber`` gave it.
+  A code the platform refuses (unknown, used, expired, of another app) raises
+  :class:`PlatformCodeRejected`; a platform that cannot answer
+  :class:`~services.identity.verification.authority.ProviderUnavailable`.
+- :class:`WeChatPlatform` speaks WeChat's server API over HTTP(S) (``/sns/jscode2session``,
+  ``/cgi-bin/token``, ``/wxa/business/getuserphonenumber``) with the app's id and secret;
+  ``make run`` and the tests point it at the stand-in platform (``deploy/mini_platform``).
+- :func:`platform_from_settings` builds it from ``IDENTITY_WECHAT_*``.
+
+The ``session_key`` is a secret between the platform and identity: no adapter logs it, nor
+a code, an openid or a phone number (logs carry status and error codes only).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Final, Protocol
+
+import httpx
+
+from kit.errors import DomainError
+from services.identity.config import Settings
+from services.identity.verification.authority import ProviderUnavailable
+
+__all__ = [
+    "MiniProgramPlatform",
+    "PlatformCodeRejected",
+    "PlatformSession",
+    "WeChatPlatform",
+    "platform_from_settings",
+]
+
+logger = logging.getLogger("services.identity.mini_program.platform")
+
+#: WeChat's error codes for a code it will not exchange (invalid, used, of another app,
+#: risky user): the caller's code is refused; any other error means the platform failed.
+REFUSED_CODES: Final = frozenset({40029, 40163, 40226})
+ACCESS_TOKEN_EXPIRED: Final = frozenset({40001, 42001})
+
+
+class PlatformCodeRejected(DomainError):
+    """The platform refused the code (unknown, used, expired or issued to another app)."""
+
+    status, code, title = 401, "platform-code-rejected", "Platform code rejected"
+
+
+@dataclass(frozen=True)
+class PlatformSession:
+    openid: str
+    unionid: str | None
+    session_key: str = field(repr=False)
+
+
+class MiniProgramPlatform(Protocol):
+    platform: str
+    app_id: str
+
+    async def exchange_login_code(self, code: str) -> PlatformSession: ...
+
+    async def exchange_phone_code(self, code: str) -> str: ...
+
+
+class WeChatPlatform:
+    platform = "wechat"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        app_id: str,
+        app_secret: str,
+        timeout_s: float,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.app_id = app_id
+        self._secret = app_secret
+        self.timeout_s = timeout_s
+        self._transport = transport
+        self._access_token: tuple[str, float] | None = None
+
+    def __repr__(self) -> str:  # never the secret
+        return f"WeChatPlatform(url={self.url!r}, app_id={self.app_id!r})"
+
+    async def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        async with httpx.AsyncClient(transport=self._transport, timeout=self.timeout_s) as client:
+            try:
+                response = await client.request(method, f"{self.url}{path}", **kwargs)
+            except httpx.TransportError as exc:
+                logger.warning("platform call %s failed: %s", path, type(exc).__name__)
+                raise ProviderUnavailable("the mini-program platform did not answer") from exc
+        try:
+            payload = response.json()
+        except ValueError:
+            payload = None
+        if response.status_code != 200 or not isinstance(payload, dict):
+            logger.warning("platform call %s answered %d", path, response.status_code)
+            raise ProviderUnavailable("the mini-program platform gave no usable answer")
+        return payload
+
+    @staticmethod
+    def _refused(path: str, payload: dict[str, Any]) -> int:
+        errcode = payload.get("errcode", 0)
+        errcode = errcode if isinstance(errcode, int) else -1
+        if errcode:
+            logger.info("platform call %s: errcode %d", path, errcode)
+        return errcode
+
+    async def exchange_login_code(self, code: str) -> PlatformSession:
+        path = "/sns/jscode2session"
+        payload = await self._call(
+            "GET",
+            path,
+            params={
+                "appid": self.app_id,
+                "secret": self._secret,
+                "js_code": code,
+                "grant_type": "authorization_code",
+            },
+        )
+        errcode = self._refused(path, payload)
+        if errcode in REFUSED_CODES:
+            raise PlatformCodeRejected("the platform refused the login code")
+        openid, session_key = payload.get("openid"), payload.get("session_key")
+        unionid = payload.get("unionid")
+        if errcode or not isinstance(openid, str) or not isinstance(session_key, str):
+            raise ProviderUnavailable("the mini-program platform could not exchange the code")
+        if not openid or not session_key or len(openid) > 128:
+            raise ProviderUnavailable("the mini-program platform gave a malformed answer")
+        return PlatformSession(
+            openid=openid,
+            unionid=unionid if isinstance(unionid, str) and unionid else None,
+            session_key=session_key,
+        )
+
+    async def _token(self, *, fresh: bool = False) -> str:
+        if not fresh and self._access_token and self._access_token[1] > time.monotonic():
+            return self._access_token[0]
+        path = "/cgi-bin/token"
+        payload = await self._call(
+            "GET",
+            path,
+            params={
+                "grant_type": "client_credential",
+                "appid": self.app_id,
+                "secret": self._secret,
+            },
+        )
+        token, expires_in = payload.get("access_token"), payload.get("expires_in", 7200)
+        if self._refused(path, payload) or not isinstance(token, str) or not token:
+            raise ProviderUnavailable("the mini-program platform gave no access token")
+        ttl = expires_in if isinstance(expires_in, int) else 7200
+        self._access_token = (token, time.monotonic() + max(60, ttl - 300))
+        return token
+
+    async def exchange_phone_code(self, code: str) -> str:
+        path = "/wxa/business/getuserphonenumber"
+        for fresh in (False, True):
+            token = await self._token(fresh=fresh)
+            payload = await self._call(
+                "POST", path, params={"access_token": token}, json={"code": code}
+            )
+            errcode = self._refused(path, payload)
+            if errcode in ACCESS_TOKEN_EXPIRED and not fresh:
+                continue
+            if errcode in REFUSED_CODES:
+                raise PlatformCodeRejected("the platform refused the phone-number code")
+            info = payload.get("phone_info")
+            number = info.get("purePhoneNumber") if isinstance(info, dict) else None
+            country = info.get("countryCode") if isinstance(info, dict) else None
+            if errcode or not isinstance(number, str) or str(country) != "86":
+                raise ProviderUnavailable("the mini-program platform gave no mainland number")
+            return number
+        raise ProviderUnavailable("the mini-program platform refused the access token")
+
+
+def platform_from_settings(settings: Settings) -> MiniProgramPlatform:
+    """The WeChat platform ``IDENTITY_WECHAT_*`` names (the stand-in's by default, which a
+    production start refuses: its secret is public)."""
+    secret = settings.wechat_app_secret.get_secret_value()
+    if settings.environment == "production" and secret == "standin-app-secret":
+        raise ValueError(
+            "the stand-in mini-program platform cannot serve production: set "
+            "IDENTITY_WECHAT_API_URL, IDENTITY_WECHAT_APP_ID and IDENTITY_WECHAT_APP_SECRET"
+        )
+    return WeChatPlatform(
+        settings.wechat_api_url,
+        app_id=settings.wechat_app_id,
+        app_secret=secret,
+        timeout_s=settings.wechat_timeout_s,
+    )

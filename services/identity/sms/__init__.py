@@ -1,0 +1,1 @@
+"""Sign-in and registration with an SMS code."""

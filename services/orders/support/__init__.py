@@ -1,0 +1,1 @@
+"""Customer service and dispute resolution (policy 2E, OB-2E-1, OB-2E-2)."""

@@ -1,0 +1,160 @@
+"""The adapters of issue 26 and what identity keeps of a mini-program user:
+
+- the WeChat platform adapter against the stand-in platform (``deploy/mini_platform``):
+  the session it gives, the codes it refuses (used, expired, of another app), a platform
+  that is down or answers nonsense (503, nothing decided), the phone number by code;
+- the HTTP SMS sender: what it posts, a provider failing (503), nothing logged of the
+  phone or the code;
+- the access export holds the platform identity (the openid, the session key only as set).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import httpx
+import pytest
+from jose import jwt
+
+from deploy.mini_platform.main import create_app as create_platform
+from services.identity.mini_program.platform import PlatformCodeRejected, WeChatPlatform
+from services.identity.sms.sender import HttpSmsSender
+from services.identity.verification.authority import ProviderUnavailable
+from tests.services.identity.conftest import Identity
+from tests.services.identity.test_rights import _trusting, service_headers
+
+APP_ID, SECRET, OTHER_APP_ID = "wx0standin0000001", "standin-app-secret", "wx0otherapp000002"
+
+
+@pytest.fixture
+def platform_app() -> httpx.ASGITransport:
+    return httpx.ASGITransport(app=create_platform())
+
+
+def wechat(transport: httpx.AsyncBaseTransport, secret: str = SECRET) -> WeChatPlatform:
+    return WeChatPlatform(
+        "http://platform", app_id=APP_ID, app_secret=secret, timeout_s=5.0, transport=transport
+    )
+
+
+async def phone_code(transport: httpx.ASGITransport, user: str, **extra: str) -> str:
+    async with httpx.AsyncClient(transport=transport, base_url="http://platform") as phone:
+        path = "/stand-in/getPhoneNumber" if "phone" in extra else "/stand-in/wx.login"
+        answer = await phone.post(path, json={"appid": APP_ID, "user": user, **extra})
+        assert answer.status_code == 200, answer.text
+        code: str = answer.json()["code"]
+        return code
+
+
+async def test_a_login_code_gives_one_stable_openid_and_a_fresh_session_key(
+    platform_app: httpx.ASGITransport,
+) -> None:
+    adapter = wechat(platform_app)
+    first = await adapter.exchange_login_code(await phone_code(platform_app, "alice"))
+    again = await adapter.exchange_login_code(await phone_code(platform_app, "alice"))
+    other = await adapter.exchange_login_code(await phone_code(platform_app, "bob"))
+    assert first.openid == again.openid != other.openid
+    assert first.session_key != again.session_key
+    assert first.session_key not in repr(first)
+
+
+async def test_used_expired_and_other_app_codes_are_refused(
+    platform_app: httpx.ASGITransport,
+) -> None:
+    adapter = wechat(platform_app)
+    used = await phone_code(platform_app, "carol")
+    await adapter.exchange_login_code(used)
+    with pytest.raises(PlatformCodeRejected):
+        await adapter.exchange_login_code(used)
+    expired = await phone_code(platform_app, "carol")
+    async with httpx.AsyncClient(transport=platform_app, base_url="http://platform") as phone:
+        assert (await phone.post(f"/stand-in/codes/{expired}/expire")).status_code == 204
+        foreign = (
+            await phone.post("/stand-in/wx.login", json={"appid": OTHER_APP_ID, "user": "carol"})
+        ).json()["code"]
+    for code in (expired, foreign):
+        with pytest.raises(PlatformCodeRejected):
+            await adapter.exchange_login_code(code)
+
+
+async def test_a_wrong_secret_a_dead_or_confused_platform_decide_nothing(
+    platform_app: httpx.ASGITransport,
+) -> None:
+    code = await phone_code(platform_app, "dave")
+    with pytest.raises(ProviderUnavailable):  # the operator's mistake, not the user's code
+        await wechat(platform_app, secret="wrong").exchange_login_code(code)
+
+    def down(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)
+
+    with pytest.raises(ProviderUnavailable):
+        await wechat(httpx.MockTransport(down)).exchange_login_code("abc")
+    nonsense = httpx.MockTransport(lambda request: httpx.Response(200, text="<html>"))
+    with pytest.raises(ProviderUnavailable):
+        await wechat(nonsense).exchange_login_code("abc")
+
+
+async def test_a_phone_code_gives_the_number_once(platform_app: httpx.ASGITransport) -> None:
+    adapter = wechat(platform_app)
+    code = await phone_code(platform_app, "erin", phone="13700001111")
+    assert await adapter.exchange_phone_code(code) == "13700001111"
+    with pytest.raises(PlatformCodeRejected):
+        await adapter.exchange_phone_code(code)
+
+
+async def test_the_sms_sender_posts_the_code_and_logs_neither_it_nor_the_phone(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    received: list[httpx.Request] = []
+
+    def provider(request: httpx.Request) -> httpx.Response:
+        received.append(request)
+        return httpx.Response(200 if len(received) == 1 else 500)
+
+    sender = HttpSmsSender(
+        "http://sms/send",
+        client_id="shop",
+        client_secret="sms-secret",
+        timeout_s=5.0,
+        transport=httpx.MockTransport(provider),
+    )
+    await sender.send_code(phone="13900001234", code="482913", ttl_s=300)
+    with pytest.raises(ProviderUnavailable):
+        await sender.send_code(phone="13900001234", code="551177", ttl_s=300)
+    assert json.loads(received[0].content) == {
+        "phone": "13900001234",
+        "template": "sign_in_code",
+        "params": {"code": "482913", "minutes": "5"},
+    }
+    assert received[0].headers["authorization"].startswith("Basic ")
+    logged = " ".join(record.getMessage() for record in caplog.records)
+    assert "500" in logged
+    assert "13900001234" not in logged and "482913" not in logged and "551177" not in logged
+    assert "sms-secret" not in repr(sender)
+
+
+async def test_the_export_holds_the_platform_identity(
+    identity: Identity, platform_app: httpx.ASGITransport
+) -> None:
+    identity.app.state.mini_program_platform = wechat(platform_app)
+    signed_in = await identity.client.post(
+        "/mini-program/sign-in",
+        json={"code": await phone_code(platform_app, "frank"), "policy_version": "2026.1"},
+    )
+    assert signed_in.status_code == 200, signed_in.text
+    again = await wechat(platform_app).exchange_login_code(await phone_code(platform_app, "frank"))
+    openid, unionid = again.openid, again.unionid
+    account_id = jwt.get_unverified_claims(signed_in.json()["access_token"])["sub"]
+    await _trusting(identity)
+    export = await identity.client.get(
+        f"/rights/export/{account_id}", headers=service_headers(identity)
+    )
+    assert export.status_code == 200, export.text
+    [platform_identity] = export.json()["platform_identities"]
+    assert platform_identity["platform"] == "wechat" and platform_identity["app_id"] == APP_ID
+    assert platform_identity["fields"]["openid"]["value"] == openid
+    assert platform_identity["fields"]["openid"]["category"] == "user.account.platform_id"
+    assert platform_identity["fields"]["unionid"]["value"] == unionid
+    assert platform_identity["fields"]["session_key"]["value"] == "set (never shown)"
