@@ -249,7 +249,7 @@ def _route_of(table: RouteTable, method: str, path: str) -> Route:
     served by the GET entry; OPTIONS on a known path answers 204 with its ``Allow``; any
     other method the path does not take (TRACE included) 405 with the true ``Allow``; a
     path no exposed entry has 404."""
-    if {".", ".."} & set(path.split("/")):
+    if "." in path and {".", ".."} & set(path.split("/")):
         raise Refused(404, "route_not_listed", "no such route", code="not-found")
     route = table.match("GET" if method == "HEAD" else method, path)
     if route is not None and not route.internal:

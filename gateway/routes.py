@@ -103,12 +103,23 @@ class Route:
         return frozenset(self.purpose_by_scope)
 
 
-def _pattern(template: str) -> re.Pattern[str]:
+def _regex(template: str, *, named: bool = True) -> str:
     parts = _PARAM.split(template)
-    regex = "".join(
-        f"(?P<{part}>[^/]+)" if index % 2 else re.escape(part) for index, part in enumerate(parts)
+    return "".join(
+        (f"(?P<{part}>[^/]+)" if named else "[^/]+") if index % 2 else re.escape(part)
+        for index, part in enumerate(parts)
     )
-    return re.compile(f"^{regex}$")
+
+
+def _pattern(template: str) -> re.Pattern[str]:
+    return re.compile(f"^{_regex(template)}$")
+
+
+def _joined(entries: list[tuple[Route, re.Pattern[str]]]) -> tuple[re.Pattern[str], list[Route]]:
+    """The entries' patterns as alternatives of one expression, each its own group (the
+    parameters' groups anonymous), and the routes in group order."""
+    regex = "|".join(f"({_regex(route.template, named=False)})" for route, _ in entries)
+    return re.compile(f"^(?:{regex})$"), [route for route, _ in entries]
 
 
 def _first_segment(path: str) -> str:
@@ -141,15 +152,23 @@ class RouteTable:
                 lists = [self._candidates[(route.method, first)]]
             for candidates in lists:
                 candidates.append((route, pattern))
+        # Each list as one expression, its entries as alternatives in the same order (the
+        # first that matches wins, as in the list): one match in C per request instead of
+        # a Python loop over a dozen patterns.
+        self._joined = {key: _joined(entries) for key, entries in self._candidates.items()}
+        self._joined_elsewhere = {m: _joined(entries) for m, entries in self._elsewhere.items()}
 
     def match(self, method: str, path: str) -> Route | None:
-        candidates = self._candidates.get((method, _first_segment(path)))
-        if candidates is None:
-            candidates = self._elsewhere.get(method, [])
-        for route, pattern in candidates:
-            if pattern.match(path):
-                return route
-        return None
+        joined = self._joined.get((method, _first_segment(path)))
+        if joined is None:
+            joined = self._joined_elsewhere.get(method)
+            if joined is None:
+                return None
+        pattern, routes = joined
+        found = pattern.match(path)
+        if found is None or found.lastindex is None:
+            return None
+        return routes[found.lastindex - 1]
 
     def path_known(self, path: str) -> bool:
         return any(pattern.match(path) for _, pattern in self._compiled)
