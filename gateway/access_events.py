@@ -56,6 +56,7 @@ ACCESS_EVENT_PATHS = Counter(
     "Access events acknowledged by Kafka directly, or written to the outbox instead",
     ["path"],
 )
+_BY_KAFKA = ACCESS_EVENT_PATHS.labels("kafka")
 
 logger = logging.getLogger("gateway.access_events")
 
@@ -215,7 +216,7 @@ class AccessEventPublisher:
         producer = self._producer
         if producer is not None and await self._send(producer, event):
             self.sent += 1
-            ACCESS_EVENT_PATHS.labels("kafka").inc()
+            _BY_KAFKA.inc()
             return
         await self.outbox.record(
             functools.partial(add_to_outbox, event=event, topic=self.topic.name)

@@ -40,13 +40,16 @@ In order, each step refusing with problem+json (and counted in
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import logging
 import re
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, Final
 
+import orjson
 from fastapi import APIRouter, FastAPI, Request, Response
 from prometheus_client import Counter
 from starlette.requests import ClientDisconnect
@@ -71,7 +74,7 @@ from kit.auth import (
 )
 from kit.clock import china_today
 from kit.errors import PROBLEM_JSON, DomainError, problem
-from kit.field_filter import FieldFilter
+from kit.field_filter import FieldFilter, FilterResult
 from kit.observability import request_id_var
 from kit.restriction import Restrictions
 from kit.revocation import Revocations
@@ -91,6 +94,20 @@ ACCESS_EVENTS = Counter(
     "Responses with personal data: recorded, or left to the upstream (no owner known)",
     ["outcome"],
 )
+
+_RECORDED = ACCESS_EVENTS.labels("recorded")
+_LEFT_TO_UPSTREAM = ACCESS_EVENTS.labels("left_to_upstream")
+
+
+@functools.cache
+def _filtered_series(resource: str, purpose: str) -> tuple[Counter, Counter]:
+    """The removed and masked counters of a route's resource and purpose (both from the
+    route table), looked up once: the client's labels() costs microseconds a request."""
+    return (
+        FILTERED_FIELDS.labels(resource, purpose, "removed"),
+        FILTERED_FIELDS.labels(resource, purpose, "masked"),
+    )
+
 
 # RFC 9110 5.5: a field value is visible ASCII with spaces and tabs (obs-text is obsolete).
 _VISIBLE_VALUE = re.compile(rb"[\x20-\x7e\t]*")
@@ -232,7 +249,7 @@ def _route_of(table: RouteTable, method: str, path: str) -> Route:
     served by the GET entry; OPTIONS on a known path answers 204 with its ``Allow``; any
     other method the path does not take (TRACE included) 405 with the true ``Allow``; a
     path no exposed entry has 404."""
-    if {".", ".."} & set(path.split("/")):
+    if "." in path and {".", ".."} & set(path.split("/")):
         raise Refused(404, "route_not_listed", "no such route", code="not-found")
     route = table.match("GET" if method == "HEAD" else method, path)
     if route is not None and not route.internal:
@@ -396,6 +413,8 @@ def _check_restricted(
     call: Call, gateway: Gateway, route: Route, subject: str, purpose: str
 ) -> None:
     restrictions: Restrictions = call.app.state.restrictions
+    if subject not in restrictions:  # nothing restricted: no categories to work out
+        return
     catalogue = gateway.context.catalogue
     categories: set[str] = set()
     if route.resource is not None:
@@ -440,6 +459,15 @@ def _check_owner(
     )
     if isinstance(owner, str) and owner:
         _check_restricted(call, gateway, route, owner, purpose)
+
+
+def _filtered(gateway: Gateway, route: Route, purpose: str, parsed: Any) -> FilterResult:
+    """The answer as ``purpose`` may see it; with ``owner_hidden``, without the owner field
+    once checked: the caller never learns whose data it is (the upstream records the read)."""
+    result = gateway.fields.filter(parsed, resource=route.resource or "", purpose=purpose)
+    if route.owner_hidden and route.owner_field and isinstance(result.value, dict):
+        result.value.pop(route.owner_field, None)
+    return result
 
 
 def _check_ceased(facts: PolicyFacts, purpose: str, today: date) -> None:
@@ -505,17 +533,47 @@ def _check_renewal(
         )
 
 
+#: A run of 19 digits: where an integer orjson would read as a float (below -2**63 or
+#: above 2**64 - 1) may be. Found by mapping digits to 0 and searching (C speed, ~1 us an
+#: order; a regular expression took 40).
+_DIGITS_TO_ZERO: Final = bytes.maketrans(b"123456789", b"000000000")
+_LONG_NUMBER: Final = b"0" * 19
+
+
+def _loads(content: bytes) -> tuple[Any, bool]:
+    """JSON as :func:`json.loads` reads it, and whether orjson read it (3x faster on an
+    order). orjson reads integers past 64 bits as floats: a body with a run of 19 digits
+    is left to :func:`json.loads`, as is what orjson refuses and Python's reader takes
+    (NaN, 1e400, UTF-16, a BOM, lone surrogates) or refuses (``ValueError``,
+    ``RecursionError``)."""
+    if content.translate(_DIGITS_TO_ZERO).find(_LONG_NUMBER) < 0:
+        with contextlib.suppress(orjson.JSONDecodeError):
+            return orjson.loads(content), True
+    return json.loads(content), False
+
+
+def _dumps(value: Any, *, by_orjson: bool) -> bytes:
+    """Compact UTF-8 JSON: by orjson (20x faster on an order) what orjson read, the same
+    bytes as :func:`json.dumps` with ``ensure_ascii=False`` and no spaces but for the
+    spelling of some floats (``1e-7`` for ``1e-07``); what only Python's reader could read,
+    by :func:`json.dumps` again (a NaN stays NaN, a long integer keeps every digit)."""
+    if by_orjson:
+        with contextlib.suppress(orjson.JSONEncodeError):
+            return orjson.dumps(value)
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
 def _public_instance(content: bytes, path: str) -> bytes:
     """A problem's ``instance`` as the client knows it: the path it requested, not the
     service's own path behind the gateway."""
     try:
-        body = json.loads(content)
+        body, by_orjson = _loads(content)
     except ValueError:
         return content
     if not isinstance(body, dict) or not isinstance(body.get("instance"), str):
         return content
     body["instance"] = path
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    return _dumps(body, by_orjson=by_orjson)
 
 
 def _is_json(content_type: str) -> bool:
@@ -529,7 +587,7 @@ def _check_request_fields(
     if route.resource is None or not body or not _is_json(content_type):
         return
     try:
-        parsed = json.loads(body)
+        parsed, _ = _loads(body)
     except (ValueError, RecursionError):  # RecursionError: nested past Python's limit
         raise Refused(
             400,
@@ -609,28 +667,15 @@ async def _handle(
 
     content = answer.content
     if route.resource is not None and 200 <= answer.status_code < 300 and content:
-        if not _is_json(answer.content_type):
-            raise Refused(502, "unfilterable_response", "the upstream answer cannot be filtered")
-        try:
-            parsed = json.loads(content)
-        except ValueError:
-            raise Refused(
-                502, "unfilterable_response", "the upstream answer cannot be filtered"
-            ) from None
-        _check_owner(call, gateway, route, principal, purpose=purpose, parsed=parsed)
-        result = gateway.fields.filter(parsed, resource=route.resource, purpose=purpose)
-        FILTERED_FIELDS.labels(route.resource, purpose, "removed").inc(result.removed)
-        FILTERED_FIELDS.labels(route.resource, purpose, "masked").inc(result.masked)
-        content = json.dumps(result.value, ensure_ascii=False, separators=(",", ":")).encode()
-        if result.categories and call.method != "HEAD":  # HEAD: nothing left
-            await _record_access(
-                gateway,
-                route,
-                principal,
-                purpose=purpose,
-                value=result.value,
-                categories=result.categories,
-            )
+        content = await _filter_answer(
+            gateway,
+            call,
+            route,
+            principal=principal,
+            purpose=purpose,
+            content=content,
+            content_type=answer.content_type,
+        )
     elif answer.status_code >= 400 and answer.content_type.lower().startswith(PROBLEM_JSON):
         content = _public_instance(content, path)
 
@@ -639,6 +684,46 @@ async def _handle(
         (name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in answer.headers
     )
     return response
+
+
+async def _filter_answer(
+    gateway: Gateway,
+    call: Call,
+    route: Route,
+    *,
+    principal: Principal | None,
+    purpose: str,
+    content: bytes,
+    content_type: str,
+) -> bytes:
+    """The answer's personal fields filtered and masked for ``purpose``, and what is left
+    recorded as an access event (before the answer may leave)."""
+    assert route.resource is not None
+    if not _is_json(content_type):
+        raise Refused(502, "unfilterable_response", "the upstream answer cannot be filtered")
+    try:
+        parsed, by_orjson = _loads(content)
+    except ValueError:
+        raise Refused(
+            502, "unfilterable_response", "the upstream answer cannot be filtered"
+        ) from None
+    _check_owner(call, gateway, route, principal, purpose=purpose, parsed=parsed)
+    result = _filtered(gateway, route, purpose, parsed)
+    removed, masked = _filtered_series(route.resource, purpose)
+    if result.removed:
+        removed.inc(result.removed)
+    if result.masked:
+        masked.inc(result.masked)
+    if result.categories and call.method != "HEAD":  # HEAD: nothing left
+        await _record_access(
+            gateway,
+            route,
+            principal,
+            purpose=purpose,
+            value=result.value,
+            categories=result.categories,
+        )
+    return _dumps(result.value, by_orjson=by_orjson)
 
 
 async def _record_access(
@@ -659,7 +744,7 @@ async def _record_access(
     if owner is None or route.resource is None:
         # No owner in sight (a partner's waybill carries none): the upstream records
         # its own read with the data subject (orders does, for partner reads).
-        ACCESS_EVENTS.labels("left_to_upstream").inc()
+        _LEFT_TO_UPSTREAM.inc()
         return
     # Straight to Kafka, or to the outbox (shared commits) when Kafka does not acknowledge
     # in time: either way this response waits until its own event is safe.
@@ -672,4 +757,4 @@ async def _record_access(
         categories=categories,
     )
     await gateway.access_events.record(event)
-    ACCESS_EVENTS.labels("recorded").inc()
+    _RECORDED.inc()

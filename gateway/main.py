@@ -41,6 +41,7 @@ from gateway.limits import RateLimiter
 from gateway.openapi import gateway_openapi
 from gateway.openapi import router as openapi_router
 from gateway.policy_facts import facts_handler, load_facts, refresh_facts
+from gateway.privacy_web import router as privacy_web_router
 from gateway.problems import router as problems_router
 from gateway.proxy import ClientFactory, Upstreams, default_client_factory
 from gateway.routes import load_route_table
@@ -48,6 +49,7 @@ from gateway.well_known import router as well_known_router
 from kit.app import AppContext
 from kit.app import create_app as create_kit_app
 from kit.background import BackgroundLoop, PeriodicTask
+from kit.catalogue import load_catalogue
 from kit.consent_state import ConsentStateView
 from kit.consumer import EventConsumer
 from kit.field_filter import FieldFilter
@@ -139,7 +141,13 @@ def create_app(
             "The API gateway: authorisation, purpose binding, consent enforcement and "
             "minimum-necessary field filtering."
         ),
-        routers=[well_known_router, problems_router, openapi_router, gateway_router],
+        routers=[
+            well_known_router,
+            problems_router,
+            openapi_router,
+            privacy_web_router,  # the privacy center's pages, /privacy/ (before the catch-all)
+            gateway_router,
+        ],
         consumers=background,
         on_startup=start,
         on_stopping=[flush_access_events],
@@ -152,13 +160,14 @@ def create_app(
     def openapi() -> dict[str, Any]:
         # The routes as a client sees them (gateway.openapi), built on the first ask.
         if app.openapi_schema is None:
-            gateway: Gateway = app.state.gateway
+            gateway: Gateway | None = getattr(app.state, "gateway", None)
+            # Not started (a document asked of the app alone): the same files, read now.
+            catalogue = (
+                gateway.context.catalogue if gateway else load_catalogue(settings.catalogue_path)
+            )
+            table = gateway.table if gateway else load_route_table(settings.routes_path, catalogue)
             app.openapi_schema = gateway_openapi(
-                gateway.table,
-                gateway.context.catalogue,
-                title=app.title,
-                version=app.version,
-                description=description,
+                table, catalogue, title=app.title, version=app.version, description=description
             )
         return app.openapi_schema
 

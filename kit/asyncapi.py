@@ -2,7 +2,7 @@
 event the suite publishes, generated from the contracts (:mod:`kit.contracts`) into
 ``asyncapi.yaml``.
 
-Each topic is a channel (``orders.events``, ``consent.state``, ``transfer.egress.{id}``;
+Each topic is a channel (``orders.events``, ``consent.state``, the per-recipient egress topics;
 a deployment's ``*_KAFKA_TOPIC_PREFIX`` goes in front); each event type a message whose
 payload is the CloudEvents 1.0 envelope of :class:`kit.events.Event` with its ``type``
 and ``source`` fixed and its ``data`` the contract's model; the Kafka key (the event's

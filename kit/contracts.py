@@ -93,6 +93,16 @@ class CessationApplied(EventData):
 class AccountCreated(EventData):
     kind: Literal["user", "staff"]
     roles: list[str]
+    policy_version: str | None = Field(
+        default=None, description="the policy agreed to on the sign-in screen (SMS sign-in)"
+    )
+    channel: str | None = Field(default=None, description="where that agreement was made")
+
+
+class PhoneBound(EventData):
+    """A mini-program user bound the phone number their platform vouched for."""
+
+    source: str = Field(description="e.g. wechat.getPhoneNumber")
 
 
 class RoleGranted(EventData):
@@ -132,6 +142,11 @@ class VerificationCompleted(EventData):
     result: Literal["match", "mismatch"]
     level: str
     minor: bool | None = None
+
+
+class NetworkIdentityCompleted(EventData):
+    result: Literal["match", "mismatch"]
+    level: str
 
 
 class GuardianLinked(EventData):
@@ -303,7 +318,7 @@ class PolicyAgreed(EventData):
 
 class RightsRequested(EventData):
     request_id: str
-    kind: Literal["access", "correction", "deletion", "withdraw_all"]
+    kind: str = Field(description="the right: access, correction, deletion, portability, ...")
     deadline: Iso
     participants: list[str]
     has_corrections: bool | None = None
@@ -346,6 +361,55 @@ class IncidentRecorded(EventData):
     affected_users: int
     delivery: str
     notices_sent: int
+    level: str | None = Field(default=None, description="the incident's grading (OB-L-10)")
+    regulator_deadline: Iso | None = Field(
+        default=None, description="when the regulator report is due; None: not reportable"
+    )
+
+
+class IncidentReportFiled(EventData):
+    """An incident's regulator report was filed (OB-L-10)."""
+
+    incident_id: str
+    deadline: Iso
+    filed_at: Iso
+    late: bool
+
+
+class RestrictionState(EventData):
+    """A subject's whole restriction state (compacted topic ``consent.restrictions``)."""
+
+    purposes: list[str]
+    categories: list[str]
+    storage_only: bool
+
+
+class RestrictionLifted(EventData):
+    request_id: str
+
+
+class RightsPorted(EventData):
+    request_id: str
+    services: dict[str, str] = Field(description="service -> the part's status")
+    left_out: int
+
+
+class SecurityFlagged(EventData):
+    """An anti-fraud rule flagged an account: counts only, never a value."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    flag_id: str
+    rule: str
+    times: int
+
+
+class SupportCaseEvent(EventData):
+    case_id: str
+    topic: str | None = None
+    opened_by: str | None = None
+    author: str | None = None
+    attachments: int | None = None
 
 
 class NotificationSent(EventData):
@@ -467,6 +531,7 @@ def _contracts() -> dict[str, Contract]:  # noqa: PLR0915 (one line per event ty
         )
     add(f"{p}identity.account.created.v1", AccountCreated, "identity", "an account was created")
     add(f"{p}identity.role.granted.v1", RoleGranted, "identity", "an account got a role")
+    add(f"{p}identity.phone.bound.v1", PhoneBound, "identity", "a platform's phone was bound")
     add(f"{p}identity.account.closed.v1", AccountClosed, "identity", "an account was closed")
     add(f"{p}identity.partner.registered.v1", PartnerRegistered, "identity", "a partner registered")
     add(f"{p}identity.partner.assessed.v1", PartnerAssessed, "identity", "a partner assessed")
@@ -490,6 +555,32 @@ def _contracts() -> dict[str, Contract]:  # noqa: PLR0915 (one line per event ty
         "a real-name verification ended (match or mismatch)",
     )
     add(f"{p}identity.guardian.linked.v1", GuardianLinked, "identity", "a minor's guardian linked")
+    add(
+        f"{p}identity.network_identity.completed.v1",
+        NetworkIdentityCompleted,
+        "identity",
+        "an authentication through the national network identity service ended",
+    )
+    for app in ("identity", "orders"):
+        add(
+            f"{p}{app}.security.flagged.v1",
+            SecurityFlagged,
+            app,
+            f"{app}'s anti-fraud rules flagged an account (the counts they saw)",
+        )
+    for action in (
+        "case_opened",
+        "message_added",
+        "verification_failed",
+        "membership_verified",
+        "case_closed",
+    ):
+        add(
+            f"{p}orders.support.{action}.v1",
+            SupportCaseEvent,
+            "orders",
+            f"a customer service case: {action.replace('_', ' ')}",
+        )
     add(f"{p}orders.goods.added.v1", GoodsAdded, "orders", "goods were added to the catalogue")
     add(f"{p}orders.goods.price_changed.v1", GoodsPriceChanged, "orders", "a price changed")
     add(f"{p}orders.discount.added.v1", DiscountAdded, "orders", "a discount code was added")
@@ -556,6 +647,26 @@ def _contracts() -> dict[str, Contract]:  # noqa: PLR0915 (one line per event ty
         "the controller changed (merger, ...)",
     )
     add(f"{p}consent.incident.recorded.v1", IncidentRecorded, "consent", "an incident recorded")
+    add(
+        f"{p}consent.incident.regulator_report_filed.v1",
+        IncidentReportFiled,
+        "consent",
+        "an incident's regulator report was filed",
+    )
+    add(
+        f"{p}consent.restriction.state.v1",
+        RestrictionState,
+        "consent",
+        "a subject's whole restriction state (compacted: the newest per subject counts)",
+        topic="consent.restrictions",
+    )
+    add(
+        f"{p}consent.rights.restriction_lifted.v1",
+        RestrictionLifted,
+        "consent",
+        "a restriction of processing was lifted",
+    )
+    add(f"{p}consent.rights.ported.v1", RightsPorted, "consent", "a portability copy delivered")
     add(f"{p}consent.notification.v1", NotificationSent, "consent", "a notice sent to a user")
     add(
         f"{p}transfer.recipient.registered.v1",
@@ -572,6 +683,7 @@ def _contracts() -> dict[str, Contract]:  # noqa: PLR0915 (one line per event ty
     add(f"{p}transfer.recipient.assessed.v1", RecipientAssessed, "transfer", "a recipient assessed")
     for action in (
         "requested",
+        "awaiting_basis",
         "awaiting_consent",
         "ready",
         "refused",

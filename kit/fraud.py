@@ -32,6 +32,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kit import contracts
 from kit.auth import Principal, Scope, require
 from kit.errors import Forbidden
 from kit.ids import new_id
@@ -106,7 +107,7 @@ async def raise_flag(
         type=f"com.signature.{service}.security.flagged.v1",
         subject=account_id,
         purpose=PURPOSE,
-        data={"flag_id": flag.id, "rule": rule, "times": flag.times, **evidence},
+        data=contracts.SecurityFlagged(flag_id=flag.id, rule=rule, times=flag.times, **evidence),
     )
     return flag
 

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
 import time
-import uuid
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
@@ -51,6 +51,9 @@ PERIODIC_TASK_RUNS = Counter(
 CONSUMER_EVENTS = Counter(
     "consumer_events_total", "Events a consumer took", ["consumer", "outcome"]
 )
+
+#: Label sets whose series a middleware keeps at hand (then it forgets them and looks again).
+_MAX_SERIES_KEPT = 1024
 
 _LOG_RECORD_FIELDS = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message"}
 
@@ -121,13 +124,14 @@ class RequestContextMiddleware:
     def __init__(self, app: ASGIApp, *, app_name: str) -> None:
         self.app = app
         self.app_name = app_name
+        self._series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         incoming = dict(scope["headers"]).get(REQUEST_ID_HEADER.encode(), b"").decode("latin-1")
-        request_id = incoming if _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        request_id = incoming if _VALID_REQUEST_ID.match(incoming) else os.urandom(16).hex()
         token = request_id_var.set(request_id)
         status = 500
         started = time.perf_counter()
@@ -147,9 +151,23 @@ class RequestContextMiddleware:
         finally:
             route = scope.get("route")
             template = getattr(route, "path", "<unmatched>")
-            method = scope["method"]
-            HTTP_REQUESTS.labels(self.app_name, method, template, str(status)).inc()
-            HTTP_LATENCY.labels(self.app_name, method, template).observe(
-                time.perf_counter() - started
-            )
+            key = (scope["method"], template, status)
+            series = self._series.get(key)
+            if series is None:
+                series = self._series_of(key)
+            series[0].inc()
+            series[1].observe(time.perf_counter() - started)
             request_id_var.reset(token)
+
+    def _series_of(self, key: tuple[str, str, int]) -> tuple[Counter, Histogram]:
+        """The count and latency series of (method, route, status), looked up once: the
+        client's labels() costs microseconds on every request."""
+        if len(self._series) >= _MAX_SERIES_KEPT:
+            self._series.clear()
+        method, template, status = key
+        series = (
+            HTTP_REQUESTS.labels(self.app_name, method, template, str(status)),
+            HTTP_LATENCY.labels(self.app_name, method, template),
+        )
+        self._series[key] = series
+        return series

@@ -38,6 +38,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 from sqlmodel import col
 
+from kit import contracts
 from kit.app import AppContext
 from kit.auth import (
     STAFF_ROLE_SCOPES,
@@ -450,12 +451,12 @@ def purpose_ceased_event(purpose: str, effective: date) -> Event:
         type="com.signature.consent.purpose.ceased.v1",
         subject="ces_abcdefghijklmnopqrstuvwx",
         purpose=purpose,
-        data={
-            "cessation_id": "ces_abcdefghijklmnopqrstuvwx",
-            "purpose": purpose,
-            "effective_date": effective.isoformat(),
-            "deletion_due": effective.isoformat(),
-        },
+        data=contracts.PurposeCeased(
+            cessation_id="ces_abcdefghijklmnopqrstuvwx",
+            purpose=purpose,
+            effective_date=effective.isoformat(),
+            deletion_due=effective.isoformat(),
+        ),
     )
 
 

@@ -71,6 +71,7 @@ CATALOGUE_VALUES: Mapping[str, tuple[str, ...] | str] = {
     "identity.account.phone": ("phone",),
     "identity.account.password_hash": ("password",),  # the password itself, never stored
     "identity.mini_program.openid": "made by the platform, not a value the Person holds",
+    "identity.mini_program.unionid": "made by the platform, not a value the Person holds",
     "identity.mini_program.session_key": "made by the platform at each sign-in; "
     "tests/security/test_sign_in_attacks.py scans for every one the stand-in issued",
     "identity.verification.real_name": ("name",),

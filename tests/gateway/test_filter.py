@@ -4,9 +4,12 @@ personal fields their purpose may not have."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi import FastAPI, Response
 
 from kit.catalogue import default_catalogue
 from kit.field_filter import FieldFilter
@@ -22,6 +25,7 @@ from tests.gateway.conftest import (
     SECRETS,
     TAX_ID,
     GatewayUnderTest,
+    running_gateway,
 )
 
 RESOURCE = "orders.order"
@@ -116,6 +120,26 @@ async def test_the_owner_sees_their_order_as_order_query_says(gw: GatewayUnderTe
     assert order == expected_view("order.query")
     assert order["consignee_phone"] == PHONE and order["invoice_tax_id"] == TAX_ID
     assert order["customs_id_number"] == "1****************X"  # masked even for the owner
+
+
+async def test_an_answer_with_numbers_past_64_bits_keeps_every_digit(tmp_path: Path) -> None:
+    # The gateway reads and writes answers with orjson, which stops at 64-bit integers:
+    # such an answer is read and written as Python's json does, never refused or rounded.
+    big = 123456789012345678901234567890
+    upstream = FastAPI()
+
+    @upstream.get("/orders/{order_id}")
+    async def own_order(order_id: str) -> Response:
+        order = {**FULL_ORDER, "order_id": order_id, "lines": [{"goods_id": "g", "quantity": big}]}
+        return Response(content=json.dumps(order), media_type="application/json")
+
+    async with running_gateway(tmp_path, {"orders": upstream}) as gw:
+        _, headers = gw.user()
+        response = await gw.client.get("/orders/orders/ord_big", headers=headers)
+    assert response.status_code == 200, response.text
+    assert response.json() == {**expected_view("order.query"), "order_id": "ord_big",
+                               "lines": [{"goods_id": "g", "quantity": big}]}  # fmt: skip
+    assert str(big).encode() in response.content
 
 
 async def test_a_request_may_not_carry_personal_fields_its_purpose_may_not_have(

@@ -4,6 +4,7 @@ AsyncAPI Initiative's parser (``@asyncapi/parser`` from npm) finds it valid."""
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import shutil
@@ -35,6 +36,22 @@ def test_every_event_type_written_in_the_code_has_a_contract() -> None:
             written.update(_TYPE_LITERAL.findall(path.read_text(encoding="utf-8")))
     assert len(written) >= 20
     assert sorted(written - set(REGISTRY)) == []
+
+
+def test_no_sender_builds_its_data_as_a_dict() -> None:
+    """Every event is built from its contract's model: no dict literal as ``data``."""
+    untyped: list[str] = []
+    for package in ("kit", "gateway", "services"):
+        for path in (REPO_ROOT / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if not isinstance(node, ast.Call):
+                    continue
+                keywords = {keyword.arg: keyword.value for keyword in node.keywords}
+                if {"type", "subject", "purpose"} <= set(keywords) and isinstance(
+                    keywords.get("data"), ast.Dict | ast.DictComp
+                ):
+                    untyped.append(f"{path.relative_to(REPO_ROOT)}:{node.lineno}")
+    assert untyped == []
 
 
 def test_each_topic_lists_its_events_with_key_headers_and_sender() -> None:

@@ -53,6 +53,7 @@ PUBLIC_BY_DESIGN = {
     "GET /orders/goods/{goods_id}": "the shop's goods",
     "GET /orders/shared-carts/{token}": "a share link: the unguessable token is the grant",
     "GET /consent/policy/versions/{version}": "the published privacy policy",
+    "GET /consent/lists/versions/{number}": "the published lists of what is collected and shared",
     "POST /orders/payments/notifications/{provider_id}": (
         "a payment provider's notification: its signature is the grant "
         "(tests/security/test_payments.py attacks it)"

@@ -41,6 +41,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from kit import contracts
 from kit.catalogue import Catalogue
 from kit.clock import china_today
 from kit.consent_state import (
@@ -416,14 +417,13 @@ async def change_consent(
 
     state = await _subject_consent(session, subject, catalogue=catalogue)
     add_to_outbox(session, state_event(events, state), topic=state_topic)
-    data: dict[str, Any] = {
-        "purpose": change.purpose,
-        "granted": change.granted,
-        "receipt_id": record.id,
-        "version": holder.version,
-    }
-    if recipient_id is not None:
-        data["recipient_id"] = recipient_id
+    data = contracts.ConsentChanged(
+        purpose=change.purpose,
+        granted=change.granted,
+        receipt_id=record.id,
+        version=holder.version,
+        **({"recipient_id": recipient_id} if recipient_id is not None else {}),
+    )
     events.add(session, type=CHANGED_EVENT, subject=subject, purpose=EVENT_PURPOSE, data=data)
     logger.info(
         "consent %s %s for %s (receipt %s)",
@@ -442,7 +442,7 @@ def state_event(events: EventWriter, state: SubjectConsent) -> Event:
         type=CONSENT_STATE_EVENT,
         subject=state.subject,
         purpose=EVENT_PURPOSE,
-        data=state.to_data(),
+        data=contracts.ConsentState.model_validate(state.to_data()),
         personal_fields=events.personal_fields,
     )
 

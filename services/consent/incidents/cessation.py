@@ -27,6 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from kit import contracts
 from kit.catalogue import Catalogue
 from kit.errors import Conflict, DomainError
 from kit.ids import new_id
@@ -132,12 +133,12 @@ async def _cease_purpose(
         purpose=request.purpose,
         categories=purpose_categories(catalogue, request.purpose)
         | await ledger.categories_for_purpose(session, request.purpose),
-        data={
-            "cessation_id": cessation.id,
-            "purpose": request.purpose,
-            "effective_date": request.effective_date.isoformat(),
-            "deletion_due": request.effective_date.isoformat(),
-        },
+        data=contracts.PurposeCeased(
+            cessation_id=cessation.id,
+            purpose=request.purpose,
+            effective_date=request.effective_date.isoformat(),
+            deletion_due=request.effective_date.isoformat(),
+        ),
     )
     users = await ledger.subjects_with_purpose(session, request.purpose)
     cessation.notified_users = send_notices(
@@ -177,12 +178,12 @@ async def _change_controller(
         type=CONTROLLER_CHANGED,
         subject=cessation.id,
         purpose=NOTICE_PURPOSE,
-        data={
-            "cessation_id": cessation.id,
-            "change": request.change,
-            "effective_date": request.effective_date.isoformat(),
-            "consent_renewal_required": request.changes_purpose_or_method,
-        },
+        data=contracts.ControllerChanged(
+            cessation_id=cessation.id,
+            change=request.change,
+            effective_date=request.effective_date.isoformat(),
+            consent_renewal_required=request.changes_purpose_or_method,
+        ),
     )
     users = await ledger.all_subjects(session)
     cessation.notified_users = send_notices(

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from kit import contracts
 from kit.catalogue import Catalogue
 from kit.events import new_event
 from kit.ids import new_id
@@ -60,7 +61,9 @@ def send_notices(
             type=NOTIFICATION_EVENT,
             subject=subject,
             purpose=purpose,
-            data={reference_key: reference, "kind": kind},
+            data=contracts.NotificationSent.model_validate(
+                {reference_key: reference, "kind": kind}
+            ),
             personal_fields=notifier.events.personal_fields,
         )
         add_to_outbox(session, event, topic=notifier.topic)

@@ -23,6 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from kit import contracts
 from kit.catalogue import Catalogue
 from kit.errors import Conflict, DomainError, NotFound
 from kit.ids import new_id
@@ -206,16 +207,16 @@ async def record_incident(
         subject=incident.id,
         purpose=NOTICE_PURPOSE,
         categories=categories,
-        data={
-            "incident_id": incident.id,
-            "affected_users": incident.affected_users,
-            "delivery": incident.delivery,
-            "notices_sent": incident.notices_sent,
-            "level": incident.level,
-            "regulator_deadline": (
+        data=contracts.IncidentRecorded(
+            incident_id=incident.id,
+            affected_users=incident.affected_users,
+            delivery=incident.delivery,
+            notices_sent=incident.notices_sent,
+            level=incident.level,
+            regulator_deadline=(
                 incident.regulator_deadline.isoformat() if incident.regulator_deadline else None
             ),
-        },
+        ),
     )
     await session.flush()
     return _view(incident, announcement)
@@ -251,12 +252,12 @@ async def file_regulator_report(
         type=REPORT_FILED,
         subject=incident.id,
         purpose=NOTICE_PURPOSE,
-        data={
-            "incident_id": incident.id,
-            "deadline": incident.regulator_deadline.isoformat(),
-            "filed_at": now.isoformat(),
-            "late": clock.overdue,
-        },
+        data=contracts.IncidentReportFiled(
+            incident_id=incident.id,
+            deadline=incident.regulator_deadline.isoformat(),
+            filed_at=now.isoformat(),
+            late=clock.overdue,
+        ),
     )
     await session.flush()
     return _view(incident, await _announcement(session, incident_id))

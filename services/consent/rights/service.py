@@ -39,7 +39,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from kit import rights, workdays
+from kit import contracts, rights, workdays
 from kit.catalogue import Catalogue
 from kit.clock import CHINA_TZ, china_today
 from kit.crypto import FieldCipher, SubjectKeyShredded
@@ -327,14 +327,13 @@ async def file_request(
     await session.flush()
     answers = [RightsAnswer(request_id=row.id, service=service) for service in asked]
     session.add_all(answers)
-    data: dict[str, Any] = {
-        "request_id": row.id,
-        "kind": row.kind,
-        "deadline": row.deadline.isoformat(),
-        "participants": asked,
-    }
-    if row.corrections_encrypted is not None:
-        data["has_corrections"] = True
+    data = contracts.RightsRequested(
+        request_id=row.id,
+        kind=row.kind,
+        deadline=row.deadline.isoformat(),
+        participants=asked,
+        **({"has_corrections": True} if row.corrections_encrypted is not None else {}),
+    )
     events.add(session, type=REQUESTED, subject=subject, purpose=PURPOSE, data=data)
     restriction: Restriction | None = None
     if request.kind == "restriction":
@@ -491,11 +490,11 @@ async def record_answer(
             type=FULFILLED,
             subject=request.subject,
             purpose=PURPOSE,
-            data={
-                "request_id": request.id,
-                "kind": request.kind,
-                "outcomes": {a.service: a.outcome for a in answers},
-            },
+            data=contracts.RightsFulfilled(
+                request_id=request.id,
+                kind=request.kind,
+                outcomes={a.service: a.outcome for a in answers},
+            ),
         )
         if request.kind == "deletion" and restrictions_topic is not None:
             await hold_after_deletion(
@@ -584,7 +583,9 @@ async def answer_as_consent(
         type=completion_type(CONSENT_SERVICE),
         subject=subject,
         purpose=PURPOSE,
-        data=answer.model_dump(mode="json", exclude_none=True),
+        data=contracts.RightsCompleted.model_validate(
+            answer.model_dump(mode="json", exclude_none=True)
+        ),
     )
     own.event_id = event.id
     return event
@@ -619,12 +620,12 @@ async def report_overdue(
             type=OVERDUE,
             subject=request.subject,
             purpose=PURPOSE,
-            data={
-                "request_id": request.id,
-                "kind": request.kind,
-                "deadline": request.deadline.isoformat(),
-                "overdue_services": missing,
-            },
+            data=contracts.RightsOverdue(
+                request_id=request.id,
+                kind=request.kind,
+                deadline=request.deadline.isoformat(),
+                overdue_services=missing,
+            ),
         )
         request.overdue_reported_at = now
     return [request.id for request in requests]
@@ -713,10 +714,10 @@ async def export_request(
         type=EXPORTED,
         subject=subject,
         purpose=PURPOSE,
-        data={
-            "request_id": request_id,
-            "services": {name: part.status for name, part in document.services.items()},
-        },
+        data=contracts.RightsExported(
+            request_id=request_id,
+            services={name: part.status for name, part in document.services.items()},
+        ),
     )
     return document
 
@@ -886,7 +887,7 @@ async def publish_restriction_state(
         type=RESTRICTION_STATE,
         subject=subject,
         purpose=PURPOSE,
-        data=state.to_data(),
+        data=contracts.RestrictionState.model_validate(state.to_data()),
         personal_fields=events.personal_fields,
     )
     add_to_outbox(session, event, topic=topic)
@@ -944,7 +945,11 @@ async def lift_restriction(
     row.lifted_at = now
     await publish_restriction_state(session, events=events, topic=topic, subject=subject)
     events.add(
-        session, type=LIFTED, subject=subject, purpose=PURPOSE, data={"request_id": request.id}
+        session,
+        type=LIFTED,
+        subject=subject,
+        purpose=PURPOSE,
+        data=contracts.RestrictionLifted(request_id=request.id),
     )
     return await get_own_request(
         session, cipher=cipher, subject=subject, request_id=request_id, now=now
@@ -1125,7 +1130,9 @@ async def port_request(
         type=PORTED,
         subject=subject,
         purpose=PURPOSE,
-        data={"request_id": request_id, "services": statuses, "left_out": len(refused)},
+        data=contracts.RightsPorted(
+            request_id=request_id, services=statuses, left_out=len(refused)
+        ),
         categories=sorted(categories),
     )
     return PortabilityReceipt(

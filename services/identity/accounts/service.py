@@ -156,7 +156,9 @@ async def open_account(
         type=ACCOUNT_CREATED_EVENT,
         subject=account_id,
         purpose="account",
-        data={"kind": "user", "roles": [], "policy_version": policy_version, "channel": channel},
+        data=contracts.AccountCreated(
+            kind="user", roles=[], policy_version=policy_version, channel=channel
+        ),
         categories=categories,
     )
     events.processing(

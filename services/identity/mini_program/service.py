@@ -19,6 +19,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from kit import contracts
 from kit.catalogue import Catalogue
 from kit.crypto import FieldCipher
 from kit.errors import Conflict, NotFound
@@ -136,7 +137,7 @@ async def bind_phone(
         type=PHONE_BOUND_EVENT,
         subject=account.id,
         purpose="account",
-        data={"source": f"{platform.platform}.getPhoneNumber"},
+        data=contracts.PhoneBound(source=f"{platform.platform}.getPhoneNumber"),
         categories=["user.contact.phone_number"],
     )
     events.processing(

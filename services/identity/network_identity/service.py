@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from kit import contracts
 from kit.errors import Conflict, DomainError, NotFound
 from kit.models import utcnow
 from kit.outbox import EventWriter
@@ -65,7 +66,7 @@ async def authenticate(
             type=EVENT,
             subject=account_id,
             purpose=PURPOSE,
-            data={"result": "mismatch", "level": outcome.level},
+            data=contracts.NetworkIdentityCompleted(result="mismatch", level=outcome.level),
         )
         raise NetworkIdentityFailed(
             "the national network identity service did not confirm this credential"
@@ -98,7 +99,7 @@ async def authenticate(
         type=EVENT,
         subject=account_id,
         purpose=PURPOSE,
-        data={"result": "match", "level": outcome.level},
+        data=contracts.NetworkIdentityCompleted(result="match", level=outcome.level),
     )
     events.processing(
         session,

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from kit import contracts
 from kit.catalogue import Catalogue
 from kit.crypto import FieldCipher
 from kit.errors import DomainError, NotFound
@@ -86,13 +87,13 @@ async def register_partner(
         type=f"{EVENT_PREFIX}.registered.v1",
         subject=partner.client_id,
         purpose="account",
-        data={
-            "kind": partner.kind,
-            "name": partner.name,  # an organisation's name: the ledger shows it to users
-            "agreement_type": partner.agreement_type,
-            "purposes": partner.purposes,
-            "by": registered_by,
-        },
+        data=contracts.PartnerRegistered(
+            kind=partner.kind,
+            name=partner.name,  # an organisation's name: the ledger shows it to users
+            agreement_type=partner.agreement_type,
+            purposes=partner.purposes,
+            by=registered_by,
+        ),
     )
     return PartnerCreated(**_view(partner).model_dump(), client_secret=secret)
 
@@ -128,11 +129,11 @@ async def record_assessment(
         type=f"{EVENT_PREFIX}.assessed.v1",
         subject=client_id,
         purpose="account",
-        data={
-            "result": assessment.result,
-            "valid_until": str(assessment.valid_until),
-            "by": assessed_by,
-        },
+        data=contracts.PartnerAssessed(
+            result=assessment.result,
+            valid_until=str(assessment.valid_until),
+            by=assessed_by,
+        ),
     )
     return _view(partner)
 
@@ -149,7 +150,7 @@ async def revoke_partner(
         type=f"{EVENT_PREFIX}.revoked.v1",
         subject=client_id,
         purpose="account",
-        data={"by": revoked_by},
+        data=contracts.Revoked(by=revoked_by),
     )
     return _view(partner)
 

@@ -31,7 +31,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from kit import rights
+from kit import contracts, rights
 from kit.catalogue import Catalogue
 from kit.crypto import FieldCipher, SubjectKeyShredded
 from kit.events import Event
@@ -40,7 +40,7 @@ from kit.models import utcnow
 from kit.outbox import EventWriter
 from services.identity.accounts.service import PHONE_CONTEXT
 from services.identity.accounts.service import RESOURCE as ACCOUNT
-from services.identity.mini_program.service import OPENID_CONTEXT
+from services.identity.mini_program.service import OPENID_CONTEXT, UNIONID_CONTEXT
 from services.identity.mini_program.service import RESOURCE as MINI_PROGRAM
 from services.identity.models import (
     Account,
@@ -80,6 +80,65 @@ WITHDRAWN: Final = (
 def _masked(catalogue: Catalogue, resource: str, field: str, value: str) -> str | None:
     rule = catalogue.masking_for(resource, field, rights.PURPOSE)
     return None if rule is None else apply_mask(value, rule)
+
+
+async def _platform_identities(
+    session: AsyncSession, *, cipher: FieldCipher, catalogue: Catalogue, subject: str
+) -> tuple[list[PlatformIdentityExport], set[str], bool]:
+    """The subject's mini-program identities as ``rights.access`` sees them, the categories
+    shown and whether the subject's key was shredded."""
+    categories: set[str] = set()
+    shredded = False
+    platform_part: list[PlatformIdentityExport] = []
+    platform_ids = await session.scalars(
+        select(MiniProgramIdentity).where(col(MiniProgramIdentity.account_id) == subject)
+    )
+    for platform_id in platform_ids:
+        platform_fields: dict[str, rights.ExportedField] = {}
+        try:
+            openid = await cipher.decrypt(
+                session, subject=subject, token=platform_id.openid_encrypted, context=OPENID_CONTEXT
+            )
+        except SubjectKeyShredded:
+            shredded = True
+        else:
+            platform_fields["openid"] = rights.exported_field(
+                catalogue,
+                MINI_PROGRAM,
+                "openid",
+                _masked(catalogue, MINI_PROGRAM, "openid", openid),
+            )
+            categories.add(catalogue.field_policy(MINI_PROGRAM, "openid").category)
+        if platform_id.unionid_encrypted:
+            try:
+                unionid = await cipher.decrypt(
+                    session,
+                    subject=subject,
+                    token=platform_id.unionid_encrypted,
+                    context=UNIONID_CONTEXT,
+                )
+            except SubjectKeyShredded:
+                shredded = True
+            else:
+                platform_fields["unionid"] = rights.exported_field(
+                    catalogue,
+                    MINI_PROGRAM,
+                    "unionid",
+                    _masked(catalogue, MINI_PROGRAM, "unionid", unionid),
+                )
+        if platform_id.session_key_encrypted:
+            platform_fields["session_key"] = rights.exported_field(
+                catalogue, MINI_PROGRAM, "session_key", "set (never shown)"
+            )
+        platform_part.append(
+            PlatformIdentityExport(
+                platform=platform_id.platform,
+                app_id=platform_id.app_id,
+                created_at=platform_id.created_at,
+                fields=platform_fields,
+            )
+        )
+    return platform_part, categories, shredded
 
 
 async def export(
@@ -157,38 +216,11 @@ async def export(
         )
         for token in tokens
     ]
-    platform_part: list[PlatformIdentityExport] = []
-    platform_ids = await session.scalars(
-        select(MiniProgramIdentity).where(col(MiniProgramIdentity.account_id) == subject)
+    platform_part, platform_categories, platform_shredded = await _platform_identities(
+        session, cipher=cipher, catalogue=catalogue, subject=subject
     )
-    for platform_id in platform_ids:
-        platform_fields: dict[str, rights.ExportedField] = {}
-        try:
-            openid = await cipher.decrypt(
-                session, subject=subject, token=platform_id.openid_encrypted, context=OPENID_CONTEXT
-            )
-        except SubjectKeyShredded:
-            shredded = True
-        else:
-            platform_fields["openid"] = rights.exported_field(
-                catalogue,
-                MINI_PROGRAM,
-                "openid",
-                _masked(catalogue, MINI_PROGRAM, "openid", openid),
-            )
-            categories.add(catalogue.field_policy(MINI_PROGRAM, "openid").category)
-        if platform_id.session_key_encrypted:
-            platform_fields["session_key"] = rights.exported_field(
-                catalogue, MINI_PROGRAM, "session_key", "set (never shown)"
-            )
-        platform_part.append(
-            PlatformIdentityExport(
-                platform=platform_id.platform,
-                app_id=platform_id.app_id,
-                created_at=platform_id.created_at,
-                fields=platform_fields,
-            )
-        )
+    categories |= platform_categories
+    shredded = shredded or platform_shredded
     if categories:
         events.processing(
             session,
@@ -259,7 +291,7 @@ async def delete_subject(
     for platform_id in platform_ids:  # the openid, unionid and session key go with it
         await session.delete(platform_id)
     if platform_ids:
-        deleted |= _categories(catalogue, MINI_PROGRAM, ["openid", "session_key"])
+        deleted |= _categories(catalogue, MINI_PROGRAM, ["openid", "unionid", "session_key"])
     verification = await session.get(RealNameVerification, subject)
     if verification is not None:
         await session.delete(verification)
@@ -273,7 +305,13 @@ async def delete_subject(
     if account is not None:
         # Tokens already issued stay valid until they expire; the gateway refuses them at
         # once when it learns this (gateway.policy_facts).
-        events.add(session, type=ACCOUNT_CLOSED, subject=subject, purpose="account")
+        events.add(
+            session,
+            type=ACCOUNT_CLOSED,
+            subject=subject,
+            purpose="account",
+            data=contracts.AccountClosed(),
+        )
     if deleted:
         events.processing(
             session,

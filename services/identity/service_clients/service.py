@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from kit import contracts
 from kit.auth import SERVICE_SCOPES, service_purpose
 from kit.catalogue import Catalogue
 from kit.crypto import FieldCipher
@@ -97,7 +98,7 @@ async def create_service_client(
         type=f"{EVENT_PREFIX}.registered.v1",
         subject=client.client_id,
         purpose="account",
-        data={"service": name, "scopes": checked, "by": created_by},
+        data=contracts.ServiceClientRegistered(service=name, scopes=checked, by=created_by),
     )
     return ServiceClientCreated(
         client_id=client.client_id, name=name, scopes=checked, client_secret=secret
@@ -117,7 +118,7 @@ async def revoke_service_client(
         type=f"{EVENT_PREFIX}.revoked.v1",
         subject=client_id,
         purpose="account",
-        data={"by": revoked_by},
+        data=contracts.Revoked(by=revoked_by),
     )
 
 

@@ -32,6 +32,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from kit import contracts
 from kit.catalogue import Catalogue
 from kit.clock import china_today
 from kit.crypto import FieldCipher, SubjectKeyShredded
@@ -155,7 +156,7 @@ async def verify(
             type=COMPLETED_EVENT,
             subject=account_id,
             purpose=PURPOSE,
-            data={"result": "mismatch", "level": outcome.level},
+            data=contracts.VerificationCompleted(result="mismatch", level=outcome.level),
         )
         logger.info("verification mismatch for account %s (%s)", account_id, outcome.level)
         throttle.fail()
@@ -206,7 +207,7 @@ async def verify(
         type=COMPLETED_EVENT,
         subject=account_id,
         purpose=PURPOSE,
-        data={"result": "match", "level": level, "minor": minor},
+        data=contracts.VerificationCompleted(result="match", level=level, minor=minor),
         categories=[MINOR_AGE],
     )
     events.processing(
@@ -397,7 +398,7 @@ async def link_guardian(
             type=GUARDIAN_LINKED_EVENT,
             subject=ward.id,
             purpose=PURPOSE,
-            data={"guardian_account_id": guardian_account_id},
+            data=contracts.GuardianLinked(guardian_account_id=guardian_account_id),
             categories=[MINOR_AGE],
         )
     for subject, categories in ((ward.id, [NAME]), (guardian_account_id, [ID_NUMBER])):

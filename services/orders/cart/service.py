@@ -28,6 +28,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from kit import contracts
 from kit.catalogue import Catalogue
 from kit.errors import Conflict, DomainError, NotFound
 from kit.ids import new_id
@@ -151,12 +152,9 @@ def _changed(
         type=f"{EVENT_PREFIX}.changed.v1",
         subject=owner_id,
         purpose=PURPOSE,
-        data={
-            "action": action,
-            "goods_id": goods_id,
-            "quantity": quantity,
-            "item_count": item_count,
-        },
+        data=contracts.CartChanged(
+            action=action, goods_id=goods_id, quantity=quantity, item_count=item_count
+        ),
         categories=_categories(catalogue),
     )
     _record(session, events=events, catalogue=catalogue, owner_id=owner_id, action="write")
@@ -320,7 +318,7 @@ async def share_cart(
         type=f"{EVENT_PREFIX}.shared.v1",
         subject=owner_id,
         purpose=PURPOSE,
-        data={"share_id": share.id, "item_count": len(share.snapshot)},
+        data=contracts.CartShared(share_id=share.id, item_count=len(share.snapshot)),
         categories=_categories(catalogue),
     )
     _record(session, events=events, catalogue=catalogue, owner_id=owner_id, action="write")
@@ -350,7 +348,7 @@ async def revoke_share(
             type=f"{EVENT_PREFIX}.share_revoked.v1",
             subject=owner_id,
             purpose=PURPOSE,
-            data={"share_id": share.id},
+            data=contracts.CartShareRevoked(share_id=share.id),
         )
 
 
@@ -430,7 +428,7 @@ async def price_drop_reminders(
             type=f"{EVENT_PREFIX}.price_dropped.v1",
             subject=owner_id,
             purpose=PRICE_DROP_PURPOSE,
-            data={"goods_ids": [drop.goods_id for drop in drops], "count": len(drops)},
+            data=contracts.PriceDropped(goods_ids=[d.goods_id for d in drops], count=len(drops)),
             categories=_categories(catalogue),
         )
     return drops

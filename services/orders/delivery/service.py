@@ -57,6 +57,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from kit import contracts
 from kit.auth import InsufficientScope, Principal, Scope
 from kit.catalogue import Catalogue
 from kit.crypto import FieldCipher
@@ -284,11 +285,11 @@ async def assign_partners(
         type=f"{EVENT_PREFIX}.assigned.v1",
         subject=order.buyer_id,
         purpose=FULFILMENT,
-        data={
-            "order_id": order.id,
-            "partners": [partner.model_dump() for partner in view.partners],
-            "by": staff_id,
-        },
+        data=contracts.OrderAssigned(
+            order_id=order.id,
+            partners=[partner.model_dump() for partner in view.partners],
+            by=staff_id,
+        ),
         categories=_categories(catalogue, shared),
     )
     return view
@@ -442,6 +443,9 @@ async def get_partner_order(
         virtual_number_prefix=virtual_number_prefix,
         restrictions=restrictions,
     )
+    # Whose order it is, for the gateway's own check (OB-L-2, OB-L-5); never shown to the
+    # partner (policy/routes.yaml: owner_hidden).
+    view.account_id = order.buyer_id
     return view
 
 
@@ -548,11 +552,11 @@ async def report_delivery(
         type=f"{EVENT_PREFIX}.delivery_updated.v1",
         subject=order.buyer_id,
         purpose=duty.purpose,
-        data={
-            "order_id": order.id,
-            "delivery_status": status,
-            "order_status": order.status,
-            "partner_id": duty.partner_id,
-        },
+        data=contracts.OrderDeliveryUpdated(
+            order_id=order.id,
+            delivery_status=status,
+            order_status=order.status,
+            partner_id=duty.partner_id,
+        ),
     )
     return _delivery_view(order, update)

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from kit import contracts
 from kit.catalogue import Catalogue
 from kit.db import to_cents
 from kit.errors import Conflict, DomainError, NotFound
@@ -90,12 +91,12 @@ async def add_goods(
         type=f"{EVENT_PREFIX}.goods.added.v1",
         subject=goods.id,
         purpose="browse",
-        data={
-            "currency": goods.currency,
-            "cross_border": goods.cross_border,
-            "special_category": goods.special_category,
-            "by": added_by,
-        },
+        data=contracts.GoodsAdded(
+            currency=goods.currency,
+            cross_border=goods.cross_border,
+            special_category=goods.special_category,
+            by=added_by,
+        ),
     )
     return goods_view(goods)
 
@@ -132,7 +133,9 @@ async def change_price(
         type=f"{EVENT_PREFIX}.goods.price_changed.v1",
         subject=goods.id,
         purpose="browse",
-        data={"price": str(goods.price), "currency": goods.currency, "by": changed_by},
+        data=contracts.GoodsPriceChanged(
+            price=str(goods.price), currency=goods.currency, by=changed_by
+        ),
     )
     return goods_view(goods)
 
@@ -164,7 +167,7 @@ async def add_discount(
         type=f"{EVENT_PREFIX}.discount.added.v1",
         subject=f"discount:{discount.code}",
         purpose="order.fulfilment",
-        data={"code": discount.code, "currency": discount.currency, "by": added_by},
+        data=contracts.DiscountAdded(code=discount.code, currency=discount.currency, by=added_by),
     )
     return _discount_view(discount)
 

@@ -39,6 +39,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from kit import contracts
 from kit.catalogue import Catalogue
 from kit.errors import DomainError, Forbidden, NotFound
 from kit.models import utcnow
@@ -219,6 +220,6 @@ async def tag_goods_city(
         type=f"{EVENT_PREFIX}.goods.city_tagged.v1",
         subject=goods_id,
         purpose="browse",
-        data={"city": city, "by": staff_id},
+        data=contracts.GoodsCityTagged(city=city, by=staff_id),
     )
     return GoodsCityView(goods_id=goods_id, city=city)

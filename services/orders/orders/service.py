@@ -658,7 +658,8 @@ async def purpose_views(
     purpose: str,
 ) -> list[OrderView]:
     """``orders`` as ``purpose`` sees them: only the personal fields the catalogue gives
-    it, masked as it says (the security team's view, ``security.anti_fraud``)."""
+    it, masked as it says (the security team's ``security.anti_fraud``, customer
+    service's ``customer_service``)."""
     if not orders:
         return []
     lines, history = await _details(session, [order.id for order in orders])

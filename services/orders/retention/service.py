@@ -52,6 +52,7 @@ from sqlalchemy import and_, delete, func, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from kit import contracts
 from kit.background import BackgroundLoop
 from kit.catalogue import Catalogue, RetentionPeriod
 from kit.db import Database
@@ -176,11 +177,11 @@ async def anonymise(
             type=f"{EVENT_PREFIX}.anonymised.v1",
             subject=order.buyer_id,
             purpose=PURPOSE,
-            data={
-                "order_id": order.id,
-                "retention_started_at": order.retention_starts_at.isoformat(),
-                "anonymised_at": now.isoformat(),
-            },
+            data=contracts.OrderAnonymised(
+                order_id=order.id,
+                retention_started_at=order.retention_starts_at.isoformat(),
+                anonymised_at=now.isoformat(),
+            ),
         )
         order.buyer_id = ANONYMOUS
         order.anonymised_at = now

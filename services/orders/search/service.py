@@ -29,6 +29,7 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from kit import contracts
 from kit.catalogue import Catalogue
 from kit.crypto import FieldCipher, SubjectKeyShredded
 from kit.errors import NotFound
@@ -146,7 +147,9 @@ async def search(
         type=f"{EVENT_PREFIX}.searched.v1",
         subject=owner_id,
         purpose=PURPOSE,
-        data={"entry_id": entry.id, "result_count": len(goods), "personalise": personalise},
+        data=contracts.SearchRecorded(
+            entry_id=entry.id, result_count=len(goods), personalise=personalise
+        ),
         categories=_categories(catalogue),
     )
     _record(session, events=events, catalogue=catalogue, owner_id=owner_id, action="write")
@@ -220,7 +223,7 @@ def _deleted(
         type=f"{EVENT_PREFIX}.history_deleted.v1",
         subject=owner_id,
         purpose=purpose,
-        data={"deleted": count},
+        data=contracts.SearchHistoryDeleted(deleted=count),
         categories=_categories(catalogue),
     )
     _record(

@@ -35,6 +35,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from kit import contracts
 from kit.catalogue import Catalogue
 from kit.crypto import FieldCipher, SubjectKeyShredded
 from kit.errors import DomainError, NotFound
@@ -127,7 +128,7 @@ def _event(
         type=f"{EVENT_PREFIX}.{action}.v1",
         subject=case.account_id,
         purpose=PURPOSE,
-        data={"case_id": case.id, **data},
+        data=contracts.SupportCaseEvent(case_id=case.id, **data),
         categories=_categories(catalogue),
     )
 

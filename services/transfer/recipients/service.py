@@ -23,7 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from kit import workdays
+from kit import contracts, workdays
 from kit.catalogue import Catalogue
 from kit.consent_state import CROSS_BORDER_PURPOSE
 from kit.errors import DomainError, NotFound
@@ -307,15 +307,15 @@ async def register_recipient(
         type=f"{EVENT_PREFIX}.registered.v1",
         subject=recipient.id,
         purpose=CROSS_BORDER_PURPOSE,
-        data={
-            "legal_name": recipient.legal_name,  # an organisation: the ledger shows it to users
-            "delivery": recipient.delivery,
-            "key_type": recipient.key_type,
-            "basis_kind": basis.kind,
-            "review_due": basis.review_due.isoformat(),
-            "assessment_result": request.assessment.result,
-            "by": registered_by,
-        },
+        data=contracts.RecipientRegistered(
+            legal_name=recipient.legal_name,  # an organisation: the ledger shows it to users
+            delivery=recipient.delivery,
+            key_type=recipient.key_type,
+            basis_kind=basis.kind,
+            review_due=basis.review_due.isoformat(),
+            assessment_result=request.assessment.result,
+            by=registered_by,
+        ),
         categories=categories,
     )
     return _view(recipient, await eligibility(session, recipient.id, today=today, rules=rules))
@@ -385,12 +385,12 @@ async def record_basis(
         type=f"{EVENT_PREFIX}.basis_recorded.v1",
         subject=recipient_id,
         purpose=CROSS_BORDER_PURPOSE,
-        data={
-            "basis_id": row.id,
-            "kind": row.kind,
-            "review_due": row.review_due.isoformat(),
-            "by": recorded_by,
-        },
+        data=contracts.BasisRecorded(
+            basis_id=row.id,
+            kind=row.kind,
+            review_due=row.review_due.isoformat(),
+            by=recorded_by,
+        ),
     )
     return _view(recipient, await eligibility(session, recipient_id, today=today, rules=rules))
 
@@ -414,12 +414,12 @@ async def record_assessment(
         type=f"{EVENT_PREFIX}.assessed.v1",
         subject=recipient_id,
         purpose=CROSS_BORDER_PURPOSE,
-        data={
-            "assessment_id": row.id,
-            "result": row.result,
-            "assessed_on": row.assessed_on.isoformat(),
-            "by": recorded_by,
-        },
+        data=contracts.RecipientAssessed(
+            assessment_id=row.id,
+            result=row.result,
+            assessed_on=row.assessed_on.isoformat(),
+            by=recorded_by,
+        ),
     )
     return _view(recipient, await eligibility(session, recipient_id, today=today, rules=rules))
 

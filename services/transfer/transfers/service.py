@@ -56,6 +56,7 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from kit import contracts
 from kit.catalogue import Catalogue, MaskingRule
 from kit.consent_state import CROSS_BORDER_PURPOSE
 from kit.contracts import TransferChanged
@@ -711,11 +712,11 @@ async def _deliver_kafka(
             type=EGRESS_EVENT,
             subject=job.waybill_id,
             purpose=CROSS_BORDER_PURPOSE,
-            data={
-                "transfer_id": job.transfer_id,
-                "waybill_id": job.waybill_id,
-                "package": job.package,  # the JWE, compact serialization
-            },
+            data=contracts.EgressPackage(
+                transfer_id=job.transfer_id,
+                waybill_id=job.waybill_id,
+                package=job.package,  # the JWE, compact serialization
+            ),
             categories=job.categories,
         )
         session.add(

@@ -35,6 +35,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from kit import contracts
 from kit.consent_state import CROSS_BORDER_PURPOSE
 from kit.models import utcnow
 from kit.outbox import EventWriter
@@ -179,14 +180,14 @@ async def count(
                     type=ALERT_EVENT,
                     subject=f"volume-{year}",
                     purpose=CROSS_BORDER_PURPOSE,
-                    data={
-                        "year": year,
-                        "counter": counter,
-                        "persons": row.persons,
-                        "threshold": threshold.persons,
-                        "reached": row.persons >= threshold.persons,
-                        "requires": threshold.requires,
-                    },
+                    data=contracts.VolumeAlert(
+                        year=year,
+                        counter=counter,
+                        persons=row.persons,
+                        threshold=threshold.persons,
+                        reached=row.persons >= threshold.persons,
+                        requires=threshold.requires,
+                    ),
                 )
     await session.flush()
 

@@ -144,9 +144,8 @@ async def test_the_export_holds_the_platform_identity(
         json={"code": await phone_code(platform_app, "frank"), "policy_version": "2026.1"},
     )
     assert signed_in.status_code == 200, signed_in.text
-    openid = (
-        await wechat(platform_app).exchange_login_code(await phone_code(platform_app, "frank"))
-    ).openid
+    again = await wechat(platform_app).exchange_login_code(await phone_code(platform_app, "frank"))
+    openid, unionid = again.openid, again.unionid
     account_id = jwt.get_unverified_claims(signed_in.json()["access_token"])["sub"]
     await _trusting(identity)
     export = await identity.client.get(
@@ -157,4 +156,5 @@ async def test_the_export_holds_the_platform_identity(
     assert platform_identity["platform"] == "wechat" and platform_identity["app_id"] == APP_ID
     assert platform_identity["fields"]["openid"]["value"] == openid
     assert platform_identity["fields"]["openid"]["category"] == "user.account.platform_id"
+    assert platform_identity["fields"]["unionid"]["value"] == unionid
     assert platform_identity["fields"]["session_key"]["value"] == "set (never shown)"

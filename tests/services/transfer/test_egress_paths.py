@@ -79,6 +79,13 @@ DESTINATION_NAME = re.compile(r"(url|uri|endpoint|webhook|callback|redirect|host
 ALLOWED_DESTINATIONS = {
     ("services.transfer", "RecipientCreate", "endpoint_url"),
     ("services.orders", "ProviderCreate", "api_url"),
+    # the same two routes in the gateway's own OpenAPI (gateway/openapi.py)
+    ("gateway", "TransferRecipientCreate", "endpoint_url"),
+    ("gateway", "OrdersProviderCreate", "api_url"),
+    # the processor a user names for a portability copy (OB-L-4), at consent and through
+    # the gateway
+    ("services.consent", "Destination", "url"),
+    ("gateway", "ConsentDestination", "url"),
 }
 
 
@@ -105,7 +112,10 @@ def _calls(tree: ast.Module) -> Iterator[ast.Call]:
 def test_only_the_transfer_service_names_the_egress_topics() -> None:
     naming = [path for path, text, _ in _sources() if "transfer.egress" in text]
     assert naming, "the transfer service defines its egress topics"
-    assert [path for path in naming if not path.is_relative_to(TRANSFER)] == []
+    # The event contracts (kit/contracts.py) document the egress event and its topic for
+    # asyncapi.yaml; nothing there publishes (the next test: only outboxes publish).
+    documented = {Path("kit/contracts.py")}
+    assert [p for p in naming if not p.is_relative_to(TRANSFER) and p not in documented] == []
 
 
 @pytest.mark.obligation("OB-4-3")
