@@ -23,6 +23,14 @@ What identity calls, as on WeChat (errors as ``errcode``/``errmsg``):
 - ``POST /wxa/business/getuserphonenumber?access_token`` ``{"code"}``:
   ``{"errcode": 0, "phone_info": {"phoneNumber", "purePhoneNumber", "countryCode"}}``.
 
+Alipay, the same way: ``POST /stand-in/my.getAuthCode`` ``{"appid", "user"}`` gives the
+auth code ``my.getAuthCode`` gives the Alipay user ``user``, and identity calls
+``POST /gateway.do`` (form ``app_id``, ``method=alipay.system.oauth.token``,
+``grant_type=authorization_code``, ``code``; a ``sign`` is not checked):
+``{"alipay_system_oauth_token_response": {"user_id", "access_token", ...}}`` or an
+``error_response`` with ``sub_code`` ``isv.code-invalid`` (unknown, expired or of another
+app) or ``isv.code-used``. Access tokens count as session keys in ``/stand-in/issued``.
+
 Settings (environment): ``MINI_PLATFORM_APPS``, a JSON object of app id -> secret (two
 apps by default, identity's stand-in app and another one), ``MINI_PLATFORM_CODE_TTL_S``
 (300). Codes and tokens live in memory only; it logs no code, openid or number.
@@ -54,6 +62,8 @@ class Settings(BaseSettings):
         "wx0standin0000001": "standin-app-secret",
         "wx0otherapp000002": "other-app-secret",
     }
+    #: Alipay mini-programs by app id (identity's stand-in app and another one)
+    alipay_apps: list[str] = ["2021000000000001", "2021000000000002"]
     code_ttl_s: int = Field(default=300, ge=1)
 
 
@@ -99,8 +109,13 @@ class Platform:
     def unionid(self, user: str) -> str:
         return "u" + hmac.new(self.key, f"union:{user}".encode(), hashlib.sha256).hexdigest()[:27]
 
+    def alipay_user_id(self, user: str) -> str:
+        digest = hmac.new(self.key, f"alipay:{user}".encode(), hashlib.sha256).digest()
+        return "2088" + str(int.from_bytes(digest[:8], "big")).zfill(20)[-12:]
+
     def new_code(self, kind: str, appid: str, user: str, phone: str | None = None) -> str:
-        if appid not in self.settings.apps:
+        known = self.settings.alipay_apps if kind == "alipay" else self.settings.apps
+        if appid not in known:
             raise HTTPException(404, "no such mini-program")
         code = secrets.token_urlsafe(24)
         expires_at = time.monotonic() + self.settings.code_ttl_s
@@ -135,6 +150,53 @@ async def ready() -> dict[str, str]:
 @router.post("/stand-in/wx.login")
 async def wx_login(body: LoginCodeRequest, request: Request) -> dict[str, str]:
     return {"code": _platform(request).new_code("login", body.appid, body.user)}
+
+
+@router.post("/stand-in/my.getAuthCode")
+async def my_get_auth_code(body: LoginCodeRequest, request: Request) -> dict[str, str]:
+    return {"code": _platform(request).new_code("alipay", body.appid, body.user)}
+
+
+def _alipay_error(sub_code: str, sub_msg: str) -> dict[str, Any]:
+    return {
+        "error_response": {
+            "code": "40002",
+            "msg": "Invalid Arguments",
+            "sub_code": sub_code,
+            "sub_msg": sub_msg,
+        }
+    }
+
+
+@router.post("/gateway.do")
+async def alipay_gateway(request: Request) -> dict[str, Any]:
+    platform = _platform(request)
+    form = await request.form()
+    fields = {key: value for key, value in form.items() if isinstance(value, str)}
+    app_id = fields.get("app_id", "")
+    if app_id not in platform.settings.alipay_apps:
+        return _alipay_error("isv.invalid-app-id", "invalid app_id")
+    if fields.get("method") != "alipay.system.oauth.token":
+        return {"error_response": {"code": "40004", "msg": "Business Failed"}}
+    if fields.get("grant_type") != "authorization_code":
+        return _alipay_error("isv.grant-type-invalid", "invalid grant_type")
+    taken = platform.take(fields.get("code", ""), "alipay", app_id)
+    if taken == CODE_USED:
+        return _alipay_error("isv.code-used", "auth code used")
+    if not isinstance(taken, Code):
+        return _alipay_error("isv.code-invalid", "invalid auth code")
+    token = "authusrB" + secrets.token_hex(16)
+    platform.session_keys.append(token)
+    return {
+        "alipay_system_oauth_token_response": {
+            "user_id": platform.alipay_user_id(taken.user),
+            "access_token": token,
+            "expires_in": 1296000,
+            "refresh_token": "authusrB" + secrets.token_hex(16),
+            "re_expires_in": 2592000,
+        },
+        "sign": "stand-in",
+    }
 
 
 @router.post("/stand-in/getPhoneNumber")

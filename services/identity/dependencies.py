@@ -29,8 +29,14 @@ async def sms_sender(request: Request) -> SmsSender:
 
 
 async def platform(request: Request) -> MiniProgramPlatform:
-    adapter: MiniProgramPlatform = request.app.state.mini_program_platform
-    return adapter
+    """WeChat's adapter (the phone-number exchange)."""
+    adapters: dict[str, MiniProgramPlatform] = request.app.state.mini_program_platforms
+    return adapters["wechat"]
+
+
+async def platforms(request: Request) -> dict[str, MiniProgramPlatform]:
+    adapters: dict[str, MiniProgramPlatform] = request.app.state.mini_program_platforms
+    return adapters
 
 
 async def client_address(request: Request) -> str:
@@ -42,3 +48,4 @@ AuthorityDep = Annotated[AuthorityAdapter, Depends(authority)]
 ClientAddress = Annotated[str, Depends(client_address)]
 SmsSenderDep = Annotated[SmsSender, Depends(sms_sender)]
 PlatformDep = Annotated[MiniProgramPlatform, Depends(platform)]
+PlatformsDep = Annotated[dict[str, MiniProgramPlatform], Depends(platforms)]

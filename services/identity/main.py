@@ -7,7 +7,7 @@ from kit.app import create_app as create_kit_app
 from kit.auth import TokenVerifier
 from services.identity.accounts.router import router as accounts_router
 from services.identity.config import Settings
-from services.identity.mini_program.platform import platform_from_settings
+from services.identity.mini_program.platform import platforms_from_settings
 from services.identity.mini_program.router import router as mini_program_router
 from services.identity.network_identity.adapter import network_identity_from_settings
 from services.identity.network_identity.router import router as network_identity_router
@@ -31,7 +31,7 @@ async def _start(app: FastAPI, context: AppContext) -> None:
         await active_signing_key(session, cipher=context.cipher, settings=settings)
     app.state.authority = authority_from_settings(settings)
     app.state.sms_sender = sms_sender_from_settings(settings)
-    app.state.mini_program_platform = platform_from_settings(settings)
+    app.state.mini_program_platforms = platforms_from_settings(settings)
     app.state.network_identity = network_identity_from_settings(settings)
     app.state.token_verifier = TokenVerifier(
         issuer=settings.auth_issuer,

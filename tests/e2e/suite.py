@@ -64,6 +64,8 @@ ADMIN_PASSWORD: Final = "e2e-admin-" + secrets.token_urlsafe(12)
 FAMILY_NAMES: Final = "赵钱孙李周吴郑王冯陈褚卫蒋沈韩杨朱秦尤许何吕施张孔曹严华金魏陶姜"
 STANDIN_APP_ID: Final = "wx0standin0000001"  # deploy/mini_platform's app for identity
 OTHER_APP_ID: Final = "wx0otherapp000002"  # another mini-program on the same platform
+ALIPAY_APP_ID: Final = "2021000000000001"  # the stand-in's Alipay mini-program for identity
+OTHER_ALIPAY_APP_ID: Final = "2021000000000002"
 GIVEN_NAMES: Final = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华玉兰萍红"
 
 
@@ -287,6 +289,16 @@ class Suite:
             path, body = "/stand-in/getPhoneNumber", {**body, "phone": phone}
         async with httpx.AsyncClient(base_url=self.platform_url, timeout=10.0) as platform:
             answer = await platform.post(path, json=body)
+        assert answer.status_code == 200, answer.text
+        code: str = answer.json()["code"]
+        return code
+
+    async def alipay_code(self, user: str, *, appid: str = ALIPAY_APP_ID) -> str:
+        """What an Alipay mini-program gets from ``my.getAuthCode`` on the user's phone."""
+        async with httpx.AsyncClient(base_url=self.platform_url, timeout=10.0) as platform:
+            answer = await platform.post(
+                "/stand-in/my.getAuthCode", json={"appid": appid, "user": user}
+            )
         assert answer.status_code == 200, answer.text
         code: str = answer.json()["code"]
         return code
@@ -618,6 +630,7 @@ async def running_suite(
         # not among them (the leak scans read the logs).
         sms_file = log_dir.parent / f"{log_dir.name}-sms" / "outbox.log"
         env["IDENTITY_WECHAT_API_URL"] = platform_url
+        env["IDENTITY_ALIPAY_GATEWAY_URL"] = f"{platform_url}/gateway.do"
         env["IDENTITY_SMS_FILE"] = str(sms_file)
         token_url = f"http://127.0.0.1:{ports['identity']}/oauth2/token"
         for service, scope in (

@@ -25,7 +25,7 @@ import httpx
 import pytest
 from jose import jwt
 
-from tests.e2e.suite import Person, Suite, bearer
+from tests.e2e.suite import OTHER_ALIPAY_APP_ID, Person, Suite, bearer
 
 
 async def _policy_version(suite: Suite) -> str:
@@ -201,3 +201,78 @@ async def test_the_privacy_guide_follows_the_policy_in_force_and_the_catalogue(
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
     assert f"policy version {guide['policy_version']}" in page.text
+
+
+async def _alipay_sign_in(suite: Suite, code: str, *, expect: int = 200) -> dict[str, Any]:
+    answer: dict[str, Any] = await suite.call(
+        "POST",
+        "/identity/mini-program/sign-in",
+        json={
+            "platform": "alipay",
+            "code": code,
+            "policy_version": await _policy_version(suite),
+        },
+        expect=expect,
+    )
+    return answer
+
+
+@pytest.mark.obligation("OB-1-1")
+async def test_an_alipay_mini_program_signs_in_with_the_auth_code(suite: Suite) -> None:
+    alipay_user = f"ali-user-{secrets.token_hex(4)}"
+    first = await _alipay_sign_in(suite, await suite.alipay_code(alipay_user))
+    assert first["new_account"] is True
+    claims = jwt.get_unverified_claims(first["access_token"])
+    assert claims["client_type"] == "mini_program"
+    user = bearer(first["access_token"])
+    me = await suite.call("GET", "/identity/accounts/me", headers=user)
+    assert me["phone"] is None
+    again = await _alipay_sign_in(suite, await suite.alipay_code(alipay_user))
+    assert again["new_account"] is False
+    assert jwt.get_unverified_claims(again["access_token"])["sub"] == claims["sub"]
+    # the same name on WeChat is another person's platform id: another account
+    wechat = await _mini_program_sign_in(suite, alipay_user)
+    assert jwt.get_unverified_claims(wechat["access_token"])["sub"] != claims["sub"]
+
+    # the user id is stored as a blind index and ciphertext, the access token encrypted
+    query = (
+        "SELECT platform, openid_encrypted, session_key_encrypted FROM mini_program_identity "
+        "WHERE account_id = $1"
+    )
+    [row] = await suite.sql("identity", query, claims["sub"])
+    assert row["platform"] == "alipay"
+    async with httpx.AsyncClient(base_url=suite.platform_url) as platform:
+        issued = (await platform.get("/stand-in/issued")).json()["session_keys"]
+    stored = f"{row['openid_encrypted']} {row['session_key_encrypted']}"
+    assert row["session_key_encrypted"]
+    assert not [token for token in issued if token in stored]
+    await suite.call(
+        "POST",
+        "/identity/logout",
+        headers=bearer(again["access_token"]),
+        json={"refresh_token": again["refresh_token"]},
+        expect=204,
+    )
+    [row] = await suite.sql("identity", query, claims["sub"])
+    assert row["session_key_encrypted"] is None
+
+
+async def test_an_alipay_code_reused_expired_or_of_another_app_is_refused(
+    suite: Suite,
+) -> None:
+    code = await suite.alipay_code(f"ali-user-{secrets.token_hex(4)}")
+    await _alipay_sign_in(suite, code)
+    replayed = await _alipay_sign_in(suite, code, expect=401)
+    assert replayed["type"].endswith("/platform-code-rejected")
+    stale = await suite.alipay_code(f"ali-user-{secrets.token_hex(4)}")
+    async with httpx.AsyncClient(base_url=suite.platform_url) as platform:
+        assert (await platform.post(f"/stand-in/codes/{stale}/expire")).status_code == 204
+    expired = await _alipay_sign_in(suite, stale, expect=401)
+    assert expired["type"].endswith("/platform-code-rejected")
+    foreign = await suite.alipay_code(f"ali-user-{secrets.token_hex(4)}", appid=OTHER_ALIPAY_APP_ID)
+    other_app = await _alipay_sign_in(suite, foreign, expect=401)
+    assert other_app["type"].endswith("/platform-code-rejected")
+    # a WeChat code is no Alipay code
+    wechat_code = await suite.platform_code(f"ali-user-{secrets.token_hex(4)}")
+    crossed = await _alipay_sign_in(suite, wechat_code, expect=401)
+    assert crossed["type"].endswith("/platform-code-rejected")

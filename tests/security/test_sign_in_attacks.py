@@ -99,7 +99,7 @@ async def signin(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Sign
             transport=httpx.ASGITransport(app=platform_app), base_url="http://platform"
         ) as platform,
     ):
-        suite.services["identity"].state.mini_program_platform = WeChatPlatform(
+        suite.services["identity"].state.mini_program_platforms["wechat"] = WeChatPlatform(
             "http://platform",
             app_id=APP_ID,
             app_secret=APP_SECRET,

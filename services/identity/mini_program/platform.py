@@ -10,31 +10,43 @@ see ``services.identity.verification.authority``).
 - :class:`WeChatPlatform` speaks WeChat's server API over HTTP(S) (``/sns/jscode2session``,
   ``/cgi-bin/token``, ``/wxa/business/getuserphonenumber``) with the app's id and secret;
   ``make run`` and the tests point it at the stand-in platform (``deploy/mini_platform``).
-- :func:`platform_from_settings` builds it from ``IDENTITY_WECHAT_*``.
+- :class:`AlipayPlatform` speaks Alipay's open API gateway (``alipay.system.oauth.token``:
+  the ``my.getAuthCode`` code -> ``user_id`` and ``access_token``), requests signed RSA2
+  with the app's private key when one is set; the ``user_id`` plays the openid's part and
+  the ``access_token`` the ``session_key``'s. It has no phone-number exchange here.
+- :func:`platform_from_settings` builds the WeChat one from ``IDENTITY_WECHAT_*``,
+  :func:`platforms_from_settings` every platform (``IDENTITY_ALIPAY_*`` too) by name.
 
-The ``session_key`` is a secret between the platform and identity: no adapter logs it, nor
-a code, an openid or a phone number (logs carry status and error codes only).
+The ``session_key`` (and Alipay's access token) is a secret between the platform and
+identity: no adapter logs it, nor a code, an openid or a phone number (logs carry status
+and error codes only).
 """
 
 from __future__ import annotations
 
+import base64
 import logging
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from typing import Any, Final, Protocol
 
 import httpx
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from kit.errors import DomainError
 from services.identity.config import Settings
 from services.identity.verification.authority import ProviderUnavailable
 
 __all__ = [
+    "AlipayPlatform",
     "MiniProgramPlatform",
     "PlatformCodeRejected",
     "PlatformSession",
     "WeChatPlatform",
     "platform_from_settings",
+    "platforms_from_settings",
 ]
 
 logger = logging.getLogger("services.identity.mini_program.platform")
@@ -43,6 +55,13 @@ logger = logging.getLogger("services.identity.mini_program.platform")
 #: risky user): the caller's code is refused; any other error means the platform failed.
 REFUSED_CODES: Final = frozenset({40029, 40163, 40226})
 ACCESS_TOKEN_EXPIRED: Final = frozenset({40001, 42001})
+#: Alipay's ``sub_code`` for an auth code it will not exchange (unknown, used, expired,
+#: of another app): any other error means the platform failed.
+ALIPAY_REFUSED: Final = frozenset(
+    {"isv.code-invalid", "isv.code-expired", "isv.code-used", "isv.invalid-app-id"}
+)
+ALIPAY_METHOD: Final = "alipay.system.oauth.token"
+BEIJING: Final = timezone(timedelta(hours=8))
 
 
 class PlatformCodeRejected(DomainError):
@@ -179,6 +198,104 @@ class WeChatPlatform:
                 raise ProviderUnavailable("the mini-program platform gave no mainland number")
             return number
         raise ProviderUnavailable("the mini-program platform refused the access token")
+
+
+class AlipayPlatform:
+    platform = "alipay"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        app_id: str,
+        private_key: str,
+        timeout_s: float,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.url = url
+        self.app_id = app_id
+        self._key: rsa.RSAPrivateKey | None = None
+        if private_key:
+            key = serialization.load_pem_private_key(private_key.encode(), password=None)
+            if not isinstance(key, rsa.RSAPrivateKey):
+                raise ValueError("the Alipay app key must be an RSA private key")
+            self._key = key
+        self.timeout_s = timeout_s
+        self._transport = transport
+
+    def __repr__(self) -> str:  # never the key
+        return f"AlipayPlatform(url={self.url!r}, app_id={self.app_id!r})"
+
+    def _signed(self, params: dict[str, str]) -> dict[str, str]:
+        """The common parameters, signed RSA2 (SHA256withRSA over the sorted ``k=v`` pairs)
+        when the app has a key; the stand-in takes unsigned requests."""
+        params = {
+            **params,
+            "app_id": self.app_id,
+            "method": ALIPAY_METHOD,
+            "format": "JSON",
+            "charset": "utf-8",
+            "sign_type": "RSA2",
+            "timestamp": datetime.now(BEIJING).strftime("%Y-%m-%d %H:%M:%S"),
+            "version": "1.0",
+        }
+        if self._key is not None:
+            content = "&".join(f"{k}={v}" for k, v in sorted(params.items()) if v)
+            signature = self._key.sign(content.encode(), padding.PKCS1v15(), hashes.SHA256())
+            params["sign"] = base64.b64encode(signature).decode()
+        return params
+
+    async def exchange_login_code(self, code: str) -> PlatformSession:
+        params = self._signed({"grant_type": "authorization_code", "code": code})
+        async with httpx.AsyncClient(transport=self._transport, timeout=self.timeout_s) as client:
+            try:
+                response = await client.post(self.url, data=params)
+            except httpx.TransportError as exc:
+                logger.warning("alipay %s failed: %s", ALIPAY_METHOD, type(exc).__name__)
+                raise ProviderUnavailable("the mini-program platform did not answer") from exc
+        try:
+            payload = response.json()
+        except ValueError:
+            payload = None
+        if response.status_code != 200 or not isinstance(payload, dict):
+            logger.warning("alipay %s answered %d", ALIPAY_METHOD, response.status_code)
+            raise ProviderUnavailable("the mini-program platform gave no usable answer")
+        error = payload.get("error_response")
+        if isinstance(error, dict):
+            sub_code = str(error.get("sub_code", ""))
+            logger.info("alipay %s: %s %s", ALIPAY_METHOD, error.get("code"), sub_code[:64])
+            if sub_code in ALIPAY_REFUSED:
+                raise PlatformCodeRejected("the platform refused the login code")
+            raise ProviderUnavailable("the mini-program platform could not exchange the code")
+        answer = payload.get("alipay_system_oauth_token_response")
+        user_id = answer.get("user_id") if isinstance(answer, dict) else None
+        token = answer.get("access_token") if isinstance(answer, dict) else None
+        if not isinstance(user_id, str) or not isinstance(token, str):
+            raise ProviderUnavailable("the mini-program platform gave a malformed answer")
+        if not user_id or not token or len(user_id) > 128:
+            raise ProviderUnavailable("the mini-program platform gave a malformed answer")
+        return PlatformSession(openid=user_id, unionid=None, session_key=token)
+
+    async def exchange_phone_code(self, code: str) -> str:
+        raise ProviderUnavailable("binding the phone by Alipay code is not offered")
+
+
+def platforms_from_settings(settings: Settings) -> dict[str, MiniProgramPlatform]:
+    """Every mini-program platform identity serves, by the name a sign-in gives."""
+    key = settings.alipay_app_private_key.get_secret_value()
+    if settings.environment == "production" and not key:
+        raise ValueError(
+            "the stand-in Alipay platform cannot serve production: set "
+            "IDENTITY_ALIPAY_GATEWAY_URL, IDENTITY_ALIPAY_APP_ID and "
+            "IDENTITY_ALIPAY_APP_PRIVATE_KEY"
+        )
+    alipay = AlipayPlatform(
+        settings.alipay_gateway_url,
+        app_id=settings.alipay_app_id,
+        private_key=key,
+        timeout_s=settings.alipay_timeout_s,
+    )
+    return {"wechat": platform_from_settings(settings), "alipay": alipay}
 
 
 def platform_from_settings(settings: Settings) -> MiniProgramPlatform:

@@ -16,7 +16,7 @@ from kit.app import ContextDep
 from kit.auth import Principal, Scope, require
 from kit.db import SessionDep
 from kit.errors import PROBLEM_JSON
-from services.identity.dependencies import PlatformDep, SettingsDep
+from services.identity.dependencies import PlatformDep, PlatformsDep, SettingsDep
 from services.identity.mini_program import service
 from services.identity.mini_program.schemas import (
     MiniProgramLogin,
@@ -47,14 +47,14 @@ async def sign_in(
     session: SessionDep,
     context: ContextDep,
     settings: SettingsDep,
-    platform: PlatformDep,
+    platforms: PlatformsDep,
     response: Response,
 ) -> SignedIn:
     signed_in = await service.sign_in(
         session,
         cipher=context.cipher,
         events=context.events,
-        platform=platform,
+        platform=platforms[body.platform],
         code=body.code,
         policy_version=body.policy_version,
     )

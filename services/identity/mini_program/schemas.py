@@ -10,7 +10,7 @@ from services.identity.sms.schemas import POLICY_VERSION_PATTERN, SignedIn
 
 __all__ = ["MiniProgramLogin", "PhoneBinding", "PhoneBound", "SignedIn"]
 
-Platform = Literal["wechat"]
+Platform = Literal["wechat", "alipay"]
 
 
 class MiniProgramLogin(BaseModel):
@@ -21,7 +21,8 @@ class MiniProgramLogin(BaseModel):
         min_length=1,
         max_length=128,
         pattern=r"^[0-9A-Za-z_\-]+$",
-        description="the code the platform gave the mini-program (WeChat `wx.login`)",
+        description="the code the platform gave the mini-program (WeChat `wx.login`, "
+        "Alipay `my.getAuthCode`)",
     )
     policy_version: str = Field(
         pattern=POLICY_VERSION_PATTERN,

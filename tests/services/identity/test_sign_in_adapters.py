@@ -138,7 +138,7 @@ async def test_the_sms_sender_posts_the_code_and_logs_neither_it_nor_the_phone(
 async def test_the_export_holds_the_platform_identity(
     identity: Identity, platform_app: httpx.ASGITransport
 ) -> None:
-    identity.app.state.mini_program_platform = wechat(platform_app)
+    identity.app.state.mini_program_platforms["wechat"] = wechat(platform_app)
     signed_in = await identity.client.post(
         "/mini-program/sign-in",
         json={"code": await phone_code(platform_app, "frank"), "policy_version": "2026.1"},
