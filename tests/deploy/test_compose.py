@@ -4,7 +4,9 @@ the properties the deployment promises."""
 
 from __future__ import annotations
 
+import base64
 import re
+import secrets
 import shutil
 import subprocess
 import sys
@@ -13,8 +15,14 @@ from typing import Any
 
 import pytest
 import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from kit.settings import REPO_ROOT
+from services.identity.config import Settings
+from services.identity.mini_program.platform import platforms_from_settings
+from services.identity.sms.sender import HttpSmsSender, sms_sender_from_settings
+from services.identity.verification.authority import SandboxAuthority, authority_from_settings
 
 COMPOSE = REPO_ROOT / "deploy" / "compose.yaml"
 APPS = ("identity", "orders", "consent", "transfer", "gateway")
@@ -92,5 +100,39 @@ def test_the_gateway_never_gets_the_master_key(compose: dict[str, Any]) -> None:
     gateway = compose["services"]["gateway"]
     assert gateway["secrets"] == []
     assert not [name for name in gateway["environment"] if "MASTER_KEY" in name]
-    for app in ("identity", "orders", "consent", "transfer", "migrate"):
+    for app in ("orders", "consent", "transfer", "migrate"):
         assert compose["services"][app]["secrets"] == ["master_key"], app
+    assert compose["services"]["identity"]["secrets"][0] == "master_key"
+
+
+def test_identity_starts_on_the_real_providers_not_the_stand_ins(
+    compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Identity's production start refuses its stand-ins (SMS file, sandbox authority,
+    stand-in mini-program platforms): compose names every provider, secrets as files."""
+    identity = compose["services"]["identity"]
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    for name, given in identity["environment"].items():
+        if not name.startswith("IDENTITY_") or name.endswith("DATABASE_URL"):
+            continue
+        if name.endswith("_FILE"):
+            secret = given.removeprefix("/run/secrets/")
+            assert secret in identity["secrets"] and secret in compose["secrets"], name
+            value = pem if "PRIVATE_KEY" in name else "a-secret"
+            monkeypatch.setenv(name.removesuffix("_FILE"), value)
+            continue
+        # ${NAME:-default} is the default, ${NAME:?...} what the operator must give
+        value = re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", given)
+        value = re.sub(r"\$\{[A-Z_]+:\?[^}]*\}", "https://provider.example/x", value)
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("PRIVACY_MASTER_KEY", base64.b64encode(secrets.token_bytes(32)).decode())
+    settings = Settings(environment="production")
+    assert isinstance(sms_sender_from_settings(settings), HttpSmsSender)
+    assert not isinstance(authority_from_settings(settings), SandboxAuthority)
+    assert set(platforms_from_settings(settings)) == {"wechat", "alipay"}
+    assert "edge" in identity["networks"]  # the providers are outside

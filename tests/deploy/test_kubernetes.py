@@ -5,7 +5,9 @@ for what the deployment needs of them."""
 
 from __future__ import annotations
 
+import base64
 import os
+import secrets
 import shutil
 import subprocess
 from pathlib import Path
@@ -14,8 +16,14 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from kit.settings import REPO_ROOT
+from services.identity.config import Settings
+from services.identity.mini_program.platform import platforms_from_settings
+from services.identity.sms.sender import HttpSmsSender, sms_sender_from_settings
+from services.identity.verification.authority import SandboxAuthority, authority_from_settings
 
 OVERLAY = REPO_ROOT / "deploy" / "k8s" / "overlays" / "production"
 KUBERNETES_VERSION = "1.32.0"
@@ -136,3 +144,38 @@ def test_the_gateway_never_gets_the_master_key(rendered: list[dict[str, Any]]) -
     for name in SERVICES:
         service = deployments[name]["spec"]["template"]["spec"]["containers"][0]
         assert "PRIVACY_MASTER_KEY_FILE" in {env["name"] for env in service["env"]}, name
+
+
+def test_identity_starts_on_the_real_providers_not_the_stand_ins(
+    rendered: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Identity's production start refuses its stand-ins: the settings name every provider
+    (placeholders the operator replaces) and the pod reads their secrets from files."""
+    settings_map = next(
+        doc
+        for doc in rendered
+        if doc["kind"] == "ConfigMap" and "privacy-settings" in doc["metadata"]["name"]
+    )
+    for name, value in settings_map["data"].items():
+        if name.startswith(("IDENTITY_", "PRIVACY_ENVIRONMENT")):
+            monkeypatch.setenv(name, value)
+    [container] = _objects(rendered, "Deployment")["identity"]["spec"]["template"]["spec"][
+        "containers"
+    ]
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    files = [env["name"] for env in container["env"] if env["name"].endswith("_FILE")]
+    for name in files:
+        if "DATABASE_URL" not in name and "MASTER_KEY" not in name:
+            value = pem if "PRIVATE_KEY" in name else "a-secret"
+            monkeypatch.setenv(name.removesuffix("_FILE"), value)
+    monkeypatch.setenv("PRIVACY_MASTER_KEY", base64.b64encode(secrets.token_bytes(32)).decode())
+    settings = Settings()
+    assert settings.environment == "production"
+    assert isinstance(sms_sender_from_settings(settings), HttpSmsSender)
+    assert not isinstance(authority_from_settings(settings), SandboxAuthority)
+    assert set(platforms_from_settings(settings)) == {"wechat", "alipay"}
