@@ -10,15 +10,23 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
+from urllib.parse import parse_qsl
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from jose import jwt
 
 from deploy.mini_platform.main import create_app as create_platform
-from services.identity.mini_program.platform import PlatformCodeRejected, WeChatPlatform
+from services.identity.mini_program.platform import (
+    AlipayPlatform,
+    PlatformCodeRejected,
+    WeChatPlatform,
+)
 from services.identity.sms.sender import HttpSmsSender
 from services.identity.verification.authority import ProviderUnavailable
 from tests.services.identity.conftest import Identity
@@ -158,3 +166,51 @@ async def test_the_export_holds_the_platform_identity(
     assert platform_identity["fields"]["openid"]["category"] == "user.account.platform_id"
     assert platform_identity["fields"]["unionid"]["value"] == unionid
     assert platform_identity["fields"]["session_key"]["value"] == "set (never shown)"
+
+
+async def test_alipay_exchanges_the_auth_code_signed_and_logs_no_secret(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    received: list[dict[str, str]] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        form = dict(parse_qsl(request.content.decode()))
+        received.append(form)
+        if form["code"] == "used-code":
+            error = {"code": "40002", "msg": "Invalid Arguments", "sub_code": "isv.code-used"}
+            return httpx.Response(200, json={"error_response": error})
+        token = {"user_id": "2088000000000001", "access_token": "authusrBsecret"}
+        return httpx.Response(200, json={"alipay_system_oauth_token_response": token})
+
+    alipay = AlipayPlatform(
+        "https://alipay.test/gateway.do",
+        app_id="2021000000000009",
+        private_key=pem,
+        timeout_s=5.0,
+        transport=httpx.MockTransport(answer),
+    )
+    caplog.set_level(logging.DEBUG)
+    session = await alipay.exchange_login_code("good-code")
+    assert (session.openid, session.session_key) == ("2088000000000001", "authusrBsecret")
+    with pytest.raises(PlatformCodeRejected):
+        await alipay.exchange_login_code("used-code")
+    form = received[0]
+    assert (form["method"], form["grant_type"], form["app_id"]) == (
+        "alipay.system.oauth.token",
+        "authorization_code",
+        "2021000000000009",
+    )
+    signed = "&".join(f"{k}={v}" for k, v in sorted(form.items()) if k != "sign")
+    key.public_key().verify(
+        base64.b64decode(form["sign"]), signed.encode(), padding.PKCS1v15(), hashes.SHA256()
+    )
+    logged = " ".join(record.getMessage() for record in caplog.records)
+    assert "isv.code-used" in logged
+    assert "authusrBsecret" not in logged and "good-code" not in logged
+    assert "2088000000000001" not in logged and "PRIVATE" not in repr(alipay)
