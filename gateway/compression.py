@@ -53,27 +53,32 @@ def _textual(content_type: str) -> bool:
     return media.startswith("text/") or media.endswith(_TEXTUAL_SUFFIXES)
 
 
+#: The headers :func:`compress` reads, as Starlette keeps them (lower-case bytes).
+_READ: Final = frozenset({b"content-encoding", b"content-type", b"vary", b"etag"})
+
+
 def compress(response: Response, *, accept_encoding: str, min_bytes: int) -> None:
     """Compress ``response`` in place if it is long and textual enough and the client
     accepts gzip; ``min_bytes`` 0 turns compression off."""
-    body = bytes(response.body)
-    if (
-        min_bytes <= 0
-        or len(body) < min_bytes
-        or "content-encoding" in response.headers
-        or not _textual(response.headers.get("content-type", ""))
-    ):
+    body = response.body
+    if min_bytes <= 0 or len(body) < min_bytes:
         return
-    vary = response.headers.get("vary")
+    found: dict[bytes, str] = {}  # the first of each, read once from the raw headers
+    for name, value in response.raw_headers:
+        if name in _READ and name not in found:
+            found[name] = value.decode("latin-1")
+    if b"content-encoding" in found or not _textual(found.get(b"content-type", "")):
+        return
+    vary = found.get(b"vary")
     if vary is None:
-        response.headers["Vary"] = "Accept-Encoding"
+        response.raw_headers.append((b"vary", b"Accept-Encoding"))
     elif "accept-encoding" not in vary.lower() and vary.strip() != "*":
         response.headers["Vary"] = f"{vary}, Accept-Encoding"
     if not accepts_gzip(accept_encoding):
         return
-    response.body = gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0)
+    response.body = gzip.compress(bytes(body), compresslevel=GZIP_LEVEL, mtime=0)
     response.headers["Content-Encoding"] = "gzip"
     response.headers["Content-Length"] = str(len(response.body))
-    etag = response.headers.get("etag")
+    etag = found.get(b"etag")
     if etag is not None and not etag.startswith("W/"):
         response.headers["ETag"] = "W/" + etag

@@ -74,7 +74,7 @@ from kit.auth import (
 )
 from kit.clock import china_today
 from kit.errors import PROBLEM_JSON, DomainError, problem
-from kit.field_filter import FieldFilter
+from kit.field_filter import FieldFilter, FilterResult
 from kit.observability import request_id_var
 from kit.restriction import Restrictions
 from kit.revocation import Revocations
@@ -249,7 +249,7 @@ def _route_of(table: RouteTable, method: str, path: str) -> Route:
     served by the GET entry; OPTIONS on a known path answers 204 with its ``Allow``; any
     other method the path does not take (TRACE included) 405 with the true ``Allow``; a
     path no exposed entry has 404."""
-    if {".", ".."} & set(path.split("/")):
+    if "." in path and {".", ".."} & set(path.split("/")):
         raise Refused(404, "route_not_listed", "no such route", code="not-found")
     route = table.match("GET" if method == "HEAD" else method, path)
     if route is not None and not route.internal:
@@ -459,6 +459,15 @@ def _check_owner(
     )
     if isinstance(owner, str) and owner:
         _check_restricted(call, gateway, route, owner, purpose)
+
+
+def _filtered(gateway: Gateway, route: Route, purpose: str, parsed: Any) -> FilterResult:
+    """The answer as ``purpose`` may see it; with ``owner_hidden``, without the owner field
+    once checked: the caller never learns whose data it is (the upstream records the read)."""
+    result = gateway.fields.filter(parsed, resource=route.resource or "", purpose=purpose)
+    if route.owner_hidden and route.owner_field and isinstance(result.value, dict):
+        result.value.pop(route.owner_field, None)
+    return result
 
 
 def _check_ceased(facts: PolicyFacts, purpose: str, today: date) -> None:
@@ -699,7 +708,7 @@ async def _filter_answer(
             502, "unfilterable_response", "the upstream answer cannot be filtered"
         ) from None
     _check_owner(call, gateway, route, principal, purpose=purpose, parsed=parsed)
-    result = gateway.fields.filter(parsed, resource=route.resource, purpose=purpose)
+    result = _filtered(gateway, route, purpose, parsed)
     removed, masked = _filtered_series(route.resource, purpose)
     if result.removed:
         removed.inc(result.removed)

@@ -41,6 +41,7 @@ from gateway.limits import RateLimiter
 from gateway.openapi import gateway_openapi
 from gateway.openapi import router as openapi_router
 from gateway.policy_facts import facts_handler, load_facts, refresh_facts
+from gateway.privacy_web import router as privacy_web_router
 from gateway.problems import router as problems_router
 from gateway.proxy import ClientFactory, Upstreams, default_client_factory
 from gateway.routes import load_route_table
@@ -140,7 +141,13 @@ def create_app(
             "The API gateway: authorisation, purpose binding, consent enforcement and "
             "minimum-necessary field filtering."
         ),
-        routers=[well_known_router, problems_router, openapi_router, gateway_router],
+        routers=[
+            well_known_router,
+            problems_router,
+            openapi_router,
+            privacy_web_router,  # the privacy center's pages, /privacy/ (before the catch-all)
+            gateway_router,
+        ],
         consumers=background,
         on_startup=start,
         on_stopping=[flush_access_events],

@@ -252,6 +252,18 @@ _CHALLENGE: Final = {
 }
 
 
+def _without_property(schema: Any, name: str) -> Any:
+    """The answer's top-level object schema without ``name`` (an owner field the gateway
+    removes, ``owner_hidden``)."""
+    if not isinstance(schema, dict) or not isinstance(schema.get("properties"), dict):
+        return schema
+    out = dict(schema)
+    out["properties"] = {k: v for k, v in schema["properties"].items() if k != name}
+    if "required" in schema:
+        out["required"] = [item for item in schema["required"] if item != name]
+    return out
+
+
 def _gateway_errors(
     route: Route, catalogue: Catalogue, has_body: bool
 ) -> dict[str, dict[str, Any]]:
@@ -298,6 +310,8 @@ def _gateway_errors(
                 ["consent-view-not-ready"],
                 _RETRY_AFTER,
             )
+    if route.owner_field is not None:
+        forbidden += ["processing-restricted", "storage-only"]
     errors["403"] = _problem_response(
         "The caller may not use this route under the purpose asked", forbidden, _CHALLENGE
     )
@@ -436,6 +450,8 @@ def _operation(
                 if "schema" not in media:
                     continue
                 full = _inline(media["schema"], renamed_components)
+                if route.owner_hidden and route.owner_field:
+                    full = _without_property(full, route.owner_field)
                 shapes = [
                     _Filter(personal, fields.visible(resource, p), p).response(full)
                     for p in purposes

@@ -14,7 +14,14 @@ upstream's own path. An entry is one of:
 
 ``resource`` (a catalogue resource) says what the response holds: it is filtered to what
 the purpose may see. ``owner_field`` names the response field holding the data subject's
-account id, for access events on reads by someone other than the owner. The consent a
+account id, on routes whose answer is one subject's data read by someone other than the
+owner (partners, staff): the gateway refuses the answer when that subject restricted the
+route's purpose or a category it shows, or when their deleted account left the data under
+a legal hold (OB-L-2, OB-L-5), and records the read as an access event of the owner. It
+needs a ``resource`` (the owner is read from the answers the gateway filters) and is never
+one of the resource's personal fields. ``owner_hidden: true`` removes the owner field from
+the answer once checked: a caller who may not learn whose data it is (a partner reading a
+privacy waybill) never sees the account id; the upstream records such reads itself. The consent a
 route needs follows from its purpose's kind (additional and separate purposes need one).
 ``during_renewal: open`` marks a route that serves the user's rights (reading the ledger,
 notices and transfers, changing consents, filing and following rights requests): it stays
@@ -48,9 +55,10 @@ UPSTREAMS: Final = ("identity", "orders", "consent", "transfer")
 CONSENT_KINDS: Final = frozenset({"additional", "separate"})
 _ENTRY_KEYS: Final = frozenset(
     {"route", "public", "internal", "scopes", "purpose", "purposes", "resource", "owner_field",
-     "during_renewal", "note"}
+     "owner_hidden", "during_renewal", "note"}
 )  # fmt: skip
 RENEWAL_STANDINGS: Final = ("open", "refused")
+_FIELD_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 _PARAM = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
 _TEMPLATE = re.compile(r"^/[a-z]+(/(\{[a-z_][a-z0-9_]*\}|[A-Za-z0-9._-]+))*$")
 
@@ -72,6 +80,8 @@ class Route:
     purpose: str | None = None  # the purpose when it does not depend on the scope
     resource: str | None = None
     owner_field: str | None = None
+    #: the owner field is for the gateway's check only: removed from the answer
+    owner_hidden: bool = False
     #: purposes of this route that need the caller's consent (additional / separate)
     consent_purposes: frozenset[str] = frozenset()
     #: a user's right: served while a policy renewal is pending (``during_renewal: open``)
@@ -93,12 +103,23 @@ class Route:
         return frozenset(self.purpose_by_scope)
 
 
-def _pattern(template: str) -> re.Pattern[str]:
+def _regex(template: str, *, named: bool = True) -> str:
     parts = _PARAM.split(template)
-    regex = "".join(
-        f"(?P<{part}>[^/]+)" if index % 2 else re.escape(part) for index, part in enumerate(parts)
+    return "".join(
+        (f"(?P<{part}>[^/]+)" if named else "[^/]+") if index % 2 else re.escape(part)
+        for index, part in enumerate(parts)
     )
-    return re.compile(f"^{regex}$")
+
+
+def _pattern(template: str) -> re.Pattern[str]:
+    return re.compile(f"^{_regex(template)}$")
+
+
+def _joined(entries: list[tuple[Route, re.Pattern[str]]]) -> tuple[re.Pattern[str], list[Route]]:
+    """The entries' patterns as alternatives of one expression, each its own group (the
+    parameters' groups anonymous), and the routes in group order."""
+    regex = "|".join(f"({_regex(route.template, named=False)})" for route, _ in entries)
+    return re.compile(f"^(?:{regex})$"), [route for route, _ in entries]
 
 
 def _first_segment(path: str) -> str:
@@ -131,15 +152,23 @@ class RouteTable:
                 lists = [self._candidates[(route.method, first)]]
             for candidates in lists:
                 candidates.append((route, pattern))
+        # Each list as one expression, its entries as alternatives in the same order (the
+        # first that matches wins, as in the list): one match in C per request instead of
+        # a Python loop over a dozen patterns.
+        self._joined = {key: _joined(entries) for key, entries in self._candidates.items()}
+        self._joined_elsewhere = {m: _joined(entries) for m, entries in self._elsewhere.items()}
 
     def match(self, method: str, path: str) -> Route | None:
-        candidates = self._candidates.get((method, _first_segment(path)))
-        if candidates is None:
-            candidates = self._elsewhere.get(method, [])
-        for route, pattern in candidates:
-            if pattern.match(path):
-                return route
-        return None
+        joined = self._joined.get((method, _first_segment(path)))
+        if joined is None:
+            joined = self._joined_elsewhere.get(method)
+            if joined is None:
+                return None
+        pattern, routes = joined
+        found = pattern.match(path)
+        if found is None or found.lastindex is None:
+            return None
+        return routes[found.lastindex - 1]
 
     def path_known(self, path: str) -> bool:
         return any(pattern.match(path) for _, pattern in self._compiled)
@@ -241,9 +270,23 @@ def _check_entry(raw: Any, catalogue: Catalogue, problems: list[str]) -> Route |
         bad(f"unknown resource {resource!r}")
         resource = None
     owner_field = raw.get("owner_field")
-    if owner_field is not None and not isinstance(owner_field, str):
-        bad("'owner_field' is a field name")
-        owner_field = None
+    if owner_field is not None:
+        if not isinstance(owner_field, str) or not _FIELD_NAME.match(owner_field):
+            bad("'owner_field' is a field name")
+            owner_field = None
+        elif raw.get("resource") is None:
+            bad("'owner_field' needs a 'resource': the owner is read from filtered answers")
+        elif isinstance(resource, str) and owner_field in catalogue.fields_for(resource):
+            bad(
+                f"'owner_field' names the owner's account id, not the personal field "
+                f"{owner_field!r} of {resource}"
+            )
+    owner_hidden = raw.get("owner_hidden", False)
+    if not isinstance(owner_hidden, bool):
+        bad("'owner_hidden' is true or false")
+        owner_hidden = False
+    elif owner_hidden and owner_field is None:
+        bad("'owner_hidden' needs an 'owner_field'")
     during_renewal = raw.get("during_renewal", "refused")
     if during_renewal not in RENEWAL_STANDINGS:
         bad(f"'during_renewal' is one of {', '.join(RENEWAL_STANDINGS)}")
@@ -259,6 +302,7 @@ def _check_entry(raw: Any, catalogue: Catalogue, problems: list[str]) -> Route |
         purpose=purpose if isinstance(purpose, str) else None,
         resource=resource,
         owner_field=owner_field,
+        owner_hidden=owner_hidden,
         consent_purposes=frozenset(consent),
         open_during_renewal=during_renewal == "open",
     )

@@ -14,7 +14,11 @@ subject; ids, purposes and categories only, no personal data).
   ``subject``'s data under ``purpose`` (touching ``categories``) is refused, with the
   problem to answer: ``processing-restricted`` (403) or ``storage-only`` (403).
 - :class:`RestrictionView` reads the topic from its beginning at every start (no consumer
-  group, nothing committed: restrictions are few) and keeps following it.
+  group, nothing committed: restrictions are few) and keeps following it. Its
+  :attr:`RestrictionView.ready` turns true once it has read up to the end offsets the
+  topic had when it first found it (until the consent service has made the topic, it is
+  not ready); ``/readyz`` shows it as ``caught_up`` (:mod:`kit.app`), so an app is not
+  taken for ready while it could still serve a restricted subject's data.
 
 What stays allowed: under a restriction, the user's own rights (``rights.access``), so a
 user can always read, export or lift; under a legal hold, the legal purposes of the
@@ -29,7 +33,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
 from kit.background import BackgroundLoop
@@ -187,6 +191,35 @@ class RestrictionView(BackgroundLoop):
         self.topic = topic
         self.restrictions = restrictions
         self.retry_delay_s = retry_delay_s
+        #: per partition, the end offset to reach before :attr:`ready` (None: not known yet)
+        self._targets: dict[TopicPartition, int] | None = None
+        self._ready = False
+
+    @property
+    def ready(self) -> bool:
+        """True once the view has read the topic up to the end offsets it saw first."""
+        return self._ready
+
+    async def _learn_targets(self, consumer: AIOKafkaConsumer) -> None:
+        if self.topic not in await consumer.topics():
+            return  # not made yet: asked again after the next fetch
+        partitions = consumer.partitions_for_topic(self.topic)
+        if not partitions:
+            return  # metadata not there yet: asked again after the next fetch
+        tps = [TopicPartition(self.topic, partition) for partition in sorted(partitions)]
+        self._targets = dict(await consumer.end_offsets(tps))
+
+    async def _check_caught_up(self, consumer: AIOKafkaConsumer) -> None:
+        if self._targets is None:
+            await self._learn_targets(consumer)
+            if self._targets is None:
+                return
+        assigned = consumer.assignment()
+        for tp, end in self._targets.items():
+            if end > 0 and (tp not in assigned or await consumer.position(tp) < end):
+                return
+        self._ready = True
+        logger.info("%s is ready: %d restricted subjects", self.name, len(self.restrictions))
 
     def apply(self, value: bytes | None) -> None:
         if value is None:
@@ -220,6 +253,8 @@ class RestrictionView(BackgroundLoop):
                     for records in batches.values():
                         for record in records:
                             self.apply(record.value)
+                    if not self._ready:
+                        await self._check_caught_up(consumer)
             except Exception as exc:
                 if not is_broker_failure(exc):
                     logger.exception("%s failed; starting again", self.name)

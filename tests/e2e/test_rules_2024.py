@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import httpx
 import pytest
 
 from kit.catalogue import default_catalogue
@@ -183,6 +184,63 @@ async def test_a_restriction_names_only_purposes_and_categories_the_catalogue_al
         "/consent/rights-requests", headers=user, json={"kind": "restriction"}
     )
     assert empty.status_code == 422
+
+
+@pytest.mark.obligation("OB-L-2")
+async def test_a_staff_read_of_a_restricted_users_data_is_refused_by_the_gateway_itself(
+    suite: Suite,
+) -> None:
+    goods = await suite.call(
+        "POST", "/orders/admin/goods", headers=suite.admin,
+        json={"name": f"Restricted tea {secrets.token_hex(3)}", "price": "12.00"}, expect=201,
+    )  # fmt: skip
+    person = Person.new()
+    _, user = await suite.register(person)
+    placed = await suite.call(
+        "POST", "/orders/orders", headers={**user, "Idempotency-Key": secrets.token_hex(8)},
+        json=person.order_body(goods["goods_id"]), expect=201,
+    )  # fmt: skip
+    text = f"Parcel {secrets.token_hex(6)} has not arrived."
+    case = await suite.call(
+        "POST", "/orders/support/cases", headers=user,
+        json={"topic": "delivery", "order_id": placed["order_id"], "text": text}, expect=201,
+    )  # fmt: skip
+    agent_person = Person.new()
+    await suite.call(
+        "POST", "/identity/staff", headers=suite.admin,
+        json={"phone": agent_person.phone, "password": agent_person.password,
+              "roles": ["customer_service"]},
+        expect=201,
+    )  # fmt: skip
+    agent = await suite.login(agent_person.phone, agent_person.password)
+    path = f"/orders/support/agent/cases/{case['case_id']}"
+    await suite.call("GET", path, headers=agent)
+
+    await _file(suite, user, {"kind": "restriction", "purposes": ["customer_service"]})
+    refused = await _answer_becomes(suite, "GET", path, 403, headers=agent)
+    assert refused["type"].endswith("/problems/processing-restricted")
+    assert refused["purpose"] == "customer_service"
+    assert not [value for value in (text, person.name, person.phone)
+                if value in json.dumps(refused, ensure_ascii=False)]  # fmt: skip
+    # The refusal is the gateway's own: behind its back orders still answers the agent.
+    async with suite.direct("orders") as orders:
+        direct = await orders.get(
+            f"/support/agent/cases/{case['case_id']}",
+            headers={**agent, "X-Purpose": "customer_service"},
+        )
+    assert direct.status_code == 200
+    assert direct.json()["case_id"] == case["case_id"]
+
+
+async def test_every_app_is_ready_only_with_its_restriction_view_caught_up(suite: Suite) -> None:
+    """An app that has not read ``consent.restrictions`` could serve a restricted or held
+    subject's data: its ``/readyz`` says whether the view caught up (what a rollout and
+    the suite wait for)."""
+    for name, process in suite.processes.items():
+        async with httpx.AsyncClient(base_url=process.ops_url, timeout=5.0) as client:
+            readiness = (await client.get("/readyz")).json()
+        view = readiness["checks"][f"loop:{name}.restrictions"]
+        assert view == {"ok": True, "detail": {"caught_up": True}}, name
 
 
 # ---------------------------------------------------------------------------- explanation

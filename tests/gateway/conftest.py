@@ -46,6 +46,8 @@ ID_NUMBER = "11010119900307123X"
 POINT = {"latitude": 30.27, "longitude": 120.15}
 SECRETS = (PHONE, EXTRA_MOBILE, NAME, DETAIL, TAX_ID, EMAIL, CUSTOMS_NAME, ID_NUMBER)
 
+#: The buyer of the partner's orders (named by one order's read, never shown to the partner).
+BUYER = "acc_fakebuyerfakebuyer00"
 #: An order as the upstream holds it, every personal field filled in.
 FULL_ORDER: dict[str, Any] = {
     "order_id": "ord_fake",
@@ -81,7 +83,8 @@ def fake_orders_app() -> FastAPI:
     @app.get("/partner/orders/{order_id}")
     async def partner_order(order_id: str, request: Request) -> dict[str, Any]:
         keep(request)
-        return {**FULL_ORDER, "order_id": order_id}
+        # As orders answers one order's read: naming the buyer for the gateway's check.
+        return {**FULL_ORDER, "order_id": order_id, "account_id": BUYER}
 
     @app.get("/partner/orders")
     async def partner_orders(request: Request) -> dict[str, Any]:

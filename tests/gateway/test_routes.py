@@ -166,3 +166,65 @@ async def test_unlisted_and_internal_routes_are_refused_and_never_proxied(
     wrong = await gw.client.request("DELETE", "/orders/orders/ord_1", headers=user)
     assert wrong.status_code == 405 and wrong.headers["allow"] == "GET, HEAD, OPTIONS"
     assert orders_upstream.state.seen == []  # refused, never proxied
+
+
+def test_an_owner_field_is_checked_at_start() -> None:
+    text = """version: 1
+routes:
+  - route: GET /orders/security/accounts/{account_id}/orders
+    scopes: [security:read]
+    purpose: security.anti_fraud
+    owner_field: account_id
+  - route: GET /orders/partner/orders/{order_id}
+    scopes: [partner:logistics]
+    purpose: logistics.delivery
+    resource: orders.order
+    owner_field: consignee_phone
+  - route: GET /orders/support/agent/cases/{case_id}
+    scopes: [support:read]
+    purpose: customer_service
+    resource: orders.support
+    owner_field: Account-Id
+    owner_hidden: yes please
+  - route: GET /orders/support/agent/cases/{case_id}/order
+    scopes: [support:read]
+    purpose: customer_service
+    resource: orders.order
+    owner_hidden: true
+"""
+    with pytest.raises(RouteTableError) as caught:
+        parse_route_table(text, default_catalogue())
+    assert str(caught.value).splitlines() == [
+        "routes.yaml:3: 'owner_field' needs a 'resource': the owner is read from filtered answers",
+        "routes.yaml:7: 'owner_field' names the owner's account id, not the personal field "
+        "'consignee_phone' of orders.order",
+        "routes.yaml:12: 'owner_field' is a field name",
+        "routes.yaml:12: 'owner_hidden' is true or false",
+        "routes.yaml:18: 'owner_hidden' needs an 'owner_field'",
+    ]
+
+
+def test_every_partner_or_staff_read_of_one_record_names_whose_data_it_is() -> None:
+    """The gateway's restriction and legal-hold check on someone else's read runs only on
+    routes naming the owner: every partner or staff route answering one record (a path
+    parameter) of a resource names it, and a partner never sees the buyer's account id."""
+    table = load_route_table(DEFAULT_ROUTES, default_catalogue())
+    others = [
+        route
+        for route in table.routes
+        if not route.internal
+        and route.resource is not None
+        and "{" in route.template
+        and route.scopes
+        and all(scope.split(":")[0] in {"partner", "support", "security"} for scope in route.scopes)
+    ]
+    assert {route.key for route in others} >= {
+        "GET /orders/partner/orders/{order_id}",
+        "GET /identity/security/accounts/{account_id}",
+        "GET /orders/security/accounts/{account_id}/orders",
+        "GET /orders/support/agent/cases/{case_id}",
+        "GET /orders/support/agent/cases/{case_id}/order",
+    }
+    assert [route.key for route in others if route.owner_field is None] == []
+    hidden = {route.key for route in table.routes if route.owner_hidden}
+    assert hidden == {"GET /orders/partner/orders/{order_id}"}

@@ -741,6 +741,8 @@ class PrivacyMachine(RuleBasedStateMachine):
         elif order.status not in COURIER_STATUSES:
             # cancelled, or cancelled by the buyer's deletion: the partner's duty is over
             status, number = 404, (4 if order.owner.deleted else 1)
+        elif order.owner.deleted:
+            status, number = 403, 4  # picked up before the deletion: storage-only since
         else:
             status, number = 200, 1
         self.call(
@@ -820,6 +822,8 @@ class PrivacyMachine(RuleBasedStateMachine):
         courier = order.courier
         if order.status != "shipped" or courier is None or courier.revoked:
             return
+        if order.owner.deleted:
+            return  # what delivery does for a storage-only order is not modelled
         self.story.step("deliver", order=order, courier=courier)
         self._report(order, courier, "delivered", "completed")
 

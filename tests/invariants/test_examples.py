@@ -220,10 +220,10 @@ def test_a_delivered_order_is_kept_one_year_on_and_anonymised_four_years_on(
 
 
 @pytest.mark.obligation("OB-R-1")
-def test_a_deleted_buyers_order_on_its_way_is_still_delivered(stack: Stack) -> None:
-    """The one order a deletion does not cancel: picked up, the parcel is on its way and
-    its courier reads the waybill until delivery ends the order (README, "Deleting an
-    account with open orders")."""
+def test_a_deleted_buyers_order_on_its_way_is_storage_only_for_its_courier(stack: Stack) -> None:
+    """The one order a deletion does not cancel: picked up, it cannot be called back; what
+    is left of it is kept under the legal hold, storage-only (README, "Deleting an account
+    with open orders"): its courier reads nothing more (403)."""
     play = Play(stack)
     u0 = play.step(play.state.start)
     play.step(lambda: play.state.register(agree=True))
@@ -233,9 +233,7 @@ def test_a_deleted_buyers_order_on_its_way_is_still_delivered(stack: Stack) -> N
     play.step(lambda: play.state.assign(order=o0, courier=c0))
     play.step(lambda: play.state.pick_up(order=o0))
     play.step(lambda: play.state.delete_account(user=u0))
-    play.step(lambda: play.state.courier_reads(order=o0, courier=c0))  # 200: on its way
-    play.step(lambda: play.state.deliver(order=o0))
-    play.step(lambda: play.state.courier_reads(order=o0, courier=c0))  # 404: delivered
+    play.step(lambda: play.state.courier_reads(order=o0, courier=c0))  # 403: storage-only
     play.end()
 
 

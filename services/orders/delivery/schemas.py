@@ -72,6 +72,12 @@ class PartnerOrderView(BaseModel):
     present only when the catalogue lets the purpose see them."""
 
     order_id: str = Field(description="the order number")
+    account_id: str | None = Field(
+        default=None,
+        description="the buyer's account id, on one order's read only: for the gateway's "
+        "check of the buyer's restrictions and legal hold (policy/routes.yaml owner_field), "
+        "which removes it before the partner sees the answer",
+    )
     status: OrderStatus
     role: PartnerRole
     purpose: str = Field(description="the one purpose this response was served under")

@@ -443,6 +443,9 @@ async def get_partner_order(
         virtual_number_prefix=virtual_number_prefix,
         restrictions=restrictions,
     )
+    # Whose order it is, for the gateway's own check (OB-L-2, OB-L-5); never shown to the
+    # partner (policy/routes.yaml: owner_hidden).
+    view.account_id = order.buyer_id
     return view
 
 

@@ -15,8 +15,8 @@ nobody delivers to a person who asked to be forgotten. Decided (README, "Deletin
 account with open orders"): an account closed at the user's request ends the service the
 orders were for (PIPL art. 47(1)-(2): the purpose can no longer be achieved, the service
 ends), and the refund returns the buyer's money. An order already picked up (``shipped``,
-``delivered``) cannot be cancelled: the parcel is on its way, and its courier keeps its
-waybill until delivery completes (held, as below).
+``delivered``) cannot be cancelled: what is left of it is held as below, storage-only
+(``kit.restriction``: its courier reads nothing more).
 
 Then (:func:`delete_subject`): for each of the subject's orders, a field whose retention
 is a legal record (:data:`LEGAL_RECORDS`: ``transaction_record``, ``tax_record``) and whose

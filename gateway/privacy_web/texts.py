@@ -1,0 +1,185 @@
+# ruff: noqa: RUF001  (Chinese text uses its own full-width punctuation)
+"""The privacy center's words, Simplified Chinese first and English second, and the
+choice between them: an explicit choice (the switch, kept in a cookie), else the browser's
+``Accept-Language`` (the first of ``zh*`` / ``en*`` by weight), else Chinese."""
+
+from __future__ import annotations
+
+from typing import Final, Literal
+
+__all__ = ["LANGUAGES", "TEXTS", "Language", "choose_language"]
+
+Language = Literal["zh", "en"]
+LANGUAGES: Final[tuple[Language, ...]] = ("zh", "en")
+LANGUAGE_COOKIE: Final = "privacy_lang"
+
+TEXTS: Final[dict[Language, dict[str, str]]] = {
+    "zh": {
+        "html_lang": "zh-CN",
+        "title": "隐私中心",
+        "switch": "English",
+        "switch_lang": "en",
+        "skip": "跳到正文",
+        "nav": "隐私中心导航",
+        "nav_consents": "我的授权",
+        "nav_ledger": "处理记录",
+        "nav_requests": "权利请求",
+        "sign_in": "登录",
+        "sign_in_intro": "使用手机号和密码登录，管理您的个人信息。",
+        "phone": "手机号",
+        "password": "密码",
+        "sign_out": "退出登录",
+        "signed_out": "您已退出登录，或登录已过期，请重新登录。",
+        "consents_intro": "以下功能只有在您同意后才会处理您的个人信息。您可以随时撤回，"
+        "撤回不影响撤回前基于同意已进行的处理。",
+        "purpose": "用途",
+        "meaning": "含义",
+        "state": "当前状态",
+        "granted": "已同意",
+        "not_granted": "未同意",
+        "grant": "同意",
+        "withdraw": "撤回",
+        "separate": "单独同意",
+        "additional": "附加功能",
+        "disclosure": "同意前须告知的事项",
+        "per_recipient": "跨境传输按每个境外接收方单独同意，请在应用的跨境页面中操作。",
+        "policy_section": "隐私政策条款",
+        "ledger_intro": "谁在何时、为何目的、依据何种法律基础处理了您的哪些个人信息。",
+        "chain_valid": "记录链完整：未发现篡改。",
+        "chain_invalid": "记录链校验失败：请联系个人信息保护负责人。",
+        "filter": "筛选",
+        "all_purposes": "全部用途",
+        "when": "时间",
+        "who": "处理者",
+        "action": "操作",
+        "categories": "信息类别",
+        "legal_basis": "法律依据",
+        "no_entries": "暂无处理记录。",
+        "requests_intro": "您可以查阅、复制您的个人信息，或要求删除。每项请求由各服务分别答复，"
+        "须在法定期限内完成。",
+        "request_access": "申请导出我的个人信息",
+        "access_explained": "我们汇总各服务持有的您的个人信息，完成后可在此下载（JSON 格式）。",
+        "request_deletion": "申请删除账户及个人信息",
+        "deletion_explained": "删除后账户将注销，无法恢复。法律要求我们保存的部分信息"
+        "（例如交易记录、发票及税务资料须依《电子商务法》《税收征收管理法》保存）"
+        "将仅作存储、不再用于任何其他处理，保存期满后删除；各服务答复后会在下方逐项列出"
+        "保留的信息类别、法律依据和保存期限。",
+        "deletion_confirm": "我了解删除后无法恢复",
+        "kind": "类型",
+        "status": "状态",
+        "filed": "提交时间",
+        "due": "截止日期",
+        "download": "下载导出文件",
+        "kept": "依法保留",
+        "until": "保存至",
+        "no_requests": "暂无权利请求。",
+        "kind_access": "查阅复制",
+        "kind_deletion": "删除",
+        "status_open": "处理中",
+        "status_completed": "已完成",
+        "done_access": "已提交导出申请。",
+        "done_deletion": "已提交删除申请。",
+        "done_consent": "授权已更新。",
+        "error": "出错了",
+    },
+    "en": {
+        "html_lang": "en",
+        "title": "Privacy center",
+        "switch": "中文",
+        "switch_lang": "zh",
+        "skip": "Skip to content",
+        "nav": "Privacy center",
+        "nav_consents": "My consents",
+        "nav_ledger": "Processing ledger",
+        "nav_requests": "Rights requests",
+        "sign_in": "Sign in",
+        "sign_in_intro": "Sign in with your phone number and password to manage your data.",
+        "phone": "Phone number",
+        "password": "Password",
+        "sign_out": "Sign out",
+        "signed_out": "You are signed out, or your sign-in expired; please sign in again.",
+        "consents_intro": "These functions process your personal information only with your "
+        "consent. You can withdraw at any time; what was done before stays lawful.",
+        "purpose": "Purpose",
+        "meaning": "What it means",
+        "state": "Now",
+        "granted": "Granted",
+        "not_granted": "Not granted",
+        "grant": "Grant",
+        "withdraw": "Withdraw",
+        "separate": "Separate consent",
+        "additional": "Additional function",
+        "disclosure": "What you are told before consenting",
+        "per_recipient": "Transfers abroad are consented per overseas recipient, in the "
+        "app's cross-border page.",
+        "policy_section": "Privacy policy section",
+        "ledger_intro": "Who processed which of your data, when, for what and on which "
+        "legal basis.",
+        "chain_valid": "The ledger's chain is intact: nothing was altered.",
+        "chain_invalid": "The ledger's chain does not verify: contact the privacy officer.",
+        "filter": "Filter",
+        "all_purposes": "All purposes",
+        "when": "When",
+        "who": "Who",
+        "action": "Action",
+        "categories": "Categories",
+        "legal_basis": "Legal basis",
+        "no_entries": "No processing recorded yet.",
+        "requests_intro": "You can read and copy your personal information, or have it "
+        "deleted. Each service answers a request within the legal deadline.",
+        "request_access": "Request an export of my data",
+        "access_explained": "We gather what every service holds about you; once complete, "
+        "download it here (JSON).",
+        "request_deletion": "Request deletion of my account and data",
+        "deletion_explained": "Deletion closes your account for good. What the law makes us "
+        "keep (such as transaction records, invoices and tax records under the E-Commerce "
+        "Law and the Tax Collection Law) is only stored, never otherwise processed, and "
+        "deleted when its period ends; once each service answers, what it keeps, why and "
+        "until when is listed below.",
+        "deletion_confirm": "I understand deletion cannot be undone",
+        "kind": "Kind",
+        "status": "Status",
+        "filed": "Filed",
+        "due": "Due",
+        "download": "Download the export",
+        "kept": "Kept by law",
+        "until": "until",
+        "no_requests": "No rights requests yet.",
+        "kind_access": "Access",
+        "kind_deletion": "Deletion",
+        "status_open": "In progress",
+        "status_completed": "Completed",
+        "done_access": "Your export request is filed.",
+        "done_deletion": "Your deletion request is filed.",
+        "done_consent": "Your consent is updated.",
+        "error": "Something went wrong",
+    },
+}
+
+
+def _weighted(accept_language: str) -> list[tuple[float, int, str]]:
+    ranked: list[tuple[float, int, str]] = []
+    for position, part in enumerate(accept_language.split(",")):
+        tag, _, params = part.strip().partition(";")
+        weight = 1.0
+        if params.strip().startswith("q="):
+            try:
+                weight = float(params.strip()[2:])
+            except ValueError:
+                weight = 0.0
+        ranked.append((-weight, position, tag.strip().lower()))
+    return sorted(ranked)
+
+
+def choose_language(chosen: str | None, accept_language: str | None) -> Language:
+    """The page's language: the person's choice, else the browser's, else Chinese."""
+    if chosen in LANGUAGES:
+        return "zh" if chosen == "zh" else "en"
+    for negative_weight, _, tag in _weighted(accept_language or ""):
+        if negative_weight >= 0:
+            break
+        if tag.startswith("zh"):
+            return "zh"
+        if tag.startswith("en"):
+            return "en"
+    return "zh"
