@@ -40,6 +40,8 @@ HTTP_CLIENTS: dict[str, str] = {
     "a token in; nothing personal)",
     "kit/testing.py": "an app in the same process (tests)",
     "gateway/proxy.py": "the suite's own four services (the gateway's upstreams, domestic)",
+    "gateway/privacy_web/client.py": "the gateway app itself, in process (ASGI transport): "
+    "the privacy center's pages call the gateway's own routes; no network",
     "services/identity/verification/authority.py": "the domestic identity authority",
     "services/identity/mini_program/platform.py": "the mini-program platform's server API "
     "(domestic): a login or phone code and the app's credentials out, the openid, session "
