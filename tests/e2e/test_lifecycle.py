@@ -33,11 +33,10 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import x25519
-from prometheus_client.parser import text_string_to_metric_families
 
 from kit.clock import china_today
 from kit.events import Event
-from kit.testing import eventually, read_records, topic_events
+from kit.testing import read_records, topic_events
 from tests.e2e.scan import scan_suite, topics_under
 from tests.e2e.suite import Person, Suite
 from tests.kit.support import parsed_by_cloudevents_sdk
@@ -214,19 +213,6 @@ async def _officer_view(suite: Suite, request_id: str) -> dict[str, Any]:
                 found: dict[str, Any] = request
                 return found
     raise AssertionError(f"the privacy officer does not see {request_id}")
-
-
-async def _worker_runs(suite: Suite) -> float:
-    """Completed runs of transfer's worker, from its own ``/metrics`` (an operator's view)."""
-    async with suite.direct("transfer") as transfer:
-        text = (await transfer.get("/metrics")).text
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == "periodic_task_runs_total" and sample.labels == {
-                "task": "transfer-worker"
-            }:
-                return float(sample.value)
-    return 0.0
 
 
 async def _until(
@@ -497,7 +483,10 @@ async def test_deletion_leaves_only_the_kept_record_and_no_plaintext_anywhere(
     keys = {row["key"] for row in consents}
     assert "location" in keys and any(k.startswith("cross_border.transfer:") for k in keys)
     assert not any(row["granted"] for row in consents), "a consent survived the deletion"
-    transfer = await suite.call(
+    # What deletion leaves is only stored (OB-L-5): a transfer of it is refused at once,
+    # and none is recorded to fetch, pack or send later.
+    before = await suite.sql("transfer", "SELECT count(*) AS n FROM transfer")
+    refused = await suite.call(
         "POST",
         "/transfer/transfers",
         headers=suite.admin,
@@ -507,20 +496,12 @@ async def test_deletion_leaves_only_the_kept_record_and_no_plaintext_anywhere(
             "recipient_id": world.recipient["id"],
             "categories": ["user.contact.address"],
         },
-        expect=202,
+        expect=403,
     )
-    # Without the withdrawn consent it waits; nothing is fetched, packed or sent.
-    assert transfer["status"] == "awaiting_consent", transfer
-    # Two more completed runs of the transfer worker: one began after the request and
-    # looked at it (resuming what awaits consent), and left it waiting.
-    runs = await _worker_runs(suite)
-
-    async def two_more_runs() -> bool:
-        return await _worker_runs(suite) >= runs + 2
-
-    await eventually(two_more_runs, timeout_s=30, what="two more transfer worker runs")
-    again = await suite.call("GET", f"/transfer/transfers/{transfer['id']}", headers=suite.admin)
-    assert again["status"] == "awaiting_consent" and again["waybill_id"] is None, again
+    assert refused["type"].endswith("/problems/storage-only"), refused
+    assert refused["purpose"] == "cross_border.transfer", refused
+    after = await suite.sql("transfer", "SELECT count(*) AS n FROM transfer")
+    assert after[0]["n"] == before[0]["n"]
 
     values = shopper.person.values()
     report = await scan_suite(
@@ -530,8 +511,8 @@ async def test_deletion_leaves_only_the_kept_record_and_no_plaintext_anywhere(
         log_dir=suite.log_dir,
         values=values,
     )
-    # every app's log and the stand-in payment provider's
-    logs = len(suite.processes) + 1
+    # every app's log, the stand-in payment provider's and the stand-in mini-program platform's
+    logs = len(suite.processes) + 2
     assert report.rows and report.records and report.logs == logs, report.summary()
     print(f"leak scan of {len(values)} values: {report.summary()}")  # shown by pytest -rA
     assert report.findings == [], "\n".join(map(str, report.findings))
@@ -746,7 +727,7 @@ async def test_no_personal_value_of_anyone_is_stored_or_sent_in_plaintext(suite:
         log_dir=suite.log_dir,
         values=values,
     )
-    assert report.rows and report.records and report.logs == len(suite.processes) + 1
+    assert report.rows and report.records and report.logs == len(suite.processes) + 2
     print(f"leak scan of {len(values)} values: {report.summary()}")  # shown by pytest -rA
     assert report.findings == [], "\n".join(map(str, report.findings))
 

@@ -189,6 +189,15 @@ MATRIX = [
 ]
 
 
+#: Routes that answer only for one kind of object: the parameter takes that object.
+OBJECT_OF_ROUTE: dict[str, dict[str, str]] = {
+    "GET /consent/rights-requests/{request_id}/explanation": {
+        "request_id": "explanation_request_id"
+    },
+    "POST /consent/rights-requests/{request_id}/delivery": {"request_id": "portability_request_id"},
+}
+
+
 @dataclass
 class World:
     """The objects and who holds them."""
@@ -199,8 +208,10 @@ class World:
     #: Data of the objects, none of which an attacker's answer may carry.
     secrets: set[str] = field(default_factory=set)
 
-    def path(self, template: str) -> str:
+    def path(self, template: str, method: str = "GET") -> str:
         path = template
+        for name, key in OBJECT_OF_ROUTE.get(f"{method} {template}", {}).items():
+            path = path.replace("{" + name + "}", self.objects[key])
         for name, value in self.objects.items():
             path = path.replace("{" + name + "}", value)
         assert "{" not in path, f"{template}: no object for its parameter; add it to World"
@@ -376,6 +387,17 @@ async def build_world(suite: Suite) -> World:
         202,
     )
     world.objects["request_id"] = rights["id"]
+    for kind, extra in (
+        ("explanation", {}),
+        ("portability", {"destination": {"name": "Other Shop", "url": "https://other.example/in"}}),
+    ):
+        filed = await _ok(
+            await client.post(
+                "/consent/rights-requests", json={"kind": kind, **extra}, headers=user_a
+            ),
+            202,
+        )
+        world.objects[f"{kind}_request_id"] = filed["id"]
     created = await _ok(
         await client.post("/consent/incidents", json=incident(), headers=officer), 201
     )
@@ -422,7 +444,9 @@ async def test_rightful_holders_reach_their_objects(world: World) -> None:
         if method != "GET" or key in PUBLIC_BY_DESIGN:
             continue
         holder = sorted(rightful(key, scopes))[0]
-        answer = await world.suite.client.get(world.path(template), headers=world.headers[holder])
+        answer = await world.suite.client.get(
+            world.path(template, method), headers=world.headers[holder]
+        )
         expected = UNAVAILABLE_IN_PROCESS.get(key, 200)
         assert answer.status_code == expected, f"{key} as {holder}: {answer.text}"
 
@@ -438,7 +462,7 @@ async def test_a_caller_without_the_right_gets_403_or_404_and_no_data(
 ) -> None:
     body = BODIES.get(f"{method} {template}")
     answer = await world.suite.client.request(
-        method, world.path(template), json=body, headers=world.headers[attacker]
+        method, world.path(template, method), json=body, headers=world.headers[attacker]
     )
     assert answer.status_code == status, f"{answer.status_code}: {answer.text}"
     assert answer.headers["content-type"].startswith("application/problem+json")

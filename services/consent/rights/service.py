@@ -1087,10 +1087,11 @@ async def port_request(
 ) -> PortabilityReceipt:
     """Gather the user's data from every participant, keep what came by consent or
     contract, and deliver it to the destination they named, once they signed in again
-    (OB-L-4). As with the export, nothing is locked while the services and the
-    destination answer; the ``rights.ported`` event is written afterwards."""
-    reverified(auth_time, now=now, within_s=reverify_within_s)
+    (OB-L-4). Another user's request is not found, as everywhere, before the owner is
+    asked to sign in again. As with the export, nothing is locked while the services and
+    the destination answer; the ``rights.ported`` event is written afterwards."""
     request = await _owned(session, request_id=request_id, subject=subject)
+    reverified(auth_time, now=now, within_s=reverify_within_s)
     destination = await session.get(PortabilityDestination, request.id)
     if request.kind != "portability" or destination is None:
         raise NotThisKind("only a portability request is delivered to another processor")

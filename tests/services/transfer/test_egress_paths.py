@@ -40,8 +40,17 @@ HTTP_CLIENTS: dict[str, str] = {
     "a token in; nothing personal)",
     "kit/testing.py": "an app in the same process (tests)",
     "gateway/proxy.py": "the suite's own four services (the gateway's upstreams, domestic)",
+    "gateway/privacy_web/client.py": "the gateway app itself, in process (ASGI transport): "
+    "the privacy center's pages call the gateway's own routes; no network",
     "services/identity/verification/authority.py": "the domestic identity authority",
-    "services/consent/rights/export.py": "the suite's own services (rights exports)",
+    "services/identity/mini_program/platform.py": "the mini-program platform's server API "
+    "(domestic): a login or phone code and the app's credentials out, the openid, session "
+    "key or phone number in",
+    "services/identity/sms/sender.py": "the SMS provider (domestic): the mainland mobile "
+    "number and the sign-in code out",
+    "services/consent/rights/export.py": "the suite's own services (rights exports), and the "
+    "processor a user names for a portability copy (OB-L-4): only after re-verification, "
+    "only the data that came by consent or contract",
     "kit/rights.py": "the privacy center, domestic (a participant reads its corrections)",
     "services/transfer/transfers/fetcher.py": "the orders service (domestic)",
     "services/transfer/transfers/delivery.py": "overseas recipients: the one path abroad",
