@@ -36,6 +36,10 @@ BOUNDED_LISTS = {
     ("transfer", "/recipients"): "registered overseas recipients, staff only",
     ("orders", "/admin/payment-providers"): "payment providers set up by staff: a handful",
     ("orders", "/payment-providers"): "the wallets a buyer may pay with: a handful",
+    ("orders", "/support/cases"): "a user's own customer service cases: a handful",
+    ("consent", "/mini-program/privacy-guide"): "the catalogue's categories the app collects",
+    ("consent", "/consents/me/prompts"): "the catalogue's purposes that ask, one each",
+    ("consent", "/lists/versions"): "one list version per policy or registry change",
 }
 
 
