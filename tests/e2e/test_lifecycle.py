@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives.asymmetric import x25519
 
 from kit.clock import china_today
 from kit.events import Event
-from kit.testing import read_records, topic_events
+from kit.testing import eventually, read_records, topic_events
 from tests.e2e.scan import scan_suite, topics_under
 from tests.e2e.suite import Person, Suite
 from tests.kit.support import parsed_by_cloudevents_sdk
@@ -417,7 +417,18 @@ async def test_the_ledger_names_every_actor_by_its_registered_name(
     suite: Suite, world: World, shopper: Shopper
 ) -> None:
     courier = await suite.call("GET", f"/identity/partners/{world.courier}", headers=suite.admin)
-    entries = await _ledger(suite, shopper)
+    entries: list[dict[str, Any]] = []
+
+    async def export_reads_recorded() -> bool:
+        # The ledger consumes the services' events as they come: the access export (the
+        # test before) reached every service a moment ago.
+        nonlocal entries
+        entries = await _ledger(suite, shopper)
+        return any(
+            e["purpose"] == "rights.access" and e["who"]["kind"] == "service" for e in entries
+        )
+
+    await eventually(export_reads_recorded, timeout_s=30, what="the export's reads in the ledger")
     names = {(e["who"]["kind"], e["who"]["id"]): e["who"]["name"] for e in entries}
     # The courier read the waybill: shown by the name it was registered with.
     assert names[("partner", world.courier)] == courier["name"]
