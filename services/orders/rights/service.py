@@ -397,43 +397,28 @@ async def delete_subject(
     await session.execute(
         delete(OrderIdempotencyKey).where(col(OrderIdempotencyKey.buyer_id) == subject)
     )
-    if getattr(cart_items, "rowcount", 0) or getattr(shares, "rowcount", 0):
-        cart_category = catalogue.field_policy(CART, CART_FIELD).category
-        erasure.deleted.add(cart_category)
+
+    def deleted(resource: str, field: str) -> None:
+        """One resource's data of the subject deleted: counted and recorded."""
+        category = catalogue.field_policy(resource, field).category
+        erasure.deleted.add(category)
         events.processing(
             session,
             subject=subject,
             actor=ACTOR,
             action="delete",
             purpose=rights.PURPOSE,
-            resource=CART,
-            categories=[cart_category],
+            resource=resource,
+            categories=[category],
         )
+
+    if getattr(cart_items, "rowcount", 0) or getattr(shares, "rowcount", 0):
+        deleted(CART, CART_FIELD)
     await security.delete_subject(session, account_id=subject)
     if await support.delete_subject(session, account_id=subject):
-        support_category = catalogue.field_policy(support.RESOURCE, support.FIELD).category
-        erasure.deleted.add(support_category)
-        events.processing(
-            session,
-            subject=subject,
-            actor=ACTOR,
-            action="delete",
-            purpose=rights.PURPOSE,
-            resource=support.RESOURCE,
-            categories=[support_category],
-        )
+        deleted(support.RESOURCE, support.FIELD)
     if await search.delete_all(session, owner_id=subject):
-        search_category = catalogue.field_policy(search.RESOURCE, search.FIELD).category
-        erasure.deleted.add(search_category)
-        events.processing(
-            session,
-            subject=subject,
-            actor=ACTOR,
-            action="delete",
-            purpose=rights.PURPOSE,
-            resource=search.RESOURCE,
-            categories=[search_category],
-        )
+        deleted(search.RESOURCE, search.FIELD)
     await session.flush()
     return erasure
 
