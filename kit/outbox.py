@@ -37,6 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import col
 
 from kit.background import BackgroundLoop
+from kit.catalogue import Catalogue
 from kit.contracts import EventData, PersonalDataProcessed
 from kit.db import Database, is_sqlite
 from kit.events import Event, kafka_record, new_event
@@ -113,6 +114,30 @@ class EventWriter:
         )
         add_to_outbox(session, event, topic=self.topic)
         return event
+
+    def field_processing(
+        self,
+        session: AsyncSession,
+        *,
+        catalogue: Catalogue,
+        resource: str,
+        field: str,
+        owner_id: str,
+        action: Literal["read", "write", "delete"],
+        purpose: str,
+        actor: str | None = None,
+    ) -> Event:
+        """:meth:`processing` of one catalogue field of ``owner_id``'s data, by the owner
+        unless ``actor`` says who (a one-field resource: a cart, a search history)."""
+        return self.processing(
+            session,
+            subject=owner_id,
+            actor=actor or owner_id,
+            action=action,
+            purpose=purpose,
+            resource=resource,
+            categories=[catalogue.field_policy(resource, field).category],
+        )
 
     def processing_event(
         self,

@@ -88,14 +88,15 @@ def _record(
     purpose: str = PURPOSE,
     actor: str | None = None,
 ) -> None:
-    events.processing(
+    events.field_processing(
         session,
-        subject=owner_id,
-        actor=actor or owner_id,
+        catalogue=catalogue,
+        resource=RESOURCE,
+        field=FIELD,
+        owner_id=owner_id,
         action=action,
         purpose=purpose,
-        resource=RESOURCE,
-        categories=_categories(catalogue),
+        actor=actor,
     )
 
 
