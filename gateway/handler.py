@@ -76,6 +76,7 @@ from kit.clock import china_today
 from kit.errors import PROBLEM_JSON, DomainError, problem
 from kit.field_filter import FieldFilter, FilterResult
 from kit.observability import request_id_var
+from kit.query_params import passes_any_query
 from kit.restriction import Restrictions
 from kit.revocation import Revocations
 
@@ -202,6 +203,7 @@ class Call:
 
 
 @router.api_route("/{full_path:path}", methods=METHODS, include_in_schema=False)
+@passes_any_query
 async def gateway_entry(request: Request) -> Response:
     """FastAPI's catch-all: paths outside the upstreams' prefixes (404 or the gateway's
     own routes' ``Allow``). The upstreams' paths come to :func:`serve` straight from the

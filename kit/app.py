@@ -55,6 +55,7 @@ from kit.kafka import TopicSpec, configure_cluster, kafka_reachable
 from kit.observability import RequestContextMiddleware, configure_logging
 from kit.openapi import install_access_documentation
 from kit.outbox import EventWriter, OutboxRelay, outbox_stats
+from kit.query_params import refuse_unknown_query
 from kit.restriction import TOPIC as RESTRICTIONS_TOPIC
 from kit.restriction import Restrictions, RestrictionView
 from kit.revocation import Revocations, load_revocations, revocation_loops
@@ -306,7 +307,14 @@ def create_app(
     off: dict[str, Any] = (
         {} if public_operations else {"openapi_url": None, "docs_url": None, "redoc_url": None}
     )
-    app = app_class(title=title, description=description, version=version, lifespan=lifespan, **off)
+    app = app_class(
+        title=title,
+        description=description,
+        version=version,
+        lifespan=lifespan,
+        dependencies=[Depends(refuse_unknown_query)],  # a misspelt parameter is an error
+        **off,
+    )
     app.add_middleware(RequestContextMiddleware, app_name=settings.service_name)
     app.add_middleware(DrainingMiddleware)
     # Outermost: the client address every part of the app sees comes from the chain only

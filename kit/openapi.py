@@ -7,6 +7,9 @@
 - The gateway in front answers every route 429 when a caller exceeds its rate, and 413 when
   a request body is over its limit; the documents say so, since clients only ever reach
   an app through the gateway.
+- A query parameter is never null on the wire: an optional one is absent, so its schema is
+  the value's (FastAPI's ``anyOf [X, null]`` for ``X | None`` becomes ``X``); a query
+  parameter the operation does not list is refused 422 (:mod:`kit.query_params`).
 - A JSON request body that is not JSON at all is answered 400 ``malformed-json``
   (:mod:`kit.errors`), never 422.
 
@@ -53,6 +56,17 @@ def _add(responses: dict[str, Any], status: str, response: dict[str, Any]) -> No
         responses[status] = response
 
 
+def _without_null(schema: dict[str, Any]) -> dict[str, Any]:
+    choices = schema.get("anyOf")
+    if not isinstance(choices, list):
+        return schema
+    values = [choice for choice in choices if choice != {"type": "null"}]
+    if len(values) != 1 or len(values) == len(choices):
+        return schema
+    rest = {key: value for key, value in schema.items() if key != "anyOf"}
+    return {**values[0], **rest}
+
+
 def install_access_documentation(app: FastAPI) -> None:
     """Wrap ``app.openapi`` (after :func:`kit.errors.install_problem_handlers`)."""
     build: Callable[[], dict[str, Any]] = app.openapi
@@ -64,6 +78,9 @@ def install_access_documentation(app: FastAPI) -> None:
             return spec
         for operations in spec.get("paths", {}).values():
             for operation in operations.values():
+                for parameter in operation.get("parameters", []):
+                    if parameter.get("in") == "query" and "schema" in parameter:
+                        parameter["schema"] = _without_null(parameter["schema"])
                 responses: dict[str, Any] = operation.setdefault("responses", {})
                 if {BEARER_SCHEME: []} in operation.get("security", []):
                     _add(responses, "401", _problem(UNAUTHENTICATED, headers=_CHALLENGE))

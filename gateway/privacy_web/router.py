@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any, Final
 from urllib.parse import quote
 
-from fastapi import APIRouter, Form, Request, Response
+from fastapi import APIRouter, Depends, Form, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
@@ -71,16 +71,16 @@ def _signed_out(request: Request) -> RedirectResponse:
     return response
 
 
-def _done(request: Request) -> str | None:
-    done = request.query_params.get("done")
+def _done(done: str | None = None) -> str | None:
+    """The ``?done=`` a page is redirected with after a change (any other value: none)."""
     return done if done in {"access", "deletion", "consent", "signed_out"} else None
 
 
 @router.get("/", response_class=HTMLResponse)
-async def sign_in_page(request: Request) -> Response:
+async def sign_in_page(request: Request, done: Annotated[str | None, Depends(_done)]) -> Response:
     if request.cookies.get(SESSION_COOKIE):
         return _see("/privacy/consents")
-    return _page(request, "sign_in.html", done=_done(request))
+    return _page(request, "sign_in.html", done=done)
 
 
 @router.post("/sign-in")
@@ -130,7 +130,7 @@ def _refused(answer: GatewayAnswer) -> bool:
 
 
 @router.get("/consents", response_class=HTMLResponse)
-async def consents_page(request: Request) -> Response:
+async def consents_page(request: Request, done: Annotated[str | None, Depends(_done)]) -> Response:
     mine = await call_gateway(request, "GET", "/consent/consents/me")
     if _refused(mine):
         return _signed_out(request)
@@ -141,7 +141,7 @@ async def consents_page(request: Request) -> Response:
         "consents.html",
         purposes=purposes.body if purposes.ok else [],
         granted=granted,
-        done=_done(request),
+        done=done,
         error=None if mine.ok else mine.problem_detail,
     )
 
@@ -188,7 +188,7 @@ async def ledger_page(request: Request, purpose: str = "") -> Response:
 
 
 @router.get("/requests", response_class=HTMLResponse)
-async def requests_page(request: Request) -> Response:
+async def requests_page(request: Request, done: Annotated[str | None, Depends(_done)]) -> Response:
     answer = await call_gateway(request, "GET", "/consent/rights-requests/me")
     if _refused(answer):
         return _signed_out(request)
@@ -196,7 +196,7 @@ async def requests_page(request: Request) -> Response:
         request,
         "requests.html",
         requests=answer.body if answer.ok else [],
-        done=_done(request),
+        done=done,
         error=None if answer.ok else answer.problem_detail,
     )
 

@@ -243,6 +243,24 @@ async def test_malformed_json_is_400_at_the_service_and_at_the_gateway(
     ]
 
 
+async def test_an_unknown_query_parameter_is_refused_by_name_through_the_gateway(
+    privacy_center: GatewayUnderTest,
+) -> None:
+    _, user = privacy_center.user()
+    path = "/consent/consents/me/receipts"
+    misspelt = await privacy_center.client.get(path, params={"limt": "1"}, headers=user)
+    assert misspelt.status_code == 422, misspelt.text
+    assert misspelt.headers["content-type"] == "application/problem+json"
+    assert misspelt.json()["errors"] == [
+        {"field": "query.limt", "message": "Unknown query parameter", "type": "extra_forbidden"}
+    ]
+    # The declared ones (also a dependency's, such as the page's) still pass.
+    paged = await privacy_center.client.get(
+        path, params={"limit": "1", "offset": "0"}, headers=user
+    )
+    assert paged.status_code == 200, paged.text
+
+
 # --------------------------------------------------------------------------- problem types
 
 
