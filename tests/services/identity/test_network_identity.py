@@ -12,6 +12,7 @@ from kit.testing import bearer
 from services.identity.models import NetworkIdentity
 from tests.services.identity.conftest import Identity
 from tests.services.identity.ids import ADULT
+from tests.services.identity.test_rights import _trusting, service_headers
 
 NAME = "张三"
 
@@ -76,3 +77,24 @@ async def test_a_credential_the_service_does_not_confirm_is_refused(identity: Id
     assert refused.json()["type"].endswith("/network-identity-failed")
     async with identity.context.database.session() as session:
         assert list(await session.scalars(select(NetworkIdentity))) == []
+
+
+@pytest.mark.obligation("OB-R-1")
+async def test_the_access_export_holds_the_network_number(identity: Identity) -> None:
+    account_id, token = await identity.user()
+    answer = await identity.client.post(
+        "/verifications/network-identity",
+        json={"credential": "sandbox-netid:person-2"},
+        headers=bearer(token),
+    )
+    assert answer.status_code == 201, answer.text
+    async with identity.context.database.session() as session:
+        [row] = list(await session.scalars(select(NetworkIdentity)))
+    await _trusting(identity)
+    export = await identity.client.get(
+        f"/rights/export/{account_id}", headers=service_headers(identity)
+    )
+    assert export.status_code == 200, export.text
+    part = export.json()["network_identity"]
+    assert part["network_number"] == row.network_number and part["level"] == "real_name"
+    assert part["category"] == "user.government_id.network_number"
