@@ -18,6 +18,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Form, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
 
 from gateway.privacy_web.client import SESSION_COOKIE, GatewayAnswer, call_gateway
 from gateway.privacy_web.texts import (
@@ -28,6 +29,7 @@ from gateway.privacy_web.texts import (
     choose_language,
 )
 from kit.clock import CHINA_TZ
+from kit.markdown import render_markdown
 from kit.pagination import MAX_PAGE_SIZE, PageOffset
 
 __all__ = ["router"]
@@ -405,6 +407,7 @@ async def policy_page(request: Request, version: PolicyVersion | None = None) ->
         signed_in=agreements is not None,
         versions=archive.body if archive.ok else [],
         chosen=chosen.body if chosen.ok else None,
+        text=Markup(render_markdown(chosen.body["text"], top_heading=3)) if chosen.ok else "",
         agreed={a["version"] for a in (agreements or {}).get("agreements", [])},
         error=failed.problem_detail if failed else None,
     )

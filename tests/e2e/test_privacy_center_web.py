@@ -306,9 +306,9 @@ async def test_a_person_sees_their_overseas_recipient_and_consents_to_it_on_its_
         card = page.locator("section.overseas-recipient", has=heading)
         assert await card.locator("[data-field=country_region]").inner_text() == "日本"
         assert await card.locator("[data-field=purpose]").inner_text() == "向买家配送跨境订单的商品"
-        row = card.locator("tr.overseas-transfer")
+        row = card.locator(".overseas-transfer")
         assert await row.get_attribute("data-status") == "awaiting_consent"
-        assert await row.locator("td").nth(4).inner_text() == "等待您的单独同意，尚未提供"
+        assert await row.locator("[data-field=status]").inner_text() == "等待您的单独同意，尚未提供"
         found["zh /privacy/overseas (waiting)"] = await serious_violations(page)
 
         # The consents page: this recipient's consent, with its disclosure, granted by keyboard.
@@ -341,7 +341,7 @@ async def test_a_person_sees_their_overseas_recipient_and_consents_to_it_on_its_
         await page.get_by_role("link", name="境外接收方").click()
         await page.wait_for_url("**/privacy/overseas")
         assert await row.get_attribute("data-status") == "delivered"
-        assert await row.locator("td").nth(4).inner_text() == "已提供"
+        assert await row.locator("[data-field=status]").inner_text() == "已提供"
         provided = await row.locator("[data-field=provided]").inner_text()
         assert provided == china_time(delivered[0]["delivered_at"])
         await photograph(page, "overseas")
