@@ -257,6 +257,12 @@ def _china_time(value: str) -> str:
 templates.env.filters["china_time"] = _china_time
 
 
+def _here(request: Request) -> str:
+    """The page's path with its query: where the language switch comes back to."""
+    query = request.url.query
+    return f"{request.url.path}?{query}" if query else request.url.path
+
+
 def _digest(disclosure: dict[str, Any]) -> str:
     """SHA-256 of a recipient's disclosure as the page showed it (canonical JSON)."""
     canonical = json.dumps(disclosure, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -293,6 +299,8 @@ async def overseas_page(request: Request, offset: PageOffset = 0) -> Response:
         "overseas.html",
         recipients=_by_recipient(transfers),
         older=offset + TRANSFERS_PAGE if len(transfers) == TRANSFERS_PAGE else None,
+        newer=max(offset - TRANSFERS_PAGE, 0) if offset else None,
+        path=_here(request),
         error=None if answer.ok else answer.problem_detail,
     )
 
@@ -404,6 +412,7 @@ async def policy_page(request: Request, version: PolicyVersion | None = None) ->
         request,
         "policy.html",
         status_code=failed.status if failed else 200,
+        path=_here(request),
         signed_in=agreements is not None,
         versions=archive.body if archive.ok else [],
         chosen=chosen.body if chosen.ok else None,
@@ -432,6 +441,7 @@ async def policy_diff_page(
         request,
         "policy_diff.html",
         status_code=answer.status if not answer.ok else 200,
+        path=_here(request),
         signed_in=agreements is not None,
         diff=answer.body if answer.ok else None,
         lines=lines,
