@@ -204,7 +204,13 @@ async def test_every_page_of_the_privacy_center_passes_axe_in_both_languages(
         await sign_in_by_keyboard(page, person)
         for language in ("zh", "en"):
             await page.goto(f"/privacy/language/{language}?next=/privacy/consents")
-            for path in ("/privacy/consents", "/privacy/ledger", "/privacy/requests"):
+            for path in (
+                "/privacy/consents",
+                "/privacy/ledger",
+                "/privacy/requests",
+                "/privacy/overseas",  # nothing sent abroad yet
+                "/privacy/policy",
+            ):
                 await page.goto(path)
                 found[f"{language} {path}"] = await serious_violations(page)
     assert found == {name: [] for name in found}
