@@ -682,8 +682,10 @@ async def own_choices(
         await session.scalars(select(col(LedgerEntry.purpose)).where(mine).distinct())
     )
     categories: set[str] = set()
-    for listed in await session.scalars(select(col(LedgerEntry.categories)).where(mine).distinct()):
-        categories.update(listed)
+    # JSON has no equality on PostgreSQL: the distinct lists are compared as text.
+    listed = cast(col(LedgerEntry.categories), String)
+    for text_list in await session.scalars(select(listed).where(mine).distinct()):
+        categories.update(json.loads(text_list))
     rows = (
         await session.execute(
             select(col(LedgerEntry.actor), col(LedgerEntry.service), col(LedgerEntry.actor_role))
