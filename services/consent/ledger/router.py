@@ -23,7 +23,7 @@ Reader = Annotated[Principal, require(Scope.CONSENT_READ)]
 _Id = Annotated[str | None, Query(min_length=1, max_length=200)]
 
 
-def ledger_filter(
+async def ledger_filter(
     purpose: Annotated[
         _Id, Query(description="only entries of this purpose (catalogue id)")
     ] = None,
