@@ -82,6 +82,9 @@ KINDS: Final = frozenset(
     }
 )
 #: What a participant answers to the kinds it has nothing of its own to do for.
+#: Purpose kinds a user cannot restrict: their own rights, and what the law imposes.
+UNRESTRICTABLE_KINDS: Final = frozenset({"legal"})
+
 ANSWERED_FOR_ALL: Final[dict[str, str]] = {
     "access": "the export is fetched from this service",
     "portability": "this service's part of the copy is fetched from its export",

@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import json
 import secrets
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Final
@@ -24,6 +25,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 
+from gateway.handler import Gateway
 from gateway.privacy_web.client import SESSION_COOKIE, GatewayAnswer, call_gateway
 from gateway.privacy_web.texts import (
     LANGUAGE_COOKIE,
@@ -32,9 +34,11 @@ from gateway.privacy_web.texts import (
     Language,
     choose_language,
 )
+from kit.catalogue import DataCategory, Purpose
 from kit.clock import CHINA_TZ
 from kit.markdown import render_markdown
 from kit.pagination import MAX_PAGE_SIZE, PageOffset
+from kit.rights import UNRESTRICTABLE_KINDS
 
 __all__ = ["router"]
 
@@ -150,7 +154,18 @@ async def _done(done: str | None = None) -> str | None:
 
 
 _DONE: Final = frozenset(
-    {"access", "deletion", "consent", "signed_out", "correction", "withdraw_all"}
+    {
+        "access",
+        "deletion",
+        "consent",
+        "signed_out",
+        "correction",
+        "withdraw_all",
+        "restriction",
+        "explanation",
+        "portability",
+        "lifted",
+    }
 )
 
 
@@ -328,29 +343,75 @@ async def requests_page(request: Request, done: Annotated[str | None, Depends(_d
         return _signed_out(request)
     # A correction names its order by number, typed in: the page reads no order (reading
     # one would process its consignee's data only to show a list).
+    purposes, categories = _restrictable(request)
     return _page(
         request,
         "requests.html",
         requests=answer.body if answer.ok else [],
         correctable=CORRECTABLE,
+        restrictable_purposes=purposes,
+        restrictable_categories=categories,
         done=done,
         error=None if answer.ok else answer.problem_detail,
     )
 
 
-def _request_body(kind: str, order: str, field: str, value: str) -> dict[str, Any] | str:
+def _restrictable(request: Request) -> tuple[list[Purpose], list[DataCategory]]:
+    """What a restriction may name, from the catalogue the gateway runs with: purposes not
+    imposed by law, and the personal data categories (the consent service refuses others)."""
+    gateway: Gateway | None = getattr(request.app.state, "gateway", None)
+    if gateway is None:
+        return [], []
+    catalogue = gateway.context.catalogue
+    purposes = [p for p in catalogue.purposes if p.kind not in UNRESTRICTABLE_KINDS]
+    categories = [c for c in catalogue.data_categories if c.personal]
+    return purposes, categories
+
+
+@dataclass(frozen=True)
+class RequestForm:
+    """What the requests page's forms post: ``kind`` and the fields of that kind."""
+
+    kind: str
+    order: str = ""
+    field: str = ""
+    value: str = ""
+    purposes: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    destination_name: str = ""
+    destination_url: str = ""
+
+
+def _request_body(form: RequestForm) -> dict[str, Any] | str:
     """The rights request the form asks for, or which form field is wrong."""
-    if kind in {"access", "deletion", "withdraw_all"}:
+    kind = form.kind
+    if kind in {"access", "deletion", "withdraw_all", "explanation"}:
         return {"kind": kind}
+    if kind == "restriction":
+        if not form.purposes and not form.categories:
+            return "restriction"
+        return {"kind": kind, "purposes": list(form.purposes), "categories": list(form.categories)}
+    if kind == "portability":
+        if not form.destination_name.strip():
+            return "destination_name"
+        if not form.destination_url.strip():
+            return "destination_url"
+        destination = {"name": form.destination_name.strip(), "url": form.destination_url.strip()}
+        return {"kind": kind, "destination": destination}
     if kind != "correction":
         return "kind"
-    if not order:
+    if not form.order:
         return "order"
-    if field not in CORRECTABLE:
+    if form.field not in CORRECTABLE:
         return "field"
-    if not value.strip():
+    if not form.value.strip():
         return "value"
-    return {"kind": kind, "corrections": {"orders": {"order_id": order, field: value.strip()}}}
+    corrections = {"orders": {"order_id": form.order, form.field: form.value.strip()}}
+    return {"kind": kind, "corrections": corrections}
+
+
+_Choices = Annotated[list[str], Form(max_length=50)]
+_Url = Annotated[str, Form(max_length=2000)]
 
 
 @router.post("/requests")
@@ -361,11 +422,25 @@ async def file_request(
     order: _Text = "",
     field: _Text = "",
     value: _Text = "",
+    purposes: _Choices | None = None,
+    categories: _Choices | None = None,
+    destination_name: _Text = "",
+    destination_url: _Url = "",
     token: _Token = "",
 ) -> Response:
     if _form_forged(request, token):
         return _forged(request)
-    body = _request_body(kind, order, field, value)
+    form = RequestForm(
+        kind=kind,
+        order=order,
+        field=field,
+        value=value,
+        purposes=tuple(purposes or ()),
+        categories=tuple(categories or ()),
+        destination_name=destination_name,
+        destination_url=destination_url,
+    )
+    body = _request_body(form)
     if isinstance(body, str):
         error = TEXTS[_language(request)]["missing_" + body]
         return _page(request, "error.html", status_code=422, error=error)
@@ -394,6 +469,100 @@ async def download_export(request: Request, request_id: str) -> Response:
             "Cache-Control": "no-store",
             "X-Content-Type-Options": "nosniff",
         },
+    )
+
+
+def _request_path(request_id: str, tail: str = "") -> str:
+    return f"/consent/rights-requests/{quote(request_id, safe='')}{tail}"
+
+
+@router.post("/requests/{request_id}/lift")
+async def lift_restriction(request: Request, request_id: str, token: _Token = "") -> Response:
+    """Lift the person's restriction: processing resumes."""
+    if _form_forged(request, token):
+        return _forged(request)
+    answer = await call_gateway(request, "POST", _request_path(request_id, "/lift"))
+    if _refused(answer):
+        return _signed_out(request)
+    if not answer.ok:
+        return _page(request, "error.html", status_code=answer.status, error=answer.problem_detail)
+    return _see("/privacy/requests", done="lifted")
+
+
+@router.get("/requests/{request_id}/explanation", response_class=HTMLResponse)
+async def explanation_page(request: Request, request_id: str) -> Response:
+    """The answer to an explanation request: each kind of the person's data, for which
+    purposes, by whom, on which legal basis, and how long it is kept."""
+    answer = await call_gateway(request, "GET", _request_path(request_id, "/explanation"))
+    if _refused(answer):
+        return _signed_out(request)
+    return _page(
+        request,
+        "explanation.html",
+        status_code=answer.status if not answer.ok else 200,
+        explanation=answer.body if answer.ok else None,
+        error=None if answer.ok else answer.problem_detail,
+    )
+
+
+@router.post("/requests/{request_id}/delivery", response_class=HTMLResponse)
+async def deliver_copy(
+    *,
+    request: Request,
+    request_id: str,
+    phone: Annotated[str, Form(max_length=40)],
+    password: Annotated[str, Form(max_length=200)],
+    token: _Token = "",
+) -> Response:
+    """Send the portable copy to the processor the person named. The consent service
+    wants a password sign-in of the last minutes for it, so the form asks for the password
+    again; the fresh token is used for this call only (the session keeps its own). The
+    receipt is shown at once: the API keeps no page of it to come back to."""
+    if _form_forged(request, token):
+        return _forged(request)
+    login = await call_gateway(
+        request, "POST", "/identity/login", json={"phone": phone, "password": password}
+    )
+    if not login.ok:
+        return _page(request, "error.html", status_code=login.status, error=login.problem_detail)
+    answer = await call_gateway(
+        request,
+        "POST",
+        _request_path(request_id, "/delivery"),
+        token=login.body["access_token"],
+    )
+    if not answer.ok:
+        return _page(request, "error.html", status_code=answer.status, error=answer.problem_detail)
+    return _page(request, "delivered.html", receipt=answer.body)
+
+
+# --------------------------------------------------------------------------- notices
+#: Notices on one page.
+NOTICES_PAGE: Final = 10
+
+
+@router.get("/notices", response_class=HTMLResponse)
+async def notices_page(request: Request, offset: PageOffset = 0) -> Response:
+    """The person's notices (security incidents, ceased purposes, a change of controller),
+    newest first with their full text, a page at a time; one more is asked for than shown,
+    to know whether older ones exist."""
+    answer = await call_gateway(
+        request,
+        "GET",
+        "/consent/notices/me",
+        params={"limit": str(NOTICES_PAGE + 1), "offset": str(offset)},
+    )
+    if _refused(answer):
+        return _signed_out(request)
+    notices: list[dict[str, Any]] = answer.body if answer.ok else []
+    return _page(
+        request,
+        "notices.html",
+        notices=notices[:NOTICES_PAGE],
+        older=offset + NOTICES_PAGE if len(notices) > NOTICES_PAGE else None,
+        newer=max(offset - NOTICES_PAGE, 0) if offset else None,
+        path=_here(request),
+        error=None if answer.ok else answer.problem_detail,
     )
 
 

@@ -19,14 +19,17 @@ Without Chromium the tests are skipped, except in CI (``CI`` set), where they fa
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import secrets
 import shutil
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Final
 
@@ -36,8 +39,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import x25519
 from playwright.async_api import Page, async_playwright, expect
 
-from gateway.privacy_web.router import LEDGER_PAGE
+from gateway.privacy_web.router import LEDGER_PAGE, NOTICES_PAGE
 from kit.clock import CHINA_TZ, china_today
+from kit.models import utcnow
 from kit.settings import REPO_ROOT
 from tests.e2e.suite import Person, Suite
 
@@ -225,6 +229,7 @@ async def test_every_page_of_the_privacy_center_passes_axe_in_both_languages(
                 "/privacy/ledger?purpose=rights.access&offset=0",
                 "/privacy/requests",
                 "/privacy/overseas",  # nothing sent abroad yet
+                "/privacy/notices",  # none yet
                 "/privacy/policy",
             ):
                 await page.goto(path)
@@ -706,3 +711,264 @@ async def test_a_form_posted_without_this_sessions_token_changes_nothing(suite: 
         assert granted.status_code == 303
         mine = await suite.call("GET", "/consent/consents/me", headers=headers)
         assert {c["purpose"]: c["granted"] for c in mine["consents"]}["marketing.price_drop"]
+
+
+# --------------------------------------------------------------------------- notices
+
+
+def incident_body(title: str, since: datetime) -> dict[str, Any]:
+    """A security incident touching contact details since ``since``: everyone whose contact
+    details were processed since then is told."""
+    now = utcnow()
+    return {
+        "title": title,
+        "what_happened": "一台面单打印机的队列可从办公网络读取。\n已于当日关闭。",
+        "impact": "面单上的姓名和地址可能被看到。",
+        "window_start": since.isoformat(),
+        "window_end": now.isoformat(),
+        "detected_at": now.isoformat(),
+        "level": "general",
+        "categories": ["user.contact"],
+        "measures": "已关闭该队列并更换打印服务器。",
+        "advice": "请警惕自称快递员的来电。",
+        "remedies": "可联系客服申请补偿。",
+        "contact": "privacy@signature.example",
+    }
+
+
+async def test_a_person_reads_their_notices_newest_first_and_pages_through_them(
+    suite: Suite,
+) -> None:
+    _needed(str(AXE) if AXE.exists() else None, "axe-core is not installed (see .ci/run)")
+    since = utcnow() - timedelta(seconds=5)
+    person = Person.new()
+    _, headers = await suite.register(person)
+    order_id = await place_order(suite, person, headers)
+    await suite.call("GET", f"/orders/orders/{order_id}", headers=headers)
+    # The incidents find the person in their ledger: their contact details were processed.
+    await suite.eventually(
+        "GET",
+        "/consent/ledger/me",
+        lambda body: body["total"] > 0,
+        headers=headers,
+        payload=None,
+        within_s=60,
+    )
+    tag = secrets.token_hex(3)
+    titles = [f"面单打印机事件 {tag}-{number}" for number in range(NOTICES_PAGE + 1)]
+    for title in titles:
+        await suite.call(
+            "POST",
+            "/consent/incidents",
+            headers=suite.admin,
+            json=incident_body(title, since),
+            expect=201,
+        )
+    notices = await suite.eventually(
+        "GET",
+        "/consent/notices/me?limit=100",
+        lambda body: {n.get("title") for n in body} >= set(titles),
+        headers=headers,
+    )
+    found: dict[str, list[str]] = {}
+    async with browser_page(suite.gateway_url, locale="zh-CN") as page:
+        await sign_in_by_keyboard(page, person)
+        await page.get_by_role("link", name="通知").click()
+        await page.wait_for_url("**/privacy/notices")
+
+        # Newest first, a page of them, each in full.
+        items = page.locator("article.notice-item")
+        headings = items.get_by_role("heading", level=2)
+        assert await headings.all_inner_texts() == [n.get("title") for n in notices[:NOTICES_PAGE]]
+        assert await headings.first.inner_text() == titles[-1]
+        newest = items.first
+        assert await newest.get_attribute("data-kind") == "incident"
+        assert (
+            await newest.locator("[data-field=what_happened]").inner_text()
+            == "一台面单打印机的队列可从办公网络读取。\n已于当日关闭。"
+        )
+        assert await newest.locator("[data-field=your_categories]").inner_text() == ", ".join(
+            notices[0]["your_categories"]
+        )
+        assert (
+            await newest.locator("[data-field=advice]").inner_text() == "请警惕自称快递员的来电。"
+        )
+        assert "收到时间" in await newest.inner_text()
+        await photograph(page, "notices")
+        found["zh /privacy/notices"] = await serious_violations(page)
+
+        # Older ones on the next page, by keyboard.
+        await page.get_by_role("link", name="更早的记录").focus()
+        await page.keyboard.press("Enter")
+        await page.wait_for_url(f"**/privacy/notices?offset={NOTICES_PAGE}")
+        assert await headings.all_inner_texts() == [
+            n.get("title") for n in notices[NOTICES_PAGE : 2 * NOTICES_PAGE]
+        ]
+        assert titles[0] in await headings.all_inner_texts()
+        await page.get_by_role("link", name="较新的记录").click()
+        await page.wait_for_url("**/privacy/notices?offset=0")
+        assert await headings.first.inner_text() == titles[-1]
+
+        await page.get_by_role("link", name="English").click()
+        await expect(page.locator("html")).to_have_attribute("lang", "en")
+        assert await page.get_by_role("heading", level=1).inner_text() == "Notices"
+        assert "Received" in await items.first.inner_text()
+        found["en /privacy/notices"] = await serious_violations(page)
+    assert found == {name: [] for name in found}
+
+
+# --------------------------------------------------- restriction, explanation, portability
+
+
+@pytest.fixture
+def processor() -> Iterator[tuple[str, list[bytes]]]:
+    """The other processor a person names for a portable copy: keeps each copy it is sent."""
+    received: list[bytes] = []
+
+    class Processor(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.append(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Processor)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/import", received
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+async def _request_of(suite: Suite, headers: dict[str, str], kind: str) -> dict[str, Any]:
+    """The person's only request of ``kind``, as the API shows it."""
+    mine = await suite.call("GET", "/consent/rights-requests/me", headers=headers)
+    [found] = [r for r in mine if r["kind"] == kind]
+    return found  # type: ignore[no-any-return]
+
+
+async def test_a_person_restricts_asks_for_an_explanation_and_ports_a_copy(
+    suite: Suite, processor: tuple[str, list[bytes]]
+) -> None:
+    _needed(str(AXE) if AXE.exists() else None, "axe-core is not installed (see .ci/run)")
+    _, received = processor
+    person = Person.new()
+    account_id, headers = await suite.register(person)
+    order_id = await place_order(suite, person, headers)
+    await suite.call("GET", f"/orders/orders/{order_id}", headers=headers)
+    found: dict[str, list[str]] = {}
+    async with browser_page(suite.gateway_url, locale="zh-CN") as page:
+        await sign_in_by_keyboard(page, person)
+        await page.get_by_role("link", name="权利请求").click()
+        found["zh /privacy/requests (every kind)"] = await serious_violations(page)
+
+        await _restrict_and_lift(page, suite, headers)
+        await _ask_for_an_explanation(page, suite, headers, found)
+        await _port_a_copy(
+            page=page, suite=suite, person=person, headers=headers, processor=processor, found=found
+        )
+        assert json.loads(received[0])["subject"] == account_id
+
+        await page.goto("/privacy/language/en?next=/privacy/requests")
+        found["en /privacy/requests (every kind)"] = await serious_violations(page)
+        await photograph(page, "requests-every-kind")
+    assert found == {name: [] for name in found}
+
+
+async def _restrict_and_lift(page: Page, suite: Suite, headers: dict[str, str]) -> None:
+    """A restriction: the purposes and kinds of data it names (legal ones are not
+    offered), in effect at once, lifted by the person as easily."""
+    assert await page.locator("input[name=purposes][value='rights.access']").count() == 0
+    await page.get_by_label("购物车内商品的降价和优惠提醒。").check()
+    await page.locator("input[name=categories][value='user.location.precise']").check()
+    await page.get_by_role("button", name="申请限制处理").click()
+    await page.wait_for_url("**/privacy/requests?done=restriction")
+    assert await page.get_by_role("status").inner_text() == "已提交限制处理申请，限制立即生效。"
+    restriction = (await _request_of(suite, headers, "restriction"))["restriction"]
+    assert (restriction["purposes"], restriction["categories"]) == (
+        ["marketing.price_drop"],
+        ["user.location.precise"],
+    )
+    assert restriction["lifted_at"] is None
+    card = page.locator("section.rights-request[data-kind=restriction]")
+    shown = await card.locator("[data-field=restricted]").inner_text()
+    assert shown == "marketing.price_drop, user.location.precise"
+    assert await card.locator("dl.restriction").get_attribute("data-lifted") == "false"
+    await photograph(page, "requests-restriction")
+    # Lifted by the person.
+    await card.get_by_role("button", name="解除限制").click()
+    await page.wait_for_url("**/privacy/requests?done=lifted")
+    assert (await _request_of(suite, headers, "restriction"))["restriction"]["lifted_at"]
+    assert await card.locator("dl.restriction").get_attribute("data-lifted") == "true"
+    assert await card.get_by_role("button", name="解除限制").count() == 0
+
+
+async def _ask_for_an_explanation(
+    page: Page, suite: Suite, headers: dict[str, str], found: dict[str, list[str]]
+) -> None:
+    """An explanation: which data, for what, by whom, on which basis, how long."""
+    await page.get_by_role("button", name="申请解释处理规则").click()
+    await page.wait_for_url("**/privacy/requests?done=explanation")
+    filed = await _request_of(suite, headers, "explanation")
+    explained = await suite.call(
+        "GET", f"/consent/rights-requests/{filed['id']}/explanation", headers=headers
+    )
+    await page.get_by_role("link", name="查看解释").click()
+    await page.wait_for_url(f"**/privacy/requests/{filed['id']}/explanation")
+    sections = page.locator("section.explained-category")
+    assert await sections.evaluate_all("ss => ss.map(s => s.dataset.category)") == [
+        c["category"] for c in explained["categories"]
+    ]
+    assert "user.contact.phone_number" in {c["category"] for c in explained["categories"]}
+    await photograph(page, "explanation")
+    found["zh /privacy/requests/{id}/explanation"] = await serious_violations(page)
+    await page.get_by_role("link", name="权利请求").first.click()
+
+
+async def _port_a_copy(
+    *,
+    page: Page,
+    suite: Suite,
+    person: Person,
+    headers: dict[str, str],
+    processor: tuple[str, list[bytes]],
+    found: dict[str, list[str]],
+) -> None:
+    """Portability: to the processor named, sent once the person gives the password again."""
+    url, received = processor
+    await page.get_by_label("接收方名称").fill("另一家商店")
+    await page.get_by_label("接收方地址（HTTPS）").fill(url)
+    await page.get_by_label("接收方地址（HTTPS）").press("Enter")
+    await page.wait_for_url("**/privacy/requests?done=portability")
+    filed = await _request_of(suite, headers, "portability")
+    await suite.eventually(
+        "GET",
+        f"/consent/rights-requests/{filed['id']}",
+        lambda body: body["status"] == "completed",
+        headers=headers,
+        within_s=60,
+    )
+    await page.reload()
+    porting = page.locator("section.rights-request[data-kind=portability]")
+    await porting.get_by_label("手机号").fill(person.phone)
+    await porting.get_by_label("密码").fill("not the password")
+    await porting.get_by_role("button", name="发送副本").click()
+    await expect(page.get_by_role("alert")).to_be_visible()
+    assert received == [], "a wrong password sends nothing"
+    await page.go_back()
+    await porting.get_by_label("手机号").fill(person.phone)
+    await porting.get_by_label("密码").fill(person.password)
+    await porting.get_by_role("button", name="发送副本").click()
+    await page.wait_for_url(f"**/privacy/requests/{filed['id']}/delivery")
+    assert await page.get_by_role("heading", level=1).inner_text() == "副本已发送"
+    [copy] = received
+    receipt = page.locator(".portability-receipt")
+    assert await receipt.locator("[data-field=destination]").inner_text() == "另一家商店"
+    digest = await receipt.locator("[data-field=sha256]").inner_text()
+    assert digest == hashlib.sha256(copy).hexdigest()
+    await photograph(page, "portability-sent")
+    found["zh /privacy/requests/{id}/delivery"] = await serious_violations(page)

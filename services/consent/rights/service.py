@@ -788,8 +788,6 @@ async def export_subject(
 PORTABILITY_FORMAT: Final = "application/vnd.signature.portability.v1+json"
 PORTED: Final = f"{EVENT_PREFIX}.ported.v1"
 LIFTED: Final = f"{EVENT_PREFIX}.restriction_lifted.v1"
-#: Purposes a user cannot restrict: their own rights, and what the law imposes.
-_UNRESTRICTABLE_KINDS: Final = frozenset({"legal"})
 #: Purpose kinds whose data came by contract (basic) or consent (additional, separate).
 _PORTABLE_KINDS: Final = frozenset({"basic", "additional", "separate"})
 _EXPORTED_FIELD_KEYS: Final = frozenset({"value", "category", "purposes", "retention"})
@@ -833,7 +831,7 @@ def check_request(
         if not catalogue.has_purpose(purpose):
             errors.append({"field": field, "message": "not a purpose of the catalogue",
                            "type": "unknown_purpose"})  # fmt: skip
-        elif catalogue.purpose(purpose).kind in _UNRESTRICTABLE_KINDS:
+        elif catalogue.purpose(purpose).kind in rights.UNRESTRICTABLE_KINDS:
             errors.append({"field": field, "message": "imposed by law: it cannot be restricted",
                            "type": "not_restrictable"})  # fmt: skip
     known = {category.id for category in catalogue.data_categories if category.personal}
