@@ -368,7 +368,16 @@ async def list_own_requests(
         )
     )
     answers = await _answers(session, (r.id for r in requests))
-    return [_owner_view(r, answers[r.id], now) for r in requests]
+    # As on the detail: what a restriction (or a deletion's legal hold) keeps stored only.
+    restrictions = {
+        row.request_id: row
+        for row in await session.scalars(
+            select(Restriction).where(col(Restriction.request_id).in_([r.id for r in requests]))
+        )
+    }
+    return [
+        _owner_view(r, answers[r.id], now, restriction=restrictions.get(r.id)) for r in requests
+    ]
 
 
 async def get_own_request(
