@@ -204,13 +204,20 @@ def _connection_named(headers: Iterable[tuple[str, str]]) -> set[str]:
 
 
 def _kept(items: list[tuple[str, str]], dropped: frozenset[str]) -> list[tuple[str, str]]:
-    """``items`` without the ``dropped`` names and those their ``Connection`` names (the
-    set is widened only when a ``Connection`` header is there: most requests have none)."""
-    kept = [(name, value) for name, value in items if name.lower() not in dropped]
-    if len(kept) == len(items) or not any(name.lower() == "connection" for name, _ in items):
+    """``items`` without the ``dropped`` names and those their ``Connection`` names (looked
+    for only when a ``Connection`` header is there: most messages have none)."""
+    kept: list[tuple[str, str]] = []
+    connection = False
+    for name, value in items:
+        lowered = name.lower()
+        if lowered in dropped:
+            connection = connection or lowered == "connection"
+        else:
+            kept.append((name, value))
+    if not connection:
         return kept
     named = _connection_named(items)
-    return [(name, value) for name, value in kept if name.lower() not in named] if named else kept
+    return [(name, value) for name, value in kept if name.lower() not in named]
 
 
 def request_headers(
