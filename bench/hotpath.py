@@ -39,7 +39,15 @@ import uvloop
 from starlette.types import ASGIApp, Message, Scope
 
 from bench.gateway import ORDER
-from bench.http import ORDER_PATH, READ_TOPICS, free_port, process, serve, wait_until_up
+from bench.http import (
+    COMPACTED_TOPICS,
+    ORDER_PATH,
+    READ_TOPICS,
+    free_port,
+    process,
+    serve,
+    wait_until_up,
+)
 from bench.serve import gateway_app, parser, pure_proxy_app
 from kit.auth import USER_SCOPES, generate_signing_key
 from kit.kafka import TopicSpec, ensure_topics
@@ -180,7 +188,7 @@ async def run(args: argparse.Namespace, scratch: Path) -> None:
     prefix = f"hotpath{os.getpid()}."
     await ensure_topics(
         args.kafka,
-        [TopicSpec(f"{prefix}{name}", compacted=name.endswith(".state")) for name in READ_TOPICS],
+        [TopicSpec(f"{prefix}{name}", compacted=name in COMPACTED_TOPICS) for name in READ_TOPICS],
     )
     with process(serve("upstream", port), scratch / "upstream.log"):
         await asyncio.to_thread(wait_until_up, f"{upstream_url}{ORDER_PATH}", {})
