@@ -8,13 +8,17 @@ Content-Security-Policy allowing no script, and ``Cache-Control: no-store``.
 
 from __future__ import annotations
 
+import hashlib
+import json
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Final
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Form, Request, Response
+from fastapi import APIRouter, Depends, Form, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
 
 from gateway.privacy_web.client import SESSION_COOKIE, GatewayAnswer, call_gateway
 from gateway.privacy_web.texts import (
@@ -24,6 +28,9 @@ from gateway.privacy_web.texts import (
     Language,
     choose_language,
 )
+from kit.clock import CHINA_TZ
+from kit.markdown import render_markdown
+from kit.pagination import MAX_PAGE_SIZE, PageOffset
 
 __all__ = ["router"]
 
@@ -71,7 +78,7 @@ def _signed_out(request: Request) -> RedirectResponse:
     return response
 
 
-def _done(done: str | None = None) -> str | None:
+async def _done(done: str | None = None) -> str | None:
     """The ``?done=`` a page is redirected with after a change (any other value: none)."""
     return done if done in {"access", "deletion", "consent", "signed_out"} else None
 
@@ -141,6 +148,7 @@ async def consents_page(request: Request, done: Annotated[str | None, Depends(_d
         "consents.html",
         purposes=purposes.body if purposes.ok else [],
         granted=granted,
+        recipients=await _recipient_consents(request, mine.body),
         done=done,
         error=None if mine.ok else mine.problem_detail,
     )
@@ -231,3 +239,227 @@ async def download_export(request: Request, request_id: str) -> Response:
             "X-Content-Type-Options": "nosniff",
         },
     )
+
+
+# ------------------------------------------------------------------ overseas recipients,
+# cross-border consents per recipient, the policy's versions
+
+CROSS_BORDER: Final = "cross_border.transfer"
+#: Transfers a page of ``/transfer/transfers/me`` holds (its largest page).
+TRANSFERS_PAGE: Final = MAX_PAGE_SIZE
+
+
+def _china_time(value: str) -> str:
+    """An API timestamp (ISO 8601) as the person's wall clock reads it (China time)."""
+    return datetime.fromisoformat(value).astimezone(CHINA_TZ).strftime("%Y-%m-%d %H:%M")
+
+
+templates.env.filters["china_time"] = _china_time
+
+
+def _here(request: Request) -> str:
+    """The page's path with its query: where the language switch comes back to."""
+    query = request.url.query
+    return f"{request.url.path}?{query}" if query else request.url.path
+
+
+def _digest(disclosure: dict[str, Any]) -> str:
+    """SHA-256 of a recipient's disclosure as the page showed it (canonical JSON)."""
+    canonical = json.dumps(disclosure, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+async def _my_transfers(request: Request, *, offset: int = 0) -> GatewayAnswer:
+    return await call_gateway(
+        request,
+        "GET",
+        "/transfer/transfers/me",
+        params={"limit": str(TRANSFERS_PAGE), "offset": str(offset)},
+    )
+
+
+def _by_recipient(transfers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The transfers grouped by recipient, the recipient with the newest one first."""
+    groups: dict[str, dict[str, Any]] = {}
+    for transfer in transfers:
+        recipient = transfer["recipient"]
+        groups.setdefault(recipient["id"], {"recipient": recipient, "transfers": []})
+        groups[recipient["id"]]["transfers"].append(transfer)
+    return list(groups.values())
+
+
+@router.get("/overseas", response_class=HTMLResponse)
+async def overseas_page(request: Request, offset: PageOffset = 0) -> Response:
+    answer = await _my_transfers(request, offset=offset)
+    if _refused(answer):
+        return _signed_out(request)
+    transfers: list[dict[str, Any]] = answer.body if answer.ok else []
+    return _page(
+        request,
+        "overseas.html",
+        recipients=_by_recipient(transfers),
+        older=offset + TRANSFERS_PAGE if len(transfers) == TRANSFERS_PAGE else None,
+        newer=max(offset - TRANSFERS_PAGE, 0) if offset else None,
+        path=_here(request),
+        error=None if answer.ok else answer.problem_detail,
+    )
+
+
+async def _recipient_consents(request: Request, mine: Any) -> list[dict[str, Any]]:
+    """Each overseas recipient the person decides on, by name: those their data went to or
+    waits for (their transfers) and those they decided on before, each with its disclosure
+    (None if the transfer service no longer has it) and whether the consent is in force."""
+    decided: dict[str, dict[str, Any]] = {
+        value["recipient_id"]: value
+        for value in (mine or {}).get("consents", [])
+        if value["purpose"] == CROSS_BORDER and value.get("recipient_id")
+    }
+    disclosures: dict[str, dict[str, Any] | None] = {}
+    offset = 0
+    while True:
+        page = await _my_transfers(request, offset=offset)
+        transfers: list[dict[str, Any]] = page.body if page.ok else []
+        for transfer in transfers:
+            disclosures.setdefault(transfer["recipient"]["id"], transfer["recipient"])
+        if len(transfers) < TRANSFERS_PAGE:
+            break
+        offset += TRANSFERS_PAGE
+    for recipient_id in sorted(decided.keys() - disclosures.keys()):
+        shown = await call_gateway(
+            request, "GET", f"/transfer/recipients/{quote(recipient_id, safe='')}/disclosure"
+        )
+        disclosures[recipient_id] = shown.body if shown.ok else None
+    recipients = [
+        {
+            "id": recipient_id,
+            "name": (disclosure or {}).get("name")
+            or decided[recipient_id].get("recipient_name")
+            or recipient_id,
+            "disclosure": disclosure,
+            "digest": _digest(disclosure) if disclosure else "",
+            "granted": bool(decided.get(recipient_id, {}).get("granted")),
+        }
+        for recipient_id, disclosure in disclosures.items()
+    ]
+    return sorted(recipients, key=lambda recipient: recipient["name"])
+
+
+@router.post("/consents/overseas")
+async def change_recipient_consent(
+    request: Request,
+    recipient: Annotated[str, Form(min_length=1, max_length=64)],
+    granted: Annotated[bool, Form()],
+    disclosure: Annotated[str, Form(max_length=64)] = "",
+) -> Response:
+    """Grant (with the recipient's disclosure the page showed, checked unchanged by its
+    digest) or withdraw the cross-border consent to one overseas recipient."""
+    shown: dict[str, Any] = {"recipient": {"id": recipient}}
+    if granted:
+        found = await call_gateway(
+            request, "GET", f"/transfer/recipients/{quote(recipient, safe='')}/disclosure"
+        )
+        if _refused(found):
+            return _signed_out(request)
+        if not found.ok:
+            return _page(
+                request, "error.html", status_code=found.status, error=found.problem_detail
+            )
+        if _digest(found.body) != disclosure:
+            return _page(
+                request,
+                "error.html",
+                status_code=409,
+                error=TEXTS[_language(request)]["disclosure_changed"],
+            )
+        shown = {
+            "text": TEXTS[_language(request)]["cross_border_shown"],
+            "page": "/privacy/consents",
+            "language": _language(request),
+            "recipient": found.body,
+        }
+    answer = await call_gateway(
+        request,
+        "POST",
+        "/consent/consents",
+        json={"purpose": CROSS_BORDER, "granted": granted, "shown": shown},
+    )
+    if _refused(answer):
+        return _signed_out(request)
+    if not answer.ok:
+        return _page(request, "error.html", status_code=answer.status, error=answer.problem_detail)
+    return _see("/privacy/consents", done="consent")
+
+
+async def _signed_in(request: Request) -> dict[str, Any] | None:
+    """The person's policy agreements if they are signed in (the policy pages are public)."""
+    if not request.cookies.get(SESSION_COOKIE):
+        return None
+    mine = await call_gateway(request, "GET", "/consent/policy/agreements/me")
+    return mine.body if mine.ok else None
+
+
+PolicyVersion = Annotated[str, Query(min_length=1, max_length=32)]
+
+
+@router.get("/policy", response_class=HTMLResponse)
+async def policy_page(request: Request, version: PolicyVersion | None = None) -> Response:
+    archive = await call_gateway(request, "GET", "/consent/policy/versions", token="")
+    path = f"/consent/policy/versions/{quote(version, safe='')}" if version else "/consent/policy"
+    chosen = await call_gateway(request, "GET", path, token="")
+    agreements = await _signed_in(request)
+    failed = next((answer for answer in (chosen, archive) if not answer.ok), None)
+    return _page(
+        request,
+        "policy.html",
+        status_code=failed.status if failed else 200,
+        path=_here(request),
+        signed_in=agreements is not None,
+        versions=archive.body if archive.ok else [],
+        chosen=chosen.body if chosen.ok else None,
+        text=Markup(render_markdown(chosen.body["text"], top_heading=3)) if chosen.ok else "",
+        agreed={a["version"] for a in (agreements or {}).get("agreements", [])},
+        error=failed.problem_detail if failed else None,
+    )
+
+
+@router.get("/policy/diff", response_class=HTMLResponse)
+async def policy_diff_page(
+    request: Request,
+    from_version: Annotated[str, Query(alias="from", min_length=1, max_length=32)],
+    to_version: Annotated[str, Query(alias="to", min_length=1, max_length=32)],
+) -> Response:
+    answer = await call_gateway(
+        request,
+        "GET",
+        "/consent/policy/diff",
+        params={"from": from_version, "to": to_version},
+        token="",
+    )
+    agreements = await _signed_in(request)
+    lines = _diff_lines(answer.body["diff"]) if answer.ok else []
+    return _page(
+        request,
+        "policy_diff.html",
+        status_code=answer.status if not answer.ok else 200,
+        path=_here(request),
+        signed_in=agreements is not None,
+        diff=answer.body if answer.ok else None,
+        lines=lines,
+        added=sum(kind == "added" for kind, _ in lines),
+        removed=sum(kind == "removed" for kind, _ in lines),
+        error=None if answer.ok else answer.problem_detail,
+    )
+
+
+def _diff_lines(diff: str) -> list[tuple[str, str]]:
+    """A unified diff's lines as ``(kind, text)``: ``hunk`` (a new hunk), ``added``,
+    ``removed`` or ``same``; the file headers before the first hunk are left out (the page
+    names the versions)."""
+    lines: list[tuple[str, str]] = []
+    for line in diff.splitlines():
+        if line.startswith("@@"):
+            lines.append(("hunk", ""))
+        elif lines:  # past the headers
+            kind = {"+": "added", "-": "removed"}.get(line[:1], "same")
+            lines.append((kind, line[1:]))
+    return lines

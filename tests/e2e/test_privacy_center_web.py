@@ -1,7 +1,10 @@
+# ruff: noqa: RUF001  (Chinese text uses its own full-width punctuation)
 """The privacy center web app (``/privacy/`` on the gateway) in a real browser: Debian's
 Chromium, headless, driven by Playwright, against the running suite (:mod:`tests.e2e.suite`).
 A person signs in with the keyboard, grants a consent, reads the ledger, switches to
-English, requests an export and downloads it, and requests deletion. Each page is
+English, requests an export and downloads it, and requests deletion; another sees the
+overseas recipient waiting for their data, grants that recipient's cross-border consent (the
+transfer then goes), withdraws it, and reads the policy's versions and a diff. Each page is
 photographed at phone and desktop width into ``.run/screenshots/`` (CI keeps them as
 artifacts). The pages are checked with axe-core (``.ci/run`` installs it from npm into
 ``.run/node``): no serious or critical violation.
@@ -14,15 +17,20 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import x25519
 from playwright.async_api import Page, async_playwright, expect
 
+from kit.clock import CHINA_TZ, china_today
 from kit.settings import REPO_ROOT
 from tests.e2e.suite import Person, Suite
 
@@ -196,7 +204,243 @@ async def test_every_page_of_the_privacy_center_passes_axe_in_both_languages(
         await sign_in_by_keyboard(page, person)
         for language in ("zh", "en"):
             await page.goto(f"/privacy/language/{language}?next=/privacy/consents")
-            for path in ("/privacy/consents", "/privacy/ledger", "/privacy/requests"):
+            for path in (
+                "/privacy/consents",
+                "/privacy/ledger",
+                "/privacy/requests",
+                "/privacy/overseas",  # nothing sent abroad yet
+                "/privacy/policy",
+            ):
                 await page.goto(path)
                 found[f"{language} {path}"] = await serious_violations(page)
+    assert found == {name: [] for name in found}
+
+
+def _recipient_body() -> dict[str, Any]:
+    """An overseas recipient as the privacy officer registers it (in Chinese, as the
+    disclosure a person here reads)."""
+    today = china_today()
+    return {
+        "legal_name": f"海洋物流株式会社 {secrets.token_hex(3)}",
+        "contact": "个人信息保护负责人，dpo@kaiyo-logistics.example",
+        "country_region": "日本",
+        "purpose": "向买家配送跨境订单的商品",
+        "processing_method": "在日本加密存储，送达后 90 天删除",
+        "data_categories": ["user.contact.address.region", "user.name"],
+        "how_to_exercise_rights": "通过隐私中心提出，注明运单号",
+        "dpa_reference": "DPA-2026-031",
+        "public_key_pem": x25519.X25519PrivateKey.generate()
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode(),
+        "delivery": "kafka",
+        "legal_basis": {
+            "kind": "standard_contract",
+            "reference": "SC-FILING-2026-0107",
+            "decided_on": str(today - timedelta(days=30)),
+            "review_due": str(today + timedelta(days=365)),
+        },
+        "assessment": {"assessed_on": str(today - timedelta(days=10)), "result": "passed"},
+    }
+
+
+def china_time(value: str) -> str:
+    return datetime.fromisoformat(value).astimezone(CHINA_TZ).strftime("%Y-%m-%d %H:%M")
+
+
+async def _a_transfer_waits_for_consent(
+    suite: Suite, person: Person, account_id: str, headers: dict[str, str]
+) -> dict[str, Any]:
+    """A recipient registered and one of the person's orders asked to go to it: the
+    transfer waits for the person's separate consent. The recipient."""
+    recipient: dict[str, Any] = await suite.call(
+        "POST", "/transfer/recipients", headers=suite.admin, json=_recipient_body(), expect=201
+    )
+    goods = await suite.call(
+        "POST",
+        "/orders/admin/goods",
+        headers=suite.admin,
+        json={"name": "Oolong", "price": "45.00"},
+        expect=201,
+    )
+    order = await suite.call(
+        "POST",
+        "/orders/orders",
+        headers={**headers, "Idempotency-Key": secrets.token_hex(8)},
+        json=person.order_body(goods["goods_id"]),
+        expect=201,
+    )
+    waiting = await suite.call(
+        "POST",
+        "/transfer/transfers",
+        headers=suite.admin,
+        json={
+            "subject": account_id,
+            "order_id": order["order_id"],
+            "recipient_id": recipient["id"],
+            "categories": ["user.contact.address.region", "user.name"],
+            "contract_necessary": True,
+        },
+        expect=202,
+    )
+    assert waiting["status"] == "awaiting_consent"
+    return recipient
+
+
+async def _cross_border_consent(suite: Suite, headers: dict[str, str], key: str) -> bool | None:
+    """The consent ``key`` in force: granted, withdrawn, or None (never decided)."""
+    mine = await suite.call("GET", "/consent/consents/me", headers=headers)
+    granted: bool | None = {c["key"]: c["granted"] for c in mine["consents"]}.get(key)
+    return granted
+
+
+async def _the_receipt_holds_the_disclosure(
+    suite: Suite, headers: dict[str, str], recipient_id: str
+) -> None:
+    """The newest consent receipt is the grant to ``recipient_id`` and holds the disclosure
+    the page showed, word for word."""
+    disclosure = await suite.call(
+        "GET", f"/transfer/recipients/{recipient_id}/disclosure", headers=headers
+    )
+    [receipt, *_] = await suite.call("GET", "/consent/consents/me/receipts", headers=headers)
+    assert receipt["recipient_id"] == recipient_id and receipt["granted"] is True
+    assert receipt["shown"]["recipient"] == disclosure
+
+
+async def test_a_person_sees_their_overseas_recipient_and_consents_to_it_on_its_own(
+    suite: Suite,
+) -> None:
+    _needed(str(AXE) if AXE.exists() else None, "axe-core is not installed (see .ci/run)")
+    person = Person.new()
+    account_id, headers = await suite.register(person)
+    recipient = await _a_transfer_waits_for_consent(suite, person, account_id, headers)
+    key = f"cross_border.transfer:{recipient['id']}"
+    found: dict[str, list[str]] = {}
+    async with browser_page(suite.gateway_url, locale="zh-CN") as page:
+        await sign_in_by_keyboard(page, person)
+
+        # Overseas recipients: the one waiting for this person's data, not provided yet.
+        await page.get_by_role("link", name="境外接收方").click()
+        await page.wait_for_url("**/privacy/overseas")
+        heading = page.get_by_role("heading", name=recipient["legal_name"])
+        card = page.locator("section.overseas-recipient", has=heading)
+        assert await card.locator("[data-field=country_region]").inner_text() == "日本"
+        assert await card.locator("[data-field=purpose]").inner_text() == "向买家配送跨境订单的商品"
+        row = card.locator(".overseas-transfer")
+        assert await row.get_attribute("data-status") == "awaiting_consent"
+        assert await row.locator("[data-field=status]").inner_text() == "等待您的单独同意，尚未提供"
+        found["zh /privacy/overseas (waiting)"] = await serious_violations(page)
+
+        # The consents page: this recipient's consent, with its disclosure, granted by keyboard.
+        await page.get_by_role("link", name="我的授权").click()
+        section = page.locator("section.recipient-consent", has=heading)
+        assert await section.locator("[data-recipient-state]").inner_text() == "未同意"
+        assert "在日本加密存储" in await section.locator("dl").inner_text()
+        # A grant is recorded only with the disclosure the page showed (checked by digest).
+        stale = await page.request.post(
+            "/privacy/consents/overseas",
+            form={"recipient": recipient["id"], "granted": "true", "disclosure": "0" * 64},
+            max_redirects=0,
+        )
+        assert (stale.status, await _cross_border_consent(suite, headers, key)) == (409, None)
+        await section.get_by_role("button", name="同意", exact=True).focus()
+        await page.keyboard.press("Enter")
+        await page.wait_for_url("**/privacy/consents?done=consent")
+        assert await section.locator("[data-recipient-state]").inner_text() == "已同意"
+        assert await _cross_border_consent(suite, headers, key) is True
+        await _the_receipt_holds_the_disclosure(suite, headers, recipient["id"])
+        await photograph(page, "consents-overseas")
+        found["zh /privacy/consents (recipient)"] = await serious_violations(page)
+
+        # With the consent the transfer goes; the page shows when.
+        delivered = await suite.eventually(
+            "GET",
+            "/transfer/transfers/me",
+            lambda body: [t["status"] for t in body] == ["delivered"],
+            headers=headers,
+        )
+        await page.get_by_role("link", name="境外接收方").click()
+        await page.wait_for_url("**/privacy/overseas")
+        assert await row.get_attribute("data-status") == "delivered"
+        assert await row.locator("[data-field=status]").inner_text() == "已提供"
+        provided = await row.locator("[data-field=provided]").inner_text()
+        assert provided == china_time(delivered[0]["delivered_at"])
+        await photograph(page, "overseas")
+
+        # Withdrawn as easily.
+        await page.get_by_role("link", name="我的授权").click()
+        await section.get_by_role("button", name="撤回").click()
+        await page.wait_for_url("**/privacy/consents?done=consent")
+        assert await section.locator("[data-recipient-state]").inner_text() == "未同意"
+        assert await _cross_border_consent(suite, headers, key) is False
+
+        await page.goto("/privacy/language/en?next=/privacy/overseas")
+        for path in ("/privacy/overseas", "/privacy/consents"):
+            await page.goto(path)
+            found[f"en {path}"] = await serious_violations(page)
+    assert found == {name: [] for name in found}
+
+
+async def test_a_person_reads_the_policys_versions_and_what_changed(suite: Suite) -> None:
+    _needed(str(AXE) if AXE.exists() else None, "axe-core is not installed (see .ci/run)")
+    person = Person.new()
+    await suite.register(person)
+    current = await suite.call("GET", "/consent/policy")
+    added = f"第十一条 境外接收方名单每季度更新（{secrets.token_hex(3)}）。"
+    newer = f"{current['version']}-w{secrets.token_hex(2)}"
+    await suite.call(
+        "POST",
+        "/consent/policy/versions",
+        headers=suite.admin,
+        json={
+            "version": newer,
+            "effective_date": str(china_today()),
+            "text": current["text"].rstrip("\n") + "\n" + added + "\n",
+            "summary_of_changes": "说明境外接收方名单的更新频率。",
+            "major": False,
+            "reduces_rights": False,
+        },
+        expect=201,
+    )
+    found: dict[str, list[str]] = {}
+    async with browser_page(suite.gateway_url, locale="zh-CN") as page:
+        await sign_in_by_keyboard(page, person)
+        await page.get_by_role("link", name="隐私政策").click()
+        await page.wait_for_url("**/privacy/policy")
+        versions = page.locator("section.policy-version")
+        assert await versions.nth(0).get_attribute("data-version") == newer
+        assert await versions.nth(0).get_attribute("data-status") == "current"
+        older = versions.nth(1)
+        assert await older.get_attribute("data-version") == current["version"]
+        assert await older.get_attribute("data-status") == "superseded"
+        assert "您已同意此版本" in await older.inner_text()
+        assert "您已同意此版本" not in await versions.nth(0).inner_text()
+        await photograph(page, "policy")
+        found["zh /privacy/policy"] = await serious_violations(page)
+
+        await versions.nth(0).get_by_role("link", name="阅读全文").click()
+        assert added in await page.locator(f"[data-version-text='{newer}']").inner_text()
+        await versions.nth(0).get_by_role("link", name="与上一版比较").click()
+        await page.wait_for_url("**/privacy/policy/diff?**")
+        assert await page.locator("[data-diff-summary]").inner_text() == "新增 1 行，删除 0 行。"
+        assert await page.locator("ins.diff-line").all_text_contents() == [f"新增: + {added}"]
+        assert await page.locator("del.diff-line").count() == 0
+        await photograph(page, "policy-diff")
+        found["zh /privacy/policy/diff"] = await serious_violations(page)
+
+        # In English too (the switch keeps the versions compared); and the policy is public:
+        # readable signed out, without the menu.
+        await page.get_by_role("link", name="English").click()
+        await expect(page.locator("html")).to_have_attribute("lang", "en")
+        summary = await page.locator("[data-diff-summary]").inner_text()
+        assert summary == "Lines added: 1; lines removed: 0."
+        found["en /privacy/policy/diff"] = await serious_violations(page)
+        await page.get_by_role("link", name="Back to the version history").click()
+        found["en /privacy/policy"] = await serious_violations(page)
+        await page.get_by_role("button", name="Sign out").click()
+        await page.get_by_role("link", name="Privacy policy").click()
+        await page.wait_for_url("**/privacy/policy")
+        assert await versions.nth(0).get_attribute("data-version") == newer
+        assert await page.get_by_role("navigation").count() == 0
+        found["en /privacy/policy (signed out)"] = await serious_violations(page)
     assert found == {name: [] for name in found}
