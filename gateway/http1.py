@@ -8,8 +8,9 @@ redirects, no proxies. :class:`Http1Pool` does that much and no more:
 
 - the request's head is written with its body in one ``write`` (names and values as given;
   ``Host`` from the upstream's URL, ``Content-Length`` for a body and for every method
-  but GET, HEAD, OPTIONS and TRACE, as aiohttp sent them; a CR or LF in a header is refused
-  with ``ValueError`` before anything is sent);
+  but GET, HEAD, OPTIONS and TRACE, ``Content-Type: application/octet-stream`` for a body
+  that names no type, as aiohttp sent them; a CR or LF in a header is refused with
+  ``ValueError`` before anything is sent);
 - the answer is parsed by httptools (llhttp, as uvicorn parses requests): lengths, chunked
   bodies, a body read until the connection closes, interim 1xx answers skipped; a ``gzip``
   or ``deflate`` body is decoded, as aiohttp's ``auto_decompress`` did;
@@ -271,6 +272,10 @@ class Http1Pool:
         lines += [f"{name}: {value}" for name, value in headers]
         if body or method not in _BODILESS:
             lines.append(f"content-length: {len(body)}")
+        if body and not any(name.lower() == "content-type" for name, _ in headers):
+            # A body of no declared type is bytes, as aiohttp declared it: never JSON the
+            # upstream would parse when the gateway did not check it as JSON.
+            lines.append("content-type: application/octet-stream")
         text = "\r\n".join(lines)
         breaks = len(lines) - 1
         if text.count("\n") != breaks or text.count("\r") != breaks:

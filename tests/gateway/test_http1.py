@@ -134,6 +134,19 @@ async def test_the_request_goes_as_given_with_host_and_length() -> None:
     assert heads[1] == f"GET /c HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\n\r\n".encode()
 
 
+async def test_a_body_of_no_declared_type_goes_as_bytes_never_as_json() -> None:
+    # The gateway checks a body's personal fields only when it is JSON: an untyped body
+    # must not become JSON to the upstream either (FastAPI reads an untyped body as JSON).
+    heads: list[bytes] = []
+    async with serving(replying(b"HTTP/1.1 204 No Content\r\n\r\n", heads=heads)) as url:
+        client = pool(url)
+        await client.request("POST", "/x", [], b'{"invoice_tax_id":"x"}')
+        await client.request("POST", "/x", [("Content-Type", "application/json")], b"{}")
+        await client.close()
+    assert b"content-type: application/octet-stream\r\n" in heads[0]
+    assert b"octet-stream" not in heads[1]
+
+
 async def test_a_line_break_in_a_header_is_refused_before_anything_is_sent() -> None:
     heads: list[bytes] = []
     async with serving(replying(b"HTTP/1.1 204 No Content\r\n\r\n", heads=heads)) as url:
