@@ -49,7 +49,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from kit.catalogue import Catalogue, MaskingRule
 from kit.contracts import OrderPlaced, OrderStatusChanged
-from kit.crypto import SUBJECT_KEY_COLUMNS, SUBJECT_KEYS, FieldCipher
+from kit.crypto import SUBJECT_KEY_COLUMNS, SUBJECT_KEYS, FieldCipher, FieldOpener
 from kit.db import UtcDateTime, insert_ignoring_duplicates, to_cents
 from kit.errors import Conflict, DomainError, NotFound
 from kit.ids import new_id
@@ -595,20 +595,22 @@ async def place_order(
 # ORM objects), each built once here: the orders with their buyer's key row (one query),
 # then the lines and the status history of the page's orders, in one statement.
 
-_OWNED = select(_ORDERS, *SUBJECT_KEY_COLUMNS).select_from(
+#: Orders, each with its buyer's key row: what a Core read that decrypts them selects
+#: (:func:`open_fields`), the owner's and the partners' alike.
+ORDERS_WITH_KEY: Final = select(_ORDERS, *SUBJECT_KEY_COLUMNS).select_from(
     _ORDERS.outerjoin(SUBJECT_KEYS, SUBJECT_KEYS.c.subject == _ORDERS.c.buyer_id)
 )
 _NEWEST_FIRST = (_ORDERS.c.created_at.desc(), _ORDERS.c.id.desc())
-_ONE_OWNED = _OWNED.where(
+_ONE_OWNED = ORDERS_WITH_KEY.where(
     _ORDERS.c.id == bindparam("order_id"), _ORDERS.c.buyer_id == bindparam("buyer_id")
 )
 _FIRST_PAGE = (
-    _OWNED.where(_ORDERS.c.buyer_id == bindparam("buyer_id"))
+    ORDERS_WITH_KEY.where(_ORDERS.c.buyer_id == bindparam("buyer_id"))
     .order_by(*_NEWEST_FIRST)
     .limit(bindparam("limit"))
 )
 _NEXT_PAGE = (
-    _OWNED.where(
+    ORDERS_WITH_KEY.where(
         _ORDERS.c.buyer_id == bindparam("buyer_id"),
         or_(
             _ORDERS.c.created_at < bindparam("created_at", type_=UtcDateTime()),
@@ -677,16 +679,29 @@ async def _owner_views(
     shown = catalogue.visible_fields(RESOURCE, QUERY)
     encrypted = [field for field in PERSONAL_FIELDS if field in shown]
     opener = cipher.opener(buyer_id, orders[0])
-    views: list[OrderView] = []
-    for order in orders:
-        personal: dict[str, Any] = {}
-        for field in encrypted:
-            token: str | None = getattr(order, f"{field}_encrypted")
-            if token:  # None or "": never given, or removed when its retention ended
-                text = opener.decrypt(token, context=f"{RESOURCE}.{field}")
-                personal[field] = json.loads(text) if field in _JSON_FIELDS else text
-        views.append(_view(order, lines[order.id], history[order.id], personal, shown=shown))
-    return views
+    return [
+        _view(
+            order,
+            lines[order.id],
+            history[order.id],
+            open_fields(opener, order, encrypted),
+            shown=shown,
+        )
+        for order in orders
+    ]
+
+
+def open_fields(opener: FieldOpener, order: Row[Any], fields: Iterable[str]) -> dict[str, Any]:
+    """The personal ``fields`` of an order read with its buyer's key row (a Core read),
+    by catalogue name; a field never given, or removed when its retention ended, is left
+    out (as :func:`decrypt_fields` does)."""
+    values: dict[str, Any] = {}
+    for field in fields:
+        token: str | None = getattr(order, f"{field}_encrypted")
+        if token:  # None or "": never given, or removed when its retention ended
+            text = opener.decrypt(token, context=f"{RESOURCE}.{field}")
+            values[field] = json.loads(text) if field in _JSON_FIELDS else text
+    return values
 
 
 async def purpose_views(
