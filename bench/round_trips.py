@@ -1,4 +1,5 @@
-"""What one order placement costs the orders process: statements, round trips and CPU.
+"""What one order placement, and one courier read, cost the orders process: statements,
+round trips and CPU.
 
 ``python -m bench.round_trips`` places orders with :func:`place_order` in this process, one
 after another, each in its own unit of work (``Database.session()``, as ``POST /orders``
@@ -11,6 +12,10 @@ or ``--postgres-admin-url`` names the server). It prints, per placement:
   the transaction's ``BEGIN`` and ``COMMIT``: the round trips to the database;
 - the process's CPU time (user + system, ``time.process_time``) per placement, which a
   shared machine changes least; wall time beside it, for what it is worth.
+
+Then the same for a courier's read of an order assigned to it
+(:func:`~services.orders.delivery.service.get_partner_order`, the privacy waybill, with its
+processing record), as many reads as placements.
 
 Half the placements carry an ``Idempotency-Key`` (a new one each), as retrying clients
 send; each buyer sends their own phone (one phone on the orders of several accounts
@@ -34,7 +39,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Final
 
-from sqlalchemy import event
+from sqlalchemy import event, select, update
+from sqlmodel import col
 
 from bench.placement import GOODS, ORDER
 from kit.catalogue import default_catalogue
@@ -45,17 +51,21 @@ from kit.outbox import EventWriter
 from kit.settings import DEVELOPMENT_MASTER_KEY
 from kit.testing import LocalPostgres, new_subject
 from services.orders.config import Settings as OrdersSettings
-from services.orders.models import Goods
+from services.orders.delivery.service import Duty, get_partner_order
+from services.orders.models import Goods, Order
 from services.orders.orders.schemas import OrderCreate
 from services.orders.orders.service import place_order
 
 BACKENDS: Final = ("SQLite", "PostgreSQL")
 BUYERS: Final = 20
+COURIER: Final = "ptn_bench_courier"
+COURIER_ORDERS: Final = 16
 
 
 @dataclass(frozen=True)
 class Cost:
     backend: str
+    what: str
     placements: int
     statements: Counter[str]  # by first word, over all placements
     cpu_s: float
@@ -67,9 +77,9 @@ class Cost:
             f"{word} {count / self.placements:.1f}" for word, count in self.statements.most_common()
         )
         return (
-            f"{self.backend}: {total / self.placements:.1f} round trips a placement ({kinds}); "
-            f"{1000 * self.cpu_s / self.placements:.2f} CPU ms, "
-            f"{1000 * self.wall_s / self.placements:.2f} wall ms a placement"
+            f"{self.backend}, {self.what}: {total / self.placements:.1f} round trips each "
+            f"({kinds}); {1000 * self.cpu_s / self.placements:.2f} CPU ms, "
+            f"{1000 * self.wall_s / self.placements:.2f} wall ms each"
         )
 
 
@@ -96,7 +106,7 @@ def _count(database: Database, counts: Counter[str]) -> None:
         counts["ROLLBACK"] += 1
 
 
-async def measure(backend: str, url: str, *, placements: int) -> Cost:
+async def measure(backend: str, url: str, *, placements: int) -> list[Cost]:
     await upgrade("services.orders", url)
     database = Database(url)
     async with database.session() as session:
@@ -138,9 +148,56 @@ async def measure(backend: str, url: str, *, placements: int) -> Cost:
     cpu, wall = time.process_time(), time.perf_counter()
     for index in range(len(buyers), len(buyers) + placements):
         await place(index)
-    cost = Cost(backend, placements, counts, time.process_time() - cpu, time.perf_counter() - wall)
+    costs = [
+        Cost(
+            backend,
+            "placement",
+            placements,
+            Counter(counts),
+            time.process_time() - cpu,
+            time.perf_counter() - wall,
+        )
+    ]
+
+    # The courier's read of an order assigned to it (the privacy waybill).
+    duty = Duty(partner_id=COURIER, role="logistics")
+    async with database.session() as session:
+        assigned = list(await session.scalars(select(col(Order.id)).limit(COURIER_ORDERS)))
+        await session.execute(
+            update(Order)
+            .where(col(Order.id).in_(assigned))
+            .values(status="assigned", logistics_partner_id=COURIER)
+        )
+
+    async def read(index: int) -> None:
+        async with database.session() as session:
+            await get_partner_order(
+                session,
+                cipher=cipher,
+                events=events,
+                catalogue=catalogue,
+                duty=duty,
+                order_id=assigned[index % len(assigned)],
+            )
+
+    for index in range(len(assigned)):
+        await read(index)
+    counts.clear()
+    cpu, wall = time.process_time(), time.perf_counter()
+    for index in range(placements):
+        await read(index)
+    costs.append(
+        Cost(
+            backend,
+            "courier read",
+            placements,
+            Counter(counts),
+            time.process_time() - cpu,
+            time.perf_counter() - wall,
+        )
+    )
     await database.dispose()
-    return cost
+    return costs
 
 
 async def run(backends: Sequence[str], *, placements: int, admin_url: str) -> list[Cost]:
@@ -149,11 +206,11 @@ async def run(backends: Sequence[str], *, placements: int, admin_url: str) -> li
         if backend == "SQLite":
             with tempfile.TemporaryDirectory(prefix="bench-round-trips-") as scratch:
                 url = f"sqlite+aiosqlite:///{Path(scratch) / 'orders.db'}"
-                costs.append(await measure(backend, url, placements=placements))
+                costs += await measure(backend, url, placements=placements)
         else:
             postgres = LocalPostgres(admin_url=admin_url)
             async with postgres.database() as url:
-                costs.append(await measure(backend, url, placements=placements))
+                costs += await measure(backend, url, placements=placements)
     return costs
 
 
