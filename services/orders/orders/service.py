@@ -11,7 +11,9 @@ Placing an order (policy 2C, 2D):
   buyer's key with the context ``orders.order.<field>``; goods, amounts, status and times
   stay plain for reconciliation and tax (OB-4-7);
 - an ``Idempotency-Key`` (per buyer) makes a retry return the first order; the same key
-  with another request is a 409. Key and request are kept only as keyed hashes;
+  with another request is a 409. A request racing the first with its key waits for it and
+  answers like a retry; a refused request leaves its key unused. Key and request are kept
+  only as keyed hashes;
 - events: ``order.placed`` (ids, amounts, flags: no personal data) and a processing record
   for every write (purpose ``order.fulfilment``) and read (``order.query``) of personal
   fields, with the categories the catalogue gives them.
