@@ -71,7 +71,7 @@ def _signed_out(request: Request) -> RedirectResponse:
     return response
 
 
-def _done(done: str | None = None) -> str | None:
+async def _done(done: str | None = None) -> str | None:
     """The ``?done=`` a page is redirected with after a change (any other value: none)."""
     return done if done in {"access", "deletion", "consent", "signed_out"} else None
 

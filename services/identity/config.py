@@ -71,8 +71,12 @@ class Settings(EncryptingSettings):
     wechat_app_secret: SecretStr = SecretStr("standin-app-secret")
     wechat_timeout_s: float = Field(default=5.0, gt=0)
     # Alipay mini-programs: ``alipay.system.oauth.token`` at the open API gateway, signed
-    # RSA2 with the app's private key (PEM); empty (the stand-in) is refused in production.
+    # RSA2 with the app's private key (PEM); its answers are verified with Alipay's public
+    # key (PEM). Either empty (the stand-in) is refused in production.
     alipay_gateway_url: str = "http://127.0.0.1:8006/gateway.do"
     alipay_app_id: str = "2021000000000001"
     alipay_app_private_key: SecretStr = SecretStr("")
+    alipay_public_key: str = Field(
+        default="", description="Alipay's public key (PEM): verifies each answer's `sign`"
+    )
     alipay_timeout_s: float = Field(default=5.0, gt=0)

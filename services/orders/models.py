@@ -462,3 +462,14 @@ class TrainingExport(OrdersModel, table=True):
     records: list[dict[str, Any]] = Field(
         default_factory=list, sa_column=Column(JSON, nullable=False)
     )
+
+
+class AttemptThrottle(OrdersModel, table=True):
+    """Failed attempts per key (a support case's membership checks, an agent's) within the
+    current window (``kit.throttle``)."""
+
+    __tablename__ = "attempt_throttle"
+
+    key: str = Field(primary_key=True, max_length=100)
+    failures: int = 0
+    window_started_at: datetime = Field(sa_column=timestamp_column())

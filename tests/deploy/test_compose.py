@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 import yaml
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from kit.payment_signature import private_key_pem, public_key_pem
 from kit.settings import REPO_ROOT
 from services.identity.config import Settings
 from services.identity.mini_program.platform import platforms_from_settings
@@ -112,18 +112,14 @@ def test_identity_starts_on_the_real_providers_not_the_stand_ins(
     stand-in mini-program platforms): compose names every provider, secrets as files."""
     identity = compose["services"]["identity"]
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
+    pems = {"PRIVATE_KEY": private_key_pem(key), "PUBLIC_KEY": public_key_pem(key)}
     for name, given in identity["environment"].items():
         if not name.startswith("IDENTITY_") or name.endswith("DATABASE_URL"):
             continue
         if name.endswith("_FILE"):
             secret = given.removeprefix("/run/secrets/")
             assert secret in identity["secrets"] and secret in compose["secrets"], name
-            value = pem if "PRIVATE_KEY" in name else "a-secret"
+            value = next((pem for kind, pem in pems.items() if kind in name), "a-secret")
             monkeypatch.setenv(name.removesuffix("_FILE"), value)
             continue
         # ${NAME:-default} is the default, ${NAME:?...} what the operator must give

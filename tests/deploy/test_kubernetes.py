@@ -16,9 +16,9 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from kit.payment_signature import private_key_pem, public_key_pem
 from kit.settings import REPO_ROOT
 from services.identity.config import Settings
 from services.identity.mini_program.platform import platforms_from_settings
@@ -163,15 +163,11 @@ def test_identity_starts_on_the_real_providers_not_the_stand_ins(
         "containers"
     ]
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
+    pems = {"PRIVATE_KEY": private_key_pem(key), "PUBLIC_KEY": public_key_pem(key)}
     files = [env["name"] for env in container["env"] if env["name"].endswith("_FILE")]
     for name in files:
         if "DATABASE_URL" not in name and "MASTER_KEY" not in name:
-            value = pem if "PRIVATE_KEY" in name else "a-secret"
+            value = next((pem for kind, pem in pems.items() if kind in name), "a-secret")
             monkeypatch.setenv(name.removesuffix("_FILE"), value)
     monkeypatch.setenv("PRIVACY_MASTER_KEY", base64.b64encode(secrets.token_bytes(32)).decode())
     settings = Settings()

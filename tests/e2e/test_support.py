@@ -122,9 +122,39 @@ async def test_the_agent_verifies_membership_before_the_case_is_unmasked(suite: 
     # The agent's one read of the order is one entry of the user's ledger.
     page = await suite.eventually(
         "GET", "/consent/ledger/me?limit=100",
-        lambda page: _reads(page, "orders.order"), headers=headers,
+        lambda page: ("gateway", "staff") in _reads(page, "orders.order"), headers=headers,
     )  # fmt: skip
     assert _reads(page, "orders.order").count(("gateway", "staff")) == 1
+
+
+async def test_guessing_the_phone_digits_is_throttled_per_case(suite: Suite) -> None:
+    """Four digits can be guessed: after five wrong checks on a case, even the right
+    answer is refused (429 with Retry-After) until the window ends."""
+    agent = await _agent(suite)
+    person, _, headers, order_id = await _customer(suite)
+    case = await suite.call(
+        "POST", "/orders/support/cases", headers=headers,
+        json={"topic": "delivery", "order_id": order_id, "text": "Where is it?"}, expect=201,
+    )  # fmt: skip
+    case_path = f"/orders/support/agent/cases/{case['case_id']}"
+    path = f"{case_path}/verification"
+    right = person.phone[-4:]
+    guesses = [f"{n:04d}" for n in range(10) if f"{n:04d}" != right][:5]
+    for guess in guesses:
+        failed = await suite.client.post(
+            path, headers=agent, json={"order_id": order_id, "phone_last4": guess}
+        )
+        assert failed.status_code == 422, failed.text
+    refused = await suite.client.post(
+        path, headers=agent, json={"order_id": order_id, "phone_last4": right}
+    )
+    assert refused.status_code == 429, refused.text
+    assert refused.json()["type"].endswith("/too-many-attempts")
+    assert 3500 <= int(refused.headers["retry-after"]) <= 3600
+    masked = await suite.call(
+        "GET", f"/orders/support/agent/cases/{case['case_id']}", headers=agent
+    )
+    assert masked["verified"] is False and masked["messages"] is None
 
 
 @pytest.mark.obligation("OB-2E-2")

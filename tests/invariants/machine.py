@@ -441,14 +441,8 @@ class PrivacyMachine(RuleBasedStateMachine):
             invariant=number,
             json={"purpose": purpose, "granted": granted, "shown": {"text": f"Allow {purpose}?"}},
         )
-        if status != 201:
-            return
-        if granted:
-            ward.consents.add(purpose)
-        else:
-            ward.consents.discard(purpose)
-        if purpose == "location":
-            self.probe_location(ward)
+        if status == 201:
+            self._consent_changed(ward, purpose, granted)
 
     @precondition(lambda self: any(self.model.needs_renewal(u) for u in self.model.live()))
     @rule(user=users)
@@ -484,8 +478,11 @@ class PrivacyMachine(RuleBasedStateMachine):
             invariant=number,
             json={"purpose": purpose, "granted": granted, "shown": {"text": f"Allow {purpose}?"}},
         )
-        if status != 201:
-            return
+        if status == 201:
+            self._consent_changed(user, purpose, granted)
+
+    def _consent_changed(self, user: User, purpose: str, granted: bool) -> None:
+        """The model after a consent change the suite took (by the user or their guardian)."""
         if granted:
             user.consents.add(purpose)
         else:

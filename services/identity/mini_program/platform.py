@@ -12,8 +12,10 @@ see ``services.identity.verification.authority``).
   ``make run`` and the tests point it at the stand-in platform (``deploy/mini_platform``).
 - :class:`AlipayPlatform` speaks Alipay's open API gateway (``alipay.system.oauth.token``:
   the ``my.getAuthCode`` code -> ``user_id`` and ``access_token``), requests signed RSA2
-  with the app's private key when one is set; the ``user_id`` plays the openid's part and
-  the ``access_token`` the ``session_key``'s. It has no phone-number exchange here.
+  with the app's private key when one is set, answers verified with Alipay's public key
+  when one is set (the ``sign`` over the answer's JSON member exactly as sent: a forged or
+  altered answer cannot sign anyone in); the ``user_id`` plays the openid's part and the
+  ``access_token`` the ``session_key``'s. It has no phone-number exchange here.
 - :func:`platform_from_settings` builds the WeChat one from ``IDENTITY_WECHAT_*``,
   :func:`platforms_from_settings` every platform (``IDENTITY_ALIPAY_*`` too) by name.
 
@@ -25,6 +27,8 @@ and error codes only).
 from __future__ import annotations
 
 import base64
+import binascii
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -32,6 +36,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Final, Protocol
 
 import httpx
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
@@ -61,6 +66,8 @@ ALIPAY_REFUSED: Final = frozenset(
     {"isv.code-invalid", "isv.code-expired", "isv.code-used", "isv.invalid-app-id"}
 )
 ALIPAY_METHOD: Final = "alipay.system.oauth.token"
+ALIPAY_ANSWER: Final = "alipay_system_oauth_token_response"
+ALIPAY_ERROR: Final = "error_response"
 BEIJING: Final = timezone(timedelta(hours=8))
 
 
@@ -210,6 +217,7 @@ class AlipayPlatform:
         app_id: str,
         private_key: str,
         timeout_s: float,
+        alipay_public_key: str = "",
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.url = url
@@ -220,6 +228,12 @@ class AlipayPlatform:
             if not isinstance(key, rsa.RSAPrivateKey):
                 raise ValueError("the Alipay app key must be an RSA private key")
             self._key = key
+        self._alipay_key: rsa.RSAPublicKey | None = None
+        if alipay_public_key:
+            public = serialization.load_pem_public_key(alipay_public_key.encode())
+            if not isinstance(public, rsa.RSAPublicKey):
+                raise ValueError("Alipay's public key must be an RSA public key")
+            self._alipay_key = public
         self.timeout_s = timeout_s
         self._transport = transport
 
@@ -260,14 +274,17 @@ class AlipayPlatform:
         if response.status_code != 200 or not isinstance(payload, dict):
             logger.warning("alipay %s answered %d", ALIPAY_METHOD, response.status_code)
             raise ProviderUnavailable("the mini-program platform gave no usable answer")
-        error = payload.get("error_response")
+        if self._alipay_key is not None and not self._signed_by_alipay(response.text, payload):
+            logger.warning("alipay %s answer not signed by Alipay's key", ALIPAY_METHOD)
+            raise ProviderUnavailable("the mini-program platform's answer is not signed")
+        error = payload.get(ALIPAY_ERROR)
         if isinstance(error, dict):
             sub_code = str(error.get("sub_code", ""))
             logger.info("alipay %s: %s %s", ALIPAY_METHOD, error.get("code"), sub_code[:64])
             if sub_code in ALIPAY_REFUSED:
                 raise PlatformCodeRejected("the platform refused the login code")
             raise ProviderUnavailable("the mini-program platform could not exchange the code")
-        answer = payload.get("alipay_system_oauth_token_response")
+        answer = payload.get(ALIPAY_ANSWER)
         user_id = answer.get("user_id") if isinstance(answer, dict) else None
         token = answer.get("access_token") if isinstance(answer, dict) else None
         if not isinstance(user_id, str) or not isinstance(token, str):
@@ -276,24 +293,80 @@ class AlipayPlatform:
             raise ProviderUnavailable("the mini-program platform gave a malformed answer")
         return PlatformSession(openid=user_id, unionid=None, session_key=token)
 
+    def _signed_by_alipay(self, text: str, payload: dict[str, Any]) -> bool:
+        """Whether ``sign`` is Alipay's RSA2 signature over the answer's (or the error's)
+        JSON member exactly as it stands in the body."""
+        assert self._alipay_key is not None
+        signature = payload.get("sign")
+        member = ALIPAY_ANSWER if ALIPAY_ANSWER in payload else ALIPAY_ERROR
+        signed = _raw_member(text, member)
+        if not isinstance(signature, str) or signed is None:
+            return False
+        try:
+            self._alipay_key.verify(
+                base64.b64decode(signature, validate=True),
+                signed.encode(),
+                padding.PKCS1v15(),
+                hashes.SHA256(),
+            )
+        except (InvalidSignature, binascii.Error, ValueError):
+            return False
+        return True
+
     async def exchange_phone_code(self, code: str) -> str:
         raise ProviderUnavailable("binding the phone by Alipay code is not offered")
+
+
+def _raw_member(text: str, name: str) -> str | None:
+    """The JSON text of the top-level member ``name`` of the object ``text``, as sent; None
+    when ``text`` is not one object or names the member twice (which one would count?)."""
+    decoder, blank = json.JSONDecoder(), " \t\r\n"
+
+    def skip(at: int) -> int:
+        while at < len(text) and text[at] in blank:
+            at += 1
+        return at
+
+    found: list[str] = []
+    at = skip(0)
+    if not text.startswith("{", at):
+        return None
+    at = skip(at + 1)
+    try:
+        while not text.startswith("}", at):
+            key, at = decoder.raw_decode(text, at)
+            at = skip(at)
+            if not text.startswith(":", at):
+                return None
+            start = skip(at + 1)
+            _, at = decoder.raw_decode(text, start)
+            if key == name:
+                found.append(text[start:at])
+            at = skip(at)
+            if text.startswith(",", at):
+                at = skip(at + 1)
+            elif not text.startswith("}", at):
+                return None
+    except ValueError:
+        return None
+    return found[0] if len(found) == 1 else None
 
 
 def platforms_from_settings(settings: Settings) -> dict[str, MiniProgramPlatform]:
     """Every mini-program platform identity serves, by the name a sign-in gives."""
     key = settings.alipay_app_private_key.get_secret_value()
-    if settings.environment == "production" and not key:
+    if settings.environment == "production" and not (key and settings.alipay_public_key):
         raise ValueError(
             "the stand-in Alipay platform cannot serve production: set "
-            "IDENTITY_ALIPAY_GATEWAY_URL, IDENTITY_ALIPAY_APP_ID and "
-            "IDENTITY_ALIPAY_APP_PRIVATE_KEY"
+            "IDENTITY_ALIPAY_GATEWAY_URL, IDENTITY_ALIPAY_APP_ID, "
+            "IDENTITY_ALIPAY_APP_PRIVATE_KEY and IDENTITY_ALIPAY_PUBLIC_KEY"
         )
     alipay = AlipayPlatform(
         settings.alipay_gateway_url,
         app_id=settings.alipay_app_id,
         private_key=key,
         timeout_s=settings.alipay_timeout_s,
+        alipay_public_key=settings.alipay_public_key,
     )
     return {"wechat": platform_from_settings(settings), "alipay": alipay}
 

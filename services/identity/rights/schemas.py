@@ -46,6 +46,16 @@ class PlatformIdentityExport(BaseModel):
     fields: dict[str, ExportedField]
 
 
+class NetworkIdentityExport(BaseModel):
+    """The national network identity authentication kept (OB-L-11): its level, when, and
+    the pseudonymous network number it gave, shown to its own subject in full."""
+
+    level: str
+    verified_at: datetime
+    network_number: str
+    category: str
+
+
 class IdentityExport(BaseModel):
     """Everything identity holds about the subject; empty parts when it holds nothing."""
 
@@ -55,6 +65,7 @@ class IdentityExport(BaseModel):
     verification: VerificationExport | None
     sessions: list[LoginSession]
     platform_identities: list[PlatformIdentityExport] = Field(default_factory=list)
+    network_identity: NetworkIdentityExport | None = None
     partner_links: list[str] = Field(
         default_factory=list, description="identity links no user to a partner"
     )

@@ -54,6 +54,7 @@ from services.identity.rights.schemas import (
     AccountExport,
     IdentityExport,
     LoginSession,
+    NetworkIdentityExport,
     PlatformIdentityExport,
     VerificationExport,
 )
@@ -221,6 +222,16 @@ async def export(
     )
     categories |= platform_categories
     shredded = shredded or platform_shredded
+    network_part: NetworkIdentityExport | None = None
+    network = await session.get(NetworkIdentity, subject)
+    if network is not None:  # OB-L-11: the network number is the user's data too
+        network_part = NetworkIdentityExport(
+            level=network.level,
+            verified_at=network.verified_at,
+            network_number=network.network_number,
+            category=NETWORK_NUMBER,
+        )
+        categories.add(NETWORK_NUMBER)
     if categories:
         events.processing(
             session,
@@ -247,6 +258,7 @@ async def export(
         verification=verification_part,
         sessions=sessions,
         platform_identities=platform_part,
+        network_identity=network_part,
         note=SHREDDED_NOTE if shredded else None,
     )
 

@@ -45,8 +45,8 @@ from kit.id_number import (
 from kit.masking import apply_mask
 from kit.models import utcnow
 from kit.outbox import EventWriter
-from services.identity.models import Account, RealNameVerification
-from services.identity.throttle import guard
+from kit.throttle import guard
+from services.identity.models import Account, LoginThrottle, RealNameVerification
 from services.identity.verification.authority import AuthorityAdapter, Level
 from services.identity.verification.rules import Action, VerificationRequired
 from services.identity.verification.schemas import (
@@ -131,6 +131,7 @@ async def verify(
     account = await _active_account(session, account_id, lock=True)
     throttle = await guard(
         session,
+        LoginThrottle,
         [f"verify:{account_id}"],
         max_failures=max_failures,
         window_s=window_s,

@@ -9,7 +9,10 @@ deletion of the account deletes every case at once).
 Membership first: an agent sees a case's messages and its order, and may answer or close
 it, only after verifying that the person they deal with holds the account: the number of
 one of the account's orders and the last four digits of that order's consignee phone
-(:func:`verify`). The check is recorded on the case (when, by whom, how); until then the
+(:func:`verify`). Four digits can be guessed, so failed checks are throttled
+(``kit.throttle``): :data:`CHECKS_PER_CASE` per case and :data:`CHECKS_PER_AGENT` per agent
+within :data:`CHECK_WINDOW_S`, then 429 until the window ends, even for the right answer.
+The check is recorded on the case (when, by whom, how); until then the
 agent's view has ``messages: null`` and the order is refused (403
 ``membership-unverified``). The order is shown as ``customer_service`` may see it: the
 fields the catalogue gives that purpose, masked as it says.
@@ -42,7 +45,14 @@ from kit.errors import DomainError, NotFound
 from kit.ids import new_id
 from kit.models import utcnow
 from kit.outbox import EventWriter
-from services.orders.models import Order, SupportCase, SupportMessage, TrainingExport
+from kit.throttle import guard
+from services.orders.models import (
+    AttemptThrottle,
+    Order,
+    SupportCase,
+    SupportMessage,
+    TrainingExport,
+)
 from services.orders.orders import service as orders
 from services.orders.orders.service import PERSONAL_FIELDS
 from services.orders.orders.service import RESOURCE as ORDER
@@ -68,6 +78,9 @@ TRAINING_ACTOR: Final = "orders.support.training"
 RETENTION_ACTOR: Final = "orders.retention"
 MAX_CASES: Final = 100
 MAX_MESSAGES: Final = 200
+CHECKS_PER_CASE: Final = 5
+CHECKS_PER_AGENT: Final = 20
+CHECK_WINDOW_S: Final = 3600
 
 Author = Literal["user", "agent"]
 
@@ -78,6 +91,7 @@ class MembershipUnverified(DomainError):
 
 class MembershipCheckFailed(DomainError):
     status, code, title = 422, "membership-check-failed", "Membership check failed"
+    keep_changes = True  # the failure is counted (and published) although the check fails
 
 
 class CaseClosed(DomainError):
@@ -380,12 +394,28 @@ async def verify(
     """Check what the user told the agent against the account's orders; record the check
     on the case. A wrong answer says nothing about which part was wrong."""
     case = await _case(session, case_id)
+    throttles = [
+        await guard(
+            session,
+            AttemptThrottle,
+            [key],
+            max_failures=most,
+            window_s=CHECK_WINDOW_S,
+            what="membership checks",
+        )
+        for key, most in (
+            (f"membership:{case_id}", CHECKS_PER_CASE),
+            (f"membership-agent:{agent_id}", CHECKS_PER_AGENT),
+        )
+    ]
     order = await session.get(Order, check.order_id)
     phone = ""
     if order is not None and order.buyer_id == case.account_id:
         values = await orders.decrypt_fields(session, cipher, order, ["consignee_phone"])
         phone = str(values.get("consignee_phone", ""))
     if not phone or not phone.endswith(check.phone_last4):
+        for throttle in throttles:
+            throttle.fail()
         _event(session, events=events, catalogue=catalogue, case=case, action="verification_failed")
         raise MembershipCheckFailed("the order number and phone digits do not match the account")
     if case.verified_at is None:

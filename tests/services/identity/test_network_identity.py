@@ -12,20 +12,31 @@ from kit.testing import bearer
 from services.identity.models import NetworkIdentity
 from tests.services.identity.conftest import Identity
 from tests.services.identity.ids import ADULT
+from tests.services.identity.test_rights import _trusting, service_headers
 
 NAME = "张三"
 
 
-@pytest.mark.obligation("OB-L-11")
-async def test_only_the_result_and_the_network_number_are_kept(identity: Identity) -> None:
+async def authenticate(identity: Identity, person: str) -> tuple[str, str, NetworkIdentity]:
+    """A new user who authenticates through the network identity service: the account,
+    its token and the row identity keeps."""
     account_id, token = await identity.user()
     answer = await identity.client.post(
         "/verifications/network-identity",
-        json={"credential": "sandbox-netid:person-1"},
+        json={"credential": f"sandbox-netid:{person}"},
         headers=bearer(token),
     )
     assert answer.status_code == 201, answer.text
     assert answer.json()["authenticated"] is True and answer.json()["level"] == "real_name"
+    async with identity.context.database.session() as session:
+        row = await session.get(NetworkIdentity, account_id)
+    assert row is not None
+    return account_id, token, row
+
+
+@pytest.mark.obligation("OB-L-11")
+async def test_only_the_result_and_the_network_number_are_kept(identity: Identity) -> None:
+    account_id, token, _ = await authenticate(identity, "person-1")
     async with identity.context.database.session() as session:
         [row] = list(await session.scalars(select(NetworkIdentity)))
     assert row.account_id == account_id and row.network_number.startswith("wh")
@@ -43,14 +54,8 @@ async def test_only_the_result_and_the_network_number_are_kept(identity: Identit
 
 @pytest.mark.obligation("OB-L-11")
 async def test_users_who_do_not_use_it_get_the_same_level(identity: Identity) -> None:
-    _, network_user = await identity.user()
+    _, network_user, _ = await authenticate(identity, "person-2")
     _, plain_user = await identity.user()
-    networked = await identity.client.post(
-        "/verifications/network-identity",
-        json={"credential": "sandbox-netid:person-2"},
-        headers=bearer(network_user),
-    )
-    assert networked.status_code == 201, networked.text
     verified = await identity.client.post(
         "/verifications", json={"real_name": NAME, "id_number": ADULT}, headers=bearer(plain_user)
     )
@@ -76,3 +81,16 @@ async def test_a_credential_the_service_does_not_confirm_is_refused(identity: Id
     assert refused.json()["type"].endswith("/network-identity-failed")
     async with identity.context.database.session() as session:
         assert list(await session.scalars(select(NetworkIdentity))) == []
+
+
+@pytest.mark.obligation("OB-R-1")
+async def test_the_access_export_holds_the_network_number(identity: Identity) -> None:
+    account_id, _, row = await authenticate(identity, "person-2")
+    await _trusting(identity)
+    export = await identity.client.get(
+        f"/rights/export/{account_id}", headers=service_headers(identity)
+    )
+    assert export.status_code == 200, export.text
+    part = export.json()["network_identity"]
+    assert part["network_number"] == row.network_number and part["level"] == "real_name"
+    assert part["category"] == "user.government_id.network_number"

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from jose import jwt
 
 from deploy.mini_platform.main import create_app as create_platform
+from kit.payment_signature import public_key_pem
 from services.identity.mini_program.platform import (
     AlipayPlatform,
     PlatformCodeRejected,
@@ -214,3 +215,44 @@ async def test_alipay_exchanges_the_auth_code_signed_and_logs_no_secret(
     assert "isv.code-used" in logged
     assert "authusrBsecret" not in logged and "good-code" not in logged
     assert "2088000000000001" not in logged and "PRIVATE" not in repr(alipay)
+
+
+async def test_an_alipay_answer_counts_only_when_alipay_signed_it() -> None:
+    alipay_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    forger_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+    def signed_body(member: str, *, key: rsa.RSAPrivateKey, sent: str | None = None) -> bytes:
+        """Alipay's layout: the member's JSON as sent, and ``sign`` over exactly that."""
+        signature = key.sign(member.encode(), padding.PKCS1v15(), hashes.SHA256())
+        body = sent if sent is not None else member
+        sign = base64.b64encode(signature).decode()
+        return f'{{"alipay_system_oauth_token_response": {body}, "sign": "{sign}"}}'.encode()
+
+    genuine = '{"user_id":"2088000000000001","access_token":"authusrB1"}'
+    forged = '{"user_id":"2088000000000666","access_token":"authusrB1"}'
+    answers = {
+        "genuine": signed_body(genuine, key=alipay_key),
+        "forger": signed_body(forged, key=forger_key),
+        "altered": signed_body(genuine, key=alipay_key, sent=forged),
+        "unsigned": json.dumps(
+            {"alipay_system_oauth_token_response": json.loads(genuine)}
+        ).encode(),
+    }
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        code = dict(parse_qsl(request.content.decode()))["code"]
+        return httpx.Response(200, content=answers[code], headers={"content-type": "text/json"})
+
+    platform = AlipayPlatform(
+        "https://alipay.test/gateway.do",
+        app_id="2021000000000009",
+        private_key="",
+        timeout_s=5.0,
+        alipay_public_key=public_key_pem(alipay_key),
+        transport=httpx.MockTransport(answer),
+    )
+    session = await platform.exchange_login_code("genuine")
+    assert session.openid == "2088000000000001"
+    for code in ("forger", "altered", "unsigned"):
+        with pytest.raises(ProviderUnavailable):
+            await platform.exchange_login_code(code)
