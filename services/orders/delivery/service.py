@@ -60,7 +60,7 @@ from sqlmodel import col
 from kit import contracts
 from kit.auth import InsufficientScope, Principal, Scope
 from kit.catalogue import Catalogue
-from kit.crypto import FieldCipher
+from kit.crypto import FieldCipher, FieldOpener
 from kit.db import UtcDateTime
 from kit.errors import Conflict, Forbidden, NotFound
 from kit.events import Event
@@ -434,8 +434,12 @@ async def _partner_views(
     ]
     views: list[PartnerOrderView] = []
     records: list[Event] = []
+    openers: dict[str, FieldOpener] = {}  # a buyer's key unwrapped once for their orders
     for order in found:
-        personal = orders.open_fields(cipher.opener(order.buyer_id, order), order, fields)
+        opener = openers.get(order.buyer_id)
+        if opener is None:
+            opener = openers[order.buyer_id] = cipher.opener(order.buyer_id, order)
+        personal = orders.open_fields(opener, order, fields)
         number = virtual_number(cipher, order.id, virtual_number_prefix) if use_number else None
         views.append(
             _partner_view(
