@@ -35,6 +35,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -307,8 +308,13 @@ class Database:
 def insert_ignoring_duplicates(session: AsyncSession, table: Any) -> Any:
     """``INSERT INTO table ... ON CONFLICT DO NOTHING`` (PostgreSQL or SQLite, as the
     session's bind): a row whose key exists is skipped, and the result's ``rowcount`` says
-    whether it was written. ``table``: a mapped class or a ``Table``."""
-    dialect = session.get_bind().dialect.name
+    whether it was written. ``table``: a mapped class or a ``Table``. Built once per
+    dialect and table."""
+    return _ignoring_duplicates(session.get_bind().dialect.name, table)
+
+
+@functools.cache
+def _ignoring_duplicates(dialect: str, table: Any) -> Any:
     insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
     return insert(table).on_conflict_do_nothing()
 
