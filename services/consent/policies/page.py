@@ -1,19 +1,19 @@
 """The policy's public HTML page (OB-5-1): version, effective date, a prominent notice for
 a major version (OB-5-3), the text, and links to every archived version (OB-5-4).
 
-The Markdown is rendered minimally and safely: every piece of text goes through
-:func:`html.escape`, and only the tags written here (headings, paragraphs, lists) are ever
-produced, so the text cannot inject markup. The page needs no script; the router sends it
-with a Content-Security-Policy that allows none.
+The Markdown is rendered minimally and safely (:func:`kit.markdown.render_markdown`: only
+headings, paragraphs and lists, every piece of text escaped), so the text cannot inject
+markup. The page needs no script; the router sends it with a Content-Security-Policy that
+allows none.
 """
 
 from __future__ import annotations
 
-import re
 from html import escape
 from typing import Final
 from urllib.parse import quote
 
+from kit.markdown import render_markdown
 from services.consent.policies.schemas import (
     MAJOR_CHANGE_DESCRIPTIONS,
     PolicyVersionSummary,
@@ -26,9 +26,6 @@ CONTENT_SECURITY_POLICY: Final = (
     "form-action 'none'; frame-ancestors 'none'"
 )
 
-_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
-_BULLET = re.compile(r"^[-*+]\s+(.*)$")
-_NUMBERED = re.compile(r"^\d{1,3}[.)]\s+(.*)$")
 
 _STYLE: Final = """
 body { font-family: system-ui, sans-serif; max-width: 50rem; margin: 2rem auto;
@@ -46,58 +43,6 @@ code { word-break: break-all; }
 
 def _version_link(version: str) -> str:
     return f"policy.html?version={quote(version, safe='')}"
-
-
-def render_markdown(text: str) -> str:
-    """Headings, paragraphs and lists from Markdown; everything else stays literal text."""
-    html: list[str] = []
-    paragraph: list[str] = []
-    items: list[str] = []
-    list_tag = ""
-
-    def flush_paragraph() -> None:
-        if paragraph:
-            html.append("<p>" + escape(" ".join(paragraph)) + "</p>")
-            paragraph.clear()
-
-    def flush_list() -> None:
-        nonlocal list_tag
-        if items:
-            body = "".join(f"<li>{escape(item)}</li>" for item in items)
-            html.append(f"<{list_tag}>{body}</{list_tag}>")
-            items.clear()
-        list_tag = ""
-
-    for line in text.split("\n"):
-        stripped = line.strip()
-        heading = _HEADING.match(stripped)
-        bullet = _BULLET.match(stripped)
-        numbered = _NUMBERED.match(stripped)
-        if not stripped:
-            flush_paragraph()
-            flush_list()
-        elif heading:
-            flush_paragraph()
-            flush_list()
-            level = min(len(heading.group(1)) + 1, 6)
-            html.append(f"<h{level}>{escape(heading.group(2))}</h{level}>")
-        elif bullet or numbered:
-            flush_paragraph()
-            tag = "ul" if bullet else "ol"
-            if list_tag != tag:
-                flush_list()
-                list_tag = tag
-            match = bullet or numbered
-            assert match is not None
-            items.append(match.group(1))
-        elif items and line[:1].isspace():
-            items[-1] = f"{items[-1]} {stripped}"  # a list item's continuation line
-        else:
-            flush_list()
-            paragraph.append(stripped)
-    flush_paragraph()
-    flush_list()
-    return "\n".join(html)
 
 
 def _major_notice(shown: PolicyVersionView) -> str:
