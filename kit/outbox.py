@@ -2,6 +2,9 @@
 
 - :class:`EventWriter` builds a validated :class:`~kit.events.Event` and adds it to the
   caller's session, so the event commits (or rolls back) with the change it describes.
+  A write made with Core statements (no ORM objects) builds its events with
+  :meth:`EventWriter.event` / :meth:`EventWriter.processing_event` and inserts them all with
+  one statement (:meth:`EventWriter.insert`), in the same transaction.
 - :class:`OutboxRelay` publishes pending rows in ``seq`` order, in batches, with the
   idempotent producer (acks=all), keyed by subject; it deletes rows only once Kafka has
   acknowledged them (Kafka holds them from then on). While Kafka is down it backs off and
@@ -31,10 +34,10 @@ import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import col
 
@@ -88,7 +91,23 @@ class EventWriter:
         data: EventData | Mapping[str, Any] | None = None,
         categories: Iterable[str] = (),
     ) -> Event:
-        event = new_event(
+        event = self.event(
+            type=type, subject=subject, purpose=purpose, data=data, categories=categories
+        )
+        add_to_outbox(session, event, topic=self.topic)
+        return event
+
+    def event(
+        self,
+        *,
+        type: str,
+        subject: str,
+        purpose: str,
+        data: EventData | Mapping[str, Any] | None = None,
+        categories: Iterable[str] = (),
+    ) -> Event:
+        """The event :meth:`add` writes, built without a session (for :meth:`insert`)."""
+        return new_event(
             source=self.source,
             type=type,
             subject=subject,
@@ -97,8 +116,31 @@ class EventWriter:
             categories=categories,
             personal_fields=self.personal_fields,
         )
-        add_to_outbox(session, event, topic=self.topic)
-        return event
+
+    async def insert(self, session: AsyncSession, events: Sequence[Event]) -> None:
+        """Put ``events`` in the outbox with one Core ``INSERT``, in the session's
+        transaction, after any outbox rows the session holds unflushed (the publishing
+        order is the order of writing)."""
+        if not events:
+            return
+        if session.new or session.dirty:
+            await session.flush()
+        await session.execute(
+            _OUTBOX_INSERT,
+            [
+                {
+                    "event_id": event.id,
+                    "topic": self.topic,
+                    "key": event.subject,
+                    "event_type": event.type,
+                    "payload": event.model_dump_json(),
+                    "created_at": utcnow(),
+                    "attempts": 0,
+                }
+                for event in events
+            ],
+        )
+        session.info[OUTBOX_WRITTEN] = True
 
     def processing(
         self,
@@ -229,6 +271,9 @@ def _processing_template(
         categories=categories,
         personal_fields=personal_fields,
     )
+
+
+_OUTBOX_INSERT: Final = insert(OutboxMessage.__table__)  # type: ignore[attr-defined]
 
 
 def add_to_outbox(session: AsyncSession, event: Event, *, topic: str) -> OutboxMessage:

@@ -552,6 +552,36 @@ async def test_a_retried_order_with_the_same_idempotency_key_is_placed_once(
     assert b"checkout-7f3a" not in orders.raw_database()  # only a keyed hash is kept
 
 
+async def test_a_refused_order_leaves_its_idempotency_key_unused(orders: Orders) -> None:
+    goods = await orders.add_goods()
+    _, alice = orders.user()
+    key = {"Idempotency-Key": "checkout-refused-first"}
+    refused = await orders.client.post(
+        "/orders", json=order_body("gds_missing"), headers={**alice, **key}
+    )
+    assert refused.status_code == 422
+    corrected = await orders.client.post(
+        "/orders", json=order_body(goods["goods_id"]), headers={**alice, **key}
+    )
+    assert corrected.status_code == 201
+    assert await order_count(orders, alice) == 1
+
+
+async def test_two_requests_racing_with_one_idempotency_key_place_one_order(
+    orders: Orders,
+) -> None:
+    goods = await orders.add_goods()
+    _, alice = orders.user()
+    body = order_body(goods["goods_id"])
+    key = {"Idempotency-Key": "checkout-double-click"}
+    first, second = await asyncio.gather(
+        *(orders.client.post("/orders", json=body, headers={**alice, **key}) for _ in range(2))
+    )
+    assert sorted([first.status_code, second.status_code]) == [200, 201]
+    assert first.json() == second.json()
+    assert await order_count(orders, alice) == 1
+
+
 # --------------------------------------------------------------------------- verification
 
 
