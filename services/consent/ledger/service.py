@@ -48,6 +48,7 @@ import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, Final
 
 from sqlalchemy import func, insert, or_, select, text
@@ -109,23 +110,58 @@ class ChainContention(ServiceUnavailable):
 
 
 def _timestamp(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 _HASHED: Final = (
     "event_id", "subject", "seq", "occurred_at", "recorded_at", "event_type", "service",
     "actor", "actor_role", "action", "resource", "purpose", "legal_basis", "categories",
 )  # fmt: skip
+_TIMES: Final = frozenset({"occurred_at", "recorded_at"})
+#: json's own string encoder (the one ``json.dumps(..., ensure_ascii=False)`` uses)
+_JSON_STRING: Final = json.encoder.encode_basestring
+_JSON: Final = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+_SORTED: Final = tuple(sorted(_HASHED))
+#: the canonical object with a ``%s`` for each member's value, in sorted key order
+_TEMPLATE: Final = "{" + ",".join(f"{_JSON_STRING(name)}:%s" for name in _SORTED) + "}"
+
+
+@lru_cache(maxsize=1024)  # a batch's entries share their recorded_at
+def _json_time(value: datetime) -> str:
+    return '"' + _timestamp(value) + '"'
+
+
+def _json_value(value: Any) -> str:
+    """``value`` as ``json.dumps`` writes it inside the canonical object (its common types
+    without a call into the encoder: this runs 14 times per entry)."""
+    kind = type(value)
+    if kind is str:
+        return str(_JSON_STRING(value))
+    if value is None:
+        return "null"
+    if kind is int:
+        return int.__repr__(value)
+    if (kind is list or kind is tuple) and all(type(item) is str for item in value):
+        return "[" + ",".join(map(_JSON_STRING, value)) + "]"
+    return _JSON.encode(list(value) if kind is tuple else value)
 
 
 def canonical_facts(facts: Mapping[str, Any]) -> bytes:
     """An entry's facts (its columns by name) as canonical JSON: what its hash covers (all
-    but the hashes and the row id)."""
-    covered = {name: facts[name] for name in _HASHED}
-    covered["occurred_at"] = _timestamp(facts["occurred_at"])
-    covered["recorded_at"] = _timestamp(facts["recorded_at"])
-    covered["categories"] = list(facts["categories"])
-    return json.dumps(covered, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    but the hashes and the row id): ``json.dumps`` with sorted keys, no spaces, non-ASCII
+    as is, the two timestamps as UTC with microseconds (``2026-01-31T08:00:00.000000Z``),
+    the categories as a list. Written into a template in sorted key order: the same bytes
+    as that ``json.dumps`` of a dict (tested) at less cost, and every entry is hashed when
+    recorded and again when verified."""
+    return (
+        _TEMPLATE
+        % tuple(
+            _json_time(facts[name]) if name in _TIMES else _json_value(facts[name])
+            for name in _SORTED
+        )
+    ).encode()
 
 
 def canonical_entry(entry: LedgerEntry) -> bytes:
@@ -417,15 +453,22 @@ async def record_event(
 
 
 def _new_row(
-    event: Event, processing: Processing, *, seq: int, prev_hash: str, catalogue: Catalogue
+    event: Event,
+    processing: Processing,
+    *,
+    seq: int,
+    prev_hash: str,
+    catalogue: Catalogue,
+    recorded_at: datetime | None = None,
 ) -> dict[str, Any]:
-    """The ``ledger_entry`` row of ``event`` at ``seq`` after ``prev_hash``, its hash set."""
+    """The ``ledger_entry`` row of ``event`` at ``seq`` after ``prev_hash``, its hash set
+    (``recorded_at``: now, unless given, once for a whole batch)."""
     row: dict[str, Any] = {
         "event_id": event.id,
         "subject": event.subject,
         "seq": seq,
         "occurred_at": event.time.astimezone(UTC),
-        "recorded_at": utcnow(),
+        "recorded_at": recorded_at or utcnow(),
         "event_type": event.type,
         "service": service_of(event),
         "actor": processing.actor,
@@ -476,6 +519,7 @@ async def record_events(
     await _lock_subjects(session, subjects)
     heads = await _heads(session, subjects)
     rows: list[dict[str, Any]] = []
+    now = utcnow()  # the batch is recorded in one transaction: one time for its entries
     for subject in subjects:
         seq, prev_hash = heads.get(subject, (0, GENESIS_HASH))
         for event, facts in processing[subject]:
@@ -483,7 +527,9 @@ async def record_events(
                 continue
             recorded.add(event.id)
             seq += 1
-            row = _new_row(event, facts, seq=seq, prev_hash=prev_hash, catalogue=catalogue)
+            row = _new_row(
+                event, facts, seq=seq, prev_hash=prev_hash, catalogue=catalogue, recorded_at=now
+            )
             prev_hash = row["entry_hash"]
             rows.append(row)
     if rows:  # one multi-row INSERT: the ORM's unit of work per row was most of a batch
