@@ -54,7 +54,6 @@ from typing import Any, Final
 from sqlalchemy import func, insert, or_, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 from sqlmodel import col
 
 from kit.catalogue import Catalogue
@@ -110,9 +109,13 @@ class ChainContention(ServiceUnavailable):
 
 
 def _timestamp(value: datetime) -> str:
+    """``value`` in UTC as ``%Y-%m-%dT%H:%M:%S.%fZ`` (``isoformat`` writes the same for
+    years from 1000 at a fifth of the cost of ``strftime``; its ``+00:00`` becomes ``Z``)."""
     if value.tzinfo is not UTC:
         value = value.astimezone(UTC)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if value.year < 1000:  # strftime does not pad the year to four digits everywhere
+        return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return value.isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 _HASHED: Final = (
@@ -391,19 +394,30 @@ async def _lock_subjects(session: AsyncSession, subjects: Iterable[str]) -> None
         )
 
 
+#: Each wanted subject's newest entry, found by the ``(subject, seq)`` index: one seek per
+#: subject, whatever the length of its chain (reading all the subjects' entries and keeping
+#: each one's newest cost a batch more with every entry recorded). PostgreSQL takes the
+#: subjects as an array, SQLite as a JSON array.
+_HEADS_POSTGRES: Final = text(
+    "SELECT wanted.subject, newest.seq, newest.entry_hash "
+    "FROM unnest(CAST(:subjects AS varchar[])) AS wanted(subject) "
+    "CROSS JOIN LATERAL (SELECT seq, entry_hash FROM ledger_entry "
+    "WHERE subject = wanted.subject ORDER BY seq DESC LIMIT 1) AS newest"
+)
+_HEADS_SQLITE: Final = text(
+    "SELECT wanted.value, newest.seq, newest.entry_hash "
+    "FROM json_each(:subjects) AS wanted JOIN ledger_entry AS newest "
+    "ON newest.subject = wanted.value AND newest.seq = "
+    "(SELECT max(seq) FROM ledger_entry WHERE subject = wanted.value)"
+)
+
+
 async def _heads(session: AsyncSession, subjects: Sequence[str]) -> dict[str, tuple[int, str]]:
     """Each subject's last ``seq`` and hash (absent: an empty chain), in one query."""
-    newest = aliased(LedgerEntry)
-    last_seq = (
-        select(func.max(col(newest.seq)))
-        .where(col(newest.subject) == col(LedgerEntry.subject))
-        .scalar_subquery()
-    )
-    rows = await session.execute(
-        select(col(LedgerEntry.subject), col(LedgerEntry.seq), col(LedgerEntry.entry_hash)).where(
-            col(LedgerEntry.subject).in_(subjects), col(LedgerEntry.seq) == last_seq
-        )
-    )
+    if session.get_bind().dialect.name == "postgresql":
+        rows = await session.execute(_HEADS_POSTGRES, {"subjects": list(subjects)})
+    else:
+        rows = await session.execute(_HEADS_SQLITE, {"subjects": json.dumps(list(subjects))})
     return {subject: (seq, hash_) for subject, seq, hash_ in rows}
 
 
