@@ -24,11 +24,13 @@ process: the gateway ships with the services' code, so the two cannot drift):
   resolving to ``/problems/<code>``).
 
 :func:`gateway_openapi` builds the document once per process (the services' documents
-are cached; building them takes about a second), on the first ask.
+are cached; building them takes about a second), on the first ask, in a worker thread so
+that the requests the gateway serves meanwhile are not held (a few seconds of CPU).
 """
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import functools
 import importlib
@@ -587,10 +589,16 @@ router = APIRouter()
 async def public_openapi(request: Request) -> Response:
     """The document on the public origin too: it lists only what any client may call
     (never an internal route), and clients and their generators read it there."""
-    content = json.dumps(request.app.openapi(), ensure_ascii=False, separators=(",", ":"))
+    content: bytes | None = getattr(request.app.state, "openapi_bytes", None)
+    if content is None:
+        # Building it takes seconds of CPU: in a worker thread, so that the requests this
+        # worker is serving meanwhile are not held for that long; serialised once.
+        document = await asyncio.to_thread(request.app.openapi)
+        content = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+        request.app.state.openapi_bytes = content
     response = cacheable(
         request,
-        Response(content.encode(), media_type="application/json"),
+        Response(content, media_type="application/json"),
         cache_control=CACHE_CONTROL,
     )
     compress(

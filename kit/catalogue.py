@@ -198,6 +198,11 @@ class Purpose(_Entry):
     policy_section: Text = Field(
         description="The section(s) of the privacy policy that state this purpose, e.g. 2D"
     )
+    description_zh: Text | None = Field(
+        default=None,
+        description="The description in Simplified Chinese, as a person reads it (the "
+        "privacy center shows it to a Chinese reader); the English one is the reference",
+    )
     entrusted: StrictBool = Field(
         default=False,
         description="Processed by a partner on our behalf (policy 3.3, PIPL art. 21); the "

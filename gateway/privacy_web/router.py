@@ -2,18 +2,22 @@
 :func:`gateway.privacy_web.client.call_gateway`, rendered by the templates beside this file.
 
 Forms post back to the page (Post/Redirect/Get, 303); the session cookie is HttpOnly and
-SameSite=Strict, so another site cannot post a form with it; every page is sent with a
+SameSite=Strict (Secure over HTTPS), so another site cannot post a form with it; and every
+form carries an anti-forgery token besides (:func:`form_token`), refused with a page that
+says nothing was changed when it is missing or wrong. Every page is sent with a
 Content-Security-Policy allowing no script, and ``Cache-Control: no-store``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
+import secrets
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Final
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Depends, Form, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -37,6 +41,7 @@ __all__ = ["router"]
 router = APIRouter(prefix="/privacy", include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
+
 #: Seconds the session cookie lives: an access token's lifetime (it is refused after).
 SESSION_MAX_AGE_S: Final = 15 * 60
 _HEADERS: Final = {
@@ -57,14 +62,75 @@ def _language(request: Request) -> Language:
 
 def _page(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     language = _language(request)
+    secret, new_form_secret = _form_secret(request)
     response = templates.TemplateResponse(
         request,
         template,
-        {"t": TEXTS[language], "lang": language, "path": request.url.path, **context},
+        {
+            "t": TEXTS[language],
+            "lang": language,
+            "path": request.url.path,
+            "csrf": form_token(secret),
+            **context,
+        },
         status_code=status_code,
         headers=_HEADERS,
     )
+    if new_form_secret:
+        _set_cookie(request, response, FORM_COOKIE, secret, max_age=None)
     return response
+
+
+# --------------------------------------------------------------------------- anti-forgery
+#: The cookie of a browser not signed in yet: the secret its sign-in form's token is made of.
+FORM_COOKIE: Final = "privacy_form"
+CSRF_FIELD: Final = "csrf"
+
+
+def form_token(secret: str) -> str:
+    """The anti-forgery token of the forms of one session: an HMAC keyed by the session's
+    secret (the access token in the HttpOnly session cookie; before sign-in, a random
+    value in :data:`FORM_COOKIE`). Another site can neither read nor compute it."""
+    return hmac.new(secret.encode(), b"privacy-center-form", hashlib.sha256).hexdigest()
+
+
+def _form_secret(request: Request) -> tuple[str, bool]:
+    """The secret this browser's forms are bound to, and whether it is new (to be set)."""
+    session = request.cookies.get(SESSION_COOKIE)
+    if session:
+        return session, False
+    pending = request.cookies.get(FORM_COOKIE)
+    if pending and len(pending) >= 32:
+        return pending, False
+    return secrets.token_urlsafe(32), True
+
+
+def _form_forged(request: Request, token: str) -> bool:
+    """Whether a posted form's token is missing or not this session's."""
+    session = request.cookies.get(SESSION_COOKIE) or request.cookies.get(FORM_COOKIE)
+    return not (session and token and hmac.compare_digest(token, form_token(session)))
+
+
+def _forged(request: Request) -> HTMLResponse:
+    return _page(request, "refused.html", status_code=403)
+
+
+def _set_cookie(
+    request: Request, response: Response, name: str, value: str, *, max_age: int | None
+) -> None:
+    """Every cookie of the app: HttpOnly, SameSite=Strict, Secure when served over HTTPS."""
+    response.set_cookie(
+        name,
+        value,
+        max_age=max_age,
+        path="/privacy",
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+
+
+_Token = Annotated[str, Form(alias=CSRF_FIELD)]
 
 
 def _see(path: str, *, done: str | None = None) -> RedirectResponse:
@@ -80,7 +146,12 @@ def _signed_out(request: Request) -> RedirectResponse:
 
 async def _done(done: str | None = None) -> str | None:
     """The ``?done=`` a page is redirected with after a change (any other value: none)."""
-    return done if done in {"access", "deletion", "consent", "signed_out"} else None
+    return done if done in _DONE else None
+
+
+_DONE: Final = frozenset(
+    {"access", "deletion", "consent", "signed_out", "correction", "withdraw_all"}
+)
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -92,8 +163,13 @@ async def sign_in_page(request: Request, done: Annotated[str | None, Depends(_do
 
 @router.post("/sign-in")
 async def sign_in(
-    request: Request, phone: Annotated[str, Form()], password: Annotated[str, Form()]
+    request: Request,
+    phone: Annotated[str, Form()],
+    password: Annotated[str, Form()],
+    token: _Token = "",
 ) -> Response:
+    if _form_forged(request, token):
+        return _forged(request)
     answer = await call_gateway(
         request, "POST", "/identity/login", json={"phone": phone, "password": password}
     )
@@ -102,20 +178,17 @@ async def sign_in(
             request, "sign_in.html", status_code=answer.status, error=answer.problem_detail
         )
     response = _see("/privacy/consents")
-    response.set_cookie(
-        SESSION_COOKIE,
-        answer.body["access_token"],
-        max_age=SESSION_MAX_AGE_S,
-        path="/privacy",
-        httponly=True,
-        samesite="strict",
-        secure=request.url.scheme == "https",
+    _set_cookie(
+        request, response, SESSION_COOKIE, answer.body["access_token"], max_age=SESSION_MAX_AGE_S
     )
+    response.delete_cookie(FORM_COOKIE, path="/privacy")
     return response
 
 
 @router.post("/sign-out")
-async def sign_out(request: Request) -> Response:
+async def sign_out(request: Request, token: _Token = "") -> Response:
+    if _form_forged(request, token):
+        return _forged(request)
     response = _see(_SIGN_IN)
     response.delete_cookie(SESSION_COOKIE, path="/privacy")
     return response
@@ -160,7 +233,10 @@ async def change_consent(
     purpose: Annotated[str, Form()],
     granted: Annotated[bool, Form()],
     shown: Annotated[str, Form()] = "",
+    token: _Token = "",
 ) -> Response:
+    if _form_forged(request, token):
+        return _forged(request)
     body = {
         "purpose": purpose,
         "granted": granted,
@@ -174,25 +250,75 @@ async def change_consent(
     return _see("/privacy/consents", done="consent")
 
 
+# --------------------------------------------------------------------------- the ledger
+#: Entries on one page of the ledger.
+LEDGER_PAGE: Final = 20
+_Filter = Annotated[str, Query(max_length=200)]
+
+
 @router.get("/ledger", response_class=HTMLResponse)
-async def ledger_page(request: Request, purpose: str = "") -> Response:
-    answer = await call_gateway(request, "GET", "/consent/ledger/me", params={"limit": "100"})
+async def ledger_page(
+    *,
+    request: Request,
+    purpose: _Filter = "",
+    category: _Filter = "",
+    actor: _Filter = "",
+    since: _Filter = "",
+    until: _Filter = "",
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> Response:
+    """One page of the ledger, filtered as the form asks (empty: any), the filters' choices
+    from what the ledger names; the previous and next pages keep the filters."""
+    chosen = {
+        name: value
+        for name, value in {
+            "purpose": purpose,
+            "category": category,
+            "actor": actor,
+            "since": since,
+            "until": until,
+        }.items()
+        if value
+    }
+    params = {**chosen, "limit": str(LEDGER_PAGE), "offset": str(offset)}
+    answer = await call_gateway(request, "GET", "/consent/ledger/me", params=params)
     if _refused(answer):
         return _signed_out(request)
-    page: dict[str, Any] = answer.body if answer.ok else {"entries": [], "chain_valid": True}
-    entries: list[dict[str, Any]] = page["entries"]
-    purposes = sorted({entry["purpose"] for entry in entries})
-    if purpose:
-        entries = [entry for entry in entries if entry["purpose"] == purpose]
+    choices = await call_gateway(request, "GET", "/consent/ledger/me/choices")
+    empty: dict[str, Any] = {"entries": [], "chain_valid": True, "total": 0, "next_offset": None}
+    page: dict[str, Any] = answer.body if answer.ok else empty
+    previous = max(0, offset - LEDGER_PAGE) if offset > 0 else None
     return _page(
         request,
         "ledger.html",
-        entries=entries,
-        purposes=purposes,
-        chosen=purpose,
+        entries=page["entries"],
+        total=page["total"],
+        first=offset + 1,
+        last=offset + len(page["entries"]),
+        choices=choices.body if choices.ok else {"purposes": [], "categories": [], "actors": []},
+        chosen=chosen,
+        previous=None if previous is None else _ledger_link(chosen, previous),
+        next=None if page["next_offset"] is None else _ledger_link(chosen, page["next_offset"]),
         chain_valid=page["chain_valid"],
         error=None if answer.ok else answer.problem_detail,
     )
+
+
+def _ledger_link(chosen: dict[str, str], offset: int) -> str:
+    return "/privacy/ledger?" + urlencode({**chosen, "offset": offset})
+
+
+# --------------------------------------------------------------------------- rights requests
+#: The order fields a correction may name (orders applies them: services/orders/rights).
+CORRECTABLE: Final = (
+    "consignee_name",
+    "consignee_phone",
+    "address_detail",
+    "postal_code",
+    "invoice_title",
+    "invoice_email",
+)
+_Text = Annotated[str, Form(max_length=200)]
 
 
 @router.get("/requests", response_class=HTMLResponse)
@@ -200,20 +326,50 @@ async def requests_page(request: Request, done: Annotated[str | None, Depends(_d
     answer = await call_gateway(request, "GET", "/consent/rights-requests/me")
     if _refused(answer):
         return _signed_out(request)
+    # A correction names its order by number, typed in: the page reads no order (reading
+    # one would process its consignee's data only to show a list).
     return _page(
         request,
         "requests.html",
         requests=answer.body if answer.ok else [],
+        correctable=CORRECTABLE,
         done=done,
         error=None if answer.ok else answer.problem_detail,
     )
 
 
+def _request_body(kind: str, order: str, field: str, value: str) -> dict[str, Any] | str:
+    """The rights request the form asks for, or which form field is wrong."""
+    if kind in {"access", "deletion", "withdraw_all"}:
+        return {"kind": kind}
+    if kind != "correction":
+        return "kind"
+    if not order:
+        return "order"
+    if field not in CORRECTABLE:
+        return "field"
+    if not value.strip():
+        return "value"
+    return {"kind": kind, "corrections": {"orders": {"order_id": order, field: value.strip()}}}
+
+
 @router.post("/requests")
-async def file_request(request: Request, kind: Annotated[str, Form()]) -> Response:
-    if kind not in {"access", "deletion"}:
-        return _page(request, "error.html", status_code=422, error=f"kind: {kind}")
-    answer = await call_gateway(request, "POST", "/consent/rights-requests", json={"kind": kind})
+async def file_request(
+    *,
+    request: Request,
+    kind: Annotated[str, Form()],
+    order: _Text = "",
+    field: _Text = "",
+    value: _Text = "",
+    token: _Token = "",
+) -> Response:
+    if _form_forged(request, token):
+        return _forged(request)
+    body = _request_body(kind, order, field, value)
+    if isinstance(body, str):
+        error = TEXTS[_language(request)]["missing_" + body]
+        return _page(request, "error.html", status_code=422, error=error)
+    answer = await call_gateway(request, "POST", "/consent/rights-requests", json=body)
     if _refused(answer):
         return _signed_out(request)
     if not answer.ok:
@@ -350,9 +506,12 @@ async def change_recipient_consent(
     recipient: Annotated[str, Form(min_length=1, max_length=64)],
     granted: Annotated[bool, Form()],
     disclosure: Annotated[str, Form(max_length=64)] = "",
+    token: _Token = "",
 ) -> Response:
     """Grant (with the recipient's disclosure the page showed, checked unchanged by its
     digest) or withdraw the cross-border consent to one overseas recipient."""
+    if _form_forged(request, token):
+        return _forged(request)
     shown: dict[str, Any] = {"recipient": {"id": recipient}}
     if granted:
         found = await call_gateway(

@@ -300,3 +300,125 @@ def choose_language(chosen: str | None, accept_language: str | None) -> Language
         if tag.startswith("en"):
             return "en"
     return "zh"
+
+
+# ------------------------------------------------------------ rights requests, ledger filters,
+# anti-forgery (kept apart from the words above, so that pages added beside them merge apart)
+_MORE: Final[dict[Language, dict[str, str]]] = {
+    "zh": {
+        "refused_title": "请求已拒绝",
+        "refused_explained": "此表单已过期，或并非从本站提交，因此未做任何更改。"
+        "请返回隐私中心页面后重新操作。",
+        "back": "返回隐私中心",
+        "category": "信息类别",
+        "all_categories": "全部类别",
+        "all_actors": "全部处理者",
+        "since": "开始日期",
+        "until_day": "结束日期",
+        "clear_filters": "清除筛选",
+        "ledger_pages": "处理记录分页",
+        "previous": "上一页",
+        "next": "下一页",
+        "showing": "第 {first}–{last} 条，共 {total} 条",
+        "request_correction": "申请更正订单信息",
+        "correction_explained": "订单发货前可更正收货人姓名、手机号、详细地址和邮政编码，"
+        "发票开具前可更正发票抬头和邮箱。手机号（登录账号）和经权威机构核验的实名信息"
+        "不能通过更正申请修改。订单服务会答复哪些已更正、哪些被拒绝及原因。",
+        "order_number": "订单号",
+        "order_hint": "见订单详情页，例如 ord_…",
+        "field": "要更正的信息",
+        "value": "更正后的内容",
+        "field_consignee_name": "收货人姓名",
+        "field_consignee_phone": "收货人手机号",
+        "field_address_detail": "详细地址",
+        "field_postal_code": "邮政编码",
+        "field_invoice_title": "发票抬头",
+        "field_invoice_email": "发票接收邮箱",
+        "request_withdraw_all": "撤回全部授权",
+        "withdraw_all_explained": "一次撤回您给予的所有同意（附加功能和单独同意，包括跨境传输）。"
+        "基本功能不受影响；撤回前基于同意已进行的处理仍然有效。",
+        "withdraw_all_confirm": "我要撤回全部授权",
+        "kind_correction": "更正",
+        "kind_withdraw_all": "撤回全部授权",
+        "kind_restriction": "限制处理",
+        "kind_explanation": "解释说明",
+        "kind_portability": "转移",
+        "status_overdue": "已逾期",
+        "answers": "各服务的答复",
+        "answer_pending": "待答复",
+        "answer_overdue": "逾期未答复",
+        "answer_done": "已完成",
+        "answer_partial": "部分完成",
+        "answer_refused": "已拒绝",
+        "deleted": "已删除",
+        "anonymised": "已匿名化",
+        "kept_explained": "以下信息依法须继续保存：仅作存储，不作其他处理，到期后删除。",
+        "done_correction": "已提交更正申请。",
+        "done_withdraw_all": "已提交撤回全部授权的申请。",
+        "missing_kind": "未知的请求类型。",
+        "missing_order": "请填写订单号。",
+        "missing_field": "请选择要更正的信息。",
+        "missing_value": "请填写更正后的内容。",
+    },
+    "en": {
+        "refused_title": "Request refused",
+        "refused_explained": "This form has expired or was not sent from this site, so "
+        "nothing was changed. Go back to the privacy center and try again.",
+        "back": "Back to the privacy center",
+        "category": "Data category",
+        "all_categories": "All categories",
+        "all_actors": "Anyone",
+        "since": "From",
+        "until_day": "To",
+        "clear_filters": "Clear filters",
+        "ledger_pages": "Ledger pages",
+        "previous": "Previous page",
+        "next": "Next page",
+        "showing": "Entries {first}–{last} of {total}",
+        "request_correction": "Request a correction of an order",
+        "correction_explained": "Before an order ships, its consignee's name, phone number, "
+        "street address and postal code can be corrected; before its invoice is issued, the "
+        "invoice title and email. Your phone number (your login) and real-name data verified "
+        "by the authority cannot be changed by a correction. The orders service answers what "
+        "it corrected and what it refused, and why.",
+        "order_number": "Order number",
+        "order_hint": "as on the order's page, e.g. ord_…",
+        "field": "What to correct",
+        "value": "The correct value",
+        "field_consignee_name": "Consignee's name",
+        "field_consignee_phone": "Consignee's phone number",
+        "field_address_detail": "Street address",
+        "field_postal_code": "Postal code",
+        "field_invoice_title": "Invoice title",
+        "field_invoice_email": "Invoice email",
+        "request_withdraw_all": "Withdraw every consent",
+        "withdraw_all_explained": "Withdraws at once every consent you gave (additional "
+        "functions and separate consents, transfers abroad included). Basic functions are "
+        "not affected; what was done before stays lawful.",
+        "withdraw_all_confirm": "I want to withdraw every consent",
+        "kind_correction": "Correction",
+        "kind_withdraw_all": "Withdraw all consents",
+        "kind_restriction": "Restriction",
+        "kind_explanation": "Explanation",
+        "kind_portability": "Portability",
+        "status_overdue": "Overdue",
+        "answers": "Each service's answer",
+        "answer_pending": "Pending",
+        "answer_overdue": "Overdue",
+        "answer_done": "Done",
+        "answer_partial": "Partly done",
+        "answer_refused": "Refused",
+        "deleted": "Deleted",
+        "anonymised": "Anonymised",
+        "kept_explained": "What the law makes us keep: only stored, never otherwise "
+        "processed, deleted when its period ends.",
+        "done_correction": "Your correction request is filed.",
+        "done_withdraw_all": "Your request to withdraw every consent is filed.",
+        "missing_kind": "Unknown kind of request.",
+        "missing_order": "Give the order number.",
+        "missing_field": "Choose what to correct.",
+        "missing_value": "Give the correct value.",
+    },
+}
+for _language, _words in _MORE.items():
+    TEXTS[_language].update(_words)

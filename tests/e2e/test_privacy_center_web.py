@@ -4,7 +4,11 @@ Chromium, headless, driven by Playwright, against the running suite (:mod:`tests
 A person signs in with the keyboard, grants a consent, reads the ledger, switches to
 English, requests an export and downloads it, and requests deletion; another sees the
 overseas recipient waiting for their data, grants that recipient's cross-border consent (the
-transfer then goes), withdraws it, and reads the policy's versions and a diff. Each page is
+transfer then goes), withdraws it, and reads the policy's versions and a diff; another
+corrects an order and withdraws every consent, following each service's answer; another
+filters the ledger by purpose and days and pages through it. A form posted without this
+session's anti-forgery token changes nothing, and the cookies are HttpOnly and
+SameSite=Strict (Secure over HTTPS: tests/gateway/test_privacy_web_cookies.py). Each page is
 photographed at phone and desktop width into ``.run/screenshots/`` (CI keeps them as
 artifacts). The pages are checked with axe-core (``.ci/run`` installs it from npm into
 ``.run/node``): no serious or critical violation.
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 from collections.abc import AsyncIterator
@@ -25,11 +30,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
+import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import x25519
 from playwright.async_api import Page, async_playwright, expect
 
+from gateway.privacy_web.router import LEDGER_PAGE
 from kit.clock import CHINA_TZ, china_today
 from kit.settings import REPO_ROOT
 from tests.e2e.suite import Person, Suite
@@ -118,6 +125,10 @@ async def test_a_person_grants_consent_reads_the_ledger_downloads_an_export_and_
         )
         state = price_drop.locator("[data-purpose-state]")
         assert await state.inner_text() == "未同意"
+        # What the purpose means, in the reader's language (the catalogue's description_zh).
+        assert (
+            await price_drop.get_by_role("heading").inner_text() == "购物车内商品的降价和优惠提醒。"
+        )
         await price_drop.get_by_role("button", name="同意", exact=True).click()
         await page.wait_for_url("**/privacy/consents?done=consent")
         assert await state.inner_text() == "已同意"
@@ -141,6 +152,10 @@ async def test_a_person_grants_consent_reads_the_ledger_downloads_an_export_and_
         await expect(page.locator("html")).to_have_attribute("lang", "en")
         assert page.url.endswith("/privacy/ledger")
         assert await page.get_by_role("heading", level=1).inner_text() == "Processing ledger"
+        await page.get_by_role("link", name="My consents").click()
+        assert await price_drop.get_by_role("heading").inner_text() == (
+            "Price-drop and discount reminders for goods in the cart."
+        )
 
         # An access request, answered by every service, then its export downloaded.
         await page.get_by_role("link", name="Rights requests").click()
@@ -207,6 +222,7 @@ async def test_every_page_of_the_privacy_center_passes_axe_in_both_languages(
             for path in (
                 "/privacy/consents",
                 "/privacy/ledger",
+                "/privacy/ledger?purpose=rights.access&offset=0",
                 "/privacy/requests",
                 "/privacy/overseas",  # nothing sent abroad yet
                 "/privacy/policy",
@@ -337,9 +353,15 @@ async def test_a_person_sees_their_overseas_recipient_and_consents_to_it_on_its_
         assert await section.locator("[data-recipient-state]").inner_text() == "未同意"
         assert "在日本加密存储" in await section.locator("dl").inner_text()
         # A grant is recorded only with the disclosure the page showed (checked by digest).
+        csrf = await section.locator("input[name=csrf]").get_attribute("value")
         stale = await page.request.post(
             "/privacy/consents/overseas",
-            form={"recipient": recipient["id"], "granted": "true", "disclosure": "0" * 64},
+            form={
+                "recipient": recipient["id"],
+                "granted": "true",
+                "disclosure": "0" * 64,
+                "csrf": csrf or "",
+            },
             max_redirects=0,
         )
         assert (stale.status, await _cross_border_consent(suite, headers, key)) == (409, None)
@@ -444,3 +466,243 @@ async def test_a_person_reads_the_policys_versions_and_what_changed(suite: Suite
         assert await page.get_by_role("navigation").count() == 0
         found["en /privacy/policy (signed out)"] = await serious_violations(page)
     assert found == {name: [] for name in found}
+
+
+# --------------------------------------------------------------------------- more requests
+
+
+async def place_order(suite: Suite, person: Person, headers: dict[str, str]) -> str:
+    goods = await suite.call(
+        "POST",
+        "/orders/admin/goods",
+        headers=suite.admin,
+        json={"name": "Green tea", "price": "39.00"},
+        expect=201,
+    )
+    placed = await suite.call(
+        "POST",
+        "/orders/orders",
+        headers={**headers, "Idempotency-Key": secrets.token_hex(8)},
+        json=person.order_body(goods["goods_id"]),
+        expect=201,
+    )
+    order_id: str = placed["order_id"]
+    return order_id
+
+
+async def grant(suite: Suite, headers: dict[str, str], purpose: str, granted: bool) -> None:
+    shown = {"text": purpose, "page": "/test", "language": "zh"}
+    await suite.call(
+        "POST",
+        "/consent/consents",
+        headers=headers,
+        json={"purpose": purpose, "granted": granted, "shown": shown},
+        expect=(200, 201),
+    )
+
+
+async def test_a_person_corrects_an_order_and_withdraws_every_consent_and_follows_both(
+    suite: Suite,
+) -> None:
+    person = Person.new()
+    _, headers = await suite.register(person)
+    order_id = await place_order(suite, person, headers)
+    await grant(suite, headers, "marketing.price_drop", True)
+    async with browser_page(suite.gateway_url, locale="zh-CN") as page:
+        await sign_in_by_keyboard(page, person)
+        await page.get_by_role("link", name="权利请求").click()
+
+        # A correction: which order, which field, the correct value; by keyboard.
+        await page.get_by_label("订单号").fill(order_id)
+        await page.get_by_label("要更正的信息").select_option(label="收货人姓名")
+        await page.get_by_label("更正后的内容").fill("欧阳小明")
+        await page.get_by_label("更正后的内容").press("Enter")
+        await page.wait_for_url("**/privacy/requests?done=correction")
+        assert await page.get_by_role("status").inner_text() == "已提交更正申请。"
+        await suite.eventually(
+            "GET",
+            "/consent/rights-requests/me",
+            lambda body: [r["status"] for r in body if r["kind"] == "correction"] == ["completed"],
+            headers=headers,
+            within_s=60,
+        )
+        order = await suite.call("GET", f"/orders/orders/{order_id}", headers=headers)
+        assert order["consignee_name"] == "欧阳小明"
+        await page.reload()
+        correction = page.locator("section.rights-request[data-kind=correction]")
+        assert await correction.get_attribute("data-status") == "completed"
+        orders_answer = correction.locator("[data-service=orders]")
+        assert await orders_answer.get_attribute("data-answer") == "done"
+        assert "已完成" in await orders_answer.inner_text()
+        assert "corrected: " in await orders_answer.inner_text()
+
+        # Withdraw every consent at once, confirmed first.
+        await page.get_by_label("我要撤回全部授权").check()
+        await page.get_by_role("button", name="撤回全部授权").click()
+        await page.wait_for_url("**/privacy/requests?done=withdraw_all")
+        assert await page.get_by_role("status").inner_text() == "已提交撤回全部授权的申请。"
+        mine = await suite.eventually(
+            "GET",
+            "/consent/consents/me",
+            lambda body: not any(c["granted"] for c in body["consents"]),
+            headers=headers,
+            within_s=60,
+        )
+        assert "marketing.price_drop" in {c["purpose"] for c in mine["consents"]}
+        kinds = await page.locator("section.rights-request").evaluate_all(
+            "sections => sections.map(s => s.dataset.kind)"
+        )
+        assert sorted(kinds) == ["correction", "withdraw_all"]
+        await photograph(page, "requests-followed")
+        await page.get_by_role("link", name="我的授权").click()
+        price_drop = page.locator(
+            "section", has=page.locator("code", has_text="marketing.price_drop")
+        )
+        assert await price_drop.locator("[data-purpose-state]").inner_text() == "未同意"
+
+
+async def test_a_person_filters_the_ledger_and_pages_through_it(suite: Suite) -> None:
+    person = Person.new()
+    _, headers = await suite.register(person)
+    # Each read of the order through the gateway is an entry of the reader's ledger.
+    order_id = await place_order(suite, person, headers)
+    for _ in range(LEDGER_PAGE + 1):
+        await suite.call("GET", f"/orders/orders/{order_id}", headers=headers)
+    ledger = await suite.eventually(
+        "GET",
+        "/consent/ledger/me?limit=100",
+        lambda body: body["total"] > LEDGER_PAGE,
+        headers=headers,
+        within_s=60,
+    )
+    choices = await suite.call("GET", "/consent/ledger/me/choices", headers=headers)
+    purpose = next(p for p in choices["purposes"] if p["id"] == "order.query")
+    # Through the gateway: a category covers those below it; a misspelt filter is refused.
+    contact = await suite.call(
+        "GET", "/consent/ledger/me", headers=headers, params={"category": "user.contact"}
+    )
+    assert contact["entries"], "the order's reads show the consignee's contact details"
+    assert all(
+        any(c["id"].startswith("user.contact.") for c in e["categories"])
+        for e in contact["entries"]
+    )
+    await suite.call(
+        "GET", "/consent/ledger/me", headers=headers, params={"purpse": "x"}, expect=422
+    )
+    today = china_today().isoformat()
+    async with browser_page(suite.gateway_url, locale="en-US") as page:
+        await page.goto("/privacy/language/en?next=/privacy/ledger")
+        await page.get_by_label("Phone number").fill(person.phone)
+        await page.get_by_label("Password").fill(person.password)
+        await page.get_by_label("Password").press("Enter")
+        await page.wait_for_url("**/privacy/consents")
+        await page.get_by_role("link", name="Processing ledger").click()
+
+        # Pages of 20, newest first, the next and previous ones linked.
+        rows = page.locator("tr.ledger-entry")
+        assert await rows.count() == LEDGER_PAGE
+        shown_total = await page.locator("[data-ledger-total]").get_attribute("data-ledger-total")
+        assert int(shown_total or 0) >= ledger["total"]
+        await page.get_by_role("link", name="Next page").click()
+        await page.wait_for_url("**/privacy/ledger?offset=20")
+        second = await suite.call("GET", "/consent/ledger/me?limit=20&offset=20", headers=headers)
+        assert await rows.count() == len(second["entries"])
+        await page.get_by_role("link", name="Previous page").click()
+        await page.wait_for_url("**/privacy/ledger?offset=0")
+        assert await rows.count() == LEDGER_PAGE
+
+        # Filters: a purpose, by its description; today's days.
+        await page.get_by_label("Purpose").select_option(label=purpose["description"])
+        await page.get_by_label("From").fill(today)
+        await page.get_by_label("To").fill(today)
+        await page.get_by_role("button", name="Filter").click()
+        await page.wait_for_url("**/privacy/ledger?purpose=*")
+        wanted = await suite.call(
+            "GET",
+            "/consent/ledger/me",
+            headers=headers,
+            params={"purpose": purpose["id"], "since": today, "until": today, "limit": "20"},
+        )
+        assert wanted["total"] > 0
+        assert await rows.count() == len(wanted["entries"])
+        assert set(await rows.evaluate_all("rs => rs.map(r => r.dataset.purpose)")) == {
+            purpose["id"]
+        }
+        await photograph(page, "ledger-filtered")
+        # A day with nothing in it shows nothing.
+        await page.get_by_label("From").fill("2020-01-01")
+        await page.get_by_label("To").fill("2020-01-02")
+        await page.get_by_role("button", name="Filter").click()
+        await page.wait_for_url("**until=2020-01-02*")
+        assert await rows.count() == 0
+        assert await page.get_by_text("No processing recorded yet.").count() == 1
+
+
+# --------------------------------------------------------------------------- anti-forgery
+
+TOKEN: Final = re.compile(r'name="csrf" value="([0-9a-f]{64})"')
+
+
+def set_cookie(answer: httpx.Response, name: str) -> str:
+    """The Set-Cookie header of ``answer`` that sets ``name``."""
+    (found,) = [c for c in answer.headers.get_list("set-cookie") if c.startswith(f"{name}=")]
+    return found
+
+
+def form_token(page: httpx.Response) -> str:
+    found = TOKEN.search(page.text)
+    assert found is not None, "the page has no anti-forgery token"
+    return found.group(1)
+
+
+@asynccontextmanager
+async def browser_less(suite: Suite) -> AsyncIterator[httpx.AsyncClient]:
+    """A plain HTTP client keeping cookies, as a browser would, without following redirects."""
+    async with httpx.AsyncClient(base_url=suite.gateway_url) as client:
+        yield client
+
+
+async def test_a_form_posted_without_this_sessions_token_changes_nothing(suite: Suite) -> None:
+    person = Person.new()
+    _, headers = await suite.register(person)
+    async with browser_less(suite) as client:
+        sign_in_page = await client.get("/privacy/")
+        before = form_token(sign_in_page)
+        credentials = {"phone": person.phone, "password": person.password}
+
+        # Sign-in itself: another site's form (no token, or another's) signs no one in.
+        for forged in ({}, {"csrf": "0" * 64}):
+            refused = await client.post("/privacy/sign-in", data={**credentials, **forged})
+            assert refused.status_code == 403
+            assert 'data-refused="forged-form"' in refused.text
+            assert "privacy_session" not in refused.headers.get("set-cookie", "")
+        signed_in = await client.post("/privacy/sign-in", data={**credentials, "csrf": before})
+        assert signed_in.status_code == 303
+        session_cookie = set_cookie(signed_in, "privacy_session")
+        assert "HttpOnly" in session_cookie and "SameSite=strict" in session_cookie
+        assert "Path=/privacy" in session_cookie and "Secure" not in session_cookie
+
+        consents = await client.get("/privacy/consents")
+        token = form_token(consents)
+        assert token != before, "the token is the session's, not the sign-in form's"
+        grant_form = {"purpose": "marketing.price_drop", "granted": "true", "shown": "x"}
+        for forged in ({}, {"csrf": before}, {"csrf": "f" * 64}):
+            refused = await client.post("/privacy/consents", data={**grant_form, **forged})
+            assert refused.status_code == 403, forged
+            assert "nothing was changed" in refused.text or "未做任何更改" in refused.text
+            refused = await client.post("/privacy/requests", data={"kind": "deletion", **forged})
+            assert refused.status_code == 403, forged
+            refused = await client.post("/privacy/sign-out", data=forged)
+            assert refused.status_code == 403, forged
+            overseas = {"recipient": "rcp_anyone", "granted": "false", **forged}
+            refused = await client.post("/privacy/consents/overseas", data=overseas)
+            assert refused.status_code == 403, forged
+        mine = await suite.call("GET", "/consent/consents/me", headers=headers)
+        assert not any(c["granted"] for c in mine["consents"])
+        assert await suite.call("GET", "/consent/rights-requests/me", headers=headers) == []
+
+        # With the token, the same form works: the refusal above was the token's.
+        granted = await client.post("/privacy/consents", data={**grant_form, "csrf": token})
+        assert granted.status_code == 303
+        mine = await suite.call("GET", "/consent/consents/me", headers=headers)
+        assert {c["purpose"]: c["granted"] for c in mine["consents"]}["marketing.price_drop"]

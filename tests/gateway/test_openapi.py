@@ -59,7 +59,7 @@ async def test_the_gateway_serves_its_openapi_on_both_ports(gateway: GatewayUnde
         httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as public,
         httpx.AsyncClient(base_url=f"http://127.0.0.1:{gateway.app.state.ops_port}") as ops,
     ):
-        answer = await public.get("/openapi.json")
+        answer = await public.get("/openapi.json", timeout=120)  # built on this first ask
         assert answer.status_code == 200
         assert answer.headers["content-type"] == "application/json"
         assert "etag" in answer.headers

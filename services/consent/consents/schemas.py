@@ -73,6 +73,9 @@ class GrantablePurpose(BaseModel):
     id: str
     kind: Literal["additional", "separate"]
     description: str
+    description_zh: str | None = Field(
+        description="the description in Simplified Chinese (the catalogue's description_zh)"
+    )
     policy_section: str
     per_recipient: bool = Field(description="consented per overseas recipient")
     required_disclosure: list[str] = Field(

@@ -172,6 +172,7 @@ def grantable_purposes(catalogue: Catalogue) -> list[GrantablePurpose]:
             id=purpose.id,
             kind="separate" if purpose.kind == "separate" else "additional",
             description=purpose.description,
+            description_zh=purpose.description_zh,
             policy_section=purpose.policy_section,
             per_recipient=purpose.id == CROSS_BORDER_PURPOSE,
             required_disclosure=(

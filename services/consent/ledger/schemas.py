@@ -39,18 +39,37 @@ class LedgerEntryView(BaseModel):
     categories: list[CategoryView]
     purpose: str
     purpose_description: str | None
+    purpose_description_zh: str | None = Field(
+        default=None, description="the purpose's description in Simplified Chinese"
+    )
     legal_basis: str
 
 
 class LedgerPage(BaseModel):
     entries: list[LedgerEntryView] = Field(description="newest first")
-    total: int
+    total: int = Field(description="the entries the filters match (all without filters)")
     limit: int
     offset: int
     next_offset: int | None
     chain_valid: bool = Field(
         description="false when an entry of this page was altered or unlinked, or any entry "
         "was removed"
+    )
+
+
+class PurposeChoice(BaseModel):
+    id: str
+    description: str | None
+    description_zh: str | None
+
+
+class LedgerChoices(BaseModel):
+    """What a user's ledger can be filtered by: what its entries name."""
+
+    purposes: list[PurposeChoice] = Field(description="by id")
+    categories: list[CategoryView] = Field(description="by id")
+    actors: list[Actor] = Field(
+        description="by display label; staff members are not offered (their id is not shown)"
     )
 
 

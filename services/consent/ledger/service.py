@@ -47,16 +47,17 @@ import re
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from typing import Any, Final
 
-from sqlalchemy import func, insert, or_, select, text
+from sqlalchemy import ColumnElement, String, cast, func, insert, or_, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from kit.catalogue import Catalogue
+from kit.clock import CHINA_TZ
 from kit.errors import ServiceUnavailable
 from kit.events import Event
 from kit.models import utcnow
@@ -66,8 +67,10 @@ from services.consent.ledger.schemas import (
     ActorKind,
     CategoryView,
     ChainCheck,
+    LedgerChoices,
     LedgerEntryView,
     LedgerPage,
+    PurposeChoice,
 )
 
 GENESIS_HASH = "0" * 64
@@ -564,21 +567,30 @@ def _service_label(actor: str, reporting_service: str) -> str:
 
 
 def _actor_view(entry: LedgerEntry, directory: dict[str, LedgerActor]) -> Actor:
-    known = directory.get(entry.actor)
-    actor_id = entry.actor
+    return _actor_of(entry.subject, entry.actor, entry.service, entry.actor_role, directory)
+
+
+def _actor_of(
+    subject: str,
+    actor_id: str,
+    service: str,
+    actor_role: str | None,
+    directory: dict[str, LedgerActor],
+) -> Actor:
+    known = directory.get(actor_id)
 
     def shown(kind: ActorKind, name: str | None, display: str, role: str | None = None) -> Actor:
         # A staff member is named by role: their account id is not shown to users.
         return Actor(
             kind=kind,
-            service=entry.service,
+            service=service,
             id=None if kind == "staff" else actor_id,
             name=name,
             role=role,
             display=display,
         )
 
-    if actor_id == entry.subject:
+    if actor_id == subject:
         return shown("self", None, "you")
     if actor_id.startswith("ptn_") or (known is not None and known.kind == "partner"):
         name = known.name if known else None
@@ -589,14 +601,14 @@ def _actor_view(entry: LedgerEntry, directory: dict[str, LedgerActor]) -> Actor:
     if known is not None and known.kind == "recipient":
         label = f"overseas recipient {actor_id}"
         return shown("recipient", known.name, f"{known.name} ({label})" if known.name else label)
-    if entry.actor_role or (known is not None and known.kind == "staff"):
-        role = entry.actor_role or (", ".join(known.roles) if known and known.roles else None)
+    if actor_role or (known is not None and known.kind == "staff"):
+        role = actor_role or (", ".join(known.roles) if known and known.roles else None)
         return shown("staff", role, f"staff member ({role})" if role else "staff member", role)
     if actor_id.startswith("acc_"):
         return shown("user", None, f"account {actor_id}")
     if known is not None and known.kind == "service" and known.name:
         return shown("service", known.name, f"the {known.name} service")
-    return shown("service", actor_id, _service_label(actor_id, entry.service))
+    return shown("service", actor_id, _service_label(actor_id, service))
 
 
 def _category_view(catalogue: Catalogue, category: str) -> CategoryView:
@@ -620,6 +632,7 @@ def entry_view(
         categories=[_category_view(catalogue, c) for c in entry.categories],
         purpose=entry.purpose,
         purpose_description=purpose.description if purpose else None,
+        purpose_description_zh=purpose.description_zh if purpose else None,
         legal_basis=entry.legal_basis,
     )
 
@@ -632,18 +645,76 @@ async def _directory(session: AsyncSession, actors: Iterable[str]) -> dict[str, 
     return {actor.actor: actor for actor in found}
 
 
+@dataclass(frozen=True)
+class LedgerFilter:
+    """Which of a subject's entries a page shows; every part left None matches all.
+
+    ``category`` matches an entry naming it or a category below it (``user.contact``
+    matches ``user.contact.phone_number``); ``since`` and ``until`` are days in China
+    Standard Time, both included."""
+
+    purpose: str | None = None
+    category: str | None = None
+    actor: str | None = None
+    since: date | None = None
+    until: date | None = None
+
+    def conditions(self) -> list[ColumnElement[bool]]:
+        found: list[ColumnElement[bool]] = []
+        if self.purpose is not None:
+            found.append(col(LedgerEntry.purpose) == self.purpose)
+        if self.actor is not None:
+            found.append(col(LedgerEntry.actor) == self.actor)
+        if self.category is not None:
+            # The JSON list as text holds each id quoted: the id itself, or a child of it.
+            listed = cast(col(LedgerEntry.categories), String)
+            quoted = '"' + _like_escaped(self.category)
+            found.append(
+                or_(
+                    listed.like(f'%{quoted}"%', escape="\\"),
+                    listed.like(f"%{quoted}.%", escape="\\"),
+                )
+            )
+        if self.since is not None:
+            start = datetime.combine(self.since, time.min, CHINA_TZ)
+            found.append(col(LedgerEntry.occurred_at) >= start)
+        if self.until is not None:
+            end = datetime.combine(self.until + timedelta(days=1), time.min, CHINA_TZ)
+            found.append(col(LedgerEntry.occurred_at) < end)
+        return found
+
+
+def _like_escaped(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 async def list_own_entries(
-    session: AsyncSession, *, catalogue: Catalogue, subject: str, limit: int, offset: int
+    session: AsyncSession,
+    *,
+    catalogue: Catalogue,
+    subject: str,
+    limit: int,
+    offset: int,
+    only: LedgerFilter | None = None,
 ) -> LedgerPage:
-    """The subject's ledger, newest first, one page, with the chain's verdict."""
+    """The subject's ledger, newest first, one page of the entries ``only`` matches (all
+    by default), with the chain's verdict on the page and on the whole chain's length."""
     limit = max(1, min(limit, MAX_PAGE))
     offset = max(0, offset)
     count, highest = await chain_size(session, subject)
     # Entries appended after the count belong to the next read: the page is of that moment.
+    where = [
+        col(LedgerEntry.subject) == subject,
+        col(LedgerEntry.seq) <= highest,
+        *(only.conditions() if only is not None else []),
+    ]
+    matching = count
+    if only is not None and only != LedgerFilter():
+        matching = int(await session.scalar(select(func.count()).where(*where)) or 0)
     entries = list(
         await session.scalars(
             select(LedgerEntry)
-            .where(col(LedgerEntry.subject) == subject, col(LedgerEntry.seq) <= highest)
+            .where(*where)
             .order_by(col(LedgerEntry.occurred_at).desc(), col(LedgerEntry.seq).desc())
             .offset(offset)
             .limit(limit)
@@ -653,11 +724,54 @@ async def list_own_entries(
     chain_valid = await verify_page(session, subject, entries, count=count, highest=highest)
     return LedgerPage(
         entries=[entry_view(e, catalogue=catalogue, directory=directory) for e in entries],
-        total=count,
+        total=matching,
         limit=limit,
         offset=offset,
-        next_offset=offset + limit if offset + limit < count else None,
+        next_offset=offset + limit if offset + limit < matching else None,
         chain_valid=chain_valid,
+    )
+
+
+async def own_choices(
+    session: AsyncSession, *, catalogue: Catalogue, subject: str
+) -> LedgerChoices:
+    """What the subject's ledger can be filtered by: the purposes, categories and actors
+    its entries name (a staff member is never offered: their account id is not shown)."""
+    mine = col(LedgerEntry.subject) == subject
+    purposes = sorted(
+        await session.scalars(select(col(LedgerEntry.purpose)).where(mine).distinct())
+    )
+    categories: set[str] = set()
+    # JSON has no equality on PostgreSQL: the distinct lists are compared as text.
+    listed = cast(col(LedgerEntry.categories), String)
+    for text_list in await session.scalars(select(listed).where(mine).distinct()):
+        categories.update(json.loads(text_list))
+    rows = (
+        await session.execute(
+            select(col(LedgerEntry.actor), col(LedgerEntry.service), col(LedgerEntry.actor_role))
+            .where(mine)
+            .distinct()
+        )
+    ).all()
+    directory = await _directory(session, (actor for actor, _, _ in rows))
+    actors: dict[str, Actor] = {}
+    for actor, service_name, role in rows:
+        shown = _actor_of(subject, actor, service_name, role, directory)
+        if shown.id is not None:
+            actors.setdefault(shown.id, shown)
+    return LedgerChoices(
+        purposes=[_purpose_choice(catalogue, purpose) for purpose in purposes],
+        categories=[_category_view(catalogue, category) for category in sorted(categories)],
+        actors=sorted(actors.values(), key=lambda shown: shown.display),
+    )
+
+
+def _purpose_choice(catalogue: Catalogue, purpose_id: str) -> PurposeChoice:
+    known = catalogue.purpose(purpose_id) if catalogue.has_purpose(purpose_id) else None
+    return PurposeChoice(
+        id=purpose_id,
+        description=known.description if known else None,
+        description_zh=known.description_zh if known else None,
     )
 
 

@@ -22,6 +22,7 @@ from sqlmodel import col
 
 from kit.app import AppContext
 from kit.auth import USER_SCOPES, Scope
+from kit.clock import CHINA_TZ
 from kit.consumer import EventConsumer
 from kit.events import Event, new_event
 from kit.kafka import TopicSpec, ensure_topics
@@ -90,7 +91,9 @@ async def feed(consent: Consent, *events: Event) -> None:
             await handler(session, event)
 
 
-async def my_ledger(consent: Consent, headers: dict[str, str], **params: int) -> dict[str, Any]:
+async def my_ledger(
+    consent: Consent, headers: dict[str, str], **params: int | str
+) -> dict[str, Any]:
     response = await consent.client.get("/ledger/me", headers=headers, params=params)
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
@@ -248,6 +251,82 @@ async def test_each_user_sees_only_their_own_entries_a_page_at_a_time(consent: C
     assert (await my_ledger(consent, other_headers))["total"] == 1
     too_many = await consent.client.get("/ledger/me", headers=headers, params={"limit": 101})
     assert too_many.status_code == 422
+
+
+async def ledger_ids(consent: Consent, headers: dict[str, str], **params: Any) -> list[str]:
+    """The purposes of the entries a filtered read shows, newest first."""
+    response = await consent.client.get("/ledger/me", headers=headers, params=params)
+    assert response.status_code == 200, response.text
+    page: dict[str, Any] = response.json()
+    assert page["total"] == len(page["entries"]), "one page holds every match here"
+    return [entry["purpose"] for entry in page["entries"]]
+
+
+@pytest.mark.obligation("OB-R-1")
+async def test_the_user_filters_the_ledger_by_purpose_category_actor_and_days(
+    consent: Consent,
+) -> None:
+    user, headers = consent.user()
+    partner = f"ptn_{uuid.uuid4().hex[:12]}"
+    # 23:30 on 1 March and 00:30 on 2 March in China are both 1 March in UTC.
+    late = datetime(2026, 3, 1, 23, 30, tzinfo=CHINA_TZ)
+    early = datetime(2026, 3, 2, 0, 30, tzinfo=CHINA_TZ)
+    await feed(
+        consent,
+        identity_event("partner.registered", partner, {"kind": "logistics", "name": "Swift"}),
+        processing(user, purpose="account", categories=[NAME], at=late),
+        processing(
+            user, actor=partner, purpose="logistics.delivery", categories=[ADDRESS], at=early
+        ),
+        processing(user, purpose="location", categories=[LOCATION], at=early + timedelta(days=1)),
+        processing(user, purpose="order.fulfilment", categories=[PHONE], at=early + timedelta(2)),
+        processing(new_subject(), purpose="account", categories=[NAME], at=late),
+    )
+
+    assert await ledger_ids(consent, headers, purpose="account") == ["account"]
+    # A category matches itself and the categories below it, nothing that merely starts so.
+    assert await ledger_ids(consent, headers, category="user.contact") == [
+        "order.fulfilment",
+        "logistics.delivery",
+    ]
+    assert await ledger_ids(consent, headers, category="user.contact.phone_numbe_") == []
+    assert await ledger_ids(consent, headers, category="user.nam") == []
+    assert await ledger_ids(consent, headers, actor=partner) == ["logistics.delivery"]
+    # Days are China's: 2 March starts at 00:00 China time, which is still 1 March in UTC.
+    assert await ledger_ids(consent, headers, since="2026-03-02", until="2026-03-03") == [
+        "location",
+        "logistics.delivery",
+    ]
+    assert await ledger_ids(consent, headers, until="2026-03-01") == ["account"]
+    assert await ledger_ids(
+        consent, headers, category="user.contact", since="2026-03-02", until="2026-03-02"
+    ) == ["logistics.delivery"]
+
+    # A page of the filtered entries: counted, and the next one named.
+    first = await my_ledger(consent, headers, limit=1, since="2026-03-02")
+    assert (first["total"], first["next_offset"], first["chain_valid"]) == (3, 1, True)
+
+    backwards = await consent.client.get(
+        "/ledger/me", headers=headers, params={"since": "2026-03-03", "until": "2026-03-02"}
+    )
+    assert backwards.status_code == 422
+    assert [e["field"] for e in backwards.json()["errors"]] == ["query.until"]
+    misspelt = await consent.client.get("/ledger/me", headers=headers, params={"purpse": "x"})
+    assert misspelt.status_code == 422
+
+    choices = (await consent.client.get("/ledger/me/choices", headers=headers)).json()
+    assert [p["id"] for p in choices["purposes"]] == [
+        "account",
+        "location",
+        "logistics.delivery",
+        "order.fulfilment",
+    ]
+    assert choices["purposes"][0]["description_zh"] == "注册、登录并维护您的账户和会员身份。"
+    assert [c["id"] for c in choices["categories"]] == sorted([NAME, ADDRESS, LOCATION, PHONE])
+    assert {a["id"]: a["display"] for a in choices["actors"]} == {
+        user: "you",
+        partner: f"Swift ({partner})",
+    }
 
 
 async def test_the_ledger_needs_a_user_token_with_consent_read(consent: Consent) -> None:
