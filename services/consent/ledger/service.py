@@ -144,14 +144,14 @@ def _json_value(value: Any) -> str:
     without a call into the encoder: this runs 14 times per entry)."""
     kind = type(value)
     if kind is str:
-        return str(_JSON_STRING(value))
+        return _JSON_STRING(value)
     if value is None:
         return "null"
     if kind is int:
         return int.__repr__(value)
-    if (kind is list or kind is tuple) and all(type(item) is str for item in value):
+    if kind is list and all(type(item) is str for item in value):
         return "[" + ",".join(map(_JSON_STRING, value)) + "]"
-    return _JSON.encode(list(value) if kind is tuple else value)
+    return _JSON.encode(value)
 
 
 def canonical_facts(facts: Mapping[str, Any]) -> bytes:
@@ -164,7 +164,9 @@ def canonical_facts(facts: Mapping[str, Any]) -> bytes:
     return (
         _TEMPLATE
         % tuple(
-            _json_time(facts[name]) if name in _TIMES else _json_value(facts[name])
+            _json_time(facts[name])
+            if name in _TIMES
+            else _json_value(list(facts[name]) if name == "categories" else facts[name])
             for name in _SORTED
         )
     ).encode()
