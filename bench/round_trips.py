@@ -55,6 +55,7 @@ from services.orders.delivery.service import Duty, get_partner_order
 from services.orders.models import Goods, Order
 from services.orders.orders.schemas import OrderCreate
 from services.orders.orders.service import place_order
+from services.orders.security.rules import Thresholds
 
 BACKENDS: Final = ("SQLite", "PostgreSQL")
 BUYERS: Final = 20
@@ -138,6 +139,7 @@ async def measure(backend: str, url: str, *, placements: int) -> list[Cost]:
                 buyer_id=buyers[index % BUYERS],
                 buyer_verified=False,
                 request=request,
+                fraud_thresholds=Thresholds(),
                 idempotency_key=f"bench-{index}" if index % 2 else None,
             )
 

@@ -447,6 +447,7 @@ async def place_order(
     buyer_id: str,
     buyer_verified: bool,
     request: OrderCreate,
+    fraud_thresholds: fraud_rules.Thresholds,
     idempotency_key: str | None = None,
 ) -> PlacedOrder:
     order_id = new_id("ord")
@@ -542,6 +543,7 @@ async def place_order(
         session,
         cipher=cipher,
         events=events,
+        thresholds=fraud_thresholds,
         order_id=order_id,
         buyer_id=buyer_id,
         phone=request.consignee_phone,

@@ -4,15 +4,16 @@ Placing an order keeps a :class:`FraudSignal`: keyed blind indexes of the consig
 and of the delivery address (province, city, district and detail), made while the values
 are at hand; the rules then compare indexes and count, and never read a value:
 
-- ``orders_to_many_addresses``: the buyer placed at least ``MANY_ORDERS`` orders to at
-  least ``MANY_ADDRESSES`` different addresses within ``SHORT_TIME``;
-- ``shared_phone``: the consignee phone is on orders of at least ``SHARING_ACCOUNTS``
+- ``orders_to_many_addresses``: the buyer placed at least ``many_orders`` orders to at
+  least ``many_addresses`` different addresses within ``window_s``;
+- ``shared_phone``: the consignee phone is on orders of at least ``sharing_accounts``
   different accounts: each of them is flagged.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Final
 
 from sqlalchemy import and_, bindparam, distinct, func, insert, select
@@ -22,6 +23,7 @@ from kit import fraud
 from kit.crypto import FieldCipher
 from kit.db import UtcDateTime
 from kit.outbox import EventWriter
+from services.orders.config import Settings
 from services.orders.models import FraudSignal, SecurityFlag
 
 SERVICE: Final = "orders"
@@ -57,11 +59,31 @@ _SHARING: Final = (
 )
 
 
+@dataclass(frozen=True)
+class Thresholds:
+    """When the rules fire (``ORDERS_FRAUD_*`` settings)."""
+
+    many_orders: int = 5
+    many_addresses: int = 3
+    window_s: int = 3600
+    sharing_accounts: int = 3
+
+    @classmethod
+    def of(cls, settings: Settings) -> Thresholds:
+        return cls(
+            many_orders=settings.fraud_many_orders,
+            many_addresses=settings.fraud_many_addresses,
+            window_s=settings.fraud_window_s,
+            sharing_accounts=settings.fraud_sharing_accounts,
+        )
+
+
 async def order_placed(
     session: AsyncSession,
     *,
     cipher: FieldCipher,
     events: EventWriter,
+    thresholds: Thresholds,
     order_id: str,
     buyer_id: str,
     phone: str,
@@ -86,13 +108,13 @@ async def order_placed(
             _COUNTS,
             {
                 "buyer_id": buyer_id,
-                "since": placed_at - fraud.SHORT_TIME,
+                "since": placed_at - timedelta(seconds=thresholds.window_s),
                 "phone_index": phone_index,
             },
         )
     ).one()
     orders, addresses = int(counts.orders), int(counts.addresses)
-    if orders >= fraud.MANY_ORDERS and addresses >= fraud.MANY_ADDRESSES:
+    if orders >= thresholds.many_orders and addresses >= thresholds.many_addresses:
         await fraud.raise_flag(
             session,
             events=events,
@@ -103,10 +125,10 @@ async def order_placed(
             evidence={
                 "orders": orders,
                 "addresses": addresses,
-                "window_s": int(fraud.SHORT_TIME.total_seconds()),
+                "window_s": thresholds.window_s,
             },
         )
-    if int(counts.accounts) >= fraud.SHARING_ACCOUNTS:
+    if int(counts.accounts) >= thresholds.sharing_accounts:
         await _shared_phone(session, events=events, phone_index=phone_index)
 
 

@@ -744,3 +744,22 @@ async def test_the_owner_reads_are_answered_while_a_writer_holds_sqlites_lock(
     assert listed.status_code == 200, listed.text
     assert [item["order_id"] for item in listed.json()["items"]] == [order["order_id"]]
     assert one.status_code == 200 and one.json()["order_id"] == order["order_id"]
+
+
+# --------------------------------------------------------------------------- anti-fraud
+
+
+async def test_the_fraud_rules_thresholds_are_the_services_settings(orders: Orders) -> None:
+    """ORDERS_FRAUD_SHARING_ACCOUNTS tunes the shared_phone rule without a code change:
+    at 2, a second account ordering to one phone flags both."""
+    orders.settings.fraud_sharing_accounts = 2
+    goods_id = (await orders.add_goods("Tea", "10.00"))["goods_id"]
+    _, security = orders.staff("security")
+    buyers = [orders.user() for _ in range(2)]
+    await place(orders, buyers[0][1], order_body(goods_id))
+    assert (await orders.client.get("/security/flags", headers=security)).json() == []
+    await place(orders, buyers[1][1], order_body(goods_id))
+    flags = (await orders.client.get("/security/flags", headers=security)).json()
+    assert sorted((flag["account_id"], flag["rule"]) for flag in flags) == sorted(
+        (buyer_id, "shared_phone") for buyer_id, _ in buyers
+    )
