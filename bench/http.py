@@ -59,7 +59,9 @@ ORDER_PATH = "/orders/ord_bench"
 #: The gateways' topics, this run's own; the ones they read exist before they start (as in
 #: production: a missing topic keeps a consumer refreshing the cluster's metadata).
 TOPIC_PREFIX = f"bench{os.getpid()}."
-READ_TOPICS = ("consent.state", "consent.events", "identity.events")
+READ_TOPICS = ("consent.state", "consent.restrictions", "consent.events", "identity.events")
+#: Those of them that are compacted (a subject's whole state per record).
+COMPACTED_TOPICS = frozenset({"consent.state", "consent.restrictions"})
 #: The scaling row's gateway worker processes (GATEWAY_WORKERS).
 WORKERS = (1, 2, 4)  # the upstream's path; behind a proxy: /orders + this
 
@@ -446,7 +448,7 @@ async def _with_database(
     await ensure_topics(
         kafka,
         [
-            TopicSpec(f"{TOPIC_PREFIX}{name}", compacted=name.endswith(".state"))
+            TopicSpec(f"{TOPIC_PREFIX}{name}", compacted=name in COMPACTED_TOPICS)
             for name in READ_TOPICS
         ],
     )

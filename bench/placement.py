@@ -79,6 +79,7 @@ from services.orders.main import create_app as create_orders_app
 from services.orders.models import Goods, Order, OrderLine, OrderStatusChange
 from services.orders.orders.schemas import OrderCreate
 from services.orders.orders.service import _JSON_FIELDS, personal_values, place_order
+from services.orders.security.rules import Thresholds
 
 KEY_FILE_ENV: Final = "BENCH_PLACEMENT_KEY_FILE"
 KEY_ID_ENV: Final = "BENCH_PLACEMENT_KEY_ID"
@@ -371,6 +372,7 @@ async def function_rate(
                     buyer_id=buyer,
                     buyer_verified=False,
                     request=request,
+                    fraud_thresholds=Thresholds(),
                 )
             else:
                 await plain_insert(session, buyer_id=buyer, request=request)

@@ -13,9 +13,10 @@
   app (as the hot path, without FastAPI), no token, purpose, consent, filter or access
   event; what the proxying alone costs.
 
-``--transport`` picks the httpx transport of the upstream clients (``default``: what
-production uses, httpx over aiohttp's pool; ``httpcore``: httpx's own pool, the former
-one). ``--access-batch N`` caps the access events the gateway commits in one transaction
+``--transport`` picks the upstream clients (``default``: what production uses, the
+gateway's own HTTP/1.1 pool, :mod:`gateway.http1`; ``aiohttp``: aiohttp's client, the one
+before; ``httpcore``: httpx's own pool, the one before that). ``--access-batch N`` caps
+the access events the gateway commits in one transaction
 (1: one transaction per owner read, as before group commit); ``--access-outbox`` sends
 every access event through the outbox (the path before they went straight to Kafka);
 ``--workers N`` sets ``GATEWAY_WORKERS`` (:func:`gateway_command` starts that many).
@@ -49,6 +50,7 @@ from gateway.protocol import GuardedHttpToolsProtocol, limits_from
 from gateway.proxy import (
     ClientFactory,
     Upstreams,
+    aiohttp_client_factory,
     default_client_factory,
     forward,
     httpcore_client_factory,
@@ -80,6 +82,8 @@ def gateway_settings(args: argparse.Namespace) -> Settings:
 def client_factory(transport: str) -> ClientFactory:
     if transport == "default":
         return default_client_factory
+    if transport == "aiohttp":
+        return aiohttp_client_factory
     if transport == "httpcore":
         return httpcore_client_factory
     raise SystemExit(f"unknown transport {transport!r}")

@@ -111,7 +111,13 @@ def _filtered_series(resource: str, purpose: str) -> tuple[Counter, Counter]:
 
 
 # RFC 9110 5.5: a field value is visible ASCII with spaces and tabs (obs-text is obsolete).
-_VISIBLE_VALUE = re.compile(rb"[\x20-\x7e\t]*")
+# Checked as byte deletions (clean when deleting the allowed bytes leaves nothing): a table
+# lookup per byte in C instead of the expression engine's loop (1.2 against 2.1 us on a
+# bearer token's 700 bytes).
+_VISIBLE_BYTES: Final = bytes([0x09, *range(0x20, 0x7F)])
+_TOKEN_BYTES: Final = b"!#$%&'*+.^_`|~-" + bytes(
+    [*range(0x30, 0x3A), *range(0x41, 0x5B), *range(0x61, 0x7B)]
+)
 _TOKEN_NAME = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 # TRACE too, so that the catch-all answers it (404 off the table, 405 on a known path),
@@ -278,11 +284,11 @@ def _read_headers(call: Call, limit: int) -> None:
     items, by_name = call.items, call.headers
     for raw_name, raw_value in call.scope["headers"]:
         name = raw_name.decode("latin-1")
-        if not _TOKEN_NAME.fullmatch(raw_name):
+        if not raw_name or raw_name.translate(None, _TOKEN_BYTES):
             _refuse_header(400, "invalid_header", name, "not an HTTP token")
         if len(raw_value) > limit:
             _refuse_header(431, "header_too_large", name, f"longer than {limit} bytes")
-        if not _VISIBLE_VALUE.fullmatch(raw_value):
+        if raw_value.translate(None, _VISIBLE_BYTES):
             _refuse_header(
                 400, "invalid_header", name, "only visible ASCII, spaces and tabs are allowed"
             )

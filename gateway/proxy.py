@@ -3,13 +3,18 @@
 - :class:`Upstreams` holds the clients, made by an injectable :data:`ClientFactory` (tests
   pass one that returns ``httpx.AsyncClient`` over ``httpx.ASGITransport`` to in-process
   apps).
-- :func:`default_client_factory`, production's: one ``aiohttp.ClientSession`` per
-  upstream, used directly (issue 14: httpx's request and response objects on top of
-  aiohttp's pool cost the hot path more than the pool itself). Before, httpx over aiohttp's
-  pool (``httpx_aiohttp``) had replaced httpx's own pool (httpcore over anyio): 993 against
+- :func:`default_client_factory`, production's: a :class:`gateway.http1.Http1Pool` per
+  upstream, HTTP/1.1 over pooled asyncio connections parsed by httptools (issue 14: aiohttp's
+  client was ~22 % of the hot path's cost in process; the pool does what the gateway needs
+  of it and no more). Its limits: ``upstream_max_connections`` bounds the pool, no proxy
+  from the environment, no redirects followed, no cookies, ``gzip`` / ``deflate`` bodies
+  decoded.
+- :func:`aiohttp_client_factory`: one ``aiohttp.ClientSession`` per upstream, used directly
+  (the transport before; httpx's request and response objects on top of aiohttp's pool had
+  cost the hot path more than the pool itself), kept for ``bench.http`` and for the
+  transport tests to compare against. Before it, httpx over aiohttp's pool
+  (``httpx_aiohttp``) had replaced httpx's own pool (httpcore over anyio): 993 against
   412 req/s for the pure proxy (``python -m bench.http``, wrk -c32, 2 cores, same run).
-  Its limits: ``upstream_max_connections`` bounds the pool, no proxy from the environment,
-  no redirects followed, no cookie jar, bodies decoded by aiohttp.
 - :func:`httpcore_client_factory`: httpx over its own pool, the former transport, kept for
   ``bench.http`` and for the transport tests to compare against.
 - :func:`forward` sends one request and reads the whole answer (the gateway filters
@@ -17,7 +22,7 @@
   exchange: a refused, reset or garbled connection is :class:`UpstreamDown` (502), a
   timeout :class:`UpstreamTimeout` (504). It never hangs, whatever the transport.
 - The clients keep no cookies: one client serves every user, so a ``Set-Cookie`` in one
-  user's answer must never go back upstream with another's request.
+  user's answer must never go back upstream with another user's request.
 - Hop-by-hop headers (RFC 9110 7.6.1, plus any named in ``Connection``) are dropped both
   ways; ``Host`` and lengths are set by the client; the request id and ``X-Forwarded-For``
   / ``-Proto`` / ``-Host`` are set by the gateway (``X-Forwarded-For``: the client's
@@ -37,6 +42,7 @@ import aiohttp
 import httpx
 from yarl import URL
 
+from gateway import http1
 from gateway.config import Settings
 
 __all__ = [
@@ -47,6 +53,7 @@ __all__ = [
     "UpstreamResponse",
     "UpstreamTimeout",
     "Upstreams",
+    "aiohttp_client_factory",
     "default_client_factory",
     "forward",
     "httpcore_client_factory",
@@ -85,7 +92,7 @@ _RESPONSE_DROP: Final = frozenset(
     {"content-length", "content-encoding", "x-request-id", "date", "server"}
 )
 
-UpstreamClient = httpx.AsyncClient | aiohttp.ClientSession
+UpstreamClient = http1.Http1Pool | httpx.AsyncClient | aiohttp.ClientSession
 ClientFactory = Callable[[str, str, Settings], UpstreamClient]
 
 
@@ -125,7 +132,18 @@ def _no_cookies() -> CookieJar:
 
 
 def default_client_factory(name: str, base_url: str, settings: Settings) -> UpstreamClient:
-    """aiohttp's client, used directly: what production forwards with (module notes)."""
+    """The gateway's own HTTP/1.1 pool: what production forwards with (module notes)."""
+    return http1.Http1Pool(
+        base_url,
+        max_connections=settings.upstream_max_connections,
+        connect_timeout_s=settings.upstream_connect_timeout_s,
+        timeout_s=settings.upstream_timeout_s,
+        idle_s=UPSTREAM_IDLE_S,
+    )
+
+
+def aiohttp_client_factory(name: str, base_url: str, settings: Settings) -> UpstreamClient:
+    """aiohttp's client, used directly: the transport before (module notes)."""
     return aiohttp.ClientSession(
         base_url=None,
         connector=aiohttp.TCPConnector(
@@ -167,10 +185,14 @@ class Upstreams:
 
     async def aclose(self) -> None:
         for client in self.clients.values():
-            if isinstance(client, aiohttp.ClientSession):
+            if isinstance(client, http1.Http1Pool | aiohttp.ClientSession):
                 await client.close()
             else:
                 await client.aclose()
+
+
+_REQUEST_DROPPED: Final = HOP_BY_HOP | _REQUEST_DROP
+_RESPONSE_DROPPED: Final = HOP_BY_HOP | _RESPONSE_DROP
 
 
 def _connection_named(headers: Iterable[tuple[str, str]]) -> set[str]:
@@ -179,6 +201,23 @@ def _connection_named(headers: Iterable[tuple[str, str]]) -> set[str]:
         if name.lower() == "connection":
             named.update(token.strip().lower() for token in value.split(",") if token.strip())
     return named
+
+
+def _kept(items: list[tuple[str, str]], dropped: frozenset[str]) -> list[tuple[str, str]]:
+    """``items`` without the ``dropped`` names and those their ``Connection`` names (looked
+    for only when a ``Connection`` header is there: most messages have none)."""
+    kept: list[tuple[str, str]] = []
+    connection = False
+    for name, value in items:
+        lowered = name.lower()
+        if lowered in dropped:
+            connection = connection or lowered == "connection"
+        else:
+            kept.append((name, value))
+    if not connection:
+        return kept
+    named = _connection_named(items)
+    return [(name, value) for name, value in kept if name.lower() not in named]
 
 
 def request_headers(
@@ -190,9 +229,7 @@ def request_headers(
     request_id: str | None,
     purpose: str,
 ) -> list[tuple[str, str]]:
-    items = list(incoming)
-    dropped = HOP_BY_HOP | _REQUEST_DROP | _connection_named(items)
-    out = [(name, value) for name, value in items if name.lower() not in dropped]
+    out = _kept(list(incoming), _REQUEST_DROPPED)
     # Only the client's address, as the gateway's trusted hops resolved it: whatever chain
     # an untrusted client sent is replaced, so a service trusting the gateway reads the
     # client's own address and nothing the client made up.
@@ -208,9 +245,7 @@ def request_headers(
 
 
 def response_headers(upstream: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
-    items = list(upstream)
-    dropped = HOP_BY_HOP | _RESPONSE_DROP | _connection_named(items)
-    return [(name, value) for name, value in items if name.lower() not in dropped]
+    return _kept(list(upstream), _RESPONSE_DROPPED)
 
 
 @dataclass(frozen=True)
@@ -234,6 +269,20 @@ async def forward(
     client = upstreams.client(upstream)
     url = path + ("?" + query.decode("latin-1") if query else "")
     try:
+        if isinstance(client, http1.Http1Pool):
+            # Its one deadline bounds the exchange: no second timer (module notes).
+            answer = await client.request(method, url, headers, body)
+            content_type = ""
+            for name, value in answer.headers:
+                if name == "content-type":
+                    content_type = value
+                    break
+            return UpstreamResponse(
+                status_code=answer.status,
+                headers=response_headers(answer.headers),
+                content=answer.body,
+                content_type=content_type,
+            )
         if isinstance(client, aiohttp.ClientSession):
             # The session's own total timeout bounds the exchange (body included): no
             # second timer per request (with the access event's, timers were ~6 % of the

@@ -29,11 +29,11 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeAlias
+from typing import Any, Final, TypeAlias
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from pydantic import ValidationError
-from sqlalchemy import insert, select
+from sqlalchemy import String, insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -55,6 +55,17 @@ Record: TypeAlias = "ConsumerRecord[Any, Any]"
 DEAD_LETTER_SUFFIX = ".dlq"
 MAX_BATCH = 500  # records a fetch takes at most
 LINGER_BELOW = 32  # a smaller fetch is a trickle: it may wait batch_linger_s for more
+
+
+#: A batch's recorded ids on PostgreSQL, joined from an array: ``event_id IN (...)`` of a
+#: batch was planned, on a table without statistics yet (a new deployment, a burst), as a
+#: scan of all the consumer's rows comparing each with every id of the batch, 57 ms a batch
+#: of 500 at 5,000 rows and growing; the join hashes or probes instead, whatever the plan.
+_SEEN_POSTGRES: Final = text(
+    "SELECT recorded.event_id FROM unnest(CAST(:ids AS varchar[])) AS wanted(id) "
+    "JOIN processed_event AS recorded "
+    "ON recorded.consumer = :consumer AND recorded.event_id = wanted.id"
+).columns(event_id=String)
 
 
 class _HandledElsewhere(Exception):
@@ -182,14 +193,7 @@ class EventConsumer(BackgroundLoop):
             return
         try:
             async with self.database.session() as session:
-                seen = set(
-                    await session.scalars(
-                        select(col(ProcessedEvent.event_id)).where(
-                            col(ProcessedEvent.consumer) == self.name,
-                            col(ProcessedEvent.event_id).in_(fresh),
-                        )
-                    )
-                )
+                seen = await self._seen(session, list(fresh))
                 new = [event for _, event in fresh.values() if event.id not in seen]
                 if new:
                     assert self.batch_handler is not None
@@ -216,6 +220,19 @@ class EventConsumer(BackgroundLoop):
         self._count_duplicates(len(seen))
         self.handled += len(new)
         CONSUMER_EVENTS.labels(self.name, "handled").inc(len(new))
+
+    async def _seen(self, session: AsyncSession, event_ids: list[str]) -> set[str]:
+        """Which of ``event_ids`` this consumer already recorded, in one query."""
+        if session.get_bind().dialect.name == "postgresql":
+            rows = await session.scalars(_SEEN_POSTGRES, {"consumer": self.name, "ids": event_ids})
+        else:
+            rows = await session.scalars(
+                select(col(ProcessedEvent.event_id)).where(
+                    col(ProcessedEvent.consumer) == self.name,
+                    col(ProcessedEvent.event_id).in_(event_ids),
+                )
+            )
+        return set(rows)
 
     def _count_duplicates(self, count: int) -> None:
         self.duplicates += count

@@ -36,6 +36,10 @@
   key row with its data (:data:`SUBJECT_KEY_COLUMNS`, joined on the subject) and decrypts
   with :meth:`FieldCipher.opener`: the same checks and errors as :meth:`FieldCipher.decrypt`,
   the key unwrapped once for all the fields of the rows read.
+- A write that encrypts several values of one subject takes a :class:`FieldSealer`
+  (:meth:`FieldCipher.sealer`): the data key found (or created) and unwrapped once, then
+  each value sealed without the database. The key row may come from a Core read that
+  selected :data:`SUBJECT_KEY_COLUMNS` beside other data, saving the key's own query.
 """
 
 from __future__ import annotations
@@ -69,6 +73,7 @@ __all__ = [
     "DecryptionFailed",
     "FieldCipher",
     "FieldOpener",
+    "FieldSealer",
     "SubjectKeyShredded",
     "rotate_master_key",
 ]
@@ -183,6 +188,23 @@ class FieldOpener:
         return _open(self._aead, raw, FieldCipher._aad(context, self.subject))
 
 
+class FieldSealer:
+    """Encrypts values for one subject with its data key, unwrapped once
+    (:meth:`FieldCipher.sealer`); tokens as :meth:`FieldCipher.encrypt` makes them."""
+
+    def __init__(self, subject: str, key: bytes) -> None:
+        self.subject = subject
+        self._aead = AESGCM(key)
+
+    def encrypt(self, value: str, *, context: str) -> str:
+        _check_context(context)
+        nonce = os.urandom(NONCE_BYTES)
+        sealed = self._aead.encrypt(
+            nonce, value.encode("utf-8"), FieldCipher._aad(context, self.subject)
+        )
+        return TOKEN_PREFIX + _b64encode(nonce + sealed)
+
+
 def _forget_keys(session: Session, _transaction: Any) -> None:
     """Drop cached data keys whenever a transaction or savepoint of the session ends."""
     session.info.pop(_CACHE, None)
@@ -210,10 +232,28 @@ class FieldCipher:
     ) -> str:
         """``value`` encrypted for ``subject`` in the field ``context``, as a text token."""
         _check_context(context)
-        key = await self._data_key(session, subject=subject, create=True)
-        nonce = os.urandom(NONCE_BYTES)
-        ciphertext = AESGCM(key).encrypt(nonce, value.encode("utf-8"), self._aad(context, subject))
-        return TOKEN_PREFIX + _b64encode(nonce + ciphertext)
+        sealer = await self.sealer(session, subject=subject)
+        return sealer.encrypt(value, context=context)
+
+    async def sealer(
+        self, session: AsyncSession, *, subject: str, key_row: Any = None
+    ) -> FieldSealer:
+        """An encrypter of ``subject``'s values, its data key created first if none exists.
+        ``key_row``: a row that selected :data:`SUBJECT_KEY_COLUMNS` joined on the subject
+        in this transaction (then the key is not read again); a shredded key is refused
+        (:class:`SubjectKeyShredded`) either way."""
+        cache = self._cache(session)
+        key = cache.get(subject)
+        if key is None and key_row is not None and key_row.subject_key_subject is not None:
+            wrapped: bytes | None = key_row.subject_key_wrapped
+            if wrapped is None:
+                raise SubjectKeyShredded(
+                    "this data was erased: the subject's encryption key was shredded"
+                )
+            key = cache[subject] = self._unwrap(subject, wrapped, key_row.subject_key_version)
+        if key is None:
+            key = await self._data_key(session, subject=subject, create=True)
+        return FieldSealer(subject, key)
 
     async def decrypt(
         self, session: AsyncSession, *, subject: str, token: str, context: str

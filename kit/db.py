@@ -25,6 +25,9 @@
   :data:`PING_AFTER_IDLE_S` or more (one that failed is replaced, as ``pool_pre_ping``
   does): under load a connection comes back within milliseconds, and a ping on every
   checkout was three round trips (``BEGIN``, ``;``, ``ROLLBACK``) per request.
+- :func:`insert_ignoring_duplicates` is ``INSERT ... ON CONFLICT DO NOTHING`` in the
+  session's dialect: the key decides, atomically, which of two concurrent writers goes
+  first, without a SAVEPOINT round trip for the loser's failed insert.
 - Every engine hides bound parameters (``hide_parameters=True``): a failed statement's
   exception text names the statement, never its values, so no personal value reaches a log
   line or a dead-letter record's headers through an error message.
@@ -32,6 +35,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -51,6 +55,8 @@ from sqlalchemy import (
     event,
     text,
 )
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
@@ -297,6 +303,20 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+def insert_ignoring_duplicates(session: AsyncSession, table: Any) -> Any:
+    """``INSERT INTO table ... ON CONFLICT DO NOTHING`` (PostgreSQL or SQLite, as the
+    session's bind): a row whose key exists is skipped, and the result's ``rowcount`` says
+    whether it was written. ``table``: a mapped class or a ``Table``. Built once per
+    dialect and table."""
+    return _ignoring_duplicates(session.get_bind().dialect.name, table)
+
+
+@functools.cache
+def _ignoring_duplicates(dialect: str, table: Any) -> Any:
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    return insert(table).on_conflict_do_nothing()
 
 
 def get_database(request: Request) -> Database:

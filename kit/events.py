@@ -78,7 +78,7 @@ class Event(BaseModel):
     @field_validator("subject")
     @classmethod
     def _subject_is_pseudonymous(cls, value: str) -> str:
-        if not _SUBJECT.match(value) or personal_shape(value):
+        if not is_pseudonymous(value):
             raise ValueError("subject must be a pseudonymous id, never contact or ID data")
         return value
 
@@ -132,6 +132,12 @@ _DIGEST = re.compile(r"^[0-9a-f]{32,128}$")
 # number; an ID or card number is longer). A value with neither (most ids, states and
 # names) is answered without the four searches, a few microseconds per event.
 _DIGIT_RUN = re.compile(r"\d{11}")
+
+
+def is_pseudonymous(value: str) -> bool:
+    """Whether ``value`` may be an event's subject: a pseudonymous id, never contact or ID
+    data."""
+    return bool(_SUBJECT.match(value)) and personal_shape(value) is None
 
 
 def personal_shape(value: str) -> str | None:

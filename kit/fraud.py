@@ -11,20 +11,22 @@ reads the flags and, under the purpose ``security.anti_fraud``, the flagged acco
 data through the gateway, which filters it as the catalogue says for that purpose and
 records each read in the user's ledger.
 
-The rules (thresholds here, one place):
+The rules, with thresholds the security team tunes in each service's settings (no code
+change):
 
 - ``failed_logins`` (identity): the failures counted against the account's phone reach
-  :data:`FAILED_LOGINS`;
-- ``orders_to_many_addresses`` (orders): at least :data:`MANY_ORDERS` orders to at least
-  :data:`MANY_ADDRESSES` different delivery addresses within :data:`SHORT_TIME`;
+  ``IDENTITY_FRAUD_FAILED_LOGINS`` (5);
+- ``orders_to_many_addresses`` (orders): at least ``ORDERS_FRAUD_MANY_ORDERS`` (5) orders
+  to at least ``ORDERS_FRAUD_MANY_ADDRESSES`` (3) different delivery addresses within
+  ``ORDERS_FRAUD_WINDOW_S`` (an hour);
 - ``shared_phone`` (orders): one consignee phone on the orders of at least
-  :data:`SHARING_ACCOUNTS` different accounts.
+  ``ORDERS_FRAUD_SHARING_ACCOUNTS`` (3) different accounts.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Annotated, Any, Final, Literal, Protocol
 
 from fastapi import Depends
@@ -41,11 +43,6 @@ from kit.outbox import EventWriter
 
 PURPOSE: Final = "security.anti_fraud"
 Rule = Literal["failed_logins", "orders_to_many_addresses", "shared_phone"]
-FAILED_LOGINS: Final = 5
-MANY_ORDERS: Final = 5
-MANY_ADDRESSES: Final = 3
-SHORT_TIME: Final = timedelta(hours=1)
-SHARING_ACCOUNTS: Final = 3
 
 
 class FlagRow(Protocol):

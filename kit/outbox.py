@@ -2,6 +2,9 @@
 
 - :class:`EventWriter` builds a validated :class:`~kit.events.Event` and adds it to the
   caller's session, so the event commits (or rolls back) with the change it describes.
+  A write made with Core statements (no ORM objects) builds its events with
+  :meth:`EventWriter.event` / :meth:`EventWriter.processing_event` and inserts them all with
+  one statement (:meth:`EventWriter.insert`), in the same transaction.
 - :class:`OutboxRelay` publishes pending rows in ``seq`` order, in batches, with the
   idempotent producer (acks=all), keyed by subject; it deletes rows only once Kafka has
   acknowledged them (Kafka holds them from then on). While Kafka is down it backs off and
@@ -23,16 +26,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 import time
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from datetime import UTC, datetime
+from typing import Any, Final, Literal
 
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import col
 
@@ -40,7 +45,14 @@ from kit.background import BackgroundLoop
 from kit.catalogue import Catalogue
 from kit.contracts import EventData, PersonalDataProcessed
 from kit.db import Database, is_sqlite
-from kit.events import Event, kafka_record, new_event
+from kit.events import (
+    Event,
+    is_pseudonymous,
+    kafka_record,
+    new_event,
+    new_event_id,
+    personal_shape,
+)
 from kit.kafka import TopicSpec, configure_cluster, ensure_topics, new_producer
 from kit.models import OutboxMessage, utcnow
 from kit.observability import (
@@ -79,7 +91,23 @@ class EventWriter:
         data: EventData | Mapping[str, Any] | None = None,
         categories: Iterable[str] = (),
     ) -> Event:
-        event = new_event(
+        event = self.event(
+            type=type, subject=subject, purpose=purpose, data=data, categories=categories
+        )
+        add_to_outbox(session, event, topic=self.topic)
+        return event
+
+    def event(
+        self,
+        *,
+        type: str,
+        subject: str,
+        purpose: str,
+        data: EventData | Mapping[str, Any] | None = None,
+        categories: Iterable[str] = (),
+    ) -> Event:
+        """The event :meth:`add` writes, built without a session (for :meth:`insert`)."""
+        return new_event(
             source=self.source,
             type=type,
             subject=subject,
@@ -88,8 +116,31 @@ class EventWriter:
             categories=categories,
             personal_fields=self.personal_fields,
         )
-        add_to_outbox(session, event, topic=self.topic)
-        return event
+
+    async def insert(self, session: AsyncSession, events: Sequence[Event]) -> None:
+        """Put ``events`` in the outbox with one Core ``INSERT``, in the session's
+        transaction, after any outbox rows the session holds unflushed (the publishing
+        order is the order of writing)."""
+        if not events:
+            return
+        if session.new or session.dirty:
+            await session.flush()
+        await session.execute(
+            _OUTBOX_INSERT,
+            [
+                {
+                    "event_id": event.id,
+                    "topic": self.topic,
+                    "key": event.subject,
+                    "event_type": event.type,
+                    "payload": event.model_dump_json(),
+                    "created_at": utcnow(),
+                    "attempts": 0,
+                }
+                for event in events
+            ],
+        )
+        session.info[OUTBOX_WRITTEN] = True
 
     def processing(
         self,
@@ -150,17 +201,79 @@ class EventWriter:
         categories: Iterable[str],
     ) -> Event:
         """The event :meth:`processing` writes, built without a session (for a producer
-        that sends it to Kafka itself, as the gateway does with its access events)."""
+        that sends it to Kafka itself, as the gateway does with its access events).
+
+        What one resource, purpose and set of categories share is validated once (a
+        template, :func:`_processing_template`); each event checks only its own subject
+        and actor, as the full validation does, and takes a new id and time: 3-4x faster
+        than validating the whole event each time (the gateway builds one per owner
+        read). A subject or actor the checks refuse goes through the full validation,
+        which raises as it always did."""
         service = self.source.strip("/").replace("/", "_")
-        return new_event(
+        template = _processing_template(
             source=self.source,
             type=f"com.signature.{service}.personal_data.{action}.v1",
+            purpose=purpose,
+            resource=resource,
+            action=action,
+            categories=tuple(sorted(set(categories))),
+            personal_fields=self.personal_fields,
+        )
+        if (
+            isinstance(subject, str)
+            and isinstance(actor, str)
+            and is_pseudonymous(subject)
+            and personal_shape(actor) is None
+        ):
+            return template.model_copy(
+                update={
+                    "id": new_event_id(),
+                    "time": datetime.now(UTC),
+                    "subject": subject,
+                    "data": {**template.data, "actor": actor},
+                }
+            )
+        return new_event(
+            source=self.source,
+            type=template.type,
             subject=subject,
             purpose=purpose,
             data=PersonalDataProcessed(actor=actor, resource=resource, action=action),
             categories=categories,
             personal_fields=self.personal_fields,
         )
+
+
+#: Placeholders the templates are validated with; every event replaces both.
+_TEMPLATE_SUBJECT = "template_subject"
+_TEMPLATE_ACTOR = "template_actor"
+
+
+@functools.lru_cache(maxsize=4096)
+def _processing_template(
+    *,
+    source: str,
+    type: str,
+    purpose: str,
+    resource: str,
+    action: Literal["read", "write", "delete"],
+    categories: tuple[str, ...],
+    personal_fields: frozenset[str],
+) -> Event:
+    """A processing event validated whole (:func:`kit.events.new_event`), with placeholders
+    for its subject and actor."""
+    return new_event(
+        source=source,
+        type=type,
+        subject=_TEMPLATE_SUBJECT,
+        purpose=purpose,
+        data=PersonalDataProcessed(actor=_TEMPLATE_ACTOR, resource=resource, action=action),
+        categories=categories,
+        personal_fields=personal_fields,
+    )
+
+
+_OUTBOX_INSERT: Final = insert(OutboxMessage.__table__)  # type: ignore[attr-defined]
 
 
 def add_to_outbox(session: AsyncSession, event: Event, *, topic: str) -> OutboxMessage:

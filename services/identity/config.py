@@ -28,6 +28,9 @@ class Settings(EncryptingSettings):
     # ``login_address_delay_s``), since thousands share an address behind carrier NAT.
     # Failures are forgotten ``login_window_s`` after the last one.
     login_max_failures: int = Field(default=5, ge=1)
+    fraud_failed_logins: int = Field(
+        default=5, ge=1, description="failed_logins (kit.fraud): flag the account at this many"
+    )
     login_lock_s: int = Field(default=60, ge=1)
     login_lock_max_s: int = Field(default=3600, ge=1)
     login_window_s: int = Field(default=900, ge=1)

@@ -21,6 +21,17 @@ class Settings(EncryptingSettings, ConsentViewSettings):
             "consignee's phone. Empty: the phone is shown masked as the catalogue says."
         ),
     )
+    # Anti-fraud (kit.fraud, policy 2F): when orders' rules flag an account.
+    fraud_many_orders: int = Field(
+        default=5, ge=2, description="orders_to_many_addresses: this many orders ..."
+    )
+    fraud_many_addresses: int = Field(
+        default=3, ge=2, description="... to at least this many different addresses ..."
+    )
+    fraud_window_s: int = Field(default=3600, ge=60, description="... within this many seconds")
+    fraud_sharing_accounts: int = Field(
+        default=3, ge=2, description="shared_phone: one consignee phone on this many accounts"
+    )
     retention_sweep_enabled: bool = Field(
         default=True, description="run the retention sweeper on a schedule beside the app"
     )

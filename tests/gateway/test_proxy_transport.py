@@ -1,10 +1,10 @@
-"""Production's upstream transport (httpx over aiohttp's pool) against real sockets.
+"""Production's upstream transport (the gateway's HTTP/1.1 pool) against real sockets.
 
 The other gateway tests inject in-process upstreams; these use
 :func:`gateway.proxy.default_client_factory` itself, against small asyncio servers on
 127.0.0.1 that answer, refuse, hang up, stall or garble, and check that :func:`forward`
-maps each as it did over httpx's own pool (the former transport, run alike for
-comparison): 502 for a broken upstream, 504 for a slow one, no redirect followed,
+maps each as it did over aiohttp's and httpx's own pools (the former transports, run alike
+for comparison): 502 for a broken upstream, 504 for a slow one, no redirect followed,
 hop-by-hop headers dropped, bodies decoded.
 """
 
@@ -27,6 +27,7 @@ from gateway.proxy import (
     UpstreamResponse,
     Upstreams,
     UpstreamTimeout,
+    aiohttp_client_factory,
     default_client_factory,
     forward,
     httpcore_client_factory,
@@ -106,7 +107,8 @@ def _closed_port() -> int:
 
 
 @pytest.fixture(
-    params=[default_client_factory, httpcore_client_factory], ids=["aiohttp", "httpcore"]
+    params=[default_client_factory, aiohttp_client_factory, httpcore_client_factory],
+    ids=["http1", "aiohttp", "httpcore"],
 )
 def factory(request: pytest.FixtureRequest) -> ClientFactory:
     chosen: ClientFactory = request.param

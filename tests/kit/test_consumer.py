@@ -210,3 +210,59 @@ async def test_a_consumer_skips_event_types_it_does_not_want_before_storing_anyt
     assert (consumer.handled, consumer.skipped) == (1, 1)
     assert applied is not None and applied.count == 1
     assert recorded == [wanted.id]
+
+
+async def test_an_event_handled_before_a_crash_is_a_duplicate_in_a_batch_on_postgresql(
+    kafka: Broker, pg_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The batch path looks a fetch's ids up in one query (on PostgreSQL a join from an
+    array of them): an event whose effects and id were committed before the consumer died,
+    its offset not, comes again in a batch beside new events and has no second effect, and
+    the batch is not failed over to one event at a time (the lookup found the id)."""
+    topic = f"kit-test.consumer.{uuid.uuid4().hex[:8]}"
+    await ensure_topics(
+        kafka.bootstrap_servers, [TopicSpec(topic), TopicSpec(dead_letter_topic(topic))]
+    )
+    database = Database(pg_url)
+    await create_tables(database)
+    name = f"deposits-{uuid.uuid4().hex[:8]}"
+    handled_before = deposit("acc_1", 1)
+    async with database.session() as session:  # what the consumer committed before dying
+        await apply_deposit(session, handled_before)
+        session.add(ProcessedEvent(consumer=name, event_id=handled_before.id))
+    fresh = [deposit("acc_1", number) for number in (2, 3, 4)]
+    await publish(
+        kafka.bootstrap_servers,
+        topic,
+        [event.to_json_bytes() for event in (handled_before, *fresh)],
+    )
+    consumer = EventConsumer(
+        name=name,
+        topics=[topic],
+        database=database,
+        bootstrap_servers=kafka.bootstrap_servers,
+        handler=apply_deposit,
+        batch_handler=apply_deposits,
+    )
+    consumer.start()
+
+    async def all_taken() -> bool:
+        return consumer.handled + consumer.duplicates >= 4
+
+    try:
+        await eventually(all_taken, timeout_s=60, what="the consumer to take all 4 events")
+    finally:
+        await consumer.stop()
+
+    async with database.session() as session:
+        applied = await session.get(AppliedDeposits, "acc_1")
+        recorded = set(
+            await session.scalars(
+                select(col(ProcessedEvent.event_id)).where(col(ProcessedEvent.consumer) == name)
+            )
+        )
+    await database.dispose()
+    assert (consumer.handled, consumer.duplicates) == (3, 1)
+    assert applied is not None and applied.count == 4
+    assert not [r for r in caplog.records if "taking it one by one" in r.getMessage()]
+    assert recorded == {handled_before.id, *(event.id for event in fresh)}

@@ -48,12 +48,12 @@ import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from typing import Any, Final
 
 from sqlalchemy import ColumnElement, String, cast, func, insert, or_, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 from sqlmodel import col
 
 from kit.catalogue import Catalogue
@@ -112,23 +112,64 @@ class ChainContention(ServiceUnavailable):
 
 
 def _timestamp(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """``value`` in UTC as ``%Y-%m-%dT%H:%M:%S.%fZ`` (``isoformat`` writes the same for
+    years from 1000 at a fifth of the cost of ``strftime``; its ``+00:00`` becomes ``Z``)."""
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    if value.year < 1000:  # strftime does not pad the year to four digits everywhere
+        return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return value.isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 _HASHED: Final = (
     "event_id", "subject", "seq", "occurred_at", "recorded_at", "event_type", "service",
     "actor", "actor_role", "action", "resource", "purpose", "legal_basis", "categories",
 )  # fmt: skip
+_TIMES: Final = frozenset({"occurred_at", "recorded_at"})
+#: json's own string encoder (the one ``json.dumps(..., ensure_ascii=False)`` uses)
+_JSON_STRING: Final = json.encoder.encode_basestring
+_JSON: Final = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+_SORTED: Final = tuple(sorted(_HASHED))
+#: the canonical object with a ``%s`` for each member's value, in sorted key order
+_TEMPLATE: Final = "{" + ",".join(f"{_JSON_STRING(name)}:%s" for name in _SORTED) + "}"
+
+
+@lru_cache(maxsize=1024)  # a batch's entries share their recorded_at
+def _json_time(value: datetime) -> str:
+    return '"' + _timestamp(value) + '"'
+
+
+def _json_value(value: Any) -> str:
+    """``value`` as ``json.dumps`` writes it inside the canonical object (its common types
+    without a call into the encoder: this runs 14 times per entry)."""
+    kind = type(value)
+    if kind is str:
+        return _JSON_STRING(value)
+    if value is None:
+        return "null"
+    if kind is int:
+        return int.__repr__(value)
+    if kind is list and all(type(item) is str for item in value):
+        return "[" + ",".join(map(_JSON_STRING, value)) + "]"
+    return _JSON.encode(value)
 
 
 def canonical_facts(facts: Mapping[str, Any]) -> bytes:
     """An entry's facts (its columns by name) as canonical JSON: what its hash covers (all
-    but the hashes and the row id)."""
-    covered = {name: facts[name] for name in _HASHED}
-    covered["occurred_at"] = _timestamp(facts["occurred_at"])
-    covered["recorded_at"] = _timestamp(facts["recorded_at"])
-    covered["categories"] = list(facts["categories"])
-    return json.dumps(covered, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    but the hashes and the row id): ``json.dumps`` with sorted keys, no spaces, non-ASCII
+    as is, the two timestamps as UTC with microseconds (``2026-01-31T08:00:00.000000Z``),
+    the categories as a list. Written into a template in sorted key order: the same bytes
+    as that ``json.dumps`` of a dict (tested) at less cost, and every entry is hashed when
+    recorded and again when verified."""
+    return (
+        _TEMPLATE
+        % tuple(
+            _json_time(facts[name])
+            if name in _TIMES
+            else _json_value(list(facts[name]) if name == "categories" else facts[name])
+            for name in _SORTED
+        )
+    ).encode()
 
 
 def canonical_entry(entry: LedgerEntry) -> bytes:
@@ -358,19 +399,30 @@ async def _lock_subjects(session: AsyncSession, subjects: Iterable[str]) -> None
         )
 
 
+#: Each wanted subject's newest entry, found by the ``(subject, seq)`` index: one seek per
+#: subject, whatever the length of its chain (reading all the subjects' entries and keeping
+#: each one's newest cost a batch more with every entry recorded). PostgreSQL takes the
+#: subjects as an array, SQLite as a JSON array.
+_HEADS_POSTGRES: Final = text(
+    "SELECT wanted.subject, newest.seq, newest.entry_hash "
+    "FROM unnest(CAST(:subjects AS varchar[])) AS wanted(subject) "
+    "CROSS JOIN LATERAL (SELECT seq, entry_hash FROM ledger_entry "
+    "WHERE subject = wanted.subject ORDER BY seq DESC LIMIT 1) AS newest"
+)
+_HEADS_SQLITE: Final = text(
+    "SELECT wanted.value, newest.seq, newest.entry_hash "
+    "FROM json_each(:subjects) AS wanted JOIN ledger_entry AS newest "
+    "ON newest.subject = wanted.value AND newest.seq = "
+    "(SELECT max(seq) FROM ledger_entry WHERE subject = wanted.value)"
+)
+
+
 async def _heads(session: AsyncSession, subjects: Sequence[str]) -> dict[str, tuple[int, str]]:
     """Each subject's last ``seq`` and hash (absent: an empty chain), in one query."""
-    newest = aliased(LedgerEntry)
-    last_seq = (
-        select(func.max(col(newest.seq)))
-        .where(col(newest.subject) == col(LedgerEntry.subject))
-        .scalar_subquery()
-    )
-    rows = await session.execute(
-        select(col(LedgerEntry.subject), col(LedgerEntry.seq), col(LedgerEntry.entry_hash)).where(
-            col(LedgerEntry.subject).in_(subjects), col(LedgerEntry.seq) == last_seq
-        )
-    )
+    if session.get_bind().dialect.name == "postgresql":
+        rows = await session.execute(_HEADS_POSTGRES, {"subjects": list(subjects)})
+    else:
+        rows = await session.execute(_HEADS_SQLITE, {"subjects": json.dumps(list(subjects))})
     return {subject: (seq, hash_) for subject, seq, hash_ in rows}
 
 
@@ -420,15 +472,22 @@ async def record_event(
 
 
 def _new_row(
-    event: Event, processing: Processing, *, seq: int, prev_hash: str, catalogue: Catalogue
+    event: Event,
+    processing: Processing,
+    *,
+    seq: int,
+    prev_hash: str,
+    catalogue: Catalogue,
+    recorded_at: datetime | None = None,
 ) -> dict[str, Any]:
-    """The ``ledger_entry`` row of ``event`` at ``seq`` after ``prev_hash``, its hash set."""
+    """The ``ledger_entry`` row of ``event`` at ``seq`` after ``prev_hash``, its hash set
+    (``recorded_at``: now, unless given, once for a whole batch)."""
     row: dict[str, Any] = {
         "event_id": event.id,
         "subject": event.subject,
         "seq": seq,
         "occurred_at": event.time.astimezone(UTC),
-        "recorded_at": utcnow(),
+        "recorded_at": recorded_at or utcnow(),
         "event_type": event.type,
         "service": service_of(event),
         "actor": processing.actor,
@@ -479,6 +538,7 @@ async def record_events(
     await _lock_subjects(session, subjects)
     heads = await _heads(session, subjects)
     rows: list[dict[str, Any]] = []
+    now = utcnow()  # the batch is recorded in one transaction: one time for its entries
     for subject in subjects:
         seq, prev_hash = heads.get(subject, (0, GENESIS_HASH))
         for event, facts in processing[subject]:
@@ -486,7 +546,9 @@ async def record_events(
                 continue
             recorded.add(event.id)
             seq += 1
-            row = _new_row(event, facts, seq=seq, prev_hash=prev_hash, catalogue=catalogue)
+            row = _new_row(
+                event, facts, seq=seq, prev_hash=prev_hash, catalogue=catalogue, recorded_at=now
+            )
             prev_hash = row["entry_hash"]
             rows.append(row)
     if rows:  # one multi-row INSERT: the ORM's unit of work per row was most of a batch

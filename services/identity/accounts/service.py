@@ -249,6 +249,7 @@ async def authenticate(
                 events=events,
                 account_id=account.id,
                 failures=throttle.failures(owner_key),
+                flag_at=settings.fraud_failed_logins,
             )
         raise LoginFailed("the phone number or the password is wrong")
     throttle.succeed(owner_key)

@@ -2,7 +2,7 @@
 
 The rule ``failed_logins``: each failed login against an account's phone from a device
 the account never signed in on is counted (``throttle.LoginGuard``); when the count
-reaches ``kit.fraud.FAILED_LOGINS`` the account is flagged. The rule reads the count and
+reaches ``IDENTITY_FRAUD_FAILED_LOGINS`` the account is flagged. The rule reads the count and
 the phone's blind index only, never the number.
 
 The security team reads the flags, and an account under ``security.anti_fraud``: its
@@ -40,10 +40,11 @@ def phone_key(phone_index: str) -> str:
 
 
 async def after_login_failure(
-    session: AsyncSession, *, events: EventWriter, account_id: str, failures: int
+    session: AsyncSession, *, events: EventWriter, account_id: str, failures: int, flag_at: int
 ) -> None:
-    """The rule ``failed_logins``, after a failure counted against the account's phone."""
-    if failures >= fraud.FAILED_LOGINS:
+    """The rule ``failed_logins``, after a failure counted against the account's phone:
+    the account is flagged once ``failures`` reaches ``flag_at``."""
+    if failures >= flag_at:
         await fraud.raise_flag(
             session,
             events=events,

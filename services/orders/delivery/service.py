@@ -53,15 +53,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Literal
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import Row, Select, and_, bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from kit import contracts
 from kit.auth import InsufficientScope, Principal, Scope
 from kit.catalogue import Catalogue
-from kit.crypto import FieldCipher
+from kit.crypto import FieldCipher, FieldOpener
+from kit.db import UtcDateTime
 from kit.errors import Conflict, Forbidden, NotFound
+from kit.events import Event
 from kit.masking import mask_value
 from kit.models import utcnow
 from kit.outbox import EventWriter
@@ -306,18 +308,55 @@ def virtual_number(cipher: FieldCipher, order_id: str, prefix: str) -> str:
     return f"{prefix}-{extension:0{VIRTUAL_NUMBER_DIGITS}d}"
 
 
-async def _lines(session: AsyncSession, order_ids: Sequence[str]) -> dict[str, list[OrderLine]]:
-    lines: dict[str, list[OrderLine]] = {order_id: [] for order_id in order_ids}
+# The partners' reads run on Core statements built once (no ORM objects): the orders
+# with their buyers' key rows in one query, the lines only for a purpose that sees them,
+# and the reads' processing records in one insert, in the request's transaction.
+
+_ORDERS = Order.__table__  # type: ignore[attr-defined]
+_LINES = OrderLine.__table__  # type: ignore[attr-defined]
+_LINES_OF: Final = (
+    select(_LINES)
+    .where(_LINES.c.order_id.in_(bindparam("ids", expanding=True)))
+    .order_by(_LINES.c.order_id, _LINES.c.position)
+)
+
+
+def _open_statements(role: Role) -> tuple[Select[Any], Select[Any], Select[Any]]:
+    """One order, the first page and a next page of the orders open for ``role``'s duty
+    and assigned to the partner (``partner_id``), each row with its buyer's key row."""
+    open_for = orders.ORDERS_WITH_KEY.where(
+        _ORDERS.c[role.field] == bindparam("partner_id"),
+        _ORDERS.c.status.in_(sorted(OPEN_STATUSES)),
+    )
+    newest_first = (_ORDERS.c.created_at.desc(), _ORDERS.c.id.desc())
+    one = open_for.where(_ORDERS.c.id == bindparam("order_id"))
+    first = open_for.order_by(*newest_first).limit(bindparam("limit"))
+    after = or_(
+        _ORDERS.c.created_at < bindparam("created_at", type_=UtcDateTime()),
+        and_(
+            _ORDERS.c.created_at == bindparam("created_at", type_=UtcDateTime()),
+            _ORDERS.c.id < bindparam("after_id"),
+        ),
+    )
+    following = open_for.where(after).order_by(*newest_first).limit(bindparam("limit"))
+    return one, first, following
+
+
+#: Per role: (one order, first page, next page); see :func:`_open_statements`.
+_OPEN: Final = {name: _open_statements(role) for name, role in ROLES.items()}
+
+
+async def _lines(session: AsyncSession, order_ids: Sequence[str]) -> dict[str, list[Row[Any]]]:
+    lines: dict[str, list[Row[Any]]] = {order_id: [] for order_id in order_ids}
     if order_ids:
-        query = select(OrderLine).where(col(OrderLine.order_id).in_(order_ids))
-        for line in await session.scalars(query.order_by(col(OrderLine.position))):
+        for line in await session.execute(_LINES_OF, {"ids": list(order_ids)}):
             lines[line.order_id].append(line)
     return lines
 
 
 def _partner_view(
-    order: Order,
-    lines: Sequence[OrderLine],
+    order: Row[Any],
+    lines: Sequence[Row[Any]],
     personal: Mapping[str, Any],
     *,
     duty: Duty,
@@ -368,7 +407,7 @@ async def _partner_views(
     events: EventWriter,
     catalogue: Catalogue,
     duty: Duty,
-    found: Sequence[Order],
+    found: Sequence[Row[Any]],
     virtual_number_prefix: str,
     restrictions: Restrictions | None = None,
 ) -> list[PartnerOrderView]:
@@ -379,7 +418,8 @@ async def _partner_views(
         shown = _categories(catalogue, list(catalogue.visible_fields(RESOURCE, duty.purpose)))
         for order in found:
             restrictions.check(order.buyer_id, duty.purpose, shown)
-    lines = await _lines(session, [order.id for order in found])
+    visible = catalogue.visible_fields(RESOURCE, duty.purpose)
+    lines = await _lines(session, [order.id for order in found] if "lines" in visible else [])
     use_number = duty.role == "logistics" and bool(virtual_number_prefix)
     fields = [
         field
@@ -393,29 +433,37 @@ async def _partner_views(
         if field in catalogue.visible_fields(RESOURCE, duty.purpose)
     ]
     views: list[PartnerOrderView] = []
+    records: list[Event] = []
+    openers: dict[str, FieldOpener] = {}  # a buyer's key unwrapped once for their orders
     for order in found:
-        personal = await orders.decrypt_fields(session, cipher, order, fields)
+        opener = openers.get(order.buyer_id)
+        if opener is None:
+            opener = openers[order.buyer_id] = cipher.opener(order.buyer_id, order)
+        personal = orders.open_fields(opener, order, fields)
         number = virtual_number(cipher, order.id, virtual_number_prefix) if use_number else None
         views.append(
             _partner_view(
-                order, lines[order.id], personal, duty=duty, catalogue=catalogue, number=number
+                order,
+                lines.get(order.id, []),
+                personal,
+                duty=duty,
+                catalogue=catalogue,
+                number=number,
             )
         )
         if personal or record:
-            events.processing(
-                session,
-                subject=order.buyer_id,
-                actor=duty.partner_id,
-                action="read",
-                purpose=duty.purpose,
-                resource=RESOURCE,
-                categories=_categories(catalogue, [*personal, *record]),
+            records.append(
+                events.processing_event(
+                    subject=order.buyer_id,
+                    actor=duty.partner_id,
+                    action="read",
+                    purpose=duty.purpose,
+                    resource=RESOURCE,
+                    categories=_categories(catalogue, [*personal, *record]),
+                )
             )
+    await events.insert(session, records)
     return views
-
-
-def _open_for(duty: Duty) -> Any:
-    return and_(duty.assigned(), col(Order.status).in_(OPEN_STATUSES))
 
 
 async def get_partner_order(
@@ -430,7 +478,10 @@ async def get_partner_order(
     restrictions: Restrictions | None = None,
 ) -> PartnerOrderView:
     """An order assigned to the partner in its role and open for its duty; else 404."""
-    order = await session.scalar(select(Order).where(col(Order.id) == order_id, _open_for(duty)))
+    one, _first, _next = _OPEN[duty.role]
+    order = (
+        await session.execute(one, {"order_id": order_id, "partner_id": duty.partner_id})
+    ).first()
     if order is None:
         raise NotFound("no such order")
     [view] = await _partner_views(
@@ -464,17 +515,12 @@ async def list_partner_orders(
     """The orders assigned to the partner in its role and open for its duty, newest first;
     those of restricted or held buyers are left out (OB-L-2, OB-L-5)."""
     limit = max(1, min(limit, MAX_PAGE_SIZE))
-    query = select(Order).where(_open_for(duty))
+    _one, query, following = _OPEN[duty.role]
+    params: dict[str, Any] = {"partner_id": duty.partner_id, "limit": limit + 1}
     if cursor is not None:
-        created_at, after_id = orders.decode_cursor(cursor)
-        query = query.where(
-            or_(
-                col(Order.created_at) < created_at,
-                and_(col(Order.created_at) == created_at, col(Order.id) < after_id),
-            )
-        )
-    query = query.order_by(col(Order.created_at).desc(), col(Order.id).desc()).limit(limit + 1)
-    found = list(await session.scalars(query))
+        params["created_at"], params["after_id"] = orders.decode_cursor(cursor)
+        query = following
+    found = list(await session.execute(query, params))
     more = len(found) > limit
     found = found[:limit]
     shown = _categories(catalogue, list(catalogue.visible_fields(RESOURCE, duty.purpose)))

@@ -8,9 +8,10 @@ from fastapi import APIRouter, Header, Path, Query, Response, status
 
 from kit.app import ContextDep
 from kit.db import ReadsDep, SessionDep
-from services.orders.dependencies import Reader, Writer
+from services.orders.dependencies import OrdersSettings, Reader, Writer
 from services.orders.orders import service
 from services.orders.orders.schemas import OrderCreate, OrderPage, OrderView
+from services.orders.security.rules import Thresholds
 
 router = APIRouter(prefix="/orders", tags=["orders"])
 
@@ -41,6 +42,7 @@ async def place_order(
     session: SessionDep,
     context: ContextDep,
     principal: Writer,
+    settings: OrdersSettings,
     idempotency_key: IdempotencyKey = None,
 ) -> OrderView:
     placed = await service.place_order(
@@ -52,6 +54,7 @@ async def place_order(
         buyer_verified=principal.verified,
         request=body,
         idempotency_key=idempotency_key,
+        fraud_thresholds=Thresholds.of(settings),
     )
     if not placed.created:
         response.status_code = status.HTTP_200_OK

@@ -11,7 +11,9 @@ Placing an order (policy 2C, 2D):
   buyer's key with the context ``orders.order.<field>``; goods, amounts, status and times
   stay plain for reconciliation and tax (OB-4-7);
 - an ``Idempotency-Key`` (per buyer) makes a retry return the first order; the same key
-  with another request is a 409. Key and request are kept only as keyed hashes;
+  with another request is a 409. A request racing the first with its key waits for it and
+  answers like a retry; a refused request leaves its key unused. Key and request are kept
+  only as keyed hashes;
 - events: ``order.placed`` (ids, amounts, flags: no personal data) and a processing record
   for every write (purpose ``order.fulfilment``) and read (``order.query``) of personal
   fields, with the categories the catalogue gives them.
@@ -30,6 +32,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from types import SimpleNamespace
 from typing import Any, Final, Literal, Protocol
 
 from sqlalchemy import (
@@ -37,25 +40,25 @@ from sqlalchemy import (
     and_,
     bindparam,
     cast,
+    insert,
     literal_column,
     null,
     or_,
     select,
     union_all,
 )
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from kit.catalogue import Catalogue, MaskingRule
 from kit.contracts import OrderPlaced, OrderStatusChanged
-from kit.crypto import SUBJECT_KEY_COLUMNS, SUBJECT_KEYS, FieldCipher
-from kit.db import UtcDateTime, to_cents
+from kit.crypto import SUBJECT_KEY_COLUMNS, SUBJECT_KEYS, FieldCipher, FieldOpener
+from kit.db import UtcDateTime, insert_ignoring_duplicates, to_cents
 from kit.errors import Conflict, DomainError, NotFound
 from kit.ids import new_id
 from kit.masking import mask_value
 from kit.models import utcnow
 from kit.outbox import EventWriter
-from services.orders.goods.service import discounts_by_code, goods_by_id
+from services.orders.goods.service import discounts_by_code
 from services.orders.models import (
     Goods,
     Order,
@@ -242,15 +245,16 @@ async def decrypt_fields(
 
 
 def _view(
-    order: Order | Row[Any],
-    lines: Sequence[OrderLine | Row[Any]],
-    history: Sequence[OrderStatusChange | Row[Any]],
+    order: Order | Row[Any] | SimpleNamespace,
+    lines: Sequence[OrderLine | Row[Any] | SimpleNamespace],
+    history: Sequence[OrderStatusChange | Row[Any] | SimpleNamespace],
     personal: Mapping[str, Any],
     *,
     shown: Mapping[str, MaskingRule],
 ) -> OrderView:
     """The owner's view; ``shown``: the fields its purpose sees, with their masks
-    (``Catalogue.visible_fields``)."""
+    (``Catalogue.visible_fields``). The order, lines and history: ORM objects, Core rows,
+    or the values just written (namespaces)."""
     masked: dict[str, Any] = {}
     for field in PERSONAL_FIELDS:
         rule = shown.get(field)
@@ -289,6 +293,10 @@ def _view(
 
 # --------------------------------------------------------------------------- placing
 
+_ORDERS = Order.__table__  # type: ignore[attr-defined]
+_LINES = OrderLine.__table__  # type: ignore[attr-defined]
+_HISTORY = OrderStatusChange.__table__  # type: ignore[attr-defined]
+
 
 def payment_deadline(
     catalogue: Catalogue, windows: Iterable[str | None], placed_at: datetime
@@ -298,7 +306,9 @@ def payment_deadline(
     return min(catalogue.payment_window(window).period.after(placed_at) for window in windows)
 
 
-def _goods_problems(request: OrderCreate, goods: Mapping[str, Goods]) -> list[dict[str, str]]:
+def _goods_problems(
+    request: OrderCreate, goods: Mapping[str, Goods | Row[Any]]
+) -> list[dict[str, str]]:
     problems: list[dict[str, str]] = []
     seen: set[str] = set()
     for index, item in enumerate(request.items):
@@ -369,10 +379,11 @@ async def _replay(
     buyer_id: str,
     key_index: str,
     digest: str,
-) -> OrderView | None:
-    record = await session.get(OrderIdempotencyKey, (buyer_id, key_index))
-    if record is None:
-        return None
+) -> OrderView:
+    """The order placed first with this key (its claim is in the table)."""
+    record = (
+        await session.execute(_KEY_RECORD, {"buyer_id": buyer_id, "key_index": key_index})
+    ).one()
     if record.request_digest != digest:
         raise IdempotencyKeyReused("this Idempotency-Key was used for a different order request")
     return await _replay_view(
@@ -384,6 +395,49 @@ async def _replay(
     )
 
 
+# Placing runs on Core statements built once (no ORM objects, no unit of work), in the
+# request's transaction: the key claimed (only with an Idempotency-Key), the goods read
+# with the buyer's key row, then the order, its lines, its first status, the fraud signal
+# and one query for the fraud rules, and the two events in one insert. Nothing is read
+# back: the answer is built from the values written.
+
+_GOODS = Goods.__table__  # type: ignore[attr-defined]
+_KEYS = OrderIdempotencyKey.__table__  # type: ignore[attr-defined]
+_KEY_RECORD: Final = select(_KEYS.c.request_digest, _KEYS.c.order_id).where(
+    _KEYS.c.buyer_id == bindparam("buyer_id"), _KEYS.c.key_index == bindparam("key_index")
+)
+#: The goods bought, each row with the buyer's key row (outer-joined: none before the
+#: buyer's first order), so the data key costs no query of its own.
+_GOODS_WITH_KEY: Final = (
+    select(_GOODS, *SUBJECT_KEY_COLUMNS)
+    .select_from(_GOODS.outerjoin(SUBJECT_KEYS, SUBJECT_KEYS.c.subject == bindparam("buyer_id")))
+    .where(_GOODS.c.id.in_(bindparam("ids", expanding=True)))
+)
+_INSERT_ORDER: Final = insert(_ORDERS)
+_INSERT_LINE: Final = insert(_LINES)
+_INSERT_STATUS: Final = insert(_HISTORY)
+_ENCRYPTED_COLUMNS: Final = tuple(f"{field}_encrypted" for field in PERSONAL_FIELDS)
+
+
+async def _claim_key(
+    session: AsyncSession, *, buyer_id: str, key_index: str, digest: str, order_id: str
+) -> bool:
+    """Record the Idempotency-Key for ``order_id``; False if the buyer used it before
+    (a concurrent request with it waits for the first to commit or roll back). The claim
+    goes with the transaction: a refused request leaves the key unused."""
+    result: Any = await session.execute(
+        insert_ignoring_duplicates(session, _KEYS),
+        {
+            "buyer_id": buyer_id,
+            "key_index": key_index,
+            "request_digest": digest,
+            "order_id": order_id,
+            "created_at": utcnow(),
+        },
+    )
+    return bool(result.rowcount == 1)
+
+
 async def place_order(
     session: AsyncSession,
     *,
@@ -393,24 +447,32 @@ async def place_order(
     buyer_id: str,
     buyer_verified: bool,
     request: OrderCreate,
+    fraud_thresholds: fraud_rules.Thresholds,
     idempotency_key: str | None = None,
 ) -> PlacedOrder:
-    key_index = digest = None
+    order_id = new_id("ord")
     if idempotency_key is not None:
         key_index = cipher.blind_index(idempotency_key, context=IDEMPOTENCY_KEY_CONTEXT)
         digest = cipher.blind_index(_canonical(request), context=IDEMPOTENCY_REQUEST_CONTEXT)
-        replayed = await _replay(
-            session,
-            cipher=cipher,
-            catalogue=catalogue,
-            buyer_id=buyer_id,
-            key_index=key_index,
-            digest=digest,
+        claimed = await _claim_key(
+            session, buyer_id=buyer_id, key_index=key_index, digest=digest, order_id=order_id
         )
-        if replayed is not None:
+        if not claimed:
+            replayed = await _replay(
+                session,
+                cipher=cipher,
+                catalogue=catalogue,
+                buyer_id=buyer_id,
+                key_index=key_index,
+                digest=digest,
+            )
             return PlacedOrder(order=replayed, created=False)
 
-    goods = await goods_by_id(session, (item.goods_id for item in request.items))
+    rows = await session.execute(
+        _GOODS_WITH_KEY,
+        {"buyer_id": buyer_id, "ids": list({item.goods_id for item in request.items})},
+    )
+    goods: dict[str, Row[Any]] = {row.id: row for row in rows}
     problems = _goods_problems(request, goods)
     if problems:
         raise InvalidOrder(problems)
@@ -432,80 +494,56 @@ async def place_order(
             extra={"action": "buy_special_goods"},
         )
 
-    order_id = new_id("ord")
-    if key_index is not None and digest is not None:
-        try:
-            async with session.begin_nested():
-                session.add(
-                    OrderIdempotencyKey(
-                        buyer_id=buyer_id,
-                        key_index=key_index,
-                        request_digest=digest,
-                        order_id=order_id,
-                    )
-                )
-        except IntegrityError:  # the same key, placed concurrently: answer like a retry
-            replayed = await _replay(
-                session,
-                cipher=cipher,
-                catalogue=catalogue,
-                buyer_id=buyer_id,
-                key_index=key_index,
-                digest=digest,
-            )
-            if replayed is None:
-                raise
-            return PlacedOrder(order=replayed, created=False)
-
     now = utcnow()
-    order = Order(
-        id=order_id,
-        buyer_id=buyer_id,
-        status="placed",
-        currency=currency,
-        subtotal=subtotal,
-        discounts=applied,
-        discount_total=discount_total,
-        amount_payable=subtotal - discount_total,
-        cross_border=cross_border,
-        special_category=special,
-        invoice_requested=request.invoice is not None,
-        delivery_window=(
+    personal = personal_values(request)
+    sealer = await cipher.sealer(session, subject=buyer_id, key_row=bought[0][0])
+    encrypted: dict[str, str | None] = dict.fromkeys(_ENCRYPTED_COLUMNS)
+    for field, value in personal.items():
+        text = json.dumps(value, ensure_ascii=False) if field in _JSON_FIELDS else str(value)
+        encrypted[f"{field}_encrypted"] = sealer.encrypt(text, context=f"{RESOURCE}.{field}")
+    order = {
+        "id": order_id,
+        "buyer_id": buyer_id,
+        "status": "placed",
+        "currency": currency,
+        "subtotal": subtotal,
+        "discounts": applied,
+        "discount_total": discount_total,
+        "amount_payable": subtotal - discount_total,
+        "cross_border": cross_border,
+        "special_category": special,
+        "invoice_requested": request.invoice is not None,
+        "delivery_window": (
             request.delivery_window.model_dump(mode="json") if request.delivery_window else None
         ),
-        pay_by=payment_deadline(catalogue, [item.payment_window for item, _ in bought], now),
-        consignee_name_encrypted="",
-        consignee_phone_encrypted="",
-        address_region_encrypted="",
-        address_detail_encrypted="",
-        created_at=now,
-    )
-    personal = personal_values(request)
-    await _encrypt(session, cipher, order, personal)
+        "pay_by": payment_deadline(catalogue, [item.payment_window for item, _ in bought], now),
+        "created_at": now,
+        **encrypted,
+    }
     lines = [
-        OrderLine(
-            order_id=order_id,
-            position=position,
-            goods_id=item.id,
-            goods_name=item.name,
-            quantity=quantity,
-            unit_price=item.price,
-            line_total=total,
-            cross_border=item.cross_border,
-            special_category=item.special_category,
-        )
+        {
+            "order_id": order_id,
+            "position": position,
+            "goods_id": item.id,
+            "goods_name": item.name,
+            "quantity": quantity,
+            "unit_price": item.price,
+            "line_total": total,
+            "cross_border": item.cross_border,
+            "special_category": item.special_category,
+        }
         for position, ((item, quantity), total) in enumerate(zip(bought, line_totals, strict=True))
     ]
-    placed = OrderStatusChange(order_id=order_id, status="placed", actor=buyer_id, at=now)
-    session.add(order)
-    await session.flush()  # the order before the rows that refer to it
-    session.add_all([*lines, placed])
-    await session.flush()
+    placed = {"order_id": order_id, "status": "placed", "actor": buyer_id, "at": now}
+    await session.execute(_INSERT_ORDER, order)  # the order before the rows that refer to it
+    await session.execute(_INSERT_LINE, lines)
+    await session.execute(_INSERT_STATUS, placed)
     address = request.address
     await fraud_rules.order_placed(
         session,
         cipher=cipher,
         events=events,
+        thresholds=fraud_thresholds,
         order_id=order_id,
         buyer_id=buyer_id,
         phone=request.consignee_phone,
@@ -514,35 +552,44 @@ async def place_order(
     )
 
     categories = _categories(catalogue, personal)
-    events.add(
+    await events.insert(
         session,
-        type=f"{EVENT_PREFIX}.placed.v1",
-        subject=buyer_id,
-        purpose=FULFILMENT,
-        data=OrderPlaced(
-            order_id=order_id,
-            status=order.status,
-            currency=currency,
-            discount_codes=[discount["code"] for discount in applied],
-            goods_ids=[item.id for item, _ in bought],
-            line_count=len(lines),
-            cross_border=cross_border,
-            special_category=special,
-            invoice_requested=order.invoice_requested,
-        ),
-        categories=categories,
-    )
-    events.processing(
-        session,
-        subject=buyer_id,
-        actor=buyer_id,
-        action="write",
-        purpose=FULFILMENT,
-        resource=RESOURCE,
-        categories=categories,
+        [
+            events.event(
+                type=f"{EVENT_PREFIX}.placed.v1",
+                subject=buyer_id,
+                purpose=FULFILMENT,
+                data=OrderPlaced(
+                    order_id=order_id,
+                    status="placed",
+                    currency=currency,
+                    discount_codes=[discount["code"] for discount in applied],
+                    goods_ids=[item.id for item, _ in bought],
+                    line_count=len(lines),
+                    cross_border=cross_border,
+                    special_category=special,
+                    invoice_requested=request.invoice is not None,
+                ),
+                categories=categories,
+            ),
+            events.processing_event(
+                subject=buyer_id,
+                actor=buyer_id,
+                action="write",
+                purpose=FULFILMENT,
+                resource=RESOURCE,
+                categories=categories,
+            ),
+        ],
     )
     # The answer echoes what the buyer just sent, shown as the owner's view shows it.
-    view = _view(order, lines, [placed], personal, shown=catalogue.visible_fields(RESOURCE, QUERY))
+    view = _view(
+        SimpleNamespace(**order),
+        [SimpleNamespace(**line) for line in lines],
+        [SimpleNamespace(**placed)],
+        personal,
+        shown=catalogue.visible_fields(RESOURCE, QUERY),
+    )
     return PlacedOrder(order=view, created=True)
 
 
@@ -552,23 +599,22 @@ async def place_order(
 # ORM objects), each built once here: the orders with their buyer's key row (one query),
 # then the lines and the status history of the page's orders, in one statement.
 
-_ORDERS = Order.__table__  # type: ignore[attr-defined]
-_LINES = OrderLine.__table__  # type: ignore[attr-defined]
-_HISTORY = OrderStatusChange.__table__  # type: ignore[attr-defined]
-_OWNED = select(_ORDERS, *SUBJECT_KEY_COLUMNS).select_from(
+#: Orders, each with its buyer's key row: what a Core read that decrypts them selects
+#: (:func:`open_fields`), the owner's and the partners' alike.
+ORDERS_WITH_KEY: Final = select(_ORDERS, *SUBJECT_KEY_COLUMNS).select_from(
     _ORDERS.outerjoin(SUBJECT_KEYS, SUBJECT_KEYS.c.subject == _ORDERS.c.buyer_id)
 )
 _NEWEST_FIRST = (_ORDERS.c.created_at.desc(), _ORDERS.c.id.desc())
-_ONE_OWNED = _OWNED.where(
+_ONE_OWNED = ORDERS_WITH_KEY.where(
     _ORDERS.c.id == bindparam("order_id"), _ORDERS.c.buyer_id == bindparam("buyer_id")
 )
 _FIRST_PAGE = (
-    _OWNED.where(_ORDERS.c.buyer_id == bindparam("buyer_id"))
+    ORDERS_WITH_KEY.where(_ORDERS.c.buyer_id == bindparam("buyer_id"))
     .order_by(*_NEWEST_FIRST)
     .limit(bindparam("limit"))
 )
 _NEXT_PAGE = (
-    _OWNED.where(
+    ORDERS_WITH_KEY.where(
         _ORDERS.c.buyer_id == bindparam("buyer_id"),
         or_(
             _ORDERS.c.created_at < bindparam("created_at", type_=UtcDateTime()),
@@ -637,16 +683,29 @@ async def _owner_views(
     shown = catalogue.visible_fields(RESOURCE, QUERY)
     encrypted = [field for field in PERSONAL_FIELDS if field in shown]
     opener = cipher.opener(buyer_id, orders[0])
-    views: list[OrderView] = []
-    for order in orders:
-        personal: dict[str, Any] = {}
-        for field in encrypted:
-            token: str | None = getattr(order, f"{field}_encrypted")
-            if token:  # None or "": never given, or removed when its retention ended
-                text = opener.decrypt(token, context=f"{RESOURCE}.{field}")
-                personal[field] = json.loads(text) if field in _JSON_FIELDS else text
-        views.append(_view(order, lines[order.id], history[order.id], personal, shown=shown))
-    return views
+    return [
+        _view(
+            order,
+            lines[order.id],
+            history[order.id],
+            open_fields(opener, order, encrypted),
+            shown=shown,
+        )
+        for order in orders
+    ]
+
+
+def open_fields(opener: FieldOpener, order: Row[Any], fields: Iterable[str]) -> dict[str, Any]:
+    """The personal ``fields`` of an order read with its buyer's key row (a Core read),
+    by catalogue name; a field never given, or removed when its retention ended, is left
+    out (as :func:`decrypt_fields` does)."""
+    values: dict[str, Any] = {}
+    for field in fields:
+        token: str | None = getattr(order, f"{field}_encrypted")
+        if token:  # None or "": never given, or removed when its retention ended
+            text = opener.decrypt(token, context=f"{RESOURCE}.{field}")
+            values[field] = json.loads(text) if field in _JSON_FIELDS else text
+    return values
 
 
 async def purpose_views(

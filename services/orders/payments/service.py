@@ -38,14 +38,13 @@ from datetime import datetime, timedelta
 from typing import Any, Final, Literal
 
 from sqlalchemy import delete, select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from kit.catalogue import Catalogue
 from kit.contracts import OrderPaid, OrderRefunded, PaymentProviderChanged
 from kit.crypto import FieldCipher
+from kit.db import insert_ignoring_duplicates
 from kit.errors import Conflict, DomainError, NotFound
 from kit.ids import new_id
 from kit.masking import mask_value
@@ -546,18 +545,8 @@ async def cancel_open_orders(
 # --------------------------------------------------------------------------- notifications
 
 
-def _insert_ignoring_duplicates(session: AsyncSession, model: type[Any]) -> Any:
-    """``INSERT ... ON CONFLICT DO NOTHING`` in the session's dialect: the primary key
-    decides, atomically, which of two concurrent deliveries goes first."""
-    dialect = session.get_bind().dialect.name
-    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    return insert(model).on_conflict_do_nothing()
-
-
 async def _first_time(session: AsyncSession, model: type[Any], values: Mapping[str, Any]) -> bool:
-    result: Any = await session.execute(
-        _insert_ignoring_duplicates(session, model).values(**values)
-    )
+    result: Any = await session.execute(insert_ignoring_duplicates(session, model).values(**values))
     return bool(result.rowcount == 1)
 
 

@@ -6,9 +6,11 @@ the consumer fills the ledger from other services' topics."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import uuid
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -411,6 +413,64 @@ async def test_a_redelivered_event_makes_one_entry(consent: Consent) -> None:
                     seq=99,
                 )
             )
+
+
+def documented_hash(prev_hash: str, entry: LedgerEntry) -> str:
+    """An entry's hash as the chain defines it (the ledger module's docstring): SHA-256 over
+    the previous hash, a newline and ``json.dumps`` of the entry's facts with sorted keys, no
+    spaces, non-ASCII as is, the timestamps in UTC with microseconds and a ``Z``."""
+
+    def utc(value: datetime) -> str:
+        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+    facts = entry.model_dump(exclude={"id", "prev_hash", "entry_hash"})
+    facts.update(occurred_at=utc(entry.occurred_at), recorded_at=utc(entry.recorded_at))
+    canonical = json.dumps(facts, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(f"{prev_hash}\n{canonical}".encode()).hexdigest()
+
+
+@pytest.mark.obligation("OB-R-1")
+async def test_every_entry_is_hashed_as_the_chain_defines_it_so_older_ledgers_still_verify(
+    consent: Consent,
+) -> None:
+    """Entries recorded one by one and in a batch carry the hash of the chain's definition,
+    byte for byte, with text that JSON escapes or keeps as is (quotes, backslashes, Chinese,
+    an emoji), no role or one, and an event time in another zone than UTC: a ledger
+    recorded by an earlier version verifies under this one, and the other way round."""
+    user, headers = consent.user()
+    shanghai = timezone(timedelta(hours=8))
+    tricky = [
+        processing(user, resource='orders.订单 "export" \\ 📦', at=NOW - timedelta(hours=2)),
+        processing(
+            user,
+            actor="acc_staff_1",
+            categories=(PHONE, ADDRESS, NAME),
+            extra={"actor_role": "客服 (support)"},
+            at=(NOW - timedelta(hours=1, microseconds=1)).astimezone(shanghai),
+        ),
+    ]
+    await feed(consent, tricky[0])
+    handle_batch = ledger_consumer(consent.context).batch_handler
+    assert handle_batch is not None
+    async with consent.context.database.session() as session:
+        await handle_batch(session, [tricky[1], processing(user, purpose="not.in.catalogue")])
+
+    async with consent.context.database.session(reads_only=True) as session:
+        entries = list(
+            await session.scalars(
+                select(LedgerEntry)
+                .where(col(LedgerEntry.subject) == user)
+                .order_by(col(LedgerEntry.seq))
+            )
+        )
+    assert [entry.seq for entry in entries] == [1, 2, 3]
+    assert entries[1].actor_role == "客服 (support)"
+    previous = ledger.GENESIS_HASH
+    for entry in entries:
+        assert entry.prev_hash == previous
+        assert entry.entry_hash == documented_hash(previous, entry), f"entry {entry.seq}"
+        previous = entry.entry_hash
+    assert (await my_ledger(consent, headers))["chain_valid"] is True
 
 
 @pytest.mark.obligation("OB-R-1")

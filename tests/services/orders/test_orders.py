@@ -552,6 +552,36 @@ async def test_a_retried_order_with_the_same_idempotency_key_is_placed_once(
     assert b"checkout-7f3a" not in orders.raw_database()  # only a keyed hash is kept
 
 
+async def test_a_refused_order_leaves_its_idempotency_key_unused(orders: Orders) -> None:
+    goods = await orders.add_goods()
+    _, alice = orders.user()
+    key = {"Idempotency-Key": "checkout-refused-first"}
+    refused = await orders.client.post(
+        "/orders", json=order_body("gds_missing"), headers={**alice, **key}
+    )
+    assert refused.status_code == 422
+    corrected = await orders.client.post(
+        "/orders", json=order_body(goods["goods_id"]), headers={**alice, **key}
+    )
+    assert corrected.status_code == 201
+    assert await order_count(orders, alice) == 1
+
+
+async def test_two_requests_racing_with_one_idempotency_key_place_one_order(
+    orders: Orders,
+) -> None:
+    goods = await orders.add_goods()
+    _, alice = orders.user()
+    body = order_body(goods["goods_id"])
+    key = {"Idempotency-Key": "checkout-double-click"}
+    first, second = await asyncio.gather(
+        *(orders.client.post("/orders", json=body, headers={**alice, **key}) for _ in range(2))
+    )
+    assert sorted([first.status_code, second.status_code]) == [200, 201]
+    assert first.json() == second.json()
+    assert await order_count(orders, alice) == 1
+
+
 # --------------------------------------------------------------------------- verification
 
 
@@ -714,3 +744,22 @@ async def test_the_owner_reads_are_answered_while_a_writer_holds_sqlites_lock(
     assert listed.status_code == 200, listed.text
     assert [item["order_id"] for item in listed.json()["items"]] == [order["order_id"]]
     assert one.status_code == 200 and one.json()["order_id"] == order["order_id"]
+
+
+# --------------------------------------------------------------------------- anti-fraud
+
+
+async def test_the_fraud_rules_thresholds_are_the_services_settings(orders: Orders) -> None:
+    """ORDERS_FRAUD_SHARING_ACCOUNTS tunes the shared_phone rule without a code change:
+    at 2, a second account ordering to one phone flags both."""
+    orders.settings.fraud_sharing_accounts = 2
+    goods_id = (await orders.add_goods("Tea", "10.00"))["goods_id"]
+    _, security = orders.staff("security")
+    buyers = [orders.user() for _ in range(2)]
+    await place(orders, buyers[0][1], order_body(goods_id))
+    assert (await orders.client.get("/security/flags", headers=security)).json() == []
+    await place(orders, buyers[1][1], order_body(goods_id))
+    flags = (await orders.client.get("/security/flags", headers=security)).json()
+    assert sorted((flag["account_id"], flag["rule"]) for flag in flags) == sorted(
+        (buyer_id, "shared_phone") for buyer_id, _ in buyers
+    )
