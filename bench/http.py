@@ -195,6 +195,18 @@ def wait_until_up(url: str, headers: dict[str, str], timeout_s: float = 120.0) -
     raise RuntimeError(f"{url} not up after {timeout_s:.0f}s: {last}")
 
 
+def all_up(urls: dict[str, str], headers: dict[str, str], logs: Path) -> None:
+    """Wait for each process; one that does not come up is named with its log's end."""
+    for name, url in urls.items():
+        try:
+            wait_until_up(url, headers)
+        except RuntimeError:
+            log = logs / f"{name}.log"
+            if log.exists():
+                sys.stderr.write(f"--- {name}.log (end)\n{log.read_text()[-3000:]}\n")
+            raise
+
+
 @contextlib.contextmanager
 def process(
     command: list[str], log: Path, env: dict[str, str] | None = None
@@ -344,8 +356,7 @@ def measure(
                 command, serve_argv = gateway_command(argv, port=ports[name], workers=workers)
                 env = {**os.environ, "BENCH_SERVE_ARGV": serve_argv}
             children[name] = stack.enter_context(process(command, scratch / f"{name}.log", env))
-        for url in urls.values():
-            wait_until_up(url, auth)
+        all_up(urls, auth, scratch)
         for url in urls.values():  # warm-up: connections, caches, the relay's producer
             wrk(url, connections=connections, seconds=1, headers=auth)
         if profile is not None:
