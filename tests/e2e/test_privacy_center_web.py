@@ -896,7 +896,10 @@ async def _restrict_and_lift(page: Page, suite: Suite, headers: dict[str, str]) 
     assert restriction["lifted_at"] is None
     card = page.locator("section.rights-request[data-kind=restriction]")
     shown = await card.locator("[data-field=restricted]").inner_text()
-    assert shown == "marketing.price_drop, user.location.precise"
+    # The kind of data by its Chinese name (the catalogue's name_zh), its id kept as the title.
+    assert shown == "marketing.price_drop, 精准定位信息"
+    named = card.locator("[data-field=restricted] .category")
+    assert await named.get_attribute("title") == "user.location.precise"
     assert await card.locator("dl.restriction").get_attribute("data-lifted") == "false"
     await photograph(page, "requests-restriction")
     # Lifted by the person.
