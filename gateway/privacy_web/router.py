@@ -75,14 +75,10 @@ def _category_namer(catalogue: Catalogue | None, language: Language) -> Callable
     """The templates' ``category(id)``: a data category's short name in the page's language
     (the catalogue's name_zh or name), its id kept as the title; an id the catalogue does
     not know (e.g. a parent such as user.contact) as itself."""
+    categories = {c.id: c for c in catalogue.data_categories} if catalogue is not None else {}
 
     def category(category_id: str) -> Markup:
-        known = None
-        if catalogue is not None:
-            try:
-                known = catalogue.category(category_id)
-            except KeyError:
-                pass
+        known = categories.get(category_id)
         if known is None:
             return Markup('<span class="category">{}</span>').format(category_id)
         name = known.name_zh if language == "zh" else known.name
