@@ -215,6 +215,11 @@ class DataCategory(_Entry):
     information, others (system.*) are not."""
 
     id: Identifier = Field(description="e.g. user.contact.phone_number")
+    name: Text = Field(
+        description="A short display name in English, e.g. Phone number (the privacy center "
+        "shows it instead of the id)"
+    )
+    name_zh: Text = Field(description="The short display name in Simplified Chinese, e.g. 手机号码")
     description: Text
     sensitive: StrictBool = Field(description="Sensitive personal information (PIPL art. 28)")
 

@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import json
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -34,7 +35,7 @@ from gateway.privacy_web.texts import (
     Language,
     choose_language,
 )
-from kit.catalogue import DataCategory, Purpose
+from kit.catalogue import Catalogue, DataCategory, Purpose
 from kit.clock import CHINA_TZ
 from kit.markdown import render_markdown
 from kit.pagination import MAX_PAGE_SIZE, PageOffset
@@ -64,6 +65,28 @@ def _language(request: Request) -> Language:
     )
 
 
+def _catalogue(request: Request) -> Catalogue | None:
+    """The catalogue the gateway runs with (none without a gateway, as in some tests)."""
+    gateway: Gateway | None = getattr(request.app.state, "gateway", None)
+    return None if gateway is None else gateway.context.catalogue
+
+
+def _category_namer(catalogue: Catalogue | None, language: Language) -> Callable[[str], Markup]:
+    """The templates' ``category(id)``: a data category's short name in the page's language
+    (the catalogue's name_zh or name), its id kept as the title; an id the catalogue does
+    not know (e.g. a parent such as user.contact) as itself."""
+    categories = {c.id: c for c in catalogue.data_categories} if catalogue is not None else {}
+
+    def category(category_id: str) -> Markup:
+        known = categories.get(category_id)
+        if known is None:
+            return Markup('<span class="category">{}</span>').format(category_id)
+        name = known.name_zh if language == "zh" else known.name
+        return Markup('<span class="category" title="{}">{}</span>').format(category_id, name)
+
+    return category
+
+
 def _page(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     language = _language(request)
     secret, new_form_secret = _form_secret(request)
@@ -73,6 +96,7 @@ def _page(request: Request, template: str, status_code: int = 200, **context: An
         {
             "t": TEXTS[language],
             "lang": language,
+            "category": _category_namer(_catalogue(request), language),
             "path": request.url.path,
             "csrf": form_token(secret),
             **context,
@@ -359,10 +383,9 @@ async def requests_page(request: Request, done: Annotated[str | None, Depends(_d
 def _restrictable(request: Request) -> tuple[list[Purpose], list[DataCategory]]:
     """What a restriction may name, from the catalogue the gateway runs with: purposes not
     imposed by law, and the personal data categories (the consent service refuses others)."""
-    gateway: Gateway | None = getattr(request.app.state, "gateway", None)
-    if gateway is None:
+    catalogue = _catalogue(request)
+    if catalogue is None:
         return [], []
-    catalogue = gateway.context.catalogue
     purposes = [p for p in catalogue.purposes if p.kind not in UNRESTRICTABLE_KINDS]
     categories = [c for c in catalogue.data_categories if c.personal]
     return purposes, categories

@@ -40,6 +40,7 @@ from cryptography.hazmat.primitives.asymmetric import x25519
 from playwright.async_api import Page, async_playwright, expect
 
 from gateway.privacy_web.router import LEDGER_PAGE, NOTICES_PAGE
+from kit.catalogue import default_catalogue
 from kit.clock import CHINA_TZ, china_today
 from kit.models import utcnow
 from kit.settings import REPO_ROOT
@@ -787,8 +788,9 @@ async def test_a_person_reads_their_notices_newest_first_and_pages_through_them(
             await newest.locator("[data-field=what_happened]").inner_text()
             == "一台面单打印机的队列可从办公网络读取。\n已于当日关闭。"
         )
+        # Which of the person's data, by the catalogue's Chinese names.
         assert await newest.locator("[data-field=your_categories]").inner_text() == ", ".join(
-            notices[0]["your_categories"]
+            default_catalogue().category(c).name_zh for c in notices[0]["your_categories"]
         )
         assert (
             await newest.locator("[data-field=advice]").inner_text() == "请警惕自称快递员的来电。"
@@ -896,7 +898,10 @@ async def _restrict_and_lift(page: Page, suite: Suite, headers: dict[str, str]) 
     assert restriction["lifted_at"] is None
     card = page.locator("section.rights-request[data-kind=restriction]")
     shown = await card.locator("[data-field=restricted]").inner_text()
-    assert shown == "marketing.price_drop, user.location.precise"
+    # The kind of data by its Chinese name (the catalogue's name_zh), its id kept as the title.
+    assert shown == "marketing.price_drop, 精准定位信息"
+    named = card.locator("[data-field=restricted] .category")
+    assert await named.get_attribute("title") == "user.location.precise"
     assert await card.locator("dl.restriction").get_attribute("data-lifted") == "false"
     await photograph(page, "requests-restriction")
     # Lifted by the person.

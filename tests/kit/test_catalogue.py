@@ -4,6 +4,7 @@ files are refused with the file, line and path of every problem."""
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -37,6 +38,8 @@ purposes:
     policy_section: 2G
 data_categories:
   - id: user.contact.phone_number
+    name: Phone number
+    name_zh: 手机号码
     description: A phone number.
     sensitive: false
 masking_rules:
@@ -168,6 +171,20 @@ def test_sensitive_categories_follow_pipl_article_28() -> None:
     assert catalogue.is_sensitive("identity.verification", "id_number")
     assert catalogue.is_sensitive("orders.order", "customs_id_number")
     assert not catalogue.is_sensitive("orders.order", "consignee_phone")
+
+
+def test_every_category_has_a_short_name_in_chinese_and_in_english() -> None:
+    """The privacy center shows these instead of the ids, by the page's language."""
+    catalogue = default_catalogue()
+    names_zh = {item.id: item.name_zh for item in catalogue.data_categories}
+    names = {item.id: item.name for item in catalogue.data_categories}
+    assert all(re.search(r"[\u4e00-\u9fff]", name) for name in names_zh.values()), names_zh
+    assert all(name.isascii() and name != key for key, name in names.items()), names
+    # Short, and each names one kind of data: no two categories share a name.
+    assert max(len(name) for name in names_zh.values()) <= 10
+    assert len(set(names_zh.values())) == len(set(names.values())) == len(names)
+    assert names_zh["user.contact.address"] == "详细地址"
+    assert names["user.location.precise"] == "Precise location"
 
 
 def test_owner_sees_the_order_and_customer_service_sees_it_masked() -> None:
@@ -318,6 +335,13 @@ MALFORMED = [
         id="bad-duration",
     ),
     pytest.param(
+        "    name_zh: 手机号码\n",
+        "",
+        "- id: user.contact.phone_number",
+        "data_categories[0]: missing required key 'name_zh'",
+        id="category-without-chinese-name",
+    ),
+    pytest.param(
         "kind: additional",
         "kind: additional\n    colour: red",
         "colour: red",
@@ -423,7 +447,8 @@ def test_top_level_must_be_a_mapping(in_tmp: Path) -> None:
 def test_sensitive_category_must_be_personal(in_tmp: Path) -> None:
     text = MINIMAL.replace(
         "    sensitive: false\n",
-        "    sensitive: false\n  - id: system.operations\n    description: logs\n"
+        "    sensitive: false\n  - id: system.operations\n    name: Logs\n    name_zh: 日志\n"
+        "    description: logs\n"
         "    sensitive: true\n",
     )
     error = refused(in_tmp, text)

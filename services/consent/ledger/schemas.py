@@ -26,6 +26,12 @@ class Actor(BaseModel):
 
 class CategoryView(BaseModel):
     id: str
+    name: str | None = Field(
+        default=None, description="the short display name in English; null for an unknown id"
+    )
+    name_zh: str | None = Field(
+        default=None, description="the short display name in Simplified Chinese"
+    )
     description: str | None
     sensitive: bool
 

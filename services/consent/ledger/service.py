@@ -618,7 +618,13 @@ def _category_view(catalogue: Catalogue, category: str) -> CategoryView:
         known = catalogue.category(category)
     except KeyError:
         return CategoryView(id=category, description=None, sensitive=False)
-    return CategoryView(id=category, description=known.description, sensitive=known.sensitive)
+    return CategoryView(
+        id=category,
+        name=known.name,
+        name_zh=known.name_zh,
+        description=known.description,
+        sensitive=known.sensitive,
+    )
 
 
 def entry_view(

@@ -323,6 +323,8 @@ async def test_the_user_filters_the_ledger_by_purpose_category_actor_and_days(
     ]
     assert choices["purposes"][0]["description_zh"] == "注册、登录并维护您的账户和会员身份。"
     assert [c["id"] for c in choices["categories"]] == sorted([NAME, ADDRESS, LOCATION, PHONE])
+    named = {c["id"]: (c["name"], c["name_zh"]) for c in choices["categories"]}
+    assert named[LOCATION] == ("Precise location", "精准定位信息")
     assert {a["id"]: a["display"] for a in choices["actors"]} == {
         user: "you",
         partner: f"Swift ({partner})",

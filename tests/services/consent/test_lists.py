@@ -22,7 +22,13 @@ TODAY = date(2026, 12, 1)
 def _with_a_new_category() -> Catalogue:
     data = yaml.safe_load((REPO_ROOT / "policy" / "catalogue.yaml").read_text(encoding="utf-8"))
     data["data_categories"].append(
-        {"id": "user.contact.messenger", "description": "A messenger id.", "sensitive": False}
+        {
+            "id": "user.contact.messenger",
+            "name": "Messenger id",
+            "name_zh": "即时通讯账号",
+            "description": "A messenger id.",
+            "sensitive": False,
+        }
     )
     account = data["resources"]["identity.account"]["fields"]
     account["messenger"] = {**account["phone"], "category": "user.contact.messenger"}
