@@ -1,10 +1,14 @@
 """The running suite (see :mod:`tests.e2e.suite`): ``suite``, started once for the
 end-to-end tests of this package, and ``walkthrough_suite``, a fresh one for README's
-walk-through, which expects nothing to exist before it."""
+walk-through, which expects nothing to exist before it; ``processor``, the stand-in for
+another processor a person has a portable copy sent to."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import pytest
 
@@ -36,3 +40,33 @@ async def walkthrough_suite(
 ) -> AsyncIterator[Suite]:
     async for running in _started(kafka, postgres, tmp_path_factory, "walkthrough-logs"):
         yield running
+
+
+#: What the stand-in processor was sent: each copy's ``Content-Type`` and body.
+Received = list[tuple[str, bytes]]
+
+
+@pytest.fixture
+def processor() -> Iterator[tuple[str, Received]]:
+    """The other processor a person names for a portable copy (on this machine): its
+    import URL and what it keeps of each copy it is sent."""
+    received: Received = []
+
+    class Processor(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            received.append((self.headers.get("Content-Type", ""), body))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Processor)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/import", received
+    finally:
+        server.shutdown()
+        server.server_close()

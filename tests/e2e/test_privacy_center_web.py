@@ -25,11 +25,9 @@ import os
 import re
 import secrets
 import shutil
-import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Final
 
@@ -44,6 +42,7 @@ from kit.catalogue import default_catalogue
 from kit.clock import CHINA_TZ, china_today
 from kit.models import utcnow
 from kit.settings import REPO_ROOT
+from tests.e2e.conftest import Received
 from tests.e2e.suite import Person, Suite
 
 CHROMIUM: Final = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -822,30 +821,6 @@ async def test_a_person_reads_their_notices_newest_first_and_pages_through_them(
 # --------------------------------------------------- restriction, explanation, portability
 
 
-@pytest.fixture
-def processor() -> Iterator[tuple[str, list[bytes]]]:
-    """The other processor a person names for a portable copy: keeps each copy it is sent."""
-    received: list[bytes] = []
-
-    class Processor(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            received.append(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            return
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Processor)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/import", received
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 async def _request_of(suite: Suite, headers: dict[str, str], kind: str) -> dict[str, Any]:
     """The person's only request of ``kind``, as the API shows it."""
     mine = await suite.call("GET", "/consent/rights-requests/me", headers=headers)
@@ -854,7 +829,7 @@ async def _request_of(suite: Suite, headers: dict[str, str], kind: str) -> dict[
 
 
 async def test_a_person_restricts_asks_for_an_explanation_and_ports_a_copy(
-    suite: Suite, processor: tuple[str, list[bytes]]
+    suite: Suite, processor: tuple[str, Received]
 ) -> None:
     _needed(str(AXE) if AXE.exists() else None, "axe-core is not installed (see .ci/run)")
     _, received = processor
@@ -873,7 +848,7 @@ async def test_a_person_restricts_asks_for_an_explanation_and_ports_a_copy(
         await _port_a_copy(
             page=page, suite=suite, person=person, headers=headers, processor=processor, found=found
         )
-        assert json.loads(received[0])["subject"] == account_id
+        assert json.loads(received[0][1])["subject"] == account_id
 
         await page.goto("/privacy/language/en?next=/privacy/requests")
         found["en /privacy/requests (every kind)"] = await serious_violations(page)
@@ -956,7 +931,7 @@ async def _port_a_copy(
     suite: Suite,
     person: Person,
     headers: dict[str, str],
-    processor: tuple[str, list[bytes]],
+    processor: tuple[str, Received],
     found: dict[str, list[str]],
 ) -> None:
     """Portability: to the processor named, sent once the person gives the password again."""
@@ -986,7 +961,7 @@ async def _port_a_copy(
     await porting.get_by_role("button", name="发送副本").click()
     await page.wait_for_url(f"**/privacy/requests/{filed['id']}/delivery")
     assert await page.get_by_role("heading", level=1).inner_text() == "副本已发送"
-    [copy] = received
+    [(_, copy)] = received
     receipt = page.locator(".portability-receipt")
     assert await receipt.locator("[data-field=destination]").inner_text() == "另一家商店"
     digest = await receipt.locator("[data-field=sha256]").inner_text()

@@ -13,15 +13,13 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
 import pytest
 
 from kit.catalogue import default_catalogue
+from tests.e2e.conftest import Received
 from tests.e2e.suite import Person, Suite, bearer
 
 PARTICIPANTS = ["consent", "identity", "orders", "transfer"]
@@ -283,38 +281,9 @@ async def test_an_explanation_says_which_data_for_what_by_whom_on_which_basis_ho
 # ---------------------------------------------------------------------------- portability
 
 
-class _Processor(BaseHTTPRequestHandler):
-    """The other processor the user names: keeps each copy it is sent."""
-
-    received: list[tuple[str, bytes]] = []
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        type(self).received.append((self.headers.get("Content-Type", ""), body))
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return
-
-
-@pytest.fixture
-def processor() -> Iterator[tuple[str, list[tuple[str, bytes]]]]:
-    received: list[tuple[str, bytes]] = []
-    handler = type("Processor", (_Processor,), {"received": received})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/import", received
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 @pytest.mark.obligation("OB-L-4")
 async def test_portability_delivers_a_documented_copy_to_the_processor_the_user_names(
-    suite: Suite, processor: tuple[str, list[tuple[str, bytes]]]
+    suite: Suite, processor: tuple[str, Received]
 ) -> None:
     url, received = processor
     person = Person.new()

@@ -6,25 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 
 import pytest
 import uvloop
 
 from gateway.http1 import BrokenExchange, Http1Pool
-
-Reply = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
-
-
-@asynccontextmanager
-async def serving(reply: Reply) -> AsyncIterator[str]:
-    server = await asyncio.start_server(reply, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.close()
+from tests.gateway.test_proxy_transport import Reply, serving
 
 
 def pool(url: str, *, max_connections: int = 10, timeout_s: float = 2.0) -> Http1Pool:
