@@ -87,6 +87,44 @@ def _category_namer(catalogue: Catalogue | None, language: Language) -> Callable
     return category
 
 
+def _purpose_namer(catalogue: Catalogue | None, language: Language) -> Callable[[str], Markup]:
+    """The templates' ``purpose(id)``: what a purpose is for, in the page's language (the
+    catalogue's description_zh or description, English marked as such), its id kept as the
+    title; an id the catalogue does not know as itself."""
+    purposes = {p.id: p for p in catalogue.purposes} if catalogue is not None else {}
+
+    def purpose(purpose_id: str) -> Markup:
+        known = purposes.get(purpose_id)
+        if known is None:
+            return Markup('<span class="purpose">{}</span>').format(purpose_id)
+        if language == "zh" and known.description_zh:
+            return Markup('<span class="purpose" title="{}">{}</span>').format(
+                purpose_id, known.description_zh
+            )
+        return Markup('<span class="purpose" title="{}"{}>{}</span>').format(
+            purpose_id, Markup(' lang="en"') if language != "en" else "", known.description
+        )
+
+    return purpose
+
+
+def _category_names(request: Request, disclosure: dict[str, Any]) -> list[str]:
+    """A recipient disclosure's types of data as the consents page shows them: each category
+    by its name in the page's language where the disclosure carries the category ids, else
+    the transfer service's words."""
+    catalogue = _catalogue(request)
+    ids: list[str] = disclosure.get("data_categories") or []
+    if catalogue is None or len(ids) != len(disclosure.get("data_types") or []):
+        return list(disclosure.get("data_types") or [])
+    known = {c.id: c for c in catalogue.data_categories}
+    zh = _language(request) == "zh"
+    words: list[str] = disclosure["data_types"]
+    return [
+        (known[i].name_zh if zh else known[i].name) if i in known else word
+        for i, word in zip(ids, words, strict=True)
+    ]
+
+
 def _page(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     language = _language(request)
     secret, new_form_secret = _form_secret(request)
@@ -97,6 +135,7 @@ def _page(request: Request, template: str, status_code: int = 200, **context: An
             "t": TEXTS[language],
             "lang": language,
             "category": _category_namer(_catalogue(request), language),
+            "purpose": _purpose_namer(_catalogue(request), language),
             "path": request.url.path,
             "csrf": form_token(secret),
             **context,
@@ -685,6 +724,7 @@ async def _recipient_consents(request: Request, mine: Any) -> list[dict[str, Any
             or recipient_id,
             "disclosure": disclosure,
             "digest": _digest(disclosure) if disclosure else "",
+            "data_types": _category_names(request, disclosure) if disclosure else [],
             "granted": bool(decided.get(recipient_id, {}).get("granted")),
         }
         for recipient_id, disclosure in disclosures.items()
@@ -727,6 +767,7 @@ async def change_recipient_consent(
             "page": "/privacy/consents",
             "language": _language(request),
             "recipient": found.body,
+            "data_types": _category_names(request, found.body),
         }
     answer = await call_gateway(
         request,
@@ -786,6 +827,9 @@ async def policy_diff_page(
         params={"from": from_version, "to": to_version},
         token="",
     )
+    newer = await call_gateway(
+        request, "GET", f"/consent/policy/versions/{quote(to_version, safe='')}", token=""
+    )
     agreements = await _signed_in(request)
     lines = _diff_lines(answer.body["diff"]) if answer.ok else []
     return _page(
@@ -795,6 +839,7 @@ async def policy_diff_page(
         path=_here(request),
         signed_in=agreements is not None,
         diff=answer.body if answer.ok else None,
+        kinds=newer.body.get("major_change_kinds", []) if answer.ok and newer.ok else [],
         lines=lines,
         added=sum(kind == "added" for kind, _ in lines),
         removed=sum(kind == "removed" for kind, _ in lines),

@@ -138,6 +138,13 @@ TEXTS: Final[dict[Language, dict[str, str]]] = {
         "line_added": "新增",
         "line_removed": "删除",
         "back_to_versions": "返回版本历史",
+        "major_change_kinds": "重大变更的类型",
+        "change_kind_business_model": "业务模式变化（处理目的、信息类型或使用方式）",
+        "change_kind_controller": "负责本政策的组织变更",
+        "change_kind_sharing_recipients": "共享或公开披露个人信息的主要对象变化",
+        "change_kind_user_rights": "您的个人信息权利及其行使方式变化",
+        "change_kind_contact_channel": "个人信息保护负责人的联系方式或投诉渠道变化",
+        "change_kind_impact_assessment": "个人信息保护影响评估发现对您的权益有重大影响",
     },
     "en": {
         "html_lang": "en",
@@ -270,6 +277,13 @@ TEXTS: Final[dict[Language, dict[str, str]]] = {
         "line_added": "added",
         "line_removed": "removed",
         "back_to_versions": "Back to the version history",
+        "major_change_kinds": "Kinds of major change",
+        "change_kind_business_model": "Business model (purposes, types of data or how it is used)",
+        "change_kind_controller": "The organisation responsible for this policy",
+        "change_kind_sharing_recipients": "The main recipients of shared or disclosed data",
+        "change_kind_user_rights": "Your rights over your data and how to exercise them",
+        "change_kind_contact_channel": "Whom to contact about your data, or complain to",
+        "change_kind_impact_assessment": "An impact assessment found a large effect on your rights",
     },
 }
 

@@ -35,7 +35,7 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import x25519
-from playwright.async_api import Page, async_playwright, expect
+from playwright.async_api import Locator, Page, async_playwright, expect
 
 from gateway.privacy_web.router import LEDGER_PAGE, NOTICES_PAGE
 from kit.catalogue import default_catalogue
@@ -316,16 +316,19 @@ async def _cross_border_consent(suite: Suite, headers: dict[str, str], key: str)
 
 
 async def _the_receipt_holds_the_disclosure(
-    suite: Suite, headers: dict[str, str], recipient_id: str
+    suite: Suite, headers: dict[str, str], recipient_id: str, section: Locator
 ) -> None:
     """The newest consent receipt is the grant to ``recipient_id`` and holds the disclosure
-    the page showed, word for word."""
+    the page showed, word for word, with its types of data as the page's ``section`` names
+    them (in Chinese, the catalogue's name_zh)."""
     disclosure = await suite.call(
         "GET", f"/transfer/recipients/{recipient_id}/disclosure", headers=headers
     )
     [receipt, *_] = await suite.call("GET", "/consent/consents/me/receipts", headers=headers)
     assert receipt["recipient_id"] == recipient_id and receipt["granted"] is True
     assert receipt["shown"]["recipient"] == disclosure
+    shown = await section.locator("dl li").all_inner_texts()
+    assert receipt["shown"]["data_types"] == shown == ["所在地区", "姓名"]
 
 
 async def test_a_person_sees_their_overseas_recipient_and_consents_to_it_on_its_own(
@@ -375,7 +378,7 @@ async def test_a_person_sees_their_overseas_recipient_and_consents_to_it_on_its_
         await page.wait_for_url("**/privacy/consents?done=consent")
         assert await section.locator("[data-recipient-state]").inner_text() == "已同意"
         assert await _cross_border_consent(suite, headers, key) is True
-        await _the_receipt_holds_the_disclosure(suite, headers, recipient["id"])
+        await _the_receipt_holds_the_disclosure(suite, headers, recipient["id"], section)
         await photograph(page, "consents-overseas")
         found["zh /privacy/consents (recipient)"] = await serious_violations(page)
 
@@ -470,6 +473,28 @@ async def test_a_person_reads_the_policys_versions_and_what_changed(suite: Suite
         assert await versions.nth(0).get_attribute("data-version") == newer
         assert await page.get_by_role("navigation").count() == 0
         found["en /privacy/policy (signed out)"] = await serious_violations(page)
+
+        # A major version's diff names its kinds of major change (an upcoming one: the
+        # current version stays what other tests agreed to).
+        major = f"{current['version']}-m{secrets.token_hex(2)}"
+        await suite.call(
+            "POST",
+            "/consent/policy/versions",
+            headers=suite.admin,
+            json={
+                "version": major,
+                "effective_date": str(china_today() + timedelta(days=60)),
+                "text": current["text"].rstrip("\n") + "\n" + added + "\n",
+                "summary_of_changes": "更换境外接收方。",
+                "major": True,
+                "major_change_kinds": ["sharing_recipients"],
+                "reduces_rights": False,
+            },
+            expect=201,
+        )
+        await page.goto(f"/privacy/policy/diff?from={newer}&to={major}")
+        kinds = await page.locator("[data-change-kind]").all_inner_texts()
+        assert kinds == ["The main recipients of shared or disclosed data"]
     assert found == {name: [] for name in found}
 
 
@@ -873,8 +898,12 @@ async def _restrict_and_lift(page: Page, suite: Suite, headers: dict[str, str]) 
     assert restriction["lifted_at"] is None
     card = page.locator("section.rights-request[data-kind=restriction]")
     shown = await card.locator("[data-field=restricted]").inner_text()
-    # The kind of data by its Chinese name (the catalogue's name_zh), its id kept as the title.
-    assert shown == "marketing.price_drop, 精准定位信息"
+    # The purpose and the kind of data by their Chinese names (the catalogue's description_zh
+    # and name_zh), their ids kept as the titles.
+    assert shown == "购物车内商品的降价和优惠提醒。, 精准定位信息"
+    assert await card.locator("[data-field=restricted] .purpose").get_attribute("title") == (
+        "marketing.price_drop"
+    )
     named = card.locator("[data-field=restricted] .category")
     assert await named.get_attribute("title") == "user.location.precise"
     assert await card.locator("dl.restriction").get_attribute("data-lifted") == "false"
