@@ -8,8 +8,8 @@ instead of one's. So each route of an app accepts only the query parameters it d
 is never echoed, since it may be personal data.
 
 :func:`refuse_unknown_query` is an app-wide dependency (:func:`kit.app.create_app`); the
-names a route declares are worked out once per route, and a request with no query string
-costs one dictionary lookup. :func:`passes_any_query` marks an endpoint whose query string
+names a route declares are worked out on its first request with a query and kept on the
+route; a request with no query string costs nothing more than a check of it. :func:`passes_any_query` marks an endpoint whose query string
 another app judges (the gateway's proxy).
 """
 
@@ -28,8 +28,11 @@ from fastapi.routing import APIRoute
 __all__ = ["declared_query_parameters", "passes_any_query", "refuse_unknown_query"]
 
 _ANY_QUERY: Final = "__passes_any_query__"
+#: Where a route keeps what it declares, worked out on its first request (on the route
+#: itself: a table keyed by ``id(route)`` could hand a new route a dead one's entry).
+_DECLARED: Final = "__declared_query__"
+_UNKNOWN: Final = object()
 Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
-_declared: dict[int, frozenset[str] | None] = {}
 
 
 def passes_any_query(endpoint: Endpoint) -> Endpoint:
@@ -57,11 +60,11 @@ async def refuse_unknown_query(request: Request) -> None:
     route = request.scope.get("route")
     if not query or not isinstance(route, APIRoute):
         return
-    key = id(route)
-    if key not in _declared:
-        _declared[key] = declared_query_parameters(route)
-    declared = _declared[key]
-    if declared is None:
+    declared = getattr(route, _DECLARED, _UNKNOWN)
+    if declared is _UNKNOWN:
+        declared = declared_query_parameters(route)
+        setattr(route, _DECLARED, declared)
+    if not isinstance(declared, frozenset):
         return
     given = {name for name, _ in parse_qsl(query.decode("latin-1"), keep_blank_values=True)}
     unknown = sorted(given - declared)
