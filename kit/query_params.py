@@ -9,8 +9,9 @@ is never echoed, since it may be personal data.
 
 :func:`refuse_unknown_query` is an app-wide dependency (:func:`kit.app.create_app`); the
 names a route declares are worked out on its first request with a query and kept on the
-route; a request with no query string costs nothing more than a check of it. :func:`passes_any_query` marks an endpoint whose query string
-another app judges (the gateway's proxy).
+route; a request with no query string costs nothing more than a check of it.
+:func:`passes_any_query` marks an endpoint whose query string another app judges (the
+gateway's proxy).
 """
 
 from __future__ import annotations
