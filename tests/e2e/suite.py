@@ -369,6 +369,28 @@ class Suite:
         assert response.status_code in wanted, f"{method} {path}: {response.text}"
         return response.json() if response.content else None
 
+    async def place_order(
+        self, person: Person, headers: Mapping[str, str], *, name: str = "Green tea"
+    ) -> str:
+        """What a shop and a buyer do for one order: the admin adds goods named ``name``,
+        the buyer orders one to their own name and address. The order's id."""
+        goods = await self.call(
+            "POST",
+            "/orders/admin/goods",
+            headers=self.admin,
+            json={"name": name, "price": "39.00"},
+            expect=201,
+        )
+        placed = await self.call(
+            "POST",
+            "/orders/orders",
+            headers={**headers, "Idempotency-Key": secrets.token_hex(8)},
+            json=person.order_body(goods["goods_id"]),
+            expect=201,
+        )
+        order_id: str = placed["order_id"]
+        return order_id
+
     async def login(self, phone: str, password: str) -> dict[str, str]:
         tokens = await self.call(
             "POST", "/identity/login", json={"phone": phone, "password": password}

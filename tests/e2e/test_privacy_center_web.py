@@ -277,27 +277,14 @@ async def _a_transfer_waits_for_consent(
     recipient: dict[str, Any] = await suite.call(
         "POST", "/transfer/recipients", headers=suite.admin, json=_recipient_body(), expect=201
     )
-    goods = await suite.call(
-        "POST",
-        "/orders/admin/goods",
-        headers=suite.admin,
-        json={"name": "Oolong", "price": "45.00"},
-        expect=201,
-    )
-    order = await suite.call(
-        "POST",
-        "/orders/orders",
-        headers={**headers, "Idempotency-Key": secrets.token_hex(8)},
-        json=person.order_body(goods["goods_id"]),
-        expect=201,
-    )
+    order_id = await suite.place_order(person, headers, name="Oolong")
     waiting = await suite.call(
         "POST",
         "/transfer/transfers",
         headers=suite.admin,
         json={
             "subject": account_id,
-            "order_id": order["order_id"],
+            "order_id": order_id,
             "recipient_id": recipient["id"],
             "categories": ["user.contact.address.region", "user.name"],
             "contract_necessary": True,
@@ -502,25 +489,6 @@ async def test_a_person_reads_the_policys_versions_and_what_changed(suite: Suite
 # --------------------------------------------------------------------------- more requests
 
 
-async def place_order(suite: Suite, person: Person, headers: dict[str, str]) -> str:
-    goods = await suite.call(
-        "POST",
-        "/orders/admin/goods",
-        headers=suite.admin,
-        json={"name": "Green tea", "price": "39.00"},
-        expect=201,
-    )
-    placed = await suite.call(
-        "POST",
-        "/orders/orders",
-        headers={**headers, "Idempotency-Key": secrets.token_hex(8)},
-        json=person.order_body(goods["goods_id"]),
-        expect=201,
-    )
-    order_id: str = placed["order_id"]
-    return order_id
-
-
 async def grant(suite: Suite, headers: dict[str, str], purpose: str, granted: bool) -> None:
     shown = {"text": purpose, "page": "/test", "language": "zh"}
     await suite.call(
@@ -537,7 +505,7 @@ async def test_a_person_corrects_an_order_and_withdraws_every_consent_and_follow
 ) -> None:
     person = Person.new()
     _, headers = await suite.register(person)
-    order_id = await place_order(suite, person, headers)
+    order_id = await suite.place_order(person, headers)
     await grant(suite, headers, "marketing.price_drop", True)
     async with browser_page(suite.gateway_url, locale="zh-CN") as page:
         await sign_in_by_keyboard(page, person)
@@ -596,7 +564,7 @@ async def test_a_person_filters_the_ledger_and_pages_through_it(suite: Suite) ->
     person = Person.new()
     _, headers = await suite.register(person)
     # Each read of the order through the gateway is an entry of the reader's ledger.
-    order_id = await place_order(suite, person, headers)
+    order_id = await suite.place_order(person, headers)
     for _ in range(LEDGER_PAGE + 1):
         await suite.call("GET", f"/orders/orders/{order_id}", headers=headers)
     ledger = await suite.eventually(
@@ -769,7 +737,7 @@ async def test_a_person_reads_their_notices_newest_first_and_pages_through_them(
     since = utcnow() - timedelta(seconds=5)
     person = Person.new()
     _, headers = await suite.register(person)
-    order_id = await place_order(suite, person, headers)
+    order_id = await suite.place_order(person, headers)
     await suite.call("GET", f"/orders/orders/{order_id}", headers=headers)
     # The incidents find the person in their ledger: their contact details were processed.
     await suite.eventually(
@@ -861,7 +829,7 @@ async def test_a_person_restricts_asks_for_an_explanation_and_ports_a_copy(
     _, received = processor
     person = Person.new()
     account_id, headers = await suite.register(person)
-    order_id = await place_order(suite, person, headers)
+    order_id = await suite.place_order(person, headers)
     await suite.call("GET", f"/orders/orders/{order_id}", headers=headers)
     found: dict[str, list[str]] = {}
     async with browser_page(suite.gateway_url, locale="zh-CN") as page:

@@ -4,7 +4,6 @@ the user's ledger (the gateway's access event), not one from the gateway and one
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
 
 import pytest
@@ -14,32 +13,14 @@ from tests.e2e.suite import Person, Suite
 
 @pytest.mark.obligation("OB-R-1")
 async def test_an_owners_read_of_an_order_is_one_ledger_entry(suite: Suite) -> None:
-    goods = await suite.call(
-        "POST",
-        "/orders/admin/goods",
-        headers=suite.admin,
-        json={"name": "Green tea", "price": "19.90"},
-        expect=201,
-    )
     person = Person.new()
     _, headers = await suite.register(person)
 
-    async def place() -> str:
-        placed = await suite.call(
-            "POST",
-            "/orders/orders",
-            headers={**headers, "Idempotency-Key": secrets.token_hex(8)},
-            json=person.order_body(goods["goods_id"]),
-            expect=201,
-        )
-        order_id: str = placed["order_id"]
-        return order_id
-
-    first = await place()
+    first = await suite.place_order(person, headers)
     await suite.call("GET", f"/orders/orders/{first}", headers=headers)
     # Orders writes its events per subject in order: once the second placement is in the
     # ledger, a read event orders wrote for the first order would be there too.
-    await place()
+    await suite.place_order(person, headers)
 
     def settled(page: dict[str, Any]) -> bool:
         actions = [(e["who"]["service"], e["action"]) for e in page["entries"]]
