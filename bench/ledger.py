@@ -10,6 +10,11 @@ raw producer can (this process's CPU is the consumer's alone). Reported: events/
 the burst's first send to its last entry recorded, and the backlog's drain time, from the
 last send to the last entry. Every subject's chain is verified at the end.
 
+Under client load the events do not come in bursts but as a trickle, a few per fetch (one
+processing or access event per request): the trickle rows (``--trickle RATE``, 100 events/s
+by default, ``--trickle-s`` seconds) send at that steady rate and report the consumer's CPU
+per event, the cost each request adds to the ledger's process.
+
 Goals (issue 22, item 3): >= 5,000 events/s; the backlog gone within 2 s after a load run.
 """
 
@@ -54,6 +59,8 @@ class Drain:
     #: this process's CPU (consumer and the burst's producer) per 1,000 events: what a
     #: busy machine changes least
     cpu_ms_per_1000: float = 0.0
+    #: events/s the producer was held to (0: as fast as it can)
+    rate: float = 0.0
 
 
 def processing_event(index: int) -> Event:
@@ -90,7 +97,9 @@ def ledger_consumer(
     )
 
 
-async def drain(backend: str, url: str, bootstrap: str, *, batched: bool, events: int) -> Drain:
+async def drain(
+    backend: str, url: str, bootstrap: str, *, batched: bool, events: int, rate: float = 0.0
+) -> Drain:
     await upgrade("services.consent", url)
     database = Database(url)
     prefix = f"benchledger{uuid.uuid4().hex[:8]}."
@@ -115,7 +124,7 @@ async def drain(backend: str, url: str, bootstrap: str, *, batched: bool, events
         # process's CPU is the consumer's alone (the producer was half of it).
         burst = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bench.ledger", "--produce-to", topic,
-            "--bootstrap", bootstrap, "--events", str(events),
+            "--bootstrap", bootstrap, "--events", str(events), "--rate", str(rate),
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
         )  # fmt: skip
         assert burst.stdin is not None and burst.stdout is not None
@@ -151,14 +160,15 @@ async def drain(backend: str, url: str, bootstrap: str, *, batched: bool, events
         events / (done - started),
         done - produced,
         (cpu_done - cpu_started) * 1e6 / events,
+        rate,
     )
 
 
-async def produce_burst(bootstrap: str, topic: str, events: int) -> None:
+async def produce_burst(bootstrap: str, topic: str, events: int, rate: float = 0.0) -> None:
     """The burst, from its own process: the records are made first (serialising events is
     the producing services' work), then, on ``go`` from standard input, sent as fast as a
-    raw producer can; prints the wall-clock times of the first send and the last
-    acknowledgement."""
+    raw producer can, or ``rate`` a second; prints the wall-clock times of the first send
+    and the last acknowledgement."""
     records = [
         (event.subject.encode(), event.to_json_bytes())
         for event in (processing_event(index) for index in range(events))
@@ -169,7 +179,11 @@ async def produce_burst(bootstrap: str, topic: str, events: int) -> None:
         print("ready", flush=True)
         await asyncio.to_thread(sys.stdin.readline)
         started = time.time()
-        sent = [await producer.send(topic, value, key=key) for key, value in records]
+        sent = []
+        for index, (key, value) in enumerate(records):
+            if rate:  # the send due at index / rate seconds after the first
+                await asyncio.sleep(max(0.0, started + index / rate - time.time()))
+            sent.append(await producer.send(topic, value, key=key))
         await asyncio.gather(*sent)
         print(started, time.time(), flush=True)
     finally:
@@ -182,50 +196,85 @@ async def sqlite_url() -> AsyncIterator[str]:
         yield f"sqlite+aiosqlite:///{directory}/consent.db"
 
 
-async def measure(bootstrap: str, postgres: LocalPostgres, events: int, before: int) -> list[Drain]:
+async def measure(
+    bootstrap: str,
+    postgres: LocalPostgres,
+    events: int,
+    before: int,
+    *,
+    trickle: float = 0.0,
+    trickle_s: float = 0.0,
+) -> list[Drain]:
+    runs = [(False, before, 0.0), (True, events, 0.0)]
+    if trickle and trickle_s:
+        runs.append((True, round(trickle * trickle_s), trickle))
     results: list[Drain] = []
     for backend in ("SQLite", "PostgreSQL"):
-        for batched, count in ((False, before), (True, events)):
+        for batched, count, rate in runs:
+            if not count:
+                continue
             urls = sqlite_url() if backend == "SQLite" else postgres.database()
             async with urls as url:
-                results.append(await drain(backend, url, bootstrap, batched=batched, events=count))
+                results.append(
+                    await drain(backend, url, bootstrap, batched=batched, events=count, rate=rate)
+                )
     return results
 
 
 def rows(results: list[Drain]) -> list[Row]:
     out: list[Row] = []
     for backend in ("SQLite", "PostgreSQL"):
-        one, batch = (
-            next(r for r in results if r.backend == backend and r.batched is b)
-            for b in (False, True)
-        )
-        out.append(
-            Row(
-                "8",
-                f"ledger consumer, {backend}: events/s one by one ({one.events:,}) / in batches "
-                f"({batch.events:,}), {SUBJECTS} subjects",
-                f"{one.events_per_s:,.0f} / {batch.events_per_s:,.0f}",
-                f"x{batch.events_per_s / one.events_per_s:.1f}; process CPU "
-                f"{one.cpu_ms_per_1000:,.0f} / {batch.cpu_ms_per_1000:,.0f} ms per 1,000 events",
-                f">= {EVENTS_PER_S_GOAL:,} events/s",
-                batch.events_per_s >= EVENTS_PER_S_GOAL,
+        mine = [r for r in results if r.backend == backend]
+        one = next((r for r in mine if not r.batched), None)
+        batch = next((r for r in mine if r.batched and not r.rate), None)
+        if one is not None and batch is not None:
+            out.append(
+                Row(
+                    "8",
+                    f"ledger consumer, {backend}: events/s one by one ({one.events:,}) / in "
+                    f"batches ({batch.events:,}), {SUBJECTS} subjects",
+                    f"{one.events_per_s:,.0f} / {batch.events_per_s:,.0f}",
+                    f"x{batch.events_per_s / one.events_per_s:.1f}; process CPU "
+                    f"{one.cpu_ms_per_1000:,.0f} / {batch.cpu_ms_per_1000:,.0f} ms per 1,000 "
+                    "events",
+                    f">= {EVENTS_PER_S_GOAL:,} events/s",
+                    batch.events_per_s >= EVENTS_PER_S_GOAL,
+                )
             )
-        )
-        out.append(
-            Row(
-                "8",
-                f"ledger backlog after a burst, {backend}: drained in (one by one / in batches)",
-                f"{one.drain_s:.1f} s / {batch.drain_s:.1f} s",
-                "",
-                f"<= {DRAIN_GOAL_S:.0f} s",
-                batch.drain_s <= DRAIN_GOAL_S,
+            out.append(
+                Row(
+                    "8",
+                    f"ledger backlog after a burst, {backend}: drained in (one by one / in "
+                    "batches)",
+                    f"{one.drain_s:.1f} s / {batch.drain_s:.1f} s",
+                    "",
+                    f"<= {DRAIN_GOAL_S:.0f} s",
+                    batch.drain_s <= DRAIN_GOAL_S,
+                )
             )
-        )
+        for trickle in (r for r in mine if r.rate):
+            out.append(
+                Row(
+                    "8",
+                    f"ledger consumer, {backend}: a trickle of {trickle.rate:,.0f} events/s "
+                    f"({trickle.events:,}), the consumer's CPU per event",
+                    f"{trickle.cpu_ms_per_1000 / 1000:.3f} ms",
+                    f"last entry {trickle.drain_s:.2f} s after the last send",
+                    "",
+                    None,
+                )
+            )
     return out
 
 
 def run(
-    *, bootstrap: str = "", postgres_admin_url: str = "", events: int = 10_000, before: int = 2_000
+    *,
+    bootstrap: str = "",
+    postgres_admin_url: str = "",
+    events: int = 10_000,
+    before: int = 2_000,
+    trickle: float = 100.0,
+    trickle_s: float = 10.0,
 ) -> list[Row]:
     if not bootstrap:
         kafka = LocalKafka()
@@ -234,7 +283,11 @@ def run(
     postgres = LocalPostgres(admin_url=postgres_admin_url)
     if not postgres_admin_url:
         postgres.start()
-    return rows(asyncio.run(measure(bootstrap, postgres, events, before)))
+    return rows(
+        asyncio.run(
+            measure(bootstrap, postgres, events, before, trickle=trickle, trickle_s=trickle_s)
+        )
+    )
 
 
 def main() -> None:
@@ -245,16 +298,23 @@ def main() -> None:
     )
     parser.add_argument("--events", type=int, default=10_000, help="the burst, in batches")
     parser.add_argument("--before", type=int, default=2_000, help="the burst, one by one")
+    parser.add_argument(
+        "--trickle", type=float, default=100.0, help="events/s of the trickle rows (0: none)"
+    )
+    parser.add_argument("--trickle-s", type=float, default=10.0, help="the trickle's seconds")
     parser.add_argument("--produce-to", default="", help=argparse.SUPPRESS)  # the burst's process
+    parser.add_argument("--rate", type=float, default=0.0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.produce_to:
-        asyncio.run(produce_burst(args.bootstrap, args.produce_to, args.events))
+        asyncio.run(produce_burst(args.bootstrap, args.produce_to, args.events, args.rate))
         return
     for row in run(
         bootstrap=args.bootstrap,
         postgres_admin_url=args.postgres_admin_url,
         events=args.events,
         before=args.before,
+        trickle=args.trickle,
+        trickle_s=args.trickle_s,
     ):
         print(" | ".join((row.section, row.what, row.figure, row.ratio, row.goal)))
 

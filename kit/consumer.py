@@ -13,10 +13,10 @@ assigned to it, as one unit: the new events (their ids looked up in one query) a
 together and recorded in one transaction, and the partitions' offsets committed after it
 (each partition's records keep their order). If that transaction fails, the batch is taken
 again one event at a time, as above, so a poison event still goes alone to the dead-letter
-topic. With ``batch_linger_s``, a fetch of fewer than :data:`LINGER_BELOW` records waits
-that long for more before it is handled: under a steady trickle (an event per request) the
-transaction and its statements are shared by many events instead of paid by each, while a
-backlog (larger fetches) is taken at once.
+topic; a fetch of one record takes the same path. With ``batch_linger_s``, the broker holds
+each fetch until it has :data:`GATHER_BYTES` for it or that long has passed: under a steady
+trickle (an event per request) a transaction and its statements, and the fetch itself, are
+shared by many events instead of paid by each, while a backlog is answered at once.
 
 A consumer given ``wants`` asks it first: an event it does not want is skipped before any
 database work (no transaction, no ``processed_event`` row), so a topic's other event types
@@ -54,7 +54,9 @@ BatchHandler = Callable[[AsyncSession, Sequence[Event]], Awaitable[None]]
 Record: TypeAlias = "ConsumerRecord[Any, Any]"
 DEAD_LETTER_SUFFIX = ".dlq"
 MAX_BATCH = 500  # records a fetch takes at most
-LINGER_BELOW = 32  # a smaller fetch is a trickle: it may wait batch_linger_s for more
+#: What a lingering consumer's fetch waits for (~100 events): a trickle gathers at the
+#: broker, which answers a backlog at once.
+GATHER_BYTES = 64 * 1024
 
 
 #: A batch's recorded ids on PostgreSQL, joined from an array: ``event_id IN (...)`` of a
@@ -115,7 +117,11 @@ class EventConsumer(BackgroundLoop):
         backoff = self.retry_delay_s
         while not self.stopping:
             consumer = new_consumer(
-                self.bootstrap_servers, *self.topics, group_id=self.name, client_id=self.name
+                self.bootstrap_servers,
+                *self.topics,
+                group_id=self.name,
+                client_id=self.name,
+                **self._fetch_options(),
             )
             producer = new_producer(self.bootstrap_servers, client_id=f"{self.name}-dlq")
             try:
@@ -149,21 +155,21 @@ class EventConsumer(BackgroundLoop):
                         await self.process(record, producer)
                     await consumer.commit({partition: records[-1].offset + 1})
                 continue
-            fetched = sum(len(records) for records in batches.values())
-            if 0 < fetched < LINGER_BELOW and self.batch_linger_s > 0:
-                await asyncio.sleep(self.batch_linger_s)  # let a trickle gather
-                more = await consumer.getmany(timeout_ms=0, max_records=MAX_BATCH - fetched)
-                for partition, records in more.items():
-                    batches[partition] = [*batches.get(partition, []), *records]
             records = [record for partition in batches.values() for record in partition]
-            if len(records) > 1:
+            if records:  # one record too: the batch path's statements are the cheaper
                 await self.process_batch(records, producer)
-            elif records:
-                await self.process(records[0], producer)
             if batches:
                 await consumer.commit(
                     {partition: found[-1].offset + 1 for partition, found in batches.items()}
                 )
+
+    def _fetch_options(self) -> dict[str, int]:
+        if self.batch_handler is None or self.batch_linger_s <= 0:
+            return {}
+        return {
+            "fetch_min_bytes": GATHER_BYTES,
+            "fetch_max_wait_ms": round(self.batch_linger_s * 1000),
+        }
 
     async def _wanted(self, record: Record, producer: AIOKafkaProducer) -> Event | None:
         """The record's event if this consumer wants it; unreadable ones are dead-lettered."""

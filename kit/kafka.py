@@ -160,8 +160,15 @@ async def abandon_producer(producer: AIOKafkaProducer) -> None:
 
 
 def new_consumer(
-    bootstrap_servers: str, *topics: str, group_id: str, client_id: str
+    bootstrap_servers: str,
+    *topics: str,
+    group_id: str,
+    client_id: str,
+    fetch_min_bytes: int = 1,
+    fetch_max_wait_ms: int = 500,
 ) -> AIOKafkaConsumer:
+    """A consumer of ``topics`` in ``group_id``, committing by hand. The broker answers a
+    fetch once it holds ``fetch_min_bytes`` or ``fetch_max_wait_ms`` has passed."""
     return AIOKafkaConsumer(
         *topics,
         **_cluster.client_options(),
@@ -173,6 +180,8 @@ def new_consumer(
         isolation_level="read_committed",
         request_timeout_ms=REQUEST_TIMEOUT_MS * 4,
         metadata_max_age_ms=METADATA_MAX_AGE_MS,
+        fetch_min_bytes=fetch_min_bytes,
+        fetch_max_wait_ms=fetch_max_wait_ms,
     )
 
 

@@ -3,6 +3,7 @@ poison event goes to the dead-letter topic with its error and the consumer carri
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -266,3 +267,58 @@ async def test_an_event_handled_before_a_crash_is_a_duplicate_in_a_batch_on_post
     assert applied is not None and applied.count == 4
     assert not [r for r in caplog.records if "taking it one by one" in r.getMessage()]
     assert recorded == {handled_before.id, *(event.id for event in fresh)}
+
+
+async def test_a_trickle_gathers_into_few_transactions_when_the_consumer_lingers(
+    kafka: Broker, tmp_path: Path
+) -> None:
+    """Under client load events come one per request, a few milliseconds apart: a batch
+    consumer with ``batch_linger_s`` has the broker hold each fetch for that long, so the
+    trickle is handled in a few transactions, not one per event."""
+    topic, database = await new_topic_and_database(kafka, tmp_path)
+    transactions: list[int] = []
+
+    async def count_batches(session: AsyncSession, events: Sequence[Event]) -> None:
+        transactions.append(len(events))
+        await apply_deposits(session, events)
+
+    consumer = EventConsumer(
+        name=f"deposits-{uuid.uuid4().hex[:8]}",
+        topics=[topic],
+        database=database,
+        bootstrap_servers=kafka.bootstrap_servers,
+        handler=apply_deposit,
+        batch_handler=count_batches,
+        batch_linger_s=0.5,
+    )
+    consumer.start()
+    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, linger_ms=0)
+    await producer.start()
+    try:
+        first = deposit("acc_1", 0)  # the consumer has joined once this one is handled
+        await producer.send_and_wait(topic, first.to_json_bytes(), key=b"acc_1")
+
+        async def joined() -> bool:
+            return consumer.handled == 1
+
+        await eventually(joined, timeout_s=60, what="the consumer to join")
+        transactions.clear()
+        for number in range(1, 21):  # 20 events, one every 10 ms: 0.2 s of trickle
+            await producer.send_and_wait(
+                topic, deposit("acc_1", number).to_json_bytes(), key=b"acc_1"
+            )
+            await asyncio.sleep(0.01)
+
+        async def all_handled() -> bool:
+            return consumer.handled == 21
+
+        await eventually(all_handled, timeout_s=30, what="the consumer to take the trickle")
+    finally:
+        await producer.stop()
+        await consumer.stop()
+    async with database.session() as session:
+        applied = await session.get(AppliedDeposits, "acc_1")
+    await database.dispose()
+    assert applied is not None and applied.count == 21
+    assert sum(transactions) == 20
+    assert len(transactions) <= 3, f"20 events took {len(transactions)} transactions"

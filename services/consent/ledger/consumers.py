@@ -16,7 +16,7 @@ from services.consent.ledger import service
 GROUP = "consent.ledger"
 #: How long a small fetch waits for more events: one transaction for the reads of many
 #: requests instead of one each (the ledger is read seconds later, not milliseconds).
-BATCH_LINGER_S = 0.05
+BATCH_LINGER_S = 0.25
 
 
 def ledger_consumer(context: AppContext) -> EventConsumer:
